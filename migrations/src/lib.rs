@@ -1,0 +1,13 @@
+//! Database schema for Skyvault, written with SeaQuery so the same migrations run on SQLite and
+//! PostgreSQL. Each issue's tables live in their own migration file; never edit one that has shipped.
+
+pub use sea_orm_migration::prelude::*;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![]
+    }
+}

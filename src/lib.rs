@@ -1,0 +1,17 @@
+//! Skyvault: a self-hosted, multi-tenant console that backs up Microsoft 365 into restic
+//! repositories the operator owns. The binary (`src/main.rs`) is a thin command line over this
+//! library; integration tests drive the same library.
+
+pub mod clock;
+pub mod crypto;
+pub mod ids;
+pub mod m365;
+pub mod simulator;
+pub mod storage;
+
+/// Both rustls back ends are compiled into the dependency tree (sqlx, reqwest, opendal); rustls
+/// refuses to pick one on its own and panics on the first TLS handshake. Call this once at start-up
+/// and in tests; calling it again is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -1,0 +1,3 @@
+fn main() {
+    skyvault::install_crypto_provider();
+}

@@ -1,0 +1,5 @@
+//! The one integration-test binary: each area of Skyvault is a module.
+
+mod m365;
+mod simulator;
+mod storage;
