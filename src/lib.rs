@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod crypto;
+pub mod db;
 pub mod ids;
 pub mod m365;
 pub mod simulator;

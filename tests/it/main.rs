@@ -1,5 +1,7 @@
 //! The one integration-test binary: each area of Skyvault is a module.
 
+mod support;
+
 mod m365;
 mod simulator;
 mod storage;
