@@ -2,13 +2,18 @@
 //! repositories the operator owns. The binary (`src/main.rs`) is a thin command line over this
 //! library; integration tests drive the same library.
 
+pub mod accounts;
+pub mod app;
 pub mod clock;
+pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod ids;
+pub mod jobs;
 pub mod m365;
 pub mod simulator;
 pub mod storage;
+pub mod web;
 
 /// Both rustls back ends are compiled into the dependency tree (sqlx, reqwest, opendal); rustls
 /// refuses to pick one on its own and panics on the first TLS handshake. Call this once at start-up

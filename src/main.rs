@@ -1,3 +1,197 @@
-fn main() {
+//! The `skyvault` command: `serve` (default), `migrate`, `admin`, `simulator`, `settings-table`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use skyvault::accounts::access::Home;
+use skyvault::accounts::users::{NewUser, create_user};
+use skyvault::accounts::{Role, tenancy};
+use skyvault::config::Settings;
+use skyvault::ids::CustomerId;
+use skyvault::{app, clock, db, jobs};
+
+#[derive(Parser)]
+#[command(
+    name = "skyvault",
+    version,
+    about = "Backup for Microsoft 365 into storage you own"
+)]
+struct Cli {
+    /// Settings file (TOML); `SKYVAULT_*` environment variables override it.
+    #[arg(long, global = true, env = "SKYVAULT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web console, the scheduler and the workers (the default).
+    Serve {
+        /// Which parts this process runs; several processes can share one PostgreSQL database.
+        #[arg(long, value_enum, default_value_t = ServeRole::All)]
+        role: ServeRole,
+    },
+    /// Bring the database schema up to date and exit.
+    Migrate,
+    /// Administrative tasks from the terminal.
+    Admin {
+        #[command(subcommand)]
+        task: AdminTask,
+    },
+    /// Print the settings table (the README's is checked against it).
+    SettingsTable,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum ServeRole {
+    All,
+    Web,
+    Worker,
+}
+
+#[derive(Subcommand)]
+enum AdminTask {
+    /// Create a console user. The password is read from SKYVAULT_NEW_PASSWORD or standard input.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// partner_admin (with --partner-name for a new top-level partner) or customer_admin/read_only (with --customer).
+        #[arg(long, default_value = "partner_admin")]
+        role: String,
+        /// Create a new top-level partner with this name for a partner administrator.
+        #[arg(long)]
+        partner_name: Option<String>,
+        /// The customer id for a customer user.
+        #[arg(long)]
+        customer: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("skyvault: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&settings.log).unwrap_or_else(|_| "info".into()),
+        )
+        .init();
     skyvault::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("skyvault: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve {
+            role: ServeRole::All,
+        }) {
+            Command::Serve { role } => serve(settings, role).await,
+            Command::Migrate => {
+                db::connect_and_migrate(&settings.database_url()).await?;
+                println!("database is up to date");
+                Ok(())
+            }
+            Command::Admin { task } => admin(settings, task).await,
+            Command::SettingsTable => {
+                print!("{}", Settings::markdown_table());
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("skyvault: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings, role: ServeRole) -> anyhow::Result<()> {
+    let state = app::prepare(settings, clock::system()).await?;
+    let _ticks = jobs::ticks::start_ticks(state.db.clone(), state.clock.clone()).await?;
+    if role == ServeRole::Worker {
+        tracing::info!("worker started");
+        tokio::signal::ctrl_c().await?;
+        return Ok(());
+    }
+    let listener = app::bind(&state.settings.bind)?;
+    if let Some(link) = app::setup_link(&state).await? {
+        println!();
+        println!("  Skyvault has no administrator yet. Open this one-time link to create one:");
+        println!();
+        println!("      {link}");
+        println!();
+    }
+    tracing::info!("console listening on {}", state.settings.public_url());
+    app::web_server(state, listener)?.await?;
+    Ok(())
+}
+
+async fn admin(settings: Settings, task: AdminTask) -> anyhow::Result<()> {
+    let state = app::prepare(settings, clock::system()).await?;
+    match task {
+        AdminTask::CreateUser {
+            email,
+            name,
+            role,
+            partner_name,
+            customer,
+        } => {
+            let password = match std::env::var("SKYVAULT_NEW_PASSWORD") {
+                Ok(password) => password,
+                Err(_) => {
+                    eprintln!("Password for {email} (then Enter):");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("unknown role {role}"))?;
+            let home = match role {
+                Role::PartnerAdmin => {
+                    let name = partner_name.ok_or_else(|| {
+                        anyhow::anyhow!("--partner-name is required for a partner administrator")
+                    })?;
+                    let partner =
+                        tenancy::create_partner(&state.db, state.clock.as_ref(), &name, None)
+                            .await?;
+                    Home::Partner(partner.id.into())
+                }
+                Role::CustomerAdmin | Role::ReadOnly => {
+                    let id: CustomerId = customer
+                        .ok_or_else(|| {
+                            anyhow::anyhow!("--customer is required for a customer user")
+                        })?
+                        .parse()?;
+                    Home::Customer(id)
+                }
+            };
+            let new = NewUser {
+                email: &email,
+                display_name: &name,
+                password: &password,
+                role,
+                home,
+            };
+            let user = create_user(&state.db, state.clock.as_ref(), new).await?;
+            println!("created {} ({})", user.email, role.label());
+            Ok(())
+        }
+    }
 }

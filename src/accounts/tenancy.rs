@@ -1,0 +1,150 @@
+//! Creating and changing partners and customers. Every change is made through an [`Access`], so a
+//! partner administrator can only act inside their own subtree.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder,
+};
+
+use super::access::CustomerScope;
+use super::entities::{console_user, customer, partner};
+use super::{Access, AccountError, FieldError, validate_name};
+use crate::clock::Clock;
+use crate::ids::{CustomerId, PartnerId};
+
+pub async fn create_partner(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    name: &str,
+    parent: Option<PartnerId>,
+) -> Result<partner::Model, AccountError> {
+    let mut errors = Vec::new();
+    let name = validate_name("name", name, &mut errors);
+    if !errors.is_empty() {
+        return Err(AccountError::Invalid(errors));
+    }
+    let model = partner::ActiveModel {
+        id: Set(PartnerId::new().0),
+        parent_id: Set(parent.map(|p| p.0)),
+        name: Set(name),
+        created_at: Set(clock.now().with_timezone(&Utc)),
+    };
+    Ok(model.insert(db).await?)
+}
+
+/// A sub-partner of `parent`, which must be in the caller's subtree.
+pub async fn create_sub_partner(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    access: &Access,
+    parent: PartnerId,
+    name: &str,
+) -> Result<partner::Model, AccountError> {
+    access.require_partner_admin()?;
+    access.partner(db, parent).await?;
+    create_partner(db, clock, name, Some(parent)).await
+}
+
+/// Partners directly below `parent` (which must be in the caller's subtree).
+pub async fn sub_partners(
+    db: &DatabaseConnection,
+    access: &Access,
+    parent: PartnerId,
+) -> Result<Vec<partner::Model>, AccountError> {
+    access.partner(db, parent).await?;
+    Ok(partner::Entity::find()
+        .filter(partner::Column::ParentId.eq(parent.0))
+        .order_by_asc(partner::Column::Name)
+        .all(db)
+        .await?)
+}
+
+pub async fn create_customer(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    access: &Access,
+    owner: PartnerId,
+    name: &str,
+) -> Result<customer::Model, AccountError> {
+    access.require_partner_admin()?;
+    access.partner(db, owner).await?;
+    let mut errors = Vec::new();
+    let name = validate_name("name", name, &mut errors);
+    if !errors.is_empty() {
+        return Err(AccountError::Invalid(errors));
+    }
+    ensure_customer_name_free(db, owner, &name, None).await?;
+    let model = customer::ActiveModel {
+        id: Set(CustomerId::new().0),
+        partner_id: Set(owner.0),
+        name: Set(name),
+        disabled: Set(false),
+        created_at: Set(clock.now()),
+    };
+    Ok(model.insert(db).await?)
+}
+
+pub async fn rename_customer(
+    db: &DatabaseConnection,
+    access: &Access,
+    scope: &CustomerScope,
+    name: &str,
+) -> Result<customer::Model, AccountError> {
+    access.require_partner_admin()?;
+    let mut errors = Vec::new();
+    let name = validate_name("name", name, &mut errors);
+    if !errors.is_empty() {
+        return Err(AccountError::Invalid(errors));
+    }
+    let current = scope.customer();
+    ensure_customer_name_free(db, PartnerId(current.partner_id), &name, Some(current.id)).await?;
+    let mut model: customer::ActiveModel = current.clone().into();
+    model.name = Set(name);
+    Ok(model.update(db).await?)
+}
+
+/// Disabling a customer signs its users out and stops them signing in; its data and backups stay.
+pub async fn set_customer_disabled(
+    db: &DatabaseConnection,
+    access: &Access,
+    scope: &CustomerScope,
+    disabled: bool,
+) -> Result<customer::Model, AccountError> {
+    access.require_partner_admin()?;
+    let mut model: customer::ActiveModel = scope.customer().clone().into();
+    model.disabled = Set(disabled);
+    let updated = model.update(db).await?;
+    if disabled {
+        let users = console_user::Entity::find()
+            .filter(console_user::Column::CustomerId.eq(scope.id().0))
+            .all(db)
+            .await?;
+        for user in users {
+            super::session_store::revoke_user_sessions(db, user.id.into()).await?;
+        }
+    }
+    Ok(updated)
+}
+
+async fn ensure_customer_name_free(
+    db: &DatabaseConnection,
+    owner: PartnerId,
+    name: &str,
+    except: Option<uuid::Uuid>,
+) -> Result<(), AccountError> {
+    let siblings = customer::Entity::find()
+        .filter(customer::Column::PartnerId.eq(owner.0))
+        .all(db)
+        .await?;
+    let taken = siblings
+        .iter()
+        .any(|c| c.name.eq_ignore_ascii_case(name) && Some(c.id) != except);
+    if taken {
+        return Err(AccountError::Invalid(vec![FieldError {
+            field: "name",
+            message: "A customer with this name already exists.".into(),
+        }]));
+    }
+    Ok(())
+}

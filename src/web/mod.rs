@@ -1,0 +1,247 @@
+//! The browser console: routes, handlers, forms and htmx fragments. Handlers are thin: parse the
+//! request, turn ids into scopes through `accounts::Access`, call one domain function, render.
+
+pub mod assets;
+pub mod auth;
+pub mod console;
+pub mod csrf;
+pub mod error;
+pub mod forms;
+pub mod middleware;
+pub mod partner;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_session::config::{
+    BrowserSession, CookieContentSecurity, SessionLifecycle, TtlExtensionPolicy,
+};
+use actix_session::{Session, SessionExt, SessionMiddleware};
+use actix_web::cookie::{Key, SameSite};
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use askama::Template;
+use sea_orm::{DatabaseConnection, EntityTrait};
+
+use crate::accounts::access::{CustomerScope, Home};
+use crate::accounts::entities::partner as partner_entity;
+use crate::accounts::session_store::{DatabaseSessionStore, USER_KEY};
+use crate::accounts::{Access, Role};
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::crypto::MasterKey;
+use crate::ids::{CustomerId, UserId};
+pub use error::WebError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub settings: Settings,
+    pub clock: SharedClock,
+    pub master_key: MasterKey,
+}
+
+/// Mounts the console on an actix `App`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/static/{path:.*}", web::get().to(assets::asset))
+        .route("/", web::get().to(auth::home))
+        .route("/healthz", web::get().to(auth::health))
+        .route("/signin", web::get().to(auth::signin_page))
+        .route("/signin", web::post().to(auth::signin))
+        .route("/signout", web::post().to(auth::signout))
+        .route("/setup/{token}", web::get().to(auth::setup_page))
+        .route("/setup/{token}", web::post().to(auth::setup))
+        .route("/account/password", web::get().to(auth::password_page))
+        .route("/account/password", web::post().to(auth::change_password))
+        .route("/customers", web::get().to(partner::customers_page))
+        .route("/customers", web::post().to(partner::create_customer))
+        .route(
+            "/customers/{customer}",
+            web::get().to(partner::customer_page),
+        )
+        .route(
+            "/customers/{customer}/rename",
+            web::post().to(partner::rename_customer),
+        )
+        .route(
+            "/customers/{customer}/disable",
+            web::post().to(partner::disable_customer),
+        )
+        .route(
+            "/customers/{customer}/enable",
+            web::post().to(partner::enable_customer),
+        )
+        .route(
+            "/customers/{customer}/users",
+            web::post().to(partner::add_customer_user),
+        )
+        .route("/partners", web::get().to(partner::partners_page))
+        .route("/partners", web::post().to(partner::create_sub_partner))
+        .route(
+            "/c/{customer}/settings/users",
+            web::post().to(console::add_user),
+        )
+        .route("/c/{customer}/{section}", web::get().to(console::section))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<HttpResponse, WebError> {
+    Err(WebError::NotFound)
+}
+
+/// The session middleware: a cookie holding only a random key, state in our database.
+pub fn session_middleware(state: &AppState) -> SessionMiddleware<DatabaseSessionStore> {
+    let minutes = state.settings.session_idle_minutes.max(5) as i64;
+    SessionMiddleware::builder(
+        DatabaseSessionStore::new(state.db.clone(), state.clock.clone()),
+        session_cookie_key(&state.master_key),
+    )
+    .cookie_name("skyvault_session".into())
+    .cookie_http_only(true)
+    .cookie_same_site(SameSite::Lax)
+    .cookie_secure(state.settings.secure_cookies())
+    .cookie_content_security(CookieContentSecurity::Signed)
+    .session_lifecycle(SessionLifecycle::BrowserSession(
+        BrowserSession::default()
+            .state_ttl(actix_web::cookie::time::Duration::minutes(minutes))
+            .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+    ))
+    .build()
+}
+
+/// The cookie-signing key is derived from the master key, so every node of a cluster agrees
+/// on it and it survives restarts without being stored anywhere.
+fn session_cookie_key(master: &MasterKey) -> Key {
+    Key::derive_from(&master.derive_subkey("skyvault session cookie signing"))
+}
+
+/// A signed-in user, loaded from the session for every handler that asks for it.
+pub struct SignedIn {
+    pub access: Access,
+    pub csrf: String,
+    pub partner_name: Option<String>,
+    pub session: Session,
+}
+
+impl FromRequest for SignedIn {
+    type Error = WebError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let session = req.get_session();
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let state = state.ok_or_else(|| WebError::internal("application state missing"))?;
+            let user_id = session
+                .get::<String>(USER_KEY)
+                .ok()
+                .flatten()
+                .and_then(|id| id.parse::<UserId>().ok())
+                .ok_or(WebError::SignInRequired)?;
+            let Some(access) = Access::load(&state.db, user_id).await? else {
+                session.purge();
+                return Err(WebError::SignInRequired);
+            };
+            let partner_name = match access.home {
+                Home::Partner(id) => partner_entity::Entity::find_by_id(id.0)
+                    .one(&state.db)
+                    .await?
+                    .map(|p| p.name),
+                Home::Customer(_) => None,
+            };
+            let csrf = csrf::ensure_token(&session);
+            Ok(SignedIn {
+                access,
+                csrf,
+                partner_name,
+                session,
+            })
+        })
+    }
+}
+
+impl SignedIn {
+    /// The scoping function applied to a customer id taken from a URL.
+    pub async fn customer(&self, state: &AppState, id: &str) -> Result<CustomerScope, WebError> {
+        let id: CustomerId = id.parse().map_err(|_| WebError::NotFound)?;
+        Ok(self.access.customer(&state.db, id).await?)
+    }
+}
+
+/// The customer a console link points at.
+#[derive(Debug, Clone)]
+pub struct CustomerRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// Top bar and navigation: the same on every console page.
+#[derive(Debug, Clone)]
+pub struct Chrome {
+    pub user_name: String,
+    pub user_email: String,
+    pub role_label: &'static str,
+    pub partner_name: Option<String>,
+    pub customer: Option<CustomerRef>,
+    pub csrf: String,
+    pub active: &'static str,
+}
+
+impl Chrome {
+    pub fn new(
+        signed_in: &SignedIn,
+        customer: Option<&CustomerScope>,
+        active: &'static str,
+    ) -> Self {
+        Chrome {
+            user_name: signed_in.access.display_name.clone(),
+            user_email: signed_in.access.email.clone(),
+            role_label: signed_in.access.role.label(),
+            partner_name: signed_in.partner_name.clone(),
+            customer: customer.map(|scope| CustomerRef {
+                id: scope.id().to_string(),
+                name: scope.customer().name.clone(),
+            }),
+            csrf: signed_in.csrf.clone(),
+            active,
+        }
+    }
+
+    pub fn is_partner(&self) -> bool {
+        self.partner_name.is_some()
+    }
+
+    pub fn sections(&self) -> &'static [(&'static str, &'static str)] {
+        console::SECTIONS
+    }
+
+    pub fn is(&self, section: &str) -> bool {
+        self.active == section
+    }
+}
+
+pub fn can_manage_tenancy(access: &Access) -> bool {
+    access.role == Role::PartnerAdmin
+}
+
+/// Renders a page with a status.
+pub fn render(
+    status: actix_web::http::StatusCode,
+    page: &impl Template,
+) -> Result<HttpResponse, WebError> {
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(page.render()?))
+}
+
+pub fn ok(page: &impl Template) -> Result<HttpResponse, WebError> {
+    render(actix_web::http::StatusCode::OK, page)
+}
+
+/// Post/redirect/get: after a successful form post the browser loads the result page.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location.to_string()))
+        .finish()
+}
