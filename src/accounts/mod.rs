@@ -75,9 +75,9 @@ pub enum AccountError {
     NotFound,
     #[error("you do not have permission to do that")]
     Forbidden,
-    #[error("the email or password is not correct")]
+    #[error("The email or password is not correct.")]
     BadCredentials,
-    #[error("too many failed sign-ins; try again in {minutes} minutes")]
+    #[error("Too many failed sign-ins. Try again in {minutes} minutes.")]
     Throttled { minutes: i64 },
     #[error("the form has errors")]
     Invalid(Vec<FieldError>),

@@ -114,6 +114,13 @@ impl ResponseError for WebError {
         // Rendering happens without the request, so htmx detection is done by the wrapper
         // middleware (`render_errors_for_htmx`) which swaps in the fragment form below.
         let status = self.status_code();
+        if matches!(self, WebError::SignInRequired) {
+            // A signed-out visitor of a console page is sent to sign in, not shown an error.
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/signin"))
+                .insert_header(("X-Skyvault-Error", self.code()))
+                .finish();
+        }
         let title = status.canonical_reason().unwrap_or("Error");
         let page = ErrorPage {
             status: status.as_u16(),

@@ -119,7 +119,11 @@ pub async fn render_errors_for_htmx(
     let is_htmx = req.headers().contains_key("HX-Request");
     let response = next.call(req).await?.map_into_boxed_body();
     let status = response.status();
-    if !is_htmx || !(status.is_client_error() || status.is_server_error()) {
+    let signed_out = response
+        .headers()
+        .get("X-Skyvault-Error")
+        .is_some_and(|v| v == "sign_in_required");
+    if !is_htmx || !(status.is_client_error() || status.is_server_error() || signed_out) {
         return Ok(response);
     }
     let code = response

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod console;
 mod m365;
 mod simulator;
 mod storage;

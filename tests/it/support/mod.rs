@@ -1,34 +1,73 @@
 //! Shared test fixtures: a fresh database per test (SQLite in a temporary folder by default,
 //! a new PostgreSQL database when `SKYVAULT_TEST_DATABASE_URL` is set).
 
+pub mod app;
+
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use tempfile::TempDir;
 
 pub struct TestDb {
+    #[allow(dead_code)]
     pub conn: DatabaseConnection,
     pub url: String,
     /// Keeps the SQLite folder alive as long as the test holds the database.
     pub dir: TempDir,
+    /// The PostgreSQL server and database name to drop when the test ends.
+    postgres: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime; a separate thread with its own runtime may block.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let admin = Database::connect(&server).await.ok()?;
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
 }
 
 /// A migrated, empty database that no other test shares.
 pub async fn fresh_database() -> TestDb {
     skyvault::install_crypto_provider();
     let dir = tempfile::tempdir().expect("temporary folder");
-    let url = match std::env::var("SKYVAULT_TEST_DATABASE_URL") {
-        Ok(server) if !server.is_empty() => create_postgres_database(&server).await,
-        _ => format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("skyvault.sqlite").display()
+    let (url, postgres) = match std::env::var("SKYVAULT_TEST_DATABASE_URL") {
+        Ok(server) if !server.is_empty() => {
+            let (url, name) = create_postgres_database(&server).await;
+            (url, Some((server, name)))
+        }
+        _ => (
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("skyvault.sqlite").display()
+            ),
+            None,
         ),
     };
     let conn = skyvault::db::connect_and_migrate(&url)
         .await
         .expect("migrated test database");
-    TestDb { conn, url, dir }
+    TestDb {
+        conn,
+        url,
+        dir,
+        postgres,
+    }
 }
 
-async fn create_postgres_database(server_url: &str) -> String {
+async fn create_postgres_database(server_url: &str) -> (String, String) {
     let admin = Database::connect(server_url)
         .await
         .expect("PostgreSQL test server");
@@ -39,5 +78,5 @@ async fn create_postgres_database(server_url: &str) -> String {
         .expect("create test database");
     let mut url = url::Url::parse(server_url).expect("SKYVAULT_TEST_DATABASE_URL is a URL");
     url.set_path(&name);
-    url.to_string()
+    (url.to_string(), name)
 }

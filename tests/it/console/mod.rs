@@ -1,0 +1,6 @@
+//! The console foundation through HTTP: first-run setup, accounts, sessions, CSRF, tenancy and
+//! isolation between customers.
+
+mod access;
+mod accounts;
+mod setup;

@@ -1,0 +1,277 @@
+//! `TestApp`: the real Skyvault server on a free port against a fresh database, and `Visitor`, a
+//! cookie-keeping HTTP client that posts forms with the page's CSRF token like a browser does.
+
+use std::sync::Arc;
+
+use chrono::TimeZone;
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use skyvault::clock::ManualClock;
+use skyvault::config::Settings;
+use skyvault::web::AppState;
+
+use super::{TestDb, fresh_database};
+
+pub struct TestApp {
+    pub base: String,
+    pub state: AppState,
+    pub clock: ManualClock,
+    /// The setup token printed at start, while the instance has no user.
+    pub setup_token: Option<String>,
+    server: actix_web::dev::ServerHandle,
+    /// Keeps the temporary database alive while the app runs.
+    #[allow(dead_code)]
+    pub db: TestDb,
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        let db = fresh_database().await;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        let address = listener.local_addr().expect("address");
+        let settings = Settings {
+            bind: address.to_string(),
+            data_dir: db.dir.path().display().to_string(),
+            database_url: db.url.clone(),
+            ..Settings::default()
+        };
+        let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap());
+        let state = skyvault::app::prepare(settings, Arc::new(clock.clone()))
+            .await
+            .expect("app state");
+        let setup_token = skyvault::app::setup_link(&state)
+            .await
+            .expect("setup link")
+            .map(|link| link.rsplit('/').next().unwrap().to_string());
+        let server = skyvault::app::web_server(state.clone(), listener).expect("server");
+        let handle = server.handle();
+        tokio::spawn(server);
+        TestApp {
+            base: format!("http://{address}"),
+            state,
+            clock,
+            setup_token,
+            server: handle,
+            db,
+        }
+    }
+
+    /// A started app whose first partner administrator exists and is signed in.
+    pub async fn with_partner_admin() -> (TestApp, Visitor) {
+        let app = TestApp::start().await;
+        let admin = app.visitor();
+        let token = app
+            .setup_token
+            .clone()
+            .expect("fresh instance has a setup token");
+        admin
+            .get(&format!("/setup/{token}"))
+            .await
+            .expect_status(StatusCode::OK);
+        admin
+            .post(
+                &format!("/setup/{token}"),
+                &[
+                    ("organisation", "Northwind Partners"),
+                    ("display_name", "Pat Partner"),
+                    ("email", PARTNER_EMAIL),
+                    ("password", PASSWORD),
+                    ("confirm", PASSWORD),
+                ],
+            )
+            .await
+            .expect_redirect("/customers");
+        (app, admin)
+    }
+
+    pub fn visitor(&self) -> Visitor {
+        Visitor {
+            base: self.base.clone(),
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            csrf: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Creates a customer with one administrator as the partner `admin`; returns the customer id.
+    pub async fn customer_with_admin(
+        &self,
+        partner: &Visitor,
+        name: &str,
+        admin_email: &str,
+    ) -> String {
+        partner
+            .get("/customers")
+            .await
+            .expect_status(StatusCode::OK);
+        let created = partner.post("/customers", &[("name", name)]).await;
+        assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+        let id = created
+            .location()
+            .trim_start_matches("/customers/")
+            .to_string();
+        partner
+            .get(&format!("/customers/{id}"))
+            .await
+            .expect_status(StatusCode::OK);
+        partner
+            .post(
+                &format!("/customers/{id}/users"),
+                &[
+                    ("display_name", "Casey Admin"),
+                    ("email", admin_email),
+                    ("password", PASSWORD),
+                    ("role", "customer_admin"),
+                ],
+            )
+            .await
+            .expect_redirect(&format!("/customers/{id}"));
+        id
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.server.clone();
+        tokio::spawn(async move { handle.stop(false).await });
+    }
+}
+
+pub const PARTNER_EMAIL: &str = "pat@northwind.example";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct Visitor {
+    base: String,
+    client: reqwest::Client,
+    csrf: std::sync::Mutex<Option<String>>,
+}
+
+#[derive(Debug)]
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn expect_status(self, status: StatusCode) -> Page {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body:\n{}",
+            self.body
+        );
+        self
+    }
+
+    pub fn location(&self) -> String {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn expect_redirect(self, to: &str) -> Page {
+        assert_eq!(
+            self.status,
+            StatusCode::SEE_OTHER,
+            "expected a redirect to {to}; body:\n{}",
+            self.body
+        );
+        assert_eq!(self.location(), to);
+        self
+    }
+
+    pub fn error_code(&self) -> Option<String> {
+        self.headers
+            .get("x-skyvault-error")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+}
+
+impl Visitor {
+    pub async fn get(&self, path: &str) -> Page {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
+        self.read(response).await
+    }
+
+    /// Posts a form with the CSRF token of the last page seen, as a browser form would.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let token = self.csrf.lock().unwrap().clone().unwrap_or_default();
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf_token", &token));
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .form(&form)
+            .send()
+            .await
+            .expect("POST");
+        self.read(response).await
+    }
+
+    /// Posts without any CSRF token.
+    pub async fn post_without_token(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .form(fields)
+            .send()
+            .await
+            .expect("POST");
+        self.read(response).await
+    }
+
+    /// Posts as htmx does: the token in the `X-CSRF-Token` header.
+    pub async fn htmx_post(&self, path: &str, token: &str) -> Page {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("HX-Request", "true")
+            .header("X-CSRF-Token", token)
+            .send()
+            .await
+            .expect("POST");
+        self.read(response).await
+    }
+
+    pub fn csrf_token(&self) -> String {
+        self.csrf.lock().unwrap().clone().unwrap_or_default()
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Page {
+        self.get("/signin").await;
+        self.post("/signin", &[("email", email), ("password", password)])
+            .await
+    }
+
+    async fn read(&self, response: reqwest::Response) -> Page {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.text().await.expect("body");
+        if let Some(token) = find_csrf(&body) {
+            *self.csrf.lock().unwrap() = Some(token);
+        }
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+fn find_csrf(body: &str) -> Option<String> {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = body.find(marker)? + marker.len();
+    let end = body[start..].find('"')? + start;
+    Some(body[start..end].to_string())
+}
