@@ -72,27 +72,33 @@ pub async fn create_user(
     Ok(model.insert(db).await?)
 }
 
-/// A partner administrator adds a user to a customer in their subtree.
+/// A console user of a customer, as typed into the add-user form.
+#[derive(Debug, Clone)]
+pub struct CustomerUser<'a> {
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub password: &'a str,
+    pub role: Role,
+}
+
+/// A partner administrator, or an administrator of the customer, adds a user to the customer.
 pub async fn create_customer_user(
     db: &DatabaseConnection,
     clock: &dyn Clock,
     access: &Access,
     scope: &CustomerScope,
-    email: &str,
-    display_name: &str,
-    password: &str,
-    role: Role,
+    user: CustomerUser<'_>,
 ) -> Result<console_user::Model, AccountError> {
     let allowed = access.role == Role::PartnerAdmin
         || (access.role == Role::CustomerAdmin && scope.can_change());
-    if !allowed || role == Role::PartnerAdmin {
+    if !allowed || user.role == Role::PartnerAdmin {
         return Err(AccountError::Forbidden);
     }
     let new = NewUser {
-        email,
-        display_name,
-        password,
-        role,
+        email: user.email,
+        display_name: user.display_name,
+        password: user.password,
+        role: user.role,
         home: Home::Customer(scope.id()),
     };
     create_user(db, clock, new).await

@@ -94,10 +94,7 @@ pub async fn add_user(
         state.clock.as_ref(),
         &signed_in.access,
         &scope,
-        &form.email,
-        &form.display_name,
-        &form.password,
-        form.role(),
+        form.user(),
     )
     .await;
     match created {

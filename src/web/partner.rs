@@ -249,10 +249,15 @@ pub struct UserForm {
 }
 
 impl UserForm {
-    pub fn role(&self) -> Role {
-        match self.role.as_str() {
-            "read_only" => Role::ReadOnly,
-            _ => Role::CustomerAdmin,
+    pub fn user(&self) -> users::CustomerUser<'_> {
+        users::CustomerUser {
+            email: &self.email,
+            display_name: &self.display_name,
+            password: &self.password,
+            role: match self.role.as_str() {
+                "read_only" => Role::ReadOnly,
+                _ => Role::CustomerAdmin,
+            },
         }
     }
 
@@ -278,10 +283,7 @@ pub async fn add_customer_user(
         state.clock.as_ref(),
         &signed_in.access,
         &scope,
-        &form.email,
-        &form.display_name,
-        &form.password,
-        form.role(),
+        form.user(),
     )
     .await;
     match created {
