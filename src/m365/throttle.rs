@@ -423,7 +423,7 @@ pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::clock::{Clock, ManualClock};
     use chrono::TimeZone;
     use rand::SeedableRng;
 
