@@ -208,9 +208,10 @@ pub(crate) fn delta_pages<T: DeltaItem>(
                         }
                         tracing::info!(tenant = %tenant, %error, "delta link rejected; starting a full resync");
                         let location = match &error {
-                            GraphError::Service {
-                                location: Some(l), ..
-                            } => executor.graph_link(l).ok(),
+                            GraphError::Service(e) => e
+                                .location
+                                .as_deref()
+                                .and_then(|l| executor.graph_link(l).ok()),
                             _ => None,
                         };
                         state.next = Some(

@@ -11,25 +11,11 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
     /// Graph answered with an error status.
-    #[error("Graph {status} {code}: {message} (request-id {})", request_id.as_deref().unwrap_or("none"))]
-    Service {
-        status: u16,
-        /// Graph's top-level `error.code`, e.g. `Request_ResourceNotFound`, `TooManyRequests`.
-        code: String,
-        /// The most specific `innerError.code` when Graph nests one (e.g. `resyncApplyDifferences`).
-        inner_code: Option<String>,
-        message: String,
-        request_id: Option<String>,
-        /// The server's `Retry-After`, when it sent one.
-        retry_after: Option<Duration>,
-        /// How many times the request was retried before giving up.
-        retries: u32,
-        /// The `Location` header: on a delta 410 it is where a full resync starts (§2.2, §4.2).
-        location: Option<String>,
-    },
+    #[error(transparent)]
+    Service(Box<ServiceError>),
     /// The identity platform refused to issue an app-only token.
     #[error(transparent)]
-    Token(#[from] TokenError),
+    Token(Box<TokenError>),
     /// The request never got an HTTP answer (DNS, connect, TLS, reset, timeout).
     #[error("network error talking to {host}: {message}")]
     Transport {
@@ -50,6 +36,31 @@ pub enum GraphError {
     /// Settings are unusable (bad URL, empty client id).
     #[error("invalid Microsoft 365 settings: {0}")]
     Settings(String),
+}
+
+/// What Graph said when it answered with an error status (§5.5).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("Graph {status} {code}: {message} (request-id {})", request_id.as_deref().unwrap_or("none"))]
+pub struct ServiceError {
+    pub status: u16,
+    /// Graph's top-level `error.code`, e.g. `Request_ResourceNotFound`, `TooManyRequests`.
+    pub code: String,
+    /// The most specific `innerError.code` when Graph nests one (e.g. `resyncApplyDifferences`).
+    pub inner_code: Option<String>,
+    pub message: String,
+    pub request_id: Option<String>,
+    /// The server's `Retry-After`, when it sent one.
+    pub retry_after: Option<Duration>,
+    /// How many times the request was retried before giving up.
+    pub retries: u32,
+    /// The `Location` header: on a delta 410 it is where a full resync starts (§2.2, §4.2).
+    pub location: Option<String>,
+}
+
+impl From<TokenError> for GraphError {
+    fn from(e: TokenError) -> Self {
+        GraphError::Token(Box::new(e))
+    }
 }
 
 /// Coarse classes of failure, for callers that decide what to show or whether to stop.
@@ -80,9 +91,10 @@ impl GraphError {
     /// between "try again next run" and "raise an alert".
     pub fn is_retryable(&self) -> bool {
         match self {
-            GraphError::Service { status, .. } => {
-                matches!(*status, 408 | 409 | 423 | 429 | 500 | 502 | 503 | 504 | 509)
-            }
+            GraphError::Service(e) => matches!(
+                e.status,
+                408 | 409 | 423 | 429 | 500 | 502 | 503 | 504 | 509
+            ),
             GraphError::Token(e) => e.is_retryable(),
             GraphError::Transport { .. } => true,
             GraphError::ResyncLoop(_) => true,
@@ -94,12 +106,13 @@ impl GraphError {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            GraphError::Service {
-                status,
-                code,
-                inner_code,
-                ..
-            } => {
+            GraphError::Service(e) => {
+                let ServiceError {
+                    status,
+                    code,
+                    inner_code,
+                    ..
+                } = e.as_ref();
                 if is_sync_state_code(code) || inner_code.as_deref().is_some_and(is_sync_state_code)
                 {
                     return ErrorKind::SyncStateLost;
@@ -138,7 +151,7 @@ impl GraphError {
     /// The HTTP status, when there was an answer.
     pub fn status(&self) -> Option<u16> {
         match self {
-            GraphError::Service { status, .. } => Some(*status),
+            GraphError::Service(e) => Some(e.status),
             GraphError::Token(e) => e.status,
             _ => None,
         }
@@ -147,7 +160,7 @@ impl GraphError {
     /// Graph's `error.code` (or the identity platform's `error`).
     pub fn code(&self) -> Option<&str> {
         match self {
-            GraphError::Service { code, .. } => Some(code),
+            GraphError::Service(e) => Some(&e.code),
             GraphError::Token(e) => Some(&e.error),
             _ => None,
         }
@@ -155,7 +168,7 @@ impl GraphError {
 
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            GraphError::Service { request_id, .. } => request_id.as_deref(),
+            GraphError::Service(e) => e.request_id.as_deref(),
             GraphError::Token(e) => e.trace_id.as_deref(),
             _ => None,
         }
@@ -163,7 +176,7 @@ impl GraphError {
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            GraphError::Service { retry_after, .. } => *retry_after,
+            GraphError::Service(e) => e.retry_after,
             GraphError::Token(e) => e.retry_after,
             _ => None,
         }
@@ -203,7 +216,7 @@ impl GraphError {
                 None,
             ),
         };
-        GraphError::Service {
+        GraphError::Service(Box::new(ServiceError {
             status,
             code: if code.is_empty() {
                 format!("http{status}")
@@ -216,14 +229,13 @@ impl GraphError {
             retry_after,
             retries: 0,
             location,
-        }
+        }))
     }
 
     pub(crate) fn with_retries(mut self, n: u32) -> Self {
         match &mut self {
-            GraphError::Service { retries, .. } | GraphError::Transport { retries, .. } => {
-                *retries = n
-            }
+            GraphError::Service(e) => e.retries = n,
+            GraphError::Transport { retries, .. } => *retries = n,
             _ => {}
         }
         self
@@ -362,13 +374,9 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Throttled);
         assert!(e.is_retryable());
         match e {
-            GraphError::Service {
-                inner_code,
-                message,
-                ..
-            } => {
-                assert_eq!(inner_code, None, "numeric inner code is a status echo");
-                assert_eq!(message, "Please retry again later.");
+            GraphError::Service(e) => {
+                assert_eq!(e.inner_code, None, "numeric inner code is a status echo");
+                assert_eq!(e.message, "Please retry again later.");
             }
             other => panic!("{other:?}"),
         }

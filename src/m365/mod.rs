@@ -25,7 +25,7 @@ pub use delta::{
     collect_round,
 };
 pub use directory::{MailboxStatus, SiteListing};
-pub use error::{ErrorKind, GraphError, TokenError, TokenErrorKind};
+pub use error::{ErrorKind, GraphError, ServiceError, TokenError, TokenErrorKind};
 pub use http::ByteStream;
 pub use identity::{
     ConsentError, ConsentGrant, ConsentRefusal, ConsentTenant, parse_consent_callback,

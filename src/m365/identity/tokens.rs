@@ -289,7 +289,7 @@ impl TokenProvider {
                     refresh_at: refresh_at(now, expires_in),
                 })
             }
-            Err(RequestTokenError::ServerResponse(e)) => Err(GraphError::Token(TokenError {
+            Err(RequestTokenError::ServerResponse(e)) => Err(GraphError::from(TokenError {
                 tenant: tenant.to_string(),
                 error: e.error,
                 description: e.error_description.unwrap_or_default(),
@@ -303,7 +303,7 @@ impl TokenProvider {
                 status,
                 retry_after,
                 body,
-            })) => Err(GraphError::Token(TokenError {
+            })) => Err(GraphError::from(TokenError {
                 tenant: tenant.to_string(),
                 error: "temporarily_unavailable".into(),
                 description: body,
