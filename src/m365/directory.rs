@@ -12,9 +12,9 @@ use crate::m365::error::{ErrorKind, GraphError};
 use crate::m365::paging::{ItemStream, paged};
 use crate::m365::types::{Group, MailboxPurpose, Organization, Site, User};
 
-/// What discovery reads of a user. `assignedPlans` gives the licence hints.
-const USER_FIELDS: &str =
-    "id,displayName,userPrincipalName,mail,accountEnabled,userType,assignedPlans";
+/// What discovery reads of a user. Whether the user has a mailbox or a OneDrive is not a
+/// directory property: `probe_mailbox` and `user_drive` ask the workloads themselves (§2.3, §4.1).
+const USER_FIELDS: &str = "id,displayName,userPrincipalName,mail,accountEnabled,userType";
 const GROUP_FIELDS: &str = "id,displayName,description,mail,mailEnabled,securityEnabled,groupTypes,resourceProvisioningOptions,visibility";
 /// Largest page the directory serves (§2.1: `$top` 1–999).
 const DIRECTORY_PAGE: &str = "999";

@@ -11,7 +11,7 @@ use crate::m365::delta::{DeltaStart, DeltaStream, delta_pages};
 use crate::m365::error::GraphError;
 use crate::m365::http::{ByteStream, GraphRequest, body_stream};
 use crate::m365::paging::{ItemStream, paged};
-use crate::m365::throttle::parse_retry_after;
+use crate::m365::throttle::{backoff_delay, parse_retry_after};
 use crate::m365::types::{Drive, DriveItem};
 
 const DRIVE_FIELDS: &str = "id,name,driveType,webUrl,quota";
@@ -84,30 +84,58 @@ impl TenantClient {
     }
 
     /// A file's content, streamed. Graph answers `/content` with 302 to a pre-authenticated URL
-    /// (§4.3); that URL is fetched without the bearer token, on a client that never has one.
+    /// (§4.3); that URL is fetched without the bearer token, on a client that never has one. When
+    /// the pre-authenticated fetch fails in a way a retry can help, a fresh URL is asked for
+    /// (they live only minutes). A stream that breaks mid-way ends with an error; the caller
+    /// downloads the item again.
     pub async fn download(&self, drive_id: &str, item_id: &str) -> Result<ByteStream, GraphError> {
         let request: GraphRequest = self.request(
             &["drives", drive_id, "items", item_id, "content"],
             &[],
             self.files(),
         )?;
-        let response = self.executor().send(self.tenant_id(), &request).await?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(body_stream(response.response, response.permit));
+        let executor = self.executor();
+        let mut retries = 0;
+        loop {
+            let response = executor.send(self.tenant_id(), &request).await?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(body_stream(response.response, response.permit));
+            }
+            let location = response
+                .response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| request.url.join(l).ok())
+                .ok_or_else(|| GraphError::Decode {
+                    url: request.url.to_string(),
+                    message: format!("{status} without a usable Location"),
+                })?;
+            match self.fetch_preauthenticated(location, response.permit).await {
+                Err(e) if e.is_retryable() && retries < executor.policy.max_retries => {
+                    retries += 1;
+                    let wait = e.retry_after().unwrap_or_else(|| {
+                        backoff_delay(&executor.policy, retries, &mut rand::rng())
+                    });
+                    match e.status() {
+                        // SharePoint's throttle applies to the whole tenant bucket (§5.3).
+                        Some(status @ (429 | 503)) => {
+                            let code = e.code().map(str::to_string);
+                            executor.governor.record_throttle(
+                                &request.resource,
+                                status,
+                                code,
+                                e.retry_after(),
+                                wait,
+                            );
+                        }
+                        _ => executor.governor.sleeper().sleep(wait).await,
+                    }
+                }
+                other => return other,
+            }
         }
-        let location = response
-            .response
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|l| request.url.join(l).ok())
-            .ok_or_else(|| GraphError::Decode {
-                url: request.url.to_string(),
-                message: format!("{status} without a usable Location"),
-            })?;
-        let permit = response.permit;
-        self.fetch_preauthenticated(location, permit).await
     }
 
     async fn fetch_preauthenticated(

@@ -306,18 +306,33 @@ impl Executor {
     }
 
     /// GET and decode JSON.
+    /// GET and decode JSON. A body cut off mid-way (connection reset after the headers) is
+    /// fetched again, with the same backoff as a failed request.
     pub(crate) async fn get_json<T: DeserializeOwned>(
         &self,
         tenant: TenantId,
         request: &GraphRequest,
     ) -> Result<T, GraphError> {
-        let response = self.send(tenant, request).await?;
-        if response.status().is_redirection() {
-            return Err(GraphError::Decode {
-                url: request.url.to_string(),
-                message: format!("unexpected redirect {}", response.status()),
-            });
+        let mut broken_bodies: u32 = 0;
+        loop {
+            let response = self.send(tenant, request).await?;
+            if response.status().is_redirection() {
+                return Err(GraphError::Decode {
+                    url: request.url.to_string(),
+                    message: format!("unexpected redirect {}", response.status()),
+                });
+            }
+            match response.json().await {
+                Err(GraphError::Transport { host, message, .. })
+                    if broken_bodies < self.policy.max_retries =>
+                {
+                    broken_bodies += 1;
+                    tracing::debug!(%host, %message, "response body broke off; fetching again");
+                    let wait = backoff_delay(&self.policy, broken_bodies, &mut rand::rng());
+                    self.governor.sleeper().sleep(wait).await;
+                }
+                other => return other,
+            }
         }
-        response.json().await
     }
 }

@@ -78,46 +78,8 @@ pub struct User {
     pub account_enabled: Option<bool>,
     /// `Member` or `Guest`.
     pub user_type: Option<String>,
-    /// Service plans assigned through licences; `exchange` / `SharePoint` plans hint at a
-    /// mailbox / OneDrive. Only a hint: probing (`probe_mailbox`, `user_drive`) is authoritative.
-    #[serde(default)]
-    pub assigned_plans: Vec<AssignedPlan>,
     /// Set on soft-deleted users read from `directory/deletedItems`.
     pub deleted_date_time: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AssignedPlan {
-    pub assigned_date_time: Option<DateTime<Utc>>,
-    /// `Enabled`, `Warning`, `Suspended`, `Deleted`, `LockedOut`.
-    pub capability_status: Option<String>,
-    /// `exchange`, `SharePoint`, `MicrosoftOffice`, ...
-    pub service: Option<String>,
-    pub service_plan_id: Option<String>,
-}
-
-impl User {
-    fn has_enabled_plan(&self, service: &str) -> bool {
-        self.assigned_plans.iter().any(|p| {
-            p.service
-                .as_deref()
-                .is_some_and(|s| s.eq_ignore_ascii_case(service))
-                && p.capability_status
-                    .as_deref()
-                    .is_some_and(|c| c.eq_ignore_ascii_case("Enabled"))
-        })
-    }
-
-    /// Licence hint: an enabled Exchange Online plan.
-    pub fn licensed_for_mailbox(&self) -> bool {
-        self.has_enabled_plan("exchange")
-    }
-
-    /// Licence hint: an enabled SharePoint Online plan (OneDrive comes with it).
-    pub fn licensed_for_onedrive(&self) -> bool {
-        self.has_enabled_plan("SharePoint")
-    }
 }
 
 /// A group (§2.1). Microsoft 365 groups have `groupTypes: ["Unified"]`; a team is a group whose
@@ -384,17 +346,6 @@ mod tests {
         let sec: Group =
             serde_json::from_str(r#"{"id":"s","groupTypes":[],"mailEnabled":false}"#).unwrap();
         assert!(!sec.is_microsoft365() && !sec.is_team());
-    }
-
-    #[test]
-    fn licence_hints() {
-        let u: User = serde_json::from_str(
-            r#"{"id":"u","assignedPlans":[{"capabilityStatus":"Enabled","service":"exchange"},
-                 {"capabilityStatus":"Deleted","service":"SharePoint"}]}"#,
-        )
-        .unwrap();
-        assert!(u.licensed_for_mailbox());
-        assert!(!u.licensed_for_onedrive());
     }
 
     #[test]
