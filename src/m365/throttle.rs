@@ -360,15 +360,20 @@ impl Governor {
             Some(s) => s.acquire_owned().await.ok(),
             None => None,
         };
+        // The deadline already waited for. If the clock does not move while we sleep (a manual
+        // clock in a test, a suspended VM), asking again would give the same deadline forever;
+        // having slept the full wait once is then taken as enough.
+        let mut waited_for: Option<DateTime<Utc>> = None;
         loop {
             match self.admit(resource, cost) {
                 Admission::Go => break,
+                Admission::WaitUntil(until) if waited_for.is_some_and(|w| w >= until) => break,
                 Admission::WaitUntil(until) => {
                     let wait = (until - self.clock.now())
                         .to_std()
                         .unwrap_or(Duration::ZERO);
-                    // Never spin: a zero wait on a frozen clock would loop forever.
-                    self.sleeper.sleep(wait.max(Duration::from_millis(1))).await;
+                    self.sleeper.sleep(wait).await;
+                    waited_for = Some(until);
                 }
             }
         }
@@ -608,5 +613,33 @@ mod tests {
         let _other = g.acquire(&Resource::Mailbox(tenant(), "v".into()), 1).await;
         held.pop();
         fifth.await.unwrap();
+    }
+
+    #[derive(Debug)]
+    struct FrozenSleep;
+    impl Sleeper for FrozenSleep {
+        fn sleep(&self, _: Duration) -> BoxFuture<'static, ()> {
+            Box::pin(async {})
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frozen_clock_never_hangs_acquire() {
+        let clock = ManualClock::new(t0());
+        let g = Governor::new(
+            Arc::new(clock),
+            Arc::new(FrozenSleep),
+            GovernorLimits::default(),
+            Arc::new(ThrottleLog::new(3)),
+        );
+        let r = Resource::Directory(tenant());
+        g.record_throttle(
+            &r,
+            429,
+            None,
+            Some(Duration::from_secs(30)),
+            Duration::from_secs(30),
+        );
+        let _p = g.acquire(&r, 1).await;
     }
 }
