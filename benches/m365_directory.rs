@@ -20,7 +20,9 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-fn main() {
+type BenchResult = Result<(), Box<dyn std::error::Error>>;
+
+fn main() -> BenchResult {
     skyvault::install_crypto_provider();
     let users: u32 = std::env::var("SKYVAULT_BENCH_USERS")
         .ok()
@@ -28,87 +30,82 @@ fn main() {
         .unwrap_or(20_000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()
-        .unwrap();
+        .build()?;
     runtime.block_on(async move {
-        let spec = TenantSpec {
-            users,
-            groups: users / 20,
-            teams: users / 100,
-            security_groups: users / 100,
-            sites: 10,
-            messages_per_mailbox: 0,
-            files_per_drive: 0,
-            ..TenantSpec::small("Bench Corp", 11)
-        };
-        let sim = start(SimulatorOptions {
-            tenants: vec![spec],
-            limits: ThrottleLimits::disabled(),
-            workers: 2,
-            ..SimulatorOptions::default()
-        })
-        .await
-        .unwrap();
-        sim.register_app(CLIENT_ID, SECRET, &["https://bench.invalid/cb"]);
-        let http = reqwest::Client::new();
-        http.post(format!(
-            "{}/_sim/tenants/default/consents/{CLIENT_ID}",
-            sim.base_url()
-        ))
-        .bearer_auth(sim.admin_token())
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
-        let base = Url::parse(sim.base_url()).unwrap();
-        let settings = M365Settings::new(
-            CLIENT_ID,
-            SECRET,
-            Url::parse("https://bench.invalid/cb").unwrap(),
-        )
-        .with_base_url(&base);
-        let client = GraphClient::new(settings, skyvault::clock::system()).unwrap();
-        let graph = client.tenant(TenantId(sim.tenant().tenant_id));
-        graph.organization().await.unwrap(); // token fetched outside the timings
+        let result: BenchResult = async {
+            let spec = TenantSpec {
+                users,
+                groups: users / 20,
+                teams: users / 100,
+                security_groups: users / 100,
+                sites: 10,
+                messages_per_mailbox: 0,
+                files_per_drive: 0,
+                ..TenantSpec::small("Bench Corp", 11)
+            };
+            let sim = start(SimulatorOptions {
+                tenants: vec![spec],
+                limits: ThrottleLimits::disabled(),
+                workers: 2,
+                ..SimulatorOptions::default()
+            })
+            .await?;
+            sim.register_app(CLIENT_ID, SECRET, &["https://bench.invalid/cb"]);
+            let http = reqwest::Client::new();
+            http.post(format!(
+                "{}/_sim/tenants/default/consents/{CLIENT_ID}",
+                sim.base_url()
+            ))
+            .bearer_auth(sim.admin_token())
+            .send()
+            .await?
+            .error_for_status()?;
+            let base = Url::parse(sim.base_url())?;
+            let settings =
+                M365Settings::new(CLIENT_ID, SECRET, Url::parse("https://bench.invalid/cb")?)
+                    .with_base_url(&base);
+            let client = GraphClient::new(settings, skyvault::clock::system())?;
+            let graph = client.tenant(TenantId(sim.tenant().tenant_id));
+            graph.organization().await?; // token fetched outside the timings
 
-        let mut list = Vec::new();
-        let mut delta = Vec::new();
-        let mut groups = Vec::new();
-        for _ in 0..RUNS {
-            let t = Instant::now();
-            let n = graph
-                .users()
-                .try_fold(0usize, |n, _| async move { Ok(n + 1) })
-                .await
-                .unwrap();
-            list.push(t.elapsed());
-            assert_eq!(n, users as usize);
+            let mut list = Vec::new();
+            let mut delta = Vec::new();
+            let mut groups = Vec::new();
+            for _ in 0..RUNS {
+                let t = Instant::now();
+                let n = graph
+                    .users()
+                    .try_fold(0usize, |n, _| async move { Ok(n + 1) })
+                    .await?;
+                list.push(t.elapsed());
+                assert_eq!(n, users as usize);
 
-            let t = Instant::now();
-            let round = collect_round(graph.users_delta(DeltaStart::Initial), true)
-                .await
-                .unwrap();
-            delta.push(t.elapsed());
-            assert_eq!(round.changes.len(), users as usize);
+                let t = Instant::now();
+                let round = collect_round(graph.users_delta(DeltaStart::Initial)).await?;
+                delta.push(t.elapsed());
+                assert_eq!(round.changes.len(), users as usize);
 
-            let t = Instant::now();
-            let g: Vec<_> = graph.groups().try_collect().await.unwrap();
-            groups.push(t.elapsed());
-            assert!(!g.is_empty());
+                let t = Instant::now();
+                let g: Vec<_> = graph.groups().try_collect().await?;
+                groups.push(t.elapsed());
+                assert!(!g.is_empty());
+            }
+            let report = |name: &str, n: u32, samples: Vec<Duration>| {
+                let m = median(samples);
+                println!(
+                    "{name:<28} {n:>7} objects  median {:>8.1} ms  {:>9.0} objects/s",
+                    m.as_secs_f64() * 1e3,
+                    f64::from(n) / m.as_secs_f64()
+                );
+            };
+            println!("m365_directory: {RUNS} runs each, throttling off, loopback simulator");
+            report("users (paged, $top=999)", users, list);
+            report("users/delta (initial round)", users, delta);
+            report("groups (paged)", users / 20 + users / 100, groups);
+            sim.stop().await;
+            Ok(())
         }
-        let report = |name: &str, n: u32, samples: Vec<Duration>| {
-            let m = median(samples);
-            println!(
-                "{name:<28} {n:>7} objects  median {:>8.1} ms  {:>9.0} objects/s",
-                m.as_secs_f64() * 1e3,
-                f64::from(n) / m.as_secs_f64()
-            );
-        };
-        println!("m365_directory: {RUNS} runs each, throttling off, loopback simulator");
-        report("users (paged, $top=999)", users, list);
-        report("users/delta (initial round)", users, delta);
-        report("groups (paged)", users / 20 + users / 100, groups);
-        sim.stop().await;
-    });
+        .await;
+        result
+    })
 }

@@ -116,10 +116,11 @@ pub struct DeltaPage<T> {
     pub changes: Vec<DeltaChange<T>>,
     /// On the last page: the link to store for the next round.
     pub delta_link: Option<DeltaLink>,
-    /// From this page on the round is a full enumeration: Graph asked for a resync, so the
-    /// caller must forget what it gathered earlier in this round and, at the end, treat every
+    /// A full enumeration starts with this page — the first page of a round started without a
+    /// link, or the first page after Graph rejected the stored link and forced a resync. The
+    /// caller forgets what it gathered earlier in this round and, at the end, treats every
     /// object it did not see as removed.
-    pub resync: bool,
+    pub starts_full_sync: bool,
 }
 
 /// A whole round, gathered.
@@ -140,7 +141,7 @@ const MAX_RESYNCS: u32 = 2;
 struct RoundState {
     next: Option<GraphRequest>,
     resyncs: u32,
-    resync_pending: bool,
+    full_sync_pending: bool,
 }
 
 /// Pages of one round. `initial` is the query without a token; `start` says where to begin.
@@ -150,6 +151,7 @@ pub(crate) fn delta_pages<T: DeltaItem>(
     initial: GraphRequest,
     start: DeltaStart,
 ) -> DeltaStream<T> {
+    let full_sync = start == DeltaStart::Initial;
     let first = match start {
         DeltaStart::Initial => Ok(initial.clone()),
         DeltaStart::Resume(link) => executor
@@ -159,7 +161,7 @@ pub(crate) fn delta_pages<T: DeltaItem>(
     let state = first.map(|first| RoundState {
         next: Some(first),
         resyncs: 0,
-        resync_pending: false,
+        full_sync_pending: full_sync,
     });
     let stream = futures::stream::try_unfold(state, move |state| {
         let executor = executor.clone();
@@ -180,7 +182,7 @@ pub(crate) fn delta_pages<T: DeltaItem>(
                             .into_iter()
                             .map(parse_change::<T>)
                             .collect::<Result<Vec<_>, _>>()?;
-                        let resync = std::mem::take(&mut state.resync_pending);
+                        let starts_full_sync = std::mem::take(&mut state.full_sync_pending);
                         let delta_link = page.delta_link.map(DeltaLink);
                         state.next = match (&page.next_link, &delta_link) {
                             (Some(link), _) => Some(request.with_url(executor.graph_link(link)?)),
@@ -196,7 +198,7 @@ pub(crate) fn delta_pages<T: DeltaItem>(
                             DeltaPage {
                                 changes,
                                 delta_link,
-                                resync,
+                                starts_full_sync,
                             },
                             Ok(state),
                         )));
@@ -217,7 +219,7 @@ pub(crate) fn delta_pages<T: DeltaItem>(
                         state.next = Some(
                             location.map_or_else(|| initial.clone(), |url| initial.with_url(url)),
                         );
-                        state.resync_pending = true;
+                        state.full_sync_pending = true;
                     }
                     Err(error) => return Err(error),
                 }
@@ -258,14 +260,11 @@ fn parse_change<T: DeltaItem>(value: serde_json::Value) -> Result<DeltaChange<T>
 
 /// Runs a round to its end and gathers it. A resync in the middle drops what came before it:
 /// the full enumeration that follows is authoritative.
-pub async fn collect_round<T>(
-    mut pages: DeltaStream<T>,
-    started_full: bool,
-) -> Result<DeltaRound<T>, GraphError> {
+pub async fn collect_round<T>(mut pages: DeltaStream<T>) -> Result<DeltaRound<T>, GraphError> {
     let mut changes = Vec::new();
-    let mut full_sync = started_full;
+    let mut full_sync = false;
     while let Some(page) = pages.try_next().await? {
-        if page.resync {
+        if page.starts_full_sync {
             changes.clear();
             full_sync = true;
         }
@@ -341,20 +340,20 @@ mod tests {
             Ok(DeltaPage {
                 changes: vec![user("stale")],
                 delta_link: None,
-                resync: false,
+                starts_full_sync: false,
             }),
             Ok(DeltaPage {
                 changes: vec![user("a")],
                 delta_link: None,
-                resync: true,
+                starts_full_sync: true,
             }),
             Ok(DeltaPage {
                 changes: vec![user("b")],
                 delta_link: Some(DeltaLink::from_stored("L")),
-                resync: false,
+                starts_full_sync: false,
             }),
         ];
-        let round = collect_round(Box::pin(futures::stream::iter(pages)), false)
+        let round = collect_round(Box::pin(futures::stream::iter(pages)))
             .await
             .unwrap();
         let ids: Vec<_> = round.changes.iter().map(|c| c.id().to_string()).collect();

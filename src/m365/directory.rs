@@ -10,7 +10,7 @@ use crate::m365::client::TenantClient;
 use crate::m365::delta::{DeltaStart, DeltaStream, delta_pages};
 use crate::m365::error::{ErrorKind, GraphError};
 use crate::m365::paging::{ItemStream, paged};
-use crate::m365::types::{Group, MailboxPurpose, Organization, Site, User};
+use crate::m365::types::{Drive, Group, MailboxPurpose, Organization, Site, User};
 
 /// What discovery reads of a user. Whether the user has a mailbox or a OneDrive is not a
 /// directory property: `probe_mailbox` and `user_drive` ask the workloads themselves (§2.3, §4.1).
@@ -34,6 +34,14 @@ pub enum MailboxStatus {
     Present,
     /// No mailbox, unlicensed, soft-deleted or on-premises (`MailboxNotEnabledForRESTAPI`, §2.3).
     Absent,
+}
+
+/// What of a user can be backed up, as the workloads themselves answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserWorkloads {
+    pub mailbox: MailboxStatus,
+    /// The user's OneDrive, when one is provisioned.
+    pub onedrive: Option<Drive>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,6 +172,16 @@ impl TenantClient {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Probes mailbox and OneDrive together (two requests, run at once).
+    pub async fn user_workloads(&self, user_id: &str) -> Result<UserWorkloads, GraphError> {
+        let (mailbox, onedrive) =
+            futures::join!(self.probe_mailbox(user_id), self.user_drive(user_id));
+        Ok(UserWorkloads {
+            mailbox: mailbox?,
+            onedrive: onedrive?,
+        })
     }
 
     /// `mailboxSettings.userPurpose`: user, shared, room, equipment (§3.6). Needs

@@ -24,7 +24,7 @@ pub use delta::{
     DeltaChange, DeltaLink, DeltaPage, DeltaRound, DeltaStart, DeltaStream, RemovedReason,
     collect_round,
 };
-pub use directory::{MailboxStatus, SiteListing};
+pub use directory::{MailboxStatus, SiteListing, UserWorkloads};
 pub use error::{ErrorKind, GraphError, ServiceError, TokenError, TokenErrorKind};
 pub use http::ByteStream;
 pub use identity::{

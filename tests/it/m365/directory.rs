@@ -78,7 +78,7 @@ async fn groups_teams_and_sites_are_discovered() {
 async fn delta_reports_adds_edits_and_deletes_and_deleted_items_list_them() {
     let h = harness().await;
     let graph = h.graph();
-    let first = collect_round(graph.users_delta(DeltaStart::Initial), true)
+    let first = collect_round(graph.users_delta(DeltaStart::Initial))
         .await
         .unwrap();
     assert!(first.full_sync);
@@ -113,12 +113,9 @@ async fn delta_reports_adds_edits_and_deletes_and_deleted_items_list_them() {
     )
     .await;
 
-    let second = collect_round(
-        graph.users_delta(DeltaStart::Resume(first.delta_link.clone())),
-        false,
-    )
-    .await
-    .unwrap();
+    let second = collect_round(graph.users_delta(DeltaStart::Resume(first.delta_link.clone())))
+        .await
+        .unwrap();
     assert!(!second.full_sync);
     // The same object may come more than once; the last entry wins.
     let last: HashMap<_, _> = second
@@ -155,12 +152,9 @@ async fn delta_reports_adds_edits_and_deletes_and_deleted_items_list_them() {
     assert!(found.deleted_date_time.is_some());
 
     // A third round from the new link is quiet.
-    let third = collect_round(
-        graph.users_delta(DeltaStart::Resume(second.delta_link)),
-        false,
-    )
-    .await
-    .unwrap();
+    let third = collect_round(graph.users_delta(DeltaStart::Resume(second.delta_link)))
+        .await
+        .unwrap();
     assert!(third.changes.is_empty(), "{:?}", third.changes);
 }
 
@@ -168,18 +162,15 @@ async fn delta_reports_adds_edits_and_deletes_and_deleted_items_list_them() {
 async fn a_rejected_delta_link_restarts_as_a_full_sync() {
     let h = harness().await;
     let graph = h.graph();
-    let first = collect_round(graph.groups_delta(DeltaStart::Initial), true)
+    let first = collect_round(graph.groups_delta(DeltaStart::Initial))
         .await
         .unwrap();
     let groups = first.changes.len();
     h.control("POST", "tenants/default/directory/resync", None)
         .await;
-    let again = collect_round(
-        graph.groups_delta(DeltaStart::Resume(first.delta_link)),
-        false,
-    )
-    .await
-    .unwrap();
+    let again = collect_round(graph.groups_delta(DeltaStart::Resume(first.delta_link)))
+        .await
+        .unwrap();
     assert!(again.full_sync, "the round says it enumerated everything");
     assert_eq!(again.changes.len(), groups);
 }

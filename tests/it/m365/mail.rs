@@ -41,12 +41,9 @@ async fn folders_messages_delta_and_mime() {
         .collect();
     assert!(!nested.is_empty(), "child folders are found");
 
-    let round = collect_round(
-        graph.message_delta(&user, &inbox.id, DeltaStart::Initial, 7),
-        true,
-    )
-    .await
-    .unwrap();
+    let round = collect_round(graph.message_delta(&user, &inbox.id, DeltaStart::Initial, 7))
+        .await
+        .unwrap();
     let messages: Vec<_> = round
         .changes
         .iter()
@@ -75,10 +72,12 @@ async fn folders_messages_delta_and_mime() {
             Some(json!({"subject": "Quarterly numbers"})),
         )
         .await;
-    let next = collect_round(
-        graph.message_delta(&user, &inbox.id, DeltaStart::Resume(round.delta_link), 7),
-        false,
-    )
+    let next = collect_round(graph.message_delta(
+        &user,
+        &inbox.id,
+        DeltaStart::Resume(round.delta_link),
+        7,
+    ))
     .await
     .unwrap();
     assert_eq!(next.changes.len(), 1, "{:?}", next.changes);

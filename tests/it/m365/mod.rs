@@ -2,6 +2,9 @@
 //! the simulator are independent readings of Microsoft's documentation; these tests are where
 //! the two readings meet.
 
+// Test helpers outside `#[test]` functions panic on purpose: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod directory;
 mod drive;
 mod identity;
