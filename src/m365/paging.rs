@@ -37,20 +37,27 @@ pub(crate) fn paged<T>(
 where
     T: DeserializeOwned + Send + 'static,
 {
-    let pages = futures::stream::try_unfold(Some(first), move |next| {
-        let executor = executor.clone();
-        async move {
-            let Some(request) = next else {
-                return Ok::<_, GraphError>(None);
-            };
-            let page: Page<T> = executor.get_json(tenant, &request).await?;
-            let next = match page.next_link {
-                Some(link) => Some(request.with_url(executor.graph_link(&link)?)),
-                None => None,
-            };
-            Ok(Some((page.value, next)))
-        }
-    });
+    // The state is what to do next: fetch a page, report a refused link (after the items of the
+    // page that carried it), or stop.
+    let pages = futures::stream::try_unfold(
+        Ok(Some(first)),
+        move |next: Result<Option<GraphRequest>, GraphError>| {
+            let executor = executor.clone();
+            async move {
+                let Some(request) = next? else {
+                    return Ok::<_, GraphError>(None);
+                };
+                let page: Page<T> = executor.get_json(tenant, &request).await?;
+                let next = match page.next_link {
+                    Some(link) => executor
+                        .graph_link(&link)
+                        .map(|url| Some(request.with_url(url))),
+                    None => Ok(None),
+                };
+                Ok(Some((page.value, next)))
+            }
+        },
+    );
     Box::pin(
         pages
             .map_ok(|items| futures::stream::iter(items.into_iter().map(Ok)))

@@ -9,6 +9,7 @@ mod directory;
 mod drive;
 mod identity;
 mod mail;
+mod redirect;
 mod throttling;
 
 use std::sync::Arc;
