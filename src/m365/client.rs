@@ -195,6 +195,14 @@ impl GraphClient {
         self.inner.executor.governor.paused_until(resource)
     }
 
+    /// A tenant's resources paused by throttling right now, soonest to resume first.
+    pub fn paused_resources(
+        &self,
+        tenant: TenantId,
+    ) -> Vec<(Resource, chrono::DateTime<chrono::Utc>)> {
+        self.inner.executor.governor.paused_resources(tenant)
+    }
+
     /// How many token requests went to the identity platform (cache misses).
     pub fn token_requests(&self) -> u64 {
         self.inner.executor.tokens.fetch_count()
@@ -246,15 +254,22 @@ impl TenantClient {
     }
 
     pub(crate) fn directory(&self) -> Resource {
-        Resource::Directory(self.tenant)
+        Resource::Directory {
+            tenant: self.tenant,
+        }
     }
 
     pub(crate) fn mailbox(&self, user_id: &str) -> Resource {
-        Resource::Mailbox(self.tenant, user_id.to_string())
+        Resource::Mailbox {
+            tenant: self.tenant,
+            user: user_id.to_string(),
+        }
     }
 
     pub(crate) fn files(&self) -> Resource {
-        Resource::Files(self.tenant)
+        Resource::Files {
+            tenant: self.tenant,
+        }
     }
 }
 

@@ -20,20 +20,23 @@ use crate::m365::settings::{GovernorLimits, RetryPolicy};
 use crate::m365::types::TenantId;
 
 /// What a request counts against. Microsoft throttles each of these separately (§5.2–§5.4).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Resource {
     /// Directory (users, groups, organization, deleted items) of a tenant.
-    Directory(TenantId),
+    Directory { tenant: TenantId },
     /// One Exchange Online mailbox (Outlook limits are per app and mailbox), by user id.
-    Mailbox(TenantId, String),
+    Mailbox { tenant: TenantId, user: String },
     /// The tenant's OneDrive/SharePoint resource-unit bucket (per app per tenant).
-    Files(TenantId),
+    Files { tenant: TenantId },
 }
 
 impl Resource {
     pub fn tenant(&self) -> TenantId {
         match self {
-            Resource::Directory(t) | Resource::Mailbox(t, _) | Resource::Files(t) => *t,
+            Resource::Directory { tenant }
+            | Resource::Mailbox { tenant, .. }
+            | Resource::Files { tenant } => *tenant,
         }
     }
 }
@@ -41,15 +44,15 @@ impl Resource {
 impl fmt::Display for Resource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Resource::Directory(_) => write!(f, "directory"),
-            Resource::Mailbox(_, user) => write!(f, "mailbox {user}"),
-            Resource::Files(_) => write!(f, "OneDrive/SharePoint"),
+            Resource::Directory { .. } => write!(f, "directory"),
+            Resource::Mailbox { user, .. } => write!(f, "mailbox {user}"),
+            Resource::Files { .. } => write!(f, "OneDrive/SharePoint"),
         }
     }
 }
 
 /// One time Microsoft said "slow down". The console lists these per tenant.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ThrottleEvent {
     pub tenant: TenantId,
     pub resource: Resource,
@@ -58,10 +61,18 @@ pub struct ThrottleEvent {
     /// Graph's error code (`TooManyRequests`, `ApplicationThrottled`, ...), when it sent one.
     pub code: Option<String>,
     /// The server's `Retry-After`; `None` when it sent none and backoff chose the pause.
+    #[serde(serialize_with = "seconds_option")]
     pub retry_after: Option<Duration>,
     /// Until when the resource is paused.
     pub paused_until: DateTime<Utc>,
     pub at: DateTime<Utc>,
+}
+
+fn seconds_option<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
 }
 
 /// Throttling events: a bounded buffer of the most recent ones plus a broadcast channel for live
@@ -280,7 +291,7 @@ impl Governor {
 
     fn new_state(&self, resource: &Resource, now: DateTime<Utc>) -> ResourceState {
         match resource {
-            Resource::Mailbox(..) => ResourceState {
+            Resource::Mailbox { .. } => ResourceState {
                 paused_until: None,
                 bucket: Some(Bucket::new(
                     self.limits.mailbox_requests_per_window,
@@ -290,7 +301,7 @@ impl Governor {
                 concurrency: Some(Arc::new(Semaphore::new(self.limits.mailbox_concurrency))),
                 concurrency_limit: self.limits.mailbox_concurrency,
             },
-            Resource::Files(_) => ResourceState {
+            Resource::Files { .. } => ResourceState {
                 paused_until: None,
                 bucket: Some(Bucket::new(
                     self.limits.files_resource_units_per_minute,
@@ -300,7 +311,7 @@ impl Governor {
                 concurrency: None,
                 concurrency_limit: 0,
             },
-            Resource::Directory(_) => {
+            Resource::Directory { .. } => {
                 // The directory allows thousands of RU per 10 s per tenant (§5.4); listing is never
                 // the bottleneck, so only pauses apply.
                 ResourceState {
@@ -343,6 +354,20 @@ impl Governor {
                 None => Admission::Go,
             }
         })
+    }
+
+    /// The resources of a tenant that are paused now, and until when — what the console shows as
+    /// "throttled right now".
+    pub fn paused_resources(&self, tenant: TenantId) -> Vec<(Resource, DateTime<Utc>)> {
+        let now = self.clock.now();
+        let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        let mut paused: Vec<_> = states
+            .iter()
+            .filter(|(r, _)| r.tenant() == tenant)
+            .filter_map(|(r, s)| s.paused_until.filter(|u| *u > now).map(|u| (r.clone(), u)))
+            .collect();
+        paused.sort_by_key(|(_, until)| *until);
+        paused
     }
 
     /// Until when a resource is paused, if it is.
@@ -499,8 +524,14 @@ mod tests {
     #[test]
     fn a_throttled_mailbox_pauses_while_others_go() {
         let (g, clock) = governor(GovernorLimits::default());
-        let a = Resource::Mailbox(tenant(), "a".into());
-        let b = Resource::Mailbox(tenant(), "b".into());
+        let a = Resource::Mailbox {
+            tenant: tenant(),
+            user: "a".into(),
+        };
+        let b = Resource::Mailbox {
+            tenant: tenant(),
+            user: "b".into(),
+        };
         assert_eq!(g.admit(&a, 1), Admission::Go);
         let until = g.record_throttle(
             &a,
@@ -512,9 +543,17 @@ mod tests {
         assert_eq!(until, t0() + chrono::Duration::seconds(30));
         assert_eq!(g.admit(&a, 1), Admission::WaitUntil(until));
         assert_eq!(g.admit(&b, 1), Admission::Go);
-        assert_eq!(g.admit(&Resource::Files(tenant()), 2), Admission::Go);
+        assert_eq!(
+            g.admit(&Resource::Files { tenant: tenant() }, 2),
+            Admission::Go
+        );
+        assert_eq!(g.paused_resources(tenant()), vec![(a.clone(), until)]);
+        let json = serde_json::to_value(&g.log().recent()[0]).unwrap();
+        assert_eq!(json["retry_after"], 30.0);
+        assert_eq!(json["resource"]["kind"], "mailbox");
         clock.advance(chrono::Duration::seconds(30));
         assert_eq!(g.admit(&a, 1), Admission::Go);
+        assert!(g.paused_resources(tenant()).is_empty());
         let events = g.log().recent_for_tenant(tenant());
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].retry_after, Some(Duration::from_secs(30)));
@@ -524,7 +563,7 @@ mod tests {
     #[test]
     fn a_shorter_pause_never_cuts_a_longer_one() {
         let (g, _) = governor(GovernorLimits::default());
-        let r = Resource::Files(tenant());
+        let r = Resource::Files { tenant: tenant() };
         let long = g.record_throttle(&r, 503, None, None, Duration::from_secs(60));
         let again = g.record_throttle(
             &r,
@@ -543,7 +582,7 @@ mod tests {
             ..GovernorLimits::default()
         };
         let (g, clock) = governor(limits);
-        let r = Resource::Files(tenant());
+        let r = Resource::Files { tenant: tenant() };
         for _ in 0..5 {
             assert_eq!(g.admit(&r, 2), Admission::Go);
         }
@@ -559,7 +598,7 @@ mod tests {
     #[test]
     fn log_keeps_only_the_most_recent() {
         let (g, _) = governor(GovernorLimits::default());
-        let r = Resource::Directory(tenant());
+        let r = Resource::Directory { tenant: tenant() };
         for s in [1, 2, 3, 4] {
             g.record_throttle(
                 &r,
@@ -581,7 +620,10 @@ mod tests {
     #[tokio::test]
     async fn acquire_waits_out_a_pause_on_the_clock() {
         let (g, clock) = governor(GovernorLimits::default());
-        let r = Resource::Mailbox(tenant(), "u".into());
+        let r = Resource::Mailbox {
+            tenant: tenant(),
+            user: "u".into(),
+        };
         g.record_throttle(
             &r,
             429,
@@ -597,7 +639,10 @@ mod tests {
     async fn at_most_four_requests_per_mailbox_at_once() {
         let (g, _) = governor(GovernorLimits::default());
         let g = Arc::new(g);
-        let r = Resource::Mailbox(tenant(), "u".into());
+        let r = Resource::Mailbox {
+            tenant: tenant(),
+            user: "u".into(),
+        };
         let mut held = Vec::new();
         for _ in 0..4 {
             held.push(g.acquire(&r, 1).await);
@@ -610,7 +655,15 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!fifth.is_finished());
         // Another mailbox is not held up.
-        let _other = g.acquire(&Resource::Mailbox(tenant(), "v".into()), 1).await;
+        let _other = g
+            .acquire(
+                &Resource::Mailbox {
+                    tenant: tenant(),
+                    user: "v".into(),
+                },
+                1,
+            )
+            .await;
         held.pop();
         fifth.await.unwrap();
     }
@@ -632,7 +685,7 @@ mod tests {
             GovernorLimits::default(),
             Arc::new(ThrottleLog::new(3)),
         );
-        let r = Resource::Directory(tenant());
+        let r = Resource::Directory { tenant: tenant() };
         g.record_throttle(
             &r,
             429,

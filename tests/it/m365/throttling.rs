@@ -31,7 +31,7 @@ async fn injected_429s_are_waited_out_and_recorded() {
     assert!(!recorded.is_empty(), "throttling was recorded");
     let event = &recorded[0];
     assert_eq!(event.status, 429);
-    assert_eq!(event.resource, Resource::Directory(h.tenant));
+    assert_eq!(event.resource, Resource::Directory { tenant: h.tenant });
     assert_eq!(
         event.retry_after,
         Some(std::time::Duration::from_millis(50)),
@@ -93,7 +93,10 @@ async fn a_mailbox_over_its_request_limit_is_paused_while_others_go_on() {
         "every call completed after waiting: {results:?}"
     );
 
-    let busy_box = Resource::Mailbox(h.tenant, busy.clone());
+    let busy_box = Resource::Mailbox {
+        tenant: h.tenant,
+        user: busy.clone(),
+    };
     let events: Vec<_> = h
         .client
         .throttle_log()
@@ -115,8 +118,10 @@ async fn a_mailbox_over_its_request_limit_is_paused_while_others_go_on() {
 
     // The other mailbox was never paused and is served at once.
     assert_eq!(
-        h.client
-            .paused_until(&Resource::Mailbox(h.tenant, quiet.clone())),
+        h.client.paused_until(&Resource::Mailbox {
+            tenant: h.tenant,
+            user: quiet.clone()
+        }),
         None
     );
     graph.probe_mailbox(&quiet).await.unwrap();
