@@ -196,7 +196,6 @@ impl Mailbox<'_, '_> {
             "childFolderCount": folders.iter().filter(|c| c.parent == f.key && c.key != f.key && !c.deleted).count(),
             "unreadItemCount": keys.iter().filter(|(_, fk, read)| *fk == f.key && !read).count(),
             "totalItemCount": keys.iter().filter(|(_, fk, _)| *fk == f.key).count(),
-            "sizeInBytes": keys.iter().filter(|(_, fk, _)| *fk == f.key).count() * 12_000,
             "isHidden": f.hidden,
         })
     }

@@ -181,9 +181,6 @@ pub async fn handle(sim: &Simulator, req: &HttpRequest, segments: &[String], bod
     sim.metrics.count(&claims.app_id, &tenant.id.to_string(), info.mailbox.as_deref(), &info.endpoint);
 
     let (fault, latency) = sim.faults.pick(info.workload);
-    if latency > 0 {
-        tokio::time::sleep(StdDuration::from_millis(latency)).await;
-    }
     if let Fault::Status(status, retry) = fault {
         return error_response(sim, &injected_error(status, retry), ids);
     }
@@ -205,6 +202,10 @@ pub async fn handle(sim: &Simulator, req: &HttpRequest, segments: &[String], bod
             return error_response(sim, &error, ids);
         }
     };
+    // Latency is service time: it is spent holding the mailbox's concurrency slot.
+    if latency > 0 {
+        tokio::time::sleep(StdDuration::from_millis(latency)).await;
+    }
     let ctx = Ctx { sim, tenant, claims: &claims, req, query, body: &body, method: &method };
     let strs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let result = route(&ctx, &strs);
