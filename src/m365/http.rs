@@ -1,0 +1,338 @@
+//! Request execution: every Graph call goes through `Executor::send`, which asks the governor
+//! for a permit, attaches the tenant's bearer token, and handles the answers that need another
+//! try — 401 `InvalidAuthenticationToken` (fresh token, once), 429/503/504 (Retry-After or
+//! backoff, pausing the resource), network errors. It owns retries and the rule that a bearer
+//! token is only ever sent to the configured Graph origin; it must never follow redirects on its
+//! own (a 302 to a pre-authenticated download URL must not carry the token, §4.3).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::m365::error::GraphError;
+use crate::m365::identity::TokenProvider;
+use crate::m365::settings::RetryPolicy;
+use crate::m365::throttle::{Governor, Permit, Resource, backoff_delay, parse_retry_after};
+use crate::m365::types::TenantId;
+
+/// One Graph request, described so it can be sent again.
+#[derive(Debug, Clone)]
+pub(crate) struct GraphRequest {
+    pub(crate) url: Url,
+    pub(crate) resource: Resource,
+    /// Resource units the request costs against its resource's bucket (§5.3 table).
+    pub(crate) cost: u32,
+    /// Extra headers (`Prefer`, `ConsistencyLevel`), resent on every page (§2.1).
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl GraphRequest {
+    pub(crate) fn get(url: Url, resource: Resource) -> Self {
+        Self {
+            url,
+            resource,
+            cost: 1,
+            headers: Vec::new(),
+        }
+    }
+
+    pub(crate) fn cost(mut self, cost: u32) -> Self {
+        self.cost = cost;
+        self
+    }
+
+    pub(crate) fn header(mut self, name: &'static str, value: &str) -> Self {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers.push((HeaderName::from_static(name), value));
+        }
+        self
+    }
+
+    pub(crate) fn with_url(&self, url: Url) -> Self {
+        Self {
+            url,
+            ..self.clone()
+        }
+    }
+}
+
+/// A successful answer. The governor permit travels with it so a streamed body still counts as
+/// a request in flight against the mailbox's four.
+#[derive(Debug)]
+pub(crate) struct GraphResponse {
+    pub(crate) response: reqwest::Response,
+    pub(crate) permit: Permit,
+}
+
+impl GraphResponse {
+    pub(crate) fn status(&self) -> StatusCode {
+        self.response.status()
+    }
+
+    pub(crate) async fn json<T: DeserializeOwned>(self) -> Result<T, GraphError> {
+        let url = self.response.url().to_string();
+        let body = self
+            .response
+            .bytes()
+            .await
+            .map_err(|e| GraphError::Transport {
+                host: host_of(&url),
+                message: e.to_string(),
+                retries: 0,
+            })?;
+        drop(self.permit);
+        serde_json::from_slice(&body).map_err(|e| GraphError::Decode {
+            url,
+            message: e.to_string(),
+        })
+    }
+}
+
+/// A response body as a stream of chunks; holding it keeps the request's permit.
+pub type ByteStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, GraphError>> + Send>>;
+
+pub(crate) fn body_stream(response: reqwest::Response, permit: Permit) -> ByteStream {
+    let host = response.url().host_str().unwrap_or_default().to_string();
+    let stream = response
+        .bytes_stream()
+        .map_err(move |e| GraphError::Transport {
+            host: host.clone(),
+            message: e.to_string(),
+            retries: 0,
+        });
+    // The permit is moved into the stream and dropped with it.
+    Box::pin(stream.map(move |chunk| {
+        let _held = &permit;
+        chunk
+    }))
+}
+
+fn host_of(url: &str) -> String {
+    Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Sends Graph requests with tokens, the governor and retries.
+#[derive(Debug)]
+pub(crate) struct Executor {
+    pub(crate) http: reqwest::Client,
+    /// For pre-authenticated URLs: never carries a token.
+    pub(crate) anonymous: reqwest::Client,
+    pub(crate) graph_base: Url,
+    pub(crate) governor: Arc<Governor>,
+    pub(crate) tokens: Arc<TokenProvider>,
+    pub(crate) policy: RetryPolicy,
+}
+
+/// Why a retry happens, for the wait it needs.
+enum RetryReason {
+    Throttled {
+        status: u16,
+        code: Option<String>,
+        retry_after: Option<Duration>,
+    },
+    Unavailable {
+        retry_after: Option<Duration>,
+    },
+    Network,
+}
+
+impl Executor {
+    /// Whether `url` is on the configured Graph origin (scheme, host and port).
+    pub(crate) fn is_graph_url(&self, url: &Url) -> bool {
+        url.origin() == self.graph_base.origin()
+    }
+
+    /// Parses a server-given link (`@odata.nextLink`, `@odata.deltaLink`, `Location`) and refuses
+    /// one that leaves the Graph origin: the bearer token must not go anywhere else.
+    pub(crate) fn graph_link(&self, link: &str) -> Result<Url, GraphError> {
+        let url = Url::parse(link).map_err(|_| GraphError::UntrustedLink(link.to_string()))?;
+        if self.is_graph_url(&url) {
+            Ok(url)
+        } else {
+            Err(GraphError::UntrustedLink(link.to_string()))
+        }
+    }
+
+    /// Sends `request` for `tenant`, retrying what can be retried. 2xx and 3xx come back as
+    /// `Ok`; everything else as a typed error.
+    pub(crate) async fn send(
+        &self,
+        tenant: TenantId,
+        request: &GraphRequest,
+    ) -> Result<GraphResponse, GraphError> {
+        if !self.is_graph_url(&request.url) {
+            return Err(GraphError::UntrustedLink(request.url.to_string()));
+        }
+        let mut retries: u32 = 0;
+        let mut waited = Duration::ZERO;
+        let mut token_refreshed = false;
+        loop {
+            let permit = self.governor.acquire(&request.resource, request.cost).await;
+            let token = self.tokens.token(tenant).await?;
+            let mut builder = self
+                .http
+                .request(Method::GET, request.url.clone())
+                .bearer_auth(&token.secret)
+                .header("client-request-id", uuid::Uuid::new_v4().to_string());
+            if retries > 0 {
+                // Graph SDK convention (§5.6): tell the service this is a retry.
+                builder = builder.header("retry-attempt", retries.to_string());
+            }
+            for (name, value) in &request.headers {
+                builder = builder.header(name.clone(), value.clone());
+            }
+            let (reason, error) = match builder.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    if status.is_success() || status.is_redirection() {
+                        return Ok(GraphResponse { response, permit });
+                    }
+                    let headers = response.headers().clone();
+                    let body = response.bytes().await.unwrap_or_default();
+                    drop(permit);
+                    let error = self.error_from(status, &headers, &body);
+                    if status == StatusCode::UNAUTHORIZED
+                        && error.code() == Some("InvalidAuthenticationToken")
+                        && !token_refreshed
+                    {
+                        // §1.6: expired or rejected token; one fresh token, then give up.
+                        token_refreshed = true;
+                        self.tokens.invalidate(tenant, &token).await;
+                        continue;
+                    }
+                    let throttled = |status| RetryReason::Throttled {
+                        status,
+                        code: error.code().map(str::to_string),
+                        retry_after: error.retry_after(),
+                    };
+                    let reason = match status.as_u16() {
+                        429 => throttled(429),
+                        // 503 with Retry-After is SharePoint's "Server Too Busy" throttle (§5.3).
+                        503 if error.retry_after().is_some() => throttled(503),
+                        503 | 504 => RetryReason::Unavailable {
+                            retry_after: error.retry_after(),
+                        },
+                        _ => return Err(error.with_retries(retries)),
+                    };
+                    (reason, error)
+                }
+                Err(e) => {
+                    drop(permit);
+                    let error = GraphError::Transport {
+                        host: request.url.host_str().unwrap_or_default().to_string(),
+                        message: e.to_string(),
+                        retries,
+                    };
+                    (RetryReason::Network, error)
+                }
+            };
+            self.retry_or_give_up(reason, &mut retries, &mut waited, request, error)
+                .await?;
+        }
+    }
+
+    /// Waits as the reason requires, or returns the error when retries or total wait ran out.
+    async fn retry_or_give_up(
+        &self,
+        reason: RetryReason,
+        retries: &mut u32,
+        waited: &mut Duration,
+        request: &GraphRequest,
+        error: GraphError,
+    ) -> Result<(), GraphError> {
+        let next = *retries + 1;
+        let backoff = || backoff_delay(&self.policy, next, &mut rand::rng());
+        let wait = match &reason {
+            RetryReason::Throttled { retry_after, .. } => retry_after.unwrap_or_else(backoff),
+            RetryReason::Unavailable { retry_after } => retry_after.unwrap_or_else(backoff),
+            RetryReason::Network => backoff(),
+        };
+        let give_up =
+            *retries >= self.policy.max_retries || *waited + wait > self.policy.max_total_wait;
+        match reason {
+            RetryReason::Throttled {
+                status,
+                code,
+                retry_after,
+            } => {
+                // Pause the whole resource, not just this request: other workers on the same
+                // mailbox or tenant bucket would otherwise keep hammering it (§4.5, §5.6). The
+                // next `acquire` waits the pause out.
+                self.governor
+                    .record_throttle(&request.resource, status, code, retry_after, wait);
+            }
+            RetryReason::Unavailable { .. } | RetryReason::Network if !give_up => {
+                // Not throttling: only this request waits.
+                self.governor.sleeper().sleep(wait).await;
+            }
+            RetryReason::Unavailable { .. } | RetryReason::Network => {}
+        }
+        if give_up {
+            return Err(error.with_retries(*retries));
+        }
+        *retries = next;
+        *waited += wait;
+        tracing::debug!(url = %request.url, retry = next, wait_ms = wait.as_millis() as u64, "retrying Graph request");
+        Ok(())
+    }
+
+    fn error_from(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> GraphError {
+        let retry_after = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, self.governor.clock().now()));
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        GraphError::from_response(
+            status.as_u16(),
+            header("request-id"),
+            retry_after,
+            header("location"),
+            body,
+        )
+    }
+
+    /// GET and decode JSON.
+    /// GET and decode JSON. A body cut off mid-way (connection reset after the headers) is
+    /// fetched again, with the same backoff as a failed request.
+    pub(crate) async fn get_json<T: DeserializeOwned>(
+        &self,
+        tenant: TenantId,
+        request: &GraphRequest,
+    ) -> Result<T, GraphError> {
+        let mut broken_bodies: u32 = 0;
+        loop {
+            let response = self.send(tenant, request).await?;
+            if response.status().is_redirection() {
+                return Err(GraphError::Decode {
+                    url: request.url.to_string(),
+                    message: format!("unexpected redirect {}", response.status()),
+                });
+            }
+            match response.json().await {
+                Err(GraphError::Transport { host, message, .. })
+                    if broken_bodies < self.policy.max_retries =>
+                {
+                    broken_bodies += 1;
+                    tracing::debug!(%host, %message, "response body broke off; fetching again");
+                    let wait = backoff_delay(&self.policy, broken_bodies, &mut rand::rng());
+                    self.governor.sleeper().sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}

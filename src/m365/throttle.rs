@@ -1,0 +1,698 @@
+//! The throttling governor: it paces requests under Microsoft's published ceilings and, when
+//! Microsoft throttles anyway, pauses only the resource that was throttled (one mailbox, one
+//! tenant's SharePoint/OneDrive bucket, one tenant's directory) while the others keep going.
+//! It owns `Retry-After` parsing, the backoff schedule and the record of throttling events the
+//! console shows. It decides *when* a request may go; it must never send one itself, and it
+//! reads time only from the `Clock` (and waits only through its `Sleeper`) so tests are instant.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use rand::Rng;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+
+use crate::clock::SharedClock;
+use crate::m365::settings::{GovernorLimits, RetryPolicy};
+use crate::m365::types::TenantId;
+
+/// What a request counts against. Microsoft throttles each of these separately (§5.2–§5.4).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Resource {
+    /// Directory (users, groups, organization, deleted items) of a tenant.
+    Directory { tenant: TenantId },
+    /// One Exchange Online mailbox (Outlook limits are per app and mailbox), by user id.
+    Mailbox { tenant: TenantId, user: String },
+    /// The tenant's OneDrive/SharePoint resource-unit bucket (per app per tenant).
+    Files { tenant: TenantId },
+}
+
+impl Resource {
+    pub fn tenant(&self) -> TenantId {
+        match self {
+            Resource::Directory { tenant }
+            | Resource::Mailbox { tenant, .. }
+            | Resource::Files { tenant } => *tenant,
+        }
+    }
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Resource::Directory { .. } => write!(f, "directory"),
+            Resource::Mailbox { user, .. } => write!(f, "mailbox {user}"),
+            Resource::Files { .. } => write!(f, "OneDrive/SharePoint"),
+        }
+    }
+}
+
+/// One time Microsoft said "slow down". The console lists these per tenant.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ThrottleEvent {
+    pub tenant: TenantId,
+    pub resource: Resource,
+    /// 429 or 503.
+    pub status: u16,
+    /// Graph's error code (`TooManyRequests`, `ApplicationThrottled`, ...), when it sent one.
+    pub code: Option<String>,
+    /// The server's `Retry-After`; `None` when it sent none and backoff chose the pause.
+    #[serde(serialize_with = "seconds_option")]
+    pub retry_after: Option<Duration>,
+    /// Until when the resource is paused.
+    pub paused_until: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
+fn seconds_option<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Throttling events: a bounded buffer of the most recent ones plus a broadcast channel for live
+/// views. Old events fall off the end; nothing here grows without bound.
+#[derive(Debug)]
+pub struct ThrottleLog {
+    recent: Mutex<VecDeque<ThrottleEvent>>,
+    capacity: usize,
+    live: broadcast::Sender<ThrottleEvent>,
+}
+
+impl ThrottleLog {
+    pub fn new(capacity: usize) -> Self {
+        let (live, _) = broadcast::channel(capacity.max(1));
+        Self {
+            recent: Mutex::new(VecDeque::with_capacity(capacity)),
+            capacity: capacity.max(1),
+            live,
+        }
+    }
+
+    pub(crate) fn record(&self, event: ThrottleEvent) {
+        tracing::warn!(tenant = %event.tenant, resource = %event.resource, status = event.status,
+            retry_after = ?event.retry_after, "Microsoft throttled a request");
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if recent.len() == self.capacity {
+                recent.pop_front();
+            }
+            recent.push_back(event.clone());
+        }
+        // No subscriber is fine: the buffer above still has it.
+        let _ = self.live.send(event);
+    }
+
+    /// The most recent events, oldest first.
+    pub fn recent(&self) -> Vec<ThrottleEvent> {
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// The most recent events of one tenant, oldest first.
+    pub fn recent_for_tenant(&self, tenant: TenantId) -> Vec<ThrottleEvent> {
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|e| e.tenant == tenant)
+            .cloned()
+            .collect()
+    }
+
+    /// Events as they happen (a lagging receiver loses the oldest, see `recent`).
+    pub fn subscribe(&self) -> broadcast::Receiver<ThrottleEvent> {
+        self.live.subscribe()
+    }
+}
+
+/// How the governor waits. Production sleeps on tokio's timer; tests pass one that advances a
+/// `ManualClock`, so a 30-second `Retry-After` costs nothing.
+pub trait Sleeper: Send + Sync + fmt::Debug {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TokioSleeper;
+
+impl Sleeper for TokioSleeper {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// Parses `Retry-After`: delay-seconds, which Graph may send with a fraction (`2.128`, §5.5), or
+/// an HTTP-date. A date in the past means "now". Garbage gives `None` (then backoff applies).
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).ok();
+    }
+    let date = DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (date.with_timezone(&Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// The wait before retry number `retry` (1-based) when the server gave no `Retry-After`:
+/// `initial × retry²` (Graph SDK retry handler, §5.6), capped at `max_delay`, with ±20 % jitter so
+/// many workers throttled together do not come back together.
+pub fn backoff_delay(policy: &RetryPolicy, retry: u32, rng: &mut impl Rng) -> Duration {
+    let base = policy.initial_delay.as_secs_f64() * f64::from(retry.max(1)).powi(2);
+    let capped = base.min(policy.max_delay.as_secs_f64());
+    let jittered = capped * rng.random_range(0.8..=1.2);
+    Duration::from_secs_f64(jittered.min(policy.max_delay.as_secs_f64()).max(0.0))
+}
+
+/// What the governor says about a request right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Go,
+    WaitUntil(DateTime<Utc>),
+}
+
+/// A continuously refilled bucket: `capacity` units per `window`.
+#[derive(Debug, Clone)]
+struct Bucket {
+    capacity: f64,
+    per_second: f64,
+    available: f64,
+    updated: DateTime<Utc>,
+}
+
+impl Bucket {
+    fn new(capacity: u32, window: Duration, now: DateTime<Utc>) -> Self {
+        let capacity = f64::from(capacity.max(1));
+        let per_second = capacity / window.as_secs_f64().max(0.001);
+        Self {
+            capacity,
+            per_second,
+            available: capacity,
+            updated: now,
+        }
+    }
+
+    fn refill(&mut self, now: DateTime<Utc>) {
+        let elapsed = (now - self.updated)
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .as_secs_f64();
+        self.available = (self.available + elapsed * self.per_second).min(self.capacity);
+        if now > self.updated {
+            self.updated = now;
+        }
+    }
+
+    /// Takes `cost` units, or says when enough will be there.
+    fn take(&mut self, cost: u32, now: DateTime<Utc>) -> Admission {
+        self.refill(now);
+        let cost = f64::from(cost).min(self.capacity);
+        if self.available >= cost {
+            self.available -= cost;
+            Admission::Go
+        } else {
+            let wait = (cost - self.available) / self.per_second;
+            Admission::WaitUntil(now + chrono_duration(Duration::from_secs_f64(wait)))
+        }
+    }
+
+    fn is_full(&mut self, now: DateTime<Utc>) -> bool {
+        self.refill(now);
+        self.available >= self.capacity
+    }
+}
+
+#[derive(Debug)]
+struct ResourceState {
+    paused_until: Option<DateTime<Utc>>,
+    bucket: Option<Bucket>,
+    concurrency: Option<Arc<Semaphore>>,
+    concurrency_limit: usize,
+}
+
+/// Holding this means the governor let a request go; dropping it frees its concurrency slot.
+/// Keep it alive until the response body is fully read (a MIME download is still "in flight").
+#[derive(Debug)]
+pub struct Permit {
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+/// Beyond this many tracked resources, idle ones are forgotten (a paused or busy one never is).
+const PRUNE_ABOVE: usize = 4096;
+
+/// Paces requests per resource and pauses throttled resources.
+#[derive(Debug)]
+pub struct Governor {
+    clock: SharedClock,
+    sleeper: Arc<dyn Sleeper>,
+    limits: GovernorLimits,
+    states: Mutex<HashMap<Resource, ResourceState>>,
+    log: Arc<ThrottleLog>,
+}
+
+impl Governor {
+    pub fn new(
+        clock: SharedClock,
+        sleeper: Arc<dyn Sleeper>,
+        limits: GovernorLimits,
+        log: Arc<ThrottleLog>,
+    ) -> Self {
+        Self {
+            clock,
+            sleeper,
+            limits,
+            states: Mutex::new(HashMap::new()),
+            log,
+        }
+    }
+
+    pub fn log(&self) -> &Arc<ThrottleLog> {
+        &self.log
+    }
+
+    pub(crate) fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    pub(crate) fn sleeper(&self) -> &Arc<dyn Sleeper> {
+        &self.sleeper
+    }
+
+    fn new_state(&self, resource: &Resource, now: DateTime<Utc>) -> ResourceState {
+        match resource {
+            Resource::Mailbox { .. } => ResourceState {
+                paused_until: None,
+                bucket: Some(Bucket::new(
+                    self.limits.mailbox_requests_per_window,
+                    self.limits.mailbox_window,
+                    now,
+                )),
+                concurrency: Some(Arc::new(Semaphore::new(self.limits.mailbox_concurrency))),
+                concurrency_limit: self.limits.mailbox_concurrency,
+            },
+            Resource::Files { .. } => ResourceState {
+                paused_until: None,
+                bucket: Some(Bucket::new(
+                    self.limits.files_resource_units_per_minute,
+                    Duration::from_secs(60),
+                    now,
+                )),
+                concurrency: None,
+                concurrency_limit: 0,
+            },
+            Resource::Directory { .. } => {
+                // The directory allows thousands of RU per 10 s per tenant (§5.4); listing is never
+                // the bottleneck, so only pauses apply.
+                ResourceState {
+                    paused_until: None,
+                    bucket: None,
+                    concurrency: None,
+                    concurrency_limit: 0,
+                }
+            }
+        }
+    }
+
+    fn with_state<R>(
+        &self,
+        resource: &Resource,
+        f: impl FnOnce(&mut ResourceState, DateTime<Utc>) -> R,
+    ) -> R {
+        let now = self.clock.now();
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        if states.len() > PRUNE_ABOVE {
+            states.retain(|_, s| !is_idle(s, now));
+        }
+        let state = states
+            .entry(resource.clone())
+            .or_insert_with(|| self.new_state(resource, now));
+        f(state, now)
+    }
+
+    /// The decision for one request of `cost` units, now. Pure bookkeeping: no waiting.
+    pub fn admit(&self, resource: &Resource, cost: u32) -> Admission {
+        self.with_state(resource, |state, now| {
+            if let Some(until) = state.paused_until {
+                if until > now {
+                    return Admission::WaitUntil(until);
+                }
+                state.paused_until = None;
+            }
+            match &mut state.bucket {
+                Some(bucket) => bucket.take(cost, now),
+                None => Admission::Go,
+            }
+        })
+    }
+
+    /// The resources of a tenant that are paused now, and until when — what the console shows as
+    /// "throttled right now".
+    pub fn paused_resources(&self, tenant: TenantId) -> Vec<(Resource, DateTime<Utc>)> {
+        let now = self.clock.now();
+        let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        let mut paused: Vec<_> = states
+            .iter()
+            .filter(|(r, _)| r.tenant() == tenant)
+            .filter_map(|(r, s)| s.paused_until.filter(|u| *u > now).map(|u| (r.clone(), u)))
+            .collect();
+        paused.sort_by_key(|(_, until)| *until);
+        paused
+    }
+
+    /// Until when a resource is paused, if it is.
+    pub fn paused_until(&self, resource: &Resource) -> Option<DateTime<Utc>> {
+        self.with_state(resource, |state, now| {
+            state.paused_until.filter(|u| *u > now)
+        })
+    }
+
+    /// Waits for a concurrency slot, then until the resource is neither paused nor out of budget.
+    pub async fn acquire(&self, resource: &Resource, cost: u32) -> Permit {
+        let semaphore = self.with_state(resource, |state, _| state.concurrency.clone());
+        // The semaphore is never closed, so acquiring only fails if it were; go without a slot then.
+        let slot = match semaphore {
+            Some(s) => s.acquire_owned().await.ok(),
+            None => None,
+        };
+        // The deadline already waited for. If the clock does not move while we sleep (a manual
+        // clock in a test, a suspended VM), asking again would give the same deadline forever;
+        // having slept the full wait once is then taken as enough.
+        let mut waited_for: Option<DateTime<Utc>> = None;
+        loop {
+            match self.admit(resource, cost) {
+                Admission::Go => break,
+                Admission::WaitUntil(until) if waited_for.is_some_and(|w| w >= until) => break,
+                Admission::WaitUntil(until) => {
+                    let wait = (until - self.clock.now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO);
+                    self.sleeper.sleep(wait).await;
+                    waited_for = Some(until);
+                }
+            }
+        }
+        Permit { _slot: slot }
+    }
+
+    /// Microsoft throttled a request on `resource`: pause it for `pause` and record the event.
+    /// A longer pause already in force is kept.
+    pub fn record_throttle(
+        &self,
+        resource: &Resource,
+        status: u16,
+        code: Option<String>,
+        retry_after: Option<Duration>,
+        pause: Duration,
+    ) -> DateTime<Utc> {
+        let (until, now) = self.with_state(resource, |state, now| {
+            let until = now + chrono_duration(pause);
+            let until = state
+                .paused_until
+                .map_or(until, |existing| existing.max(until));
+            state.paused_until = Some(until);
+            (until, now)
+        });
+        self.log.record(ThrottleEvent {
+            tenant: resource.tenant(),
+            resource: resource.clone(),
+            status,
+            code,
+            retry_after,
+            paused_until: until,
+            at: now,
+        });
+        until
+    }
+}
+
+fn is_idle(state: &mut ResourceState, now: DateTime<Utc>) -> bool {
+    let paused = state.paused_until.is_some_and(|u| u > now);
+    let busy = state
+        .concurrency
+        .as_ref()
+        .is_some_and(|s| s.available_permits() < state.concurrency_limit);
+    let spent = state.bucket.as_mut().is_some_and(|b| !b.is_full(now));
+    !paused && !busy && !spent
+}
+
+pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use chrono::TimeZone;
+    use rand::SeedableRng;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, 20, 0, 0).unwrap()
+    }
+
+    /// Sleeping moves the manual clock, so waits are exact and instant.
+    #[derive(Debug)]
+    struct AdvanceClock(ManualClock);
+    impl Sleeper for AdvanceClock {
+        fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+            self.0.advance(chrono_duration(d));
+            Box::pin(async {})
+        }
+    }
+
+    fn governor(limits: GovernorLimits) -> (Governor, ManualClock) {
+        let clock = ManualClock::new(t0());
+        let g = Governor::new(
+            Arc::new(clock.clone()),
+            Arc::new(AdvanceClock(clock.clone())),
+            limits,
+            Arc::new(ThrottleLog::new(3)),
+        );
+        (g, clock)
+    }
+
+    fn tenant() -> TenantId {
+        TenantId(uuid::Uuid::from_u128(7))
+    }
+
+    #[test]
+    fn retry_after_accepts_fractions_dates_and_rejects_garbage() {
+        assert_eq!(parse_retry_after("10", t0()), Some(Duration::from_secs(10)));
+        assert_eq!(
+            parse_retry_after(" 2.128 ", t0()),
+            Some(Duration::from_millis(2128))
+        );
+        assert_eq!(
+            parse_retry_after("Mon, 23 Nov 2026 20:00:30 GMT", t0()),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Mon, 23 Nov 2026 19:00:00 GMT", t0()),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("-1", t0()), None);
+        assert_eq!(parse_retry_after("soon", t0()), None);
+        assert_eq!(parse_retry_after("NaN", t0()), None);
+    }
+
+    #[test]
+    fn backoff_grows_with_square_of_retry_and_is_capped() {
+        let policy = RetryPolicy::default();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let d1 = backoff_delay(&policy, 1, &mut rng).as_secs_f64();
+        let d2 = backoff_delay(&policy, 2, &mut rng).as_secs_f64();
+        let d3 = backoff_delay(&policy, 3, &mut rng).as_secs_f64();
+        assert!((2.4..=3.6).contains(&d1), "{d1}");
+        assert!((9.6..=14.4).contains(&d2), "{d2}");
+        assert!((21.6..=32.4).contains(&d3), "{d3}");
+        for retry in 8..20 {
+            assert!(backoff_delay(&policy, retry, &mut rng) <= policy.max_delay);
+        }
+    }
+
+    #[test]
+    fn a_throttled_mailbox_pauses_while_others_go() {
+        let (g, clock) = governor(GovernorLimits::default());
+        let a = Resource::Mailbox {
+            tenant: tenant(),
+            user: "a".into(),
+        };
+        let b = Resource::Mailbox {
+            tenant: tenant(),
+            user: "b".into(),
+        };
+        assert_eq!(g.admit(&a, 1), Admission::Go);
+        let until = g.record_throttle(
+            &a,
+            429,
+            Some("ApplicationThrottled".into()),
+            Some(Duration::from_secs(30)),
+            Duration::from_secs(30),
+        );
+        assert_eq!(until, t0() + chrono::Duration::seconds(30));
+        assert_eq!(g.admit(&a, 1), Admission::WaitUntil(until));
+        assert_eq!(g.admit(&b, 1), Admission::Go);
+        assert_eq!(
+            g.admit(&Resource::Files { tenant: tenant() }, 2),
+            Admission::Go
+        );
+        assert_eq!(g.paused_resources(tenant()), vec![(a.clone(), until)]);
+        let json = serde_json::to_value(&g.log().recent()[0]).unwrap();
+        assert_eq!(json["retry_after"], 30.0);
+        assert_eq!(json["resource"]["kind"], "mailbox");
+        clock.advance(chrono::Duration::seconds(30));
+        assert_eq!(g.admit(&a, 1), Admission::Go);
+        assert!(g.paused_resources(tenant()).is_empty());
+        let events = g.log().recent_for_tenant(tenant());
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].retry_after, Some(Duration::from_secs(30)));
+        assert_eq!(events[0].at, t0());
+    }
+
+    #[test]
+    fn a_shorter_pause_never_cuts_a_longer_one() {
+        let (g, _) = governor(GovernorLimits::default());
+        let r = Resource::Files { tenant: tenant() };
+        let long = g.record_throttle(&r, 503, None, None, Duration::from_secs(60));
+        let again = g.record_throttle(
+            &r,
+            429,
+            None,
+            Some(Duration::from_secs(5)),
+            Duration::from_secs(5),
+        );
+        assert_eq!(long, again);
+    }
+
+    #[test]
+    fn files_bucket_spends_resource_units_and_refills() {
+        let limits = GovernorLimits {
+            files_resource_units_per_minute: 10,
+            ..GovernorLimits::default()
+        };
+        let (g, clock) = governor(limits);
+        let r = Resource::Files { tenant: tenant() };
+        for _ in 0..5 {
+            assert_eq!(g.admit(&r, 2), Admission::Go);
+        }
+        // 10 RU spent; 2 more come back after 12 s at 10 RU/min.
+        assert_eq!(
+            g.admit(&r, 2),
+            Admission::WaitUntil(t0() + chrono::Duration::seconds(12))
+        );
+        clock.advance(chrono::Duration::seconds(12));
+        assert_eq!(g.admit(&r, 2), Admission::Go);
+    }
+
+    #[test]
+    fn log_keeps_only_the_most_recent() {
+        let (g, _) = governor(GovernorLimits::default());
+        let r = Resource::Directory { tenant: tenant() };
+        for s in [1, 2, 3, 4] {
+            g.record_throttle(
+                &r,
+                429,
+                None,
+                Some(Duration::from_secs(s)),
+                Duration::from_secs(s),
+            );
+        }
+        let secs: Vec<_> = g
+            .log()
+            .recent()
+            .iter()
+            .map(|e| e.retry_after.unwrap().as_secs())
+            .collect();
+        assert_eq!(secs, vec![2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn acquire_waits_out_a_pause_on_the_clock() {
+        let (g, clock) = governor(GovernorLimits::default());
+        let r = Resource::Mailbox {
+            tenant: tenant(),
+            user: "u".into(),
+        };
+        g.record_throttle(
+            &r,
+            429,
+            None,
+            Some(Duration::from_millis(2500)),
+            Duration::from_millis(2500),
+        );
+        let _p = g.acquire(&r, 1).await;
+        assert!(clock.now() >= t0() + chrono::Duration::milliseconds(2500));
+    }
+
+    #[tokio::test]
+    async fn at_most_four_requests_per_mailbox_at_once() {
+        let (g, _) = governor(GovernorLimits::default());
+        let g = Arc::new(g);
+        let r = Resource::Mailbox {
+            tenant: tenant(),
+            user: "u".into(),
+        };
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(g.acquire(&r, 1).await);
+        }
+        let fifth = tokio::spawn({
+            let g = g.clone();
+            let r = r.clone();
+            async move { g.acquire(&r, 1).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!fifth.is_finished());
+        // Another mailbox is not held up.
+        let _other = g
+            .acquire(
+                &Resource::Mailbox {
+                    tenant: tenant(),
+                    user: "v".into(),
+                },
+                1,
+            )
+            .await;
+        held.pop();
+        fifth.await.unwrap();
+    }
+
+    #[derive(Debug)]
+    struct FrozenSleep;
+    impl Sleeper for FrozenSleep {
+        fn sleep(&self, _: Duration) -> BoxFuture<'static, ()> {
+            Box::pin(async {})
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frozen_clock_never_hangs_acquire() {
+        let clock = ManualClock::new(t0());
+        let g = Governor::new(
+            Arc::new(clock),
+            Arc::new(FrozenSleep),
+            GovernorLimits::default(),
+            Arc::new(ThrottleLog::new(3)),
+        );
+        let r = Resource::Directory { tenant: tenant() };
+        g.record_throttle(
+            &r,
+            429,
+            None,
+            Some(Duration::from_secs(30)),
+            Duration::from_secs(30),
+        );
+        let _p = g.acquire(&r, 1).await;
+    }
+}

@@ -1,0 +1,50 @@
+//! QuickXorHash, the only hash OneDrive for Business and SharePoint put in `file.hashes`
+//! (graph-protocol.md §4.2). Written from Microsoft's description, not shared with the client.
+
+use base64::Engine;
+
+const WIDTH_BITS: usize = 160;
+const SHIFT: usize = 11;
+
+/// base64 of the 20-byte QuickXorHash of `data`.
+pub fn quick_xor_hash(data: &[u8]) -> String {
+    let mut block = [0u8; 20];
+    // Byte i is XORed into the 160-bit block rotated left by (i * 11) mod 160 bits. Work per
+    // bit offset: byte at bit offset `o` touches bits o..o+8 (wrapping at 160).
+    let mut shift = 0usize;
+    for &byte in data {
+        let byte_index = shift / 8;
+        let bit = shift % 8;
+        let value = (byte as u16) << bit;
+        block[byte_index] ^= (value & 0xFF) as u8;
+        let high = (value >> 8) as u8;
+        if high != 0 {
+            block[(byte_index + 1) % 20] ^= high;
+        }
+        shift = (shift + SHIFT) % WIDTH_BITS;
+    }
+    let length = (data.len() as u64).to_le_bytes();
+    for (k, byte) in length.iter().enumerate() {
+        block[20 - 8 + k] ^= byte;
+    }
+    base64::engine::general_purpose::STANDARD.encode(block)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_input_is_all_zero() {
+        assert_eq!(quick_xor_hash(b""), "AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    }
+
+    #[test]
+    fn single_byte_lands_in_first_byte_and_length_in_tail() {
+        let hash = base64::engine::general_purpose::STANDARD
+            .decode(quick_xor_hash(b"A"))
+            .unwrap_or_default();
+        assert_eq!(hash[0], b'A');
+        assert_eq!(hash[12], 1);
+    }
+}

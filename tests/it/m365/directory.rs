@@ -1,0 +1,225 @@
+//! Directory: organization, users past one page, groups and teams, sites, delta with adds,
+//! edits and deletes, deleted items, forced resync, workload probes.
+
+use std::collections::HashMap;
+
+use futures::TryStreamExt;
+use serde_json::json;
+use skyvault::m365::{DeltaChange, DeltaStart, MailboxStatus, RemovedReason, collect_round};
+use skyvault::simulator::TenantSpec;
+
+use super::{Setup, harness, harness_with};
+
+#[tokio::test]
+async fn users_are_listed_across_pages() {
+    // More users than the largest directory page (999), so the client must follow nextLink.
+    let spec = TenantSpec {
+        users: 1_100,
+        groups: 1,
+        teams: 0,
+        security_groups: 0,
+        sites: 0,
+        ..TenantSpec::small("Fabrikam", 3)
+    };
+    let h = harness_with(Setup {
+        spec,
+        ..Setup::default()
+    })
+    .await;
+    let users: Vec<_> = h.graph().users().try_collect().await.unwrap();
+    assert_eq!(users.len(), 1_100);
+    let mut ids: Vec<_> = users.iter().map(|u| u.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 1_100, "no user twice");
+    assert!(
+        users
+            .iter()
+            .all(|u| u.user_principal_name.is_some() && u.account_enabled.is_some())
+    );
+}
+
+#[tokio::test]
+async fn groups_teams_and_sites_are_discovered() {
+    let h = harness().await;
+    let graph = h.graph();
+    let groups: Vec<_> = graph.groups().try_collect().await.unwrap();
+    let spec = TenantSpec::small("Contoso", 7);
+    assert_eq!(
+        groups.iter().filter(|g| g.is_microsoft365()).count() as u32,
+        spec.groups
+    );
+    assert_eq!(
+        groups.iter().filter(|g| g.is_team()).count() as u32,
+        spec.teams
+    );
+    assert!(
+        groups
+            .iter()
+            .filter(|g| g.is_team())
+            .all(|g| g.is_microsoft365() && g.is_mail_enabled())
+    );
+    assert!(
+        groups
+            .iter()
+            .any(|g| !g.is_microsoft365() && !g.is_mail_enabled()),
+        "security groups too"
+    );
+
+    let sites = graph.sites().await.unwrap();
+    assert!(!sites.is_empty());
+    assert!(
+        sites.iter().all(|s| s.id.split(',').count() == 3),
+        "site ids are host,collection,web"
+    );
+}
+
+#[tokio::test]
+async fn delta_reports_adds_edits_and_deletes_and_deleted_items_list_them() {
+    let h = harness().await;
+    let graph = h.graph();
+    let first = collect_round(graph.users_delta(DeltaStart::Initial))
+        .await
+        .unwrap();
+    assert!(first.full_sync);
+    let before: Vec<_> = graph.users().try_collect().await.unwrap();
+    let upserts = first
+        .changes
+        .iter()
+        .filter(|c| matches!(c, DeltaChange::Upsert(_)))
+        .count();
+    assert_eq!(upserts, before.len());
+
+    let added = h
+        .control(
+            "POST",
+            "tenants/default/users",
+            Some(json!({"displayName": "Ada Lovelace"})),
+        )
+        .await;
+    let added_id = added["id"].as_str().unwrap().to_string();
+    let edited_id = before[1].id.clone();
+    h.control(
+        "PATCH",
+        &format!("tenants/default/users/{edited_id}"),
+        Some(json!({"displayName": "Renamed Person"})),
+    )
+    .await;
+    let deleted_id = before[2].id.clone();
+    h.control(
+        "DELETE",
+        &format!("tenants/default/users/{deleted_id}"),
+        None,
+    )
+    .await;
+
+    let second = collect_round(graph.users_delta(DeltaStart::Resume(first.delta_link.clone())))
+        .await
+        .unwrap();
+    assert!(!second.full_sync);
+    // The same object may come more than once; the last entry wins.
+    let last: HashMap<_, _> = second
+        .changes
+        .iter()
+        .map(|c| (c.id().to_string(), c.clone()))
+        .collect();
+    match &last[&added_id] {
+        DeltaChange::Upsert(u) => assert_eq!(u.display_name.as_deref(), Some("Ada Lovelace")),
+        other => panic!("{other:?}"),
+    }
+    match &last[&edited_id] {
+        DeltaChange::Upsert(u) => assert_eq!(u.display_name.as_deref(), Some("Renamed Person")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        last[&deleted_id],
+        DeltaChange::Removed {
+            id: deleted_id.clone(),
+            reason: RemovedReason::Changed
+        },
+        "a soft-deleted user is removed with reason changed"
+    );
+    assert!(
+        !last.contains_key(&before[3].id),
+        "untouched users are not in the round"
+    );
+
+    let deleted: Vec<_> = graph.deleted_users().try_collect().await.unwrap();
+    let found = deleted
+        .iter()
+        .find(|u| u.id == deleted_id)
+        .expect("soft-deleted user is listed");
+    assert!(found.deleted_date_time.is_some());
+
+    // A third round from the new link is quiet.
+    let third = collect_round(graph.users_delta(DeltaStart::Resume(second.delta_link)))
+        .await
+        .unwrap();
+    assert!(third.changes.is_empty(), "{:?}", third.changes);
+}
+
+#[tokio::test]
+async fn a_rejected_delta_link_restarts_as_a_full_sync() {
+    let h = harness().await;
+    let graph = h.graph();
+    let first = collect_round(graph.groups_delta(DeltaStart::Initial))
+        .await
+        .unwrap();
+    let groups = first.changes.len();
+    h.control("POST", "tenants/default/directory/resync", None)
+        .await;
+    let again = collect_round(graph.groups_delta(DeltaStart::Resume(first.delta_link)))
+        .await
+        .unwrap();
+    assert!(again.full_sync, "the round says it enumerated everything");
+    assert_eq!(again.changes.len(), groups);
+}
+
+#[tokio::test]
+async fn deleted_groups_are_listed() {
+    let h = harness().await;
+    let graph = h.graph();
+    let groups: Vec<_> = graph.groups().try_collect().await.unwrap();
+    let unified = groups.iter().find(|g| g.is_microsoft365()).unwrap();
+    h.control(
+        "DELETE",
+        &format!("tenants/default/groups/{}", unified.id),
+        None,
+    )
+    .await;
+    let deleted: Vec<_> = graph.deleted_groups().try_collect().await.unwrap();
+    assert!(
+        deleted
+            .iter()
+            .any(|g| g.id == unified.id && g.deleted_date_time.is_some())
+    );
+    let still: Vec<_> = graph.groups().try_collect().await.unwrap();
+    assert!(still.iter().all(|g| g.id != unified.id));
+}
+
+#[tokio::test]
+async fn workload_probes_tell_mailboxes_and_onedrives() {
+    let h = harness().await;
+    let graph = h.graph();
+    let users: Vec<_> = graph.users().try_collect().await.unwrap();
+    let user = &users[0].id;
+    assert_eq!(
+        graph.probe_mailbox(user).await.unwrap(),
+        MailboxStatus::Present
+    );
+    let drive = graph
+        .user_drive(user)
+        .await
+        .unwrap()
+        .expect("a provisioned OneDrive");
+    assert_eq!(drive.drive_type.as_deref(), Some("business"));
+
+    let gone = &users[1].id;
+    h.control("DELETE", &format!("tenants/default/users/{gone}"), None)
+        .await;
+    assert_eq!(
+        graph.probe_mailbox(gone).await.unwrap(),
+        MailboxStatus::Absent
+    );
+    assert_eq!(graph.user_drive(gone).await.unwrap(), None);
+}
