@@ -11,6 +11,7 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::crypto::MasterKey;
 use crate::db;
+use crate::m365::{GraphClient, M365Settings};
 use crate::web::{self as console, AppState, middleware};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,18 +27,51 @@ pub enum StartError {
     },
     #[error("first-run setup: {0}")]
     Setup(#[from] crate::accounts::AccountError),
+    #[error("Microsoft 365 settings: {0}")]
+    Graph(#[from] crate::m365::GraphError),
+    #[error("Microsoft 365 settings: {0}")]
+    M365Settings(String),
 }
 
 /// Opens the master key and the database (migrating it) and builds the shared state.
 pub async fn prepare(settings: Settings, clock: SharedClock) -> Result<AppState, StartError> {
     let master_key = MasterKey::load_or_create(&settings.master_key_file())?;
     let db = db::connect_and_migrate(&settings.database_url()).await?;
+    let graph = graph_client(&settings, clock.clone())?;
     Ok(AppState {
         db,
         settings,
         clock,
         master_key,
+        graph,
     })
+}
+
+/// The Graph client for the configured Microsoft app (or the demo simulator's).
+pub fn graph_client(settings: &Settings, clock: SharedClock) -> Result<GraphClient, StartError> {
+    let redirect =
+        url::Url::parse(&crate::demo::consent_redirect_uri(settings)).map_err(|err| {
+            StartError::M365Settings(format!(
+                "public_url does not make a valid redirect URI: {err}"
+            ))
+        })?;
+    let mut m365 = M365Settings::new(
+        &settings.m365_client_id,
+        &settings.m365_client_secret,
+        redirect,
+    );
+    m365.authority_url = settings.m365_authority_url.clone();
+    m365.graph_url = settings.m365_graph_url.clone();
+    Ok(GraphClient::new(m365, clock)?)
+}
+
+/// The worker context for this process.
+pub fn worker_context(state: &AppState) -> crate::jobs::worker::WorkerContext {
+    crate::jobs::worker::WorkerContext {
+        db: state.db.clone(),
+        clock: state.clock.clone(),
+        graph: state.graph.clone(),
+    }
 }
 
 /// The one-time setup link, when the instance has no user yet.

@@ -40,6 +40,8 @@ enum Command {
         #[command(subcommand)]
         task: AdminTask,
     },
+    /// Run the Microsoft 365 simulator on its own (identity platform, Graph v1.0, control API).
+    Simulator(skyvault::simulator::SimulatorArgs),
     /// Print the settings table (the README's is checked against it).
     SettingsTable,
 }
@@ -107,6 +109,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Admin { task } => admin(settings, task).await,
+            Command::Simulator(args) => skyvault::simulator::run(args).await,
             Command::SettingsTable => {
                 print!("{}", Settings::markdown_table());
                 Ok(())
@@ -122,9 +125,37 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(settings: Settings, role: ServeRole) -> anyhow::Result<()> {
-    let state = app::prepare(settings, clock::system()).await?;
-    let _ticks = jobs::ticks::start_ticks(state.db.clone(), state.clock.clone()).await?;
+async fn serve(mut settings: Settings, role: ServeRole) -> anyhow::Result<()> {
+    let clock = clock::system();
+    let _simulator = if settings.demo_mode() {
+        let simulator = skyvault::demo::start_demo_simulator(&mut settings, clock.clone()).await?;
+        let tenant = simulator.tenant();
+        println!();
+        println!(
+            "  Demo mode: no Microsoft app is configured, so Skyvault uses its built-in Microsoft 365"
+        );
+        println!(
+            "  simulator at {}. To add its organization ({}), sign in at Microsoft's",
+            simulator.base_url(),
+            tenant.display_name
+        );
+        println!(
+            "  (simulated) page as {} with password {}",
+            tenant.admin_user_principal_name, tenant.admin_password
+        );
+        Some(simulator)
+    } else {
+        None
+    };
+    let state = app::prepare(settings, clock).await?;
+    let _ticks =
+        jobs::ticks::start_ticks(state.db.clone(), state.clock.clone(), state.sync_interval())
+            .await?;
+    if role != ServeRole::Web {
+        tokio::spawn(jobs::worker::run_worker(std::sync::Arc::new(
+            app::worker_context(&state),
+        )));
+    }
     if role == ServeRole::Worker {
         tracing::info!("worker started");
         tokio::signal::ctrl_c().await?;

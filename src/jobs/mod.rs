@@ -1,4 +1,7 @@
-//! Background work. For now: the maintenance ticks that keep the account tables tidy. The job
-//! queue (syncs, backups, restores as rows claimed with leases) lives here too as it arrives.
+//! Background work: the job queue (syncs, and later backups, restores and checks, as rows claimed
+//! with leases), the workers that run jobs, and the ticks that queue scheduled work.
 
+pub mod entities;
+pub mod queue;
 pub mod ticks;
+pub mod worker;

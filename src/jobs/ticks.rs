@@ -6,10 +6,53 @@ use std::time::Duration;
 use sea_orm::DatabaseConnection;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
+use chrono::Duration as ChronoDuration;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+
 use crate::accounts::{session_store, throttle};
 use crate::clock::SharedClock;
+use crate::inventory::entities::organization;
+use crate::inventory::organizations::next_sync_after;
+use crate::jobs::queue;
 
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
+const DISPATCH_EVERY: Duration = Duration::from_secs(30);
+
+/// Queues the syncs that are due and moves each organization's next sync to its next slot
+/// (`added_at + k × interval`). A sync missed while the server was down runs once, at start-up.
+pub async fn enqueue_due_syncs(
+    db: &DatabaseConnection,
+    clock: &SharedClock,
+    interval: ChronoDuration,
+) -> u32 {
+    let now = clock.now();
+    let due = match organization::Entity::find()
+        .filter(organization::Column::NextSyncAt.lte(now))
+        .all(db)
+        .await
+    {
+        Ok(due) => due,
+        Err(err) => {
+            tracing::warn!("cannot read due syncs: {err}");
+            return 0;
+        }
+    };
+    let mut queued = 0;
+    for org in due {
+        if let Err(err) = queue::enqueue_sync(db, clock.as_ref(), &org).await {
+            tracing::warn!(org = %org.id, "cannot queue the scheduled sync: {err}");
+            continue;
+        }
+        queued += 1;
+        let next = next_sync_after(org.added_at, interval, now);
+        let mut model: organization::ActiveModel = org.into();
+        model.next_sync_at = Set(next);
+        if let Err(err) = model.update(db).await {
+            tracing::warn!("cannot move the next sync: {err}");
+        }
+    }
+    queued
+}
 
 /// Deletes expired sessions and sign-in failures older than the throttling window.
 pub async fn tidy_accounts(db: &DatabaseConnection, clock: &SharedClock) {
@@ -23,11 +66,26 @@ pub async fn tidy_accounts(db: &DatabaseConnection, clock: &SharedClock) {
     }
 }
 
+/// Starts the ticks: due syncs are queued at once (catching up after downtime), then every 30
+/// seconds; account tables are tidied every 5 minutes.
 pub async fn start_ticks(
     db: DatabaseConnection,
     clock: SharedClock,
+    sync_interval: ChronoDuration,
 ) -> Result<JobScheduler, JobSchedulerError> {
     let scheduler = JobScheduler::new().await?;
+    enqueue_due_syncs(&db, &clock, sync_interval).await;
+    {
+        let (db, clock) = (db.clone(), clock.clone());
+        scheduler
+            .add(Job::new_repeated_async(DISPATCH_EVERY, move |_, _| {
+                let (db, clock) = (db.clone(), clock.clone());
+                Box::pin(async move {
+                    enqueue_due_syncs(&db, &clock, sync_interval).await;
+                })
+            })?)
+            .await?;
+    }
     scheduler
         .add(Job::new_repeated_async(MAINTENANCE_EVERY, move |_, _| {
             let db = db.clone();

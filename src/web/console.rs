@@ -7,7 +7,7 @@ use askama::Template;
 
 use super::forms::FormState;
 use super::partner::{UserForm, UserRow, user_rows};
-use super::{AppState, Chrome, SignedIn, WebError, ok, render, see_other};
+use super::{AppState, Chrome, SignedIn, WebError, m365, ok, render, see_other};
 use crate::accounts::access::CustomerScope;
 use crate::accounts::users;
 
@@ -46,6 +46,7 @@ pub async fn section(
     state: web::Data<AppState>,
     signed_in: SignedIn,
     path: web::Path<(String, String)>,
+    devices_query: web::Query<m365::DevicesQuery>,
 ) -> Result<HttpResponse, WebError> {
     let (id, section) = path.into_inner();
     let scope = signed_in.customer(&state, &id).await?;
@@ -53,8 +54,18 @@ pub async fn section(
         .iter()
         .find(|(slug, _)| *slug == section)
         .ok_or(WebError::NotFound)?;
-    if section == "settings" {
-        return ok(&settings_view(&state, &signed_in, &scope, FormState::default()).await?);
+    match section {
+        "settings" => {
+            return ok(&settings_view(&state, &signed_in, &scope, FormState::default()).await?);
+        }
+        "devices" => return m365::devices(&state, &signed_in, &scope, &devices_query).await,
+        "activities" => return m365::activities(&state, &signed_in, &scope).await,
+        "m365" => {
+            if let Some(response) = m365::m365_section(&state, &signed_in, &scope).await? {
+                return Ok(response);
+            }
+        }
+        _ => {}
     }
     ok(&SectionPage {
         chrome: Chrome::new(&signed_in, Some(&scope), section),

@@ -7,6 +7,7 @@ pub mod console;
 pub mod csrf;
 pub mod error;
 pub mod forms;
+pub mod m365;
 pub mod middleware;
 pub mod partner;
 
@@ -40,6 +41,13 @@ pub struct AppState {
     pub settings: Settings,
     pub clock: SharedClock,
     pub master_key: MasterKey,
+    pub graph: crate::m365::GraphClient,
+}
+
+impl AppState {
+    pub fn sync_interval(&self) -> chrono::Duration {
+        chrono::Duration::hours(self.settings.sync_interval_hours.max(1) as i64)
+    }
 }
 
 /// Mounts the console on an actix `App`.
@@ -81,6 +89,34 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/c/{customer}/settings/users",
             web::post().to(console::add_user),
+        )
+        .route(
+            "/c/{customer}/devices/add/m365",
+            web::get().to(m365::add_organization),
+        )
+        .route(
+            "/c/{customer}/devices/{org}/remove",
+            web::get().to(m365::remove_page),
+        )
+        .route(
+            "/c/{customer}/devices/{org}/remove",
+            web::post().to(m365::remove),
+        )
+        .route(
+            "/c/{customer}/m365/{org}",
+            web::get().to(m365::organization_page),
+        )
+        .route(
+            "/c/{customer}/m365/{org}/sync",
+            web::get().to(m365::sync_status_fragment),
+        )
+        .route(
+            "/c/{customer}/m365/{org}/refresh",
+            web::post().to(m365::refresh),
+        )
+        .route(
+            "/m365/consent/callback",
+            web::get().to(m365::consent_callback),
         )
         .route("/c/{customer}/{section}", web::get().to(console::section))
         .default_service(web::to(not_found));

@@ -21,6 +21,12 @@ const CUSTOMER_ROUTES: &[(&str, &str)] = &[
     ("GET", "/c/{customer}/activities"),
     ("GET", "/c/{customer}/alerts"),
     ("GET", "/c/{customer}/settings"),
+    ("GET", "/c/{customer}/devices/add/m365"),
+    ("GET", "/c/{customer}/devices/{org}/remove"),
+    ("POST", "/c/{customer}/devices/{org}/remove"),
+    ("GET", "/c/{customer}/m365/{org}"),
+    ("GET", "/c/{customer}/m365/{org}/sync"),
+    ("POST", "/c/{customer}/m365/{org}/refresh"),
 ];
 
 async fn request(visitor: &Visitor, method: &str, path: &str) -> crate::support::app::Page {
@@ -134,7 +140,9 @@ async fn a_customer_admin_cannot_reach_another_customer_by_changing_ids() {
         .expect_redirect(&format!("/c/{own}/devices"));
     for (method, template) in CUSTOMER_ROUTES {
         intruder.get(&format!("/c/{own}/devices")).await; // a fresh CSRF token, as a real page gives
-        let path = template.replace("{customer}", &other);
+        let path = template
+            .replace("{customer}", &other)
+            .replace("{org}", &uuid::Uuid::new_v4().to_string());
         let page = request(&intruder, method, &path).await;
         assert_eq!(
             page.status,
@@ -188,7 +196,9 @@ async fn another_partner_cannot_reach_our_customers_but_a_parent_partner_can_rea
     assert!(list.body.contains("Tailspin") && !list.body.contains("Adatum"));
     for (method, template) in CUSTOMER_ROUTES {
         sub.get("/customers").await;
-        let path = template.replace("{customer}", &customer);
+        let path = template
+            .replace("{customer}", &customer)
+            .replace("{org}", &uuid::Uuid::new_v4().to_string());
         let page = request(&sub, method, &path).await;
         assert_eq!(
             page.status,

@@ -3,4 +3,5 @@
 
 mod access;
 mod accounts;
+mod organizations;
 mod setup;

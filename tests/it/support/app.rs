@@ -19,6 +19,8 @@ pub struct TestApp {
     /// The setup token printed at start, while the instance has no user.
     pub setup_token: Option<String>,
     server: actix_web::dev::ServerHandle,
+    /// The Microsoft 365 simulator the app's Graph client talks to (same clock as the app).
+    pub simulator: skyvault::simulator::RunningSimulator,
     /// Keeps the temporary database alive while the app runs.
     #[allow(dead_code)]
     pub db: TestDb,
@@ -36,6 +38,26 @@ impl TestApp {
             ..Settings::default()
         };
         let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap());
+        let mut settings = settings;
+        let simulator = skyvault::simulator::start(skyvault::simulator::SimulatorOptions {
+            port: 0,
+            tenants: vec![
+                skyvault::simulator::TenantSpec::small("Contoso", 7),
+                skyvault::simulator::TenantSpec::small("Fabrikam", 8),
+            ],
+            clock: Arc::new(clock.clone()),
+            deleted_retention: chrono::Duration::days(30),
+            workers: 1,
+            ..skyvault::simulator::SimulatorOptions::default()
+        })
+        .await
+        .expect("simulator");
+        let redirect = skyvault::demo::consent_redirect_uri(&settings);
+        simulator.register_app(TEST_CLIENT_ID, TEST_CLIENT_SECRET, &[redirect.as_str()]);
+        settings.m365_client_id = TEST_CLIENT_ID.into();
+        settings.m365_client_secret = TEST_CLIENT_SECRET.into();
+        settings.m365_authority_url = simulator.base_url().trim_end_matches('/').to_string();
+        settings.m365_graph_url = simulator.base_url().trim_end_matches('/').to_string();
         let state = skyvault::app::prepare(settings, Arc::new(clock.clone()))
             .await
             .expect("app state");
@@ -52,6 +74,7 @@ impl TestApp {
             clock,
             setup_token,
             server: handle,
+            simulator,
             db,
         }
     }
@@ -140,6 +163,9 @@ impl Drop for TestApp {
     }
 }
 
+pub const TEST_CLIENT_ID: &str = "3f1a6c2e-7d4b-4f8e-9a51-0c2d8e6b7a90";
+pub const TEST_CLIENT_SECRET: &str = "test-client-secret-value";
+
 pub const PARTNER_EMAIL: &str = "pat@northwind.example";
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -224,6 +250,24 @@ impl Visitor {
         let response = self
             .client
             .post(format!("{}{path}", self.base))
+            .form(fields)
+            .send()
+            .await
+            .expect("POST");
+        self.read(response).await
+    }
+
+    /// A GET of an absolute URL (e.g. Microsoft's sign-in page), keeping cookies.
+    pub async fn get_url(&self, url: &str) -> Page {
+        let response = self.client.get(url).send().await.expect("GET");
+        self.read(response).await
+    }
+
+    /// A form post to an absolute URL, as a browser submits Microsoft's sign-in form.
+    pub async fn post_url(&self, url: &str, fields: &[(&str, &str)]) -> Page {
+        let response = self
+            .client
+            .post(url)
             .form(fields)
             .send()
             .await

@@ -1,0 +1,97 @@
+//! sea-orm entities for organizations, protected items, delta cursors and consent requests
+//! (`m20261123_000003_inventory`).
+
+pub mod organization {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "organizations")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub customer_id: Uuid,
+        /// The Microsoft Entra tenant GUID; one organization belongs to one customer only.
+        #[sea_orm(unique)]
+        pub tenant_id: String,
+        pub display_name: String,
+        pub default_domain: String,
+        pub initial_domain: String,
+        pub added_at: ChronoDateTimeUtc,
+        pub last_sync_at: Option<ChronoDateTimeUtc>,
+        pub last_sync_outcome: Option<String>,
+        pub next_sync_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod protected_item {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "protected_items")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub org_id: Uuid,
+        pub kind: String,
+        pub graph_id: String,
+        pub display_name: String,
+        /// Email address for users and groups, web address for sites.
+        pub address: String,
+        /// A short description: "Microsoft 365 group", "Security group", "Member", "Guest"…
+        pub detail: String,
+        pub state: String,
+        pub has_mailbox: Option<bool>,
+        pub has_drive: Option<bool>,
+        pub first_seen_at: ChronoDateTimeUtc,
+        pub changed_at: ChronoDateTimeUtc,
+        pub inactive_since: Option<ChronoDateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod directory_cursor {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "directory_cursors")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub org_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub resource: String,
+        pub delta_link: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod consent_request {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "consent_requests")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub state: String,
+        pub customer_id: Uuid,
+        pub user_id: Uuid,
+        pub expires_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

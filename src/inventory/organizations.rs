@@ -1,0 +1,190 @@
+//! Organizations of a customer: adding one after a proven consent, listing, removing, and the
+//! sync schedule — every `interval` counted from the moment it was added, never shifted by a
+//! Refresh.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder,
+};
+
+use super::InventoryError;
+use super::entities::organization;
+use crate::accounts::access::CustomerScope;
+use crate::clock::Clock;
+use crate::ids::OrgId;
+use crate::m365::TenantProof;
+
+/// An organization reached through a customer scope: proof the user may see it.
+#[derive(Debug, Clone)]
+pub struct OrgScope {
+    org: organization::Model,
+    customer: CustomerScope,
+}
+
+impl OrgScope {
+    pub fn id(&self) -> OrgId {
+        OrgId(self.org.id)
+    }
+
+    pub fn org(&self) -> &organization::Model {
+        &self.org
+    }
+
+    pub fn customer(&self) -> &CustomerScope {
+        &self.customer
+    }
+
+    /// For the workers, which act for the system rather than a signed-in user.
+    pub fn for_worker(org: organization::Model, customer: CustomerScope) -> Self {
+        Self { org, customer }
+    }
+}
+
+pub async fn organizations(
+    db: &DatabaseConnection,
+    scope: &CustomerScope,
+) -> Result<Vec<organization::Model>, InventoryError> {
+    Ok(organization::Entity::find()
+        .filter(organization::Column::CustomerId.eq(scope.id().0))
+        .order_by_asc(organization::Column::DisplayName)
+        .all(db)
+        .await?)
+}
+
+/// The organization `id` of this customer, else `NotFound` (also for other customers' ids).
+pub async fn organization(
+    db: &DatabaseConnection,
+    scope: &CustomerScope,
+    id: OrgId,
+) -> Result<OrgScope, InventoryError> {
+    let org = organization::Entity::find_by_id(id.0)
+        .filter(organization::Column::CustomerId.eq(scope.id().0))
+        .one(db)
+        .await?
+        .ok_or(InventoryError::NotFound)?;
+    Ok(OrgScope {
+        org,
+        customer: scope.clone(),
+    })
+}
+
+#[derive(Debug)]
+pub enum Added {
+    New(organization::Model),
+    /// Consent was given again for an organization this customer already has.
+    AlreadyAdded(organization::Model),
+}
+
+/// Adds the organization proven by `proof` to the customer. A tenant belongs to one customer.
+pub async fn add_organization(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    scope: &CustomerScope,
+    proof: &TenantProof,
+    interval: Duration,
+) -> Result<Added, InventoryError> {
+    scope.require_change()?;
+    let tenant = proof.tenant.to_string();
+    if let Some(existing) = organization::Entity::find()
+        .filter(organization::Column::TenantId.eq(&tenant))
+        .one(db)
+        .await?
+    {
+        return if existing.customer_id == scope.id().0 {
+            Ok(Added::AlreadyAdded(existing))
+        } else {
+            Err(InventoryError::TenantTakenByAnotherCustomer)
+        };
+    }
+    let organization = &proof.organization;
+    let initial = organization
+        .initial_domain()
+        .unwrap_or_default()
+        .to_string();
+    let now = clock.now();
+    let model = organization::ActiveModel {
+        id: Set(OrgId::new().0),
+        customer_id: Set(scope.id().0),
+        tenant_id: Set(tenant),
+        display_name: Set(organization
+            .display_name
+            .clone()
+            .unwrap_or_else(|| initial.clone())),
+        default_domain: Set(organization
+            .default_domain()
+            .map(str::to_string)
+            .unwrap_or_else(|| initial.clone())),
+        initial_domain: Set(initial),
+        added_at: Set(now),
+        last_sync_at: Set(None),
+        last_sync_outcome: Set(None),
+        next_sync_at: Set(now + interval),
+    };
+    Ok(Added::New(model.insert(db).await?))
+}
+
+/// Removes the organization and its item list. Its backups stay in Backup storage.
+pub async fn remove_organization(
+    db: &DatabaseConnection,
+    org: &OrgScope,
+) -> Result<(), InventoryError> {
+    org.customer().require_change()?;
+    organization::Entity::delete_by_id(org.id().0)
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The first scheduled sync strictly after `now`: `added_at + k × interval`, k ≥ 1.
+pub fn next_sync_after(
+    added_at: DateTime<Utc>,
+    interval: Duration,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let interval_secs = interval.num_seconds().max(1);
+    let elapsed = (now - added_at).num_seconds().max(0);
+    let k = elapsed / interval_secs + 1;
+    added_at + Duration::seconds(k * interval_secs)
+}
+
+pub async fn record_sync_outcome(
+    db: &DatabaseConnection,
+    org: OrgId,
+    at: DateTime<Utc>,
+    outcome: &str,
+) -> Result<(), InventoryError> {
+    organization::Entity::update_many()
+        .col_expr(organization::Column::LastSyncAt, Some(at).into())
+        .col_expr(
+            organization::Column::LastSyncOutcome,
+            Some(outcome.to_string()).into(),
+        )
+        .filter(organization::Column::Id.eq(org.0))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn schedule_counts_from_the_moment_added() {
+        let added = Utc.with_ymd_and_hms(2026, 11, 1, 9, 30, 0).unwrap();
+        let day = Duration::hours(24);
+        assert_eq!(next_sync_after(added, day, added), added + day);
+        assert_eq!(
+            next_sync_after(added, day, added + Duration::hours(23)),
+            added + day
+        );
+        assert_eq!(next_sync_after(added, day, added + day), added + day * 2);
+        // Down for three days: the next slot keeps the time of day it was added at.
+        assert_eq!(
+            next_sync_after(added, day, added + Duration::hours(75)),
+            added + day * 4
+        );
+    }
+}

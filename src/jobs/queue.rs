@@ -1,0 +1,227 @@
+//! The job queue in the database. A job is claimed by flipping its status with a conditional
+//! UPDATE (only one worker's update matches), under a lease the worker renews while it runs; a
+//! worker that dies leaves a lapsed lease, and the job is claimed again. One organization never
+//! has two syncs queued or running at once: enqueueing returns the pending one instead.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::entities::job;
+use crate::clock::Clock;
+use crate::ids::JobId;
+use crate::inventory::entities::organization;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    DirectorySync,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::DirectorySync => "directory_sync",
+        }
+    }
+
+    pub fn label(kind: &str) -> &'static str {
+        match kind {
+            "directory_sync" => "Directory sync",
+            _ => "Job",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+        }
+    }
+
+    pub fn is_pending(status: &str) -> bool {
+        status == JobStatus::Queued.as_str() || status == JobStatus::Running.as_str()
+    }
+}
+
+/// Queues a directory sync of `org`, or returns the one already queued or running.
+pub async fn enqueue_sync(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    org: &organization::Model,
+) -> Result<job::Model, sea_orm::DbErr> {
+    if let Some(pending) = pending_sync(db, org.id).await? {
+        return Ok(pending);
+    }
+    job::ActiveModel {
+        id: Set(JobId::new().0),
+        kind: Set(JobKind::DirectorySync.as_str().into()),
+        customer_id: Set(org.customer_id),
+        org_id: Set(Some(org.id)),
+        status: Set(JobStatus::Queued.as_str().into()),
+        queued_at: Set(clock.now()),
+        started_at: Set(None),
+        finished_at: Set(None),
+        lease_until: Set(None),
+        attempts: Set(0),
+        progress: Set(None),
+        summary: Set(None),
+        error: Set(None),
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn pending_sync(
+    db: &DatabaseConnection,
+    org_id: uuid::Uuid,
+) -> Result<Option<job::Model>, sea_orm::DbErr> {
+    job::Entity::find()
+        .filter(job::Column::OrgId.eq(org_id))
+        .filter(job::Column::Kind.eq(JobKind::DirectorySync.as_str()))
+        .filter(
+            job::Column::Status.is_in([JobStatus::Queued.as_str(), JobStatus::Running.as_str()]),
+        )
+        .one(db)
+        .await
+}
+
+/// The latest sync of `org`, pending or finished.
+pub async fn latest_sync(
+    db: &DatabaseConnection,
+    org_id: uuid::Uuid,
+) -> Result<Option<job::Model>, sea_orm::DbErr> {
+    job::Entity::find()
+        .filter(job::Column::OrgId.eq(org_id))
+        .filter(job::Column::Kind.eq(JobKind::DirectorySync.as_str()))
+        .order_by_desc(job::Column::QueuedAt)
+        .one(db)
+        .await
+}
+
+/// Claims the oldest job that is queued, or running under a lapsed lease.
+pub async fn claim_next(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    lease: Duration,
+) -> Result<Option<job::Model>, sea_orm::DbErr> {
+    let now = clock.now();
+    let claimable = || {
+        Condition::any()
+            .add(job::Column::Status.eq(JobStatus::Queued.as_str()))
+            .add(
+                Condition::all()
+                    .add(job::Column::Status.eq(JobStatus::Running.as_str()))
+                    .add(job::Column::LeaseUntil.lt(now)),
+            )
+    };
+    // A few candidates, in case another worker takes the first between our read and update.
+    let candidates = job::Entity::find()
+        .filter(claimable())
+        .order_by_asc(job::Column::QueuedAt)
+        .limit(4)
+        .all(db)
+        .await?;
+    for candidate in candidates {
+        let claimed = job::Entity::update_many()
+            .col_expr(
+                job::Column::Status,
+                Expr::value(JobStatus::Running.as_str()),
+            )
+            .col_expr(job::Column::StartedAt, Expr::value(Some(now)))
+            .col_expr(job::Column::LeaseUntil, Expr::value(Some(now + lease)))
+            .col_expr(
+                job::Column::Attempts,
+                Expr::col(job::Column::Attempts).add(1),
+            )
+            .filter(job::Column::Id.eq(candidate.id))
+            .filter(claimable())
+            .exec(db)
+            .await?;
+        if claimed.rows_affected == 1 {
+            return job::Entity::find_by_id(candidate.id).one(db).await;
+        }
+    }
+    Ok(None)
+}
+
+pub async fn renew_lease(
+    db: &DatabaseConnection,
+    id: uuid::Uuid,
+    until: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    job::Entity::update_many()
+        .col_expr(job::Column::LeaseUntil, Expr::value(Some(until)))
+        .filter(job::Column::Id.eq(id))
+        .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_progress(
+    db: &DatabaseConnection,
+    id: uuid::Uuid,
+    line: &str,
+) -> Result<(), sea_orm::DbErr> {
+    job::Entity::update_many()
+        .col_expr(job::Column::Progress, Expr::value(Some(line.to_string())))
+        .filter(job::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Records the end of a job: a summary when it succeeded, the error when it failed.
+pub async fn finish(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    id: uuid::Uuid,
+    outcome: Result<String, String>,
+) -> Result<(), sea_orm::DbErr> {
+    let (status, summary, error) = match outcome {
+        Ok(summary) => (JobStatus::Succeeded, Some(summary), None),
+        Err(error) => (JobStatus::Failed, None, Some(error)),
+    };
+    job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value(status.as_str()))
+        .col_expr(job::Column::FinishedAt, Expr::value(Some(clock.now())))
+        .col_expr(
+            job::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(job::Column::Summary, Expr::value(summary))
+        .col_expr(job::Column::Error, Expr::value(error))
+        .filter(job::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// A customer's jobs, newest first, for Activities.
+pub async fn jobs_of_customer(
+    db: &DatabaseConnection,
+    customer: uuid::Uuid,
+    limit: u64,
+) -> Result<Vec<job::Model>, sea_orm::DbErr> {
+    job::Entity::find()
+        .filter(job::Column::CustomerId.eq(customer))
+        .order_by_desc(job::Column::QueuedAt)
+        .limit(limit)
+        .all(db)
+        .await
+}

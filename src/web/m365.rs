@@ -1,0 +1,705 @@
+//! Microsoft 365 organizations in the console: Devices (list, Add > Microsoft 365 Business,
+//! remove), the admin-consent round trip, the organization's page with its Users, Groups, Sites
+//! and Teams tabs, and the Refresh button with its live sync status.
+
+use actix_session::Session;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use sea_orm::EntityTrait;
+use serde::Deserialize;
+
+use super::{AppState, Chrome, SignedIn, WebError, ok, see_other};
+use crate::accounts::access::CustomerScope;
+use crate::ids::OrgId;
+use crate::inventory::entities::{organization, protected_item};
+use crate::inventory::items::{self, ItemPage, ItemQuery, KindCount};
+use crate::inventory::organizations::{self, Added};
+use crate::inventory::{InventoryError, ItemKind, ItemState, OrgScope, consent};
+use crate::jobs::entities::job;
+use crate::jobs::queue::{self, JobStatus};
+use crate::m365::{ConsentError, ConsentRefusal, ConsentTenant, parse_consent_callback};
+
+/// The session entry naming the consent request this browser started.
+const CONSENT_STATE_KEY: &str = "m365_consent_state";
+
+impl From<InventoryError> for WebError {
+    fn from(err: InventoryError) -> Self {
+        match err {
+            InventoryError::NotFound => WebError::NotFound,
+            InventoryError::Forbidden => WebError::Forbidden,
+            InventoryError::TenantTakenByAnotherCustomer => WebError::BadRequest(err.to_string()),
+            InventoryError::Database(_) | InventoryError::Graph(_) => WebError::internal(err),
+        }
+    }
+}
+
+/// A Devices-page message after the consent round trip, by stable code (never reflected text).
+fn consent_message(code: &str) -> Option<(&'static str, &'static str)> {
+    Some(match code {
+        "added" => (
+            "success",
+            "The organization was added. Its users, groups, sites and teams are being discovered.",
+        ),
+        "already_added" => (
+            "info",
+            "This organization was already added; consent was renewed.",
+        ),
+        "declined" => (
+            "error",
+            "Consent was declined at Microsoft, so the organization was not added. Try again and choose Accept.",
+        ),
+        "not_admin" => (
+            "error",
+            "Microsoft refused consent: sign in as a global administrator of the organization you want to protect.",
+        ),
+        "cancelled" => (
+            "error",
+            "Sign-in at Microsoft was cancelled, so the organization was not added.",
+        ),
+        "state" => (
+            "error",
+            "This consent answer does not belong to a request started here, or it was already used. Start again with Add > Microsoft 365 Business.",
+        ),
+        "expired" => (
+            "error",
+            "The consent request expired (after 15 minutes). Start again with Add > Microsoft 365 Business.",
+        ),
+        "taken" => (
+            "error",
+            "This Microsoft 365 organization is already protected by another customer. Ask your service provider.",
+        ),
+        "unproven" => (
+            "error",
+            "Microsoft did not let Skyvault sign in to this organization after consent, so it was not added. Check that the app registration and its secret are valid, then try again.",
+        ),
+        "failed" => (
+            "error",
+            "Microsoft reported an error during consent, so the organization was not added. Try again in a few minutes.",
+        ),
+        "removed" => (
+            "success",
+            "The organization was removed. Its backups stay in Backup storage.",
+        ),
+        _ => return None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct DevicesQuery {
+    #[serde(default)]
+    notice: String,
+}
+
+pub struct OrgRow {
+    pub id: String,
+    pub name: String,
+    pub domain: String,
+    pub added: String,
+    pub last_sync: String,
+    pub next_sync: String,
+    pub outcome: String,
+    pub failed: bool,
+    pub syncing: bool,
+    pub users: u64,
+    pub groups: u64,
+    pub sites: u64,
+    pub teams: u64,
+}
+
+#[derive(Template)]
+#[template(path = "devices.html")]
+struct DevicesPage {
+    chrome: Chrome,
+    customer_id: String,
+    orgs: Vec<OrgRow>,
+    can_change: bool,
+    notice: Option<(&'static str, &'static str)>,
+    demo: bool,
+}
+
+fn when(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| "Never".into())
+}
+
+async fn org_row(state: &AppState, org: organization::Model) -> Result<OrgRow, WebError> {
+    let counts = items::count_items(&state.db, org.id).await?;
+    let count = |kind: ItemKind| counts.get(kind.as_str()).copied().unwrap_or_default().total;
+    let syncing = queue::pending_sync(&state.db, org.id).await?.is_some();
+    Ok(OrgRow {
+        id: org.id.to_string(),
+        domain: org.default_domain.clone(),
+        added: when(Some(org.added_at)),
+        last_sync: when(org.last_sync_at),
+        next_sync: when(Some(org.next_sync_at)),
+        failed: org
+            .last_sync_outcome
+            .as_deref()
+            .is_some_and(|o| o.starts_with("Failed")),
+        outcome: org
+            .last_sync_outcome
+            .clone()
+            .unwrap_or_else(|| "Not synced yet".into()),
+        syncing,
+        users: count(ItemKind::User),
+        groups: count(ItemKind::Group),
+        sites: count(ItemKind::Site),
+        teams: count(ItemKind::Team),
+        name: org.display_name,
+    })
+}
+
+pub async fn devices(
+    state: &AppState,
+    signed_in: &SignedIn,
+    scope: &CustomerScope,
+    query: &DevicesQuery,
+) -> Result<HttpResponse, WebError> {
+    let mut orgs = Vec::new();
+    for org in organizations::organizations(&state.db, scope).await? {
+        orgs.push(org_row(state, org).await?);
+    }
+    ok(&DevicesPage {
+        chrome: Chrome::new(signed_in, Some(scope), "devices"),
+        customer_id: scope.id().to_string(),
+        orgs,
+        can_change: scope.can_change(),
+        notice: consent_message(&query.notice),
+        demo: state.settings.m365_authority_url == state.settings.m365_graph_url,
+    })
+}
+
+/// Devices > Add > Microsoft 365 Business: send the browser to Microsoft's admin-consent page.
+/// A plain link (GET) rather than a form, because the page's CSP allows forms to post only to
+/// Skyvault itself.
+pub async fn add_organization(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let scope = signed_in.customer(&state, &id).await?;
+    let consent_state = consent::begin_consent(
+        &state.db,
+        state.clock.as_ref(),
+        &scope,
+        signed_in.access.user_id,
+    )
+    .await?;
+    signed_in
+        .session
+        .insert(CONSENT_STATE_KEY, &consent_state)
+        .map_err(WebError::internal)?;
+    let url = state
+        .graph
+        .admin_consent_url(&ConsentTenant::Organizations, &consent_state)
+        .map_err(WebError::internal)?;
+    Ok(see_other(url.as_str()))
+}
+
+/// Microsoft's redirect back after admin consent.
+pub async fn consent_callback(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    session: Session,
+    request: HttpRequest,
+) -> Result<HttpResponse, WebError> {
+    let query = request.query_string();
+    let returned_state = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let expected = session.get::<String>(CONSENT_STATE_KEY).ok().flatten();
+    session.remove(CONSENT_STATE_KEY);
+    let taken = if expected.as_deref() == Some(returned_state.as_str()) {
+        consent::take_consent_request(
+            &state.db,
+            state.clock.as_ref(),
+            &returned_state,
+            signed_in.access.user_id,
+        )
+        .await?
+    } else {
+        Err(consent::StateProblem::Unknown)
+    };
+    let customer_id = match taken {
+        Ok(customer) => customer,
+        Err(problem) => {
+            // Without a valid state we do not know which customer asked; go to the start page.
+            let code = if problem == consent::StateProblem::Expired {
+                "expired"
+            } else {
+                "state"
+            };
+            return Ok(see_other(&format!(
+                "{}?notice={code}",
+                home_devices(&signed_in)
+            )));
+        }
+    };
+    let scope = signed_in.access.customer(&state.db, customer_id).await?;
+    let devices = format!("/c/{}/devices", scope.id());
+    let code = match parse_consent_callback(query, &returned_state) {
+        Err(ConsentError::Refused {
+            refusal,
+            error,
+            description,
+        }) => {
+            tracing::info!(%error, "admin consent refused: {description}");
+            match refusal {
+                // AADSTS90094: "Admin consent is required" — a user who is not an administrator
+                // signed in; Microsoft reports it as access_denied, like a cancelled sign-in.
+                _ if description.contains("AADSTS90094") => "not_admin",
+                ConsentRefusal::Declined => "declined",
+                ConsentRefusal::ConsentRequired => "not_admin",
+                ConsentRefusal::AccessDenied | ConsentRefusal::PermissionDenied => "cancelled",
+                ConsentRefusal::Unknown => "failed",
+            }
+        }
+        Err(ConsentError::StateMismatch) => "state",
+        Err(other) => {
+            tracing::warn!("unusable consent callback: {other}");
+            "failed"
+        }
+        Ok(grant) => match state.graph.prove_tenant(grant.tenant).await {
+            Err(err) => {
+                tracing::warn!(tenant = %grant.tenant, "consent could not be proven: {err}");
+                "unproven"
+            }
+            Ok(proof) => {
+                match organizations::add_organization(
+                    &state.db,
+                    state.clock.as_ref(),
+                    &scope,
+                    &proof,
+                    state.sync_interval(),
+                )
+                .await
+                {
+                    Ok(Added::New(org)) => {
+                        queue::enqueue_sync(&state.db, state.clock.as_ref(), &org).await?;
+                        return Ok(see_other(&format!(
+                            "/c/{}/m365/{}?notice=added",
+                            scope.id(),
+                            org.id
+                        )));
+                    }
+                    Ok(Added::AlreadyAdded(_)) => "already_added",
+                    Err(InventoryError::TenantTakenByAnotherCustomer) => "taken",
+                    Err(other) => return Err(other.into()),
+                }
+            }
+        },
+    };
+    Ok(see_other(&format!("{devices}?notice={code}")))
+}
+
+fn home_devices(signed_in: &SignedIn) -> String {
+    match signed_in.access.home {
+        crate::accounts::access::Home::Customer(id) => format!("/c/{id}/devices"),
+        crate::accounts::access::Home::Partner(_) => "/customers".into(),
+    }
+}
+
+/// The Microsoft 365 section: the organization's page, or a choice when there are several.
+pub async fn m365_section(
+    state: &AppState,
+    signed_in: &SignedIn,
+    scope: &CustomerScope,
+) -> Result<Option<HttpResponse>, WebError> {
+    let orgs = organizations::organizations(&state.db, scope).await?;
+    match orgs.as_slice() {
+        [] => Ok(None),
+        [only] => Ok(Some(see_other(&format!(
+            "/c/{}/m365/{}",
+            scope.id(),
+            only.id
+        )))),
+        _ => {
+            let _ = signed_in;
+            Ok(Some(see_other(&format!("/c/{}/devices", scope.id()))))
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct OrgQuery {
+    #[serde(default)]
+    tab: String,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: u64,
+    #[serde(default)]
+    notice: String,
+}
+
+pub struct ItemRow {
+    pub name: String,
+    pub address: String,
+    pub detail: String,
+    pub inactive: bool,
+    pub inactive_since: String,
+    pub workloads: String,
+}
+
+pub struct Tab {
+    pub slug: &'static str,
+    pub label: &'static str,
+    pub count: KindCount,
+}
+
+#[derive(Template)]
+#[template(path = "org_items.html")]
+struct ItemsFragment {
+    base: String,
+    tab: &'static str,
+    search: String,
+    rows: Vec<ItemRow>,
+    page: u64,
+    pages: u64,
+    total: u64,
+}
+
+#[derive(Template)]
+#[template(path = "organization.html")]
+struct OrganizationPage {
+    chrome: Chrome,
+    customer_id: String,
+    org: OrgRow,
+    tenant_id: String,
+    tabs: Vec<Tab>,
+    items: ItemsFragment,
+    status: SyncStatus,
+    notice: Option<(&'static str, &'static str)>,
+}
+
+fn tab_kind(tab: &str) -> ItemKind {
+    match tab {
+        "groups" => ItemKind::Group,
+        "sites" => ItemKind::Site,
+        "teams" => ItemKind::Team,
+        _ => ItemKind::User,
+    }
+}
+
+fn tab_slug(kind: ItemKind) -> &'static str {
+    match kind {
+        ItemKind::User => "users",
+        ItemKind::Group => "groups",
+        ItemKind::Site => "sites",
+        ItemKind::Team => "teams",
+    }
+}
+
+fn item_row(item: protected_item::Model) -> ItemRow {
+    let workloads = match (item.kind.as_str(), item.has_mailbox, item.has_drive) {
+        ("user", Some(mailbox), Some(drive)) => match (mailbox, drive) {
+            (true, true) => "Mailbox, OneDrive",
+            (true, false) => "Mailbox",
+            (false, true) => "OneDrive",
+            (false, false) => "Nothing to back up",
+        },
+        ("user", _, _) => "Checking…",
+        ("group", _, _) if item.detail == "Microsoft 365 group" => "Mailbox, site",
+        ("group", _, _) => "Membership only",
+        ("team", _, _) => "Channels, mailbox, site",
+        _ => "Site",
+    }
+    .to_string();
+    ItemRow {
+        inactive: item.state == ItemState::Inactive.as_str(),
+        inactive_since: when(item.inactive_since),
+        name: item.display_name,
+        address: item.address,
+        detail: item.detail,
+        workloads,
+    }
+}
+
+async fn org_scope(
+    state: &AppState,
+    signed_in: &SignedIn,
+    customer: &str,
+    org: &str,
+) -> Result<OrgScope, WebError> {
+    let scope = signed_in.customer(state, customer).await?;
+    let org_id: OrgId = org.parse().map_err(|_| WebError::NotFound)?;
+    Ok(organizations::organization(&state.db, &scope, org_id).await?)
+}
+
+async fn items_fragment(
+    state: &AppState,
+    org: &OrgScope,
+    query: &OrgQuery,
+) -> Result<ItemsFragment, WebError> {
+    let kind = tab_kind(&query.tab);
+    let ItemPage {
+        items,
+        total,
+        page,
+        pages,
+    } = items::list_items(
+        &state.db,
+        org,
+        kind,
+        &ItemQuery {
+            search: query.q.clone(),
+            page: query.page,
+        },
+    )
+    .await?;
+    Ok(ItemsFragment {
+        base: format!("/c/{}/m365/{}", org.customer().id(), org.id()),
+        tab: tab_slug(kind),
+        search: query.q.trim().to_string(),
+        rows: items.into_iter().map(item_row).collect(),
+        page,
+        pages,
+        total,
+    })
+}
+
+pub async fn organization_page(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    query: web::Query<OrgQuery>,
+) -> Result<HttpResponse, WebError> {
+    let (customer, org) = path.into_inner();
+    let org = org_scope(&state, &signed_in, &customer, &org).await?;
+    let items = items_fragment(&state, &org, &query).await?;
+    // htmx asks for the list only when searching, paging or after a sync.
+    if request
+        .headers()
+        .get("HX-Target")
+        .is_some_and(|t| t == "items")
+    {
+        return ok(&items);
+    }
+    let counts = items::count_items(&state.db, org.id().0).await?;
+    let tabs = [
+        ItemKind::User,
+        ItemKind::Group,
+        ItemKind::Site,
+        ItemKind::Team,
+    ]
+    .into_iter()
+    .map(|kind| Tab {
+        slug: tab_slug(kind),
+        label: match kind {
+            ItemKind::User => "Users",
+            ItemKind::Group => "Groups",
+            ItemKind::Site => "Sites",
+            ItemKind::Team => "Teams",
+        },
+        count: counts.get(kind.as_str()).copied().unwrap_or_default(),
+    })
+    .collect();
+    let status = sync_status(&state, &org, false).await?;
+    ok(&OrganizationPage {
+        chrome: Chrome::new(&signed_in, Some(org.customer()), "m365"),
+        customer_id: org.customer().id().to_string(),
+        tenant_id: org.org().tenant_id.clone(),
+        org: org_row(&state, org.org().clone()).await?,
+        tabs,
+        items,
+        status,
+        notice: consent_message(&query.notice),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "sync_status.html")]
+pub struct SyncStatus {
+    url: String,
+    refresh_url: String,
+    pending: bool,
+    progress: String,
+    last_sync: String,
+    next_sync: String,
+    outcome: String,
+    failed: bool,
+    can_change: bool,
+}
+
+async fn sync_status(
+    state: &AppState,
+    org: &OrgScope,
+    _was_pending: bool,
+) -> Result<SyncStatus, WebError> {
+    let fresh = organization::Entity::find_by_id(org.id().0)
+        .one(&state.db)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let pending_job: Option<job::Model> = queue::pending_sync(&state.db, org.id().0).await?;
+    let pending = pending_job.is_some();
+    let progress = match &pending_job {
+        Some(j) if j.status == JobStatus::Queued.as_str() => "Waiting for a worker…".to_string(),
+        Some(j) if j.status == JobStatus::Running.as_str() => {
+            j.progress.clone().unwrap_or_else(|| "Starting…".into())
+        }
+        _ => String::new(),
+    };
+    let base = format!("/c/{}/m365/{}", org.customer().id(), org.id());
+    Ok(SyncStatus {
+        url: format!("{base}/sync"),
+        refresh_url: format!("{base}/refresh"),
+        pending,
+        progress,
+        last_sync: when(fresh.last_sync_at),
+        next_sync: when(Some(fresh.next_sync_at)),
+        failed: fresh
+            .last_sync_outcome
+            .as_deref()
+            .is_some_and(|o| o.starts_with("Failed")),
+        outcome: fresh
+            .last_sync_outcome
+            .unwrap_or_else(|| "Not synced yet".into()),
+        can_change: org.customer().can_change(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct StatusQuery {
+    #[serde(default)]
+    was: String,
+}
+
+/// The live sync status; polled by htmx while a sync is pending. When a pending sync has just
+/// finished, the response tells the page to reload its item list.
+pub async fn sync_status_fragment(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<(String, String)>,
+    query: web::Query<StatusQuery>,
+) -> Result<HttpResponse, WebError> {
+    let (customer, org) = path.into_inner();
+    let org = org_scope(&state, &signed_in, &customer, &org).await?;
+    let status = sync_status(&state, &org, query.was == "pending").await?;
+    let mut response = HttpResponse::Ok();
+    if query.was == "pending" && !status.pending {
+        response.insert_header(("HX-Trigger", "inventory-synced"));
+    }
+    Ok(response
+        .content_type("text/html; charset=utf-8")
+        .body(status.render()?))
+}
+
+/// Refresh: queue a sync now (or show the one already running). The schedule is not shifted.
+pub async fn refresh(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    let (customer, org) = path.into_inner();
+    let org = org_scope(&state, &signed_in, &customer, &org).await?;
+    org.customer().require_change()?;
+    queue::enqueue_sync(&state.db, state.clock.as_ref(), org.org()).await?;
+    if request.headers().contains_key("HX-Request") {
+        let status = sync_status(&state, &org, true).await?;
+        return Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(status.render()?));
+    }
+    Ok(see_other(&format!(
+        "/c/{}/m365/{}",
+        org.customer().id(),
+        org.id()
+    )))
+}
+
+#[derive(Template)]
+#[template(path = "remove_org.html")]
+struct RemovePage {
+    chrome: Chrome,
+    org: OrgRow,
+    action: String,
+    cancel: String,
+}
+
+pub async fn remove_page(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    let (customer, org) = path.into_inner();
+    let org = org_scope(&state, &signed_in, &customer, &org).await?;
+    org.customer().require_change()?;
+    ok(&RemovePage {
+        chrome: Chrome::new(&signed_in, Some(org.customer()), "devices"),
+        action: format!("/c/{}/devices/{}/remove", org.customer().id(), org.id()),
+        cancel: format!("/c/{}/devices", org.customer().id()),
+        org: org_row(&state, org.org().clone()).await?,
+    })
+}
+
+pub async fn remove(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    let (customer, org) = path.into_inner();
+    let org = org_scope(&state, &signed_in, &customer, &org).await?;
+    organizations::remove_organization(&state.db, &org).await?;
+    Ok(see_other(&format!(
+        "/c/{}/devices?notice=removed",
+        org.customer().id()
+    )))
+}
+
+pub struct ActivityRow {
+    pub what: &'static str,
+    pub subject: String,
+    pub status: String,
+    pub queued: String,
+    pub finished: String,
+    pub detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "activities.html")]
+struct ActivitiesPage {
+    chrome: Chrome,
+    rows: Vec<ActivityRow>,
+    any_pending: bool,
+}
+
+pub async fn activities(
+    state: &AppState,
+    signed_in: &SignedIn,
+    scope: &CustomerScope,
+) -> Result<HttpResponse, WebError> {
+    let jobs = queue::jobs_of_customer(&state.db, scope.id().0, 200).await?;
+    let orgs: std::collections::HashMap<uuid::Uuid, String> =
+        organizations::organizations(&state.db, scope)
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o.display_name))
+            .collect();
+    let any_pending = jobs.iter().any(|j| JobStatus::is_pending(&j.status));
+    let rows = jobs
+        .into_iter()
+        .map(|j| ActivityRow {
+            what: queue::JobKind::label(&j.kind),
+            subject: j
+                .org_id
+                .and_then(|id| orgs.get(&id).cloned())
+                .unwrap_or_else(|| "Removed organization".into()),
+            queued: when(Some(j.queued_at)),
+            finished: if JobStatus::is_pending(&j.status) {
+                String::new()
+            } else {
+                when(j.finished_at)
+            },
+            detail: j.error.or(j.summary).or(j.progress).unwrap_or_default(),
+            status: j.status,
+        })
+        .collect();
+    ok(&ActivitiesPage {
+        chrome: Chrome::new(signed_in, Some(scope), "activities"),
+        rows,
+        any_pending,
+    })
+}

@@ -1,0 +1,633 @@
+//! Adding a Microsoft 365 organization by admin consent against the simulator, discovery sync,
+//! the item life cycle, the Refresh button and the schedule.
+
+use reqwest::StatusCode;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
+use skyvault::inventory::entities::{organization, protected_item};
+use skyvault::jobs::worker::run_until_idle;
+
+use crate::support::app::{PASSWORD, Page, TestApp, Visitor};
+
+fn attribute(body: &str, marker: &str) -> String {
+    let start = body
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} not in page:\n{body}"))
+        + marker.len();
+    let end = body[start..].find('"').unwrap() + start;
+    body[start..end].replace("&amp;", "&")
+}
+
+/// Follows Devices > Add > Microsoft 365 Business through Microsoft's (the simulator's) sign-in
+/// and consent pages, and returns the console's answer to the redirect back.
+async fn consent(
+    app: &TestApp,
+    visitor: &Visitor,
+    customer: &str,
+    login: &str,
+    password: &str,
+    decision: &str,
+) -> Page {
+    let start = visitor
+        .get(&format!("/c/{customer}/devices/add/m365"))
+        .await;
+    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
+    let consent_url = start.location();
+    assert!(
+        consent_url.starts_with(app.simulator.base_url().trim_end_matches('/')),
+        "{consent_url}"
+    );
+    assert!(
+        consent_url.contains("/organizations/v2.0/adminconsent?"),
+        "{consent_url}"
+    );
+    assert!(
+        consent_url.contains("scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"),
+        "{consent_url}"
+    );
+    let sign_in = visitor
+        .get_url(&consent_url)
+        .await
+        .expect_status(StatusCode::OK);
+    let sim = app.simulator.base_url().trim_end_matches('/');
+    let flow = attribute(&sign_in.body, "name=\"flow\" value=\"");
+    let action = attribute(&sign_in.body, "<form method=\"post\" action=\"");
+    let after_login = visitor
+        .post_url(
+            &format!("{sim}{action}"),
+            &[("flow", &flow), ("login", login), ("passwd", password)],
+        )
+        .await;
+    let callback = if after_login.status == StatusCode::OK {
+        let flow = attribute(&after_login.body, "name=\"flow\" value=\"");
+        let action = attribute(&after_login.body, "<form method=\"post\" action=\"");
+        visitor
+            .post_url(
+                &format!("{sim}{action}"),
+                &[("flow", &flow), ("decision", decision)],
+            )
+            .await
+    } else {
+        after_login
+    };
+    assert_eq!(
+        callback.status,
+        StatusCode::FOUND,
+        "Microsoft redirects back: {}",
+        callback.body
+    );
+    let back = callback.location();
+    assert!(
+        back.starts_with(&format!("{}/m365/consent/callback?", app.base)),
+        "{back}"
+    );
+    visitor.get_url(&back).await
+}
+
+async fn customer_admin(
+    app: &TestApp,
+    partner: &Visitor,
+    name: &str,
+    email: &str,
+) -> (String, Visitor) {
+    let id = app.customer_with_admin(partner, name, email).await;
+    let visitor = app.visitor();
+    visitor
+        .sign_in(email, PASSWORD)
+        .await
+        .expect_redirect(&format!("/c/{id}/devices"));
+    (id, visitor)
+}
+
+async fn run_jobs(app: &TestApp) -> u32 {
+    run_until_idle(&skyvault::app::worker_context(&app.state))
+        .await
+        .unwrap()
+}
+
+async fn items(app: &TestApp, kind: &str) -> Vec<protected_item::Model> {
+    protected_item::Entity::find()
+        .filter(protected_item::Column::Kind.eq(kind))
+        .all(&app.state.db)
+        .await
+        .unwrap()
+}
+
+async fn control(app: &TestApp, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .request(
+            method,
+            format!(
+                "{}/_sim/{path}",
+                app.simulator.base_url().trim_end_matches('/')
+            ),
+        )
+        .bearer_auth(app.simulator.admin_token());
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "control {path}: {}",
+        response.status()
+    );
+    response.json().await.unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_consent_adds_the_organization_and_discovery_lists_it() {
+    let (app, partner) = TestApp::with_partner_admin().await;
+    let (customer, admin) =
+        customer_admin(&app, &partner, "Contoso Ltd", "casey@contoso.example").await;
+    let devices = admin
+        .get(&format!("/c/{customer}/devices"))
+        .await
+        .expect_status(StatusCode::OK);
+    assert!(devices.body.contains("Microsoft 365 Business"));
+
+    let tenant = app.simulator.tenants()[0].clone();
+    let landed = consent(
+        &app,
+        &admin,
+        &customer,
+        &tenant.admin_user_principal_name,
+        &tenant.admin_password,
+        "accept",
+    )
+    .await;
+    assert_eq!(landed.status, StatusCode::SEE_OTHER, "{}", landed.body);
+    let org_page = landed.location();
+    assert!(
+        org_page.starts_with(&format!("/c/{customer}/m365/"))
+            && org_page.ends_with("?notice=added"),
+        "{org_page}"
+    );
+
+    let org = organization::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .expect("organization stored");
+    assert_eq!(org.tenant_id, tenant.tenant_id.to_string());
+    assert_eq!(org.display_name, tenant.display_name);
+    assert_eq!(org.next_sync_at, org.added_at + chrono::Duration::hours(24));
+
+    // The first sync was queued by the consent; a worker runs it.
+    let waiting = admin.get(&org_page).await.expect_status(StatusCode::OK);
+    assert!(
+        waiting.body.contains("Syncing the directory"),
+        "the page shows the queued sync"
+    );
+    assert_eq!(run_jobs(&app).await, 1);
+
+    let page = admin.get(&org_page).await.expect_status(StatusCode::OK);
+    assert!(page.body.contains("The organization was added."));
+    let users = items(&app, "user").await;
+    assert!(users.len() >= 8, "all users discovered: {}", users.len());
+    assert!(
+        users
+            .iter()
+            .all(|u| u.has_mailbox.is_some() && u.has_drive.is_some()),
+        "workloads probed"
+    );
+    for user in users.iter().take(3) {
+        assert!(
+            page.body.contains(&user.display_name),
+            "{} listed",
+            user.display_name
+        );
+    }
+    assert!(!items(&app, "group").await.is_empty());
+    assert!(!items(&app, "team").await.is_empty());
+    assert!(!items(&app, "site").await.is_empty());
+    let groups = admin
+        .get(&format!(
+            "{}&tab=groups",
+            org_page.replace("?notice=added", "?notice=")
+        ))
+        .await;
+    assert!(groups.body.contains("Microsoft 365 group"));
+
+    let org = organization::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(org.last_sync_outcome.unwrap().starts_with("Succeeded"));
+    let activities = admin
+        .get(&format!("/c/{customer}/activities"))
+        .await
+        .expect_status(StatusCode::OK);
+    assert!(activities.body.contains("Directory sync") && activities.body.contains("Succeeded"));
+    let devices = admin.get(&format!("/c/{customer}/devices")).await;
+    assert!(devices.body.contains(&tenant.display_name) && devices.body.contains(&tenant.domain));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_errors_are_explained_on_the_devices_page() {
+    let (app, partner) = TestApp::with_partner_admin().await;
+    let (customer, admin) =
+        customer_admin(&app, &partner, "Contoso Ltd", "casey@contoso.example").await;
+    let tenant = app.simulator.tenants()[0].clone();
+
+    // The admin declines.
+    let declined = consent(
+        &app,
+        &admin,
+        &customer,
+        &tenant.admin_user_principal_name,
+        &tenant.admin_password,
+        "cancel",
+    )
+    .await;
+    assert_eq!(
+        declined.location(),
+        format!("/c/{customer}/devices?notice=declined")
+    );
+    let page = admin.get(&declined.location()).await;
+    assert!(page.body.contains("Consent was declined"), "{}", page.body);
+
+    // A user who is not a global administrator.
+    let info = control(&app, reqwest::Method::GET, "tenants", None).await;
+    let member_password = info[0]["member_password"].as_str().unwrap().to_string();
+    let created = control(
+        &app,
+        reqwest::Method::POST,
+        &format!("tenants/{}/users", tenant.tenant_id),
+        Some(json!({"displayName": "Nora Member", "mailNickname": "nora"})),
+    )
+    .await;
+    let upn = created["userPrincipalName"].as_str().unwrap().to_string();
+    let not_admin = consent(&app, &admin, &customer, &upn, &member_password, "accept").await;
+    assert_eq!(
+        not_admin.location(),
+        format!("/c/{customer}/devices?notice=not_admin")
+    );
+    assert!(
+        admin
+            .get(&not_admin.location())
+            .await
+            .body
+            .contains("sign in as a global administrator")
+    );
+    assert!(
+        organization::Entity::find()
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing added"
+    );
+
+    // A replayed callback (the state was used) is refused.
+    let start = admin.get(&format!("/c/{customer}/devices/add/m365")).await;
+    let state = url::Url::parse(&start.location())
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let forged = format!(
+        "/m365/consent/callback?admin_consent=True&tenant={}&state={state}&scope=x",
+        tenant.tenant_id
+    );
+    let first = admin.get(&forged).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    let replay = admin.get(&forged).await;
+    assert_eq!(
+        replay.location(),
+        format!("/c/{customer}/devices?notice=state")
+    );
+
+    // A callback delivered to another user's session is refused.
+    let start = admin.get(&format!("/c/{customer}/devices/add/m365")).await;
+    let state = url::Url::parse(&start.location())
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let other = app.visitor();
+    other
+        .sign_in(crate::support::app::PARTNER_EMAIL, PASSWORD)
+        .await;
+    let stolen = other
+        .get(&format!(
+            "/m365/consent/callback?admin_consent=True&tenant={}&state={state}&scope=x",
+            tenant.tenant_id
+        ))
+        .await;
+    assert_eq!(stolen.location(), "/customers?notice=state");
+
+    // An expired request.
+    let start = admin.get(&format!("/c/{customer}/devices/add/m365")).await;
+    let state = url::Url::parse(&start.location())
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    app.clock.advance(chrono::Duration::minutes(16));
+    let late = admin
+        .get(&format!(
+            "/m365/consent/callback?admin_consent=True&tenant={}&state={state}&scope=x",
+            tenant.tenant_id
+        ))
+        .await;
+    assert_eq!(
+        late.location(),
+        format!("/c/{customer}/devices?notice=expired")
+    );
+    app.clock.advance(chrono::Duration::hours(2));
+
+    // The same tenant cannot be added by a second customer.
+    let accepted = consent(
+        &app,
+        &admin,
+        &customer,
+        &tenant.admin_user_principal_name,
+        &tenant.admin_password,
+        "accept",
+    )
+    .await;
+    assert!(
+        accepted.location().ends_with("?notice=added"),
+        "{}",
+        accepted.location()
+    );
+    let (second, other_admin) =
+        customer_admin(&app, &partner, "Second Customer", "sam@second.example").await;
+    let taken = consent(
+        &app,
+        &other_admin,
+        &second,
+        &tenant.admin_user_principal_name,
+        &tenant.admin_password,
+        "accept",
+    )
+    .await;
+    assert_eq!(
+        taken.location(),
+        format!("/c/{second}/devices?notice=taken")
+    );
+    assert!(
+        other_admin
+            .get(&taken.location())
+            .await
+            .body
+            .contains("already protected by another customer")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_users_turn_inactive_then_gone_and_restored_ones_come_back() {
+    let (app, partner) = TestApp::with_partner_admin().await;
+    let (customer, admin) =
+        customer_admin(&app, &partner, "Contoso Ltd", "casey@contoso.example").await;
+    let tenant = app.simulator.tenants()[0].clone();
+    let landed = consent(
+        &app,
+        &admin,
+        &customer,
+        &tenant.admin_user_principal_name,
+        &tenant.admin_password,
+        "accept",
+    )
+    .await;
+    let org_page = landed.location().replace("?notice=added", "");
+    run_jobs(&app).await;
+    let users = items(&app, "user").await;
+    let leaving = users
+        .iter()
+        .find(|u| !u.address.starts_with("admin"))
+        .unwrap()
+        .clone();
+    let restored = users
+        .iter()
+        .filter(|u| !u.address.starts_with("admin"))
+        .nth(1)
+        .unwrap()
+        .clone();
+
+    // Deleted in Microsoft 365: still returned by deleted items, so inactive and grayed out.
+    for user in [&leaving, &restored] {
+        control(
+            &app,
+            reqwest::Method::DELETE,
+            &format!("tenants/{}/users/{}", tenant.tenant_id, user.graph_id),
+            None,
+        )
+        .await;
+    }
+    admin.get(&org_page).await;
+    let refresh = admin
+        .htmx_post(&format!("{org_page}/refresh"), &admin.csrf_token())
+        .await;
+    assert_eq!(refresh.status, StatusCode::OK);
+    assert!(
+        refresh.body.contains("Syncing the directory") && refresh.body.contains("every 1s"),
+        "{}",
+        refresh.body
+    );
+    assert_eq!(run_jobs(&app).await, 1);
+    let status = admin.get(&format!("{org_page}/sync?was=pending")).await;
+    assert_eq!(
+        status.headers.get("hx-trigger").unwrap(),
+        "inventory-synced",
+        "the list reloads when the sync ends"
+    );
+    let now = items(&app, "user").await;
+    let row = now.iter().find(|u| u.graph_id == leaving.graph_id).unwrap();
+    assert_eq!(row.state, "inactive");
+    let page = admin.get(&org_page).await;
+    assert!(page.body.contains("row-inactive") && page.body.contains("it is not backed up"));
+
+    // One is restored in Microsoft 365: active again at the next sync.
+    control(
+        &app,
+        reqwest::Method::POST,
+        &format!(
+            "tenants/{}/users/{}/restore",
+            tenant.tenant_id, restored.graph_id
+        ),
+        None,
+    )
+    .await;
+    // The other is purged after the deleted-items retention: gone from the page.
+    app.clock.advance(chrono::Duration::days(31));
+    // A month later the console session has long expired: sign in again.
+    admin.get(&org_page).await.expect_redirect("/signin");
+    admin.sign_in("casey@contoso.example", PASSWORD).await;
+    admin.get(&org_page).await.expect_status(StatusCode::OK);
+    admin
+        .post(&format!("{org_page}/refresh"), &[])
+        .await
+        .expect_redirect(&org_page);
+    assert_eq!(run_jobs(&app).await, 1);
+    let now = items(&app, "user").await;
+    let outcome = organization::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_sync_outcome;
+    assert!(
+        now.iter().all(|u| u.graph_id != leaving.graph_id),
+        "purged user is gone; last sync: {outcome:?}"
+    );
+    assert_eq!(
+        now.iter()
+            .find(|u| u.graph_id == restored.graph_id)
+            .unwrap()
+            .state,
+        "active"
+    );
+    assert_eq!(now.len(), users.len() - 1);
+    let page = admin.get(&org_page).await;
+    assert!(!page.body.contains(&leaving.display_name));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_syncs_follow_the_time_added_and_refresh_does_not_shift_them() {
+    let (app, partner) = TestApp::with_partner_admin().await;
+    let (customer, admin) =
+        customer_admin(&app, &partner, "Contoso Ltd", "casey@contoso.example").await;
+    let tenant = app.simulator.tenants()[0].clone();
+    let landed = consent(
+        &app,
+        &admin,
+        &customer,
+        &tenant.admin_user_principal_name,
+        &tenant.admin_password,
+        "accept",
+    )
+    .await;
+    let org_page = landed.location().replace("?notice=added", "");
+    run_jobs(&app).await;
+    let org = organization::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let interval = app.state.sync_interval();
+    let clock = app.state.clock.clone();
+
+    // A Refresh an hour later syncs now but leaves the schedule alone.
+    app.clock.advance(chrono::Duration::hours(1));
+    admin.get(&org_page).await;
+    admin.post(&format!("{org_page}/refresh"), &[]).await;
+    // A second Refresh while one is pending does not queue another.
+    admin.post(&format!("{org_page}/refresh"), &[]).await;
+    assert_eq!(run_jobs(&app).await, 1);
+    let after_refresh = organization::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after_refresh.next_sync_at, org.added_at + interval);
+    assert_eq!(
+        skyvault::jobs::ticks::enqueue_due_syncs(&app.state.db, &clock, interval).await,
+        0
+    );
+
+    // Down for three days: the missed syncs run once, and the next one keeps the time of day.
+    app.clock.advance(chrono::Duration::hours(72));
+    assert_eq!(
+        skyvault::jobs::ticks::enqueue_due_syncs(&app.state.db, &clock, interval).await,
+        1
+    );
+    assert_eq!(
+        skyvault::jobs::ticks::enqueue_due_syncs(&app.state.db, &clock, interval).await,
+        0
+    );
+    assert_eq!(run_jobs(&app).await, 1);
+    let later = organization::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(later.next_sync_at, org.added_at + interval * 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organizations_of_another_customer_are_out_of_reach() {
+    let (app, partner) = TestApp::with_partner_admin().await;
+    let (first, first_admin) =
+        customer_admin(&app, &partner, "Contoso Ltd", "casey@contoso.example").await;
+    let (second, second_admin) =
+        customer_admin(&app, &partner, "Fabrikam", "fran@fabrikam.example").await;
+    let tenant = app.simulator.tenants()[0].clone();
+    let landed = consent(
+        &app,
+        &first_admin,
+        &first,
+        &tenant.admin_user_principal_name,
+        &tenant.admin_password,
+        "accept",
+    )
+    .await;
+    let org_id = landed
+        .location()
+        .trim_start_matches(&format!("/c/{first}/m365/"))
+        .trim_end_matches("?notice=added")
+        .to_string();
+    run_jobs(&app).await;
+    for path in [
+        format!("/c/{second}/m365/{org_id}"),
+        format!("/c/{second}/m365/{org_id}/sync"),
+        format!("/c/{first}/m365/{org_id}"),
+        format!("/c/{second}/devices/{org_id}/remove"),
+    ] {
+        let page = second_admin.get(&path).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(!page.body.contains(&tenant.display_name));
+    }
+    second_admin.get(&format!("/c/{second}/devices")).await;
+    for path in [
+        format!("/c/{second}/m365/{org_id}/refresh"),
+        format!("/c/{second}/devices/{org_id}/remove"),
+    ] {
+        assert_eq!(
+            second_admin.post(&path, &[]).await.status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    assert!(
+        organization::Entity::find()
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Removing asks for confirmation and keeps nothing in the list afterwards.
+    let confirm = first_admin
+        .get(&format!("/c/{first}/devices/{org_id}/remove"))
+        .await
+        .expect_status(StatusCode::OK);
+    assert!(confirm.body.contains("Its backups are kept"));
+    first_admin
+        .post(&format!("/c/{first}/devices/{org_id}/remove"), &[])
+        .await
+        .expect_redirect(&format!("/c/{first}/devices?notice=removed"));
+    assert!(
+        organization::Entity::find()
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        protected_item::Entity::find()
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
