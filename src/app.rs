@@ -44,6 +44,7 @@ pub async fn prepare(settings: Settings, clock: SharedClock) -> Result<AppState,
         clock,
         master_key,
         graph,
+        demo: false,
     })
 }
 

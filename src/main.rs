@@ -127,7 +127,7 @@ fn main() -> ExitCode {
 
 async fn serve(mut settings: Settings, role: ServeRole) -> anyhow::Result<()> {
     let clock = clock::system();
-    let _simulator = if settings.demo_mode() {
+    let simulator = if settings.demo_mode() {
         let simulator = skyvault::demo::start_demo_simulator(&mut settings, clock.clone()).await?;
         let tenant = simulator.tenant();
         println!();
@@ -147,7 +147,8 @@ async fn serve(mut settings: Settings, role: ServeRole) -> anyhow::Result<()> {
     } else {
         None
     };
-    let state = app::prepare(settings, clock).await?;
+    let mut state = app::prepare(settings, clock).await?;
+    state.demo = simulator.is_some();
     let _ticks =
         jobs::ticks::start_ticks(state.db.clone(), state.clock.clone(), state.sync_interval())
             .await?;

@@ -1183,9 +1183,11 @@ fn html(status: u16, body: String) -> HttpResponse {
     HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
         .content_type("text/html; charset=utf-8")
         .insert_header(("Cache-Control", "no-store, no-cache"))
+        // No `form-action`: the consent form's answer is a redirect to the client's redirect URI
+        // on another origin, and browsers apply `form-action` to redirects after a form post.
         .insert_header((
             "Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+            "default-src 'none'; style-src 'unsafe-inline'",
         ))
         .insert_header(("X-Frame-Options", "DENY"))
         .body(body)

@@ -118,7 +118,7 @@ struct DevicesPage {
 }
 
 fn when(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+    at.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_else(|| "Never".into())
 }
 
@@ -165,7 +165,7 @@ pub async fn devices(
         orgs,
         can_change: scope.can_change(),
         notice: consent_message(&query.notice),
-        demo: state.settings.m365_authority_url == state.settings.m365_graph_url,
+        demo: state.demo,
     })
 }
 
@@ -351,6 +351,7 @@ pub struct Tab {
 #[derive(Template)]
 #[template(path = "org_items.html")]
 struct ItemsFragment {
+    tabs: Vec<Tab>,
     base: String,
     tab: &'static str,
     search: String,
@@ -367,7 +368,6 @@ struct OrganizationPage {
     customer_id: String,
     org: OrgRow,
     tenant_id: String,
-    tabs: Vec<Tab>,
     items: ItemsFragment,
     status: SyncStatus,
     notice: Option<(&'static str, &'static str)>,
@@ -448,7 +448,27 @@ async fn items_fragment(
         },
     )
     .await?;
+    let counts = items::count_items(&state.db, org.id().0).await?;
+    let tabs = [
+        ItemKind::User,
+        ItemKind::Group,
+        ItemKind::Site,
+        ItemKind::Team,
+    ]
+    .into_iter()
+    .map(|kind| Tab {
+        slug: tab_slug(kind),
+        label: match kind {
+            ItemKind::User => "Users",
+            ItemKind::Group => "Groups",
+            ItemKind::Site => "Sites",
+            ItemKind::Team => "Teams",
+        },
+        count: counts.get(kind.as_str()).copied().unwrap_or_default(),
+    })
+    .collect();
     Ok(ItemsFragment {
+        tabs,
         base: format!("/c/{}/m365/{}", org.customer().id(), org.id()),
         tab: tab_slug(kind),
         search: query.q.trim().to_string(),
@@ -477,32 +497,12 @@ pub async fn organization_page(
     {
         return ok(&items);
     }
-    let counts = items::count_items(&state.db, org.id().0).await?;
-    let tabs = [
-        ItemKind::User,
-        ItemKind::Group,
-        ItemKind::Site,
-        ItemKind::Team,
-    ]
-    .into_iter()
-    .map(|kind| Tab {
-        slug: tab_slug(kind),
-        label: match kind {
-            ItemKind::User => "Users",
-            ItemKind::Group => "Groups",
-            ItemKind::Site => "Sites",
-            ItemKind::Team => "Teams",
-        },
-        count: counts.get(kind.as_str()).copied().unwrap_or_default(),
-    })
-    .collect();
     let status = sync_status(&state, &org, false).await?;
     ok(&OrganizationPage {
         chrome: Chrome::new(&signed_in, Some(org.customer()), "m365"),
         customer_id: org.customer().id().to_string(),
         tenant_id: org.org().tenant_id.clone(),
         org: org_row(&state, org.org().clone()).await?,
-        tabs,
         items,
         status,
         notice: consent_message(&query.notice),

@@ -42,6 +42,8 @@ pub struct AppState {
     pub clock: SharedClock,
     pub master_key: MasterKey,
     pub graph: crate::m365::GraphClient,
+    /// The Graph client talks to the built-in simulator (no Microsoft app configured).
+    pub demo: bool,
 }
 
 impl AppState {

@@ -98,14 +98,35 @@ async fn screenshot(client: &Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
+/// Waits until the page shows `text`: a form submit returns before the next page has loaded.
+async fn wait_for_text(client: &Client, text: &str) {
+    for _ in 0..50 {
+        if client
+            .source()
+            .await
+            .is_ok_and(|source| source.contains(text))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{text:?} never appeared on {:?}",
+        client.current_url().await
+    );
+}
+
+/// The page's heading, once the page has settled (a navigation may still be under way).
 async fn heading(client: &Client) -> String {
-    client
-        .find(Locator::Css("main h1, .card h1"))
-        .await
-        .expect("a heading")
-        .text()
-        .await
-        .unwrap()
+    for _ in 0..30 {
+        if let Ok(element) = client.find(Locator::Css("main h1, .card h1")).await
+            && let Ok(text) = element.text().await
+        {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no heading on {:?}", client.current_url().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,13 +141,7 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
 
     client.goto(&format!("{}/signin", app.base)).await.unwrap();
     screenshot(&client, "01-signin-before-setup").await;
-    assert!(
-        client
-            .source()
-            .await
-            .unwrap()
-            .contains("has not been set up yet")
-    );
+    wait_for_text(&client, "has not been set up yet").await;
 
     client
         .goto(&format!("{}/setup/{token}", app.base))
@@ -157,7 +172,7 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
         .unwrap();
     form.set_by_name("name", "   ").await.unwrap();
     form.submit().await.unwrap();
-    assert!(client.source().await.unwrap().contains("Enter a name."));
+    wait_for_text(&client, "Enter a name.").await;
 
     let form = client
         .form(Locator::Css("form[action='/customers']"))
@@ -178,13 +193,7 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
         .unwrap();
     form.set_by_name("password", PASSWORD).await.unwrap();
     form.submit().await.unwrap();
-    assert!(
-        client
-            .source()
-            .await
-            .unwrap()
-            .contains("casey@contoso.example")
-    );
+    wait_for_text(&client, "casey@contoso.example").await;
     screenshot(&client, "04-customer-detail").await;
 
     client
@@ -258,6 +267,98 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
         )
         .await;
     }
+
+    // Devices > Add > Microsoft 365 Business: Microsoft's sign-in and consent (the simulator's).
+    client
+        .find(Locator::Css("details.menu > summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    screenshot(&client, "08-devices-add-menu").await;
+    client
+        .find(Locator::Css("a.menu-item[href$='/devices/add/m365']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let tenant = app.simulator.tenants()[0].clone();
+    let form = client.form(Locator::Css("form")).await.unwrap();
+    form.set_by_name("login", &tenant.admin_user_principal_name)
+        .await
+        .unwrap();
+    form.set_by_name("passwd", &tenant.admin_password)
+        .await
+        .unwrap();
+    form.submit().await.unwrap();
+    wait_for_text(&client, "Permissions requested").await;
+    client
+        .find(Locator::Css("button[value='accept']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let mut landed = client.current_url().await.unwrap();
+    for _ in 0..50 {
+        if landed.path().contains("/m365/") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        landed = client.current_url().await.unwrap();
+    }
+    assert!(landed.path().contains("/m365/"), "{landed}");
+    assert_eq!(heading(&client).await, tenant.display_name);
+    screenshot(&client, "09-organization-syncing").await;
+
+    // The worker runs the first sync; the page's status poll notices and reloads the list.
+    skyvault::jobs::worker::run_until_idle(&skyvault::app::worker_context(&app.state))
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        if client.source().await.unwrap().contains("Last sync:") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rows = client
+        .find_all(Locator::Css("#items tbody tr"))
+        .await
+        .unwrap();
+    assert!(
+        rows.len() >= 8,
+        "users listed without a page reload: {}",
+        rows.len()
+    );
+    screenshot(&client, "10-organization-users").await;
+    client
+        .find(Locator::Css("a.tab[href$='tab=groups']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    screenshot(&client, "11-organization-groups").await;
+    client
+        .find(Locator::XPath("//nav//a[normalize-space()='Devices']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, &tenant.display_name).await;
+    screenshot(&client, "12-devices-with-organization").await;
+    client
+        .find(Locator::XPath("//nav//a[normalize-space()='Activities']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    screenshot(&client, "13-activities").await;
 
     client
         .find(Locator::Css("button.topbar-link"))
