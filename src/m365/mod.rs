@@ -25,6 +25,7 @@
 mod client;
 pub mod delta;
 mod directory;
+mod download;
 mod drive;
 pub mod error;
 mod http;
