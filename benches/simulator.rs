@@ -26,12 +26,28 @@ fn rss_kib(field: &str) -> u64 {
 
 fn main() {
     skyvault::install_crypto_provider();
-    let users: u32 = std::env::var("SIM_BENCH_USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000);
-    let messages: u32 = std::env::var("SIM_BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000);
-    let seconds: u64 = std::env::var("SIM_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
-    let concurrency: usize = std::env::var("SIM_BENCH_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(32);
+    let users: u32 = std::env::var("SIM_BENCH_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
+    let messages: u32 = std::env::var("SIM_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
+    let seconds: u64 = std::env::var("SIM_BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let concurrency: usize = std::env::var("SIM_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(cores).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async move {
         let rss_before = rss_kib("VmRSS:");
         let started = Instant::now();

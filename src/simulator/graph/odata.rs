@@ -140,7 +140,12 @@ fn split_keyword<'a>(text: &'a str, keyword: &str) -> Vec<&'a str> {
             b')' if !quoted => depth -= 1,
             _ => {}
         }
-        if !quoted && depth == 0 && text[i..].to_ascii_lowercase().starts_with(&pattern) {
+        // Byte-wise, case-insensitive: slicing `text` here could split a multi-byte character.
+        if !quoted
+            && depth == 0
+            && bytes.len() >= i + pattern.len()
+            && bytes[i..i + pattern.len()].eq_ignore_ascii_case(pattern.as_bytes())
+        {
             parts.push(&text[start..i]);
             i += pattern.len();
             start = i;

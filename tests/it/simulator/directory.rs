@@ -60,6 +60,17 @@ async fn users_page_completely_with_select_top_and_filter() {
         .json(&format!("users?$filter=userPrincipalName eq '{admin}'"))
         .await;
     assert_eq!(filtered["value"].as_array().unwrap().len(), 1);
+    // Non-ASCII literals and unsupported expressions: answers, never a crash.
+    let accents = sim
+        .get("users?$filter=startswith(displayName,'Zoë') or displayName eq 'Søren Åberg'")
+        .await;
+    assert_eq!(accents.status(), 200);
+    let unsupported = sim.get("users?$filter=bogus(").await;
+    assert_eq!(unsupported.status(), 400);
+    assert_eq!(
+        unsupported.json::<Value>().await.unwrap()["error"]["code"],
+        "Request_UnsupportedQuery"
+    );
     let by_upn = sim.json(&format!("users/{admin}")).await;
     assert_eq!(by_upn["userPrincipalName"], admin.as_str());
     let missing = sim.get("users/00000000-0000-0000-0000-000000000001").await;
