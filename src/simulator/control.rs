@@ -28,49 +28,82 @@ impl ControlError {
         Self(StatusCode::BAD_REQUEST, "invalidRequest", message.into())
     }
     fn not_found(what: &str) -> Self {
-        Self(StatusCode::NOT_FOUND, "notFound", format!("{what} was not found."))
+        Self(
+            StatusCode::NOT_FOUND,
+            "notFound",
+            format!("{what} was not found."),
+        )
     }
 }
 
 type ControlResult = Result<HttpResponse, ControlError>;
 
 fn ok(value: Value) -> ControlResult {
-    Ok(HttpResponse::Ok().content_type("application/json").body(value.to_string()))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(value.to_string()))
 }
 
 fn created(value: Value) -> ControlResult {
-    Ok(HttpResponse::Created().content_type("application/json").body(value.to_string()))
+    Ok(HttpResponse::Created()
+        .content_type("application/json")
+        .body(value.to_string()))
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ControlError> {
     serde_json::from_slice(body).map_err(|e| ControlError::bad(format!("invalid JSON body: {e}")))
 }
 
-pub async fn handle(sim: &Simulator, req: &HttpRequest, segments: &[String], body: &[u8]) -> HttpResponse {
-    let token = req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+pub async fn handle(
+    sim: &Simulator,
+    req: &HttpRequest,
+    segments: &[String],
+    body: &[u8],
+) -> HttpResponse {
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
     let result = if token != sim.admin_token {
-        Err(ControlError(StatusCode::UNAUTHORIZED, "unauthenticated", "The control API needs `Authorization: Bearer <admin token>`.".to_owned()))
+        Err(ControlError(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "The control API needs `Authorization: Bearer <admin token>`.".to_owned(),
+        ))
     } else {
         route(sim, req, segments, body)
     };
     match result {
         Ok(response) => response,
-        Err(ControlError(status, code, message)) => HttpResponse::build(status).content_type("application/json").body(json!({"error": {"code": code, "message": message}}).to_string()),
+        Err(ControlError(status, code, message)) => HttpResponse::build(status)
+            .content_type("application/json")
+            .body(json!({"error": {"code": code, "message": message}}).to_string()),
     }
 }
 
 fn tenant<'a>(sim: &'a Simulator, key: &str) -> Result<&'a Arc<Tenant>, ControlError> {
     if key == "default" {
-        return sim.tenants.first().ok_or_else(|| ControlError::not_found("tenant"));
+        return sim
+            .tenants
+            .first()
+            .ok_or_else(|| ControlError::not_found("tenant"));
     }
-    sim.find_tenant(key).ok_or_else(|| ControlError::not_found("tenant"))
+    sim.find_tenant(key)
+        .ok_or_else(|| ControlError::not_found("tenant"))
 }
 
 fn route(sim: &Simulator, req: &HttpRequest, segments: &[String], body: &[u8]) -> ControlResult {
     let s: Vec<&str> = segments.iter().map(String::as_str).collect();
     let m = req.method().as_str();
     match (m, s.as_slice()) {
-        ("GET", ["tenants"]) => ok(json!(sim.tenants.iter().map(|t| tenant_json(t)).collect::<Vec<_>>())),
+        ("GET", ["tenants"]) => ok(json!(
+            sim.tenants
+                .iter()
+                .map(|t| tenant_json(t))
+                .collect::<Vec<_>>()
+        )),
         ("GET", ["apps"]) => ok(json!(sim.identity.apps())),
         ("POST", ["apps"]) => {
             let app: AppRegistration = parse(body)?;
@@ -79,19 +112,38 @@ fn route(sim: &Simulator, req: &HttpRequest, segments: &[String], body: &[u8]) -
         }
         ("POST" | "DELETE", ["tenants", t, "consents", client]) => {
             let t = tenant(sim, t)?;
-            if m == "POST" { sim.identity.grant_consent(t.index, client) } else { sim.identity.revoke_consent(t.index, client) }
+            if m == "POST" {
+                sim.identity.grant_consent(t.index, client)
+            } else {
+                sim.identity.revoke_consent(t.index, client)
+            }
             ok(json!({"tenant": t.id, "client_id": client, "consented": m == "POST"}))
         }
         ("POST", ["tenants", t, "users"]) => create_user(sim, tenant(sim, t)?, body),
         ("PATCH", ["tenants", t, "users", id]) => update_user(tenant(sim, t)?, id, body),
-        ("POST", ["tenants", t, "users", id, "messages"]) => add_message(sim, tenant(sim, t)?, id, body),
+        ("POST", ["tenants", t, "users", id, "messages"]) => {
+            add_message(sim, tenant(sim, t)?, id, body)
+        }
         ("POST", ["tenants", t, "groups"]) => create_group(tenant(sim, t)?, body),
         ("POST", ["tenants", t, "sites"]) => create_site(tenant(sim, t)?, body),
-        ("DELETE", ["tenants", t, kind @ ("users" | "groups" | "sites"), id]) => life_cycle(sim, tenant(sim, t)?, kind, id, "delete"),
-        ("POST", ["tenants", t, kind @ ("users" | "groups" | "sites"), id, action @ ("restore" | "purge")]) => life_cycle(sim, tenant(sim, t)?, kind, id, action),
+        ("DELETE", ["tenants", t, kind @ ("users" | "groups" | "sites"), id]) => {
+            life_cycle(sim, tenant(sim, t)?, kind, id, "delete")
+        }
+        (
+            "POST",
+            [
+                "tenants",
+                t,
+                kind @ ("users" | "groups" | "sites"),
+                id,
+                action @ ("restore" | "purge"),
+            ],
+        ) => life_cycle(sim, tenant(sim, t)?, kind, id, action),
         ("POST", ["tenants", t, "drives", drive, "resync"]) => {
             let t = tenant(sim, t)?;
-            let d = t.parse_drive_id(drive).ok_or_else(|| ControlError::not_found("drive"))?;
+            let d = t
+                .parse_drive_id(drive)
+                .ok_or_else(|| ControlError::not_found("drive"))?;
             let mut state = write(&t.state);
             let seq = state.bump();
             state.drive_overlays.entry(d).or_default().resync_floor = seq;
@@ -121,7 +173,9 @@ fn route(sim: &Simulator, req: &HttpRequest, segments: &[String], body: &[u8]) -
             let plan: FaultPlan = parse(body)?;
             let targets: Vec<Workload> = match *workload {
                 "all" => Workload::ALL.to_vec(),
-                name => vec![serde_json::from_value(json!(name)).map_err(|_| ControlError::bad("workload must be directory, mail, drive or all"))?],
+                name => vec![serde_json::from_value(json!(name)).map_err(|_| {
+                    ControlError::bad("workload must be directory, mail, drive or all")
+                })?],
             };
             for w in targets {
                 sim.faults.set(w, plan.clone());
@@ -173,18 +227,31 @@ struct NewUser {
 
 fn create_user(sim: &Simulator, t: &Tenant, body: &[u8]) -> ControlResult {
     let new: NewUser = parse(body)?;
-    let nickname = new.mail_nickname.unwrap_or_else(|| generate::ascii_fold(&new.display_name.replace(' ', ".")));
+    let nickname = new
+        .mail_nickname
+        .unwrap_or_else(|| generate::ascii_fold(&new.display_name.replace(' ', ".")));
     if nickname.is_empty() {
         return Err(ControlError::bad("mailNickname is empty"));
     }
     let upn = format!("{nickname}@{}", t.domain);
     let mut state = write(&t.state);
-    if state.find_user(&upn) != Found::Missing || state.user_keys.contains_key(&upn.to_ascii_lowercase()) {
-        return Err(ControlError(StatusCode::CONFLICT, "conflict", format!("{upn} already exists")));
+    if state.find_user(&upn) != Found::Missing
+        || state.user_keys.contains_key(&upn.to_ascii_lowercase())
+    {
+        return Err(ControlError(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("{upn} already exists"),
+        ));
     }
     let version = state.bump();
     let mut rng = Stream::new(&[t.spec.seed, 400, state.users.len() as u64, version]);
-    let (given, surname) = new.display_name.split_once(' ').map_or((new.display_name.clone(), String::new()), |(g, s)| (g.to_owned(), s.to_owned()));
+    let (given, surname) = new
+        .display_name
+        .split_once(' ')
+        .map_or((new.display_name.clone(), String::new()), |(g, s)| {
+            (g.to_owned(), s.to_owned())
+        });
     let user = User {
         id: rng.uuid(),
         display_name: new.display_name,
@@ -213,7 +280,9 @@ fn create_user(sim: &Simulator, t: &Tenant, body: &[u8]) -> ControlResult {
 fn update_user(t: &Tenant, id: &str, body: &[u8]) -> ControlResult {
     let patch: Value = parse(body)?;
     let mut state = write(&t.state);
-    let Found::Active(i) = state.find_user(id) else { return Err(ControlError::not_found("user")) };
+    let Found::Active(i) = state.find_user(id) else {
+        return Err(ControlError::not_found("user"));
+    };
     let version = state.bump();
     let user = &mut state.users[i as usize];
     for (key, value) in patch.as_object().into_iter().flatten() {
@@ -225,7 +294,11 @@ fn update_user(t: &Tenant, id: &str, body: &[u8]) -> ControlResult {
             ("mobilePhone", v) => user.mobile_phone = v.as_str().map(str::to_owned),
             ("accountEnabled", Value::Bool(v)) => user.account_enabled = *v,
             ("isAdmin", Value::Bool(v)) => user.is_admin = *v,
-            _ => return Err(ControlError::bad(format!("property {key} cannot be changed here"))),
+            _ => {
+                return Err(ControlError::bad(format!(
+                    "property {key} cannot be changed here"
+                )));
+            }
         }
     }
     user.version = version;
@@ -252,19 +325,55 @@ fn yes() -> bool {
 
 fn create_group(t: &Tenant, body: &[u8]) -> ControlResult {
     let new: NewGroup = parse(body)?;
-    let nickname: String = new.display_name.chars().filter(char::is_ascii_alphanumeric).collect();
+    let nickname: String = new
+        .display_name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
     let mut state = write(&t.state);
     let version = state.bump();
     let mut rng = Stream::new(&[t.spec.seed, 401, state.groups.len() as u64, version]);
-    let members: Vec<u32> = new.members.iter().filter_map(|m| match state.find_user(m) { Found::Active(i) => Some(i), _ => None }).collect();
+    let members: Vec<u32> = new
+        .members
+        .iter()
+        .filter_map(|m| match state.find_user(m) {
+            Found::Active(i) => Some(i),
+            _ => None,
+        })
+        .collect();
     let now = generate::content_epoch();
     let site = if new.unified {
-        let site = Site { collection_id: rng.uuid(), web_id: rng.uuid(), url_name: nickname.clone(), display_name: new.display_name.clone(), description: format!("Team site of {}", new.display_name), is_root: false, group: Some(state.groups.len() as u32), created: now, drives: Vec::new(), life: Life::Active, version };
+        let site = Site {
+            collection_id: rng.uuid(),
+            web_id: rng.uuid(),
+            url_name: nickname.clone(),
+            display_name: new.display_name.clone(),
+            description: format!("Team site of {}", new.display_name),
+            is_root: false,
+            group: Some(state.groups.len() as u32),
+            created: now,
+            drives: Vec::new(),
+            life: Life::Active,
+            version,
+        };
         Some(state.add_site(site, &["Documents"], 0))
     } else {
         None
     };
-    let index = state.add_group(Group { id: rng.uuid(), display_name: new.display_name.clone(), description: new.display_name, mail_nickname: nickname, unified: new.unified, team: new.team && new.unified, visibility: "Private".to_owned(), created: now, members, site, life: Life::Active, version });
+    let index = state.add_group(Group {
+        id: rng.uuid(),
+        display_name: new.display_name.clone(),
+        description: new.display_name,
+        mail_nickname: nickname,
+        unified: new.unified,
+        team: new.team && new.unified,
+        visibility: "Private".to_owned(),
+        created: now,
+        members,
+        site,
+        life: Life::Active,
+        version,
+    });
     let value = directory::group_json(t, &state.groups[index as usize]);
     created(value)
 }
@@ -280,8 +389,24 @@ fn create_site(t: &Tenant, body: &[u8]) -> ControlResult {
     let mut state = write(&t.state);
     let version = state.bump();
     let mut rng = Stream::new(&[t.spec.seed, 402, state.sites.len() as u64, version]);
-    let url: String = new.display_name.chars().filter(char::is_ascii_alphanumeric).collect();
-    let site = Site { collection_id: rng.uuid(), web_id: rng.uuid(), url_name: url, display_name: new.display_name.clone(), description: new.display_name, is_root: false, group: None, created: generate::content_epoch(), drives: Vec::new(), life: Life::Active, version };
+    let url: String = new
+        .display_name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    let site = Site {
+        collection_id: rng.uuid(),
+        web_id: rng.uuid(),
+        url_name: url,
+        display_name: new.display_name.clone(),
+        description: new.display_name,
+        is_root: false,
+        group: None,
+        created: generate::content_epoch(),
+        drives: Vec::new(),
+        life: Life::Active,
+        version,
+    };
     let index = state.add_site(site, &["Documents"], 0);
     let value = directory::site_json(t, &state.sites[index as usize]);
     created(value)
@@ -289,7 +414,13 @@ fn create_site(t: &Tenant, body: &[u8]) -> ControlResult {
 
 fn site_index(t: &Tenant, state: &super::state::TenantState, id: &str) -> Option<u32> {
     let lower = id.to_ascii_lowercase();
-    state.sites.iter().position(|s| t.site_id(s).to_ascii_lowercase() == lower || s.collection_id.to_string() == lower).map(|i| i as u32)
+    state
+        .sites
+        .iter()
+        .position(|s| {
+            t.site_id(s).to_ascii_lowercase() == lower || s.collection_id.to_string() == lower
+        })
+        .map(|i| i as u32)
 }
 
 fn life_cycle(sim: &Simulator, t: &Tenant, kind: &str, id: &str, action: &str) -> ControlResult {
@@ -325,7 +456,9 @@ fn life_cycle(sim: &Simulator, t: &Tenant, kind: &str, id: &str, action: &str) -
             }
         }
         _ => {
-            let i = site_index(t, &state, id).filter(|&i| state.sites[i as usize].life != Life::Purged).ok_or_else(|| ControlError::not_found("site"))?;
+            let i = site_index(t, &state, id)
+                .filter(|&i| state.sites[i as usize].life != Life::Purged)
+                .ok_or_else(|| ControlError::not_found("site"))?;
             match action {
                 "delete" => state.soft_delete_site(i, now),
                 "restore" => state.restore_site(i),
@@ -337,7 +470,11 @@ fn life_cycle(sim: &Simulator, t: &Tenant, kind: &str, id: &str, action: &str) -
         }
     };
     if !done {
-        return Err(ControlError(StatusCode::CONFLICT, "conflict", format!("cannot {action} {kind} {id} in its current state")));
+        return Err(ControlError(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("cannot {action} {kind} {id} in its current state"),
+        ));
     }
     ok(json!({"id": id, "action": action}))
 }
@@ -347,23 +484,52 @@ fn add_message(sim: &Simulator, t: &Tenant, id: &str, body: &[u8]) -> ControlRes
     let v: Value = parse(body)?;
     let (user, owner) = {
         let state = read(&t.state);
-        let Found::Active(i) = state.find_user(id) else { return Err(ControlError::not_found("user")) };
+        let Found::Active(i) = state.find_user(id) else {
+            return Err(ControlError::not_found("user"));
+        };
         let u = &state.users[i as usize];
-        (i, MailAddress { name: u.display_name.clone(), address: u.user_principal_name.clone() })
+        (
+            i,
+            MailAddress {
+                name: u.display_name.clone(),
+                address: u.user_principal_name.clone(),
+            },
+        )
     };
     let now = sim.now();
-    let text = v["body"].as_str().unwrap_or("Hello from the simulator.").to_owned();
-    let from = MailAddress { name: v["fromName"].as_str().unwrap_or("Northwind Traders").to_owned(), address: v["from"].as_str().unwrap_or("orders@northwindtraders.example").to_owned() };
+    let text = v["body"]
+        .as_str()
+        .unwrap_or("Hello from the simulator.")
+        .to_owned();
+    let from = MailAddress {
+        name: v["fromName"]
+            .as_str()
+            .unwrap_or("Northwind Traders")
+            .to_owned(),
+        address: v["from"]
+            .as_str()
+            .unwrap_or("orders@northwindtraders.example")
+            .to_owned(),
+    };
     let meta = MessageMeta {
-        subject: v["subject"].as_str().unwrap_or("Simulated message").to_owned(),
+        subject: v["subject"]
+            .as_str()
+            .unwrap_or("Simulated message")
+            .to_owned(),
         from,
         to: vec![owner],
         cc: Vec::new(),
         received: now,
         sent: now,
-        body_html: format!("<html><body><p>{}</p></body></html>", generate::html_escape(&text)),
+        body_html: format!(
+            "<html><body><p>{}</p></body></html>",
+            generate::html_escape(&text)
+        ),
         body_text: text,
-        internet_message_id: format!("<{:016x}@northwindtraders.example>", generate::hash(&[now.timestamp_nanos_opt().unwrap_or(0) as u64, user as u64])),
+        internet_message_id: format!(
+            "<{:016x}@northwindtraders.example>",
+            generate::hash(&[now.timestamp_nanos_opt().unwrap_or(0) as u64, user as u64])
+        ),
         conversation_id: generate::hash(&[now.timestamp() as u64, user as u64]),
         in_reply_to: None,
         is_read: v["isRead"].as_bool().unwrap_or(false),
@@ -374,7 +540,8 @@ fn add_message(sim: &Simulator, t: &Tenant, id: &str, body: &[u8]) -> ControlRes
         flagged: false,
     };
     let folder = v["folder"].as_str().unwrap_or("inbox");
-    let key = graph::mail::control::add_message(t, user, folder, meta, now).ok_or_else(|| ControlError::not_found("user"))?;
+    let key = graph::mail::control::add_message(t, user, folder, meta, now)
+        .ok_or_else(|| ControlError::not_found("user"))?;
     created(json!({
         "id": t.mail_id(super::state::mail_kind::MESSAGE, user, key, 0),
         "immutableId": t.mail_id(super::state::mail_kind::IMMUTABLE_MESSAGE, user, key, 0),
@@ -382,15 +549,59 @@ fn add_message(sim: &Simulator, t: &Tenant, id: &str, body: &[u8]) -> ControlRes
 }
 
 /// Runs a Graph request as the tenant itself: no token, no throttling, no faults, not counted.
-fn forward(sim: &Simulator, req: &HttpRequest, t: &Tenant, rest: &[&str], body: &[u8]) -> ControlResult {
-    let claims = Claims { tenant: t.index, app_id: "_sim".to_owned(), roles: Vec::new(), user: None };
-    let query = odata::Query::parse(req.query_string()).map_err(|e| ControlError::bad(e.message))?;
-    let ctx = Ctx { sim, tenant: t, claims: &claims, req, query, body, method: req.method().as_str() };
+fn forward(
+    sim: &Simulator,
+    req: &HttpRequest,
+    t: &Tenant,
+    rest: &[&str],
+    body: &[u8],
+) -> ControlResult {
+    let claims = Claims {
+        tenant: t.index,
+        app_id: "_sim".to_owned(),
+        roles: Vec::new(),
+        user: None,
+    };
+    let query =
+        odata::Query::parse(req.query_string()).map_err(|e| ControlError::bad(e.message))?;
+    let ctx = Ctx {
+        sim,
+        tenant: t,
+        claims: &claims,
+        req,
+        query,
+        body,
+        method: req.method().as_str(),
+    };
     match graph::route_for_control(&ctx, rest) {
-        Ok(Reply::Json(status, value)) => Ok(HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK)).content_type("application/json").body(value.to_string())),
-        Ok(Reply::Bytes { status, content_type, body, .. }) => Ok(HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK)).content_type(content_type).body(body)),
-        Ok(Reply::Redirect(location)) => Ok(HttpResponse::Found().insert_header(("Location", location)).finish()),
+        Ok(Reply::Json(status, value)) => Ok(HttpResponse::build(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        )
+        .content_type("application/json")
+        .body(value.to_string())),
+        Ok(Reply::Bytes {
+            status,
+            content_type,
+            body,
+            ..
+        }) => Ok(
+            HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+                .content_type(content_type)
+                .body(body),
+        ),
+        Ok(Reply::Redirect(location)) => Ok(HttpResponse::Found()
+            .insert_header(("Location", location))
+            .finish()),
         Ok(Reply::NoContent) => Ok(HttpResponse::NoContent().finish()),
-        Err(GraphError { status, code, message, .. }) => Ok(HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST)).content_type("application/json").body(json!({"error": {"code": code, "message": message}}).to_string())),
+        Err(GraphError {
+            status,
+            code,
+            message,
+            ..
+        }) => Ok(HttpResponse::build(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        )
+        .content_type("application/json")
+        .body(json!({"error": {"code": code, "message": message}}).to_string())),
     }
 }

@@ -66,16 +66,27 @@ impl Faults {
         };
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let roll = (hash(&[n, 77]) % 10_000) as f64 / 100.0;
-        let jitter = if plan.latency_jitter_ms > 0 { hash(&[n, 78]) % (plan.latency_jitter_ms + 1) } else { 0 };
+        let jitter = if plan.latency_jitter_ms > 0 {
+            hash(&[n, 78]) % (plan.latency_jitter_ms + 1)
+        } else {
+            0
+        };
         let latency = plan.latency_ms + jitter;
-        let retry = if plan.retry_after_seconds > 0.0 { plan.retry_after_seconds } else { 2.0 };
+        let retry = if plan.retry_after_seconds > 0.0 {
+            plan.retry_after_seconds
+        } else {
+            2.0
+        };
         let mut edge = 0.0;
         for (rate, fault) in [
             (plan.rate_429, Fault::Status(429, retry)),
             (plan.rate_503, Fault::Status(503, retry)),
             (plan.rate_504, Fault::Status(504, 0.0)),
             (plan.rate_connection_reset, Fault::ConnectionReset),
-            (plan.rate_slow_body, Fault::SlowBody(plan.slow_body_ms.max(1))),
+            (
+                plan.rate_slow_body,
+                Fault::SlowBody(plan.slow_body_ms.max(1)),
+            ),
         ] {
             edge += rate;
             if roll < edge {

@@ -12,7 +12,9 @@ use uuid::Uuid;
 
 /// All generated dates count back from this instant, so content does not depend on when it runs.
 pub fn content_epoch() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 1, 8, 0, 0).single().unwrap_or(DateTime::UNIX_EPOCH)
+    Utc.with_ymd_and_hms(2026, 11, 1, 8, 0, 0)
+        .single()
+        .unwrap_or(DateTime::UNIX_EPOCH)
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -24,7 +26,9 @@ fn splitmix(mut x: u64) -> u64 {
 
 /// A hash of several numbers: the root of every generated choice.
 pub fn hash(parts: &[u64]) -> u64 {
-    parts.iter().fold(0x5EED_u64, |acc, part| splitmix(acc ^ splitmix(*part)))
+    parts
+        .iter()
+        .fold(0x5EED_u64, |acc, part| splitmix(acc ^ splitmix(*part)))
 }
 
 /// A small deterministic random stream (no allocation, no global state).
@@ -55,14 +59,68 @@ impl Stream {
 }
 
 const GIVEN: &[&str] = &[
-    "Adele", "Alex", "Allan", "Diego", "Grady", "Henrietta", "Isaiah", "Johanna", "Joni", "Lee", "Lidia",
-    "Lynne", "Megan", "Miriam", "Nestor", "Patti", "Pradeep", "Zoë", "José", "Łukasz", "Søren", "Chloé",
-    "Björn", "Anaïs", "Renée", "Tomás", "Ngozi", "Yuki", "Priya", "Mateo", "Fatima", "Olivia",
+    "Adele",
+    "Alex",
+    "Allan",
+    "Diego",
+    "Grady",
+    "Henrietta",
+    "Isaiah",
+    "Johanna",
+    "Joni",
+    "Lee",
+    "Lidia",
+    "Lynne",
+    "Megan",
+    "Miriam",
+    "Nestor",
+    "Patti",
+    "Pradeep",
+    "Zoë",
+    "José",
+    "Łukasz",
+    "Søren",
+    "Chloé",
+    "Björn",
+    "Anaïs",
+    "Renée",
+    "Tomás",
+    "Ngozi",
+    "Yuki",
+    "Priya",
+    "Mateo",
+    "Fatima",
+    "Olivia",
 ];
 const SURNAMES: &[&str] = &[
-    "Vance", "Wilber", "Deyoung", "Soto", "Archie", "Cerveny", "Langer", "Lauer", "Sherman", "Gu",
-    "Holloway", "Robbins", "Bowen", "Graham", "Wilke", "Fernandez", "Gupta", "Müller", "Núñez",
-    "Kowalczyk", "Østergaard", "Dubois", "Åberg", "Okafor", "Tanaka", "Iyer", "García", "Haddad",
+    "Vance",
+    "Wilber",
+    "Deyoung",
+    "Soto",
+    "Archie",
+    "Cerveny",
+    "Langer",
+    "Lauer",
+    "Sherman",
+    "Gu",
+    "Holloway",
+    "Robbins",
+    "Bowen",
+    "Graham",
+    "Wilke",
+    "Fernandez",
+    "Gupta",
+    "Müller",
+    "Núñez",
+    "Kowalczyk",
+    "Østergaard",
+    "Dubois",
+    "Åberg",
+    "Okafor",
+    "Tanaka",
+    "Iyer",
+    "García",
+    "Haddad",
 ];
 const JOBS: &[(&str, &str)] = &[
     ("Sales", "Account Manager"),
@@ -78,15 +136,57 @@ const JOBS: &[(&str, &str)] = &[
 ];
 const OFFICES: &[&str] = &["12/1110", "18/2111", "20/1101", "131/1104", "Remote"];
 const TOPICS: &[&str] = &[
-    "Mark 8", "Contoso Pharmaceuticals", "Retail", "Digital Initiative", "Sales and Marketing",
-    "Finance Team", "Legal Review", "Product Launch", "Engineering", "Design", "Europe Expansion",
-    "Customer Success", "Workplace", "Security", "Northwind Deal", "Fabrikam Partnership",
+    "Mark 8",
+    "Contoso Pharmaceuticals",
+    "Retail",
+    "Digital Initiative",
+    "Sales and Marketing",
+    "Finance Team",
+    "Legal Review",
+    "Product Launch",
+    "Engineering",
+    "Design",
+    "Europe Expansion",
+    "Customer Success",
+    "Workplace",
+    "Security",
+    "Northwind Deal",
+    "Fabrikam Partnership",
 ];
 const WORDS: &[&str] = &[
-    "budget", "forecast", "review", "customer", "launch", "timeline", "contract", "proposal",
-    "meeting", "quarter", "revenue", "design", "prototype", "feedback", "schedule", "invoice",
-    "résumé", "naïve", "café", "roadmap", "milestone", "deliverable", "team", "partner", "update",
-    "draft", "approval", "strategy", "analysis", "report", "pipeline", "Zürich", "São Paulo",
+    "budget",
+    "forecast",
+    "review",
+    "customer",
+    "launch",
+    "timeline",
+    "contract",
+    "proposal",
+    "meeting",
+    "quarter",
+    "revenue",
+    "design",
+    "prototype",
+    "feedback",
+    "schedule",
+    "invoice",
+    "résumé",
+    "naïve",
+    "café",
+    "roadmap",
+    "milestone",
+    "deliverable",
+    "team",
+    "partner",
+    "update",
+    "draft",
+    "approval",
+    "strategy",
+    "analysis",
+    "report",
+    "pipeline",
+    "Zürich",
+    "São Paulo",
 ];
 
 /// Lower-case ASCII form of a name for addresses (`Zoë` → `zoe`).
@@ -164,18 +264,38 @@ pub fn person(seed: u64, index: u32, organization: &str) -> Person {
 pub fn group_name(seed: u64, index: u32) -> (String, String) {
     let topic = TOPICS[(index as usize) % TOPICS.len()];
     let round = index as usize / TOPICS.len();
-    let display = if round == 0 { topic.to_owned() } else { format!("{topic} {}", round + 1) };
+    let display = if round == 0 {
+        topic.to_owned()
+    } else {
+        format!("{topic} {}", round + 1)
+    };
     let _ = seed;
-    let nickname = display.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>();
+    let nickname = display
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>();
     (display, nickname)
 }
 
 pub fn communication_site_name(index: u32) -> (String, String) {
-    const NAMES: &[&str] = &["Company News", "Human Resources", "Brand Central", "IT Help Desk", "Benefits"];
+    const NAMES: &[&str] = &[
+        "Company News",
+        "Human Resources",
+        "Brand Central",
+        "IT Help Desk",
+        "Benefits",
+    ];
     let base = NAMES[(index as usize) % NAMES.len()];
     let round = index as usize / NAMES.len();
-    let display = if round == 0 { base.to_owned() } else { format!("{base} {}", round + 1) };
-    let url = display.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>();
+    let display = if round == 0 {
+        base.to_owned()
+    } else {
+        format!("{base} {}", round + 1)
+    };
+    let url = display
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>();
     (display, url)
 }
 
@@ -185,7 +305,8 @@ pub fn words(rng: &mut Stream, count: usize) -> String {
         if i > 0 {
             out.push(' ');
         }
-        out.push_str(*rng.pick(WORDS));
+        let word: &&str = rng.pick(WORDS);
+        out.push_str(word);
     }
     out
 }
@@ -214,19 +335,79 @@ pub mod folder {
 
 /// A folder of the generated layout: (key, parent, display name, well-known name, hidden).
 pub const FOLDERS: &[(u16, u16, &str, Option<&str>, bool)] = &[
-    (folder::ROOT, folder::ROOT, "Top of Information Store", Some("msgfolderroot"), false),
+    (
+        folder::ROOT,
+        folder::ROOT,
+        "Top of Information Store",
+        Some("msgfolderroot"),
+        false,
+    ),
     (folder::INBOX, folder::ROOT, "Inbox", Some("inbox"), false),
-    (folder::DRAFTS, folder::ROOT, "Drafts", Some("drafts"), false),
-    (folder::SENT, folder::ROOT, "Sent Items", Some("sentitems"), false),
-    (folder::DELETED, folder::ROOT, "Deleted Items", Some("deleteditems"), false),
-    (folder::JUNK, folder::ROOT, "Junk Email", Some("junkemail"), false),
-    (folder::OUTBOX, folder::ROOT, "Outbox", Some("outbox"), false),
-    (folder::ARCHIVE, folder::ROOT, "Archive", Some("archive"), false),
-    (folder::CONVERSATION_HISTORY, folder::ROOT, "Conversation History", Some("conversationhistory"), false),
+    (
+        folder::DRAFTS,
+        folder::ROOT,
+        "Drafts",
+        Some("drafts"),
+        false,
+    ),
+    (
+        folder::SENT,
+        folder::ROOT,
+        "Sent Items",
+        Some("sentitems"),
+        false,
+    ),
+    (
+        folder::DELETED,
+        folder::ROOT,
+        "Deleted Items",
+        Some("deleteditems"),
+        false,
+    ),
+    (
+        folder::JUNK,
+        folder::ROOT,
+        "Junk Email",
+        Some("junkemail"),
+        false,
+    ),
+    (
+        folder::OUTBOX,
+        folder::ROOT,
+        "Outbox",
+        Some("outbox"),
+        false,
+    ),
+    (
+        folder::ARCHIVE,
+        folder::ROOT,
+        "Archive",
+        Some("archive"),
+        false,
+    ),
+    (
+        folder::CONVERSATION_HISTORY,
+        folder::ROOT,
+        "Conversation History",
+        Some("conversationhistory"),
+        false,
+    ),
     (folder::PROJECTS, folder::INBOX, "Projects", None, false),
     (folder::PROJECTS_2025, folder::PROJECTS, "2025", None, false),
-    (folder::RECEIPTS, folder::INBOX, "Reçus & factures", None, false),
-    (folder::HIDDEN_SETTINGS, folder::ROOT, "Conversation Action Settings", None, true),
+    (
+        folder::RECEIPTS,
+        folder::INBOX,
+        "Reçus & factures",
+        None,
+        false,
+    ),
+    (
+        folder::HIDDEN_SETTINGS,
+        folder::ROOT,
+        "Conversation Action Settings",
+        None,
+        true,
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,12 +471,13 @@ const SHARED_ATTACHMENTS: u32 = 24;
 
 /// Whether a generated message starts read (cheap: folder counts ask this for every key).
 pub fn generated_is_read(seed: u64, user_index: u32, key: u32) -> bool {
-    key % ALL_STAFF_EVERY == 0 || hash(&[seed, 10, user_index as u64, key as u64]) % 100 < 70
+    key.is_multiple_of(ALL_STAFF_EVERY)
+        || hash(&[seed, 10, user_index as u64, key as u64]) % 100 < 70
 }
 
 /// The folder a generated message starts in (cheap: listing a folder asks this for every key).
 pub fn generated_folder(seed: u64, user_index: u32, key: u32) -> u16 {
-    if key % ALL_STAFF_EVERY == 0 {
+    if key.is_multiple_of(ALL_STAFF_EVERY) {
         return folder::INBOX;
     }
     match hash(&[seed, 7, user_index as u64, key as u64]) % 100 {
@@ -312,19 +494,27 @@ pub fn generated_folder(seed: u64, user_index: u32, key: u32) -> u16 {
 
 fn address_of(ctx: &MailboxContext, index: u32) -> MailAddress {
     let person = person(ctx.seed, index, &ctx.organization);
-    MailAddress { name: person.display_name, address: format!("{}@{}", person.nickname, ctx.domain) }
+    MailAddress {
+        name: person.display_name,
+        address: format!("{}@{}", person.nickname, ctx.domain),
+    }
 }
 
 fn message_id(seed: u64, parts: &[u64], domain: &str) -> String {
     let mut all = vec![seed, 11];
     all.extend_from_slice(parts);
-    format!("<{:016x}{:04x}@{}>", hash(&all), parts.len(), domain.replace(".onmicrosoft.com", ".mail.onmicrosoft.com"))
+    format!(
+        "<{:016x}{:04x}@{}>",
+        hash(&all),
+        parts.len(),
+        domain.replace(".onmicrosoft.com", ".mail.onmicrosoft.com")
+    )
 }
 
 /// Generated message `key` of a mailbox.
 pub fn generated_message(ctx: &MailboxContext, key: u32) -> MessageMeta {
     let epoch = content_epoch();
-    if key % ALL_STAFF_EVERY == 0 {
+    if key.is_multiple_of(ALL_STAFF_EVERY) {
         return all_staff_message(ctx, key, epoch);
     }
     let mut rng = Stream::new(&[ctx.seed, 3, ctx.user_index as u64, key as u64]);
@@ -336,12 +526,21 @@ pub fn generated_message(ctx: &MailboxContext, key: u32) -> MessageMeta {
         }
         address_of(ctx, other)
     } else {
-        MailAddress { name: "Northwind Traders".into(), address: "orders@northwindtraders.example".into() }
+        MailAddress {
+            name: "Northwind Traders".into(),
+            address: "orders@northwindtraders.example".into(),
+        }
     };
     let (from, to) = if folder == folder::SENT {
         (ctx.owner.clone(), vec![colleague])
     } else if folder == folder::JUNK {
-        (MailAddress { name: "Prize Département".into(), address: "winner@lottery.example".into() }, vec![ctx.owner.clone()])
+        (
+            MailAddress {
+                name: "Prize Département".into(),
+                address: "winner@lottery.example".into(),
+            },
+            vec![ctx.owner.clone()],
+        )
     } else {
         (colleague, vec![ctx.owner.clone()])
     };
@@ -351,14 +550,24 @@ pub fn generated_message(ctx: &MailboxContext, key: u32) -> MessageMeta {
     let mut topic_rng = Stream::new(&[ctx.seed, 4, ctx.user_index as u64, thread as u64]);
     let topic = topic_rng.pick(TOPICS).to_string();
     let base_subject = format!("{} {}", topic, words(&mut topic_rng, 3));
-    let subject = if position == 0 { base_subject.clone() } else { format!("RE: {base_subject}") };
+    let subject = if position == 0 {
+        base_subject.clone()
+    } else {
+        format!("RE: {base_subject}")
+    };
     let minutes = key as i64 * 437 + rng.below(120) as i64;
     let received = epoch - Duration::minutes(minutes);
     let sent = received - Duration::seconds(5 + rng.below(50) as i64);
     let length = 24 + rng.below(60) as usize;
     let paragraph = words(&mut rng, length);
-    let greeting = to.first().map(|a| a.name.split(' ').next().unwrap_or("").to_owned()).unwrap_or_default();
-    let body_text = format!("Hi {greeting},\r\n\r\n{paragraph}.\r\n\r\nBest regards,\r\n{}\r\n", from.name);
+    let greeting = to
+        .first()
+        .map(|a| a.name.split(' ').next().unwrap_or("").to_owned())
+        .unwrap_or_default();
+    let body_text = format!(
+        "Hi {greeting},\r\n\r\n{paragraph}.\r\n\r\nBest regards,\r\n{}\r\n",
+        from.name
+    );
     let inline_logo = rng.percent(30);
     let mut attachments = Vec::new();
     if inline_logo {
@@ -373,17 +582,31 @@ pub fn generated_message(ctx: &MailboxContext, key: u32) -> MessageMeta {
     if rng.percent(25) {
         let pool = rng.below(SHARED_ATTACHMENTS as u64) as u32;
         let (name, content_type) = pool_document_name(pool);
-        attachments.push(AttachmentSpec { name, content_type, bytes: AttachmentBytes::Pool(pool), is_inline: false, content_id: None });
+        attachments.push(AttachmentSpec {
+            name,
+            content_type,
+            bytes: AttachmentBytes::Pool(pool),
+            is_inline: false,
+            content_id: None,
+        });
     }
     let logo_html = match attachments.first().and_then(|a| a.content_id.as_ref()) {
-        Some(cid) => format!("<p><img src=\"cid:{cid}\" alt=\"logo\" width=\"64\" height=\"16\"></p>"),
+        Some(cid) => {
+            format!("<p><img src=\"cid:{cid}\" alt=\"logo\" width=\"64\" height=\"16\"></p>")
+        }
         None => String::new(),
     };
     let body_html = format!(
         "<html><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\"></head><body><div dir=\"ltr\"><p>Hi {greeting},</p><p>{paragraph}.</p><p>Best regards,<br>{}</p>{logo_html}</div></body></html>",
         html_escape(&from.name)
     );
-    let in_reply_to = (position > 0).then(|| message_id(ctx.seed, &[ctx.user_index as u64, key as u64 - 1], &ctx.domain));
+    let in_reply_to = (position > 0).then(|| {
+        message_id(
+            ctx.seed,
+            &[ctx.user_index as u64, key as u64 - 1],
+            &ctx.domain,
+        )
+    });
     MessageMeta {
         subject,
         from,
@@ -393,13 +616,25 @@ pub fn generated_message(ctx: &MailboxContext, key: u32) -> MessageMeta {
         sent,
         body_html,
         body_text,
-        internet_message_id: message_id(ctx.seed, &[ctx.user_index as u64, key as u64], &ctx.domain),
+        internet_message_id: message_id(
+            ctx.seed,
+            &[ctx.user_index as u64, key as u64],
+            &ctx.domain,
+        ),
         conversation_id: hash(&[ctx.seed, 6, ctx.user_index as u64, thread as u64]),
         in_reply_to,
         is_read: generated_is_read(ctx.seed, ctx.user_index, key),
         is_draft: false,
-        importance: if rng.percent(5) { "high".into() } else { "normal".into() },
-        categories: if rng.percent(10) { vec!["Blue category".into()] } else { Vec::new() },
+        importance: if rng.percent(5) {
+            "high".into()
+        } else {
+            "normal".into()
+        },
+        categories: if rng.percent(10) {
+            vec!["Blue category".into()]
+        } else {
+            Vec::new()
+        },
         attachments,
         flagged: rng.percent(5),
     }
@@ -417,12 +652,21 @@ fn all_staff_message(ctx: &MailboxContext, key: u32, epoch: DateTime<Utc>) -> Me
     MessageMeta {
         subject,
         from: ceo.clone(),
-        to: vec![MailAddress { name: "All Company".into(), address: format!("allcompany@{}", ctx.domain) }],
+        to: vec![MailAddress {
+            name: "All Company".into(),
+            address: format!("allcompany@{}", ctx.domain),
+        }],
         cc: Vec::new(),
         received,
         sent: received - Duration::seconds(3),
-        body_html: format!("<html><body><h1>Company update</h1><p>{paragraph}.</p><p>Thank you,<br>{}</p></body></html>", html_escape(&ceo.name)),
-        body_text: format!("Company update\r\n\r\n{paragraph}.\r\n\r\nThank you,\r\n{}\r\n", ceo.name),
+        body_html: format!(
+            "<html><body><h1>Company update</h1><p>{paragraph}.</p><p>Thank you,<br>{}</p></body></html>",
+            html_escape(&ceo.name)
+        ),
+        body_text: format!(
+            "Company update\r\n\r\n{paragraph}.\r\n\r\nThank you,\r\n{}\r\n",
+            ceo.name
+        ),
         internet_message_id: message_id(ctx.seed, &[u64::MAX, key as u64], &ctx.domain),
         conversation_id: hash(&[ctx.seed, 9, key as u64]),
         in_reply_to: None,
@@ -430,13 +674,22 @@ fn all_staff_message(ctx: &MailboxContext, key: u32, epoch: DateTime<Utc>) -> Me
         is_draft: false,
         importance: "normal".into(),
         categories: Vec::new(),
-        attachments: vec![AttachmentSpec { name, content_type, bytes: AttachmentBytes::Pool(pool), is_inline: false, content_id: None }],
+        attachments: vec![AttachmentSpec {
+            name,
+            content_type,
+            bytes: AttachmentBytes::Pool(pool),
+            is_inline: false,
+            content_id: None,
+        }],
         flagged: false,
     }
 }
 
 pub fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -456,7 +709,11 @@ const POOL_DOCUMENTS: &[(&str, FileKind)] = &[
 pub fn pool_document_name(pool: u32) -> (String, String) {
     let (base, kind) = POOL_DOCUMENTS[(pool as usize) % POOL_DOCUMENTS.len()];
     let round = pool as usize / POOL_DOCUMENTS.len();
-    let name = if round == 0 { format!("{base}.{}", kind.extension()) } else { format!("{base} v{}.{}", round + 1, kind.extension()) };
+    let name = if round == 0 {
+        format!("{base}.{}", kind.extension())
+    } else {
+        format!("{base} v{}.{}", round + 1, kind.extension())
+    };
     (name, kind.mime_type().to_owned())
 }
 
@@ -496,7 +753,9 @@ impl FileKind {
     }
     pub fn mime_type(self) -> &'static str {
         match self {
-            FileKind::Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            FileKind::Docx => {
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+            }
             FileKind::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             FileKind::Pdf => "application/pdf",
             FileKind::Png => "image/png",
@@ -507,7 +766,12 @@ impl FileKind {
 }
 
 /// Generated folders of every drive: (key, parent key, name). Key 0 is the root.
-pub const DRIVE_FOLDERS: &[(u32, u32, &str)] = &[(1, 0, "Projects"), (2, 0, "Shared"), (3, 1, "Archive 2025"), (4, 0, "Reports")];
+pub const DRIVE_FOLDERS: &[(u32, u32, &str)] = &[
+    (1, 0, "Projects"),
+    (2, 0, "Shared"),
+    (3, 1, "Archive 2025"),
+    (4, 0, "Reports"),
+];
 pub const FIRST_FILE_KEY: u32 = 16;
 
 #[derive(Debug, Clone)]
@@ -540,7 +804,11 @@ pub fn generated_file(seed: u64, drive: u32, key: u32, max_size: u32) -> FileSpe
         let (_, kind) = POOL_DOCUMENTS[(pool as usize) % POOL_DOCUMENTS.len()];
         let size = 6_000 + (hash(&[seed, 13, pool as u64]) % 60_000) as u32;
         return FileSpec {
-            name: format!("{} ({key}).{}", name.rsplit_once('.').map_or(name.as_str(), |(b, _)| b), kind.extension()),
+            name: format!(
+                "{} ({key}).{}",
+                name.rsplit_once('.').map_or(name.as_str(), |(b, _)| b),
+                kind.extension()
+            ),
             parent,
             kind,
             content_seed: hash(&[seed, 14, pool as u64]),
@@ -549,21 +817,39 @@ pub fn generated_file(seed: u64, drive: u32, key: u32, max_size: u32) -> FileSpe
             modified,
         };
     }
-    let kind = *rng.pick(&[FileKind::Docx, FileKind::Docx, FileKind::Xlsx, FileKind::Pdf, FileKind::Png, FileKind::Csv, FileKind::Txt]);
+    let kind = *rng.pick(&[
+        FileKind::Docx,
+        FileKind::Docx,
+        FileKind::Xlsx,
+        FileKind::Pdf,
+        FileKind::Png,
+        FileKind::Csv,
+        FileKind::Txt,
+    ]);
     let topic = rng.pick(TOPICS).to_string();
     let name = format!("{topic} {} {key}.{}", words(&mut rng, 1), kind.extension());
     // Log-uniform between 1 KiB and max: most files are small, a few are large.
     let max = max_size.max(2048) as f64;
     let fraction = (rng.below(10_000) as f64) / 10_000.0;
     let target = (1024.0 * (max / 1024.0).powf(fraction * fraction)) as u32;
-    FileSpec { name, parent, kind, content_seed: rng.next_u64(), target_size: target, created, modified }
+    FileSpec {
+        name,
+        parent,
+        kind,
+        content_seed: rng.next_u64(),
+        target_size: target,
+        created,
+        modified,
+    }
 }
 
 /// The bytes of a generated file (office files are real zip packages; PNGs decode).
 pub fn file_bytes(kind: FileKind, content_seed: u64, target_size: u32) -> Vec<u8> {
     let mut rng = Stream::new(&[content_seed]);
     match kind {
-        FileKind::Txt | FileKind::Csv => text_of_size(&mut rng, target_size as usize, kind == FileKind::Csv),
+        FileKind::Txt | FileKind::Csv => {
+            text_of_size(&mut rng, target_size as usize, kind == FileKind::Csv)
+        }
         FileKind::Pdf => pdf(&mut rng, target_size as usize),
         FileKind::Png => {
             let side = ((target_size as f64 / 4.0).sqrt() as u32).clamp(8, 1024);
@@ -581,7 +867,16 @@ fn text_of_size(rng: &mut Stream, size: usize, csv: bool) -> Vec<u8> {
     let mut line = 0u32;
     while out.len() < size {
         if csv {
-            out.push_str(&format!("2026-{:02}-{:02},{},{},{},{}.{:02}\r\n", 1 + rng.below(12), 1 + rng.below(28), rng.pick(TOPICS), rng.pick(WORDS), 1 + rng.below(40), rng.below(9_999), rng.below(100)));
+            out.push_str(&format!(
+                "2026-{:02}-{:02},{},{},{},{}.{:02}\r\n",
+                1 + rng.below(12),
+                1 + rng.below(28),
+                rng.pick(TOPICS),
+                rng.pick(WORDS),
+                1 + rng.below(40),
+                rng.below(9_999),
+                rng.below(100)
+            ));
         } else {
             out.push_str(&words(rng, 12));
             out.push_str(".\n");
@@ -612,11 +907,19 @@ fn pdf(rng: &mut Stream, size: usize) -> Vec<u8> {
         out.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
     }
     let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
     for offset in offsets {
         out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
     }
-    out.extend_from_slice(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
     out
 }
 
@@ -626,31 +929,48 @@ fn office(rng: &mut Stream, kind: FileKind, size: usize) -> Vec<u8> {
     // Deflate shrinks word soup about 3×; aim the XML at three times the target.
     while body.len() < size * 3 {
         match kind {
-            FileKind::Xlsx => body.push_str(&format!("<row><c t=\"inlineStr\"><is><t>{}</t></is></c><c><v>{}</v></c></row>", words(rng, 2), rng.below(100_000))),
-            _ => body.push_str(&format!("<w:p><w:r><w:t>{}.</w:t></w:r></w:p>", words(rng, 14))),
+            FileKind::Xlsx => body.push_str(&format!(
+                "<row><c t=\"inlineStr\"><is><t>{}</t></is></c><c><v>{}</v></c></row>",
+                words(rng, 2),
+                rng.below(100_000)
+            )),
+            _ => body.push_str(&format!(
+                "<w:p><w:r><w:t>{}.</w:t></w:r></w:p>",
+                words(rng, 14)
+            )),
         }
     }
     let (main_path, main_type, main_xml) = match kind {
         FileKind::Xlsx => (
             "xl/worksheets/sheet1.xml",
             "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml",
-            format!("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?><worksheet xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\"><sheetData>{body}</sheetData></worksheet>"),
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?><worksheet xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\"><sheetData>{body}</sheetData></worksheet>"
+            ),
         ),
         _ => (
             "word/document.xml",
             "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml",
-            format!("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?><w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body>{body}</w:body></w:document>"),
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?><w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body>{body}</w:body></w:document>"
+            ),
         ),
     };
     let content_types = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"><Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/><Default Extension=\"xml\" ContentType=\"application/xml\"/><Override PartName=\"/{main_path}\" ContentType=\"{main_type}\"/></Types>"
     );
-    let rels = format!("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?><Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\"><Relationship Id=\"rId1\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument\" Target=\"{main_path}\"/></Relationships>");
+    let rels = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?><Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\"><Relationship Id=\"rId1\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument\" Target=\"{main_path}\"/></Relationships>"
+    );
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .last_modified_time(zip::DateTime::default());
-    let parts = [("[Content_Types].xml", content_types), ("_rels/.rels", rels), (main_path, main_xml)];
+    let parts = [
+        ("[Content_Types].xml", content_types),
+        ("_rels/.rels", rels),
+        (main_path, main_xml),
+    ];
     for (path, text) in parts {
         if writer.start_file(path, options).is_err() || writer.write_all(text.as_bytes()).is_err() {
             return text_of_size(rng, size, false);
@@ -667,7 +987,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &byte in data {
         crc ^= byte as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -676,7 +1000,11 @@ fn crc32(data: &[u8]) -> u32 {
 /// A valid PNG (stored, uncompressed deflate blocks): a gradient coloured by the seed.
 pub fn png(seed: u64, width: u32, height: u32) -> Vec<u8> {
     let mut raw = Vec::with_capacity(((width * 3 + 1) * height) as usize);
-    let (r, g, b) = ((seed & 0xFF) as u32, ((seed >> 8) & 0xFF) as u32, ((seed >> 16) & 0xFF) as u32);
+    let (r, g, b) = (
+        (seed & 0xFF) as u32,
+        ((seed >> 8) & 0xFF) as u32,
+        ((seed >> 16) & 0xFF) as u32,
+    );
     for y in 0..height {
         raw.push(0);
         for x in 0..width {

@@ -23,8 +23,16 @@ const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
 #[derive(Debug, Clone)]
 enum FlowKind {
-    AdminConsent { scope: String, legacy: bool },
-    Authorize { scope: String, code_challenge: Option<String>, challenge_method: String, nonce: Option<String> },
+    AdminConsent {
+        scope: String,
+        legacy: bool,
+    },
+    Authorize {
+        scope: String,
+        code_challenge: Option<String>,
+        challenge_method: String,
+        nonce: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -69,11 +77,16 @@ pub struct IdentityState {
 
 impl IdentityState {
     pub fn register(&self, app: AppRegistration) {
-        lock(&self.inner).apps.insert(app.client_id.to_ascii_lowercase(), app);
+        lock(&self.inner)
+            .apps
+            .insert(app.client_id.to_ascii_lowercase(), app);
     }
 
     pub fn app(&self, client_id: &str) -> Option<AppRegistration> {
-        lock(&self.inner).apps.get(&client_id.to_ascii_lowercase()).cloned()
+        lock(&self.inner)
+            .apps
+            .get(&client_id.to_ascii_lowercase())
+            .cloned()
     }
 
     pub fn apps(&self) -> Vec<AppRegistration> {
@@ -81,16 +94,22 @@ impl IdentityState {
     }
 
     pub fn has_consent(&self, tenant: usize, client_id: &str) -> bool {
-        lock(&self.inner).consents.contains(&(tenant, client_id.to_ascii_lowercase()))
+        lock(&self.inner)
+            .consents
+            .contains(&(tenant, client_id.to_ascii_lowercase()))
     }
 
     /// Records an admin's consent (also used by the control API to pre-consent apps).
     pub fn grant_consent(&self, tenant: usize, client_id: &str) {
-        lock(&self.inner).consents.insert((tenant, client_id.to_ascii_lowercase()));
+        lock(&self.inner)
+            .consents
+            .insert((tenant, client_id.to_ascii_lowercase()));
     }
 
     pub fn revoke_consent(&self, tenant: usize, client_id: &str) {
-        lock(&self.inner).consents.remove(&(tenant, client_id.to_ascii_lowercase()));
+        lock(&self.inner)
+            .consents
+            .remove(&(tenant, client_id.to_ascii_lowercase()));
     }
 }
 
@@ -130,7 +149,13 @@ fn sign(key: &[u8; 32], data: &str) -> String {
 
 /// Issues a JWT-shaped token with Microsoft's claim set (§1.5). The signature is a keyed hash
 /// only this simulator can check; clients must treat tokens as opaque, as with the real ones.
-fn issue_token(sim: &Simulator, tenant: &Tenant, app: &AppRegistration, user: Option<(Uuid, String)>, scope: &str) -> String {
+fn issue_token(
+    sim: &Simulator,
+    tenant: &Tenant,
+    app: &AppRegistration,
+    user: Option<(Uuid, String)>,
+    scope: &str,
+) -> String {
     let now = sim.now();
     let kid = &sign(&sim.signing_key, "kid")[..27];
     let header = json!({"typ": "JWT", "nonce": sign(&sim.signing_key, &now.to_rfc3339())[..20].to_owned(), "alg": "RS256", "x5t": kid, "kid": kid});
@@ -156,23 +181,43 @@ fn issue_token(sim: &Simulator, tenant: &Tenant, app: &AppRegistration, user: Op
             claims["oid"] = json!(oid.to_string());
             claims["sub"] = json!(oid.to_string());
             claims["upn"] = json!(upn);
-            claims["scp"] = json!(scope.split(' ').filter_map(|s| s.rsplit('/').next()).filter(|s| !matches!(*s, "openid" | "profile" | "offline_access" | "email")).collect::<Vec<_>>().join(" "));
+            claims["scp"] = json!(
+                scope
+                    .split(' ')
+                    .filter_map(|s| s.rsplit('/').next())
+                    .filter(|s| !matches!(*s, "openid" | "profile" | "offline_access" | "email"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
         }
         None => {
-            let sp = super::generate::Stream::new(&[tenant.spec.seed, 200, app.client_id.len() as u64]).uuid();
+            let sp =
+                super::generate::Stream::new(&[tenant.spec.seed, 200, app.client_id.len() as u64])
+                    .uuid();
             claims["idtyp"] = json!("app");
             claims["oid"] = json!(sp.to_string());
             claims["sub"] = json!(sp.to_string());
             claims["roles"] = json!(app_roles(app));
         }
     }
-    let signing_input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+    let signing_input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
     let signature = sign(&sim.signing_key, &signing_input);
     format!("{signing_input}.{signature}")
 }
 
 fn app_roles(app: &AppRegistration) -> Vec<String> {
-    if app.permissions.is_empty() { super::BACKUP_PERMISSIONS.iter().map(|s| (*s).to_owned()).collect() } else { app.permissions.clone() }
+    if app.permissions.is_empty() {
+        super::BACKUP_PERMISSIONS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
+    } else {
+        app.permissions.clone()
+    }
 }
 
 /// Validates a bearer token presented to Graph.
@@ -181,7 +226,9 @@ pub fn validate(sim: &Simulator, token: &str) -> Result<Claims, TokenError> {
         return Err(TokenError::Missing);
     }
     let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(TokenError::Malformed);
     };
     if sign(&sim.signing_key, &format!("{header}.{payload}")) != signature {
@@ -201,16 +248,34 @@ pub fn validate(sim: &Simulator, token: &str) -> Result<Claims, TokenError> {
     if claims["aud"] != GRAPH_RESOURCE {
         return Err(TokenError::Invalid);
     }
-    let tenant = claims["tid"].as_str().and_then(|tid| sim.find_tenant(tid)).ok_or(TokenError::Invalid)?;
+    let tenant = claims["tid"]
+        .as_str()
+        .and_then(|tid| sim.find_tenant(tid))
+        .ok_or(TokenError::Invalid)?;
     let user = match claims["idtyp"].as_str() {
-        Some("user") => match claims["oid"].as_str().map(|oid| read(&tenant.state).find_user(oid)) {
+        Some("user") => match claims["oid"]
+            .as_str()
+            .map(|oid| read(&tenant.state).find_user(oid))
+        {
             Some(Found::Active(index)) => Some(index),
             _ => return Err(TokenError::Invalid),
         },
         _ => None,
     };
-    let roles = claims["roles"].as_array().map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
-    Ok(Claims { tenant: tenant.index, app_id: claims["appid"].as_str().unwrap_or_default().to_owned(), roles, user })
+    let roles = claims["roles"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Claims {
+        tenant: tenant.index,
+        app_id: claims["appid"].as_str().unwrap_or_default().to_owned(),
+        roles,
+        user,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -225,16 +290,31 @@ struct AadError {
 
 impl AadError {
     fn new(status: u16, error: &'static str, code: u32, message: impl Into<String>) -> Self {
-        Self { status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), error, code, message: message.into() }
+        Self {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            error,
+            code,
+            message: message.into(),
+        }
     }
 
     fn missing(parameter: &str) -> Self {
-        Self::new(400, "invalid_request", 900144, format!("The request body must contain the following parameter: '{parameter}'."))
+        Self::new(
+            400,
+            "invalid_request",
+            900144,
+            format!("The request body must contain the following parameter: '{parameter}'."),
+        )
     }
 
     /// `AADSTSnnn: message\r\nTrace ID: …\r\nCorrelation ID: …\r\nTimestamp: …` (§1.2).
     fn description(&self, now: DateTime<Utc>, trace: Uuid, correlation: Uuid) -> String {
-        format!("AADSTS{}: {}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {}", self.code, self.message, timestamp(now))
+        format!(
+            "AADSTS{}: {}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {}",
+            self.code,
+            self.message,
+            timestamp(now)
+        )
     }
 
     fn into_response(self, now: DateTime<Utc>) -> HttpResponse {
@@ -264,7 +344,12 @@ fn timestamp(now: DateTime<Utc>) -> String {
 // Routing
 
 /// Handles `/{tenant}/...` identity paths; `None` when the path is not an identity path.
-pub fn handle(sim: &Simulator, req: &HttpRequest, segments: &[String], body: &[u8]) -> Option<HttpResponse> {
+pub fn handle(
+    sim: &Simulator,
+    req: &HttpRequest,
+    segments: &[String],
+    body: &[u8],
+) -> Option<HttpResponse> {
     let method = req.method().as_str();
     let rest: Vec<&str> = segments.iter().skip(1).map(String::as_str).collect();
     let tenant = segments.first()?.as_str();
@@ -275,7 +360,13 @@ pub fn handle(sim: &Simulator, req: &HttpRequest, segments: &[String], body: &[u
         ("POST", ["oauth2", "v2.0", "token"]) => token(sim, req, tenant, body),
         ("POST", ["login"]) => login(sim, body),
         ("POST", ["consent"]) => consent(sim, body),
-        (_, ["oauth2", "v2.0", "token"]) => AadError::new(405, "invalid_request", 900561, "The endpoint only accepts POST requests.").into_response(sim.now()),
+        (_, ["oauth2", "v2.0", "token"]) => AadError::new(
+            405,
+            "invalid_request",
+            900561,
+            "The endpoint only accepts POST requests.",
+        )
+        .into_response(sim.now()),
         _ => return None,
     })
 }
@@ -295,7 +386,13 @@ fn redirect(uri: &str, params: &[(&str, &str)]) -> HttpResponse {
         serializer.append_pair(key, value);
     }
     let separator = if uri.contains('?') { '&' } else { '?' };
-    HttpResponse::Found().insert_header(("Location", format!("{uri}{separator}{}", serializer.finish()))).insert_header(("Cache-Control", "no-store, no-cache")).finish()
+    HttpResponse::Found()
+        .insert_header((
+            "Location",
+            format!("{uri}{separator}{}", serializer.finish()),
+        ))
+        .insert_header(("Cache-Control", "no-store, no-cache"))
+        .finish()
 }
 
 fn redirect_error(sim: &Simulator, flow: &Flow, error: &str, aad: AadError) -> HttpResponse {
@@ -314,23 +411,38 @@ fn redirect_error(sim: &Simulator, flow: &Flow, error: &str, aad: AadError) -> H
 
 /// Checks the client and redirect URI. Like Entra, an unknown client or an unregistered redirect
 /// URI gets an error page, never a redirect: the URI cannot be trusted with the answer.
-fn check_client(sim: &Simulator, query: &HashMap<String, String>, tenant: &str) -> Result<(AppRegistration, String), HttpResponse> {
+#[allow(clippy::result_large_err)] // The error is the page to show; it is built once per sign-in.
+fn check_client(
+    sim: &Simulator,
+    query: &HashMap<String, String>,
+    tenant: &str,
+) -> Result<(AppRegistration, String), HttpResponse> {
     let now = sim.now();
     if !matches!(tenant, "organizations" | "common") && sim.find_tenant(tenant).is_none() {
         return Err(error_page(400, &AadError::new(400, "invalid_request", 90002, format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."))
             .description(now, Uuid::new_v4(), Uuid::new_v4())));
     }
     let Some(client_id) = query.get("client_id").filter(|c| !c.is_empty()) else {
-        return Err(error_page(400, &AadError::missing("client_id").description(now, Uuid::new_v4(), Uuid::new_v4())));
+        return Err(error_page(
+            400,
+            &AadError::missing("client_id").description(now, Uuid::new_v4(), Uuid::new_v4()),
+        ));
     };
     let Some(app) = sim.identity.app(client_id) else {
         return Err(error_page(400, &AadError::new(400, "unauthorized_client", 700016, format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."))
             .description(now, Uuid::new_v4(), Uuid::new_v4())));
     };
     let Some(redirect_uri) = query.get("redirect_uri").filter(|r| !r.is_empty()) else {
-        return Err(error_page(400, &AadError::missing("redirect_uri").description(now, Uuid::new_v4(), Uuid::new_v4())));
+        return Err(error_page(
+            400,
+            &AadError::missing("redirect_uri").description(now, Uuid::new_v4(), Uuid::new_v4()),
+        ));
     };
-    if !app.redirect_uris.iter().any(|registered| registered == redirect_uri) {
+    if !app
+        .redirect_uris
+        .iter()
+        .any(|registered| registered == redirect_uri)
+    {
         return Err(error_page(400, &AadError::new(400, "invalid_request", 50011, format!("The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs configured for the application '{}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal.", app.client_id))
             .description(now, Uuid::new_v4(), Uuid::new_v4())));
     }
@@ -355,7 +467,10 @@ fn admin_consent(sim: &Simulator, req: &HttpRequest, tenant: &str, legacy: bool)
         Ok(found) => found,
         Err(page) => return page,
     };
-    let scope = query.get("scope").cloned().unwrap_or_else(|| format!("{GRAPH_RESOURCE}/.default"));
+    let scope = query
+        .get("scope")
+        .cloned()
+        .unwrap_or_else(|| format!("{GRAPH_RESOURCE}/.default"));
     let flow = Flow {
         kind: FlowKind::AdminConsent { scope, legacy },
         client_id: app.client_id.clone(),
@@ -366,7 +481,13 @@ fn admin_consent(sim: &Simulator, req: &HttpRequest, tenant: &str, legacy: bool)
         signed_in: None,
     };
     let id = new_flow(sim, flow);
-    sign_in_page(tenant, &id, &app, None, query.get("login_hint").map(String::as_str))
+    sign_in_page(
+        tenant,
+        &id,
+        &app,
+        None,
+        query.get("login_hint").map(String::as_str),
+    )
 }
 
 fn authorize(sim: &Simulator, req: &HttpRequest, tenant: &str) -> HttpResponse {
@@ -379,7 +500,10 @@ fn authorize(sim: &Simulator, req: &HttpRequest, tenant: &str) -> HttpResponse {
         kind: FlowKind::Authorize {
             scope: query.get("scope").cloned().unwrap_or_default(),
             code_challenge: query.get("code_challenge").cloned(),
-            challenge_method: query.get("code_challenge_method").cloned().unwrap_or_else(|| "plain".to_owned()),
+            challenge_method: query
+                .get("code_challenge_method")
+                .cloned()
+                .unwrap_or_else(|| "plain".to_owned()),
             nonce: query.get("nonce").cloned(),
         },
         client_id: app.client_id.clone(),
@@ -390,53 +514,152 @@ fn authorize(sim: &Simulator, req: &HttpRequest, tenant: &str) -> HttpResponse {
         signed_in: None,
     };
     if query.get("response_type").map(String::as_str) != Some("code") {
-        return redirect_error(sim, &flow, "unsupported_response_type", AadError::new(400, "unsupported_response_type", 700054, "response_type 'id_token' is not enabled for the application."));
+        return redirect_error(
+            sim,
+            &flow,
+            "unsupported_response_type",
+            AadError::new(
+                400,
+                "unsupported_response_type",
+                700054,
+                "response_type 'id_token' is not enabled for the application.",
+            ),
+        );
     }
-    if let FlowKind::Authorize { code_challenge: Some(challenge), challenge_method, .. } = &flow.kind {
+    if let FlowKind::Authorize {
+        code_challenge: Some(challenge),
+        challenge_method,
+        ..
+    } = &flow.kind
+    {
         if !(43..=128).contains(&challenge.len()) {
-            return redirect_error(sim, &flow, "invalid_request", AadError::new(400, "invalid_request", 501491, "Invalid size of Code_Challenge parameter."));
+            return redirect_error(
+                sim,
+                &flow,
+                "invalid_request",
+                AadError::new(
+                    400,
+                    "invalid_request",
+                    501491,
+                    "Invalid size of Code_Challenge parameter.",
+                ),
+            );
         }
         if !matches!(challenge_method.as_str(), "S256" | "plain") {
-            return redirect_error(sim, &flow, "invalid_request", AadError::new(400, "invalid_request", 50147, "Invalid code_challenge_method."));
+            return redirect_error(
+                sim,
+                &flow,
+                "invalid_request",
+                AadError::new(
+                    400,
+                    "invalid_request",
+                    50147,
+                    "Invalid code_challenge_method.",
+                ),
+            );
         }
     }
     flow.created = sim.now();
     let id = new_flow(sim, flow);
-    sign_in_page(tenant, &id, &app, None, query.get("login_hint").map(String::as_str))
+    sign_in_page(
+        tenant,
+        &id,
+        &app,
+        None,
+        query.get("login_hint").map(String::as_str),
+    )
 }
 
 fn login(sim: &Simulator, body: &[u8]) -> HttpResponse {
     let form = form_map(body);
     let flow_id = form.get("flow").cloned().unwrap_or_default();
     let Some(flow) = lock(&sim.identity.inner).flows.get(&flow_id).cloned() else {
-        return error_page(400, "AADSTS90014: The sign-in session has expired or is unknown. Start again from the application.");
+        return error_page(
+            400,
+            "AADSTS90014: The sign-in session has expired or is unknown. Start again from the application.",
+        );
     };
     let Some(app) = sim.identity.app(&flow.client_id) else {
-        return error_page(400, "AADSTS700016: The application is no longer registered.");
+        return error_page(
+            400,
+            "AADSTS700016: The application is no longer registered.",
+        );
     };
-    let username = form.get("login").map(|s| s.trim().to_ascii_lowercase()).unwrap_or_default();
+    let username = form
+        .get("login")
+        .map(|s| s.trim().to_ascii_lowercase())
+        .unwrap_or_default();
     let password = form.get("passwd").cloned().unwrap_or_default();
-    let domain = username.rsplit_once('@').map(|(_, d)| d.to_owned()).unwrap_or_default();
+    let domain = username
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_owned())
+        .unwrap_or_default();
     // The user's domain picks the tenant on `/organizations`; a tenant-specific URL must match it.
     let tenant = match sim.find_tenant(&domain) {
-        Some(t) if flow.path_tenant == "organizations" || flow.path_tenant == "common" || sim.find_tenant(&flow.path_tenant).is_some_and(|p| p.index == t.index) => t.clone(),
-        _ => return sign_in_page(&flow.path_tenant, &flow_id, &app, Some("AADSTS50034: We couldn't find an account with that username. Try another, or get a new account."), Some(&username)),
+        Some(t)
+            if flow.path_tenant == "organizations"
+                || flow.path_tenant == "common"
+                || sim
+                    .find_tenant(&flow.path_tenant)
+                    .is_some_and(|p| p.index == t.index) =>
+        {
+            t.clone()
+        }
+        _ => {
+            return sign_in_page(
+                &flow.path_tenant,
+                &flow_id,
+                &app,
+                Some(
+                    "AADSTS50034: We couldn't find an account with that username. Try another, or get a new account.",
+                ),
+                Some(&username),
+            );
+        }
     };
     let found = read(&tenant.state).find_user(&username);
     let Found::Active(user_index) = found else {
-        return sign_in_page(&flow.path_tenant, &flow_id, &app, Some("AADSTS50034: We couldn't find an account with that username. Try another, or get a new account."), Some(&username));
+        return sign_in_page(
+            &flow.path_tenant,
+            &flow_id,
+            &app,
+            Some(
+                "AADSTS50034: We couldn't find an account with that username. Try another, or get a new account.",
+            ),
+            Some(&username),
+        );
     };
     let (is_admin, enabled) = {
         let state = read(&tenant.state);
         let user = &state.users[user_index as usize];
         (user.is_admin, user.account_enabled)
     };
-    let expected = if is_admin { &tenant.admin_password } else { &tenant.member_password };
+    let expected = if is_admin {
+        &tenant.admin_password
+    } else {
+        &tenant.member_password
+    };
     if &password != expected {
-        return sign_in_page(&flow.path_tenant, &flow_id, &app, Some("AADSTS50126: Your account or password is incorrect. If you don't remember your password, reset it now."), Some(&username));
+        return sign_in_page(
+            &flow.path_tenant,
+            &flow_id,
+            &app,
+            Some(
+                "AADSTS50126: Your account or password is incorrect. If you don't remember your password, reset it now.",
+            ),
+            Some(&username),
+        );
     }
     if !enabled {
-        return sign_in_page(&flow.path_tenant, &flow_id, &app, Some("AADSTS50057: Your account has been locked. Contact your support person to unlock it, then try again."), Some(&username));
+        return sign_in_page(
+            &flow.path_tenant,
+            &flow_id,
+            &app,
+            Some(
+                "AADSTS50057: Your account has been locked. Contact your support person to unlock it, then try again.",
+            ),
+            Some(&username),
+        );
     }
     if let Some(stored) = lock(&sim.identity.inner).flows.get_mut(&flow_id) {
         stored.signed_in = Some((tenant.index, user_index));
@@ -444,7 +667,17 @@ fn login(sim: &Simulator, body: &[u8]) -> HttpResponse {
     match &flow.kind {
         FlowKind::AdminConsent { .. } if !is_admin => {
             lock(&sim.identity.inner).flows.remove(&flow_id);
-            redirect_error(sim, &flow, "access_denied", AadError::new(403, "access_denied", 90094, "Admin consent is required for the permissions requested by this application. An administrator must sign in to grant them."))
+            redirect_error(
+                sim,
+                &flow,
+                "access_denied",
+                AadError::new(
+                    403,
+                    "access_denied",
+                    90094,
+                    "Admin consent is required for the permissions requested by this application. An administrator must sign in to grant them.",
+                ),
+            )
         }
         FlowKind::AdminConsent { .. } => consent_page(&flow.path_tenant, &flow_id, &app, &tenant),
         FlowKind::Authorize { .. } => issue_code(sim, &flow_id, &flow, tenant.index, user_index),
@@ -455,13 +688,28 @@ fn consent(sim: &Simulator, body: &[u8]) -> HttpResponse {
     let form = form_map(body);
     let flow_id = form.get("flow").cloned().unwrap_or_default();
     let Some(flow) = lock(&sim.identity.inner).flows.remove(&flow_id) else {
-        return error_page(400, "AADSTS90014: The sign-in session has expired or is unknown. Start again from the application.");
+        return error_page(
+            400,
+            "AADSTS90014: The sign-in session has expired or is unknown. Start again from the application.",
+        );
     };
-    let (Some((tenant_index, _)), FlowKind::AdminConsent { scope, legacy }) = (flow.signed_in, &flow.kind) else {
+    let (Some((tenant_index, _)), FlowKind::AdminConsent { scope, legacy }) =
+        (flow.signed_in, &flow.kind)
+    else {
         return error_page(400, "AADSTS90014: Sign in before consenting.");
     };
     if form.get("decision").map(String::as_str) != Some("accept") {
-        return redirect_error(sim, &flow, "consent_required", AadError::new(400, "consent_required", 65004, "The resource owner or authorization server denied the request."));
+        return redirect_error(
+            sim,
+            &flow,
+            "consent_required",
+            AadError::new(
+                400,
+                "consent_required",
+                65004,
+                "The resource owner or authorization server denied the request.",
+            ),
+        );
     }
     sim.identity.grant_consent(tenant_index, &flow.client_id);
     let tenant_id = sim.tenants[tenant_index].id.to_string();
@@ -480,33 +728,64 @@ fn consent(sim: &Simulator, body: &[u8]) -> HttpResponse {
 fn granted_scope(sim: &Simulator, client_id: &str, requested: &str) -> String {
     if requested.split(' ').any(|s| s.ends_with("/.default")) {
         let app = sim.identity.app(client_id);
-        app.map(|a| app_roles(&a).iter().map(|r| format!("{GRAPH_RESOURCE}/{r}")).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+        app.map(|a| {
+            app_roles(&a)
+                .iter()
+                .map(|r| format!("{GRAPH_RESOURCE}/{r}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
     } else {
         requested.to_owned()
     }
 }
 
-fn issue_code(sim: &Simulator, flow_id: &str, flow: &Flow, tenant: usize, user: u32) -> HttpResponse {
-    let FlowKind::Authorize { scope, code_challenge, challenge_method, nonce } = &flow.kind else {
+fn issue_code(
+    sim: &Simulator,
+    flow_id: &str,
+    flow: &Flow,
+    tenant: usize,
+    user: u32,
+) -> HttpResponse {
+    let FlowKind::Authorize {
+        scope,
+        code_challenge,
+        challenge_method,
+        nonce,
+    } = &flow.kind
+    else {
         return error_page(400, "AADSTS90014: Unexpected flow.");
     };
-    let code = format!("1.AXEA{}", b64url(&[Uuid::new_v4().as_bytes().as_slice(), Uuid::new_v4().as_bytes().as_slice()].concat()));
+    let code = format!(
+        "1.AXEA{}",
+        b64url(
+            &[
+                Uuid::new_v4().as_bytes().as_slice(),
+                Uuid::new_v4().as_bytes().as_slice()
+            ]
+            .concat()
+        )
+    );
     let mut inner = lock(&sim.identity.inner);
     inner.flows.remove(flow_id);
     let cutoff = sim.now() - Duration::minutes(30);
     inner.codes.retain(|_, c| c.issued > cutoff);
-    inner.codes.insert(code.clone(), AuthCode {
-        tenant,
-        user,
-        client_id: flow.client_id.clone(),
-        redirect_uri: flow.redirect_uri.clone(),
-        scope: scope.clone(),
-        code_challenge: code_challenge.clone(),
-        challenge_method: challenge_method.clone(),
-        nonce: nonce.clone(),
-        issued: sim.now(),
-        redeemed: false,
-    });
+    inner.codes.insert(
+        code.clone(),
+        AuthCode {
+            tenant,
+            user,
+            client_id: flow.client_id.clone(),
+            redirect_uri: flow.redirect_uri.clone(),
+            scope: scope.clone(),
+            code_challenge: code_challenge.clone(),
+            challenge_method: challenge_method.clone(),
+            nonce: nonce.clone(),
+            issued: sim.now(),
+            redeemed: false,
+        },
+    );
     drop(inner);
     let mut params = vec![("code", code.as_str())];
     if let Some(state) = &flow.state {
@@ -532,62 +811,145 @@ fn token(sim: &Simulator, req: &HttpRequest, path_tenant: &str, body: &[u8]) -> 
 
 fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
     let header = req.headers().get("authorization")?.to_str().ok()?;
-    let encoded = header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic "))?;
-    let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let encoded = header
+        .strip_prefix("Basic ")
+        .or_else(|| header.strip_prefix("basic "))?;
+    let decoded = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?,
+    )
+    .ok()?;
     let (id, secret) = decoded.split_once(':')?;
-    let decode = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
     Some((decode(id)?, decode(secret)?))
 }
 
-fn token_response(sim: &Simulator, req: &HttpRequest, path_tenant: &str, body: &[u8]) -> Result<Value, AadError> {
+fn token_response(
+    sim: &Simulator,
+    req: &HttpRequest,
+    path_tenant: &str,
+    body: &[u8],
+) -> Result<Value, AadError> {
     let form = form_map(body);
     let basic = basic_credentials(req);
-    let grant_type = form.get("grant_type").ok_or_else(|| AadError::missing("grant_type"))?.clone();
-    let client_id = form.get("client_id").cloned().or_else(|| basic.as_ref().map(|b| b.0.clone())).ok_or_else(|| AadError::missing("client_id"))?;
-    let secret = form.get("client_secret").cloned().or_else(|| basic.as_ref().map(|b| b.1.clone()));
+    let grant_type = form
+        .get("grant_type")
+        .ok_or_else(|| AadError::missing("grant_type"))?
+        .clone();
+    let client_id = form
+        .get("client_id")
+        .cloned()
+        .or_else(|| basic.as_ref().map(|b| b.0.clone()))
+        .ok_or_else(|| AadError::missing("client_id"))?;
+    let secret = form
+        .get("client_secret")
+        .cloned()
+        .or_else(|| basic.as_ref().map(|b| b.1.clone()));
     match grant_type.as_str() {
         "client_credentials" => {
             if matches!(path_tenant, "common" | "consumers" | "organizations") {
-                return Err(AadError::new(400, "invalid_request", 9001023, "The grant type isn't supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint."));
+                return Err(AadError::new(
+                    400,
+                    "invalid_request",
+                    9001023,
+                    "The grant type isn't supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.",
+                ));
             }
             let tenant = find_tenant(sim, path_tenant)?;
-            let app = sim.identity.app(&client_id).ok_or_else(|| app_not_found(&client_id, tenant))?;
+            let app = sim
+                .identity
+                .app(&client_id)
+                .ok_or_else(|| app_not_found(&client_id, tenant))?;
             check_secret(&app, secret.as_deref())?;
-            let scope = form.get("scope").ok_or_else(|| AadError::missing("scope"))?;
+            let scope = form
+                .get("scope")
+                .ok_or_else(|| AadError::missing("scope"))?;
             check_default_scope(scope, tenant)?;
             if !sim.identity.has_consent(tenant.index, &app.client_id) {
                 return Err(app_not_found(&client_id, tenant));
             }
             let token = issue_token(sim, tenant, &app, None, scope);
             let expires = sim.token_lifetime.num_seconds();
-            Ok(json!({"token_type": "Bearer", "expires_in": expires, "ext_expires_in": expires, "access_token": token}))
+            Ok(
+                json!({"token_type": "Bearer", "expires_in": expires, "ext_expires_in": expires, "access_token": token}),
+            )
         }
         "authorization_code" => {
             let code = form.get("code").ok_or_else(|| AadError::missing("code"))?;
-            let app = sim.identity.app(&client_id).ok_or_else(|| AadError::new(400, "unauthorized_client", 700016, format!("Application with identifier '{client_id}' was not found in the directory.")))?;
+            let app = sim.identity.app(&client_id).ok_or_else(|| {
+                AadError::new(
+                    400,
+                    "unauthorized_client",
+                    700016,
+                    format!(
+                        "Application with identifier '{client_id}' was not found in the directory."
+                    ),
+                )
+            })?;
             let grant = {
                 let mut inner = lock(&sim.identity.inner);
-                let grant = inner.codes.get_mut(code).ok_or_else(|| AadError::new(400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."))?;
+                let grant = inner.codes.get_mut(code).ok_or_else(|| {
+                    AadError::new(
+                        400,
+                        "invalid_grant",
+                        9002313,
+                        "Invalid request. Request is malformed or invalid.",
+                    )
+                })?;
                 if grant.redeemed {
-                    return Err(AadError::new(400, "invalid_grant", 54005, "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token."));
+                    return Err(AadError::new(
+                        400,
+                        "invalid_grant",
+                        54005,
+                        "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
+                    ));
                 }
                 grant.redeemed = true;
                 grant.clone()
             };
-            if grant.client_id.to_ascii_lowercase() != client_id.to_ascii_lowercase() {
-                return Err(AadError::new(400, "invalid_grant", 70000, "Provided grant is invalid or malformed."));
+            if !grant.client_id.eq_ignore_ascii_case(&client_id) {
+                return Err(AadError::new(
+                    400,
+                    "invalid_grant",
+                    70000,
+                    "Provided grant is invalid or malformed.",
+                ));
             }
             if sim.now() - grant.issued > Duration::minutes(10) {
-                return Err(AadError::new(400, "invalid_grant", 70008, "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource."));
+                return Err(AadError::new(
+                    400,
+                    "invalid_grant",
+                    70008,
+                    "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
+                ));
             }
             if form.get("redirect_uri") != Some(&grant.redirect_uri) {
-                return Err(AadError::new(400, "invalid_grant", 50148, "The redirect_uri specified in the token request does not match the redirect_uri used in the authorization request."));
+                return Err(AadError::new(
+                    400,
+                    "invalid_grant",
+                    50148,
+                    "The redirect_uri specified in the token request does not match the redirect_uri used in the authorization request.",
+                ));
             }
             match (&grant.code_challenge, form.get("code_verifier")) {
                 (Some(challenge), Some(verifier)) => {
-                    let computed = if grant.challenge_method == "S256" { b64url(&Sha256::digest(verifier.as_bytes())) } else { verifier.clone() };
+                    let computed = if grant.challenge_method == "S256" {
+                        b64url(&Sha256::digest(verifier.as_bytes()))
+                    } else {
+                        verifier.clone()
+                    };
                     if &computed != challenge {
-                        return Err(AadError::new(400, "invalid_grant", 501481, "The Code_Verifier does not match the code_challenge supplied in the authorization request."));
+                        return Err(AadError::new(
+                            400,
+                            "invalid_grant",
+                            501481,
+                            "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+                        ));
                     }
                 }
                 (Some(_), None) => return Err(AadError::missing("code_verifier")),
@@ -596,15 +958,46 @@ fn token_response(sim: &Simulator, req: &HttpRequest, path_tenant: &str, body: &
             if secret.is_some() {
                 check_secret(&app, secret.as_deref())?;
             }
-            delegated_tokens(sim, &app, grant.tenant, grant.user, &grant.scope, grant.nonce.as_deref())
+            delegated_tokens(
+                sim,
+                &app,
+                grant.tenant,
+                grant.user,
+                &grant.scope,
+                grant.nonce.as_deref(),
+            )
         }
         "refresh_token" => {
-            let refresh = form.get("refresh_token").ok_or_else(|| AadError::missing("refresh_token"))?;
-            let app = sim.identity.app(&client_id).ok_or_else(|| AadError::new(400, "unauthorized_client", 700016, format!("Application with identifier '{client_id}' was not found in the directory.")))?;
-            let (tenant, user, scope) = parse_refresh(sim, refresh, &app.client_id).ok_or_else(|| AadError::new(400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."))?;
+            let refresh = form
+                .get("refresh_token")
+                .ok_or_else(|| AadError::missing("refresh_token"))?;
+            let app = sim.identity.app(&client_id).ok_or_else(|| {
+                AadError::new(
+                    400,
+                    "unauthorized_client",
+                    700016,
+                    format!(
+                        "Application with identifier '{client_id}' was not found in the directory."
+                    ),
+                )
+            })?;
+            let (tenant, user, scope) =
+                parse_refresh(sim, refresh, &app.client_id).ok_or_else(|| {
+                    AadError::new(
+                        400,
+                        "invalid_grant",
+                        9002313,
+                        "Invalid request. Request is malformed or invalid.",
+                    )
+                })?;
             delegated_tokens(sim, &app, tenant, user, &scope, None)
         }
-        other => Err(AadError::new(400, "unsupported_grant_type", 70003, format!("The app requested an unsupported grant type '{other}'."))),
+        other => Err(AadError::new(
+            400,
+            "unsupported_grant_type",
+            70003,
+            format!("The app requested an unsupported grant type '{other}'."),
+        )),
     }
 }
 
@@ -613,14 +1006,35 @@ fn find_tenant<'a>(sim: &'a Simulator, key: &str) -> Result<&'a Tenant, AadError
 }
 
 fn app_not_found(client_id: &str, tenant: &Tenant) -> AadError {
-    AadError::new(400, "unauthorized_client", 700016, format!("Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", tenant.display_name))
+    AadError::new(
+        400,
+        "unauthorized_client",
+        700016,
+        format!(
+            "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+            tenant.display_name
+        ),
+    )
 }
 
 fn check_secret(app: &AppRegistration, secret: Option<&str>) -> Result<(), AadError> {
     match secret {
-        None => Err(AadError::new(401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")),
+        None => Err(AadError::new(
+            401,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        )),
         Some(secret) if secret == app.client_secret => Ok(()),
-        Some(_) => Err(AadError::new(401, "invalid_client", 7000215, format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.", app.client_id))),
+        Some(_) => Err(AadError::new(
+            401,
+            "invalid_client",
+            7000215,
+            format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
+                app.client_id
+            ),
+        )),
     }
 }
 
@@ -628,34 +1042,81 @@ fn check_default_scope(scope: &str, tenant: &Tenant) -> Result<(), AadError> {
     let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
     for s in &scopes {
         if !s.ends_with("/.default") {
-            return Err(AadError::new(400, "invalid_scope", 1002012, format!("The provided value for scope {s} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).")));
+            return Err(AadError::new(
+                400,
+                "invalid_scope",
+                1002012,
+                format!(
+                    "The provided value for scope {s} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                ),
+            ));
         }
     }
-    let resources: HashSet<&str> = scopes.iter().map(|s| s.trim_end_matches("/.default").trim_end_matches('/')).collect();
+    let resources: HashSet<&str> = scopes
+        .iter()
+        .map(|s| s.trim_end_matches("/.default").trim_end_matches('/'))
+        .collect();
     if resources.len() > 1 {
-        return Err(AadError::new(400, "invalid_scope", 700022, "The provided value for the input parameter scope is not valid because it contains more than one resource."));
+        return Err(AadError::new(
+            400,
+            "invalid_scope",
+            700022,
+            "The provided value for the input parameter scope is not valid because it contains more than one resource.",
+        ));
     }
     match resources.into_iter().next() {
         Some(GRAPH_RESOURCE) | Some(GRAPH_APP_ID) => Ok(()),
-        Some(other) => Err(AadError::new(400, "invalid_resource", 500011, format!("The resource principal named {other} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", tenant.display_name))),
+        Some(other) => Err(AadError::new(
+            400,
+            "invalid_resource",
+            500011,
+            format!(
+                "The resource principal named {other} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.",
+                tenant.display_name
+            ),
+        )),
         None => Err(AadError::missing("scope")),
     }
 }
 
-fn delegated_tokens(sim: &Simulator, app: &AppRegistration, tenant_index: usize, user: u32, scope: &str, nonce: Option<&str>) -> Result<Value, AadError> {
+fn delegated_tokens(
+    sim: &Simulator,
+    app: &AppRegistration,
+    tenant_index: usize,
+    user: u32,
+    scope: &str,
+    nonce: Option<&str>,
+) -> Result<Value, AadError> {
     let tenant = &sim.tenants[tenant_index];
     let (oid, upn, name) = {
         let state = read(&tenant.state);
-        let u = state.users.get(user as usize).ok_or_else(|| AadError::new(400, "invalid_grant", 50034, "The user account does not exist in the directory."))?;
+        let u = state.users.get(user as usize).ok_or_else(|| {
+            AadError::new(
+                400,
+                "invalid_grant",
+                50034,
+                "The user account does not exist in the directory.",
+            )
+        })?;
         (u.id, u.user_principal_name.clone(), u.display_name.clone())
     };
     let access = issue_token(sim, tenant, app, Some((oid, upn.clone())), scope);
     let expires = sim.token_lifetime.num_seconds();
-    let granted: Vec<&str> = scope.split(' ').filter(|s| !matches!(*s, "openid" | "profile" | "offline_access" | "email" | "")).collect();
+    let granted: Vec<&str> = scope
+        .split(' ')
+        .filter(|s| !matches!(*s, "openid" | "profile" | "offline_access" | "email" | ""))
+        .collect();
     let mut response = json!({"token_type": "Bearer", "scope": granted.join(" "), "expires_in": expires, "ext_expires_in": expires, "access_token": access});
     if scope.split(' ').any(|s| s == "offline_access") {
-        let payload = format!("{tenant_index}|{user}|{}|{scope}", app.client_id.to_ascii_lowercase());
-        response["refresh_token"] = json!(format!("{}.{}", b64url(payload.as_bytes()), sign(&sim.signing_key, &payload)));
+        let payload = format!(
+            "{tenant_index}|{user}|{}|{scope}",
+            app.client_id.to_ascii_lowercase()
+        );
+        response["refresh_token"] = json!(format!(
+            "{}.{}",
+            b64url(payload.as_bytes()),
+            sign(&sim.signing_key, &payload)
+        ));
     }
     if scope.split(' ').any(|s| s == "openid") {
         let now = sim.now().timestamp();
@@ -663,7 +1124,11 @@ fn delegated_tokens(sim: &Simulator, app: &AppRegistration, tenant_index: usize,
         if let Some(nonce) = nonce {
             claims["nonce"] = json!(nonce);
         }
-        let input = format!("{}.{}", b64url(br#"{"typ":"JWT","alg":"RS256"}"#), b64url(claims.to_string().as_bytes()));
+        let input = format!(
+            "{}.{}",
+            b64url(br#"{"typ":"JWT","alg":"RS256"}"#),
+            b64url(claims.to_string().as_bytes())
+        );
         response["id_token"] = json!(format!("{input}.{}", sign(&sim.signing_key, &input)));
     }
     Ok(response)
@@ -671,7 +1136,12 @@ fn delegated_tokens(sim: &Simulator, app: &AppRegistration, tenant_index: usize,
 
 fn parse_refresh(sim: &Simulator, token: &str, client_id: &str) -> Option<(usize, u32, String)> {
     let (payload, signature) = token.split_once('.')?;
-    let payload = String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    let payload = String::from_utf8(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()?,
+    )
+    .ok()?;
     if sign(&sim.signing_key, &payload) != signature {
         return None;
     }
@@ -714,24 +1184,44 @@ fn html(status: u16, body: String) -> HttpResponse {
     HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
         .content_type("text/html; charset=utf-8")
         .insert_header(("Cache-Control", "no-store, no-cache"))
-        .insert_header(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"))
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+        ))
         .insert_header(("X-Frame-Options", "DENY"))
         .body(body)
 }
 
-fn sign_in_page(tenant: &str, flow: &str, app: &AppRegistration, error: Option<&str>, login_hint: Option<&str>) -> HttpResponse {
-    let error_html = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e))).unwrap_or_default();
+fn sign_in_page(
+    tenant: &str,
+    flow: &str,
+    app: &AppRegistration,
+    error: Option<&str>,
+    login_hint: Option<&str>,
+) -> HttpResponse {
+    let error_html = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
+        .unwrap_or_default();
     let inner = format!(
         "<h1>Sign in</h1><p class=\"muted\">to continue to {app}</p>{error_html}<form method=\"post\" action=\"/{tenant}/login\"><input type=\"hidden\" name=\"flow\" value=\"{flow}\"><label for=\"login\" class=\"muted\">Email, phone, or Skype</label><input type=\"email\" id=\"login\" name=\"login\" value=\"{hint}\" required autofocus><label for=\"passwd\" class=\"muted\">Password</label><input type=\"password\" id=\"passwd\" name=\"passwd\" required><div class=\"actions\"><button type=\"submit\">Sign in</button></div></form>",
         app = esc(&app.display_name),
         tenant = esc(tenant),
         hint = esc(login_hint.unwrap_or_default()),
     );
-    html(if error.is_some() { 200 } else { 200 }, page("Sign in to your account", &inner))
+    // Entra re-renders the form with 200 after a failed sign-in.
+    html(200, page("Sign in to your account", &inner))
 }
 
-fn consent_page(path_tenant: &str, flow: &str, app: &AppRegistration, tenant: &Tenant) -> HttpResponse {
-    let permissions: String = app_roles(app).iter().map(|p| format!("<li>{}</li>", esc(&permission_label(p)))).collect();
+fn consent_page(
+    path_tenant: &str,
+    flow: &str,
+    app: &AppRegistration,
+    tenant: &Tenant,
+) -> HttpResponse {
+    let permissions: String = app_roles(app)
+        .iter()
+        .map(|p| format!("<li>{}</li>", esc(&permission_label(p))))
+        .collect();
     let inner = format!(
         "<h1>Permissions requested</h1><p><strong>{app}</strong><br><span class=\"muted\">App ID {client}</span></p><p>This app would like to:</p><ul class=\"perms\">{permissions}</ul><p class=\"muted\">Accepting grants these permissions for all users in <strong>{org}</strong>. No one else will be prompted.</p><form method=\"post\" action=\"/{tenant}/consent\"><input type=\"hidden\" name=\"flow\" value=\"{flow}\"><div class=\"actions\"><button type=\"submit\" name=\"decision\" value=\"cancel\" class=\"secondary\">Cancel</button><button type=\"submit\" name=\"decision\" value=\"accept\">Accept</button></div></form>",
         app = esc(&app.display_name),
@@ -757,7 +1247,11 @@ fn permission_label(permission: &str) -> String {
         "Directory.Read.All" => "Read directory data",
         _ => "",
     };
-    if label.is_empty() { permission.to_owned() } else { format!("{label} ({permission})") }
+    if label.is_empty() {
+        permission.to_owned()
+    } else {
+        format!("{label} ({permission})")
+    }
 }
 
 fn error_page(status: u16, description: &str) -> HttpResponse {

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 
-use super::generate::{AttachmentBytes, AttachmentSpec, MailAddress, MessageMeta, hash, pool_bytes};
+use super::generate::{
+    AttachmentBytes, AttachmentSpec, MailAddress, MessageMeta, hash, pool_bytes,
+};
 
 /// The bytes of an attachment.
 pub fn attachment_bytes(seed: u64, spec: &AttachmentSpec) -> Arc<Vec<u8>> {
@@ -22,13 +24,24 @@ fn encode_word(text: &str) -> String {
     if text.is_ascii() {
         text.to_owned()
     } else {
-        format!("=?utf-8?B?{}?=", base64::engine::general_purpose::STANDARD.encode(text))
+        format!(
+            "=?utf-8?B?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(text)
+        )
     }
 }
 
 fn address_header(list: &[MailAddress]) -> String {
     list.iter()
-        .map(|a| if a.name.is_empty() { format!("<{}>", a.address) } else if a.name.is_ascii() { format!("\"{}\" <{}>", a.name, a.address) } else { format!("{} <{}>", encode_word(&a.name), a.address) })
+        .map(|a| {
+            if a.name.is_empty() {
+                format!("<{}>", a.address)
+            } else if a.name.is_ascii() {
+                format!("\"{}\" <{}>", a.name, a.address)
+            } else {
+                format!("{} <{}>", encode_word(&a.name), a.address)
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -38,7 +51,11 @@ fn quoted_printable(text: &str) -> String {
     let mut line_len = 0;
     for line in text.split("\r\n") {
         for &byte in line.as_bytes() {
-            let piece = if (byte.is_ascii_graphic() && byte != b'=') || byte == b' ' { (byte as char).to_string() } else { format!("={byte:02X}") };
+            let piece = if (byte.is_ascii_graphic() && byte != b'=') || byte == b' ' {
+                (byte as char).to_string()
+            } else {
+                format!("={byte:02X}")
+            };
             if line_len + piece.len() > 75 {
                 out.push_str("=\r\n");
                 line_len = 0;
@@ -68,10 +85,18 @@ fn rfc2822(date: DateTime<Utc>) -> String {
 
 /// Renders a message as RFC 822/MIME (deterministic: boundaries come from the message id).
 pub fn render(seed: u64, meta: &MessageMeta) -> Vec<u8> {
-    let tag = hash(&[seed, meta.internet_message_id.len() as u64, meta.conversation_id, meta.received.timestamp() as u64]);
+    let tag = hash(&[
+        seed,
+        meta.internet_message_id.len() as u64,
+        meta.conversation_id,
+        meta.received.timestamp() as u64,
+    ]);
     let boundary = |level: u32| format!("_{level:03}_SIM{tag:016X}_");
     let mut out = String::new();
-    out.push_str(&format!("From: {}\r\n", address_header(std::slice::from_ref(&meta.from))));
+    out.push_str(&format!(
+        "From: {}\r\n",
+        address_header(std::slice::from_ref(&meta.from))
+    ));
     if !meta.to.is_empty() {
         out.push_str(&format!("To: {}\r\n", address_header(&meta.to)));
     }
@@ -79,19 +104,29 @@ pub fn render(seed: u64, meta: &MessageMeta) -> Vec<u8> {
         out.push_str(&format!("CC: {}\r\n", address_header(&meta.cc)));
     }
     out.push_str(&format!("Subject: {}\r\n", encode_word(&meta.subject)));
-    out.push_str(&format!("Thread-Topic: {}\r\n", encode_word(meta.subject.trim_start_matches("RE: "))));
+    out.push_str(&format!(
+        "Thread-Topic: {}\r\n",
+        encode_word(meta.subject.trim_start_matches("RE: "))
+    ));
     out.push_str(&format!("Date: {}\r\n", rfc2822(meta.sent)));
     out.push_str(&format!("Message-ID: {}\r\n", meta.internet_message_id));
     if let Some(parent) = &meta.in_reply_to {
-        out.push_str(&format!("In-Reply-To: {parent}\r\nReferences: {parent}\r\n"));
+        out.push_str(&format!(
+            "In-Reply-To: {parent}\r\nReferences: {parent}\r\n"
+        ));
     }
     if meta.importance == "high" {
         out.push_str("Importance: high\r\nX-Priority: 1\r\n");
     }
     out.push_str("Content-Language: en-US\r\nX-MS-Has-Attach: ");
-    let attachments: Vec<&AttachmentSpec> = meta.attachments.iter().filter(|a| !a.is_inline).collect();
+    let attachments: Vec<&AttachmentSpec> =
+        meta.attachments.iter().filter(|a| !a.is_inline).collect();
     let inline: Vec<&AttachmentSpec> = meta.attachments.iter().filter(|a| a.is_inline).collect();
-    out.push_str(if attachments.is_empty() { "\r\n" } else { "yes\r\n" });
+    out.push_str(if attachments.is_empty() {
+        "\r\n"
+    } else {
+        "yes\r\n"
+    });
     out.push_str("MIME-Version: 1.0\r\n");
 
     let alternative = format!(
@@ -104,7 +139,9 @@ pub fn render(seed: u64, meta: &MessageMeta) -> Vec<u8> {
         alternative
     } else {
         let b = boundary(2);
-        let mut part = format!("Content-Type: multipart/related;\r\n\tboundary=\"{b}\";\r\n\ttype=\"multipart/alternative\"\r\n\r\n--{b}\r\n{alternative}");
+        let mut part = format!(
+            "Content-Type: multipart/related;\r\n\tboundary=\"{b}\";\r\n\ttype=\"multipart/alternative\"\r\n\r\n--{b}\r\n{alternative}"
+        );
         for spec in inline {
             part.push_str(&format!("\r\n--{b}\r\n{}", attachment_part(seed, spec)));
         }
@@ -115,7 +152,9 @@ pub fn render(seed: u64, meta: &MessageMeta) -> Vec<u8> {
         out.push_str(&related);
     } else {
         let b = boundary(1);
-        out.push_str(&format!("Content-Type: multipart/mixed;\r\n\tboundary=\"{b}\"\r\n\r\n--{b}\r\n{related}"));
+        out.push_str(&format!(
+            "Content-Type: multipart/mixed;\r\n\tboundary=\"{b}\"\r\n\r\n--{b}\r\n{related}"
+        ));
         for spec in attachments {
             out.push_str(&format!("\r\n--{b}\r\n{}", attachment_part(seed, spec)));
         }
@@ -127,7 +166,11 @@ pub fn render(seed: u64, meta: &MessageMeta) -> Vec<u8> {
 fn attachment_part(seed: u64, spec: &AttachmentSpec) -> String {
     let bytes = attachment_bytes(seed, spec);
     let name = encode_word(&spec.name);
-    let disposition = if spec.is_inline { "inline" } else { "attachment" };
+    let disposition = if spec.is_inline {
+        "inline"
+    } else {
+        "attachment"
+    };
     let mut part = format!(
         "Content-Type: {}; name=\"{name}\"\r\nContent-Description: {name}\r\nContent-Disposition: {disposition}; filename=\"{name}\"; size={}\r\nContent-Transfer-Encoding: base64\r\n",
         spec.content_type,
@@ -152,18 +195,29 @@ pub enum MimeError {
 
 /// Decodes `POST .../messages` with `Content-Type: text/plain` (base64 of the MIME message).
 pub fn decode_base64_mime(body: &[u8]) -> Result<Vec<u8>, MimeError> {
-    let cleaned: Vec<u8> = body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    let cleaned: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
     if cleaned.is_empty() {
         return Err(MimeError::InvalidBase64);
     }
-    base64::engine::general_purpose::STANDARD.decode(&cleaned).map_err(|_| MimeError::InvalidBase64)
+    base64::engine::general_purpose::STANDARD
+        .decode(&cleaned)
+        .map_err(|_| MimeError::InvalidBase64)
 }
 
 fn addresses(list: Option<&mail_parser::Address<'_>>) -> Vec<MailAddress> {
     list.map(|address| {
         address
             .iter()
-            .filter_map(|a| a.address().map(|addr| MailAddress { name: a.name().unwrap_or_default().to_owned(), address: addr.to_owned() }))
+            .filter_map(|a| {
+                a.address().map(|addr| MailAddress {
+                    name: a.name().unwrap_or_default().to_owned(),
+                    address: addr.to_owned(),
+                })
+            })
             .collect()
     })
     .unwrap_or_default()
@@ -171,11 +225,16 @@ fn addresses(list: Option<&mail_parser::Address<'_>>) -> Vec<MailAddress> {
 
 /// Reads the fields Graph derives from a MIME message. `now` is used when the message has no date.
 pub fn parse(raw: &[u8], now: DateTime<Utc>) -> Result<MessageMeta, MimeError> {
-    let message = mail_parser::MessageParser::default().parse(raw).ok_or(MimeError::Unparseable)?;
+    let message = mail_parser::MessageParser::default()
+        .parse(raw)
+        .ok_or(MimeError::Unparseable)?;
     if message.headers().is_empty() {
         return Err(MimeError::Unparseable);
     }
-    let sent = message.date().and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0)).unwrap_or(now);
+    let sent = message
+        .date()
+        .and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0))
+        .unwrap_or(now);
     let mut attachments = Vec::new();
     for part in message.attachments() {
         use mail_parser::MimeHeaders;
@@ -190,13 +249,32 @@ pub fn parse(raw: &[u8], now: DateTime<Utc>) -> Result<MessageMeta, MimeError> {
             name: part.attachment_name().unwrap_or("attachment").to_owned(),
             content_type,
             bytes: AttachmentBytes::Stored(Arc::new(part.contents().to_vec())),
-            is_inline: part.content_disposition().is_some_and(|d| d.ctype() == "inline"),
+            is_inline: part
+                .content_disposition()
+                .is_some_and(|d| d.ctype() == "inline"),
             content_id: part.content_id().map(str::to_owned),
         });
     }
-    let body_text = message.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
-    let body_html = message.body_html(0).map(|t| t.into_owned()).unwrap_or_else(|| format!("<html><body><pre>{}</pre></body></html>", super::generate::html_escape(&body_text)));
-    let from = addresses(message.from()).into_iter().next().unwrap_or(MailAddress { name: String::new(), address: String::new() });
+    let body_text = message
+        .body_text(0)
+        .map(|t| t.into_owned())
+        .unwrap_or_default();
+    let body_html = message
+        .body_html(0)
+        .map(|t| t.into_owned())
+        .unwrap_or_else(|| {
+            format!(
+                "<html><body><pre>{}</pre></body></html>",
+                super::generate::html_escape(&body_text)
+            )
+        });
+    let from = addresses(message.from())
+        .into_iter()
+        .next()
+        .unwrap_or(MailAddress {
+            name: String::new(),
+            address: String::new(),
+        });
     Ok(MessageMeta {
         subject: message.subject().unwrap_or_default().to_owned(),
         from,
@@ -206,8 +284,19 @@ pub fn parse(raw: &[u8], now: DateTime<Utc>) -> Result<MessageMeta, MimeError> {
         sent,
         body_html,
         body_text,
-        internet_message_id: message.message_id().map(|id| format!("<{id}>")).unwrap_or_else(|| format!("<{:x}@simulator>", hash(&[raw.len() as u64, sent.timestamp() as u64]))),
-        conversation_id: hash(&[message.subject().unwrap_or_default().len() as u64, sent.timestamp() as u64]),
+        internet_message_id: message
+            .message_id()
+            .map(|id| format!("<{id}>"))
+            .unwrap_or_else(|| {
+                format!(
+                    "<{:x}@simulator>",
+                    hash(&[raw.len() as u64, sent.timestamp() as u64])
+                )
+            }),
+        conversation_id: hash(&[
+            message.subject().unwrap_or_default().len() as u64,
+            sent.timestamp() as u64,
+        ]),
         in_reply_to: message.in_reply_to().as_text().map(|id| format!("<{id}>")),
         is_read: false,
         is_draft: true,

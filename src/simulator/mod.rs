@@ -37,9 +37,15 @@ pub use throttle::ThrottleLimits;
 #[derive(Debug, thiserror::Error)]
 pub enum SimulatorError {
     #[error("could not bind the simulator to {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("could not read the simulator config file {path}: {source}")]
-    ConfigRead { path: PathBuf, source: std::io::Error },
+    ConfigRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the simulator config file {path} is invalid: {message}")]
     ConfigInvalid { path: PathBuf, message: String },
     #[error("invalid simulator option: {0}")]
@@ -260,11 +266,16 @@ impl SimulatorOptions {
             options.limits = ThrottleLimits::disabled();
         }
         if let Some(path) = &args.config {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| SimulatorError::ConfigRead { path: path.clone(), source })?;
-            let file: ConfigFile = serde_json::from_str(&text).map_err(|error| {
-                SimulatorError::ConfigInvalid { path: path.clone(), message: error.to_string() }
-            })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| SimulatorError::ConfigRead {
+                    path: path.clone(),
+                    source,
+                })?;
+            let file: ConfigFile =
+                serde_json::from_str(&text).map_err(|error| SimulatorError::ConfigInvalid {
+                    path: path.clone(),
+                    message: error.to_string(),
+                })?;
             options.apps = file.apps;
             if !file.tenants.is_empty() {
                 options.tenants = file.tenants;
@@ -299,7 +310,9 @@ pub struct RunningSimulator {
 
 impl std::fmt::Debug for RunningSimulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunningSimulator").field("base_url", &self.base_url).finish_non_exhaustive()
+        f.debug_struct("RunningSimulator")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -361,11 +374,16 @@ impl Drop for RunningSimulator {
 /// current tokio runtime.
 pub async fn start(options: SimulatorOptions) -> Result<RunningSimulator, SimulatorError> {
     if options.tenants.is_empty() {
-        return Err(SimulatorError::InvalidOption("at least one tenant is needed".to_owned()));
+        return Err(SimulatorError::InvalidOption(
+            "at least one tenant is needed".to_owned(),
+        ));
     }
     let addr = SocketAddr::new(options.bind, options.port);
-    let listener = TcpListener::bind(addr).map_err(|source| SimulatorError::Bind { addr, source })?;
-    let local = listener.local_addr().map_err(|source| SimulatorError::Bind { addr, source })?;
+    let listener =
+        TcpListener::bind(addr).map_err(|source| SimulatorError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| SimulatorError::Bind { addr, source })?;
     let host = match local.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         ip => ip,
@@ -378,22 +396,76 @@ pub async fn start(options: SimulatorOptions) -> Result<RunningSimulator, Simula
         .map_err(|source| SimulatorError::Bind { addr, source })?;
     let handle = server.handle();
     let task = tokio::spawn(server);
-    Ok(RunningSimulator { base_url, admin_token, tenants, sim, handle, task: Some(task) })
+    Ok(RunningSimulator {
+        base_url,
+        admin_token,
+        tenants,
+        sim,
+        handle,
+        task: Some(task),
+    })
 }
 
 /// Serves until the process is stopped (Ctrl-C). Used by `skyvault simulator`.
 pub async fn run(args: SimulatorArgs) -> anyhow::Result<()> {
     let options = SimulatorOptions::from_args(&args)?;
     let running = start(options).await?;
-    println!("Microsoft 365 simulator listening on {}", running.base_url());
+    println!(
+        "Microsoft 365 simulator listening on {}",
+        running.base_url()
+    );
     println!("control API token: {}", running.admin_token());
     for tenant in running.tenants() {
         println!(
             "tenant {} ({}): global admin {} / {}",
-            tenant.tenant_id, tenant.domain, tenant.admin_user_principal_name, tenant.admin_password
+            tenant.tenant_id,
+            tenant.domain,
+            tenant.admin_user_principal_name,
+            tenant.admin_password
         );
     }
     tokio::signal::ctrl_c().await?;
     running.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(config: Option<PathBuf>) -> SimulatorArgs {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            sim: SimulatorArgs,
+        }
+        let mut cli = Cli::parse_from(["simulator", "--users", "12", "--seed", "9"]);
+        cli.sim.config = config;
+        cli.sim
+    }
+
+    #[test]
+    fn command_line_and_config_file_build_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sim.json");
+        std::fs::write(&path, r#"{"apps":[{"client_id":"abc","client_secret":"s","redirect_uris":["http://127.0.0.1:8080/m365/consent/callback"]}]}"#).unwrap();
+        let options = SimulatorOptions::from_args(&args(Some(path))).unwrap();
+        assert_eq!(options.port, 8081);
+        assert_eq!(options.tenants[0].users, 12);
+        assert_eq!(options.tenants[0].seed, 9);
+        assert_eq!(options.apps[0].client_id, "abc");
+        assert_eq!(options.apps[0].display_name, "Skyvault");
+    }
+
+    #[test]
+    fn unknown_config_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sim.json");
+        std::fs::write(&path, r#"{"applications":[]}"#).unwrap();
+        assert!(matches!(
+            SimulatorOptions::from_args(&args(Some(path))),
+            Err(SimulatorError::ConfigInvalid { .. })
+        ));
+    }
 }

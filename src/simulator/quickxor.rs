@@ -41,7 +41,9 @@ mod tests {
 
     #[test]
     fn single_byte_lands_in_first_byte_and_length_in_tail() {
-        let hash = base64::engine::general_purpose::STANDARD.decode(quick_xor_hash(b"A")).unwrap_or_default();
+        let hash = base64::engine::general_purpose::STANDARD
+            .decode(quick_xor_hash(b"A"))
+            .unwrap_or_default();
         assert_eq!(hash[0], b'A');
         assert_eq!(hash[12], 1);
     }

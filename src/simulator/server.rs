@@ -15,10 +15,17 @@ use super::{control, graph, identity};
 /// Largest request body accepted (an upload-session chunk must be under 60 MiB).
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
-pub fn build(sim: Arc<Simulator>, listener: TcpListener, workers: usize) -> std::io::Result<Server> {
+pub fn build(
+    sim: Arc<Simulator>,
+    listener: TcpListener,
+    workers: usize,
+) -> std::io::Result<Server> {
     let data = web::Data::from(sim);
     let server = HttpServer::new(move || {
-        App::new().app_data(data.clone()).app_data(web::PayloadConfig::new(MAX_BODY)).default_service(web::to(dispatch))
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::PayloadConfig::new(MAX_BODY))
+            .default_service(web::to(dispatch))
     })
     .workers(workers.max(1))
     .disable_signals()
@@ -33,12 +40,17 @@ pub fn decode_segment(raw: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(value) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
-                out.push(value);
-                i += 3;
-                continue;
-            }
+        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| {
+                std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            })
+            .flatten();
+        if let Some(value) = escaped {
+            out.push(value);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -48,7 +60,12 @@ pub fn decode_segment(raw: &str) -> String {
 
 async fn dispatch(req: HttpRequest, body: web::Bytes, sim: web::Data<Simulator>) -> HttpResponse {
     let sim: &Simulator = &sim;
-    let segments: Vec<String> = req.path().split('/').filter(|s| !s.is_empty()).map(decode_segment).collect();
+    let segments: Vec<String> = req
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(decode_segment)
+        .collect();
     match segments.first().map(String::as_str) {
         None => index(sim),
         Some("v1.0") => graph::handle(sim, &req, &segments[1..], body).await,
@@ -66,7 +83,14 @@ fn index(sim: &Simulator) -> HttpResponse {
     let tenants: String = sim
         .tenants
         .iter()
-        .map(|t| format!("<li>{} — <code>{}</code> ({})</li>", super::generate::html_escape(&t.display_name), t.id, t.domain))
+        .map(|t| {
+            format!(
+                "<li>{} — <code>{}</code> ({})</li>",
+                super::generate::html_escape(&t.display_name),
+                t.id,
+                t.domain
+            )
+        })
         .collect();
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Microsoft 365 tenant simulator</title></head><body><h1>Microsoft 365 tenant simulator</h1><p>Identity platform at <code>/{{tenant}}/oauth2/v2.0/token</code> and <code>/{{tenant}}/v2.0/adminconsent</code>, Graph at <code>/v1.0</code>, control API at <code>/_sim</code>.</p><ul>{tenants}</ul></body></html>"

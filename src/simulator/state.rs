@@ -20,11 +20,14 @@ pub fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 }
 
 pub fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The whole simulator, shared by every request.
@@ -47,10 +50,18 @@ impl Simulator {
     pub fn new(options: &SimulatorOptions, base_url: String) -> Self {
         let mut random = [0u8; 32];
         rand::Rng::fill(&mut rand::rng(), &mut random);
-        let admin_token = options.admin_token.clone().unwrap_or_else(|| format!("sim-{}", hex::encode(&random[..16])));
+        let admin_token = options
+            .admin_token
+            .clone()
+            .unwrap_or_else(|| format!("sim-{}", hex::encode(&random[..16])));
         let mut signing_key = [0u8; 32];
         rand::Rng::fill(&mut rand::rng(), &mut signing_key);
-        let tenants = options.tenants.iter().enumerate().map(|(i, spec)| Arc::new(Tenant::generate(i, spec))).collect();
+        let tenants = options
+            .tenants
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| Arc::new(Tenant::generate(i, spec)))
+            .collect();
         let identity = super::identity::IdentityState::default();
         for app in &options.apps {
             identity.register(app.clone());
@@ -78,7 +89,9 @@ impl Simulator {
     /// A tenant by GUID or by one of its domains.
     pub fn find_tenant(&self, key: &str) -> Option<&Arc<Tenant>> {
         let key = key.to_ascii_lowercase();
-        self.tenants.iter().find(|t| t.id.to_string() == key || t.domain == key)
+        self.tenants
+            .iter()
+            .find(|t| t.id.to_string() == key || t.domain == key)
     }
 
     /// Applies retention: soft-deleted objects older than it are purged. Called before reads so
@@ -88,7 +101,9 @@ impl Simulator {
         let cutoff = self.now() - retention;
         let needs = {
             let state = read(&tenant.state);
-            state.oldest_soft_delete.is_some_and(|oldest| oldest <= cutoff)
+            state
+                .oldest_soft_delete
+                .is_some_and(|oldest| oldest <= cutoff)
         };
         if needs {
             write(&tenant.state).purge_before(cutoff);
@@ -210,7 +225,10 @@ pub struct MailboxOverlay {
 pub enum ItemContent {
     Folder,
     Generated(FileSpec),
-    Stored { bytes: Arc<Vec<u8>>, mime_type: String },
+    Stored {
+        bytes: Arc<Vec<u8>>,
+        mime_type: String,
+    },
 }
 
 /// A drive item that differs from its generated self, or was added.
@@ -253,6 +271,9 @@ pub struct TenantState {
     pub directory_resync_floor: u64,
 }
 
+/// (drive, item key, content revision).
+pub type ContentKey = (u32, u32, u32);
+
 pub struct Tenant {
     pub index: usize,
     pub id: Uuid,
@@ -266,7 +287,7 @@ pub struct Tenant {
     pub created: DateTime<Utc>,
     pub state: RwLock<TenantState>,
     /// (drive, key, content revision) → (size, quickXorHash): generated content is costly to hash.
-    pub hash_cache: Mutex<HashMap<(u32, u32, u32), (u64, String)>>,
+    pub hash_cache: Mutex<HashMap<ContentKey, (u64, String)>>,
 }
 
 impl Tenant {
@@ -281,7 +302,10 @@ impl Tenant {
             prefix = format!("{prefix}{index}");
         }
         let domain = format!("{prefix}.onmicrosoft.com");
-        let admin_password = spec.admin_password.clone().unwrap_or_else(|| format!("Sim-{:08x}!a", rng.next_u64() as u32));
+        let admin_password = spec
+            .admin_password
+            .clone()
+            .unwrap_or_else(|| format!("Sim-{:08x}!a", rng.next_u64() as u32));
         let member_password = format!("Member-{:08x}!b", rng.next_u64() as u32);
         let created = generate::content_epoch() - Duration::days(900);
         let mut tenant = Self {
@@ -347,7 +371,9 @@ impl Tenant {
         for g in 0..spec.groups {
             let (display, nickname) = generate::group_name(spec.seed, g);
             let mut rng = Stream::new(&[spec.seed, 104, g as u64]);
-            let members = (0..user_count).filter(|u| *u == 0 || rng.percent(40)).collect();
+            let members = (0..user_count)
+                .filter(|u| *u == 0 || rng.percent(40))
+                .collect();
             let created = self.created + Duration::days(30 + g as i64);
             let site = Site {
                 collection_id: rng.uuid(),
@@ -370,7 +396,11 @@ impl Tenant {
                 mail_nickname: nickname,
                 unified: true,
                 team: g < spec.teams,
-                visibility: if g % 3 == 2 { "Private".to_owned() } else { "Public".to_owned() },
+                visibility: if g % 3 == 2 {
+                    "Private".to_owned()
+                } else {
+                    "Public".to_owned()
+                },
                 created,
                 members,
                 site: Some(site_index),
@@ -383,7 +413,10 @@ impl Tenant {
             let members = (0..user_count).filter(|_| rng.percent(30)).collect();
             state.add_group(Group {
                 id: rng.uuid(),
-                display_name: format!("SG-{}", ["Finance Approvers", "VPN Users", "Printers", "Contractors"][s as usize % 4]),
+                display_name: format!(
+                    "SG-{}",
+                    ["Finance Approvers", "VPN Users", "Printers", "Contractors"][s as usize % 4]
+                ),
                 description: "Security group".to_owned(),
                 mail_nickname: format!("sg{s}"),
                 unified: false,
@@ -412,7 +445,11 @@ impl Tenant {
                 life: Life::Active,
                 version: 0,
             };
-            let libraries: &[&str] = if c % 2 == 0 { &["Documents", "Site Assets"] } else { &["Documents"] };
+            let libraries: &[&str] = if c % 2 == 0 {
+                &["Documents", "Site Assets"]
+            } else {
+                &["Documents"]
+            };
             state.add_site(site, libraries, spec.files_per_drive);
         }
         self.state = RwLock::new(state);
@@ -424,7 +461,11 @@ impl Tenant {
             tenant_id: self.id,
             display_name: self.display_name.clone(),
             domain: self.domain.clone(),
-            admin_user_principal_name: state.users.first().map(|u| u.user_principal_name.clone()).unwrap_or_default(),
+            admin_user_principal_name: state
+                .users
+                .first()
+                .map(|u| u.user_principal_name.clone())
+                .unwrap_or_default(),
             admin_password: self.admin_password.clone(),
         }
     }
@@ -443,7 +484,11 @@ impl Tenant {
     }
 
     pub fn site_url(&self, site: &Site) -> String {
-        if site.is_root { format!("https://{}", self.spo_host()) } else { format!("https://{}/sites/{}", self.spo_host(), site.url_name) }
+        if site.is_root {
+            format!("https://{}", self.spo_host())
+        } else {
+            format!("https://{}/sites/{}", self.spo_host(), site.url_name)
+        }
     }
 
     /// Drive id: `b!` and base64url of a tenant-specific tag and the drive number.
@@ -452,11 +497,16 @@ impl Tenant {
         let mut bytes = tag.to_be_bytes().to_vec();
         bytes.extend_from_slice(&(self.id.as_u128() as u64).to_be_bytes());
         bytes.extend_from_slice(&drive.to_be_bytes());
-        format!("b!{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+        format!(
+            "b!{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        )
     }
 
     pub fn parse_drive_id(&self, id: &str) -> Option<u32> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(id.strip_prefix("b!")?).ok()?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(id.strip_prefix("b!")?)
+            .ok()?;
         let drive = u32::from_be_bytes(bytes.get(16..20)?.try_into().ok()?);
         (self.drive_id(drive) == id).then_some(drive)
     }
@@ -468,7 +518,7 @@ impl Tenant {
         bytes.extend_from_slice(&tag);
         bytes.extend_from_slice(&drive.to_be_bytes());
         bytes.extend_from_slice(&key.to_be_bytes());
-        let check = (generate::hash(&[drive as u64, key as u64, self.index as u64]) as u64).to_be_bytes();
+        let check = generate::hash(&[drive as u64, key as u64, self.index as u64]).to_be_bytes();
         bytes.extend_from_slice(&check);
         format!("01{}", base32(&bytes))
     }
@@ -486,7 +536,17 @@ impl Tenant {
         bytes.extend_from_slice(&user.to_be_bytes());
         bytes.extend_from_slice(&key.to_be_bytes());
         bytes.extend_from_slice(&moves.to_be_bytes());
-        bytes.extend_from_slice(&(generate::hash(&[self.spec.seed, 109, kind as u64, user as u64, key as u64, moves as u64]) as u32).to_be_bytes());
+        bytes.extend_from_slice(
+            &(generate::hash(&[
+                self.spec.seed,
+                109,
+                kind as u64,
+                user as u64,
+                key as u64,
+                moves as u64,
+            ]) as u32)
+                .to_be_bytes(),
+        );
         base64::engine::general_purpose::URL_SAFE.encode(bytes)
     }
 
@@ -510,7 +570,9 @@ impl Tenant {
             user_count: self.spec.users.max(1),
             owner: generate::MailAddress {
                 name: owner.map(|u| u.display_name.clone()).unwrap_or_default(),
-                address: owner.map(|u| u.user_principal_name.clone()).unwrap_or_default(),
+                address: owner
+                    .map(|u| u.user_principal_name.clone())
+                    .unwrap_or_default(),
             },
             domain: self.domain.clone(),
             organization: self.spec.organization.clone(),
@@ -577,9 +639,15 @@ impl TenantState {
     pub fn add_user(&mut self, mut user: User, files: u32, created: DateTime<Utc>) -> u32 {
         let index = self.users.len() as u32;
         user.drive = self.drives.len() as u32;
-        self.drives.push(Drive { owner: DriveOwner::User(index), name: "OneDrive".to_owned(), created, generated_files: files });
+        self.drives.push(Drive {
+            owner: DriveOwner::User(index),
+            name: "OneDrive".to_owned(),
+            created,
+            generated_files: files,
+        });
         self.user_keys.insert(user.id.to_string(), index);
-        self.user_keys.insert(user.user_principal_name.to_ascii_lowercase(), index);
+        self.user_keys
+            .insert(user.user_principal_name.to_ascii_lowercase(), index);
         self.users.push(user);
         index
     }
@@ -595,7 +663,16 @@ impl TenantState {
         let index = self.sites.len() as u32;
         for library in libraries {
             site.drives.push(self.drives.len() as u32);
-            self.drives.push(Drive { owner: DriveOwner::Site(index), name: (*library).to_owned(), created: site.created, generated_files: if *library == "Documents" { files } else { files / 4 } });
+            self.drives.push(Drive {
+                owner: DriveOwner::Site(index),
+                name: (*library).to_owned(),
+                created: site.created,
+                generated_files: if *library == "Documents" {
+                    files
+                } else {
+                    files / 4
+                },
+            });
         }
         self.sites.push(site);
         index
@@ -748,9 +825,15 @@ impl TenantState {
 
     fn purge_before(&mut self, cutoff: DateTime<Utc>) {
         let expired = |life: Life| matches!(life, Life::SoftDeleted(at) if at <= cutoff);
-        let users: Vec<u32> = (0..self.users.len() as u32).filter(|&i| expired(self.users[i as usize].life)).collect();
-        let groups: Vec<u32> = (0..self.groups.len() as u32).filter(|&i| expired(self.groups[i as usize].life)).collect();
-        let sites: Vec<u32> = (0..self.sites.len() as u32).filter(|&i| expired(self.sites[i as usize].life)).collect();
+        let users: Vec<u32> = (0..self.users.len() as u32)
+            .filter(|&i| expired(self.users[i as usize].life))
+            .collect();
+        let groups: Vec<u32> = (0..self.groups.len() as u32)
+            .filter(|&i| expired(self.groups[i as usize].life))
+            .collect();
+        let sites: Vec<u32> = (0..self.sites.len() as u32)
+            .filter(|&i| expired(self.sites[i as usize].life))
+            .collect();
         for i in users {
             self.purge_user(i);
         }
@@ -762,8 +845,21 @@ impl TenantState {
                 self.purge_site(i);
             }
         }
-        let lives = self.users.iter().map(|u| u.life).chain(self.groups.iter().map(|g| g.life)).chain(self.sites.iter().map(|s| s.life));
-        self.oldest_soft_delete = lives.filter_map(|life| if let Life::SoftDeleted(at) = life { Some(at) } else { None }).min();
+        let lives = self
+            .users
+            .iter()
+            .map(|u| u.life)
+            .chain(self.groups.iter().map(|g| g.life))
+            .chain(self.sites.iter().map(|s| s.life));
+        self.oldest_soft_delete = lives
+            .filter_map(|life| {
+                if let Life::SoftDeleted(at) = life {
+                    Some(at)
+                } else {
+                    None
+                }
+            })
+            .min();
     }
 
     /// Whether the owner of a drive is live (a soft-deleted owner's drive answers an error).

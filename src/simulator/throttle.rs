@@ -64,7 +64,10 @@ impl Default for ThrottleLimits {
 
 impl ThrottleLimits {
     pub fn disabled() -> Self {
-        Self { enabled: false, ..Self::default() }
+        Self {
+            enabled: false,
+            ..Self::default()
+        }
     }
 }
 
@@ -181,7 +184,11 @@ pub struct Caller<'a> {
 
 impl Throttle {
     pub fn new(limits: ThrottleLimits) -> Self {
-        Self { limits: RwLock::new(limits), buckets: Mutex::new(Buckets::default()), events: Mutex::new(VecDeque::new()) }
+        Self {
+            limits: RwLock::new(limits),
+            buckets: Mutex::new(Buckets::default()),
+            events: Mutex::new(VecDeque::new()),
+        }
     }
 
     pub fn limits(&self) -> ThrottleLimits {
@@ -216,7 +223,13 @@ impl Throttle {
 
     /// Admits a request or says why not. `cost` is in resource units (SharePoint, directory);
     /// `upload_bytes` counts toward Outlook's IncomingBytes limit.
-    pub fn admit(&self, caller: &Caller<'_>, scope: Scope, cost: f64, upload_bytes: u64) -> Result<Admission, Throttled> {
+    pub fn admit(
+        &self,
+        caller: &Caller<'_>,
+        scope: Scope,
+        cost: f64,
+        upload_bytes: u64,
+    ) -> Result<Admission, Throttled> {
         let limits = read(&self.limits).clone();
         if !limits.enabled {
             return Ok(Admission::default());
@@ -237,19 +250,38 @@ impl Throttle {
         result
     }
 
-    fn admit_mailbox(&self, limits: &ThrottleLimits, caller: &Caller<'_>, user: u32, upload_bytes: u64) -> Result<Admission, Throttled> {
+    fn admit_mailbox(
+        &self,
+        limits: &ThrottleLimits,
+        caller: &Caller<'_>,
+        user: u32,
+        upload_bytes: u64,
+    ) -> Result<Admission, Throttled> {
         let now = caller.now.timestamp_millis();
         let mut buckets = lock(&self.buckets);
-        let bucket = buckets.mailboxes.entry((caller.app_id.to_owned(), caller.tenant, user)).or_default();
+        let bucket = buckets
+            .mailboxes
+            .entry((caller.app_id.to_owned(), caller.tenant, user))
+            .or_default();
         let window = (limits.mailbox_window_seconds * 1000.0) as i64;
         while bucket.requests.front().is_some_and(|&t| t <= now - window) {
             bucket.requests.pop_front();
         }
         let upload_window = (limits.mailbox_upload_window_seconds * 1000.0) as i64;
-        while bucket.uploads.front().is_some_and(|&(t, _)| t <= now - upload_window) {
+        while bucket
+            .uploads
+            .front()
+            .is_some_and(|&(t, _)| t <= now - upload_window)
+        {
             bucket.uploads.pop_front();
         }
-        let concurrency = |retry: Option<f64>| Throttled { status: 429, code: "ApplicationThrottled", message: "Application is over its MailboxConcurrency limit.".to_owned(), retry_after: retry, headers: Vec::new() };
+        let concurrency = |retry: Option<f64>| Throttled {
+            status: 429,
+            code: "ApplicationThrottled",
+            message: "Application is over its MailboxConcurrency limit.".to_owned(),
+            retry_after: retry,
+            headers: Vec::new(),
+        };
         if limits.enforce_retry_after && bucket.blocked_until.is_some_and(|until| now < until) {
             let remaining = bucket.blocked_until.map_or(0, |until| until - now) as f64 / 1000.0;
             bucket.requests.push_back(now);
@@ -269,21 +301,40 @@ impl Throttle {
             let oldest = bucket.uploads.front().map_or(now, |(t, _)| *t);
             let retry = ((oldest + upload_window - now).max(1) as f64) / 1000.0;
             bucket.blocked_until = Some(now + (retry * 1000.0) as i64);
-            return Err(Throttled { status: 429, code: "ApplicationThrottled", message: "Application is over its IncomingBytes limit.".to_owned(), retry_after: Some(retry), headers: Vec::new() });
+            return Err(Throttled {
+                status: 429,
+                code: "ApplicationThrottled",
+                message: "Application is over its IncomingBytes limit.".to_owned(),
+                retry_after: Some(retry),
+                headers: Vec::new(),
+            });
         }
         bucket.requests.push_back(now);
         if upload_bytes > 0 {
             bucket.uploads.push_back((now, upload_bytes));
         }
         bucket.in_flight.fetch_add(1, Ordering::AcqRel);
-        Ok(Admission { permit: Some(MailboxPermit(bucket.in_flight.clone())), headers: Vec::new() })
+        Ok(Admission {
+            permit: Some(MailboxPermit(bucket.in_flight.clone())),
+            headers: Vec::new(),
+        })
     }
 
-    fn admit_spo(&self, limits: &ThrottleLimits, caller: &Caller<'_>, cost: f64) -> Result<Admission, Throttled> {
+    fn admit_spo(
+        &self,
+        limits: &ThrottleLimits,
+        caller: &Caller<'_>,
+        cost: f64,
+    ) -> Result<Admission, Throttled> {
         let now = caller.now.timestamp_millis();
-        let limit = limits.spo_resource_units_per_minute.unwrap_or_else(|| spo_tier(caller.users_in_tenant));
+        let limit = limits
+            .spo_resource_units_per_minute
+            .unwrap_or_else(|| spo_tier(caller.users_in_tenant));
         let mut buckets = lock(&self.buckets);
-        let bucket = buckets.spo.entry((caller.app_id.to_owned(), caller.tenant)).or_default();
+        let bucket = buckets
+            .spo
+            .entry((caller.app_id.to_owned(), caller.tenant))
+            .or_default();
         if now - bucket.window_start >= 60_000 {
             bucket.window_start = now;
             bucket.used = 0.0;
@@ -298,38 +349,86 @@ impl Throttle {
         }
         if bucket.used > limit {
             bucket.blocked_until = Some(now + (reset * 1000.0) as i64);
-            let headers = vec![("RateLimit-Limit", format!("{limit}")), ("RateLimit-Remaining", "0".to_owned()), ("RateLimit-Reset", format!("{}", reset.ceil() as i64))];
-            return Err(Throttled { status: 429, code: "activityLimitReached", message: "The request has been throttled".to_owned(), retry_after: Some(reset), headers });
+            let headers = vec![
+                ("RateLimit-Limit", format!("{limit}")),
+                ("RateLimit-Remaining", "0".to_owned()),
+                ("RateLimit-Reset", format!("{}", reset.ceil() as i64)),
+            ];
+            return Err(Throttled {
+                status: 429,
+                code: "activityLimitReached",
+                message: "The request has been throttled".to_owned(),
+                retry_after: Some(reset),
+                headers,
+            });
         }
         let mut headers = Vec::new();
         if bucket.used >= limit * 0.8 {
             headers.push(("RateLimit-Limit", format!("{limit}")));
-            headers.push(("RateLimit-Remaining", format!("{}", (limit - bucket.used).max(0.0) as i64)));
+            headers.push((
+                "RateLimit-Remaining",
+                format!("{}", (limit - bucket.used).max(0.0) as i64),
+            ));
             headers.push(("RateLimit-Reset", format!("{}", reset.ceil() as i64)));
         }
-        Ok(Admission { permit: None, headers })
+        Ok(Admission {
+            permit: None,
+            headers,
+        })
     }
 
-    fn admit_directory(&self, limits: &ThrottleLimits, caller: &Caller<'_>, cost: f64) -> Result<Admission, Throttled> {
+    fn admit_directory(
+        &self,
+        limits: &ThrottleLimits,
+        caller: &Caller<'_>,
+        cost: f64,
+    ) -> Result<Admission, Throttled> {
         let now = caller.now.timestamp_millis();
-        let capacity = limits.directory_resource_units_per_10s.unwrap_or_else(|| directory_tier(caller.users_in_tenant));
+        let capacity = limits
+            .directory_resource_units_per_10s
+            .unwrap_or_else(|| directory_tier(caller.users_in_tenant));
         let rate_per_ms = capacity / 10_000.0;
         let mut buckets = lock(&self.buckets);
-        let bucket = buckets.directory.entry((caller.app_id.to_owned(), caller.tenant)).or_default();
+        let bucket = buckets
+            .directory
+            .entry((caller.app_id.to_owned(), caller.tenant))
+            .or_default();
         if !bucket.initialised {
             bucket.tokens = capacity;
             bucket.last = now;
             bucket.initialised = true;
         }
-        bucket.tokens = (bucket.tokens + (now - bucket.last).max(0) as f64 * rate_per_ms).min(capacity);
+        bucket.tokens =
+            (bucket.tokens + (now - bucket.last).max(0) as f64 * rate_per_ms).min(capacity);
         bucket.last = now;
-        let scope_header = format!("Tenant_Application/ReadWrite/{}/{}", caller.app_id, caller.tenant_id);
-        let blocked = limits.enforce_retry_after && bucket.blocked_until.is_some_and(|until| now < until);
+        let scope_header = format!(
+            "Tenant_Application/ReadWrite/{}/{}",
+            caller.app_id, caller.tenant_id
+        );
+        let blocked =
+            limits.enforce_retry_after && bucket.blocked_until.is_some_and(|until| now < until);
         if blocked || bucket.tokens < cost {
-            let retry = if blocked { bucket.blocked_until.map_or(0, |until| until - now) as f64 / 1000.0 } else { ((cost - bucket.tokens) / rate_per_ms / 1000.0).max(0.001) };
+            let retry = if blocked {
+                bucket.blocked_until.map_or(0, |until| until - now) as f64 / 1000.0
+            } else {
+                ((cost - bucket.tokens) / rate_per_ms / 1000.0).max(0.001)
+            };
             bucket.blocked_until = Some(now + (retry * 1000.0).ceil() as i64);
-            let headers = vec![("x-ms-resource-unit", format!("{cost}")), ("x-ms-throttle-scope", scope_header), ("x-ms-throttle-information", "ResourceUnitLimitExceeded".to_owned())];
-            return Err(Throttled { status: 429, code: "TooManyRequests", message: "Too many requests. Please retry again later.".to_owned(), retry_after: Some(retry), headers });
+            let headers = vec![
+                ("x-ms-resource-unit", format!("{cost}")),
+                ("x-ms-throttle-scope", scope_header),
+                (
+                    "x-ms-throttle-information",
+                    "ResourceUnitLimitExceeded".to_owned(),
+                ),
+            ];
+            return Err(Throttled {
+                status: 429,
+                code: "TooManyRequests",
+                message: "Too many requests. Please retry again later.".to_owned(),
+                retry_after: Some(retry),
+                headers,
+            });
         }
         bucket.tokens -= cost;
         let mut headers = vec![("x-ms-resource-unit", format!("{cost}"))];
@@ -337,6 +436,9 @@ impl Throttle {
         if used > 0.8 {
             headers.push(("x-ms-throttle-limit-percentage", format!("{used:.2}")));
         }
-        Ok(Admission { permit: None, headers })
+        Ok(Admission {
+            permit: None,
+            headers,
+        })
     }
 }

@@ -12,7 +12,18 @@ use super::{Ctx, GraphError, GraphResult, Reply};
 use crate::simulator::state::{Found, Group, Life, Site, Tenant, TenantState, User, read, write};
 
 /// Properties `GET /users` returns without `$select` (§2.1).
-const USER_DEFAULT: &[&str] = &["businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone", "officeLocation", "preferredLanguage", "surname", "userPrincipalName"];
+const USER_DEFAULT: &[&str] = &[
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+];
 
 const PAGE_DEFAULT: usize = 100;
 const PAGE_MAX: usize = 999;
@@ -59,7 +70,9 @@ pub fn user_json(tenant: &Tenant, user: &User) -> Value {
 }
 
 pub fn group_json(tenant: &Tenant, group: &Group) -> Value {
-    let mail = group.unified.then(|| format!("{}@{}", group.mail_nickname, tenant.domain));
+    let mail = group
+        .unified
+        .then(|| format!("{}@{}", group.mail_nickname, tenant.domain));
     json!({
         "id": group.id.to_string(),
         "deletedDateTime": match group.life { Life::SoftDeleted(at) => Value::String(ts(at)), _ => Value::Null },
@@ -122,19 +135,36 @@ pub fn route(ctx: &Ctx<'_>, segments: &[&str]) -> Option<GraphResult> {
         ["users", id] if get => get_user(ctx, id),
         ["users", id] if ctx.method == "DELETE" => delete_user(ctx, id),
         ["groups"] if get => list_groups(ctx),
-        ["groups", "delta" | "delta()" | "microsoft.graph.delta()"] if get => delta(ctx, Kind::Group),
+        ["groups", "delta" | "delta()" | "microsoft.graph.delta()"] if get => {
+            delta(ctx, Kind::Group)
+        }
         ["groups", id] if get => get_group(ctx, id),
         ["groups", id] if ctx.method == "DELETE" => delete_group(ctx, id),
         ["groups", id, "members" | "owners"] if get => members(ctx, id, segments[2] == "owners"),
         ["groups", id, "sites", "root"] if get => group_site(ctx, id),
         ["sites"] if get => list_sites(ctx, false),
-        ["sites", "getAllSites" | "getAllSites()" | "microsoft.graph.getAllSites()"] if get => list_sites(ctx, true),
+        [
+            "sites",
+            "getAllSites" | "getAllSites()" | "microsoft.graph.getAllSites()",
+        ] if get => list_sites(ctx, true),
         ["sites", id] if get => get_site(ctx, id),
-        ["directory", "deletedItems"] if get => Err(GraphError::bad_request("Request_BadRequest", "The OData cast segment is required: use directory/deletedItems/microsoft.graph.user or microsoft.graph.group.")),
-        ["directory", "deletedItems", "microsoft.graph.user"] if get => deleted_items(ctx, Kind::User),
-        ["directory", "deletedItems", "microsoft.graph.group"] if get => deleted_items(ctx, Kind::Group),
+        ["directory", "deletedItems"] if get => Err(GraphError::bad_request(
+            "Request_BadRequest",
+            "The OData cast segment is required: use directory/deletedItems/microsoft.graph.user or microsoft.graph.group.",
+        )),
+        ["directory", "deletedItems", "microsoft.graph.user"] if get => {
+            deleted_items(ctx, Kind::User)
+        }
+        ["directory", "deletedItems", "microsoft.graph.group"] if get => {
+            deleted_items(ctx, Kind::Group)
+        }
         ["directory", "deletedItems", id] if get => deleted_item(ctx, id),
-        ["directory", "deletedItems", id, "restore" | "microsoft.graph.restore"] if ctx.method == "POST" => restore(ctx, id),
+        [
+            "directory",
+            "deletedItems",
+            id,
+            "restore" | "microsoft.graph.restore",
+        ] if ctx.method == "POST" => restore(ctx, id),
         ["directory", "deletedItems", id] if ctx.method == "DELETE" => purge(ctx, id),
         _ => return None,
     })
@@ -168,17 +198,29 @@ fn organization(ctx: &Ctx<'_>) -> GraphResult {
         "verifiedDomains": [{"capabilities": "Email, OfficeCommunicationsOnline", "isDefault": true, "isInitial": true, "name": t.domain, "type": "Managed"}],
     });
     let projected = odata::project(&org, ctx.query.select().as_deref(), "organization", None)?;
-    Ok(Reply::Json(200, odata::collection(ctx.context("organization"), vec![projected], None, None)))
+    Ok(Reply::Json(
+        200,
+        odata::collection(ctx.context("organization"), vec![projected], None, None),
+    ))
 }
 
 fn domains(ctx: &Ctx<'_>) -> GraphResult {
     let d = json!({"id": ctx.tenant.domain, "authenticationType": "Managed", "availabilityStatus": Value::Null, "isAdminManaged": true, "isDefault": true, "isInitial": true, "isRoot": true, "isVerified": true, "passwordNotificationWindowInDays": 14, "passwordValidityPeriodInDays": 2147483647, "supportedServices": ["Email", "OfficeCommunicationsOnline"]});
-    Ok(Reply::Json(200, odata::collection(ctx.context("domains"), vec![d], None, None)))
+    Ok(Reply::Json(
+        200,
+        odata::collection(ctx.context("domains"), vec![d], None, None),
+    ))
 }
 
 /// A page over a stable ordering: the cursor is the next index, so objects added or changed
 /// meanwhile never shift what is still to come.
-fn page<T>(ctx: &Ctx<'_>, items: &[T], include: impl Fn(&T) -> Option<Value>, path: &str, context: &str) -> GraphResult {
+fn page<T>(
+    ctx: &Ctx<'_>,
+    items: &[T],
+    include: impl Fn(&T) -> Option<Value>,
+    path: &str,
+    context: &str,
+) -> GraphResult {
     let top = ctx.query.top(PAGE_MAX)?.unwrap_or(PAGE_DEFAULT);
     let start = match ctx.query.get("$skiptoken") {
         None => 0,
@@ -197,25 +239,47 @@ fn page<T>(ctx: &Ctx<'_>, items: &[T], include: impl Fn(&T) -> Option<Value>, pa
         }
         i += 1;
     }
-    let count = (start == 0 && ctx.query.flag("$count")).then(|| (start..items.len()).filter(|&j| include(&items[j]).is_some()).count());
+    let count = (start == 0 && ctx.query.flag("$count")).then(|| {
+        (start..items.len())
+            .filter(|&j| include(&items[j]).is_some())
+            .count()
+    });
     let next_link = next.map(|n| {
-        let mut params: Vec<String> = ctx.query.pairs.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken")).map(|(k, v)| format!("{}={}", odata::escape(k), odata::escape(v))).collect();
-        params.push(format!("$skiptoken={}", odata::encode_token(&json!({"next": n}))));
+        let mut params: Vec<String> = ctx
+            .query
+            .pairs
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken"))
+            .map(|(k, v)| format!("{}={}", odata::escape(k), odata::escape(v)))
+            .collect();
+        params.push(format!(
+            "$skiptoken={}",
+            odata::encode_token(&json!({"next": n}))
+        ));
         format!("{}/{path}?{}", ctx.base(), params.join("&"))
     });
     let mut body = odata::collection(ctx.context(context), out, next_link, None);
     if let Some(count) = count {
-        if ctx.header("ConsistencyLevel").is_some_and(|v| v.eq_ignore_ascii_case("eventual")) {
+        if ctx
+            .header("ConsistencyLevel")
+            .is_some_and(|v| v.eq_ignore_ascii_case("eventual"))
+        {
             body["@odata.count"] = json!(count);
         } else {
-            return Err(GraphError::bad_request("Request_BadRequest", "$count is only supported with the header 'ConsistencyLevel: eventual'."));
+            return Err(GraphError::bad_request(
+                "Request_BadRequest",
+                "$count is only supported with the header 'ConsistencyLevel: eventual'.",
+            ));
         }
     }
     Ok(Reply::Json(200, body))
 }
 
 fn filter_of(ctx: &Ctx<'_>) -> Result<Option<Filter>, GraphError> {
-    ctx.query.get("$filter").map(odata::parse_filter).transpose()
+    ctx.query
+        .get("$filter")
+        .map(odata::parse_filter)
+        .transpose()
 }
 
 fn list_users(ctx: &Ctx<'_>) -> GraphResult {
@@ -224,24 +288,47 @@ fn list_users(ctx: &Ctx<'_>) -> GraphResult {
     let state = read(&ctx.tenant.state);
     // Validate $select against the entity once, even when the page is empty.
     if let Some(first) = state.users.first() {
-        odata::project(&user_json(ctx.tenant, first), select.as_deref(), "user", Some(USER_DEFAULT))?;
+        odata::project(
+            &user_json(ctx.tenant, first),
+            select.as_deref(),
+            "user",
+            Some(USER_DEFAULT),
+        )?;
     }
-    page(ctx, &state.users, |u| {
-        if u.life != Life::Active {
-            return None;
-        }
-        let full = user_json(ctx.tenant, u);
-        if filter.as_ref().is_some_and(|f| !odata::matches(f, &full)) {
-            return None;
-        }
-        odata::project(&full, select.as_deref(), "user", Some(USER_DEFAULT)).ok()
-    }, "users", "users")
+    page(
+        ctx,
+        &state.users,
+        |u| {
+            if u.life != Life::Active {
+                return None;
+            }
+            let full = user_json(ctx.tenant, u);
+            if filter.as_ref().is_some_and(|f| !odata::matches(f, &full)) {
+                return None;
+            }
+            odata::project(&full, select.as_deref(), "user", Some(USER_DEFAULT)).ok()
+        },
+        "users",
+        "users",
+    )
 }
 
 fn get_user(ctx: &Ctx<'_>, id: &str) -> GraphResult {
     let state = read(&ctx.tenant.state);
     match state.find_user(id) {
-        Found::Active(i) => Ok(Reply::Json(200, with_context(ctx, "users/$entity", odata::project(&user_json(ctx.tenant, &state.users[i as usize]), ctx.query.select().as_deref(), "user", Some(USER_DEFAULT))?))),
+        Found::Active(i) => Ok(Reply::Json(
+            200,
+            with_context(
+                ctx,
+                "users/$entity",
+                odata::project(
+                    &user_json(ctx.tenant, &state.users[i as usize]),
+                    ctx.query.select().as_deref(),
+                    "user",
+                    Some(USER_DEFAULT),
+                )?,
+            ),
+        )),
         _ => Err(GraphError::directory_not_found(id)),
     }
 }
@@ -249,7 +336,10 @@ fn get_user(ctx: &Ctx<'_>, id: &str) -> GraphResult {
 fn with_context(ctx: &Ctx<'_>, fragment: &str, mut value: Value) -> Value {
     if let Value::Object(map) = &mut value {
         let mut out = serde_json::Map::new();
-        out.insert("@odata.context".to_owned(), Value::String(ctx.context(fragment)));
+        out.insert(
+            "@odata.context".to_owned(),
+            Value::String(ctx.context(fragment)),
+        );
         out.extend(std::mem::take(map));
         return Value::Object(out);
     }
@@ -272,24 +362,47 @@ fn list_groups(ctx: &Ctx<'_>) -> GraphResult {
     let select = ctx.query.select();
     let state = read(&ctx.tenant.state);
     if let Some(first) = state.groups.first() {
-        odata::project(&group_json(ctx.tenant, first), select.as_deref(), "group", None)?;
+        odata::project(
+            &group_json(ctx.tenant, first),
+            select.as_deref(),
+            "group",
+            None,
+        )?;
     }
-    page(ctx, &state.groups, |g| {
-        if g.life != Life::Active {
-            return None;
-        }
-        let full = group_json(ctx.tenant, g);
-        if filter.as_ref().is_some_and(|f| !odata::matches(f, &full)) {
-            return None;
-        }
-        odata::project(&full, select.as_deref(), "group", None).ok()
-    }, "groups", "groups")
+    page(
+        ctx,
+        &state.groups,
+        |g| {
+            if g.life != Life::Active {
+                return None;
+            }
+            let full = group_json(ctx.tenant, g);
+            if filter.as_ref().is_some_and(|f| !odata::matches(f, &full)) {
+                return None;
+            }
+            odata::project(&full, select.as_deref(), "group", None).ok()
+        },
+        "groups",
+        "groups",
+    )
 }
 
 fn get_group(ctx: &Ctx<'_>, id: &str) -> GraphResult {
     let state = read(&ctx.tenant.state);
     match state.find_group(id) {
-        Found::Active(i) => Ok(Reply::Json(200, with_context(ctx, "groups/$entity", odata::project(&group_json(ctx.tenant, &state.groups[i as usize]), ctx.query.select().as_deref(), "group", None)?))),
+        Found::Active(i) => Ok(Reply::Json(
+            200,
+            with_context(
+                ctx,
+                "groups/$entity",
+                odata::project(
+                    &group_json(ctx.tenant, &state.groups[i as usize]),
+                    ctx.query.select().as_deref(),
+                    "group",
+                    None,
+                )?,
+            ),
+        )),
         _ => Err(GraphError::directory_not_found(id)),
     }
 }
@@ -307,16 +420,38 @@ fn delete_group(ctx: &Ctx<'_>, id: &str) -> GraphResult {
 
 fn members(ctx: &Ctx<'_>, id: &str, owners: bool) -> GraphResult {
     let state = read(&ctx.tenant.state);
-    let Found::Active(g) = state.find_group(id) else { return Err(GraphError::directory_not_found(id)) };
+    let Found::Active(g) = state.find_group(id) else {
+        return Err(GraphError::directory_not_found(id));
+    };
     let group = &state.groups[g as usize];
-    let list: Vec<u32> = if owners { group.members.iter().copied().take(1).collect() } else { group.members.clone() };
-    let users: Vec<&User> = list.iter().filter_map(|&u| state.users.get(u as usize)).filter(|u| u.life == Life::Active).collect();
+    let list: Vec<u32> = if owners {
+        group.members.iter().copied().take(1).collect()
+    } else {
+        group.members.clone()
+    };
+    let users: Vec<&User> = list
+        .iter()
+        .filter_map(|&u| state.users.get(u as usize))
+        .filter(|u| u.life == Life::Active)
+        .collect();
     let select = ctx.query.select();
-    page(ctx, &users, |u| {
-        let mut value = odata::project(&user_json(ctx.tenant, u), select.as_deref(), "user", Some(USER_DEFAULT)).ok()?;
-        value["@odata.type"] = json!("#microsoft.graph.user");
-        Some(value)
-    }, &format!("groups/{id}/{}", if owners { "owners" } else { "members" }), "directoryObjects")
+    page(
+        ctx,
+        &users,
+        |u| {
+            let mut value = odata::project(
+                &user_json(ctx.tenant, u),
+                select.as_deref(),
+                "user",
+                Some(USER_DEFAULT),
+            )
+            .ok()?;
+            value["@odata.type"] = json!("#microsoft.graph.user");
+            Some(value)
+        },
+        &format!("groups/{id}/{}", if owners { "owners" } else { "members" }),
+        "directoryObjects",
+    )
 }
 
 fn find_site(tenant: &Tenant, state: &TenantState, id: &str) -> Option<u32> {
@@ -324,31 +459,59 @@ fn find_site(tenant: &Tenant, state: &TenantState, id: &str) -> Option<u32> {
         return state.sites.iter().position(|s| s.is_root).map(|i| i as u32);
     }
     let lower = id.to_ascii_lowercase();
-    state.sites.iter().position(|s| tenant.site_id(s).to_ascii_lowercase() == lower || s.collection_id.to_string() == lower).map(|i| i as u32)
+    state
+        .sites
+        .iter()
+        .position(|s| {
+            tenant.site_id(s).to_ascii_lowercase() == lower || s.collection_id.to_string() == lower
+        })
+        .map(|i| i as u32)
 }
 
 /// Resolves a site id for other modules (drives of a site): `None` if missing or deleted.
 pub fn active_site(tenant: &Tenant, state: &TenantState, id: &str) -> Result<u32, GraphError> {
     match find_site(tenant, state, id) {
         Some(i) if state.sites[i as usize].life == Life::Active => Ok(i),
-        _ => Err(GraphError::new(404, "itemNotFound", "Requested site could not be found")),
+        _ => Err(GraphError::new(
+            404,
+            "itemNotFound",
+            "Requested site could not be found",
+        )),
     }
 }
 
 fn get_site(ctx: &Ctx<'_>, id: &str) -> GraphResult {
     let state = read(&ctx.tenant.state);
     let i = active_site(ctx.tenant, &state, id)?;
-    let value = odata::project(&site_json(ctx.tenant, &state.sites[i as usize]), ctx.query.select().as_deref(), "site", None)?;
+    let value = odata::project(
+        &site_json(ctx.tenant, &state.sites[i as usize]),
+        ctx.query.select().as_deref(),
+        "site",
+        None,
+    )?;
     Ok(Reply::Json(200, with_context(ctx, "sites/$entity", value)))
 }
 
 fn group_site(ctx: &Ctx<'_>, id: &str) -> GraphResult {
     let state = read(&ctx.tenant.state);
-    let Found::Active(g) = state.find_group(id) else { return Err(GraphError::directory_not_found(id)) };
-    let Some(site) = state.groups[g as usize].site else {
-        return Err(GraphError::new(404, "itemNotFound", "Requested site could not be found"));
+    let Found::Active(g) = state.find_group(id) else {
+        return Err(GraphError::directory_not_found(id));
     };
-    Ok(Reply::Json(200, with_context(ctx, "sites/$entity", site_json(ctx.tenant, &state.sites[site as usize]))))
+    let Some(site) = state.groups[g as usize].site else {
+        return Err(GraphError::new(
+            404,
+            "itemNotFound",
+            "Requested site could not be found",
+        ));
+    };
+    Ok(Reply::Json(
+        200,
+        with_context(
+            ctx,
+            "sites/$entity",
+            site_json(ctx.tenant, &state.sites[site as usize]),
+        ),
+    ))
 }
 
 fn list_sites(ctx: &Ctx<'_>, all: bool) -> GraphResult {
@@ -356,27 +519,45 @@ fn list_sites(ctx: &Ctx<'_>, all: bool) -> GraphResult {
     let search = ctx.query.get("search").map(str::to_owned);
     let filter = filter_of(ctx)?;
     if !all && search.is_none() && filter.is_none() {
-        return Ok(Reply::Json(200, odata::collection(ctx.context("sites"), Vec::new(), None, None)));
+        return Ok(Reply::Json(
+            200,
+            odata::collection(ctx.context("sites"), Vec::new(), None, None),
+        ));
     }
     if all && ctx.claims.user.is_some() {
-        return Err(GraphError::new(403, "accessDenied", "getAllSites is supported with application permissions only."));
+        return Err(GraphError::new(
+            403,
+            "accessDenied",
+            "getAllSites is supported with application permissions only.",
+        ));
     }
     let select = ctx.query.select();
     let state = read(&ctx.tenant.state);
-    let term = search.filter(|s| s != "*" && !s.is_empty()).map(|s| s.trim_matches('"').to_lowercase());
-    page(ctx, &state.sites, |s| {
-        if s.life != Life::Active {
-            return None;
-        }
-        let full = site_json(ctx.tenant, s);
-        if term.as_ref().is_some_and(|t| !s.display_name.to_lowercase().contains(t.as_str())) {
-            return None;
-        }
-        if filter.as_ref().is_some_and(|f| !odata::matches(f, &full)) {
-            return None;
-        }
-        odata::project(&full, select.as_deref(), "site", None).ok()
-    }, if all { "sites/getAllSites" } else { "sites" }, "sites")
+    let term = search
+        .filter(|s| s != "*" && !s.is_empty())
+        .map(|s| s.trim_matches('"').to_lowercase());
+    page(
+        ctx,
+        &state.sites,
+        |s| {
+            if s.life != Life::Active {
+                return None;
+            }
+            let full = site_json(ctx.tenant, s);
+            if term
+                .as_ref()
+                .is_some_and(|t| !s.display_name.to_lowercase().contains(t.as_str()))
+            {
+                return None;
+            }
+            if filter.as_ref().is_some_and(|f| !odata::matches(f, &full)) {
+                return None;
+            }
+            odata::project(&full, select.as_deref(), "site", None).ok()
+        },
+        if all { "sites/getAllSites" } else { "sites" },
+        "sites",
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,27 +588,57 @@ fn delta(ctx: &Ctx<'_>, kind: Kind) -> GraphResult {
     let now = ctx.sim.now();
     let state = read(&ctx.tenant.state);
     let gone = |reason: &str| {
-        GraphError::new(410, "resyncRequired", reason).with_header("Location", format!("{}/{}/delta", ctx.base(), kind.name()))
+        GraphError::new(410, "resyncRequired", reason)
+            .with_header("Location", format!("{}/{}/delta", ctx.base(), kind.name()))
     };
     // Round state: since (None = initial), upto (snapshot), cursor, selection, ids, issued.
-    let (since, upto, cursor, select, ids, issued) = if let Some(token) = ctx.query.get("$skiptoken") {
+    let (since, upto, cursor, select, ids, issued) = if let Some(token) =
+        ctx.query.get("$skiptoken")
+    {
         let v = odata::decode_token(token).ok_or_else(|| gone("The skip token is invalid."))?;
-        (v["s"].as_u64(), v["u"].as_u64().unwrap_or(0), v["c"].as_u64().unwrap_or(0) as usize, strings(&v["sel"]), strings(&v["ids"]), v["t"].as_i64().unwrap_or(0))
+        (
+            v["s"].as_u64(),
+            v["u"].as_u64().unwrap_or(0),
+            v["c"].as_u64().unwrap_or(0) as usize,
+            strings(&v["sel"]),
+            strings(&v["ids"]),
+            v["t"].as_i64().unwrap_or(0),
+        )
     } else if let Some(token) = ctx.query.get("$deltatoken") {
         if token.eq_ignore_ascii_case("latest") {
             let link = delta_link(ctx, kind, state.seq, None, None, now.timestamp());
-            return Ok(Reply::Json(200, odata::collection(ctx.context(kind.name()), Vec::new(), None, Some(link))));
+            return Ok(Reply::Json(
+                200,
+                odata::collection(ctx.context(kind.name()), Vec::new(), None, Some(link)),
+            ));
         }
         let v = odata::decode_token(token).ok_or_else(|| gone("The delta token is invalid."))?;
         let issued = v["t"].as_i64().unwrap_or(0);
         let since = v["s"].as_u64().unwrap_or(0);
-        if now.timestamp() - issued > DELTA_TOKEN_DAYS * 86_400 || since < state.directory_resync_floor {
-            return Err(gone("The delta token has expired. Start a new full synchronization."));
+        if now.timestamp() - issued > DELTA_TOKEN_DAYS * 86_400
+            || since < state.directory_resync_floor
+        {
+            return Err(gone(
+                "The delta token has expired. Start a new full synchronization.",
+            ));
         }
-        (Some(since), state.seq, 0, strings(&v["sel"]), strings(&v["ids"]), now.timestamp())
+        (
+            Some(since),
+            state.seq,
+            0,
+            strings(&v["sel"]),
+            strings(&v["ids"]),
+            now.timestamp(),
+        )
     } else {
-        if ctx.query.get("$top").is_some() || ctx.query.get("$expand").is_some() || ctx.query.get("$orderby").is_some() {
-            return Err(GraphError::bad_request("Request_UnsupportedQuery", "Unsupported query option for delta: only $select and $filter on id are supported."));
+        if ctx.query.get("$top").is_some()
+            || ctx.query.get("$expand").is_some()
+            || ctx.query.get("$orderby").is_some()
+        {
+            return Err(GraphError::bad_request(
+                "Request_UnsupportedQuery",
+                "Unsupported query option for delta: only $select and $filter on id are supported.",
+            ));
         }
         let ids = match filter_of(ctx)? {
             None => None,
@@ -445,14 +656,36 @@ fn delta(ctx: &Ctx<'_>, kind: Kind) -> GraphResult {
         let (id, life, version, full) = match kind {
             Kind::User => {
                 let u = &state.users[i];
-                (u.id.to_string(), u.life, u.version, if u.life == Life::Active { Some(user_json(ctx.tenant, u)) } else { None })
+                (
+                    u.id.to_string(),
+                    u.life,
+                    u.version,
+                    if u.life == Life::Active {
+                        Some(user_json(ctx.tenant, u))
+                    } else {
+                        None
+                    },
+                )
             }
             Kind::Group => {
                 let g = &state.groups[i];
-                (g.id.to_string(), g.life, g.version, if g.life == Life::Active { Some(group_json(ctx.tenant, g)) } else { None })
+                (
+                    g.id.to_string(),
+                    g.life,
+                    g.version,
+                    if g.life == Life::Active {
+                        Some(group_json(ctx.tenant, g))
+                    } else {
+                        None
+                    },
+                )
             }
         };
-        if version > upto || ids.as_ref().is_some_and(|ids| !ids.iter().any(|x| x.eq_ignore_ascii_case(&id))) {
+        if version > upto
+            || ids
+                .as_ref()
+                .is_some_and(|ids| !ids.iter().any(|x| x.eq_ignore_ascii_case(&id)))
+        {
             continue;
         }
         let item = match (since, life, full) {
@@ -467,41 +700,98 @@ fn delta(ctx: &Ctx<'_>, kind: Kind) -> GraphResult {
             next = Some(i);
             break;
         }
-        let item = if item.get("@removed").is_some() { item } else { odata::project(&item, select.as_deref(), if kind == Kind::User { "user" } else { "group" }, if kind == Kind::User { Some(USER_DEFAULT) } else { None })? };
+        let item = if item.get("@removed").is_some() {
+            item
+        } else {
+            odata::project(
+                &item,
+                select.as_deref(),
+                if kind == Kind::User { "user" } else { "group" },
+                if kind == Kind::User {
+                    Some(USER_DEFAULT)
+                } else {
+                    None
+                },
+            )?
+        };
         out.push(item);
     }
     let (next_link, delta) = match next {
         Some(c) => {
-            let token = odata::encode_token(&json!({"s": since, "u": upto, "c": c, "sel": select, "ids": ids, "t": issued}));
-            (Some(format!("{}/{}/delta?$skiptoken={token}", ctx.base(), kind.name())), None)
+            let token = odata::encode_token(
+                &json!({"s": since, "u": upto, "c": c, "sel": select, "ids": ids, "t": issued}),
+            );
+            (
+                Some(format!(
+                    "{}/{}/delta?$skiptoken={token}",
+                    ctx.base(),
+                    kind.name()
+                )),
+                None,
+            )
         }
-        None => (None, Some(delta_link(ctx, kind, upto, select.as_deref(), ids.as_deref(), now.timestamp()))),
+        None => (
+            None,
+            Some(delta_link(
+                ctx,
+                kind,
+                upto,
+                select.as_deref(),
+                ids.as_deref(),
+                now.timestamp(),
+            )),
+        ),
     };
-    Ok(Reply::Json(200, odata::collection(ctx.context(kind.name()), out, next_link, delta)))
+    Ok(Reply::Json(
+        200,
+        odata::collection(ctx.context(kind.name()), out, next_link, delta),
+    ))
 }
 
-fn delta_link(ctx: &Ctx<'_>, kind: Kind, since: u64, select: Option<&[String]>, ids: Option<&[String]>, issued: i64) -> String {
+fn delta_link(
+    ctx: &Ctx<'_>,
+    kind: Kind,
+    since: u64,
+    select: Option<&[String]>,
+    ids: Option<&[String]>,
+    issued: i64,
+) -> String {
     let token = odata::encode_token(&json!({"s": since, "sel": select, "ids": ids, "t": issued}));
     format!("{}/{}/delta?$deltatoken={token}", ctx.base(), kind.name())
 }
 
 fn strings(value: &Value) -> Option<Vec<String>> {
-    value.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+    value.as_array().map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    })
 }
 
 /// Delta accepts only `id eq '…' or id eq '…'`, at most 50 ids (§2.2).
 fn id_filter(filter: &Filter) -> Result<Vec<String>, GraphError> {
-    let unsupported = || GraphError::bad_request("Request_UnsupportedQuery", "Unsupported query: delta supports only $filter=id eq '...' joined with 'or'.");
+    let unsupported = || {
+        GraphError::bad_request(
+            "Request_UnsupportedQuery",
+            "Unsupported query: delta supports only $filter=id eq '...' joined with 'or'.",
+        )
+    };
     let ids = match filter {
         Filter::Eq(p, Value::String(id)) if p == "id" => vec![id.clone()],
-        Filter::Or(parts) => parts.iter().map(|p| match p {
-            Filter::Eq(name, Value::String(id)) if name == "id" => Ok(id.clone()),
-            _ => Err(unsupported()),
-        }).collect::<Result<Vec<_>, _>>()?,
+        Filter::Or(parts) => parts
+            .iter()
+            .map(|p| match p {
+                Filter::Eq(name, Value::String(id)) if name == "id" => Ok(id.clone()),
+                _ => Err(unsupported()),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
         _ => return Err(unsupported()),
     };
     if ids.len() > 50 {
-        return Err(GraphError::bad_request("Request_UnsupportedQuery", "Too many ids in the filter: at most 50 are allowed."));
+        return Err(GraphError::bad_request(
+            "Request_UnsupportedQuery",
+            "Too many ids in the filter: at most 50 are allowed.",
+        ));
     }
     Ok(ids)
 }
@@ -513,12 +803,34 @@ fn deleted_items(ctx: &Ctx<'_>, kind: Kind) -> GraphResult {
     let select = ctx.query.select();
     let state = read(&ctx.tenant.state);
     match kind {
-        Kind::User => page(ctx, &state.users, |u| {
-            matches!(u.life, Life::SoftDeleted(_)).then(|| odata::project(&user_json(ctx.tenant, u), select.as_deref(), "user", None).ok()).flatten()
-        }, "directory/deletedItems/microsoft.graph.user", "directory/deletedItems/microsoft.graph.user"),
-        Kind::Group => page(ctx, &state.groups, |g| {
-            matches!(g.life, Life::SoftDeleted(_)).then(|| odata::project(&group_json(ctx.tenant, g), select.as_deref(), "group", None).ok()).flatten()
-        }, "directory/deletedItems/microsoft.graph.group", "directory/deletedItems/microsoft.graph.group"),
+        Kind::User => page(
+            ctx,
+            &state.users,
+            |u| {
+                matches!(u.life, Life::SoftDeleted(_))
+                    .then(|| {
+                        odata::project(&user_json(ctx.tenant, u), select.as_deref(), "user", None)
+                            .ok()
+                    })
+                    .flatten()
+            },
+            "directory/deletedItems/microsoft.graph.user",
+            "directory/deletedItems/microsoft.graph.user",
+        ),
+        Kind::Group => page(
+            ctx,
+            &state.groups,
+            |g| {
+                matches!(g.life, Life::SoftDeleted(_))
+                    .then(|| {
+                        odata::project(&group_json(ctx.tenant, g), select.as_deref(), "group", None)
+                            .ok()
+                    })
+                    .flatten()
+            },
+            "directory/deletedItems/microsoft.graph.group",
+            "directory/deletedItems/microsoft.graph.group",
+        ),
     }
 }
 
@@ -527,12 +839,18 @@ fn deleted_item(ctx: &Ctx<'_>, id: &str) -> GraphResult {
     if let Found::SoftDeleted(i) = state.find_user(id) {
         let mut value = user_json(ctx.tenant, &state.users[i as usize]);
         value["@odata.type"] = json!("#microsoft.graph.user");
-        return Ok(Reply::Json(200, with_context(ctx, "directory/deletedItems/$entity", value)));
+        return Ok(Reply::Json(
+            200,
+            with_context(ctx, "directory/deletedItems/$entity", value),
+        ));
     }
     if let Found::SoftDeleted(i) = state.find_group(id) {
         let mut value = group_json(ctx.tenant, &state.groups[i as usize]);
         value["@odata.type"] = json!("#microsoft.graph.group");
-        return Ok(Reply::Json(200, with_context(ctx, "directory/deletedItems/$entity", value)));
+        return Ok(Reply::Json(
+            200,
+            with_context(ctx, "directory/deletedItems/$entity", value),
+        ));
     }
     Err(GraphError::directory_not_found(id))
 }
@@ -543,13 +861,19 @@ fn restore(ctx: &Ctx<'_>, id: &str) -> GraphResult {
         state.restore_user(i);
         let mut value = user_json(ctx.tenant, &state.users[i as usize]);
         value["@odata.type"] = json!("#microsoft.graph.user");
-        return Ok(Reply::Json(200, with_context(ctx, "directoryObjects/$entity", value)));
+        return Ok(Reply::Json(
+            200,
+            with_context(ctx, "directoryObjects/$entity", value),
+        ));
     }
     if let Found::SoftDeleted(i) = state.find_group(id) {
         state.restore_group(i);
         let mut value = group_json(ctx.tenant, &state.groups[i as usize]);
         value["@odata.type"] = json!("#microsoft.graph.group");
-        return Ok(Reply::Json(200, with_context(ctx, "directoryObjects/$entity", value)));
+        return Ok(Reply::Json(
+            200,
+            with_context(ctx, "directoryObjects/$entity", value),
+        ));
     }
     Err(GraphError::directory_not_found(id))
 }

@@ -19,7 +19,10 @@ use super::odata;
 use super::{Ctx, GraphError, GraphResult, Reply};
 use crate::simulator::generate::{self, DRIVE_FOLDERS, FIRST_FILE_KEY};
 use crate::simulator::quickxor::quick_xor_hash;
-use crate::simulator::state::{DriveOwner, Found, ItemContent, ItemState, Life, Simulator, Tenant, TenantState, lock, read, write};
+use crate::simulator::state::{
+    DriveOwner, Found, ItemContent, ItemState, Life, Simulator, Tenant, TenantState, lock, read,
+    write,
+};
 use crate::simulator::throttle::{Caller, Scope, Workload};
 
 const FRAGMENT_UNIT: usize = 320 * 1024;
@@ -59,7 +62,16 @@ impl ItemView {
 
 fn generated_item(tenant: &Tenant, state: &TenantState, drive: u32, key: u32) -> Option<ItemView> {
     let d = state.drives.get(drive as usize)?;
-    let folder = |parent: u32, name: &str| ItemView { key, parent, name: name.to_owned(), content: ItemContent::Folder, created: d.created, modified: d.created, rev: 1, content_rev: 1 };
+    let folder = |parent: u32, name: &str| ItemView {
+        key,
+        parent,
+        name: name.to_owned(),
+        content: ItemContent::Folder,
+        created: d.created,
+        modified: d.created,
+        rev: 1,
+        content_rev: 1,
+    };
     if key == 0 {
         return Some(folder(0, "root"));
     }
@@ -67,25 +79,53 @@ fn generated_item(tenant: &Tenant, state: &TenantState, drive: u32, key: u32) ->
         return Some(folder(parent, name));
     }
     if key >= FIRST_FILE_KEY && key < FIRST_FILE_KEY + d.generated_files {
-        let spec = generate::generated_file(tenant.spec.seed, drive, key, tenant.spec.max_file_size);
-        return Some(ItemView { key, parent: spec.parent, name: spec.name.clone(), created: spec.created, modified: spec.modified, content: ItemContent::Generated(spec), rev: 1, content_rev: 1 });
+        let spec =
+            generate::generated_file(tenant.spec.seed, drive, key, tenant.spec.max_file_size);
+        return Some(ItemView {
+            key,
+            parent: spec.parent,
+            name: spec.name.clone(),
+            created: spec.created,
+            modified: spec.modified,
+            content: ItemContent::Generated(spec),
+            rev: 1,
+            content_rev: 1,
+        });
     }
     None
 }
 
 fn item_view(tenant: &Tenant, state: &TenantState, drive: u32, key: u32) -> Option<ItemView> {
-    match state.drive_overlays.get(&drive).and_then(|o| o.items.get(&key)) {
+    match state
+        .drive_overlays
+        .get(&drive)
+        .and_then(|o| o.items.get(&key))
+    {
         Some(s) if s.deleted => None,
-        Some(s) => Some(ItemView { key, parent: s.parent, name: s.name.clone(), content: s.content.clone(), created: s.created, modified: s.modified, rev: s.rev, content_rev: s.content_rev }),
+        Some(s) => Some(ItemView {
+            key,
+            parent: s.parent,
+            name: s.name.clone(),
+            content: s.content.clone(),
+            created: s.created,
+            modified: s.modified,
+            rev: s.rev,
+            content_rev: s.content_rev,
+        }),
         None => generated_item(tenant, state, drive, key),
     }
 }
 
 /// Every live item key of a drive, in key order.
 fn all_keys(state: &TenantState, drive: u32) -> Vec<u32> {
-    let Some(d) = state.drives.get(drive as usize) else { return Vec::new() };
+    let Some(d) = state.drives.get(drive as usize) else {
+        return Vec::new();
+    };
     let overlay = state.drive_overlays.get(&drive);
-    let mut keys: Vec<u32> = std::iter::once(0).chain(DRIVE_FOLDERS.iter().map(|f| f.0)).chain(FIRST_FILE_KEY..FIRST_FILE_KEY + d.generated_files).collect();
+    let mut keys: Vec<u32> = std::iter::once(0)
+        .chain(DRIVE_FOLDERS.iter().map(|f| f.0))
+        .chain(FIRST_FILE_KEY..FIRST_FILE_KEY + d.generated_files)
+        .collect();
     if let Some(o) = overlay {
         let limit = FIRST_FILE_KEY + d.generated_files;
         let mut added: Vec<u32> = o.items.keys().copied().filter(|k| *k >= limit).collect();
@@ -122,7 +162,11 @@ fn content_bytes(view: &ItemView) -> Option<Vec<u8>> {
     match &view.content {
         ItemContent::Folder => None,
         ItemContent::Stored { bytes, .. } => Some(bytes.as_ref().clone()),
-        ItemContent::Generated(spec) => Some(generate::file_bytes(spec.kind, spec.content_seed, spec.target_size)),
+        ItemContent::Generated(spec) => Some(generate::file_bytes(
+            spec.kind,
+            spec.content_seed,
+            spec.target_size,
+        )),
     }
 }
 
@@ -144,11 +188,23 @@ pub fn route(ctx: &Ctx<'_>, segments: &[&str]) -> Option<GraphResult> {
     let (drive, rest) = match segments {
         ["drives", id, rest @ ..] => (resolve_drive_id(ctx, id), rest),
         ["users", user, "drive", rest @ ..] => (user_drive(ctx, user), rest),
-        ["users", user, "drives"] if ctx.method == "GET" => return Some(user_drive(ctx, user).and_then(|d| list_drives(ctx, vec![d]))),
-        ["groups", group, "drive", rest @ ..] => (group_drives(ctx, group).and_then(|d| d.first().copied().ok_or_else(not_found)), rest),
-        ["groups", group, "drives"] if ctx.method == "GET" => return Some(group_drives(ctx, group).and_then(|d| list_drives(ctx, d))),
-        ["sites", site, "drive", rest @ ..] => (site_drives(ctx, site).and_then(|d| d.first().copied().ok_or_else(not_found)), rest),
-        ["sites", site, "drives"] if ctx.method == "GET" => return Some(site_drives(ctx, site).and_then(|d| list_drives(ctx, d))),
+        ["users", user, "drives"] if ctx.method == "GET" => {
+            return Some(user_drive(ctx, user).and_then(|d| list_drives(ctx, vec![d])));
+        }
+        ["groups", group, "drive", rest @ ..] => (
+            group_drives(ctx, group).and_then(|d| d.first().copied().ok_or_else(not_found)),
+            rest,
+        ),
+        ["groups", group, "drives"] if ctx.method == "GET" => {
+            return Some(group_drives(ctx, group).and_then(|d| list_drives(ctx, d)));
+        }
+        ["sites", site, "drive", rest @ ..] => (
+            site_drives(ctx, site).and_then(|d| d.first().copied().ok_or_else(not_found)),
+            rest,
+        ),
+        ["sites", site, "drives"] if ctx.method == "GET" => {
+            return Some(site_drives(ctx, site).and_then(|d| list_drives(ctx, d)));
+        }
         _ => return None,
     };
     Some(drive.and_then(|drive| DriveCtx { ctx, drive }.route(rest)))
@@ -157,13 +213,24 @@ pub fn route(ctx: &Ctx<'_>, segments: &[&str]) -> Option<GraphResult> {
 fn drive_gone(state: &TenantState, drive: u32) -> Result<u32, GraphError> {
     match state.drive_owner_life(drive) {
         Life::Active => Ok(drive),
-        Life::SoftDeleted(_) if matches!(state.drives[drive as usize].owner, DriveOwner::User(_)) => Err(GraphError::new(404, "ResourceNotFound", "User's mysite not found.")),
+        Life::SoftDeleted(_)
+            if matches!(state.drives[drive as usize].owner, DriveOwner::User(_)) =>
+        {
+            Err(GraphError::new(
+                404,
+                "ResourceNotFound",
+                "User's mysite not found.",
+            ))
+        }
         _ => Err(not_found()),
     }
 }
 
 fn resolve_drive_id(ctx: &Ctx<'_>, id: &str) -> Result<u32, GraphError> {
-    let drive = ctx.tenant.parse_drive_id(id).ok_or_else(|| GraphError::bad_request("invalidRequest", "Invalid drive id."))?;
+    let drive = ctx
+        .tenant
+        .parse_drive_id(id)
+        .ok_or_else(|| GraphError::bad_request("invalidRequest", "Invalid drive id."))?;
     let state = read(&ctx.tenant.state);
     if drive as usize >= state.drives.len() {
         return Err(not_found());
@@ -175,7 +242,11 @@ fn user_drive(ctx: &Ctx<'_>, user: &str) -> Result<u32, GraphError> {
     let state = read(&ctx.tenant.state);
     match state.find_user(user) {
         Found::Active(i) => Ok(state.users[i as usize].drive),
-        Found::SoftDeleted(_) => Err(GraphError::new(404, "ResourceNotFound", "User's mysite not found.")),
+        Found::SoftDeleted(_) => Err(GraphError::new(
+            404,
+            "ResourceNotFound",
+            "User's mysite not found.",
+        )),
         Found::Missing => Err(GraphError::directory_not_found(user)),
     }
 }
@@ -185,7 +256,11 @@ fn group_drives(ctx: &Ctx<'_>, group: &str) -> Result<Vec<u32>, GraphError> {
     match state.find_group(group) {
         Found::Active(i) => match state.groups[i as usize].site {
             Some(site) => Ok(state.sites[site as usize].drives.clone()),
-            None => Err(GraphError::new(404, "itemNotFound", "The group does not have a drive.")),
+            None => Err(GraphError::new(
+                404,
+                "itemNotFound",
+                "The group does not have a drive.",
+            )),
         },
         _ => Err(GraphError::directory_not_found(group)),
     }
@@ -203,15 +278,37 @@ fn drive_json(ctx: &Ctx<'_>, state: &TenantState, drive: u32) -> Value {
     let (drive_type, owner, web_url) = match d.owner {
         DriveOwner::User(u) => {
             let user = &state.users[u as usize];
-            ("business", json!({"user": {"displayName": user.display_name, "id": user.id.to_string()}}), format!("https://{}/personal/{}/Documents", t.my_host(), user.user_principal_name.replace(['@', '.'], "_")))
+            (
+                "business",
+                json!({"user": {"displayName": user.display_name, "id": user.id.to_string()}}),
+                format!(
+                    "https://{}/personal/{}/Documents",
+                    t.my_host(),
+                    user.user_principal_name.replace(['@', '.'], "_")
+                ),
+            )
         }
         DriveOwner::Site(s) => {
             let site = &state.sites[s as usize];
             let owner = match site.group.and_then(|g| state.groups.get(g as usize)) {
-                Some(group) => json!({"group": {"displayName": group.display_name, "id": group.id.to_string()}}),
+                Some(group) => {
+                    json!({"group": {"displayName": group.display_name, "id": group.id.to_string()}})
+                }
                 None => json!({"user": {"displayName": "System Account"}}),
             };
-            ("documentLibrary", owner, format!("{}/{}", t.site_url(site), if d.name == "Documents" { "Shared Documents".to_owned() } else { d.name.replace(' ', "") }))
+            (
+                "documentLibrary",
+                owner,
+                format!(
+                    "{}/{}",
+                    t.site_url(site),
+                    if d.name == "Documents" {
+                        "Shared Documents".to_owned()
+                    } else {
+                        d.name.replace(' ', "")
+                    }
+                ),
+            )
         }
     };
     json!({
@@ -230,8 +327,22 @@ fn drive_json(ctx: &Ctx<'_>, state: &TenantState, drive: u32) -> Value {
 
 fn list_drives(ctx: &Ctx<'_>, drives: Vec<u32>) -> GraphResult {
     let state = read(&ctx.tenant.state);
-    let items = drives.into_iter().filter(|d| drive_gone(&state, *d).is_ok()).map(|d| odata::project(&drive_json(ctx, &state, d), ctx.query.select().as_deref(), "drive", None)).collect::<Result<_, _>>()?;
-    Ok(Reply::Json(200, odata::collection(ctx.context("drives"), items, None, None)))
+    let items = drives
+        .into_iter()
+        .filter(|d| drive_gone(&state, *d).is_ok())
+        .map(|d| {
+            odata::project(
+                &drive_json(ctx, &state, d),
+                ctx.query.select().as_deref(),
+                "drive",
+                None,
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Reply::Json(
+        200,
+        odata::collection(ctx.context("drives"), items, None, None),
+    ))
 }
 
 /// How an item is addressed after the drive.
@@ -241,11 +352,17 @@ enum Address {
     Path(u32, Vec<String>),
 }
 
-fn split_address<'a>(tenant: &Tenant, drive: u32, rest: &'a [&'a str]) -> Result<(Address, &'a [&'a str]), GraphError> {
+fn split_address<'a>(
+    tenant: &Tenant,
+    drive: u32,
+    rest: &'a [&'a str],
+) -> Result<(Address, &'a [&'a str]), GraphError> {
     let (base, after) = match rest {
         ["root", tail @ ..] => return Ok((Address::Id(0), tail)),
         ["root:", tail @ ..] => (0, tail),
-        ["items", id, tail @ ..] if id.ends_with(':') => (item_key(tenant, drive, id.trim_end_matches(':'))?, tail),
+        ["items", id, tail @ ..] if id.ends_with(':') => {
+            (item_key(tenant, drive, id.trim_end_matches(':'))?, tail)
+        }
         ["items", id, tail @ ..] => return Ok((Address::Id(item_key(tenant, drive, id)?), tail)),
         [first, ..] => return Err(GraphError::segment_not_found(first)),
         [] => return Err(GraphError::segment_not_found("drive")),
@@ -287,12 +404,28 @@ impl DriveCtx<'_, '_> {
         if rest.is_empty() {
             return if m == "GET" {
                 let state = read(&self.tenant().state);
-                Ok(Reply::Json(200, odata::project(&drive_json(self.ctx, &state, self.drive), self.ctx.query.select().as_deref(), "drive", None)?))
+                Ok(Reply::Json(
+                    200,
+                    odata::project(
+                        &drive_json(self.ctx, &state, self.drive),
+                        self.ctx.query.select().as_deref(),
+                        "drive",
+                        None,
+                    )?,
+                ))
             } else {
-                Err(GraphError::new(405, "invalidRequest", "Method not allowed."))
+                Err(GraphError::new(
+                    405,
+                    "invalidRequest",
+                    "Method not allowed.",
+                ))
             };
         }
-        if matches!(rest, ["root", "delta" | "delta()" | "microsoft.graph.delta()"]) && m == "GET" {
+        if matches!(
+            rest,
+            ["root", "delta" | "delta()" | "microsoft.graph.delta()"]
+        ) && m == "GET"
+        {
             return self.delta();
         }
         let (address, tail) = split_address(self.tenant(), self.drive, rest)?;
@@ -304,20 +437,32 @@ impl DriveCtx<'_, '_> {
             ("POST", ["children"]) => self.create_folder(&address),
             ("GET", ["content" | "$value"]) => self.content(&address),
             ("PUT", ["content"]) => self.upload(&address),
-            ("POST", ["createUploadSession" | "microsoft.graph.createUploadSession"]) => self.create_session(&address),
+            ("POST", ["createUploadSession" | "microsoft.graph.createUploadSession"]) => {
+                self.create_session(&address)
+            }
             (_, [first, ..]) => Err(GraphError::segment_not_found(first)),
-            _ => Err(GraphError::new(405, "invalidRequest", "Method not allowed.")),
+            _ => Err(GraphError::new(
+                405,
+                "invalidRequest",
+                "Method not allowed.",
+            )),
         }
     }
 
     /// Resolves an address to an existing item key.
     fn existing(&self, state: &TenantState, address: &Address) -> Result<u32, GraphError> {
         match address {
-            Address::Id(key) => item_view(self.tenant(), state, self.drive, *key).map(|_| *key).ok_or_else(not_found),
+            Address::Id(key) => item_view(self.tenant(), state, self.drive, *key)
+                .map(|_| *key)
+                .ok_or_else(not_found),
             Address::Path(base, path) => {
-                let mut current = item_view(self.tenant(), state, self.drive, *base).ok_or_else(not_found)?.key;
+                let mut current = item_view(self.tenant(), state, self.drive, *base)
+                    .ok_or_else(not_found)?
+                    .key;
                 for name in path {
-                    current = self.child_named(state, current, name).ok_or_else(not_found)?;
+                    current = self
+                        .child_named(state, current, name)
+                        .ok_or_else(not_found)?;
                 }
                 Ok(current)
             }
@@ -325,7 +470,11 @@ impl DriveCtx<'_, '_> {
     }
 
     fn child_named(&self, state: &TenantState, parent: u32, name: &str) -> Option<u32> {
-        all_keys(state, self.drive).into_iter().find(|&k| k != 0 && item_view(self.tenant(), state, self.drive, k).is_some_and(|v| v.parent == parent && v.name.eq_ignore_ascii_case(name)))
+        all_keys(state, self.drive).into_iter().find(|&k| {
+            k != 0
+                && item_view(self.tenant(), state, self.drive, k)
+                    .is_some_and(|v| v.parent == parent && v.name.eq_ignore_ascii_case(name))
+        })
     }
 
     fn path_of(&self, state: &TenantState, key: u32) -> String {
@@ -333,34 +482,71 @@ impl DriveCtx<'_, '_> {
         let mut current = key;
         let mut guard = 0;
         while current != 0 && guard < 64 {
-            let Some(view) = item_view(self.tenant(), state, self.drive, current) else { break };
+            let Some(view) = item_view(self.tenant(), state, self.drive, current) else {
+                break;
+            };
             names.push(view.name);
             current = view.parent;
             guard += 1;
         }
         names.reverse();
-        if names.is_empty() { "/drive/root:".to_owned() } else { format!("/drive/root:/{}", names.join("/")) }
+        if names.is_empty() {
+            "/drive/root:".to_owned()
+        } else {
+            format!("/drive/root:/{}", names.join("/"))
+        }
     }
 
     fn download_url(&self, key: u32, content_rev: u32) -> String {
         let expires = (self.ctx.sim.now() + Duration::hours(1)).timestamp();
-        let payload = format!("{}|{}|{}|{}|{}|{}", self.tenant().index, self.drive, key, content_rev, expires, self.ctx.claims.app_id);
-        let signature = hex::encode(&Sha256::new().chain_update(self.ctx.sim.signing_key).chain_update(payload.as_bytes()).finalize()[..16]);
-        format!("{}/_dl/{}.{signature}", self.ctx.sim.base_url, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload))
+        let payload = format!(
+            "{}|{}|{}|{}|{}|{}",
+            self.tenant().index,
+            self.drive,
+            key,
+            content_rev,
+            expires,
+            self.ctx.claims.app_id
+        );
+        let signature = hex::encode(
+            &Sha256::new()
+                .chain_update(self.ctx.sim.signing_key)
+                .chain_update(payload.as_bytes())
+                .finalize()[..16],
+        );
+        format!(
+            "{}/_dl/{}.{signature}",
+            self.ctx.sim.base_url,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload)
+        )
     }
 
     fn item_json(&self, state: &TenantState, view: &ItemView, with_path: bool) -> Value {
         let t = self.tenant();
         let d = &state.drives[self.drive as usize];
-        let drive_type = if matches!(d.owner, DriveOwner::User(_)) { "business" } else { "documentLibrary" };
-        let guid = generate::Stream::new(&[t.spec.seed, 300, self.drive as u64, view.key as u64]).uuid().to_string().to_uppercase();
+        let drive_type = if matches!(d.owner, DriveOwner::User(_)) {
+            "business"
+        } else {
+            "documentLibrary"
+        };
+        let guid = generate::Stream::new(&[t.spec.seed, 300, self.drive as u64, view.key as u64])
+            .uuid()
+            .to_string()
+            .to_uppercase();
         let owner = match d.owner {
-            DriveOwner::User(u) => state.users.get(u as usize).map(|u| json!({"user": {"displayName": u.display_name, "id": u.id.to_string()}})),
+            DriveOwner::User(u) => state
+                .users
+                .get(u as usize)
+                .map(|u| json!({"user": {"displayName": u.display_name, "id": u.id.to_string()}})),
             DriveOwner::Site(_) => None,
         }
         .unwrap_or_else(|| json!({"user": {"displayName": "System Account"}}));
         let drive_json = drive_json(self.ctx, state, self.drive);
-        let web_url = format!("{}/{}", drive_json["webUrl"].as_str().unwrap_or_default(), odata::escape(&view.name));
+        let web_url = format!(
+            "{}/{}",
+            drive_json["webUrl"].as_str().unwrap_or_default(),
+            odata::escape(&view.name)
+        );
         let mut value = json!({
             "@odata.etag": format!("\"{{{guid}}},{}\"", view.rev),
             "id": t.item_id(self.drive, view.key),
@@ -377,7 +563,8 @@ impl DriveCtx<'_, '_> {
         if view.key == 0 {
             value["name"] = json!("root");
             value["root"] = json!({});
-            value["parentReference"] = json!({"driveId": t.drive_id(self.drive), "driveType": drive_type});
+            value["parentReference"] =
+                json!({"driveId": t.drive_id(self.drive), "driveType": drive_type});
             value["webUrl"] = drive_json["webUrl"].clone();
         } else {
             let mut parent = json!({"driveId": t.drive_id(self.drive), "driveType": drive_type, "id": t.item_id(self.drive, view.parent)});
@@ -387,14 +574,22 @@ impl DriveCtx<'_, '_> {
             value["parentReference"] = parent;
         }
         if view.is_folder() {
-            let children = all_keys(state, self.drive).into_iter().filter(|&k| k != 0 && k != view.key && item_view(t, state, self.drive, k).is_some_and(|c| c.parent == view.key)).count();
+            let children = all_keys(state, self.drive)
+                .into_iter()
+                .filter(|&k| {
+                    k != 0
+                        && k != view.key
+                        && item_view(t, state, self.drive, k).is_some_and(|c| c.parent == view.key)
+                })
+                .count();
             value["folder"] = json!({"childCount": children});
             value["size"] = json!(0);
         } else {
             let (size, hash) = file_facts(t, self.drive, view);
             value["size"] = json!(size);
             value["file"] = json!({"mimeType": mime_type(view), "hashes": {"quickXorHash": hash}});
-            value["@microsoft.graph.downloadUrl"] = json!(self.download_url(view.key, view.content_rev));
+            value["@microsoft.graph.downloadUrl"] =
+                json!(self.download_url(view.key, view.content_rev));
         }
         value
     }
@@ -404,64 +599,146 @@ impl DriveCtx<'_, '_> {
         let key = self.existing(&state, address)?;
         let view = item_view(self.tenant(), &state, self.drive, key).ok_or_else(not_found)?;
         let value = self.item_json(&state, &view, true);
-        Ok(Reply::Json(200, odata::project(&value, self.ctx.query.select().as_deref(), "driveItem", None)?))
+        Ok(Reply::Json(
+            200,
+            odata::project(
+                &value,
+                self.ctx.query.select().as_deref(),
+                "driveItem",
+                None,
+            )?,
+        ))
     }
 
     fn children(&self, address: &Address) -> GraphResult {
         let top = self.ctx.query.top(999)?.unwrap_or(200);
         let state = read(&self.tenant().state);
         let parent = self.existing(&state, address)?;
-        let keys: Vec<u32> = all_keys(&state, self.drive).into_iter().filter(|&k| k != 0 && item_view(self.tenant(), &state, self.drive, k).is_some_and(|v| v.parent == parent)).collect();
+        let keys: Vec<u32> = all_keys(&state, self.drive)
+            .into_iter()
+            .filter(|&k| {
+                k != 0
+                    && item_view(self.tenant(), &state, self.drive, k)
+                        .is_some_and(|v| v.parent == parent)
+            })
+            .collect();
         let start = match self.ctx.query.get("$skiptoken") {
-            Some(token) => odata::decode_token(token).and_then(|v| v["i"].as_u64()).ok_or_else(|| GraphError::bad_request("invalidRequest", "Invalid skip token."))? as usize,
+            Some(token) => odata::decode_token(token)
+                .and_then(|v| v["i"].as_u64())
+                .ok_or_else(|| GraphError::bad_request("invalidRequest", "Invalid skip token."))?
+                as usize,
             None => 0,
         };
         let select = self.ctx.query.select();
         let mut items = Vec::new();
         for &key in keys.iter().skip(start).take(top) {
             if let Some(view) = item_view(self.tenant(), &state, self.drive, key) {
-                items.push(odata::project(&self.item_json(&state, &view, true), select.as_deref(), "driveItem", None)?);
+                items.push(odata::project(
+                    &self.item_json(&state, &view, true),
+                    select.as_deref(),
+                    "driveItem",
+                    None,
+                )?);
             }
         }
         let next = (start + top < keys.len()).then(|| {
-            let mut params: Vec<String> = self.ctx.query.pairs.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken")).map(|(k, v)| format!("{}={}", odata::escape(k), odata::escape(v))).collect();
-            params.push(format!("$skiptoken={}", odata::encode_token(&json!({"i": start + top}))));
-            format!("{}{}?{}", self.ctx.sim.base_url, self.ctx.req.path(), params.join("&"))
+            let mut params: Vec<String> = self
+                .ctx
+                .query
+                .pairs
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken"))
+                .map(|(k, v)| format!("{}={}", odata::escape(k), odata::escape(v)))
+                .collect();
+            params.push(format!(
+                "$skiptoken={}",
+                odata::encode_token(&json!({"i": start + top}))
+            ));
+            format!(
+                "{}{}?{}",
+                self.ctx.sim.base_url,
+                self.ctx.req.path(),
+                params.join("&")
+            )
         });
-        Ok(Reply::Json(200, odata::collection(self.ctx.context("Collection(driveItem)"), items, next, None)))
+        Ok(Reply::Json(
+            200,
+            odata::collection(self.ctx.context("Collection(driveItem)"), items, next, None),
+        ))
     }
 
     fn delta(&self) -> GraphResult {
         let state = read(&self.tenant().state);
-        let base = format!("{}/drives/{}/root/delta", self.ctx.base(), self.tenant().drive_id(self.drive));
+        let base = format!(
+            "{}/drives/{}/root/delta",
+            self.ctx.base(),
+            self.tenant().drive_id(self.drive)
+        );
         let page = self.ctx.query.top(999)?.unwrap_or(DELTA_PAGE);
-        let floor = state.drive_overlays.get(&self.drive).map_or(0, |o| o.resync_floor);
-        let resync = || GraphError::new(410, "resyncRequired", "Resync required. Replace any local items with the server's version (including deletes) if you're sure that the service was up to date with your local changes when you last sync'd. Upload any local changes that the server doesn't know about.").with_header("Location", base.clone());
+        let floor = state
+            .drive_overlays
+            .get(&self.drive)
+            .map_or(0, |o| o.resync_floor);
+        let resync = || {
+            GraphError::new(410, "resyncRequired", "Resync required. Replace any local items with the server's version (including deletes) if you're sure that the service was up to date with your local changes when you last sync'd. Upload any local changes that the server doesn't know about.").with_header("Location", base.clone())
+        };
         let (since, upto, cursor, select) = match self.ctx.query.get("token") {
             None => (None, state.seq, 0usize, self.ctx.query.select()),
             Some("latest") => {
-                let link = format!("{base}?token={}", odata::encode_token(&json!({"s": state.seq})));
-                return Ok(Reply::Json(200, odata::collection(self.ctx.context("Collection(driveItem)"), Vec::new(), None, Some(link))));
+                let link = format!(
+                    "{base}?token={}",
+                    odata::encode_token(&json!({"s": state.seq}))
+                );
+                return Ok(Reply::Json(
+                    200,
+                    odata::collection(
+                        self.ctx.context("Collection(driveItem)"),
+                        Vec::new(),
+                        None,
+                        Some(link),
+                    ),
+                ));
             }
-            Some(token) if DateTime::parse_from_rfc3339(token).is_ok() => (None, state.seq, 0, self.ctx.query.select()),
+            Some(token) if DateTime::parse_from_rfc3339(token).is_ok() => {
+                (None, state.seq, 0, self.ctx.query.select())
+            }
             Some(token) => {
-                let v = odata::decode_token(token).ok_or_else(|| GraphError::bad_request("invalidRequest", "Invalid delta token."))?;
+                let v = odata::decode_token(token).ok_or_else(|| {
+                    GraphError::bad_request("invalidRequest", "Invalid delta token.")
+                })?;
                 let since = v["s"].as_u64();
                 if since.is_some_and(|s| s < floor) {
-                    return Err(resync().with_header("x-sim-reason", "token older than resync floor".to_owned()));
+                    return Err(resync()
+                        .with_header("x-sim-reason", "token older than resync floor".to_owned()));
                 }
                 let upto = v["u"].as_u64().unwrap_or(state.seq);
                 let cursor = v["c"].as_u64().map_or(0, |c| c as usize);
-                let sel = v["sel"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect());
+                let sel = v["sel"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                });
                 // A deltaLink (no cursor) starts a new round up to now.
-                if v.get("c").is_none_or(Value::is_null) { (since, state.seq, 0, sel) } else { (since, upto, cursor, sel) }
+                if v.get("c").is_none_or(Value::is_null) {
+                    (since, state.seq, 0, sel)
+                } else {
+                    (since, upto, cursor, sel)
+                }
             }
         };
         let overlay = state.drive_overlays.get(&self.drive);
         let candidates: Vec<u32> = match since {
             None => all_keys(&state, self.drive),
             Some(s) => {
-                let mut keys: Vec<u32> = overlay.map(|o| o.items.iter().filter(|(_, i)| i.version > s && i.version <= upto).map(|(k, _)| *k).collect()).unwrap_or_default();
+                let mut keys: Vec<u32> = overlay
+                    .map(|o| {
+                        o.items
+                            .iter()
+                            .filter(|(_, i)| i.version > s && i.version <= upto)
+                            .map(|(k, _)| *k)
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 keys.sort_unstable();
                 keys
             }
@@ -492,10 +769,30 @@ impl DriveCtx<'_, '_> {
             }
         }
         let (next_link, delta_link) = match next {
-            Some(c) => (Some(format!("{base}?token={}", odata::encode_token(&json!({"s": since, "u": upto, "c": c, "sel": select})))), None),
-            None => (None, Some(format!("{base}?token={}", odata::encode_token(&json!({"s": upto, "sel": select}))))),
+            Some(c) => (
+                Some(format!(
+                    "{base}?token={}",
+                    odata::encode_token(&json!({"s": since, "u": upto, "c": c, "sel": select}))
+                )),
+                None,
+            ),
+            None => (
+                None,
+                Some(format!(
+                    "{base}?token={}",
+                    odata::encode_token(&json!({"s": upto, "sel": select}))
+                )),
+            ),
         };
-        Ok(Reply::Json(200, odata::collection(self.ctx.context("Collection(driveItem)"), items, next_link, delta_link)))
+        Ok(Reply::Json(
+            200,
+            odata::collection(
+                self.ctx.context("Collection(driveItem)"),
+                items,
+                next_link,
+                delta_link,
+            ),
+        ))
     }
 
     fn content(&self, address: &Address) -> GraphResult {
@@ -505,24 +802,65 @@ impl DriveCtx<'_, '_> {
         if view.is_folder() {
             return Err(not_found());
         }
-        let guid = generate::Stream::new(&[self.tenant().spec.seed, 300, self.drive as u64, view.key as u64]).uuid().to_string().to_uppercase();
-        if let Some(tag) = self.ctx.header("if-none-match") {
-            if tag.contains(&format!("{{{guid}}},{}", view.content_rev)) {
-                return Ok(Reply::Bytes { status: 304, content_type: "text/plain".to_owned(), body: Bytes::new(), headers: Vec::new() });
-            }
+        let guid = generate::Stream::new(&[
+            self.tenant().spec.seed,
+            300,
+            self.drive as u64,
+            view.key as u64,
+        ])
+        .uuid()
+        .to_string()
+        .to_uppercase();
+        if self
+            .ctx
+            .header("if-none-match")
+            .is_some_and(|tag| tag.contains(&format!("{{{guid}}},{}", view.content_rev)))
+        {
+            return Ok(Reply::Bytes {
+                status: 304,
+                content_type: "text/plain".to_owned(),
+                body: Bytes::new(),
+                headers: Vec::new(),
+            });
         }
         Ok(Reply::Redirect(self.download_url(key, view.content_rev)))
     }
 
-    fn write_item(&self, state: &mut TenantState, key: u32, base: Option<ItemView>, update: impl FnOnce(&mut ItemState)) -> u64 {
+    fn write_item(
+        &self,
+        state: &mut TenantState,
+        key: u32,
+        base: Option<ItemView>,
+        update: impl FnOnce(&mut ItemState),
+    ) -> u64 {
         let now = self.ctx.sim.now();
         let version = state.bump();
         let overlay = state.drive_overlays.entry(self.drive).or_default();
         let entry = overlay.items.entry(key).or_insert_with(|| {
             let b = base.clone();
             match b {
-                Some(v) => ItemState { parent: v.parent, name: v.name, content: v.content, deleted: false, version, created: v.created, modified: v.modified, content_rev: v.content_rev, rev: v.rev },
-                None => ItemState { parent: 0, name: String::new(), content: ItemContent::Folder, deleted: false, version, created: now, modified: now, content_rev: 1, rev: 1 },
+                Some(v) => ItemState {
+                    parent: v.parent,
+                    name: v.name,
+                    content: v.content,
+                    deleted: false,
+                    version,
+                    created: v.created,
+                    modified: v.modified,
+                    content_rev: v.content_rev,
+                    rev: v.rev,
+                },
+                None => ItemState {
+                    parent: 0,
+                    name: String::new(),
+                    content: ItemContent::Folder,
+                    deleted: false,
+                    version,
+                    created: now,
+                    modified: now,
+                    content_rev: 1,
+                    rev: 1,
+                },
             }
         });
         entry.version = version;
@@ -546,11 +884,22 @@ impl DriveCtx<'_, '_> {
             Some((s, e)) if !s.is_empty() => (s.to_owned(), format!(".{e}")),
             _ => (name.to_owned(), String::new()),
         };
-        (1..).map(|n| format!("{stem} {n}{ext}")).find(|candidate| self.child_named(state, parent, candidate).is_none()).unwrap_or_else(|| name.to_owned())
+        (1..)
+            .map(|n| format!("{stem} {n}{ext}"))
+            .find(|candidate| self.child_named(state, parent, candidate).is_none())
+            .unwrap_or_else(|| name.to_owned())
     }
 
     /// Stores new content at `parent/name` honouring the conflict behaviour. Returns (key, created).
-    fn put_file(&self, state: &mut TenantState, parent: u32, name: &str, bytes: Arc<Vec<u8>>, conflict: &str, replace_key: Option<u32>) -> Result<(u32, bool), GraphError> {
+    fn put_file(
+        &self,
+        state: &mut TenantState,
+        parent: u32,
+        name: &str,
+        bytes: Arc<Vec<u8>>,
+        conflict: &str,
+        replace_key: Option<u32>,
+    ) -> Result<(u32, bool), GraphError> {
         let mime_type = mime_for(name);
         if let Some(key) = replace_key {
             let base = item_view(self.tenant(), state, self.drive, key).ok_or_else(not_found)?;
@@ -560,19 +909,33 @@ impl DriveCtx<'_, '_> {
             });
             return Ok((key, false));
         }
-        let parent_view = item_view(self.tenant(), state, self.drive, parent).ok_or_else(not_found)?;
+        let parent_view =
+            item_view(self.tenant(), state, self.drive, parent).ok_or_else(not_found)?;
         if !parent_view.is_folder() {
-            return Err(GraphError::bad_request("invalidRequest", "The parent is not a folder."));
+            return Err(GraphError::bad_request(
+                "invalidRequest",
+                "The parent is not a folder.",
+            ));
         }
         let mut final_name = name.to_owned();
         if let Some(existing) = self.child_named(state, parent, name) {
             match conflict {
-                "fail" => return Err(GraphError::new(409, "nameAlreadyExists", "The specified item name already exists.")),
+                "fail" => {
+                    return Err(GraphError::new(
+                        409,
+                        "nameAlreadyExists",
+                        "The specified item name already exists.",
+                    ));
+                }
                 "rename" => final_name = self.free_name(state, parent, name),
                 _ => {
                     let base = item_view(self.tenant(), state, self.drive, existing);
                     if base.as_ref().is_some_and(ItemView::is_folder) {
-                        return Err(GraphError::new(409, "nameAlreadyExists", "A folder with that name already exists."));
+                        return Err(GraphError::new(
+                            409,
+                            "nameAlreadyExists",
+                            "A folder with that name already exists.",
+                        ));
                     }
                     self.write_item(state, existing, base, |e| {
                         e.content = ItemContent::Stored { bytes, mime_type };
@@ -592,27 +955,51 @@ impl DriveCtx<'_, '_> {
     }
 
     /// Parent key and new name of a path address (`items/{parent}:/name:`).
-    fn parent_and_name(&self, state: &TenantState, address: &Address) -> Result<(u32, String), GraphError> {
-        let Address::Path(base, path) = address else { return Err(GraphError::bad_request("invalidRequest", "A path address is needed.")) };
-        let Some((name, dirs)) = path.split_last() else { return Err(GraphError::bad_request("invalidRequest", "The item name is missing.")) };
+    fn parent_and_name(
+        &self,
+        state: &TenantState,
+        address: &Address,
+    ) -> Result<(u32, String), GraphError> {
+        let Address::Path(base, path) = address else {
+            return Err(GraphError::bad_request(
+                "invalidRequest",
+                "A path address is needed.",
+            ));
+        };
+        let Some((name, dirs)) = path.split_last() else {
+            return Err(GraphError::bad_request(
+                "invalidRequest",
+                "The item name is missing.",
+            ));
+        };
         let mut parent = *base;
         for dir in dirs {
             parent = self.child_named(state, parent, dir).ok_or_else(not_found)?;
         }
         if name.is_empty() || name.contains(['"', '*', ':', '<', '>', '?', '/', '\\', '|']) {
-            return Err(GraphError::bad_request("invalidRequest", "The provided name contains invalid characters."));
+            return Err(GraphError::bad_request(
+                "invalidRequest",
+                "The provided name contains invalid characters.",
+            ));
         }
         Ok((parent, name.clone()))
     }
 
     fn upload(&self, address: &Address) -> GraphResult {
-        let conflict = self.ctx.query.get("@microsoft.graph.conflictBehavior").unwrap_or("replace").to_owned();
+        let conflict = self
+            .ctx
+            .query
+            .get("@microsoft.graph.conflictBehavior")
+            .unwrap_or("replace")
+            .to_owned();
         let bytes = Arc::new(self.ctx.body.to_vec());
         let mut state = write(&self.tenant().state);
         let (key, created) = match address {
             Address::Id(key) => self.put_file(&mut state, 0, "", bytes, "replace", Some(*key))?,
             Address::Path(..) => match self.existing(&state, address) {
-                Ok(key) if conflict == "replace" => self.put_file(&mut state, 0, "", bytes, "replace", Some(key))?,
+                Ok(key) if conflict == "replace" => {
+                    self.put_file(&mut state, 0, "", bytes, "replace", Some(key))?
+                }
                 _ => {
                     let (parent, name) = self.parent_and_name(&state, address)?;
                     self.put_file(&mut state, parent, &name, bytes, &conflict, None)?
@@ -620,23 +1007,42 @@ impl DriveCtx<'_, '_> {
             },
         };
         let view = item_view(self.tenant(), &state, self.drive, key).ok_or_else(not_found)?;
-        Ok(Reply::Json(if created { 201 } else { 200 }, self.item_json(&state, &view, true)))
+        Ok(Reply::Json(
+            if created { 201 } else { 200 },
+            self.item_json(&state, &view, true),
+        ))
     }
 
     fn create_folder(&self, address: &Address) -> GraphResult {
         let body: Value = serde_json::from_slice(self.ctx.body).map_err(|_| invalid_json())?;
-        let name = body["name"].as_str().filter(|n| !n.is_empty()).ok_or_else(|| GraphError::bad_request("invalidRequest", "The name is missing."))?.to_owned();
+        let name = body["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| GraphError::bad_request("invalidRequest", "The name is missing."))?
+            .to_owned();
         if body.get("folder").is_none() {
-            return Err(GraphError::bad_request("invalidRequest", "Only folders can be created with POST children; upload files with PUT content."));
+            return Err(GraphError::bad_request(
+                "invalidRequest",
+                "Only folders can be created with POST children; upload files with PUT content.",
+            ));
         }
-        let conflict = body["@microsoft.graph.conflictBehavior"].as_str().unwrap_or("fail").to_owned();
+        let conflict = body["@microsoft.graph.conflictBehavior"]
+            .as_str()
+            .unwrap_or("fail")
+            .to_owned();
         let mut state = write(&self.tenant().state);
         let parent = self.existing(&state, address)?;
         let mut final_name = name.clone();
         if self.child_named(&state, parent, &name).is_some() {
             match conflict.as_str() {
                 "rename" => final_name = self.free_name(&state, parent, &name),
-                _ => return Err(GraphError::new(409, "nameAlreadyExists", "The specified item name already exists.")),
+                _ => {
+                    return Err(GraphError::new(
+                        409,
+                        "nameAlreadyExists",
+                        "The specified item name already exists.",
+                    ));
+                }
             }
         }
         let key = self.new_key(&mut state);
@@ -654,18 +1060,29 @@ impl DriveCtx<'_, '_> {
         let mut state = write(&self.tenant().state);
         let key = self.existing(&state, address)?;
         if key == 0 {
-            return Err(GraphError::new(403, "accessDenied", "The root cannot be changed."));
+            return Err(GraphError::new(
+                403,
+                "accessDenied",
+                "The root cannot be changed.",
+            ));
         }
         let view = item_view(self.tenant(), &state, self.drive, key).ok_or_else(not_found)?;
         let new_parent = match body["parentReference"]["id"].as_str() {
             Some(id) => item_key(self.tenant(), self.drive, id)?,
             None => view.parent,
         };
-        let new_name = body["name"].as_str().map_or(view.name.clone(), str::to_owned);
-        if let Some(other) = self.child_named(&state, new_parent, &new_name) {
-            if other != key {
-                return Err(GraphError::new(409, "nameAlreadyExists", "The specified item name already exists."));
-            }
+        let new_name = body["name"]
+            .as_str()
+            .map_or(view.name.clone(), str::to_owned);
+        if self
+            .child_named(&state, new_parent, &new_name)
+            .is_some_and(|other| other != key)
+        {
+            return Err(GraphError::new(
+                409,
+                "nameAlreadyExists",
+                "The specified item name already exists.",
+            ));
         }
         self.write_item(&mut state, key, Some(view), |e| {
             e.parent = new_parent;
@@ -679,14 +1096,25 @@ impl DriveCtx<'_, '_> {
         let mut state = write(&self.tenant().state);
         let key = self.existing(&state, address)?;
         if key == 0 {
-            return Err(GraphError::new(403, "accessDenied", "The root cannot be deleted."));
+            return Err(GraphError::new(
+                403,
+                "accessDenied",
+                "The root cannot be deleted.",
+            ));
         }
         // Children go with their folder; each gets the deleted facet in delta.
         let mut doomed = vec![key];
         let mut i = 0;
         while i < doomed.len() {
             let parent = doomed[i];
-            let children: Vec<u32> = all_keys(&state, self.drive).into_iter().filter(|&k| k != 0 && item_view(self.tenant(), &state, self.drive, k).is_some_and(|v| v.parent == parent)).collect();
+            let children: Vec<u32> = all_keys(&state, self.drive)
+                .into_iter()
+                .filter(|&k| {
+                    k != 0
+                        && item_view(self.tenant(), &state, self.drive, k)
+                            .is_some_and(|v| v.parent == parent)
+                })
+                .collect();
             doomed.extend(children);
             i += 1;
         }
@@ -698,21 +1126,37 @@ impl DriveCtx<'_, '_> {
     }
 
     fn create_session(&self, address: &Address) -> GraphResult {
-        let body: Value = if self.ctx.body.is_empty() { json!({}) } else { serde_json::from_slice(self.ctx.body).map_err(|_| invalid_json())? };
-        let conflict = body["item"]["@microsoft.graph.conflictBehavior"].as_str().unwrap_or("fail").to_owned();
+        let body: Value = if self.ctx.body.is_empty() {
+            json!({})
+        } else {
+            serde_json::from_slice(self.ctx.body).map_err(|_| invalid_json())?
+        };
+        let conflict = body["item"]["@microsoft.graph.conflictBehavior"]
+            .as_str()
+            .unwrap_or("fail")
+            .to_owned();
         let state = read(&self.tenant().state);
         let (parent, name, replace) = match address {
             Address::Id(key) => {
-                let view = item_view(self.tenant(), &state, self.drive, *key).ok_or_else(not_found)?;
+                let view =
+                    item_view(self.tenant(), &state, self.drive, *key).ok_or_else(not_found)?;
                 (view.parent, view.name, Some(*key))
             }
             Address::Path(..) => {
                 let (parent, name) = self.parent_and_name(&state, address)?;
-                (parent, body["item"]["name"].as_str().map_or(name, str::to_owned), None)
+                (
+                    parent,
+                    body["item"]["name"].as_str().map_or(name, str::to_owned),
+                    None,
+                )
             }
         };
         drop(state);
-        let id = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let id = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
         let expires = self.ctx.sim.now() + Duration::days(7);
         let session = UploadSession {
             tenant: self.tenant().index,
@@ -728,17 +1172,23 @@ impl DriveCtx<'_, '_> {
             app_id: self.ctx.claims.app_id.clone(),
         };
         lock(&self.ctx.sim.uploads).insert(id.clone(), session);
-        Ok(Reply::Json(200, json!({
-            "@odata.context": self.ctx.context("microsoft.graph.uploadSession"),
-            "uploadUrl": format!("{}/_up/{id}", self.ctx.sim.base_url),
-            "expirationDateTime": expires.to_rfc3339_opts(SecondsFormat::Millis, true),
-            "nextExpectedRanges": ["0-"],
-        })))
+        Ok(Reply::Json(
+            200,
+            json!({
+                "@odata.context": self.ctx.context("microsoft.graph.uploadSession"),
+                "uploadUrl": format!("{}/_up/{id}", self.ctx.sim.base_url),
+                "expirationDateTime": expires.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "nextExpectedRanges": ["0-"],
+            }),
+        ))
     }
 }
 
 fn mime_for(name: &str) -> String {
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
     match ext.as_str() {
         "docx" => generate::FileKind::Docx.mime_type(),
         "xlsx" => generate::FileKind::Xlsx.mime_type(),
@@ -776,17 +1226,35 @@ fn plain_error(sim: &Simulator, error: GraphError) -> HttpResponse {
 }
 
 fn plain_json(status: u16, value: Value) -> HttpResponse {
-    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK)).content_type(super::JSON_CONTENT_TYPE).body(value.to_string())
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK),
+    )
+    .content_type(super::JSON_CONTENT_TYPE)
+    .body(value.to_string())
 }
 
 /// Throttling and faults for the pre-authenticated URLs, charged to the app that got the URL.
-async fn admit_spo(sim: &Simulator, tenant: &Tenant, app_id: &str, cost: f64, resource: &str) -> Result<(), GraphError> {
+async fn admit_spo(
+    sim: &Simulator,
+    tenant: &Tenant,
+    app_id: &str,
+    cost: f64,
+    resource: &str,
+) -> Result<(), GraphError> {
     let (fault, latency) = sim.faults.pick(Workload::Drive);
     if latency > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
     }
     if let crate::simulator::faults::Fault::Status(status, retry) = fault {
-        let mut error = GraphError::new(status, if status == 429 { "TooManyRequests" } else { "serviceNotAvailable" }, "Please retry again later.");
+        let mut error = GraphError::new(
+            status,
+            if status == 429 {
+                "TooManyRequests"
+            } else {
+                "serviceNotAvailable"
+            },
+            "Please retry again later.",
+        );
         if status != 504 {
             error = error.with_header("Retry-After", format!("{retry}"));
         }
@@ -795,37 +1263,78 @@ async fn admit_spo(sim: &Simulator, tenant: &Tenant, app_id: &str, cost: f64, re
     let tenant_id = tenant.id.to_string();
     let users = read(&tenant.state).users.len();
     sim.metrics.count(app_id, &tenant_id, None, resource);
-    let caller = Caller { now: sim.now(), app_id, tenant: tenant.index, tenant_id: &tenant_id, users_in_tenant: users, resource };
-    sim.throttle.admit(&caller, Scope::Spo, cost, 0).map(|_| ()).map_err(|refusal| {
-        let mut error = GraphError::new(refusal.status, refusal.code, &refusal.message);
-        if let Some(retry) = refusal.retry_after {
-            error = error.with_header("Retry-After", format!("{retry:.3}"));
-        }
-        error.headers.extend(refusal.headers);
-        error
-    })
+    let caller = Caller {
+        now: sim.now(),
+        app_id,
+        tenant: tenant.index,
+        tenant_id: &tenant_id,
+        users_in_tenant: users,
+        resource,
+    };
+    sim.throttle
+        .admit(&caller, Scope::Spo, cost, 0)
+        .map(|_| ())
+        .map_err(|refusal| {
+            let mut error = GraphError::new(refusal.status, refusal.code, &refusal.message);
+            if let Some(retry) = refusal.retry_after {
+                error = error.with_header("Retry-After", format!("{retry:.3}"));
+            }
+            error.headers.extend(refusal.headers);
+            error
+        })
 }
 
 /// `GET /_dl/{token}`: the pre-authenticated download URL; no Authorization needed; ranges.
 pub async fn download(sim: &Simulator, req: &HttpRequest, segments: &[String]) -> HttpResponse {
     let Some((payload, signature)) = segments.first().and_then(|t| t.split_once('.')) else {
-        return plain_error(sim, GraphError::new(401, "unauthenticated", "The download URL is invalid."));
+        return plain_error(
+            sim,
+            GraphError::new(401, "unauthenticated", "The download URL is invalid."),
+        );
     };
-    let Some(text) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok().and_then(|b| String::from_utf8(b).ok()) else {
-        return plain_error(sim, GraphError::new(401, "unauthenticated", "The download URL is invalid."));
+    let Some(text) = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+    else {
+        return plain_error(
+            sim,
+            GraphError::new(401, "unauthenticated", "The download URL is invalid."),
+        );
     };
-    let expected = hex::encode(&Sha256::new().chain_update(sim.signing_key).chain_update(text.as_bytes()).finalize()[..16]);
+    let expected = hex::encode(
+        &Sha256::new()
+            .chain_update(sim.signing_key)
+            .chain_update(text.as_bytes())
+            .finalize()[..16],
+    );
     let parts: Vec<&str> = text.splitn(6, '|').collect();
     if expected != signature || parts.len() != 6 {
-        return plain_error(sim, GraphError::new(401, "unauthenticated", "The download URL is invalid."));
+        return plain_error(
+            sim,
+            GraphError::new(401, "unauthenticated", "The download URL is invalid."),
+        );
     }
-    let (Ok(tenant), Ok(drive), Ok(key), Ok(expires)) = (parts[0].parse::<usize>(), parts[1].parse::<u32>(), parts[2].parse::<u32>(), parts[4].parse::<i64>()) else {
-        return plain_error(sim, GraphError::new(401, "unauthenticated", "The download URL is invalid."));
+    let (Ok(tenant), Ok(drive), Ok(key), Ok(expires)) = (
+        parts[0].parse::<usize>(),
+        parts[1].parse::<u32>(),
+        parts[2].parse::<u32>(),
+        parts[4].parse::<i64>(),
+    ) else {
+        return plain_error(
+            sim,
+            GraphError::new(401, "unauthenticated", "The download URL is invalid."),
+        );
     };
     if sim.now().timestamp() > expires {
-        return plain_error(sim, GraphError::new(401, "unauthenticated", "The download URL has expired."));
+        return plain_error(
+            sim,
+            GraphError::new(401, "unauthenticated", "The download URL has expired."),
+        );
     }
-    let Some(tenant) = sim.tenants.get(tenant) else { return plain_error(sim, not_found()) };
+    let Some(tenant) = sim.tenants.get(tenant) else {
+        return plain_error(sim, not_found());
+    };
     if let Err(error) = admit_spo(sim, tenant, parts[5], 1.0, "GET /_dl/{token}").await {
         return plain_error(sim, error);
     }
@@ -840,14 +1349,21 @@ pub async fn download(sim: &Simulator, req: &HttpRequest, segments: &[String]) -
         }
     };
     let total = bytes.len();
-    let range = req.headers().get("range").and_then(|v| v.to_str().ok()).and_then(|v| parse_range(v, total));
+    let range = req
+        .headers()
+        .get("range")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_range(v, total));
     match range {
         Some((start, end)) => HttpResponse::PartialContent()
             .insert_header(("Content-Range", format!("bytes {start}-{end}/{total}")))
             .insert_header(("Accept-Ranges", "bytes"))
             .content_type("application/octet-stream")
             .body(Bytes::from(bytes).slice(start..end + 1)),
-        None => HttpResponse::Ok().insert_header(("Accept-Ranges", "bytes")).content_type("application/octet-stream").body(bytes),
+        None => HttpResponse::Ok()
+            .insert_header(("Accept-Ranges", "bytes"))
+            .content_type("application/octet-stream")
+            .body(bytes),
     }
 }
 
@@ -870,10 +1386,27 @@ fn parse_range(header: &str, total: usize) -> Option<(usize, usize)> {
 }
 
 /// `PUT|GET|POST|DELETE /_up/{session}`: the upload URL; no Authorization header allowed.
-pub async fn upload_chunk(sim: &Simulator, req: &HttpRequest, segments: &[String], body: &[u8]) -> HttpResponse {
-    let Some(id) = segments.first().cloned() else { return plain_error(sim, GraphError::new(404, "itemNotFound", "The upload session was not found.")) };
+pub async fn upload_chunk(
+    sim: &Simulator,
+    req: &HttpRequest,
+    segments: &[String],
+    body: &[u8],
+) -> HttpResponse {
+    let Some(id) = segments.first().cloned() else {
+        return plain_error(
+            sim,
+            GraphError::new(404, "itemNotFound", "The upload session was not found."),
+        );
+    };
     if req.headers().contains_key("authorization") {
-        return plain_error(sim, GraphError::new(401, "unauthenticated", "Do not send an Authorization header to the upload URL."));
+        return plain_error(
+            sim,
+            GraphError::new(
+                401,
+                "unauthenticated",
+                "Do not send an Authorization header to the upload URL.",
+            ),
+        );
     }
     let session = {
         let mut uploads = lock(&sim.uploads);
@@ -882,9 +1415,18 @@ pub async fn upload_chunk(sim: &Simulator, req: &HttpRequest, segments: &[String
         uploads.get(&id).cloned()
     };
     let Some(mut session) = session else {
-        return plain_error(sim, GraphError::new(404, "itemNotFound", "The upload session was not found or has expired."));
+        return plain_error(
+            sim,
+            GraphError::new(
+                404,
+                "itemNotFound",
+                "The upload session was not found or has expired.",
+            ),
+        );
     };
-    let Some(tenant) = sim.tenants.get(session.tenant).cloned() else { return plain_error(sim, not_found()) };
+    let Some(tenant) = sim.tenants.get(session.tenant).cloned() else {
+        return plain_error(sim, not_found());
+    };
     let method = req.method().as_str();
     if method == "DELETE" {
         lock(&sim.uploads).remove(&id);
@@ -899,36 +1441,97 @@ pub async fn upload_chunk(sim: &Simulator, req: &HttpRequest, segments: &[String
     }
     if method == "POST" {
         // deferCommit: commit with an empty POST once every byte is there.
-        if session.total.is_some_and(|t| t as usize != session.data.len()) {
-            return plain_error(sim, GraphError::bad_request("uploadSessionIncomplete", "The upload session is incomplete."));
+        if session
+            .total
+            .is_some_and(|t| t as usize != session.data.len())
+        {
+            return plain_error(
+                sim,
+                GraphError::bad_request(
+                    "uploadSessionIncomplete",
+                    "The upload session is incomplete.",
+                ),
+            );
         }
         return commit(sim, &tenant, &id, &session);
     }
     if method != "PUT" {
-        return plain_error(sim, GraphError::new(405, "invalidRequest", "Method not allowed."));
+        return plain_error(
+            sim,
+            GraphError::new(405, "invalidRequest", "Method not allowed."),
+        );
     }
-    let Some((start, end, total)) = req.headers().get("content-range").and_then(|v| v.to_str().ok()).and_then(parse_content_range) else {
-        return plain_error(sim, GraphError::bad_request("invalidRange", "The Content-Range header is missing or malformed."));
+    let Some((start, end, total)) = req
+        .headers()
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_content_range)
+    else {
+        return plain_error(
+            sim,
+            GraphError::bad_request(
+                "invalidRange",
+                "The Content-Range header is missing or malformed.",
+            ),
+        );
     };
     let length = end + 1 - start;
     if length != body.len() {
-        return plain_error(sim, GraphError::bad_request("fragmentLengthMismatch", "The Content-Range header length does not match the provided number of bytes."));
+        return plain_error(
+            sim,
+            GraphError::bad_request(
+                "fragmentLengthMismatch",
+                "The Content-Range header length does not match the provided number of bytes.",
+            ),
+        );
     }
     if length > MAX_FRAGMENT {
-        return plain_error(sim, GraphError::bad_request("maxFragmentLengthExceeded", "The fragment is larger than 60 MiB."));
+        return plain_error(
+            sim,
+            GraphError::bad_request(
+                "maxFragmentLengthExceeded",
+                "The fragment is larger than 60 MiB.",
+            ),
+        );
     }
     if session.total.is_some_and(|t| t as usize != total) {
-        return plain_error(sim, GraphError::bad_request("invalidRange", "The total size in Content-Range changed during the session."));
+        return plain_error(
+            sim,
+            GraphError::bad_request(
+                "invalidRange",
+                "The total size in Content-Range changed during the session.",
+            ),
+        );
     }
     if start < session.data.len() {
-        return plain_error(sim, GraphError::new(416, "fragmentOverlap", "The uploaded fragment overlaps with data that has already been received."));
+        return plain_error(
+            sim,
+            GraphError::new(
+                416,
+                "fragmentOverlap",
+                "The uploaded fragment overlaps with data that has already been received.",
+            ),
+        );
     }
     if start > session.data.len() {
-        return plain_error(sim, GraphError::new(416, "fragmentOutOfOrder", "The uploaded fragment is out of order; see nextExpectedRanges."));
+        return plain_error(
+            sim,
+            GraphError::new(
+                416,
+                "fragmentOutOfOrder",
+                "The uploaded fragment is out of order; see nextExpectedRanges.",
+            ),
+        );
     }
     let last = end + 1 == total;
     if !last && length % FRAGMENT_UNIT != 0 {
-        return plain_error(sim, GraphError::bad_request("invalidRange", "Fragments must be a multiple of 320 KiB (327,680 bytes), except the last one."));
+        return plain_error(
+            sim,
+            GraphError::bad_request(
+                "invalidRange",
+                "Fragments must be a multiple of 320 KiB (327,680 bytes), except the last one.",
+            ),
+        );
     }
     session.total = Some(total as u64);
     session.data.extend_from_slice(body);
@@ -944,21 +1547,56 @@ fn parse_content_range(header: &str) -> Option<(usize, usize, usize)> {
     let spec = header.trim().strip_prefix("bytes ")?;
     let (range, total) = spec.split_once('/')?;
     let (a, b) = range.split_once('-')?;
-    let (start, end, total) = (a.trim().parse().ok()?, b.trim().parse().ok()?, total.trim().parse().ok()?);
+    let (start, end, total) = (
+        a.trim().parse().ok()?,
+        b.trim().parse().ok()?,
+        total.trim().parse().ok()?,
+    );
     (start <= end && end < total).then_some((start, end, total))
 }
 
-fn commit(sim: &Simulator, tenant: &Arc<Tenant>, id: &str, session: &UploadSession) -> HttpResponse {
-    let claims = super::super::identity::Claims { tenant: tenant.index, app_id: session.app_id.clone(), roles: Vec::new(), user: None };
+fn commit(
+    sim: &Simulator,
+    tenant: &Arc<Tenant>,
+    id: &str,
+    session: &UploadSession,
+) -> HttpResponse {
+    let claims = super::super::identity::Claims {
+        tenant: tenant.index,
+        app_id: session.app_id.clone(),
+        roles: Vec::new(),
+        user: None,
+    };
     let request = actix_web::test::TestRequest::default().to_http_request();
-    let ctx = Ctx { sim, tenant, claims: &claims, req: &request, query: odata::Query::default(), body: &[], method: "PUT" };
-    let drive = DriveCtx { ctx: &ctx, drive: session.drive };
+    let ctx = Ctx {
+        sim,
+        tenant,
+        claims: &claims,
+        req: &request,
+        query: odata::Query::default(),
+        body: &[],
+        method: "PUT",
+    };
+    let drive = DriveCtx {
+        ctx: &ctx,
+        drive: session.drive,
+    };
     let mut state = write(&tenant.state);
-    let result = drive.put_file(&mut state, session.parent, &session.name, Arc::new(session.data.clone()), &session.conflict, session.replace);
+    let result = drive.put_file(
+        &mut state,
+        session.parent,
+        &session.name,
+        Arc::new(session.data.clone()),
+        &session.conflict,
+        session.replace,
+    );
     lock(&sim.uploads).remove(id);
     match result {
         Ok((key, created)) => match item_view(tenant, &state, session.drive, key) {
-            Some(view) => plain_json(if created { 201 } else { 200 }, drive.item_json(&state, &view, true)),
+            Some(view) => plain_json(
+                if created { 201 } else { 200 },
+                drive.item_json(&state, &view, true),
+            ),
             None => plain_error(sim, not_found()),
         },
         Err(error) => {

@@ -15,17 +15,26 @@ use serde_json::{Value, json};
 
 use super::odata;
 use super::{Ctx, GraphError, GraphResult, Reply, max_page_size};
-use crate::simulator::generate::{self, AttachmentBytes, AttachmentSpec, FOLDERS, MailAddress, MessageMeta, folder};
+use crate::simulator::generate::{
+    self, AttachmentBytes, AttachmentSpec, FOLDERS, MailAddress, MessageMeta, folder,
+};
 use crate::simulator::mime;
-use crate::simulator::state::{FolderState, Found, MailboxOverlay, MessageState, Tenant, TenantState, mail_kind, read, write};
+use crate::simulator::state::{
+    FolderState, Found, MailboxOverlay, MessageState, Tenant, TenantState, mail_kind, read, write,
+};
 
 fn ts(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 pub fn route(ctx: &Ctx<'_>, segments: &[&str]) -> Option<GraphResult> {
-    let ["users", user, rest @ ..] = segments else { return None };
-    if !matches!(rest.first(), Some(&"mailFolders" | &"messages" | &"mailboxSettings")) {
+    let ["users", user, rest @ ..] = segments else {
+        return None;
+    };
+    if !matches!(
+        rest.first(),
+        Some(&"mailFolders" | &"messages" | &"mailboxSettings")
+    ) {
         return None;
     }
     Some(mailbox_route(ctx, user, rest))
@@ -36,8 +45,20 @@ fn mailbox_route(ctx: &Ctx<'_>, user_key: &str, rest: &[&str]) -> GraphResult {
         let state = read(&ctx.tenant.state);
         match state.find_user(user_key) {
             Found::Active(i) => i,
-            Found::SoftDeleted(_) => return Err(GraphError::new(404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")),
-            Found::Missing => return Err(GraphError::new(404, "ErrorInvalidUser", &format!("The requested user '{user_key}' is invalid."))),
+            Found::SoftDeleted(_) => {
+                return Err(GraphError::new(
+                    404,
+                    "MailboxNotEnabledForRESTAPI",
+                    "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+                ));
+            }
+            Found::Missing => {
+                return Err(GraphError::new(
+                    404,
+                    "ErrorInvalidUser",
+                    &format!("The requested user '{user_key}' is invalid."),
+                ));
+            }
         }
     };
     let m = ctx.method;
@@ -52,7 +73,9 @@ fn mailbox_route(ctx: &Ctx<'_>, user_key: &str, rest: &[&str]) -> GraphResult {
         ["mailFolders", f, "childFolders"] if m == "POST" => mb.create_folder(mb.folder_key(f)?),
         ["mailFolders", f, "messages"] if m == "GET" => mb.list_messages(Some(mb.folder_key(f)?)),
         ["mailFolders", f, "messages"] if m == "POST" => mb.create_message(mb.folder_key(f)?),
-        ["mailFolders", f, "messages", "delta" | "delta()"] if m == "GET" => mb.message_delta(mb.folder_key(f)?),
+        ["mailFolders", f, "messages", "delta" | "delta()"] if m == "GET" => {
+            mb.message_delta(mb.folder_key(f)?)
+        }
         ["mailFolders", _, "messages", id, tail @ ..] => mb.message_route(id, tail),
         ["messages"] if m == "GET" => mb.list_messages(None),
         ["messages"] if m == "POST" => mb.create_message(folder::DRAFTS),
@@ -76,7 +99,11 @@ struct Mailbox<'a, 'b> {
 }
 
 fn item_not_found() -> GraphError {
-    GraphError::new(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+    GraphError::new(
+        404,
+        "ErrorItemNotFound",
+        "The specified object was not found in the store.",
+    )
 }
 
 impl Mailbox<'_, '_> {
@@ -85,11 +112,23 @@ impl Mailbox<'_, '_> {
     }
 
     fn immutable(&self) -> bool {
-        self.ctx.prefer("IdType").is_some_and(|v| v.eq_ignore_ascii_case("ImmutableId"))
+        self.ctx
+            .prefer("IdType")
+            .is_some_and(|v| v.eq_ignore_ascii_case("ImmutableId"))
     }
 
     fn folders(&self, state: &TenantState) -> Vec<FolderState> {
-        let mut out: Vec<FolderState> = FOLDERS.iter().map(|&(key, parent, name, _, hidden)| FolderState { key, parent, display_name: name.to_owned(), hidden, deleted: false, version: 0 }).collect();
+        let mut out: Vec<FolderState> = FOLDERS
+            .iter()
+            .map(|&(key, parent, name, _, hidden)| FolderState {
+                key,
+                parent,
+                display_name: name.to_owned(),
+                hidden,
+                deleted: false,
+                version: 0,
+            })
+            .collect();
         if let Some(overlay) = state.mailboxes.get(&self.user) {
             out.extend(overlay.created_folders.iter().cloned());
         }
@@ -97,26 +136,48 @@ impl Mailbox<'_, '_> {
     }
 
     fn folder_id(&self, key: u16) -> String {
-        self.tenant().mail_id(mail_kind::FOLDER, self.user, key as u32, 0)
+        self.tenant()
+            .mail_id(mail_kind::FOLDER, self.user, key as u32, 0)
     }
 
     /// A folder by id or well-known name.
     fn folder_key(&self, id: &str) -> Result<u16, GraphError> {
-        if let Some(&(key, ..)) = FOLDERS.iter().find(|f| f.3.is_some_and(|w| w.eq_ignore_ascii_case(id))) {
+        if let Some(&(key, ..)) = FOLDERS
+            .iter()
+            .find(|f| f.3.is_some_and(|w| w.eq_ignore_ascii_case(id)))
+        {
             return Ok(key);
         }
-        let not_found = || GraphError::new(404, "ErrorItemNotFound", "The specified object was not found in the store.");
+        let not_found = || {
+            GraphError::new(
+                404,
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+            )
+        };
         match self.tenant().parse_mail_id(id) {
             Some((mail_kind::FOLDER, user, key, _)) if user == self.user => {
                 let state = read(&self.tenant().state);
-                self.folders(&state).iter().any(|f| f.key as u32 == key && !f.deleted).then_some(key as u16).ok_or_else(not_found)
+                self.folders(&state)
+                    .iter()
+                    .any(|f| f.key as u32 == key && !f.deleted)
+                    .then_some(key as u16)
+                    .ok_or_else(not_found)
             }
-            _ => Err(GraphError::new(400, "ErrorInvalidIdMalformed", "Id is malformed.")).or_else(|e| if id.len() > 20 { Err(not_found()) } else { Err(e) }),
+            _ if id.len() > 20 => Err(not_found()),
+            _ => Err(GraphError::new(
+                400,
+                "ErrorInvalidIdMalformed",
+                "Id is malformed.",
+            )),
         }
     }
 
     fn generated_count(&self, state: &TenantState) -> u32 {
-        state.users.get(self.user as usize).map_or(0, |u| u.generated_messages)
+        state
+            .users
+            .get(self.user as usize)
+            .map_or(0, |u| u.generated_messages)
     }
 
     /// Every live message key with its folder, in key order, without building content.
@@ -128,35 +189,69 @@ impl Mailbox<'_, '_> {
         for key in 0..generated {
             match overlay.and_then(|o| o.messages.get(&key)) {
                 Some(s) if s.deleted => {}
-                Some(s) => out.push((key, s.folder, s.meta.as_ref().map_or_else(|| generate::generated_is_read(seed, self.user, key), |m| m.is_read))),
-                None => out.push((key, generate::generated_folder(seed, self.user, key), generate::generated_is_read(seed, self.user, key))),
+                Some(s) => out.push((
+                    key,
+                    s.folder,
+                    s.meta.as_ref().map_or_else(
+                        || generate::generated_is_read(seed, self.user, key),
+                        |m| m.is_read,
+                    ),
+                )),
+                None => out.push((
+                    key,
+                    generate::generated_folder(seed, self.user, key),
+                    generate::generated_is_read(seed, self.user, key),
+                )),
             }
         }
         if let Some(overlay) = overlay {
-            let mut added: Vec<(&u32, &MessageState)> = overlay.messages.iter().filter(|(k, s)| **k >= generated && !s.deleted).collect();
+            let mut added: Vec<(&u32, &MessageState)> = overlay
+                .messages
+                .iter()
+                .filter(|(k, s)| **k >= generated && !s.deleted)
+                .collect();
             added.sort_by_key(|(k, _)| **k);
-            out.extend(added.into_iter().map(|(k, s)| (*k, s.folder, s.meta.as_ref().is_some_and(|m| m.is_read))));
+            out.extend(
+                added
+                    .into_iter()
+                    .map(|(k, s)| (*k, s.folder, s.meta.as_ref().is_some_and(|m| m.is_read))),
+            );
         }
         out
     }
 
     fn view(&self, state: &TenantState, key: u32) -> Option<MessageView> {
-        let overlay_state = state.mailboxes.get(&self.user).and_then(|o| o.messages.get(&key)).cloned();
+        let overlay_state = state
+            .mailboxes
+            .get(&self.user)
+            .and_then(|o| o.messages.get(&key))
+            .cloned();
         let generated = self.generated_count(state);
         match overlay_state {
             Some(s) if s.deleted => None,
             Some(s) => {
                 let meta = match &s.meta {
                     Some(meta) => meta.clone(),
-                    None if key < generated => Arc::new(generate::generated_message(&self.tenant().mailbox_context(state, self.user), key)),
+                    None if key < generated => Arc::new(generate::generated_message(
+                        &self.tenant().mailbox_context(state, self.user),
+                        key,
+                    )),
                     None => return None,
                 };
-                Some(MessageView { key, folder: s.folder, meta, state: Some(s) })
+                Some(MessageView {
+                    key,
+                    folder: s.folder,
+                    meta,
+                    state: Some(s),
+                })
             }
             None if key < generated => Some(MessageView {
                 key,
                 folder: generate::generated_folder(self.tenant().spec.seed, self.user, key),
-                meta: Arc::new(generate::generated_message(&self.tenant().mailbox_context(state, self.user), key)),
+                meta: Arc::new(generate::generated_message(
+                    &self.tenant().mailbox_context(state, self.user),
+                    key,
+                )),
                 state: None,
             }),
             None => None,
@@ -165,29 +260,48 @@ impl Mailbox<'_, '_> {
 
     fn message_id(&self, view: &MessageView) -> String {
         if self.immutable() {
-            self.tenant().mail_id(mail_kind::IMMUTABLE_MESSAGE, self.user, view.key, 0)
+            self.tenant()
+                .mail_id(mail_kind::IMMUTABLE_MESSAGE, self.user, view.key, 0)
         } else {
-            self.tenant().mail_id(mail_kind::MESSAGE, self.user, view.key, view.state.as_ref().map_or(0, |s| s.moves))
+            self.tenant().mail_id(
+                mail_kind::MESSAGE,
+                self.user,
+                view.key,
+                view.state.as_ref().map_or(0, |s| s.moves),
+            )
         }
     }
 
     /// Resolves a message id; a regular id from before a move no longer resolves (§3.2).
     fn resolve(&self, state: &TenantState, id: &str) -> Result<MessageView, GraphError> {
         match self.tenant().parse_mail_id(id) {
-            Some((kind, user, key, moves)) if user == self.user && (kind == mail_kind::MESSAGE || kind == mail_kind::IMMUTABLE_MESSAGE) => {
+            Some((kind, user, key, moves))
+                if user == self.user
+                    && (kind == mail_kind::MESSAGE || kind == mail_kind::IMMUTABLE_MESSAGE) =>
+            {
                 let view = self.view(state, key).ok_or_else(item_not_found)?;
-                if kind == mail_kind::MESSAGE && view.state.as_ref().map_or(0, |s| s.moves) != moves {
+                if kind == mail_kind::MESSAGE && view.state.as_ref().map_or(0, |s| s.moves) != moves
+                {
                     return Err(item_not_found());
                 }
                 Ok(view)
             }
             Some(_) => Err(item_not_found()),
-            None if id.len() < 20 => Err(GraphError::new(400, "ErrorInvalidIdMalformed", "Id is malformed.")),
+            None if id.len() < 20 => Err(GraphError::new(
+                400,
+                "ErrorInvalidIdMalformed",
+                "Id is malformed.",
+            )),
             None => Err(item_not_found()),
         }
     }
 
-    fn folder_json(&self, state: &TenantState, f: &FolderState, keys: &[(u32, u16, bool)]) -> Value {
+    fn folder_json(
+        &self,
+        state: &TenantState,
+        f: &FolderState,
+        keys: &[(u32, u16, bool)],
+    ) -> Value {
         let folders = self.folders(state);
         json!({
             "id": self.folder_id(f.key),
@@ -207,15 +321,34 @@ impl Mailbox<'_, '_> {
         let items: Vec<Value> = self
             .folders(&state)
             .iter()
-            .filter(|f| f.parent == parent && f.key != folder::ROOT && !f.deleted && (include_hidden || !f.hidden))
+            .filter(|f| {
+                f.parent == parent
+                    && f.key != folder::ROOT
+                    && !f.deleted
+                    && (include_hidden || !f.hidden)
+            })
             .map(|f| self.folder_json(&state, f, &keys))
             .map(|v| odata::project(&v, self.ctx.query.select().as_deref(), "mailFolder", None))
             .collect::<Result<_, _>>()?;
         let top = self.ctx.query.top(1000)?.unwrap_or(10);
-        let skip = self.ctx.query.get("$skip").and_then(|s| s.parse::<usize>().ok()).unwrap_or(0);
+        let skip = self
+            .ctx
+            .query
+            .get("$skip")
+            .and_then(|s| s.parse::<usize>().ok())
+            .unwrap_or(0);
         let page: Vec<Value> = items.iter().skip(skip).take(top).cloned().collect();
         let next = (skip + top < items.len()).then(|| self.link_with_skip(skip + top));
-        Ok(Reply::Json(200, odata::collection(self.ctx.context(&format!("users('{}')/mailFolders", self.user_id(&state))), page, next, None)))
+        Ok(Reply::Json(
+            200,
+            odata::collection(
+                self.ctx
+                    .context(&format!("users('{}')/mailFolders", self.user_id(&state))),
+                page,
+                next,
+                None,
+            ),
+        ))
     }
 
     fn user_id(&self, state: &TenantState) -> String {
@@ -223,33 +356,77 @@ impl Mailbox<'_, '_> {
     }
 
     fn link_with_skip(&self, skip: usize) -> String {
-        let mut params: Vec<String> = self.ctx.query.pairs.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("$skip")).map(|(k, v)| format!("{}={}", odata::escape(k), odata::escape(v))).collect();
+        let mut params: Vec<String> = self
+            .ctx
+            .query
+            .pairs
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("$skip"))
+            .map(|(k, v)| format!("{}={}", odata::escape(k), odata::escape(v)))
+            .collect();
         params.push(format!("$skip={skip}"));
-        format!("{}{}?{}", self.ctx.sim.base_url, self.ctx.req.path(), params.join("&"))
+        format!(
+            "{}{}?{}",
+            self.ctx.sim.base_url,
+            self.ctx.req.path(),
+            params.join("&")
+        )
     }
 
     fn get_folder(&self, id: &str) -> GraphResult {
         let key = self.folder_key(id)?;
         let state = read(&self.tenant().state);
         let keys = self.keys(&state);
-        let f = self.folders(&state).into_iter().find(|f| f.key == key).ok_or_else(item_not_found)?;
-        let value = odata::project(&self.folder_json(&state, &f, &keys), self.ctx.query.select().as_deref(), "mailFolder", None)?;
+        let f = self
+            .folders(&state)
+            .into_iter()
+            .find(|f| f.key == key)
+            .ok_or_else(item_not_found)?;
+        let value = odata::project(
+            &self.folder_json(&state, &f, &keys),
+            self.ctx.query.select().as_deref(),
+            "mailFolder",
+            None,
+        )?;
         Ok(Reply::Json(200, value))
     }
 
     fn create_folder(&self, parent: u16) -> GraphResult {
-        let body: Value = serde_json::from_slice(self.ctx.body).map_err(|_| GraphError::bad_request("RequestBodyRead", "The request body is not valid JSON."))?;
-        let Some(name) = body["displayName"].as_str().filter(|n| !n.trim().is_empty()) else {
-            return Err(GraphError::bad_request("ErrorInvalidParameter", "The value of the parameter 'DisplayName' is empty."));
+        let body: Value = serde_json::from_slice(self.ctx.body).map_err(|_| {
+            GraphError::bad_request("RequestBodyRead", "The request body is not valid JSON.")
+        })?;
+        let Some(name) = body["displayName"]
+            .as_str()
+            .filter(|n| !n.trim().is_empty())
+        else {
+            return Err(GraphError::bad_request(
+                "ErrorInvalidParameter",
+                "The value of the parameter 'DisplayName' is empty.",
+            ));
         };
         let mut state = write(&self.tenant().state);
-        if self.folders(&state).iter().any(|f| f.parent == parent && !f.deleted && f.display_name.eq_ignore_ascii_case(name)) {
-            return Err(GraphError::new(409, "ErrorFolderExists", "A folder with the specified name already exists."));
+        if self
+            .folders(&state)
+            .iter()
+            .any(|f| f.parent == parent && !f.deleted && f.display_name.eq_ignore_ascii_case(name))
+        {
+            return Err(GraphError::new(
+                409,
+                "ErrorFolderExists",
+                "A folder with the specified name already exists.",
+            ));
         }
         let version = state.bump();
         let overlay = state.mailboxes.entry(self.user).or_default();
         let key = folder::FIRST_CREATED + overlay.created_folders.len() as u16;
-        let created = FolderState { key, parent, display_name: name.to_owned(), hidden: body["isHidden"].as_bool().unwrap_or(false), deleted: false, version };
+        let created = FolderState {
+            key,
+            parent,
+            display_name: name.to_owned(),
+            hidden: body["isHidden"].as_bool().unwrap_or(false),
+            deleted: false,
+            version,
+        };
         overlay.created_folders.push(created.clone());
         let keys = self.keys(&state);
         Ok(Reply::Json(201, self.folder_json(&state, &created, &keys)))
@@ -258,7 +435,11 @@ impl Mailbox<'_, '_> {
     fn folder_delta(&self) -> GraphResult {
         let state = read(&self.tenant().state);
         let since = match self.ctx.query.get("$deltatoken") {
-            Some(token) => Some(odata::decode_token(token).and_then(|v| v["s"].as_u64()).ok_or_else(sync_state_invalid)?),
+            Some(token) => Some(
+                odata::decode_token(token)
+                    .and_then(|v| v["s"].as_u64())
+                    .ok_or_else(sync_state_invalid)?,
+            ),
             None => None,
         };
         let keys = self.keys(&state);
@@ -268,33 +449,64 @@ impl Mailbox<'_, '_> {
             .filter(|f| f.key != folder::ROOT && since.is_none_or(|s| f.version > s))
             .map(|f| self.folder_json(&state, f, &keys))
             .collect();
-        let link = format!("{}/users/{}/mailFolders/delta?$deltatoken={}", self.ctx.base(), self.user_id(&state), odata::encode_token(&json!({"s": state.seq})));
-        Ok(Reply::Json(200, odata::collection(self.ctx.context("Collection(mailFolder)"), items, None, Some(link))))
+        let link = format!(
+            "{}/users/{}/mailFolders/delta?$deltatoken={}",
+            self.ctx.base(),
+            self.user_id(&state),
+            odata::encode_token(&json!({"s": state.seq}))
+        );
+        Ok(Reply::Json(
+            200,
+            odata::collection(
+                self.ctx.context("Collection(mailFolder)"),
+                items,
+                None,
+                Some(link),
+            ),
+        ))
     }
 
     fn settings(&self) -> GraphResult {
         let state = read(&self.tenant().state);
-        Ok(Reply::Json(200, json!({
-            "@odata.context": self.ctx.context(&format!("users('{}')/mailboxSettings", self.user_id(&state))),
-            "archiveFolder": self.folder_id(folder::ARCHIVE),
-            "timeZone": "Pacific Standard Time",
-            "dateFormat": "M/d/yyyy",
-            "timeFormat": "h:mm tt",
-            "userPurpose": "user",
-            "delegateMeetingMessageDeliveryOptions": "sendToDelegateOnly",
-            "language": {"locale": "en-US", "displayName": "English (United States)"},
-            "automaticRepliesSetting": {"status": "disabled", "externalAudience": "all", "internalReplyMessage": "", "externalReplyMessage": "",
-                "scheduledStartDateTime": {"dateTime": "2026-11-01T00:00:00.0000000", "timeZone": "UTC"}, "scheduledEndDateTime": {"dateTime": "2026-11-02T00:00:00.0000000", "timeZone": "UTC"}},
-        })))
+        Ok(Reply::Json(
+            200,
+            json!({
+                "@odata.context": self.ctx.context(&format!("users('{}')/mailboxSettings", self.user_id(&state))),
+                "archiveFolder": self.folder_id(folder::ARCHIVE),
+                "timeZone": "Pacific Standard Time",
+                "dateFormat": "M/d/yyyy",
+                "timeFormat": "h:mm tt",
+                "userPurpose": "user",
+                "delegateMeetingMessageDeliveryOptions": "sendToDelegateOnly",
+                "language": {"locale": "en-US", "displayName": "English (United States)"},
+                "automaticRepliesSetting": {"status": "disabled", "externalAudience": "all", "internalReplyMessage": "", "externalReplyMessage": "",
+                    "scheduledStartDateTime": {"dateTime": "2026-11-01T00:00:00.0000000", "timeZone": "UTC"}, "scheduledEndDateTime": {"dateTime": "2026-11-02T00:00:00.0000000", "timeZone": "UTC"}},
+            }),
+        ))
     }
 
     fn message_json(&self, view: &MessageView) -> Value {
         let meta = &view.meta;
         let version = view.state.as_ref().map_or(0, |s| s.version);
-        let change_key = base64::engine::general_purpose::STANDARD.encode([b"CQAAABYAAAA".as_slice(), &version.to_be_bytes(), &view.key.to_be_bytes()].concat());
+        let change_key = base64::engine::general_purpose::STANDARD.encode(
+            [
+                b"CQAAABYAAAA".as_slice(),
+                &version.to_be_bytes(),
+                &view.key.to_be_bytes(),
+            ]
+            .concat(),
+        );
         let modified = view.state.as_ref().map_or(meta.received, |s| s.modified);
-        let address = |a: &MailAddress| json!({"emailAddress": {"name": a.name, "address": a.address}});
-        let preview: String = meta.body_text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(255).collect();
+        let address =
+            |a: &MailAddress| json!({"emailAddress": {"name": a.name, "address": a.address}});
+        let preview: String = meta
+            .body_text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(255)
+            .collect();
         let id = self.message_id(view);
         json!({
             "@odata.etag": format!("W/\"{change_key}\""),
@@ -332,21 +544,50 @@ impl Mailbox<'_, '_> {
 
     fn list_messages(&self, folder_key: Option<u16>) -> GraphResult {
         let top = self.ctx.query.top(1000)?.unwrap_or(10);
-        let skip = self.ctx.query.get("$skip").and_then(|s| s.parse::<usize>().ok()).unwrap_or(0);
+        let skip = self
+            .ctx
+            .query
+            .get("$skip")
+            .and_then(|s| s.parse::<usize>().ok())
+            .unwrap_or(0);
         let select = self.ctx.query.select();
         let state = read(&self.tenant().state);
-        let mut keys: Vec<(u32, u16, bool)> = self.keys(&state).into_iter().filter(|(_, f, _)| folder_key.is_none_or(|k| k == *f)).collect();
+        let mut keys: Vec<(u32, u16, bool)> = self
+            .keys(&state)
+            .into_iter()
+            .filter(|(_, f, _)| folder_key.is_none_or(|k| k == *f))
+            .collect();
         // Newest first, as Outlook lists; generated keys grow older with the key.
         let generated = self.generated_count(&state);
-        keys.sort_by_key(|(k, _, _)| if *k >= generated { (0, u32::MAX - *k) } else { (1, *k) });
+        keys.sort_by_key(|(k, _, _)| {
+            if *k >= generated {
+                (0, u32::MAX - *k)
+            } else {
+                (1, *k)
+            }
+        });
         let mut items = Vec::new();
         for (key, _, _) in keys.iter().skip(skip).take(top) {
             if let Some(view) = self.view(&state, *key) {
-                items.push(odata::project(&self.message_json(&view), select.as_deref(), "message", None)?);
+                items.push(odata::project(
+                    &self.message_json(&view),
+                    select.as_deref(),
+                    "message",
+                    None,
+                )?);
             }
         }
         let next = (skip + top < keys.len()).then(|| self.link_with_skip(skip + top));
-        Ok(Reply::Json(200, odata::collection(self.ctx.context(&format!("users('{}')/messages", self.user_id(&state))), items, next, None)))
+        Ok(Reply::Json(
+            200,
+            odata::collection(
+                self.ctx
+                    .context(&format!("users('{}')/messages", self.user_id(&state))),
+                items,
+                next,
+                None,
+            ),
+        ))
     }
 
     fn message_delta(&self, folder_key: u16) -> GraphResult {
@@ -354,20 +595,47 @@ impl Mailbox<'_, '_> {
         let state = read(&self.tenant().state);
         // State: since (None = initial round), upto (snapshot), cursor (next key), selection.
         let (since, upto, cursor, select) = if let Some(token) = self.ctx.query.get("$skiptoken") {
-            let v = odata::decode_token(token).filter(|v| v["f"].as_u64() == Some(folder_key as u64)).ok_or_else(sync_state_invalid)?;
-            (v["s"].as_u64(), v["u"].as_u64().unwrap_or(0), v["c"].as_u64().unwrap_or(0) as u32, strings(&v["sel"]))
+            let v = odata::decode_token(token)
+                .filter(|v| v["f"].as_u64() == Some(folder_key as u64))
+                .ok_or_else(sync_state_invalid)?;
+            (
+                v["s"].as_u64(),
+                v["u"].as_u64().unwrap_or(0),
+                v["c"].as_u64().unwrap_or(0) as u32,
+                strings(&v["sel"]),
+            )
         } else if let Some(token) = self.ctx.query.get("$deltatoken") {
-            let v = odata::decode_token(token).filter(|v| v["f"].as_u64() == Some(folder_key as u64)).ok_or_else(sync_state_invalid)?;
-            (Some(v["s"].as_u64().unwrap_or(0)), state.seq, 0, strings(&v["sel"]))
+            let v = odata::decode_token(token)
+                .filter(|v| v["f"].as_u64() == Some(folder_key as u64))
+                .ok_or_else(sync_state_invalid)?;
+            (
+                Some(v["s"].as_u64().unwrap_or(0)),
+                state.seq,
+                0,
+                strings(&v["sel"]),
+            )
         } else {
             (None, state.seq, 0, self.ctx.query.select())
         };
         let overlay = state.mailboxes.get(&self.user);
         // Candidate keys in key order: everything on the first round, changes afterwards.
         let candidates: Vec<u32> = match since {
-            None => self.keys(&state).into_iter().filter(|(k, f, _)| *f == folder_key && *k >= cursor).map(|(k, _, _)| k).collect(),
+            None => self
+                .keys(&state)
+                .into_iter()
+                .filter(|(k, f, _)| *f == folder_key && *k >= cursor)
+                .map(|(k, _, _)| k)
+                .collect(),
             Some(s) => {
-                let mut changed: Vec<u32> = overlay.map(|o| o.messages.iter().filter(|(k, m)| **k >= cursor && m.version > s && m.version <= upto).map(|(k, _)| *k).collect()).unwrap_or_default();
+                let mut changed: Vec<u32> = overlay
+                    .map(|o| {
+                        o.messages
+                            .iter()
+                            .filter(|(k, m)| **k >= cursor && m.version > s && m.version <= upto)
+                            .map(|(k, _)| *k)
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 changed.sort_unstable();
                 changed
             }
@@ -380,11 +648,22 @@ impl Mailbox<'_, '_> {
                 continue;
             }
             let item = match (since, entry) {
-                (Some(_), Some(e)) if e.deleted && e.folder == folder_key => Some(self.removed(key, e)),
-                (Some(s), Some(e)) if e.folder != folder_key => e.left.iter().any(|(f, v)| *f == folder_key && *v > s && *v <= upto).then(|| self.removed(key, e)),
+                (Some(_), Some(e)) if e.deleted && e.folder == folder_key => {
+                    Some(self.removed(key, e))
+                }
+                (Some(s), Some(e)) if e.folder != folder_key => e
+                    .left
+                    .iter()
+                    .any(|(f, v)| *f == folder_key && *v > s && *v <= upto)
+                    .then(|| self.removed(key, e)),
                 (Some(_), Some(e)) if e.deleted => None,
                 _ => match self.view(&state, key) {
-                    Some(view) if view.folder == folder_key => Some(odata::project(&with_type(self.message_json(&view)), select.as_deref(), "message", None)?),
+                    Some(view) if view.folder == folder_key => Some(odata::project(
+                        &with_type(self.message_json(&view)),
+                        select.as_deref(),
+                        "message",
+                        None,
+                    )?),
                     _ => None,
                 },
             };
@@ -395,20 +674,53 @@ impl Mailbox<'_, '_> {
             }
             items.push(item);
         }
-        let base = format!("{}/users/{}/mailFolders/{}/messages/delta", self.ctx.base(), self.user_id(&state), self.folder_id(folder_key));
+        let base = format!(
+            "{}/users/{}/mailFolders/{}/messages/delta",
+            self.ctx.base(),
+            self.user_id(&state),
+            self.folder_id(folder_key)
+        );
         let (next_link, delta_link) = match next {
-            Some(c) => (Some(format!("{base}?$skiptoken={}", odata::encode_token(&json!({"f": folder_key, "s": since, "u": upto, "c": c, "sel": select})))), None),
-            None => (None, Some(format!("{base}?$deltatoken={}", odata::encode_token(&json!({"f": folder_key, "s": upto, "sel": select}))))),
+            Some(c) => (
+                Some(format!(
+                    "{base}?$skiptoken={}",
+                    odata::encode_token(
+                        &json!({"f": folder_key, "s": since, "u": upto, "c": c, "sel": select})
+                    )
+                )),
+                None,
+            ),
+            None => (
+                None,
+                Some(format!(
+                    "{base}?$deltatoken={}",
+                    odata::encode_token(&json!({"f": folder_key, "s": upto, "sel": select}))
+                )),
+            ),
         };
-        Ok(Reply::Json(200, odata::collection(self.ctx.context("Collection(message)"), items, next_link, delta_link)))
+        Ok(Reply::Json(
+            200,
+            odata::collection(
+                self.ctx.context("Collection(message)"),
+                items,
+                next_link,
+                delta_link,
+            ),
+        ))
     }
 
     fn removed(&self, key: u32, entry: &MessageState) -> Value {
         let id = if self.immutable() {
-            self.tenant().mail_id(mail_kind::IMMUTABLE_MESSAGE, self.user, key, 0)
+            self.tenant()
+                .mail_id(mail_kind::IMMUTABLE_MESSAGE, self.user, key, 0)
         } else {
             // The id the client knew: from before the last move.
-            self.tenant().mail_id(mail_kind::MESSAGE, self.user, key, entry.moves.saturating_sub(u32::from(!entry.deleted)))
+            self.tenant().mail_id(
+                mail_kind::MESSAGE,
+                self.user,
+                key,
+                entry.moves.saturating_sub(u32::from(!entry.deleted)),
+            )
         };
         json!({"@odata.type": "#microsoft.graph.message", "id": id, "@removed": {"reason": "deleted"}})
     }
@@ -419,7 +731,15 @@ impl Mailbox<'_, '_> {
             [] if m == "GET" => {
                 let state = read(&self.tenant().state);
                 let view = self.resolve(&state, id)?;
-                Ok(Reply::Json(200, odata::project(&with_type(self.message_json(&view)), self.ctx.query.select().as_deref(), "message", None)?))
+                Ok(Reply::Json(
+                    200,
+                    odata::project(
+                        &with_type(self.message_json(&view)),
+                        self.ctx.query.select().as_deref(),
+                        "message",
+                        None,
+                    )?,
+                ))
             }
             [] if m == "PATCH" => self.patch(id),
             [] if m == "DELETE" => self.delete(id),
@@ -430,7 +750,11 @@ impl Mailbox<'_, '_> {
             ["attachments", a] if m == "GET" => self.attachment(id, a, false),
             ["attachments", a, "$value"] if m == "GET" => self.attachment(id, a, true),
             [first, ..] => Err(GraphError::segment_not_found(first)),
-            [] => Err(GraphError::new(405, "ErrorInvalidRequest", "The OData request is not supported.")),
+            [] => Err(GraphError::new(
+                405,
+                "ErrorInvalidRequest",
+                "The OData request is not supported.",
+            )),
         }
     }
 
@@ -441,14 +765,26 @@ impl Mailbox<'_, '_> {
             Some(raw) => raw.as_ref().clone(),
             None => mime::render(self.tenant().spec.seed, &view.meta),
         };
-        Ok(Reply::Bytes { status: 200, content_type: "text/plain".to_owned(), body: Bytes::from(bytes), headers: Vec::new() })
+        Ok(Reply::Bytes {
+            status: 200,
+            content_type: "text/plain".to_owned(),
+            body: Bytes::from(bytes),
+            headers: Vec::new(),
+        })
     }
 
     fn attachment_id(&self, view: &MessageView, index: usize) -> String {
-        self.tenant().mail_id(mail_kind::ATTACHMENT, self.user, view.key, index as u32)
+        self.tenant()
+            .mail_id(mail_kind::ATTACHMENT, self.user, view.key, index as u32)
     }
 
-    fn attachment_json(&self, view: &MessageView, index: usize, spec: &AttachmentSpec, with_bytes: bool) -> Value {
+    fn attachment_json(
+        &self,
+        view: &MessageView,
+        index: usize,
+        spec: &AttachmentSpec,
+        with_bytes: bool,
+    ) -> Value {
         let bytes = mime::attachment_bytes(self.tenant().spec.seed, spec);
         let mut value = json!({
             "@odata.type": "#microsoft.graph.fileAttachment",
@@ -463,7 +799,8 @@ impl Mailbox<'_, '_> {
             "contentLocation": Value::Null,
         });
         if with_bytes {
-            value["contentBytes"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes.as_slice()));
+            value["contentBytes"] =
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes.as_slice()));
         }
         value
     }
@@ -471,53 +808,106 @@ impl Mailbox<'_, '_> {
     fn attachments(&self, id: &str) -> GraphResult {
         let state = read(&self.tenant().state);
         let view = self.resolve(&state, id)?;
-        let items = view.meta.attachments.iter().enumerate().map(|(i, a)| self.attachment_json(&view, i, a, true)).collect();
-        Ok(Reply::Json(200, odata::collection(self.ctx.context("Collection(attachment)"), items, None, None)))
+        let items = view
+            .meta
+            .attachments
+            .iter()
+            .enumerate()
+            .map(|(i, a)| self.attachment_json(&view, i, a, true))
+            .collect();
+        Ok(Reply::Json(
+            200,
+            odata::collection(
+                self.ctx.context("Collection(attachment)"),
+                items,
+                None,
+                None,
+            ),
+        ))
     }
 
     fn attachment(&self, id: &str, attachment: &str, raw: bool) -> GraphResult {
         let state = read(&self.tenant().state);
         let view = self.resolve(&state, id)?;
         let index = match self.tenant().parse_mail_id(attachment) {
-            Some((mail_kind::ATTACHMENT, user, key, index)) if user == self.user && key == view.key => index as usize,
+            Some((mail_kind::ATTACHMENT, user, key, index))
+                if user == self.user && key == view.key =>
+            {
+                index as usize
+            }
             _ => return Err(item_not_found()),
         };
-        let spec = view.meta.attachments.get(index).ok_or_else(item_not_found)?;
+        let spec = view
+            .meta
+            .attachments
+            .get(index)
+            .ok_or_else(item_not_found)?;
         if raw {
             let bytes = mime::attachment_bytes(self.tenant().spec.seed, spec);
-            return Ok(Reply::Bytes { status: 200, content_type: spec.content_type.clone(), body: Bytes::from(bytes.as_ref().clone()), headers: Vec::new() });
+            return Ok(Reply::Bytes {
+                status: 200,
+                content_type: spec.content_type.clone(),
+                body: Bytes::from(bytes.as_ref().clone()),
+                headers: Vec::new(),
+            });
         }
-        Ok(Reply::Json(200, self.attachment_json(&view, index, spec, true)))
+        Ok(Reply::Json(
+            200,
+            self.attachment_json(&view, index, spec, true),
+        ))
     }
 
     /// Stores a changed message and returns its new view.
-    fn store(&self, state: &mut TenantState, key: u32, update: impl FnOnce(&mut MessageState)) -> Option<MessageView> {
+    fn store(
+        &self,
+        state: &mut TenantState,
+        key: u32,
+        update: impl FnOnce(&mut MessageState),
+    ) -> Option<MessageView> {
         let base = self.view(state, key)?;
         let now = self.ctx.sim.now();
         let version = state.bump();
         let overlay = state.mailboxes.entry(self.user).or_default();
-        let entry = overlay.messages.entry(key).or_insert_with(|| MessageState { folder: base.folder, meta: None, mime: None, deleted: false, version, moves: 0, left: Vec::new(), modified: now });
+        let entry = overlay.messages.entry(key).or_insert_with(|| MessageState {
+            folder: base.folder,
+            meta: None,
+            mime: None,
+            deleted: false,
+            version,
+            moves: 0,
+            left: Vec::new(),
+            modified: now,
+        });
         entry.version = version;
         entry.modified = now;
         update(entry);
-        self.view(state, key).or(Some(MessageView { key, folder: base.folder, meta: base.meta, state: None }))
+        self.view(state, key).or(Some(MessageView {
+            key,
+            folder: base.folder,
+            meta: base.meta,
+            state: None,
+        }))
     }
 
     fn patch(&self, id: &str) -> GraphResult {
-        let body: Value = serde_json::from_slice(self.ctx.body).map_err(|_| GraphError::bad_request("RequestBodyRead", "The request body is not valid JSON."))?;
+        let body: Value = serde_json::from_slice(self.ctx.body).map_err(|_| {
+            GraphError::bad_request("RequestBodyRead", "The request body is not valid JSON.")
+        })?;
         let mut state = write(&self.tenant().state);
         let view = self.resolve(&state, id)?;
         let mut meta = view.meta.as_ref().clone();
         if let Some(read) = body["isRead"].as_bool() {
             meta.is_read = read;
         }
-        if let Some(subject) = body["subject"].as_str() {
-            if meta.is_draft {
-                meta.subject = subject.to_owned();
-            }
+        // Only drafts take a new subject.
+        if let Some(subject) = body["subject"].as_str().filter(|_| meta.is_draft) {
+            meta.subject = subject.to_owned();
         }
         if let Some(categories) = body["categories"].as_array() {
-            meta.categories = categories.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect();
+            meta.categories = categories
+                .iter()
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect();
         }
         if let Some(importance) = body["importance"].as_str() {
             meta.importance = importance.to_ascii_lowercase();
@@ -527,7 +917,9 @@ impl Mailbox<'_, '_> {
         }
         // PR_MESSAGE_FLAGS is read-only after the first save: PATCHing it succeeds and changes
         // nothing (§3.4).
-        let view = self.store(&mut state, view.key, |e| e.meta = Some(Arc::new(meta))).ok_or_else(item_not_found)?;
+        let view = self
+            .store(&mut state, view.key, |e| e.meta = Some(Arc::new(meta)))
+            .ok_or_else(item_not_found)?;
         Ok(Reply::Json(200, with_type(self.message_json(&view))))
     }
 
@@ -539,16 +931,30 @@ impl Mailbox<'_, '_> {
     }
 
     fn move_to(&self, id: &str) -> GraphResult {
-        let body: Value = serde_json::from_slice(self.ctx.body).map_err(|_| GraphError::bad_request("RequestBodyRead", "The request body is not valid JSON."))?;
-        let destination = body["destinationId"].as_str().ok_or_else(|| GraphError::bad_request("ErrorInvalidParameter", "The parameter 'destinationId' is missing."))?;
+        let body: Value = serde_json::from_slice(self.ctx.body).map_err(|_| {
+            GraphError::bad_request("RequestBodyRead", "The request body is not valid JSON.")
+        })?;
+        let destination = body["destinationId"].as_str().ok_or_else(|| {
+            GraphError::bad_request(
+                "ErrorInvalidParameter",
+                "The parameter 'destinationId' is missing.",
+            )
+        })?;
         let target = self.folder_key(destination)?;
         let mut state = write(&self.tenant().state);
         let view = self.resolve(&state, id)?;
-        let view = self.move_message(&mut state, view, target).ok_or_else(item_not_found)?;
+        let view = self
+            .move_message(&mut state, view, target)
+            .ok_or_else(item_not_found)?;
         Ok(Reply::Json(201, with_type(self.message_json(&view))))
     }
 
-    fn move_message(&self, state: &mut TenantState, view: MessageView, target: u16) -> Option<MessageView> {
+    fn move_message(
+        &self,
+        state: &mut TenantState,
+        view: MessageView,
+        target: u16,
+    ) -> Option<MessageView> {
         if view.folder == target {
             return Some(view);
         }
@@ -562,30 +968,50 @@ impl Mailbox<'_, '_> {
     }
 
     fn add_attachment(&self, id: &str) -> GraphResult {
-        let body: Value = serde_json::from_slice(self.ctx.body).map_err(|_| GraphError::bad_request("RequestBodyRead", "The request body is not valid JSON."))?;
+        let body: Value = serde_json::from_slice(self.ctx.body).map_err(|_| {
+            GraphError::bad_request("RequestBodyRead", "The request body is not valid JSON.")
+        })?;
         let spec = attachment_from_json(&body)?;
         let mut state = write(&self.tenant().state);
         let view = self.resolve(&state, id)?;
         let mut meta = view.meta.as_ref().clone();
         meta.attachments.push(spec.clone());
         let index = meta.attachments.len() - 1;
-        let view = self.store(&mut state, view.key, |e| {
-            e.meta = Some(Arc::new(meta));
-            e.mime = None;
-        }).ok_or_else(item_not_found)?;
-        Ok(Reply::Json(201, self.attachment_json(&view, index, &spec, false)))
+        let view = self
+            .store(&mut state, view.key, |e| {
+                e.meta = Some(Arc::new(meta));
+                e.mime = None;
+            })
+            .ok_or_else(item_not_found)?;
+        Ok(Reply::Json(
+            201,
+            self.attachment_json(&view, index, &spec, false),
+        ))
     }
 
     fn create_message(&self, folder_key: u16) -> GraphResult {
         let now = self.ctx.sim.now();
-        let content_type = self.ctx.header("content-type").unwrap_or("application/json").to_ascii_lowercase();
+        let content_type = self
+            .ctx
+            .header("content-type")
+            .unwrap_or("application/json")
+            .to_ascii_lowercase();
         let (meta, raw) = if content_type.starts_with("text/plain") {
             // MIME create: base64 text; the result is always a draft (§3.4).
-            let raw = mime::decode_base64_mime(self.ctx.body).map_err(|_| GraphError::bad_request("ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content."))?;
-            let meta = mime::parse(&raw, now).map_err(|_| GraphError::bad_request("ErrorMimeContentInvalid", "The MIME content is invalid."))?;
+            let raw = mime::decode_base64_mime(self.ctx.body).map_err(|_| {
+                GraphError::bad_request(
+                    "ErrorMimeContentInvalidBase64String",
+                    "Invalid base64 string for MIME content.",
+                )
+            })?;
+            let meta = mime::parse(&raw, now).map_err(|_| {
+                GraphError::bad_request("ErrorMimeContentInvalid", "The MIME content is invalid.")
+            })?;
             (meta, Some(Arc::new(raw)))
         } else {
-            let body: Value = serde_json::from_slice(self.ctx.body).map_err(|_| GraphError::bad_request("RequestBodyRead", "The request body is not valid JSON."))?;
+            let body: Value = serde_json::from_slice(self.ctx.body).map_err(|_| {
+                GraphError::bad_request("RequestBodyRead", "The request body is not valid JSON.")
+            })?;
             (message_from_json(&body, &self.owner_address(), now)?, None)
         };
         let mut state = write(&self.tenant().state);
@@ -594,7 +1020,19 @@ impl Mailbox<'_, '_> {
         let overlay: &mut MailboxOverlay = state.mailboxes.entry(self.user).or_default();
         let key = overlay.next_key.unwrap_or(generated).max(generated);
         overlay.next_key = Some(key + 1);
-        overlay.messages.insert(key, MessageState { folder: folder_key, meta: Some(Arc::new(meta)), mime: raw, deleted: false, version, moves: 0, left: Vec::new(), modified: now });
+        overlay.messages.insert(
+            key,
+            MessageState {
+                folder: folder_key,
+                meta: Some(Arc::new(meta)),
+                mime: raw,
+                deleted: false,
+                version,
+                moves: 0,
+                left: Vec::new(),
+                modified: now,
+            },
+        );
         let view = self.view(&state, key).ok_or_else(item_not_found)?;
         Ok(Reply::Json(201, with_type(self.message_json(&view))))
     }
@@ -602,7 +1040,10 @@ impl Mailbox<'_, '_> {
     fn owner_address(&self) -> MailAddress {
         let state = read(&self.tenant().state);
         let user = &state.users[self.user as usize];
-        MailAddress { name: user.display_name.clone(), address: user.user_principal_name.clone() }
+        MailAddress {
+            name: user.display_name.clone(),
+            address: user.user_principal_name.clone(),
+        }
     }
 }
 
@@ -617,24 +1058,47 @@ fn with_type(mut value: Value) -> Value {
 }
 
 fn strings(value: &Value) -> Option<Vec<String>> {
-    value.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+    value.as_array().map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    })
 }
 
 fn sync_state_invalid() -> GraphError {
-    GraphError::bad_request("SyncStateInvalid", "The sync state is invalid or was generated for another folder; restart synchronization.")
+    GraphError::bad_request(
+        "SyncStateInvalid",
+        "The sync state is invalid or was generated for another folder; restart synchronization.",
+    )
 }
 
 fn attachment_from_json(body: &Value) -> Result<AttachmentSpec, GraphError> {
-    if body["@odata.type"].as_str().is_some_and(|t| t != "#microsoft.graph.fileAttachment") {
-        return Err(GraphError::bad_request("ErrorInvalidRequest", "Only fileAttachment is supported by the simulator."));
+    if body["@odata.type"]
+        .as_str()
+        .is_some_and(|t| t != "#microsoft.graph.fileAttachment")
+    {
+        return Err(GraphError::bad_request(
+            "ErrorInvalidRequest",
+            "Only fileAttachment is supported by the simulator.",
+        ));
     }
-    let name = body["name"].as_str().ok_or_else(|| GraphError::bad_request("ErrorInvalidParameter", "The attachment name is missing."))?;
+    let name = body["name"].as_str().ok_or_else(|| {
+        GraphError::bad_request("ErrorInvalidParameter", "The attachment name is missing.")
+    })?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(body["contentBytes"].as_str().unwrap_or_default())
-        .map_err(|_| GraphError::bad_request("ErrorInvalidRequest", "Invalid base64 string in contentBytes."))?;
+        .map_err(|_| {
+            GraphError::bad_request(
+                "ErrorInvalidRequest",
+                "Invalid base64 string in contentBytes.",
+            )
+        })?;
     Ok(AttachmentSpec {
         name: name.to_owned(),
-        content_type: body["contentType"].as_str().unwrap_or("application/octet-stream").to_owned(),
+        content_type: body["contentType"]
+            .as_str()
+            .unwrap_or("application/octet-stream")
+            .to_owned(),
         bytes: AttachmentBytes::Stored(Arc::new(bytes)),
         is_inline: body["isInline"].as_bool().unwrap_or(false),
         content_id: body["contentId"].as_str().map(str::to_owned),
@@ -642,25 +1106,51 @@ fn attachment_from_json(body: &Value) -> Result<AttachmentSpec, GraphError> {
 }
 
 fn recipients(value: &Value) -> Vec<MailAddress> {
-    value.as_array().map(|list| list.iter().filter_map(|r| {
-        let address = r["emailAddress"]["address"].as_str()?;
-        Some(MailAddress { name: r["emailAddress"]["name"].as_str().unwrap_or_default().to_owned(), address: address.to_owned() })
-    }).collect()).unwrap_or_default()
+    value
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|r| {
+                    let address = r["emailAddress"]["address"].as_str()?;
+                    Some(MailAddress {
+                        name: r["emailAddress"]["name"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        address: address.to_owned(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A JSON create. `PR_MESSAGE_FLAGS` (`Integer 0x0E07`) without `mfUnsent` (0x8) makes a
 /// non-draft; `0x0E06`/`0x0039` set received/sent times (§3.4).
-fn message_from_json(body: &Value, owner: &MailAddress, now: DateTime<Utc>) -> Result<MessageMeta, GraphError> {
+fn message_from_json(
+    body: &Value,
+    owner: &MailAddress,
+    now: DateTime<Utc>,
+) -> Result<MessageMeta, GraphError> {
     let mut is_draft = true;
     let mut is_read = body["isRead"].as_bool().unwrap_or(false);
     let (mut received, mut sent) = (now, now);
     if let Some(props) = body["singleValueExtendedProperties"].as_array() {
         for prop in props {
-            let id = prop["id"].as_str().unwrap_or_default().to_ascii_lowercase().replace("  ", " ");
+            let id = prop["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+                .replace("  ", " ");
             let value = prop["value"].as_str().unwrap_or_default();
             match id.as_str() {
                 "integer 0x0e07" => {
-                    let flags: i64 = value.parse().map_err(|_| GraphError::bad_request("ErrorInvalidExtendedPropertyValue", "The extended property value is invalid."))?;
+                    let flags: i64 = value.parse().map_err(|_| {
+                        GraphError::bad_request(
+                            "ErrorInvalidExtendedPropertyValue",
+                            "The extended property value is invalid.",
+                        )
+                    })?;
                     is_draft = flags & 0x8 != 0;
                     is_read = is_read || flags & 0x1 != 0;
                 }
@@ -670,14 +1160,29 @@ fn message_from_json(body: &Value, owner: &MailAddress, now: DateTime<Utc>) -> R
             }
         }
     }
-    let body_content = body["body"]["content"].as_str().unwrap_or_default().to_owned();
-    let html = body["body"]["contentType"].as_str().is_some_and(|t| t.eq_ignore_ascii_case("html"));
-    let from = recipients(&json!([body["from"].clone()])).into_iter().next().unwrap_or_else(|| owner.clone());
+    let body_content = body["body"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let html = body["body"]["contentType"]
+        .as_str()
+        .is_some_and(|t| t.eq_ignore_ascii_case("html"));
+    let from = recipients(&json!([body["from"].clone()]))
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| owner.clone());
     let attachments = match body["attachments"].as_array() {
-        Some(list) => list.iter().map(attachment_from_json).collect::<Result<Vec<_>, _>>()?,
+        Some(list) => list
+            .iter()
+            .map(attachment_from_json)
+            .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
-    let text = if html { strip_tags(&body_content) } else { body_content.clone() };
+    let text = if html {
+        strip_tags(&body_content)
+    } else {
+        body_content.clone()
+    };
     Ok(MessageMeta {
         subject: body["subject"].as_str().unwrap_or_default().to_owned(),
         from,
@@ -685,22 +1190,57 @@ fn message_from_json(body: &Value, owner: &MailAddress, now: DateTime<Utc>) -> R
         cc: recipients(&body["ccRecipients"]),
         received,
         sent,
-        body_html: if html { body_content } else { format!("<html><body><pre>{}</pre></body></html>", generate::html_escape(&body_content)) },
+        body_html: if html {
+            body_content
+        } else {
+            format!(
+                "<html><body><pre>{}</pre></body></html>",
+                generate::html_escape(&body_content)
+            )
+        },
         body_text: text,
-        internet_message_id: body["internetMessageId"].as_str().map(str::to_owned).unwrap_or_else(|| format!("<{:x}@simulator.local>", generate::hash(&[now.timestamp_nanos_opt().unwrap_or(0) as u64]))),
-        conversation_id: generate::hash(&[body["subject"].as_str().unwrap_or_default().len() as u64, received.timestamp() as u64]),
+        internet_message_id: body["internetMessageId"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                format!(
+                    "<{:x}@simulator.local>",
+                    generate::hash(&[now.timestamp_nanos_opt().unwrap_or(0) as u64])
+                )
+            }),
+        conversation_id: generate::hash(&[
+            body["subject"].as_str().unwrap_or_default().len() as u64,
+            received.timestamp() as u64,
+        ]),
         in_reply_to: None,
         is_read,
         is_draft,
-        importance: body["importance"].as_str().unwrap_or("normal").to_ascii_lowercase(),
-        categories: body["categories"].as_array().map(|c| c.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default(),
+        importance: body["importance"]
+            .as_str()
+            .unwrap_or("normal")
+            .to_ascii_lowercase(),
+        categories: body["categories"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
         attachments,
         flagged: body["flag"]["flagStatus"].as_str() == Some("flagged"),
     })
 }
 
 fn parse_time(value: &str) -> Result<DateTime<Utc>, GraphError> {
-    DateTime::parse_from_rfc3339(value).map(|t| t.with_timezone(&Utc)).map_err(|_| GraphError::bad_request("ErrorInvalidExtendedPropertyValue", "The SystemTime extended property value is invalid."))
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            GraphError::bad_request(
+                "ErrorInvalidExtendedPropertyValue",
+                "The SystemTime extended property value is invalid.",
+            )
+        })
 }
 
 fn strip_tags(html: &str) -> String {
@@ -722,15 +1262,37 @@ pub mod control {
     use super::*;
 
     /// Adds a message to a folder (by well-known name or id) of a user's mailbox.
-    pub fn add_message(tenant: &Tenant, user: u32, folder_name: &str, meta: MessageMeta, now: DateTime<Utc>) -> Option<u32> {
-        let folder_key = FOLDERS.iter().find(|f| f.3 == Some(folder_name) || f.2.eq_ignore_ascii_case(folder_name)).map(|f| f.0).unwrap_or(folder::INBOX);
+    pub fn add_message(
+        tenant: &Tenant,
+        user: u32,
+        folder_name: &str,
+        meta: MessageMeta,
+        now: DateTime<Utc>,
+    ) -> Option<u32> {
+        let folder_key = FOLDERS
+            .iter()
+            .find(|f| f.3 == Some(folder_name) || f.2.eq_ignore_ascii_case(folder_name))
+            .map(|f| f.0)
+            .unwrap_or(folder::INBOX);
         let mut state = write(&tenant.state);
         let generated = state.users.get(user as usize)?.generated_messages;
         let version = state.bump();
         let overlay = state.mailboxes.entry(user).or_default();
         let key = overlay.next_key.unwrap_or(generated).max(generated);
         overlay.next_key = Some(key + 1);
-        overlay.messages.insert(key, MessageState { folder: folder_key, meta: Some(Arc::new(meta)), mime: None, deleted: false, version, moves: 0, left: Vec::new(), modified: now });
+        overlay.messages.insert(
+            key,
+            MessageState {
+                folder: folder_key,
+                meta: Some(Arc::new(meta)),
+                mime: None,
+                deleted: false,
+                version,
+                moves: 0,
+                left: Vec::new(),
+                modified: now,
+            },
+        );
         Some(key)
     }
 }

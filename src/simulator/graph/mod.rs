@@ -34,7 +34,12 @@ pub struct GraphError {
 
 impl GraphError {
     pub fn new(status: u16, code: &str, message: &str) -> Self {
-        Self { status, code: code.to_owned(), message: message.to_owned(), headers: Vec::new() }
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.to_owned(),
+            headers: Vec::new(),
+        }
     }
     pub fn bad_request(code: &str, message: &str) -> Self {
         Self::new(400, code, message)
@@ -45,17 +50,32 @@ impl GraphError {
     }
     /// Directory objects that do not exist (or are soft-deleted).
     pub fn directory_not_found(id: &str) -> Self {
-        Self::new(404, "Request_ResourceNotFound", &format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."))
+        Self::new(
+            404,
+            "Request_ResourceNotFound",
+            &format!(
+                "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+            ),
+        )
     }
     pub fn segment_not_found(segment: &str) -> Self {
-        Self::new(400, "BadRequest", &format!("Resource not found for the segment '{segment}'."))
+        Self::new(
+            400,
+            "BadRequest",
+            &format!("Resource not found for the segment '{segment}'."),
+        )
     }
 }
 
 /// A successful answer, rendered by `respond`.
 pub enum Reply {
     Json(u16, Value),
-    Bytes { status: u16, content_type: String, body: Bytes, headers: Vec<(&'static str, String)> },
+    Bytes {
+        status: u16,
+        content_type: String,
+        body: Bytes,
+        headers: Vec<(&'static str, String)>,
+    },
     Redirect(String),
     NoContent,
 }
@@ -82,11 +102,18 @@ impl Ctx<'_> {
     }
     /// A `Prefer` preference such as `odata.maxpagesize=5` or `IdType="ImmutableId"`.
     pub fn prefer(&self, name: &str) -> Option<String> {
-        self.req.headers().get_all("prefer").filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).find_map(|pref| {
-            let pref = pref.trim();
-            let (key, value) = pref.split_once('=').unwrap_or((pref, ""));
-            key.trim().eq_ignore_ascii_case(name).then(|| value.trim().trim_matches('"').to_owned())
-        })
+        self.req
+            .headers()
+            .get_all("prefer")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .find_map(|pref| {
+                let pref = pref.trim();
+                let (key, value) = pref.split_once('=').unwrap_or((pref, ""));
+                key.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| value.trim().trim_matches('"').to_owned())
+            })
     }
     pub fn context(&self, fragment: &str) -> String {
         format!("{}/$metadata#{fragment}", self.base())
@@ -94,7 +121,15 @@ impl Ctx<'_> {
 }
 
 fn bearer(req: &HttpRequest) -> &str {
-    req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))).map(str::trim).unwrap_or("")
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .unwrap_or("")
 }
 
 /// Where a request lands for throttling, counters and faults.
@@ -107,52 +142,138 @@ struct RouteInfo {
 }
 
 const KEYWORDS: &[&str] = &[
-    "users", "groups", "sites", "drives", "drive", "items", "root", "children", "content", "delta", "delta()", "mailFolders", "childFolders", "messages", "attachments",
-    "organization", "directory", "deletedItems", "microsoft.graph.user", "microsoft.graph.group", "getAllSites", "$value", "createUploadSession", "restore", "me",
-    "mailboxSettings", "members", "owners", "move", "domains", "$count", "microsoft.graph.delta()", "root:",
+    "users",
+    "groups",
+    "sites",
+    "drives",
+    "drive",
+    "items",
+    "root",
+    "children",
+    "content",
+    "delta",
+    "delta()",
+    "mailFolders",
+    "childFolders",
+    "messages",
+    "attachments",
+    "organization",
+    "directory",
+    "deletedItems",
+    "microsoft.graph.user",
+    "microsoft.graph.group",
+    "getAllSites",
+    "$value",
+    "createUploadSession",
+    "restore",
+    "me",
+    "mailboxSettings",
+    "members",
+    "owners",
+    "move",
+    "domains",
+    "$count",
+    "microsoft.graph.delta()",
+    "root:",
 ];
 
 fn classify(tenant: &Tenant, method: &str, segments: &[String], query: &odata::Query) -> RouteInfo {
     let endpoint = format!(
         "{method} /{}",
-        segments.iter().map(|s| if KEYWORDS.contains(&s.as_str()) { s.as_str() } else if s.ends_with(':') { "{path}:" } else { "{id}" }).collect::<Vec<_>>().join("/")
+        segments
+            .iter()
+            .map(|s| if KEYWORDS.contains(&s.as_str()) {
+                s.as_str()
+            } else if s.ends_with(':') {
+                "{path}:"
+            } else {
+                "{id}"
+            })
+            .collect::<Vec<_>>()
+            .join("/")
     );
     let has = |name: &str| segments.iter().any(|s| s == name);
-    let is_mail = segments.first().is_some_and(|s| s == "users") && (has("mailFolders") || has("messages") || has("mailboxSettings"));
-    let is_drive = has("drive") || has("drives") || segments.first().is_some_and(|s| s == "sites" || s == "drives");
+    let is_mail = segments.first().is_some_and(|s| s == "users")
+        && (has("mailFolders") || has("messages") || has("mailboxSettings"));
+    let is_drive = has("drive")
+        || has("drives")
+        || segments
+            .first()
+            .is_some_and(|s| s == "sites" || s == "drives");
     if is_mail {
         let key = segments.get(1).cloned().unwrap_or_default();
         let user = match read(&tenant.state).find_user(&key) {
             Found::Active(i) | Found::SoftDeleted(i) => i,
             Found::Missing => u32::MAX,
         };
-        return RouteInfo { workload: Workload::Mail, scope: Scope::Mailbox { user }, cost: 1.0, endpoint, mailbox: Some(key.to_ascii_lowercase()) };
+        return RouteInfo {
+            workload: Workload::Mail,
+            scope: Scope::Mailbox { user },
+            cost: 1.0,
+            endpoint,
+            mailbox: Some(key.to_ascii_lowercase()),
+        };
     }
     if is_drive {
         // SharePoint resource units (§5.3): 1 single GET / delta with token / download,
         // 2 listing or delta without token or any write.
-        let listing = has("children") || (has("delta") || has("delta()")) && query.get("token").is_none() || segments.last().is_some_and(|s| s == "drives" || s == "getAllSites") || segments.len() == 1;
+        let listing = has("children")
+            || (has("delta") || has("delta()")) && query.get("token").is_none()
+            || segments
+                .last()
+                .is_some_and(|s| s == "drives" || s == "getAllSites")
+            || segments.len() == 1;
         let cost = if method != "GET" || listing { 2.0 } else { 1.0 };
-        return RouteInfo { workload: Workload::Drive, scope: Scope::Spo, cost, endpoint, mailbox: None };
+        return RouteInfo {
+            workload: Workload::Drive,
+            scope: Scope::Spo,
+            cost,
+            endpoint,
+            mailbox: None,
+        };
     }
     // Directory (§5.4): GET users = 2, other GETs 1; $select -1, $top < 20 -1; minimum 1.
-    let mut cost: f64 = if segments.len() == 1 && segments[0] == "users" { 2.0 } else if method == "GET" { 1.0 } else { 1.0 };
+    let mut cost: f64 = if segments.len() == 1 && segments[0] == "users" {
+        2.0
+    } else {
+        1.0
+    };
     if query.get("$select").is_some() {
         cost -= 1.0;
     }
-    if query.get("$top").and_then(|t| t.parse::<u32>().ok()).is_some_and(|t| t < 20) {
+    if query
+        .get("$top")
+        .and_then(|t| t.parse::<u32>().ok())
+        .is_some_and(|t| t < 20)
+    {
         cost -= 1.0;
     }
     if query.get("$expand").is_some() {
         cost += 1.0;
     }
-    RouteInfo { workload: Workload::Directory, scope: Scope::Directory, cost: cost.max(1.0), endpoint, mailbox: None }
+    RouteInfo {
+        workload: Workload::Directory,
+        scope: Scope::Directory,
+        cost: cost.max(1.0),
+        endpoint,
+        mailbox: None,
+    }
 }
 
 /// Handles a `/v1.0/...` request.
-pub async fn handle(sim: &Simulator, req: &HttpRequest, segments: &[String], body: Bytes) -> HttpResponse {
+pub async fn handle(
+    sim: &Simulator,
+    req: &HttpRequest,
+    segments: &[String],
+    body: Bytes,
+) -> HttpResponse {
     let request_id = Uuid::new_v4().to_string();
-    let client_request_id = req.headers().get("client-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned).unwrap_or_else(|| request_id.clone());
+    let client_request_id = req
+        .headers()
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| request_id.clone());
     let ids = (request_id.as_str(), client_request_id.as_str());
     let claims = match identity::validate(sim, bearer(req)) {
         Ok(claims) => claims,
@@ -167,7 +288,14 @@ pub async fn handle(sim: &Simulator, req: &HttpRequest, segments: &[String], bod
     let mut segments = normalise(segments.to_vec());
     if segments.first().is_some_and(|s| s == "me") {
         let Some(user) = claims.user else {
-            return error_response(sim, &GraphError::bad_request("BadRequest", "/me request is only valid with delegated authentication flow."), ids);
+            return error_response(
+                sim,
+                &GraphError::bad_request(
+                    "BadRequest",
+                    "/me request is only valid with delegated authentication flow.",
+                ),
+                ids,
+            );
         };
         let id = read(&tenant.state).users[user as usize].id.to_string();
         segments.splice(0..1, ["users".to_owned(), id]);
@@ -178,7 +306,12 @@ pub async fn handle(sim: &Simulator, req: &HttpRequest, segments: &[String], bod
     };
     let method = req.method().as_str().to_owned();
     let info = classify(tenant, &method, &segments, &query);
-    sim.metrics.count(&claims.app_id, &tenant.id.to_string(), info.mailbox.as_deref(), &info.endpoint);
+    sim.metrics.count(
+        &claims.app_id,
+        &tenant.id.to_string(),
+        info.mailbox.as_deref(),
+        &info.endpoint,
+    );
 
     let (fault, latency) = sim.faults.pick(info.workload);
     if let Fault::Status(status, retry) = fault {
@@ -187,10 +320,21 @@ pub async fn handle(sim: &Simulator, req: &HttpRequest, segments: &[String], bod
     if let Err(error) = authorize(&claims, info.workload, &method, &segments) {
         return error_response(sim, &error, ids);
     }
-    let upload = if info.workload == Workload::Mail && method != "GET" { body.len() as u64 } else { 0 };
+    let upload = if info.workload == Workload::Mail && method != "GET" {
+        body.len() as u64
+    } else {
+        0
+    };
     let tenant_id = tenant.id.to_string();
     let users = read(&tenant.state).users.len();
-    let caller = Caller { now: sim.now(), app_id: &claims.app_id, tenant: tenant.index, tenant_id: &tenant_id, users_in_tenant: users, resource: info.mailbox.as_deref().unwrap_or(&info.endpoint) };
+    let caller = Caller {
+        now: sim.now(),
+        app_id: &claims.app_id,
+        tenant: tenant.index,
+        tenant_id: &tenant_id,
+        users_in_tenant: users,
+        resource: info.mailbox.as_deref().unwrap_or(&info.endpoint),
+    };
     let admission = match sim.throttle.admit(&caller, info.scope, info.cost, upload) {
         Ok(admission) => admission,
         Err(refusal) => {
@@ -206,7 +350,15 @@ pub async fn handle(sim: &Simulator, req: &HttpRequest, segments: &[String], bod
     if latency > 0 {
         tokio::time::sleep(StdDuration::from_millis(latency)).await;
     }
-    let ctx = Ctx { sim, tenant, claims: &claims, req, query, body: &body, method: &method };
+    let ctx = Ctx {
+        sim,
+        tenant,
+        claims: &claims,
+        req,
+        query,
+        body: &body,
+        method: &method,
+    };
     let strs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let result = route(&ctx, &strs);
     let mut response = match result {
@@ -228,41 +380,103 @@ pub async fn handle(sim: &Simulator, req: &HttpRequest, segments: &[String], bod
 
 /// Application permissions (`roles`) gate each workload as Graph does (§2.5); delegated tokens
 /// act as their user and are not narrowed further here.
-fn authorize(claims: &Claims, workload: Workload, method: &str, segments: &[String]) -> Result<(), GraphError> {
+fn authorize(
+    claims: &Claims,
+    workload: Workload,
+    method: &str,
+    segments: &[String],
+) -> Result<(), GraphError> {
     if claims.user.is_some() {
         return Ok(());
     }
-    let has = |names: &[&str]| names.iter().any(|n| claims.roles.iter().any(|r| r.eq_ignore_ascii_case(n)));
+    let has = |names: &[&str]| {
+        names
+            .iter()
+            .any(|n| claims.roles.iter().any(|r| r.eq_ignore_ascii_case(n)))
+    };
     let write = method != "GET";
     let allowed = match workload {
-        Workload::Mail if segments.iter().any(|s| s == "mailboxSettings") => has(&["MailboxSettings.Read", "MailboxSettings.ReadWrite"]),
-        Workload::Mail => has(&["Mail.ReadWrite"]) || (!write && has(&["Mail.Read", "Mail.ReadBasic.All", "Mail.ReadBasic"])),
-        Workload::Drive => has(&["Files.ReadWrite.All", "Sites.ReadWrite.All", "Sites.FullControl.All"]) || (!write && has(&["Files.Read.All", "Sites.Read.All"])),
+        Workload::Mail if segments.iter().any(|s| s == "mailboxSettings") => {
+            has(&["MailboxSettings.Read", "MailboxSettings.ReadWrite"])
+        }
+        Workload::Mail => {
+            has(&["Mail.ReadWrite"])
+                || (!write && has(&["Mail.Read", "Mail.ReadBasic.All", "Mail.ReadBasic"]))
+        }
+        Workload::Drive => {
+            has(&[
+                "Files.ReadWrite.All",
+                "Sites.ReadWrite.All",
+                "Sites.FullControl.All",
+            ]) || (!write && has(&["Files.Read.All", "Sites.Read.All"]))
+        }
         Workload::Directory => match segments.first().map(String::as_str) {
-            Some("organization") | Some("domains") => has(&["Organization.Read.All", "Directory.Read.All", "Directory.ReadWrite.All", "User.Read.All"]),
-            Some("groups") => has(&["Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"]),
-            _ => has(&["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All", "Group.Read.All"]),
+            Some("organization") | Some("domains") => has(&[
+                "Organization.Read.All",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+                "User.Read.All",
+            ]),
+            Some("groups") => has(&[
+                "Group.Read.All",
+                "Group.ReadWrite.All",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+            ]),
+            _ => has(&[
+                "User.Read.All",
+                "User.ReadWrite.All",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+                "Group.Read.All",
+            ]),
         },
     };
     if allowed {
         return Ok(());
     }
     Err(match workload {
-        Workload::Mail => GraphError::new(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."),
-        Workload::Drive => GraphError::new(403, "accessDenied", "Either scp or roles claim need to be present in the token."),
-        Workload::Directory => GraphError::new(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
+        Workload::Mail => GraphError::new(
+            403,
+            "ErrorAccessDenied",
+            "Access is denied. Check credentials and try again.",
+        ),
+        Workload::Drive => GraphError::new(
+            403,
+            "accessDenied",
+            "Either scp or roles claim need to be present in the token.",
+        ),
+        Workload::Directory => GraphError::new(
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        ),
     })
 }
 
 fn format_retry(seconds: f64) -> String {
-    if (seconds - seconds.round()).abs() < 1e-9 { format!("{}", seconds.round() as i64) } else { format!("{seconds:.3}") }
+    if (seconds - seconds.round()).abs() < 1e-9 {
+        format!("{}", seconds.round() as i64)
+    } else {
+        format!("{seconds:.3}")
+    }
 }
 
 fn injected_error(status: u16, retry: f64) -> GraphError {
     match status {
-        429 => GraphError::new(429, "TooManyRequests", "Please retry again later.").with_header("Retry-After", format_retry(retry)),
-        503 => GraphError::new(503, "serviceNotAvailable", "The service is temporarily unavailable. Please retry later.").with_header("Retry-After", format_retry(retry)),
-        504 => GraphError::new(504, "UnknownError", "The gateway did not receive a timely response."),
+        429 => GraphError::new(429, "TooManyRequests", "Please retry again later.")
+            .with_header("Retry-After", format_retry(retry)),
+        503 => GraphError::new(
+            503,
+            "serviceNotAvailable",
+            "The service is temporarily unavailable. Please retry later.",
+        )
+        .with_header("Retry-After", format_retry(retry)),
+        504 => GraphError::new(
+            504,
+            "UnknownError",
+            "The gateway did not receive a timely response.",
+        ),
         other => GraphError::new(other, "generalException", "An error occurred."),
     }
 }
@@ -280,7 +494,10 @@ fn broken_body(response: HttpResponse, slow: bool, total_ms: u64) -> HttpRespons
         }
     }
     if slow {
-        let chunks: Vec<Bytes> = bytes.chunks(bytes.len().div_ceil(10).max(1)).map(Bytes::copy_from_slice).collect();
+        let chunks: Vec<Bytes> = bytes
+            .chunks(bytes.len().div_ceil(10).max(1))
+            .map(Bytes::copy_from_slice)
+            .collect();
         let pause = StdDuration::from_millis(total_ms / chunks.len().max(1) as u64);
         let stream = futures::stream::unfold(chunks.into_iter(), move |mut chunks| async move {
             let chunk = chunks.next()?;
@@ -290,7 +507,13 @@ fn broken_body(response: HttpResponse, slow: bool, total_ms: u64) -> HttpRespons
         builder.streaming(stream)
     } else {
         let half = bytes.slice(0..bytes.len() / 2);
-        let stream = futures::stream::iter(vec![Ok(half), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected connection reset"))]);
+        let stream = futures::stream::iter(vec![
+            Ok(half),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected connection reset",
+            )),
+        ]);
         builder.streaming(stream)
     }
 }
@@ -308,16 +531,25 @@ fn decorate(builder: &mut HttpResponseBuilder, sim: &Simulator, ids: (&str, &str
 pub fn error_response(sim: &Simulator, error: &GraphError, ids: (&str, &str)) -> HttpResponse {
     let date = sim.now().format("%Y-%m-%dT%H:%M:%S").to_string();
     let body = json!({"error": {"code": error.code, "message": error.message, "innerError": {"date": date, "request-id": ids.0, "client-request-id": ids.1}}});
-    let mut builder = HttpResponse::build(StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    let mut builder = HttpResponse::build(
+        StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    );
     decorate(&mut builder, sim, ids);
     for (name, value) in &error.headers {
         builder.insert_header((*name, value.clone()));
     }
     sim.metrics.status(error.status);
-    builder.content_type("application/json").body(body.to_string())
+    builder
+        .content_type("application/json")
+        .body(body.to_string())
 }
 
-fn respond(sim: &Simulator, reply: Reply, ids: (&str, &str), extra: &[(&'static str, String)]) -> HttpResponse {
+fn respond(
+    sim: &Simulator,
+    reply: Reply,
+    ids: (&str, &str),
+    extra: &[(&'static str, String)],
+) -> HttpResponse {
     let status = match &reply {
         Reply::Json(status, _) | Reply::Bytes { status, .. } => *status,
         Reply::Redirect(_) => 302,
@@ -330,8 +562,16 @@ fn respond(sim: &Simulator, reply: Reply, ids: (&str, &str), extra: &[(&'static 
         builder.insert_header((*name, value.clone()));
     }
     match reply {
-        Reply::Json(_, value) => builder.insert_header(("OData-Version", "4.0")).content_type(JSON_CONTENT_TYPE).body(value.to_string()),
-        Reply::Bytes { content_type, body, headers, .. } => {
+        Reply::Json(_, value) => builder
+            .insert_header(("OData-Version", "4.0"))
+            .content_type(JSON_CONTENT_TYPE)
+            .body(value.to_string()),
+        Reply::Bytes {
+            content_type,
+            body,
+            headers,
+            ..
+        } => {
             for (name, value) in headers {
                 builder.insert_header((name, value));
             }
@@ -386,5 +626,8 @@ pub fn not_supported_version() -> HttpResponse {
 
 /// Page size from `Prefer: odata.maxpagesize`, bounded.
 pub fn max_page_size(ctx: &Ctx<'_>, default: usize, max: usize) -> usize {
-    ctx.prefer("odata.maxpagesize").and_then(|v| v.parse::<usize>().ok()).filter(|n| *n >= 1).map_or(default, |n| n.min(max))
+    ctx.prefer("odata.maxpagesize")
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n >= 1)
+        .map_or(default, |n| n.min(max))
 }

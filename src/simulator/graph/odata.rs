@@ -15,18 +15,27 @@ pub struct Query {
 
 impl Query {
     pub fn parse(raw: &str) -> Result<Self, GraphError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).map_err(|_| GraphError::bad_request("BadRequest", "Invalid query string."))?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
+            .map_err(|_| GraphError::bad_request("BadRequest", "Invalid query string."))?;
         // OData options are case-insensitive in the name and may omit the `$` on v1.0.
         Ok(Self { pairs })
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
         let bare = name.trim_start_matches('$');
-        self.pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name) || k.eq_ignore_ascii_case(bare)).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name) || k.eq_ignore_ascii_case(bare))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn select(&self) -> Option<Vec<String>> {
-        self.get("$select").map(|s| s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect())
+        self.get("$select").map(|s| {
+            s.split(',')
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty())
+                .collect()
+        })
     }
 
     /// `$top` within `1..=max`, else Graph's 400.
@@ -35,24 +44,42 @@ impl Query {
             None => Ok(None),
             Some(text) => match text.parse::<usize>() {
                 Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
-                _ => Err(GraphError::bad_request("Request_BadRequest", &format!("Invalid page size specified: '{text}'. Must be between 1 and {max} inclusive."))),
+                _ => Err(GraphError::bad_request(
+                    "Request_BadRequest",
+                    &format!(
+                        "Invalid page size specified: '{text}'. Must be between 1 and {max} inclusive."
+                    ),
+                )),
             },
         }
     }
 
     pub fn flag(&self, name: &str) -> bool {
-        self.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        self.get(name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 }
 
 /// Keeps `id`, annotations and the selected properties. Unknown names give Graph's 400.
-pub fn project(entity: &Value, select: Option<&[String]>, type_name: &str, default: Option<&[&str]>) -> Result<Value, GraphError> {
-    let Value::Object(map) = entity else { return Ok(entity.clone()) };
+pub fn project(
+    entity: &Value,
+    select: Option<&[String]>,
+    type_name: &str,
+    default: Option<&[&str]>,
+) -> Result<Value, GraphError> {
+    let Value::Object(map) = entity else {
+        return Ok(entity.clone());
+    };
     let wanted: Vec<String> = match (select, default) {
         (Some(fields), _) => {
             for field in fields {
                 if field != "*" && !map.contains_key(field.as_str()) {
-                    return Err(GraphError::bad_request("Request_BadRequest", &format!("Could not find a property named '{field}' on type 'microsoft.graph.{type_name}'.")));
+                    return Err(GraphError::bad_request(
+                        "Request_BadRequest",
+                        &format!(
+                            "Could not find a property named '{field}' on type 'microsoft.graph.{type_name}'."
+                        ),
+                    ));
                 }
             }
             if fields.iter().any(|f| f == "*") {
@@ -65,7 +92,11 @@ pub fn project(entity: &Value, select: Option<&[String]>, type_name: &str, defau
     };
     let mut out = Map::new();
     for (key, value) in map {
-        if key == "id" || key.starts_with('@') || key.contains("@odata") || wanted.iter().any(|w| w == key) {
+        if key == "id"
+            || key.starts_with('@')
+            || key.contains("@odata")
+            || wanted.iter().any(|w| w == key)
+        {
             out.insert(key.clone(), value.clone());
         }
     }
@@ -109,7 +140,12 @@ fn split_keyword<'a>(text: &'a str, keyword: &str) -> Vec<&'a str> {
             b')' if !quoted => depth -= 1,
             _ => {}
         }
-        if !quoted && depth == 0 && text[i..].to_ascii_lowercase().starts_with(&pattern) {
+        // Byte-wise, case-insensitive: slicing `text` here could split a multi-byte character.
+        if !quoted
+            && depth == 0
+            && bytes.len() >= i + pattern.len()
+            && bytes[i..i + pattern.len()].eq_ignore_ascii_case(pattern.as_bytes())
+        {
             parts.push(&text[start..i]);
             i += pattern.len();
             start = i;
@@ -126,32 +162,52 @@ pub fn parse_filter(text: &str) -> Result<Filter, GraphError> {
     let text = text.trim();
     let ors = split_keyword(text, "or");
     if ors.len() > 1 {
-        return Ok(Filter::Or(ors.into_iter().map(parse_filter).collect::<Result<_, _>>()?));
+        return Ok(Filter::Or(
+            ors.into_iter()
+                .map(parse_filter)
+                .collect::<Result<_, _>>()?,
+        ));
     }
     let ands = split_keyword(text, "and");
     if ands.len() > 1 {
-        return Ok(Filter::And(ands.into_iter().map(parse_filter).collect::<Result<_, _>>()?));
+        return Ok(Filter::And(
+            ands.into_iter()
+                .map(parse_filter)
+                .collect::<Result<_, _>>()?,
+        ));
     }
     if let Some(inner) = text.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
         return parse_filter(inner);
     }
     let lower = text.to_ascii_lowercase();
     if lower.starts_with("startswith(") {
-        let inner = text.get(11..text.len().saturating_sub(1)).ok_or_else(unsupported)?;
+        let inner = text
+            .get(11..text.len().saturating_sub(1))
+            .ok_or_else(unsupported)?;
         let (property, value) = inner.split_once(',').ok_or_else(unsupported)?;
-        let Some(Value::String(prefix)) = literal(value) else { return Err(unsupported()) };
+        let Some(Value::String(prefix)) = literal(value) else {
+            return Err(unsupported());
+        };
         return Ok(Filter::StartsWith(property.trim().to_owned(), prefix));
     }
     // `groupTypes/any(c:c eq 'Unified')`, any casing of `any`.
     if let Some(pos) = lower.find("/any(") {
         let property = text[..pos].trim().to_owned();
-        let inner = text.get(pos + 5..text.len().saturating_sub(1)).ok_or_else(unsupported)?;
+        let inner = text
+            .get(pos + 5..text.len().saturating_sub(1))
+            .ok_or_else(unsupported)?;
         let (_, condition) = inner.split_once(':').ok_or_else(unsupported)?;
         let (_, value) = condition.split_once(" eq ").ok_or_else(unsupported)?;
-        return Ok(Filter::Any(property, literal(value).ok_or_else(unsupported)?));
+        return Ok(Filter::Any(
+            property,
+            literal(value).ok_or_else(unsupported)?,
+        ));
     }
     if let Some((property, value)) = text.split_once(" eq ") {
-        return Ok(Filter::Eq(property.trim().to_owned(), literal(value).ok_or_else(unsupported)?));
+        return Ok(Filter::Eq(
+            property.trim().to_owned(),
+            literal(value).ok_or_else(unsupported)?,
+        ));
     }
     Err(unsupported())
 }
@@ -172,8 +228,12 @@ pub fn matches(filter: &Filter, entity: &Value) -> bool {
         Filter::And(all) => all.iter().all(|f| matches(f, entity)),
         Filter::Or(any) => any.iter().any(|f| matches(f, entity)),
         Filter::Eq(property, value) => same(lookup(entity, property), value),
-        Filter::StartsWith(property, prefix) => lookup(entity, property).as_str().is_some_and(|s| s.to_lowercase().starts_with(&prefix.to_lowercase())),
-        Filter::Any(property, value) => lookup(entity, property).as_array().is_some_and(|items| items.iter().any(|item| same(item, value))),
+        Filter::StartsWith(property, prefix) => lookup(entity, property)
+            .as_str()
+            .is_some_and(|s| s.to_lowercase().starts_with(&prefix.to_lowercase())),
+        Filter::Any(property, value) => lookup(entity, property)
+            .as_array()
+            .is_some_and(|items| items.iter().any(|item| same(item, value))),
     }
 }
 
@@ -183,12 +243,19 @@ pub fn encode_token(state: &Value) -> String {
 }
 
 pub fn decode_token(token: &str) -> Option<Value> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim()).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim())
+        .ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
 /// `{"@odata.context":…, "value":[…], "@odata.nextLink"|"@odata.deltaLink":…}`.
-pub fn collection(context: String, items: Vec<Value>, next: Option<String>, delta: Option<String>) -> Value {
+pub fn collection(
+    context: String,
+    items: Vec<Value>,
+    next: Option<String>,
+    delta: Option<String>,
+) -> Value {
     let mut out = Map::new();
     out.insert("@odata.context".to_owned(), Value::String(context));
     if let Some(next) = next {
@@ -203,5 +270,7 @@ pub fn collection(context: String, items: Vec<Value>, next: Option<String>, delt
 
 /// Query-string escaping for values we put into links.
 pub fn escape(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>().replace('+', "%20")
+    url::form_urlencoded::byte_serialize(text.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }

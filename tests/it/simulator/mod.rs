@@ -13,7 +13,7 @@ mod throttling;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 use skyvault::clock::ManualClock;
 use skyvault::simulator::{RunningSimulator, SimulatorOptions, TenantSpec, start};
 
@@ -44,7 +44,11 @@ impl Sim {
     }
 
     pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-        let url = if path.starts_with("http") { path.to_owned() } else { format!("{}/v1.0/{path}", self.base()) };
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}/v1.0/{path}", self.base())
+        };
         let mut request = self.http.get(url).bearer_auth(&self.token);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -78,8 +82,16 @@ impl Sim {
         panic!("paging did not end");
     }
 
-    pub async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.http.request(method, format!("{}/_sim/{path}", self.base())).bearer_auth(self.running.admin_token());
+    pub async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}/_sim/{path}", self.base()))
+            .bearer_auth(self.running.admin_token());
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -90,19 +102,40 @@ impl Sim {
     }
 
     pub async fn token_request(&self, tenant: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.http.post(format!("{}/{tenant}/oauth2/v2.0/token", self.base())).form(form).send().await.unwrap()
+        self.http
+            .post(format!("{}/{tenant}/oauth2/v2.0/token", self.base()))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn app_token(&self) -> String {
         let tenant = self.tenant_id();
-        let response = self.token_request(&tenant, &[("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET), ("scope", GRAPH_SCOPE), ("grant_type", "client_credentials")]).await;
+        let response = self
+            .token_request(
+                &tenant,
+                &[
+                    ("client_id", CLIENT_ID),
+                    ("client_secret", CLIENT_SECRET),
+                    ("scope", GRAPH_SCOPE),
+                    ("grant_type", "client_credentials"),
+                ],
+            )
+            .await;
         assert_eq!(response.status(), 200);
-        response.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+        response.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 }
 
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 /// A small tenant, the test app registered and consented, and an app token.
@@ -119,22 +152,27 @@ pub async fn start_sim(customise: impl FnOnce(&mut SimulatorOptions)) -> Sim {
     customise(&mut options);
     let running = start(options).await.unwrap();
     running.register_app(CLIENT_ID, CLIENT_SECRET, &[REDIRECT_URI]);
-    let mut sim = Sim { running, http: http_client(), clock, token: String::new() };
-    let (status, _) = sim.control(reqwest::Method::POST, &format!("tenants/{}/consents/{CLIENT_ID}", sim.tenant_id()), None).await;
+    let mut sim = Sim {
+        running,
+        http: http_client(),
+        clock,
+        token: String::new(),
+    };
+    let (status, _) = sim
+        .control(
+            reqwest::Method::POST,
+            &format!("tenants/{}/consents/{CLIENT_ID}", sim.tenant_id()),
+            None,
+        )
+        .await;
     assert_eq!(status, 200);
     sim.token = sim.app_token().await;
     sim
 }
 
 pub fn ids(items: &[Value]) -> Vec<String> {
-    items.iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect()
-}
-
-pub fn json_body(value: Value) -> Option<Value> {
-    Some(value)
-}
-
-#[allow(dead_code)]
-pub fn empty() -> Value {
-    json!({})
+    items
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
 }

@@ -19,17 +19,31 @@ struct Schema {
 
 impl Schema {
     fn load() -> Self {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/msgraph/schema-subset.txt")).unwrap();
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/msgraph/schema-subset.txt"
+        ))
+        .unwrap();
         let mut schema = Schema::default();
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let parts: Vec<&str> = line.split(' ').collect();
             match parts[0] {
                 "type" => {
-                    schema.bases.insert(parts[1].to_owned(), (parts[2] != "-").then(|| parts[2].to_owned()));
+                    schema.bases.insert(
+                        parts[1].to_owned(),
+                        (parts[2] != "-").then(|| parts[2].to_owned()),
+                    );
                 }
-                "prop" => schema.props.entry(parts[1].to_owned()).or_default().push((parts[2].to_owned(), parts[3].to_owned(), parts[4] == "nullable")),
+                "prop" => schema.props.entry(parts[1].to_owned()).or_default().push((
+                    parts[2].to_owned(),
+                    parts[3].to_owned(),
+                    parts[4] == "nullable",
+                )),
                 "enum" => {
-                    schema.enums.insert(parts[1].to_owned(), parts[2..].iter().map(|s| (*s).to_owned()).collect());
+                    schema.enums.insert(
+                        parts[1].to_owned(),
+                        parts[2..].iter().map(|s| (*s).to_owned()).collect(),
+                    );
                 }
                 _ => {}
             }
@@ -40,7 +54,11 @@ impl Schema {
     fn property(&self, type_name: &str, name: &str) -> Option<(String, bool)> {
         let mut current = Some(type_name.to_owned());
         while let Some(t) = current {
-            if let Some(found) = self.props.get(&t).and_then(|ps| ps.iter().find(|(n, _, _)| n == name)) {
+            if let Some(found) = self
+                .props
+                .get(&t)
+                .and_then(|ps| ps.iter().find(|(n, _, _)| n == name))
+            {
                 return Some((found.1.clone(), found.2));
             }
             current = self.bases.get(&t).cloned().flatten();
@@ -49,9 +67,14 @@ impl Schema {
     }
 
     fn check_entity(&self, type_name: &str, value: &Value, path: &str, errors: &mut Vec<String>) {
-        assert!(self.bases.contains_key(type_name), "type {type_name} is not in the subset");
+        assert!(
+            self.bases.contains_key(type_name),
+            "type {type_name} is not in the subset"
+        );
         let Some(map) = value.as_object() else {
-            errors.push(format!("{path}: expected an object of {type_name}, got {value}"));
+            errors.push(format!(
+                "{path}: expected an object of {type_name}, got {value}"
+            ));
             return;
         };
         for (key, field) in map {
@@ -60,22 +83,38 @@ impl Schema {
                 continue;
             }
             match self.property(type_name, key) {
-                None => errors.push(format!("{path}.{key}: no such property on microsoft.graph.{type_name}")),
-                Some((edm, nullable)) => self.check_value(&edm, nullable, field, &format!("{path}.{key}"), errors),
+                None => errors.push(format!(
+                    "{path}.{key}: no such property on microsoft.graph.{type_name}"
+                )),
+                Some((edm, nullable)) => {
+                    self.check_value(&edm, nullable, field, &format!("{path}.{key}"), errors)
+                }
             }
         }
     }
 
-    fn check_value(&self, edm: &str, nullable: bool, value: &Value, path: &str, errors: &mut Vec<String>) {
+    fn check_value(
+        &self,
+        edm: &str,
+        nullable: bool,
+        value: &Value,
+        path: &str,
+        errors: &mut Vec<String>,
+    ) {
         if value.is_null() {
             if !nullable {
                 errors.push(format!("{path}: null for a non-nullable {edm}"));
             }
             return;
         }
-        if let Some(inner) = edm.strip_prefix("Collection(").and_then(|s| s.strip_suffix(')')) {
+        if let Some(inner) = edm
+            .strip_prefix("Collection(")
+            .and_then(|s| s.strip_suffix(')'))
+        {
             match value.as_array() {
-                Some(items) => items.iter().enumerate().for_each(|(i, item)| self.check_value(inner, false, item, &format!("{path}[{i}]"), errors)),
+                Some(items) => items.iter().enumerate().for_each(|(i, item)| {
+                    self.check_value(inner, false, item, &format!("{path}[{i}]"), errors)
+                }),
                 None => errors.push(format!("{path}: expected a collection of {inner}")),
             }
             return;
@@ -83,15 +122,28 @@ impl Schema {
         let ok = match edm {
             "Edm.String" => value.is_string(),
             "Edm.Boolean" => value.is_boolean(),
-            "Edm.Int32" | "Edm.Int64" | "Edm.Int16" | "Edm.Byte" => value.is_i64() || value.is_u64(),
+            "Edm.Int32" | "Edm.Int64" | "Edm.Int16" | "Edm.Byte" => {
+                value.is_i64() || value.is_u64()
+            }
             "Edm.Double" | "Edm.Single" | "Edm.Decimal" => value.is_number(),
-            "Edm.DateTimeOffset" => value.as_str().is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
-            "Edm.Date" => value.as_str().is_some_and(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()),
-            "Edm.Guid" => value.as_str().is_some_and(|s| uuid::Uuid::parse_str(s).is_ok()),
-            "Edm.Binary" => value.as_str().is_some_and(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok()),
+            "Edm.DateTimeOffset" => value
+                .as_str()
+                .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
+            "Edm.Date" => value
+                .as_str()
+                .is_some_and(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()),
+            "Edm.Guid" => value
+                .as_str()
+                .is_some_and(|s| uuid::Uuid::parse_str(s).is_ok()),
+            "Edm.Binary" => value
+                .as_str()
+                .is_some_and(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok()),
             "Edm.Duration" | "Edm.TimeOfDay" => value.is_string(),
             "Edm.Stream" => true,
-            other if self.enums.contains_key(other) => value.as_str().is_some_and(|s| s.split(',').all(|m| self.enums[other].iter().any(|e| e == m.trim()))),
+            other if self.enums.contains_key(other) => value.as_str().is_some_and(|s| {
+                s.split(',')
+                    .all(|m| self.enums[other].iter().any(|e| e == m.trim()))
+            }),
             other if self.bases.contains_key(other) => {
                 self.check_entity(other, value, path, errors);
                 true
@@ -116,14 +168,25 @@ async fn every_emitted_entity_matches_the_v1_schema() {
     let schema = Schema::load();
     let sim = start_sim(|_| {}).await;
     let mut checked: Vec<(String, Value)> = Vec::new();
-    let mut add = |type_name: &str, values: Vec<Value>| checked.extend(values.into_iter().map(|v| (type_name.to_owned(), v)));
+    let mut add = |type_name: &str, values: Vec<Value>| {
+        checked.extend(values.into_iter().map(|v| (type_name.to_owned(), v)))
+    };
 
     add("organization", items(&sim.json("organization").await));
     add("domain", items(&sim.json("domains").await));
     let all_props = "id,displayName,accountEnabled,createdDateTime,department,mailNickname,userType,usageLocation,companyName,city,country,employeeId,faxNumber,onPremisesSyncEnabled,otherMails,proxyAddresses,imAddresses,securityIdentifier,assignedLicenses,deletedDateTime";
-    add("user", items(&sim.json(&format!("users?$select={all_props}")).await));
+    add(
+        "user",
+        items(&sim.json(&format!("users?$select={all_props}")).await),
+    );
     add("user", items(&sim.json("users").await));
-    add("user", items(&sim.json("users/delta").await).into_iter().filter(|u| u.get("@removed").is_none()).collect());
+    add(
+        "user",
+        items(&sim.json("users/delta").await)
+            .into_iter()
+            .filter(|u| u.get("@removed").is_none())
+            .collect(),
+    );
     add("group", items(&sim.json("groups").await));
     add("group", items(&sim.json("groups/delta").await));
     let sites = items(&sim.json("sites/getAllSites").await);
@@ -132,17 +195,54 @@ async fn every_emitted_entity_matches_the_v1_schema() {
     let user = users[1]["id"].as_str().unwrap().to_owned();
     // Soft-delete someone so deletedItems has content.
     let victim = users[0]["id"].as_str().unwrap().to_owned();
-    sim.control(reqwest::Method::DELETE, &format!("tenants/default/users/{victim}"), None).await;
-    add("user", items(&sim.json("directory/deletedItems/microsoft.graph.user").await));
+    sim.control(
+        reqwest::Method::DELETE,
+        &format!("tenants/default/users/{victim}"),
+        None,
+    )
+    .await;
+    add(
+        "user",
+        items(
+            &sim.json("directory/deletedItems/microsoft.graph.user")
+                .await,
+        ),
+    );
 
-    add("mailFolder", items(&sim.json(&format!("users/{user}/mailFolders?includeHiddenFolders=true")).await));
-    add("mailboxSettings", vec![sim.json(&format!("users/{user}/mailboxSettings")).await]);
-    let messages = items(&sim.json(&format!("users/{user}/mailFolders/inbox/messages/delta")).await);
+    add(
+        "mailFolder",
+        items(
+            &sim.json(&format!(
+                "users/{user}/mailFolders?includeHiddenFolders=true"
+            ))
+            .await,
+        ),
+    );
+    add(
+        "mailboxSettings",
+        vec![sim.json(&format!("users/{user}/mailboxSettings")).await],
+    );
+    let messages = items(
+        &sim.json(&format!("users/{user}/mailFolders/inbox/messages/delta"))
+            .await,
+    );
     add("message", messages.clone());
     let with_attachments = items(&sim.json(&format!("users/{user}/messages?$top=60")).await);
     add("message", with_attachments.clone());
-    if let Some(m) = with_attachments.iter().find(|m| m["hasAttachments"] == true) {
-        add("fileAttachment", items(&sim.json(&format!("users/{user}/messages/{}/attachments", m["id"].as_str().unwrap())).await));
+    if let Some(m) = with_attachments
+        .iter()
+        .find(|m| m["hasAttachments"] == true)
+    {
+        add(
+            "fileAttachment",
+            items(
+                &sim.json(&format!(
+                    "users/{user}/messages/{}/attachments",
+                    m["id"].as_str().unwrap()
+                ))
+                .await,
+            ),
+        );
     }
     let created = sim.http.post(format!("{}/v1.0/users/{user}/messages", sim.base())).bearer_auth(&sim.token).json(&json!({"subject": "x", "singleValueExtendedProperties": [{"id": "Integer 0x0E07", "value": "1"}]})).send().await.unwrap().json::<Value>().await.unwrap();
     add("message", vec![created]);
@@ -150,21 +250,70 @@ async fn every_emitted_entity_matches_the_v1_schema() {
     let drive = sim.json(&format!("users/{user}/drive")).await;
     let drive_id = drive["id"].as_str().unwrap().to_owned();
     add("drive", vec![drive]);
-    add("drive", items(&sim.json(&format!("sites/{}/drives", sites[0]["id"].as_str().unwrap())).await));
+    add(
+        "drive",
+        items(
+            &sim.json(&format!(
+                "sites/{}/drives",
+                sites[0]["id"].as_str().unwrap()
+            ))
+            .await,
+        ),
+    );
     let delta = items(&sim.json(&format!("drives/{drive_id}/root/delta")).await);
     add("driveItem", delta.clone());
-    add("driveItem", items(&sim.json(&format!("drives/{drive_id}/root/children")).await));
-    let victim_item = delta.iter().find(|i| i.get("file").is_some()).unwrap()["id"].as_str().unwrap().to_owned();
-    let link = sim.json(&format!("drives/{drive_id}/root/delta?token=latest")).await["@odata.deltaLink"].as_str().unwrap().to_owned();
-    sim.http.delete(format!("{}/v1.0/drives/{drive_id}/items/{victim_item}", sim.base())).bearer_auth(&sim.token).send().await.unwrap();
+    add(
+        "driveItem",
+        items(&sim.json(&format!("drives/{drive_id}/root/children")).await),
+    );
+    let victim_item = delta.iter().find(|i| i.get("file").is_some()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let link = sim
+        .json(&format!("drives/{drive_id}/root/delta?token=latest"))
+        .await["@odata.deltaLink"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sim.http
+        .delete(format!(
+            "{}/v1.0/drives/{drive_id}/items/{victim_item}",
+            sim.base()
+        ))
+        .bearer_auth(&sim.token)
+        .send()
+        .await
+        .unwrap();
     add("driveItem", items(&sim.json(&link).await));
-    let session = sim.http.post(format!("{}/v1.0/drives/{drive_id}/items/root:/s.bin:/createUploadSession", sim.base())).bearer_auth(&sim.token).send().await.unwrap().json::<Value>().await.unwrap();
+    let session = sim
+        .http
+        .post(format!(
+            "{}/v1.0/drives/{drive_id}/items/root:/s.bin:/createUploadSession",
+            sim.base()
+        ))
+        .bearer_auth(&sim.token)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
     add("uploadSession", vec![session]);
 
     let mut errors = Vec::new();
     for (type_name, value) in &checked {
         schema.check_entity(type_name, value, type_name, &mut errors);
     }
-    assert!(checked.len() > 100, "only {} entities checked", checked.len());
-    assert!(errors.is_empty(), "{} schema violations:\n{}", errors.len(), errors.join("\n"));
+    assert!(
+        checked.len() > 100,
+        "only {} entities checked",
+        checked.len()
+    );
+    assert!(
+        errors.is_empty(),
+        "{} schema violations:\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
 }

@@ -15,24 +15,50 @@ async fn set_limits(sim: &super::Sim, limits: Value) {
 async fn mailbox_request_window_answers_application_throttled() {
     let sim = start_sim(|_| {}).await;
     set_limits(&sim, json!({"mailbox_requests": 5})).await;
-    let user = sim.json("users?$top=2").await["value"][1]["id"].as_str().unwrap().to_owned();
-    let other = sim.json("users?$top=3").await["value"][2]["id"].as_str().unwrap().to_owned();
+    let user = sim.json("users?$top=2").await["value"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = sim.json("users?$top=3").await["value"][2]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for _ in 0..5 {
-        assert_eq!(sim.get(&format!("users/{user}/mailFolders")).await.status(), 200);
+        assert_eq!(
+            sim.get(&format!("users/{user}/mailFolders")).await.status(),
+            200
+        );
     }
     let throttled = sim.get(&format!("users/{user}/mailFolders")).await;
     assert_eq!(throttled.status(), 429);
-    let retry: f64 = throttled.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: f64 = throttled.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(retry > 0.0);
     let body: Value = throttled.json().await.unwrap();
     assert_eq!(body["error"]["code"], "ApplicationThrottled");
-    assert!(body["error"]["message"].as_str().unwrap().contains("MailboxConcurrency"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("MailboxConcurrency")
+    );
     // Limits are per app and mailbox: another mailbox is unaffected.
-    assert_eq!(sim.get(&format!("users/{other}/mailFolders")).await.status(), 200);
+    assert_eq!(
+        sim.get(&format!("users/{other}/mailFolders"))
+            .await
+            .status(),
+        200
+    );
     sim.clock.advance(Duration::seconds(601));
     let token = sim.app_token().await;
     let sim = super::Sim { token, ..sim };
-    assert_eq!(sim.get(&format!("users/{user}/mailFolders")).await.status(), 200);
+    assert_eq!(
+        sim.get(&format!("users/{user}/mailFolders")).await.status(),
+        200
+    );
     let (_, events) = sim.control(Method::GET, "throttling/events", None).await;
     assert_eq!(events[0]["workload"], "mail");
 }
@@ -40,14 +66,26 @@ async fn mailbox_request_window_answers_application_throttled() {
 #[tokio::test]
 async fn mailbox_concurrency_is_four_requests_in_flight() {
     let sim = start_sim(|options| options.workers = 2).await;
-    let user = sim.json("users?$top=2").await["value"][1]["id"].as_str().unwrap().to_owned();
+    let user = sim.json("users?$top=2").await["value"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // Service time keeps requests in flight long enough to overlap.
-    let (status, _) = sim.control(Method::PUT, "faults/mail", Some(json!({"latency_ms": 400}))).await;
+    let (status, _) = sim
+        .control(Method::PUT, "faults/mail", Some(json!({"latency_ms": 400})))
+        .await;
     assert_eq!(status, 200);
     let path = format!("users/{user}/mailFolders/inbox");
     let requests = (0..10).map(|_| sim.get_with(&path, &[]));
-    let statuses: Vec<u16> = futures::future::join_all(requests).await.iter().map(|r| r.status().as_u16()).collect();
-    assert!(statuses.iter().filter(|s| **s == 200).count() <= 4 + 4, "{statuses:?}");
+    let statuses: Vec<u16> = futures::future::join_all(requests)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert!(
+        statuses.iter().filter(|s| **s == 200).count() <= 4 + 4,
+        "{statuses:?}"
+    );
     assert!(statuses.contains(&429), "{statuses:?}");
 }
 
@@ -55,14 +93,26 @@ async fn mailbox_concurrency_is_four_requests_in_flight() {
 async fn sharepoint_resource_units_throttle_with_retry_after_then_503_on_early_retry() {
     let sim = start_sim(|_| {}).await;
     set_limits(&sim, json!({"spo_resource_units_per_minute": 6.0})).await;
-    let user = sim.json("users?$top=2").await["value"][1]["id"].as_str().unwrap().to_owned();
-    let drive = sim.json(&format!("users/{user}/drive")).await["id"].as_str().unwrap().to_owned();
+    let user = sim.json("users?$top=2").await["value"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let drive = sim.json(&format!("users/{user}/drive")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut statuses = Vec::new();
     let mut retry_after = None;
     for _ in 0..8 {
         let response = sim.get(&format!("drives/{drive}/root")).await;
         if response.status() == 429 {
-            retry_after = Some(response.headers()["retry-after"].to_str().unwrap().parse::<f64>().unwrap());
+            retry_after = Some(
+                response.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse::<f64>()
+                    .unwrap(),
+            );
         }
         statuses.push(response.status().as_u16());
         if retry_after.is_some() {
@@ -72,7 +122,11 @@ async fn sharepoint_resource_units_throttle_with_retry_after_then_503_on_early_r
     assert!(statuses.ends_with(&[429]), "{statuses:?}");
     assert!(retry_after.unwrap() > 0.0);
     let early = sim.get(&format!("drives/{drive}/root")).await;
-    assert_eq!(early.status(), 503, "calling before Retry-After is refused again");
+    assert_eq!(
+        early.status(),
+        503,
+        "calling before Retry-After is refused again"
+    );
     assert!(early.headers().contains_key("retry-after"));
     sim.clock.advance(Duration::seconds(61));
     assert_eq!(sim.get(&format!("drives/{drive}/root")).await.status(), 200);
@@ -88,10 +142,21 @@ async fn directory_token_bucket_answers_429_with_throttle_headers() {
     assert_eq!(sim.get("users").await.status(), 200);
     let throttled = sim.get("users").await;
     assert_eq!(throttled.status(), 429);
-    assert!(throttled.headers()["x-ms-throttle-scope"].to_str().unwrap().starts_with("Tenant_Application/ReadWrite/"));
-    assert_eq!(throttled.headers()["x-ms-throttle-information"], "ResourceUnitLimitExceeded");
+    assert!(
+        throttled.headers()["x-ms-throttle-scope"]
+            .to_str()
+            .unwrap()
+            .starts_with("Tenant_Application/ReadWrite/")
+    );
+    assert_eq!(
+        throttled.headers()["x-ms-throttle-information"],
+        "ResourceUnitLimitExceeded"
+    );
     assert!(throttled.headers().contains_key("retry-after"));
-    assert_eq!(throttled.json::<Value>().await.unwrap()["error"]["code"], "TooManyRequests");
+    assert_eq!(
+        throttled.json::<Value>().await.unwrap()["error"]["code"],
+        "TooManyRequests"
+    );
     sim.clock.advance(Duration::seconds(10));
     assert_eq!(sim.get("users").await.status(), 200);
 }
@@ -99,28 +164,69 @@ async fn directory_token_bucket_answers_429_with_throttle_headers() {
 #[tokio::test]
 async fn injected_faults_use_graph_errors_and_break_connections() {
     let sim = start_sim(|_| {}).await;
-    let (status, _) = sim.control(Method::PUT, "faults/directory", Some(json!({"rate_503": 100.0, "retry_after_seconds": 1.5}))).await;
+    let (status, _) = sim
+        .control(
+            Method::PUT,
+            "faults/directory",
+            Some(json!({"rate_503": 100.0, "retry_after_seconds": 1.5})),
+        )
+        .await;
     assert_eq!(status, 200);
     let unavailable = sim.get("users").await;
     assert_eq!(unavailable.status(), 503);
     assert_eq!(unavailable.headers()["retry-after"], "1.500");
-    sim.control(Method::PUT, "faults/directory", Some(json!({"rate_504": 100.0}))).await;
+    sim.control(
+        Method::PUT,
+        "faults/directory",
+        Some(json!({"rate_504": 100.0})),
+    )
+    .await;
     assert_eq!(sim.get("users").await.status(), 504);
-    sim.control(Method::PUT, "faults/directory", Some(json!({"rate_429": 100.0}))).await;
-    assert_eq!(sim.get("users").await.json::<Value>().await.unwrap()["error"]["code"], "TooManyRequests");
-    sim.control(Method::PUT, "faults/directory", Some(json!({"rate_connection_reset": 100.0}))).await;
+    sim.control(
+        Method::PUT,
+        "faults/directory",
+        Some(json!({"rate_429": 100.0})),
+    )
+    .await;
+    assert_eq!(
+        sim.get("users").await.json::<Value>().await.unwrap()["error"]["code"],
+        "TooManyRequests"
+    );
+    sim.control(
+        Method::PUT,
+        "faults/directory",
+        Some(json!({"rate_connection_reset": 100.0})),
+    )
+    .await;
     // The connection drops before or during the body.
-    match sim.http.get(format!("{}/v1.0/users", sim.base())).bearer_auth(&sim.token).send().await {
+    match sim
+        .http
+        .get(format!("{}/v1.0/users", sim.base()))
+        .bearer_auth(&sim.token)
+        .send()
+        .await
+    {
         Err(_) => {}
         Ok(response) => assert!(response.bytes().await.is_err(), "the body breaks off"),
     }
-    sim.control(Method::PUT, "faults/directory", Some(json!({"rate_slow_body": 100.0, "slow_body_ms": 50}))).await;
+    sim.control(
+        Method::PUT,
+        "faults/directory",
+        Some(json!({"rate_slow_body": 100.0, "slow_body_ms": 50})),
+    )
+    .await;
     let slow = sim.get("users").await;
     let body: Value = slow.json().await.unwrap();
-    assert_eq!(body["value"].as_array().unwrap().len(), 8, "a slow body is still complete");
+    assert_eq!(
+        body["value"].as_array().unwrap().len(),
+        8,
+        "a slow body is still complete"
+    );
     sim.control(Method::DELETE, "faults", None).await;
     assert_eq!(sim.get("users").await.status(), 200);
-    let bad = sim.control(Method::PUT, "faults/nowhere", Some(json!({}))).await;
+    let bad = sim
+        .control(Method::PUT, "faults/nowhere", Some(json!({})))
+        .await;
     assert_eq!(bad.0, 400);
 }
 
@@ -128,7 +234,10 @@ async fn injected_faults_use_graph_errors_and_break_connections() {
 async fn counters_report_per_app_tenant_mailbox_and_endpoint() {
     let sim = start_sim(|_| {}).await;
     sim.control(Method::DELETE, "counters", None).await;
-    let user = sim.json("users?$top=2").await["value"][1]["id"].as_str().unwrap().to_owned();
+    let user = sim.json("users?$top=2").await["value"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     sim.json(&format!("users/{user}/mailFolders")).await;
     sim.json(&format!("users/{user}/mailFolders")).await;
     let (status, counters) = sim.control(Method::GET, "counters", None).await;
@@ -138,6 +247,15 @@ async fn counters_report_per_app_tenant_mailbox_and_endpoint() {
     assert_eq!(counters["by_tenant"][sim.tenant_id()], 3);
     assert_eq!(counters["by_mailbox"][user.to_ascii_lowercase()], 2);
     assert_eq!(counters["by_endpoint"]["GET /users/{id}/mailFolders"], 2);
-    let unauthorised = sim.http.get(format!("{}/_sim/counters", sim.base())).send().await.unwrap();
-    assert_eq!(unauthorised.status(), 401, "the control API needs its own token");
+    let unauthorised = sim
+        .http
+        .get(format!("{}/_sim/counters", sim.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unauthorised.status(),
+        401,
+        "the control API needs its own token"
+    );
 }
