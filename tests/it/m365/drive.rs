@@ -44,6 +44,27 @@ async fn drive_delta_and_downloads_match_their_hashes() {
             .await
             .unwrap();
     assert!(quiet.changes.is_empty(), "{:?}", quiet.changes);
+
+    // A deleted file comes back as a removal (the `deleted` facet).
+    let gone = files[0].id.clone();
+    h.control(
+        "DELETE",
+        &format!("tenants/default/graph/drives/{}/items/{gone}", drive.id),
+        None,
+    )
+    .await;
+    let after =
+        collect_round(graph.drive_delta(&drive.id, DeltaStart::Resume(quiet.delta_link), 5))
+            .await
+            .unwrap();
+    assert!(
+        after
+            .changes
+            .iter()
+            .any(|c| matches!(c, DeltaChange::Removed { id, .. } if *id == gone)),
+        "{:?}",
+        after.changes
+    );
 }
 
 #[tokio::test]

@@ -92,4 +92,29 @@ async fn folders_messages_delta_and_mime() {
         }
         other => panic!("{other:?}"),
     }
+
+    // A deleted message comes back as a removal.
+    let gone = messages[1].id.clone();
+    h.control(
+        "DELETE",
+        &format!("tenants/default/graph/users/{user}/messages/{gone}"),
+        None,
+    )
+    .await;
+    let after = collect_round(graph.message_delta(
+        &user,
+        &inbox.id,
+        DeltaStart::Resume(next.delta_link),
+        7,
+    ))
+    .await
+    .unwrap();
+    assert!(
+        after
+            .changes
+            .iter()
+            .any(|c| matches!(c, DeltaChange::Removed { id, .. } if *id == gone)),
+        "{:?}",
+        after.changes
+    );
 }
