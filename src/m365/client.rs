@@ -203,6 +203,16 @@ impl GraphClient {
         self.inner.executor.governor.paused_resources(tenant)
     }
 
+    /// Sets a tenant's OneDrive/SharePoint resource-unit ceiling per minute, e.g. from
+    /// `throttle::files_resource_units_for_licences(licence_count)`. The default is the smallest
+    /// tier (`GovernorLimits::files_resource_units_per_minute`).
+    pub fn set_tenant_files_limit(&self, tenant: TenantId, resource_units_per_minute: u32) {
+        self.inner
+            .executor
+            .governor
+            .set_files_limit(tenant, resource_units_per_minute);
+    }
+
     /// How many token requests went to the identity platform (cache misses).
     pub fn token_requests(&self) -> u64 {
         self.inner.executor.tokens.fetch_count()

@@ -258,7 +258,22 @@ pub struct Governor {
     sleeper: Arc<dyn Sleeper>,
     limits: GovernorLimits,
     states: Mutex<HashMap<Resource, ResourceState>>,
+    /// Per-tenant OneDrive/SharePoint RU ceilings that differ from the default (bigger tenants
+    /// get more, §5.3).
+    files_limits: Mutex<HashMap<TenantId, u32>>,
     log: Arc<ThrottleLog>,
+}
+
+/// The per-minute OneDrive/SharePoint resource units an app gets in a tenant with this many
+/// licences (2024 table, §5.3): 1,200 below 1,000 licences up to 6,000 from 50,000.
+pub fn files_resource_units_for_licences(licences: u32) -> u32 {
+    match licences {
+        0..1_000 => 1_200,
+        1_000..5_000 => 2_400,
+        5_000..15_000 => 3_600,
+        15_000..50_000 => 4_800,
+        _ => 6_000,
+    }
 }
 
 impl Governor {
@@ -273,6 +288,7 @@ impl Governor {
             sleeper,
             limits,
             states: Mutex::new(HashMap::new()),
+            files_limits: Mutex::new(HashMap::new()),
             log,
         }
     }
@@ -301,10 +317,10 @@ impl Governor {
                 concurrency: Some(Arc::new(Semaphore::new(self.limits.mailbox_concurrency))),
                 concurrency_limit: self.limits.mailbox_concurrency,
             },
-            Resource::Files { .. } => ResourceState {
+            Resource::Files { tenant } => ResourceState {
                 paused_until: None,
                 bucket: Some(Bucket::new(
-                    self.limits.files_resource_units_per_minute,
+                    self.files_limit(*tenant),
                     Duration::from_secs(60),
                     now,
                 )),
@@ -338,6 +354,34 @@ impl Governor {
             .entry(resource.clone())
             .or_insert_with(|| self.new_state(resource, now));
         f(state, now)
+    }
+
+    fn files_limit(&self, tenant: TenantId) -> u32 {
+        let limits = self.files_limits.lock().unwrap_or_else(|p| p.into_inner());
+        limits
+            .get(&tenant)
+            .copied()
+            .unwrap_or(self.limits.files_resource_units_per_minute)
+    }
+
+    /// Sets a tenant's OneDrive/SharePoint RU ceiling per minute (see
+    /// `files_resource_units_for_licences`). Takes effect at once; units already spent stay spent.
+    pub fn set_files_limit(&self, tenant: TenantId, resource_units_per_minute: u32) {
+        self.files_limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant, resource_units_per_minute.max(1));
+        let now = self.clock.now();
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(state) = states.get_mut(&Resource::Files { tenant })
+            && let Some(old) = state.bucket.as_mut()
+        {
+            old.refill(now);
+            let spent = old.capacity - old.available;
+            let mut bucket = Bucket::new(resource_units_per_minute, Duration::from_secs(60), now);
+            bucket.available = (bucket.capacity - spent).max(0.0);
+            *old = bucket;
+        }
     }
 
     /// The decision for one request of `cost` units, now. Pure bookkeeping: no waiting.
@@ -593,6 +637,43 @@ mod tests {
         );
         clock.advance(chrono::Duration::seconds(12));
         assert_eq!(g.admit(&r, 2), Admission::Go);
+    }
+
+    #[test]
+    fn a_bigger_tenant_gets_a_bigger_files_bucket() {
+        assert_eq!(files_resource_units_for_licences(10), 1_200);
+        assert_eq!(files_resource_units_for_licences(1_000), 2_400);
+        assert_eq!(files_resource_units_for_licences(60_000), 6_000);
+        let limits = GovernorLimits {
+            files_resource_units_per_minute: 10,
+            ..GovernorLimits::default()
+        };
+        let (g, _) = governor(limits);
+        let r = Resource::Files { tenant: tenant() };
+        for _ in 0..5 {
+            assert_eq!(g.admit(&r, 2), Admission::Go);
+        }
+        assert_ne!(g.admit(&r, 2), Admission::Go);
+        g.set_files_limit(tenant(), 20);
+        for _ in 0..5 {
+            assert_eq!(
+                g.admit(&r, 2),
+                Admission::Go,
+                "10 more units under the raised ceiling"
+            );
+        }
+        assert_ne!(g.admit(&r, 2), Admission::Go);
+        let other = Resource::Files {
+            tenant: TenantId(uuid::Uuid::from_u128(8)),
+        };
+        for _ in 0..5 {
+            assert_eq!(g.admit(&other, 2), Admission::Go);
+        }
+        assert_ne!(
+            g.admit(&other, 2),
+            Admission::Go,
+            "other tenants keep the default"
+        );
     }
 
     #[test]
