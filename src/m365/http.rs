@@ -194,6 +194,7 @@ impl Executor {
                 Ok(response) => {
                     let status = response.status();
                     if status.is_success() || status.is_redirection() {
+                        self.observe_rate_limit(&request.resource, response.headers());
                         return Ok(GraphResponse { response, permit });
                     }
                     let headers = response.headers().clone();
@@ -283,6 +284,18 @@ impl Executor {
         *waited += wait;
         tracing::debug!(url = %request.url, retry = next, wait_ms = wait.as_millis() as u64, "retrying Graph request");
         Ok(())
+    }
+
+    fn observe_rate_limit(&self, resource: &Resource, headers: &HeaderMap) {
+        let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
+        if let (Some(remaining), Some(reset)) =
+            (number("ratelimit-remaining"), number("ratelimit-reset"))
+            && let Ok(reset) = Duration::try_from_secs_f64(reset)
+        {
+            // Whole units are enough here; a fraction left is as good as none.
+            self.governor
+                .observe_rate_limit(resource, remaining.max(0.0) as u32, reset);
+        }
     }
 
     fn error_from(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> GraphError {

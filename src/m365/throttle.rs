@@ -449,6 +449,22 @@ impl Governor {
         Permit { _slot: slot }
     }
 
+    /// SharePoint's `RateLimit-Remaining` / `RateLimit-Reset` (sent from 80 % of the minute's
+    /// units, §5.3): take the server's count when it is lower than ours, and when nothing is left
+    /// pause the resource until the reset instead of spending a request on a 429.
+    pub fn observe_rate_limit(&self, resource: &Resource, remaining: u32, reset: Duration) {
+        self.with_state(resource, |state, now| {
+            if let Some(bucket) = state.bucket.as_mut() {
+                bucket.refill(now);
+                bucket.available = bucket.available.min(f64::from(remaining));
+            }
+            if remaining == 0 {
+                let until = now + chrono_duration(reset);
+                state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
+            }
+        });
+    }
+
     /// Microsoft throttled a request on `resource`: pause it for `pause` and record the event.
     /// A longer pause already in force is kept.
     pub fn record_throttle(
@@ -674,6 +690,26 @@ mod tests {
             Admission::Go,
             "other tenants keep the default"
         );
+    }
+
+    #[test]
+    fn rate_limit_headers_pre_empt_a_429() {
+        let (g, clock) = governor(GovernorLimits::default());
+        let r = Resource::Files { tenant: tenant() };
+        assert_eq!(g.admit(&r, 2), Admission::Go);
+        // The server says only 3 units are left: the fourth and fifth wait for refill.
+        g.observe_rate_limit(&r, 3, Duration::from_secs(20));
+        assert_eq!(g.admit(&r, 2), Admission::Go);
+        assert!(matches!(g.admit(&r, 2), Admission::WaitUntil(_)));
+        // Nothing left: paused until the reset, without a throttling event.
+        g.observe_rate_limit(&r, 0, Duration::from_secs(20));
+        assert_eq!(
+            g.paused_until(&r),
+            Some(t0() + chrono::Duration::seconds(20))
+        );
+        assert!(g.log().recent().is_empty());
+        clock.advance(chrono::Duration::seconds(20));
+        assert_eq!(g.admit(&r, 2), Admission::Go);
     }
 
     #[test]
