@@ -2,6 +2,7 @@
 
 use futures::TryStreamExt;
 use serde_json::json;
+use skyvault::m365::types::MailboxPurpose;
 use skyvault::m365::{DeltaChange, DeltaStart, collect_round};
 
 use super::harness;
@@ -19,6 +20,10 @@ async fn folders_messages_delta_and_mime() {
     let users: Vec<_> = graph.users().try_collect().await.unwrap();
     let user = users[0].id.clone();
 
+    assert_eq!(
+        graph.mailbox_purpose(&user).await.unwrap(),
+        Some(MailboxPurpose::User)
+    );
     let folders = graph.mail_folders(&user).await.unwrap();
     let inbox = folders
         .iter()
