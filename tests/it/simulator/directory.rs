@@ -363,40 +363,107 @@ async fn groups_delete_restore_and_security_groups_go_at_once() {
 async fn sites_soft_delete_restore_and_purge_through_the_control_api() {
     let sim = start_sim(|_| {}).await;
     let (sites, _) = sim.collect("sites/getAllSites", &[]).await;
-    let site = sites.iter().find(|s| s.get("root").is_none()).unwrap()["id"].as_str().unwrap().to_owned();
+    let site = sites.iter().find(|s| s.get("root").is_none()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let drives = sim.json(&format!("sites/{site}/drives")).await;
     let drive = drives["value"][0]["id"].as_str().unwrap().to_owned();
-    let (status, _) = sim.control(Method::DELETE, &format!("tenants/default/sites/{site}"), None).await;
+    let (status, _) = sim
+        .control(
+            Method::DELETE,
+            &format!("tenants/default/sites/{site}"),
+            None,
+        )
+        .await;
     assert_eq!(status, 200);
-    assert_eq!(sim.collect("sites/getAllSites", &[]).await.0.len(), sites.len() - 1);
+    assert_eq!(
+        sim.collect("sites/getAllSites", &[]).await.0.len(),
+        sites.len() - 1
+    );
     assert_eq!(sim.get(&format!("sites/{site}")).await.status(), 404);
     assert_eq!(sim.get(&format!("drives/{drive}/root")).await.status(), 404);
-    let (status, _) = sim.control(Method::POST, &format!("tenants/default/sites/{site}/restore"), None).await;
+    let (status, _) = sim
+        .control(
+            Method::POST,
+            &format!("tenants/default/sites/{site}/restore"),
+            None,
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(sim.get(&format!("drives/{drive}/root")).await.status(), 200);
-    let (status, _) = sim.control(Method::POST, &format!("tenants/default/sites/{site}/purge"), None).await;
+    let (status, _) = sim
+        .control(
+            Method::POST,
+            &format!("tenants/default/sites/{site}/purge"),
+            None,
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(sim.get(&format!("sites/{site}")).await.status(), 404);
-    let (status, _) = sim.control(Method::POST, &format!("tenants/default/sites/{site}/restore"), None).await;
+    let (status, _) = sim
+        .control(
+            Method::POST,
+            &format!("tenants/default/sites/{site}/restore"),
+            None,
+        )
+        .await;
     assert_eq!(status, 404, "a purged site is gone for good");
 }
 
 #[tokio::test]
 async fn control_api_forwards_changes_without_token_or_throttling() {
     let sim = start_sim(|_| {}).await;
-    let user = sim.json("users?$top=2").await["value"][1]["id"].as_str().unwrap().to_owned();
-    let drive = sim.json(&format!("users/{user}/drive")).await["id"].as_str().unwrap().to_owned();
-    let upload = sim.http.put(format!("{}/_sim/tenants/default/graph/drives/{drive}/items/root:/from-control.txt:/content", sim.base())).bearer_auth(sim.running.admin_token()).body("made by the control API").send().await.unwrap();
+    let user = sim.json("users?$top=2").await["value"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let drive = sim.json(&format!("users/{user}/drive")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let upload = sim
+        .http
+        .put(format!(
+            "{}/_sim/tenants/default/graph/drives/{drive}/items/root:/from-control.txt:/content",
+            sim.base()
+        ))
+        .bearer_auth(sim.running.admin_token())
+        .body("made by the control API")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(upload.status(), 201);
-    let item = sim.json(&format!("drives/{drive}/root:/from-control.txt")).await;
+    let item = sim
+        .json(&format!("drives/{drive}/root:/from-control.txt"))
+        .await;
     assert_eq!(item["size"], 23);
-    let message = sim.json(&format!("users/{user}/mailFolders/inbox/messages?$top=1")).await["value"][0]["id"].as_str().unwrap().to_owned();
-    let (status, moved) = sim.control(Method::POST, &format!("tenants/default/graph/users/{user}/messages/{message}/move"), Some(json!({"destinationId": "archive"}))).await;
+    let message = sim
+        .json(&format!("users/{user}/mailFolders/inbox/messages?$top=1"))
+        .await["value"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, moved) = sim
+        .control(
+            Method::POST,
+            &format!("tenants/default/graph/users/{user}/messages/{message}/move"),
+            Some(json!({"destinationId": "archive"})),
+        )
+        .await;
     assert_eq!(status, 201);
-    let fetched = sim.json(&format!("users/{user}/messages/{}", moved["id"].as_str().unwrap())).await;
+    let fetched = sim
+        .json(&format!(
+            "users/{user}/messages/{}",
+            moved["id"].as_str().unwrap()
+        ))
+        .await;
     let archive_id = sim.json(&format!("users/{user}/mailFolders/archive")).await["id"].clone();
     assert_eq!(fetched["parentFolderId"], archive_id);
     let (status, counters) = sim.control(Method::GET, "counters", None).await;
     assert_eq!(status, 200);
-    assert!(counters["by_app"].get("_sim").is_none(), "control changes are not counted as app traffic");
+    assert!(
+        counters["by_app"].get("_sim").is_none(),
+        "control changes are not counted as app traffic"
+    );
 }
