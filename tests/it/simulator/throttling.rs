@@ -316,3 +316,49 @@ async fn batch_answers_200_with_inner_throttling_and_failed_dependencies() {
         .unwrap();
     assert_eq!(refused.status(), 400);
 }
+
+#[tokio::test]
+async fn mailbox_upload_bytes_and_the_global_app_limit_throttle() {
+    let sim = start_sim(|_| {}).await;
+    set_limits(&sim, json!({"mailbox_upload_bytes": 2000})).await;
+    let user = sim.json("users?$top=2").await["value"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("{}/v1.0/users/{user}/messages", sim.base());
+    let message = json!({"subject": "x".repeat(1200)});
+    assert_eq!(
+        sim.http
+            .post(&url)
+            .bearer_auth(&sim.token)
+            .json(&message)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let over = sim
+        .http
+        .post(&url)
+        .bearer_auth(&sim.token)
+        .json(&message)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over.status(), 429);
+    assert_eq!(
+        over.json::<Value>().await.unwrap()["error"]["message"],
+        "Application is over its IncomingBytes limit."
+    );
+
+    set_limits(&sim, json!({"app_requests_per_10s": 3})).await;
+    for _ in 0..3 {
+        assert_eq!(sim.get("organization").await.status(), 200);
+    }
+    let limited = sim.get("organization").await;
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+    sim.clock.advance(Duration::seconds(10));
+    assert_eq!(sim.get("organization").await.status(), 200);
+}
