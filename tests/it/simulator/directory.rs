@@ -467,3 +467,114 @@ async fn control_api_forwards_changes_without_token_or_throttling() {
         "control changes are not counted as app traffic"
     );
 }
+
+#[tokio::test]
+async fn bad_input_gets_graph_errors_never_a_crash() {
+    let sim = start_sim(|_| {}).await;
+    let user = sim.json("users?$top=2").await["value"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let drive = sim.json(&format!("users/{user}/drive")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let paths = [
+        "users/%ZZ".to_owned(),
+        "users/'quoted'".to_owned(),
+        "users?$top=abc".to_owned(),
+        "users?$filter=displayName eq".to_owned(),
+        "users?$skiptoken=garbage".to_owned(),
+        "users/delta?$deltatoken=garbage".to_owned(),
+        "users/delta?$skiptoken=!!".to_owned(),
+        "groups/not-a-group/members".to_owned(),
+        "drives/b!garbage/root".to_owned(),
+        format!("drives/{drive}/items/01XYZ"),
+        format!("drives/{drive}/root:/no/such/file.txt:/content"),
+        format!("drives/{drive}/root/delta?token=%%%"),
+        format!("users/{user}/messages/short"),
+        format!("users/{user}/mailFolders/garbage/messages"),
+        format!("users/{user}/mailFolders/inbox/messages/delta?$deltatoken=zzz"),
+        format!("users/{user}/messages/{}/attachments/x", "A".repeat(28)),
+        "sites/garbage".to_owned(),
+        "nothing/here".to_owned(),
+        "directory/deletedItems/microsoft.graph.application".to_owned(),
+    ];
+    for path in &paths {
+        let response = sim.get(path).await;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert!((400..500).contains(&status), "{path}: {status} {body}");
+        assert!(body["error"]["code"].is_string(), "{path}: {body}");
+    }
+    let posts = [
+        (
+            format!("users/{user}/messages"),
+            "application/json",
+            "{not json",
+        ),
+        (
+            format!("users/{user}/mailFolders"),
+            "application/json",
+            "{}",
+        ),
+        (
+            format!("drives/{drive}/root/children"),
+            "application/json",
+            "[]",
+        ),
+        ("$batch".to_owned(), "application/json", "{\"requests\": 5}"),
+        (
+            format!("users/{user}/messages/x/move"),
+            "application/json",
+            "{}",
+        ),
+    ];
+    for (path, content_type, body) in &posts {
+        let response = sim
+            .http
+            .post(format!("{}/v1.0/{path}", sim.base()))
+            .bearer_auth(&sim.token)
+            .header("Content-Type", *content_type)
+            .body(*body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            (400..500).contains(&response.status().as_u16()),
+            "{path}: {}",
+            response.status()
+        );
+    }
+    for raw in [
+        "/_dl/garbage",
+        "/_dl/YWJj.def",
+        "/_up/nope",
+        "/organizations/v2.0/adminconsent",
+        "/common/oauth2/v2.0/token",
+    ] {
+        let response = sim
+            .http
+            .get(format!("{}{raw}", sim.base()))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            (400..500).contains(&response.status().as_u16()),
+            "{raw}: {}",
+            response.status()
+        );
+    }
+    let garbage = sim
+        .http
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            sim.base(),
+            sim.tenant_id()
+        ))
+        .body("%%%&&&===")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 400);
+}
