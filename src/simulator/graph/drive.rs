@@ -757,7 +757,7 @@ impl DriveCtx<'_, '_> {
             match entry {
                 Some(e) if e.deleted => items.push(json!({
                     "id": self.tenant().item_id(self.drive, *key),
-                    "parentReference": {"driveId": self.tenant().drive_id(self.drive), "driveType": "business", "id": self.tenant().item_id(self.drive, e.parent)},
+                    "parentReference": {"driveId": self.tenant().drive_id(self.drive), "driveType": drive_type(&state, self.drive), "id": self.tenant().item_id(self.drive, e.parent)},
                     "deleted": {"state": "deleted"},
                     "fileSystemInfo": {"createdDateTime": ts(e.created), "lastModifiedDateTime": ts(e.modified)},
                 })),
@@ -1181,6 +1181,13 @@ impl DriveCtx<'_, '_> {
                 "nextExpectedRanges": ["0-"],
             }),
         ))
+    }
+}
+
+fn drive_type(state: &TenantState, drive: u32) -> &'static str {
+    match state.drives.get(drive as usize).map(|d| d.owner) {
+        Some(DriveOwner::User(_)) => "business",
+        _ => "documentLibrary",
     }
 }
 
