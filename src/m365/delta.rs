@@ -254,7 +254,9 @@ fn parse_change<T: DeltaItem>(value: serde_json::Value) -> Result<DeltaChange<T>
 }
 
 /// Runs a round to its end and gathers it. A resync in the middle drops what came before it:
-/// the full enumeration that follows is authoritative.
+/// the full enumeration that follows is authoritative. Everything is held in memory: fine for a
+/// directory or a mail folder, but a large drive's first round should be consumed page by page
+/// from the stream instead.
 pub async fn collect_round<T>(mut pages: DeltaStream<T>) -> Result<DeltaRound<T>, GraphError> {
     let mut changes = Vec::new();
     let mut full_sync = false;
