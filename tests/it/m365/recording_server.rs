@@ -1,9 +1,11 @@
-//! The bearer token never follows a download redirect. The simulator's pre-authenticated URL
+//! Behaviour the simulator cannot show, against a tiny recording server. The bearer token never
+//! follows a download redirect. The simulator's pre-authenticated URL
 //! accepts a token if one is sent, so this test uses a tiny recording server instead: it plays
 //! the token endpoint, Graph's `/content` (302 to a URL on the *same* origin, the case where an
 //! HTTP client's own redirect handling would keep the `Authorization` header) and the
 //! pre-authenticated URL, and records every request's headers. The same server hands out a
-//! next link to a foreign host, which must be refused rather than sent the token.
+//! next link to a foreign host, which must be refused rather than sent the token, and refuses
+//! `getAllSites` so the search fallback is used.
 
 use std::sync::{Arc, Mutex};
 
@@ -70,6 +72,19 @@ async fn serve(listener: TcpListener, seen: Arc<Mutex<Vec<Seen>>>) {
                     "302 Found",
                     format!("Location: http://{host}/download/preauth?tempauth=xyz\r\n"),
                     String::new(),
+                )
+            } else if path.starts_with("/v1.0/sites/getAllSites") {
+                (
+                    "400 Bad Request",
+                    "Content-Type: application/json\r\n".to_string(),
+                    r#"{"error":{"code":"invalidRequest","message":"getAllSites is not available"}}"#.to_string(),
+                )
+            } else if path.starts_with("/v1.0/sites?search=") {
+                (
+                    "200 OK",
+                    "Content-Type: application/json\r\n".to_string(),
+                    r#"{"value":[{"id":"contoso.sharepoint.com,1,2","displayName":"Team"}]}"#
+                        .to_string(),
                 )
             } else if path.starts_with("/v1.0/users") {
                 (
@@ -254,5 +269,23 @@ async fn a_broken_download_resumes_with_a_range_request() {
     assert_eq!(
         content_calls, 2,
         "a fresh pre-authenticated URL is asked for"
+    );
+}
+
+#[tokio::test]
+async fn sites_fall_back_to_search_when_get_all_sites_is_refused() {
+    let (client, tenant, seen) = recording_graph().await;
+    let sites = client.tenant(tenant).sites().await.unwrap();
+    assert_eq!(sites.len(), 1);
+    assert_eq!(sites[0].display_name.as_deref(), Some("Team"));
+    let paths: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.request_line.clone())
+        .collect();
+    assert!(
+        paths.iter().any(|p| p.contains("/sites/getAllSites")),
+        "{paths:?}"
     );
 }
