@@ -132,6 +132,9 @@ pub(crate) struct Executor {
     pub(crate) policy: RetryPolicy,
 }
 
+/// How many times `max_retries` a request may be retried while it is only being throttled.
+const THROTTLED_RETRY_FACTOR: u32 = 5;
+
 /// Why a retry happens, for the wait it needs.
 enum RetryReason {
     Throttled {
@@ -257,8 +260,20 @@ impl Executor {
             RetryReason::Unavailable { retry_after } => retry_after.unwrap_or_else(backoff),
             RetryReason::Network => backoff(),
         };
-        let give_up =
-            *retries >= self.policy.max_retries || *waited + wait > self.policy.max_total_wait;
+        // Microsoft: "If the request fails again with a 429 error code, you are still being
+        // throttled. Continue to use the recommended Retry-After delay and retry the request until
+        // it succeeds" (§5.6). A throttled mailbox is shared by up to four requests that all wake
+        // when its pause ends, so one request can lose that race several times; throttling is
+        // therefore bounded by the total wait (and a generous count), other failures by
+        // `max_retries`.
+        let limit = match reason {
+            RetryReason::Throttled { .. } => self
+                .policy
+                .max_retries
+                .saturating_mul(THROTTLED_RETRY_FACTOR),
+            _ => self.policy.max_retries,
+        };
+        let give_up = *retries >= limit || *waited + wait > self.policy.max_total_wait;
         match reason {
             RetryReason::Throttled {
                 status,

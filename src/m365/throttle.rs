@@ -441,7 +441,13 @@ impl Governor {
                     let wait = (until - self.clock.now())
                         .to_std()
                         .unwrap_or(Duration::ZERO);
-                    self.sleeper.sleep(wait).await;
+                    // Requests waiting out one pause would all come back at the same instant
+                    // and race for the same freed capacity; a little spread (at most a tenth of
+                    // the wait, never above a second) lets them come back in turn.
+                    let spread = wait
+                        .mul_f64(rand::random_range(0.0..0.1))
+                        .min(Duration::from_secs(1));
+                    self.sleeper.sleep(wait + spread).await;
                     waited_for = Some(until);
                 }
             }
