@@ -239,6 +239,15 @@ impl Default for SimulatorOptions {
 }
 
 impl SimulatorOptions {
+    /// What `skyvault serve` starts in demo mode: one Contoso tenant of 25 people on a free
+    /// port, real limits, one worker (it shares the process with the console).
+    pub fn demo() -> Self {
+        Self {
+            workers: 1,
+            ..Self::default()
+        }
+    }
+
     fn from_args(args: &SimulatorArgs) -> Result<Self, SimulatorError> {
         let mut tenant = TenantSpec {
             organization: args.organization.clone(),

@@ -763,7 +763,12 @@ impl DriveCtx<'_, '_> {
                 })),
                 _ => {
                     if let Some(view) = item_view(self.tenant(), &state, self.drive, *key) {
-                        items.push(odata::project(&self.item_json(&state, &view, false), select.as_deref(), "driveItem", None)?);
+                        // OneDrive for Business leaves cTag out of delta results (§4.2).
+                        let mut value = self.item_json(&state, &view, false);
+                        if let Value::Object(map) = &mut value {
+                            map.remove("cTag");
+                        }
+                        items.push(odata::project(&value, select.as_deref(), "driveItem", None)?);
                     }
                 }
             }
