@@ -203,6 +203,16 @@ impl GraphClient {
         self.inner.executor.governor.paused_resources(tenant)
     }
 
+    /// Sets a tenant's OneDrive/SharePoint resource-unit ceiling per minute, e.g. from
+    /// `throttle::files_resource_units_for_licences(licence_count)`. The default is the smallest
+    /// tier (`GovernorLimits::files_resource_units_per_minute`).
+    pub fn set_tenant_files_limit(&self, tenant: TenantId, resource_units_per_minute: u32) {
+        self.inner
+            .executor
+            .governor
+            .set_files_limit(tenant, resource_units_per_minute);
+    }
+
     /// How many token requests went to the identity platform (cache misses).
     pub fn token_requests(&self) -> u64 {
         self.inner.executor.tokens.fetch_count()
@@ -297,5 +307,32 @@ mod tests {
             url.as_str(),
             "https://graph.microsoft.com/v1.0/users/u1/messages/AAMk%2Fa+b=/$value?%24select=id%2Csubject"
         );
+    }
+
+    fn assert_send<T: Send + 'static>(_: &T) {}
+
+    /// Jobs run these on tokio's multi-threaded runtime, so every future must be `Send`.
+    #[test]
+    fn futures_can_be_spawned() {
+        let settings = M365Settings::new("c", "s", Url::parse("https://console/cb").unwrap());
+        let client = GraphClient::new(settings, crate::clock::system()).unwrap();
+        let t = client.tenant(TenantId(uuid::Uuid::nil()));
+        let owned = |t: &TenantClient| t.clone();
+        let c = client.clone();
+        assert_send(&async move { c.prove_tenant(TenantId(uuid::Uuid::nil())).await });
+        let t1 = owned(&t);
+        assert_send(&async move { t1.organization().await });
+        let t2 = owned(&t);
+        assert_send(&async move { t2.user_workloads("u").await });
+        let t3 = owned(&t);
+        assert_send(&async move { t3.mail_folders("u").await });
+        let t4 = owned(&t);
+        assert_send(&async move { t4.message_mime("u", "m").await });
+        let t5 = owned(&t);
+        assert_send(&async move { t5.download("d", "i").await });
+        let t6 = owned(&t);
+        assert_send(&async move { t6.sites().await });
+        assert_send(&t.users());
+        assert_send(&t.users_delta(crate::m365::DeltaStart::Initial));
     }
 }

@@ -2,8 +2,8 @@
 //! until an `@odata.deltaLink`, which the caller stores and resumes from next time. Removed
 //! objects come as `@removed` (directory, mail) or a `deleted` facet (drives). When Graph says
 //! the stored link is no good (410 Gone, `syncStateNotFound`, `resyncRequired`, ...) the round
-//! restarts as a full sync — from the 410's `Location` when Graph gives one, else from the
-//! initial query — and says so, so the caller can treat whatever it does not see as gone.
+//! restarts as a full sync from the initial query, and says so, so the caller can treat whatever
+//! it does not see as gone.
 //! It owns that loop; it must never interpret or edit the opaque tokens inside the links.
 
 use std::pin::Pin;
@@ -209,16 +209,11 @@ pub(crate) fn delta_pages<T: DeltaItem>(
                             return Err(GraphError::ResyncLoop(error.to_string()));
                         }
                         tracing::info!(tenant = %tenant, %error, "delta link rejected; starting a full resync");
-                        let location = match &error {
-                            GraphError::Service(e) => e
-                                .location
-                                .as_deref()
-                                .and_then(|l| executor.graph_link(l).ok()),
-                            _ => None,
-                        };
-                        state.next = Some(
-                            location.map_or_else(|| initial.clone(), |url| initial.with_url(url)),
-                        );
+                        // The 410's `Location` also starts a full sync, but nothing documents
+                        // that it keeps the query options of the original request, and a
+                        // directory resync without our `$select` would drop fields discovery
+                        // needs. The initial query is always a valid full sync.
+                        state.next = Some(initial.clone());
                         state.full_sync_pending = true;
                     }
                     Err(error) => return Err(error),
@@ -259,7 +254,9 @@ fn parse_change<T: DeltaItem>(value: serde_json::Value) -> Result<DeltaChange<T>
 }
 
 /// Runs a round to its end and gathers it. A resync in the middle drops what came before it:
-/// the full enumeration that follows is authoritative.
+/// the full enumeration that follows is authoritative. Everything is held in memory: fine for a
+/// directory or a mail folder, but a large drive's first round should be consumed page by page
+/// from the stream instead.
 pub async fn collect_round<T>(mut pages: DeltaStream<T>) -> Result<DeltaRound<T>, GraphError> {
     let mut changes = Vec::new();
     let mut full_sync = false;

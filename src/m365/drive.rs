@@ -3,15 +3,12 @@
 //! bucket. It must never send the bearer token to the pre-authenticated download URL.
 
 use futures::TryStreamExt;
-use reqwest::StatusCode;
-use url::Url;
 
 use crate::m365::client::TenantClient;
 use crate::m365::delta::{DeltaStart, DeltaStream, delta_pages};
 use crate::m365::error::GraphError;
-use crate::m365::http::{ByteStream, GraphRequest, body_stream};
+use crate::m365::http::ByteStream;
 use crate::m365::paging::{ItemStream, paged};
-use crate::m365::throttle::{backoff_delay, parse_retry_after};
 use crate::m365::types::{Drive, DriveItem};
 
 const DRIVE_FIELDS: &str = "id,name,driveType,webUrl,quota";
@@ -83,98 +80,13 @@ impl TenantClient {
         }
     }
 
-    /// A file's content, streamed. Graph answers `/content` with 302 to a pre-authenticated URL
-    /// (§4.3); that URL is fetched without the bearer token, on a client that never has one. When
-    /// the pre-authenticated fetch fails in a way a retry can help, a fresh URL is asked for
-    /// (they live only minutes). A stream that breaks mid-way ends with an error; the caller
-    /// downloads the item again.
+    /// A file's content, streamed; see `download` for how failures are handled.
     pub async fn download(&self, drive_id: &str, item_id: &str) -> Result<ByteStream, GraphError> {
-        let request: GraphRequest = self.request(
+        let request = self.request(
             &["drives", drive_id, "items", item_id, "content"],
             &[],
             self.files(),
         )?;
-        let executor = self.executor();
-        let mut retries = 0;
-        loop {
-            let response = executor.send(self.tenant_id(), &request).await?;
-            let status = response.status();
-            if status.is_success() {
-                return Ok(body_stream(response.response, response.permit));
-            }
-            let location = response
-                .response
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|l| request.url.join(l).ok())
-                .ok_or_else(|| GraphError::Decode {
-                    url: request.url.to_string(),
-                    message: format!("{status} without a usable Location"),
-                })?;
-            match self.fetch_preauthenticated(location, response.permit).await {
-                Err(e) if e.is_retryable() && retries < executor.policy.max_retries => {
-                    retries += 1;
-                    let wait = e.retry_after().unwrap_or_else(|| {
-                        backoff_delay(&executor.policy, retries, &mut rand::rng())
-                    });
-                    match e.status() {
-                        // SharePoint's throttle applies to the whole tenant bucket (§5.3).
-                        Some(status @ (429 | 503)) => {
-                            let code = e.code().map(str::to_string);
-                            executor.governor.record_throttle(
-                                &request.resource,
-                                status,
-                                code,
-                                e.retry_after(),
-                                wait,
-                            );
-                        }
-                        _ => executor.governor.sleeper().sleep(wait).await,
-                    }
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn fetch_preauthenticated(
-        &self,
-        url: Url,
-        permit: crate::m365::throttle::Permit,
-    ) -> Result<ByteStream, GraphError> {
-        let host = url.host_str().unwrap_or_default().to_string();
-        let response = self
-            .executor()
-            .anonymous
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| GraphError::Transport {
-                host,
-                message: e.to_string(),
-                retries: 0,
-            })?;
-        let status = response.status();
-        if status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT {
-            return Ok(body_stream(response, permit));
-        }
-        let headers = response.headers().clone();
-        let body = response.bytes().await.unwrap_or_default();
-        let header = |name| {
-            headers
-                .get(name)
-                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let retry_after = header(reqwest::header::RETRY_AFTER.as_str())
-            .and_then(|v| parse_retry_after(&v, self.executor().governor.clock().now()));
-        Err(GraphError::from_response(
-            status.as_u16(),
-            header("request-id"),
-            retry_after,
-            None,
-            &body,
-        ))
+        crate::m365::download::resumable(self.clone(), request).await
     }
 }

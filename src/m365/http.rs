@@ -132,6 +132,9 @@ pub(crate) struct Executor {
     pub(crate) policy: RetryPolicy,
 }
 
+/// How many times `max_retries` a request may be retried while it is only being throttled.
+const THROTTLED_RETRY_FACTOR: u32 = 5;
+
 /// Why a retry happens, for the wait it needs.
 enum RetryReason {
     Throttled {
@@ -194,6 +197,7 @@ impl Executor {
                 Ok(response) => {
                     let status = response.status();
                     if status.is_success() || status.is_redirection() {
+                        self.observe_rate_limit(&request.resource, response.headers());
                         return Ok(GraphResponse { response, permit });
                     }
                     let headers = response.headers().clone();
@@ -256,8 +260,20 @@ impl Executor {
             RetryReason::Unavailable { retry_after } => retry_after.unwrap_or_else(backoff),
             RetryReason::Network => backoff(),
         };
-        let give_up =
-            *retries >= self.policy.max_retries || *waited + wait > self.policy.max_total_wait;
+        // Microsoft: "If the request fails again with a 429 error code, you are still being
+        // throttled. Continue to use the recommended Retry-After delay and retry the request until
+        // it succeeds" (§5.6). A throttled mailbox is shared by up to four requests that all wake
+        // when its pause ends, so one request can lose that race several times; throttling is
+        // therefore bounded by the total wait (and a generous count), other failures by
+        // `max_retries`.
+        let limit = match reason {
+            RetryReason::Throttled { .. } => self
+                .policy
+                .max_retries
+                .saturating_mul(THROTTLED_RETRY_FACTOR),
+            _ => self.policy.max_retries,
+        };
+        let give_up = *retries >= limit || *waited + wait > self.policy.max_total_wait;
         match reason {
             RetryReason::Throttled {
                 status,
@@ -283,6 +299,18 @@ impl Executor {
         *waited += wait;
         tracing::debug!(url = %request.url, retry = next, wait_ms = wait.as_millis() as u64, "retrying Graph request");
         Ok(())
+    }
+
+    fn observe_rate_limit(&self, resource: &Resource, headers: &HeaderMap) {
+        let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
+        if let (Some(remaining), Some(reset)) =
+            (number("ratelimit-remaining"), number("ratelimit-reset"))
+            && let Ok(reset) = Duration::try_from_secs_f64(reset)
+        {
+            // Whole units are enough here; a fraction left is as good as none.
+            self.governor
+                .observe_rate_limit(resource, remaining.max(0.0) as u32, reset);
+        }
     }
 
     fn error_from(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> GraphError {

@@ -2,13 +2,30 @@
 //! sites and the throttling governor. It knows nothing of actix-web or sea-orm, and it shares
 //! no code with `crate::simulator` (two independent readings of Microsoft's documentation).
 //!
-//! Start with [`GraphClient::new`]; [`GraphClient::tenant`] gives a [`TenantClient`] whose
-//! methods are the Graph calls for one consented tenant. Protocol references in comments
-//! (`§2.2`) are sections of `reference/graph-protocol.md`.
+//! Protocol references in comments (`§2.2`) are sections of `reference/graph-protocol.md`.
+//!
+//! How the console uses it:
+//! - one [`GraphClient`] per process: `GraphClient::new(M365Settings::new(id, secret, redirect),
+//!   clock)`; with the simulator, `.with_base_url(&sim_url)` on the settings;
+//! - *Add organization*: redirect the browser to [`GraphClient::admin_consent_url`]
+//!   (`ConsentTenant::Organizations`, a fresh `state`); on the callback,
+//!   [`parse_consent_callback`]`(query, state)` gives a [`ConsentGrant`] or a [`ConsentError`]
+//!   with Microsoft's description; then [`GraphClient::prove_tenant`] gives the
+//!   [`TenantProof`] (organization name, default and initial domains) or the reason it failed;
+//! - *Discovery*: [`GraphClient::tenant`] gives a [`TenantClient`]: `users()`, `groups()`
+//!   (`is_microsoft365`, `is_team`, `is_mail_enabled`), `sites()`, `deleted_users()`,
+//!   `deleted_groups()`, `user_workloads(user)` (mailbox and OneDrive), `users_delta` /
+//!   `groups_delta` with [`collect_round`];
+//! - *Backup*: `mail_folders`, `message_delta`, `message_mime`; `user_drive`, `group_drive`,
+//!   `site_drives`, `drive_delta`, `download`;
+//! - *Throttling view*: [`GraphClient::throttle_log`] (recent events, live subscription) and
+//!   [`GraphClient::paused_resources`];
+//! - errors are [`GraphError`]: `is_retryable()`, `kind()`, `status()`, `code()`, `request_id()`.
 
 mod client;
 pub mod delta;
 mod directory;
+mod download;
 mod drive;
 pub mod error;
 mod http;

@@ -305,7 +305,8 @@ pub fn words(rng: &mut Stream, count: usize) -> String {
         if i > 0 {
             out.push(' ');
         }
-        out.push_str(*rng.pick(WORDS));
+        let word: &&str = rng.pick(WORDS);
+        out.push_str(word);
     }
     out
 }
@@ -470,12 +471,13 @@ const SHARED_ATTACHMENTS: u32 = 24;
 
 /// Whether a generated message starts read (cheap: folder counts ask this for every key).
 pub fn generated_is_read(seed: u64, user_index: u32, key: u32) -> bool {
-    key % ALL_STAFF_EVERY == 0 || hash(&[seed, 10, user_index as u64, key as u64]) % 100 < 70
+    key.is_multiple_of(ALL_STAFF_EVERY)
+        || hash(&[seed, 10, user_index as u64, key as u64]) % 100 < 70
 }
 
 /// The folder a generated message starts in (cheap: listing a folder asks this for every key).
 pub fn generated_folder(seed: u64, user_index: u32, key: u32) -> u16 {
-    if key % ALL_STAFF_EVERY == 0 {
+    if key.is_multiple_of(ALL_STAFF_EVERY) {
         return folder::INBOX;
     }
     match hash(&[seed, 7, user_index as u64, key as u64]) % 100 {
@@ -512,7 +514,7 @@ fn message_id(seed: u64, parts: &[u64], domain: &str) -> String {
 /// Generated message `key` of a mailbox.
 pub fn generated_message(ctx: &MailboxContext, key: u32) -> MessageMeta {
     let epoch = content_epoch();
-    if key % ALL_STAFF_EVERY == 0 {
+    if key.is_multiple_of(ALL_STAFF_EVERY) {
         return all_staff_message(ctx, key, epoch);
     }
     let mut rng = Stream::new(&[ctx.seed, 3, ctx.user_index as u64, key as u64]);

@@ -411,6 +411,7 @@ fn redirect_error(sim: &Simulator, flow: &Flow, error: &str, aad: AadError) -> H
 
 /// Checks the client and redirect URI. Like Entra, an unknown client or an unregistered redirect
 /// URI gets an error page, never a redirect: the URI cannot be trusted with the answer.
+#[allow(clippy::result_large_err)] // The error is the page to show; it is built once per sign-in.
 fn check_client(
     sim: &Simulator,
     query: &HashMap<String, String>,
@@ -911,7 +912,7 @@ fn token_response(
                 grant.redeemed = true;
                 grant.clone()
             };
-            if grant.client_id.to_ascii_lowercase() != client_id.to_ascii_lowercase() {
+            if !grant.client_id.eq_ignore_ascii_case(&client_id) {
                 return Err(AadError::new(
                     400,
                     "invalid_grant",
@@ -1209,10 +1210,8 @@ fn sign_in_page(
         tenant = esc(tenant),
         hint = esc(login_hint.unwrap_or_default()),
     );
-    html(
-        if error.is_some() { 200 } else { 200 },
-        page("Sign in to your account", &inner),
-    )
+    // Entra re-renders the form with 200 after a failed sign-in.
+    html(200, page("Sign in to your account", &inner))
 }
 
 fn consent_page(

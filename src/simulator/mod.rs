@@ -239,6 +239,15 @@ impl Default for SimulatorOptions {
 }
 
 impl SimulatorOptions {
+    /// What `skyvault serve` starts in demo mode: one Contoso tenant of 25 people on a free
+    /// port, real limits, one worker (it shares the process with the console).
+    pub fn demo() -> Self {
+        Self {
+            workers: 1,
+            ..Self::default()
+        }
+    }
+
     fn from_args(args: &SimulatorArgs) -> Result<Self, SimulatorError> {
         let mut tenant = TenantSpec {
             organization: args.organization.clone(),
@@ -427,4 +436,45 @@ pub async fn run(args: SimulatorArgs) -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     running.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(config: Option<PathBuf>) -> SimulatorArgs {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            sim: SimulatorArgs,
+        }
+        let mut cli = Cli::parse_from(["simulator", "--users", "12", "--seed", "9"]);
+        cli.sim.config = config;
+        cli.sim
+    }
+
+    #[test]
+    fn command_line_and_config_file_build_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sim.json");
+        std::fs::write(&path, r#"{"apps":[{"client_id":"abc","client_secret":"s","redirect_uris":["http://127.0.0.1:8080/m365/consent/callback"]}]}"#).unwrap();
+        let options = SimulatorOptions::from_args(&args(Some(path))).unwrap();
+        assert_eq!(options.port, 8081);
+        assert_eq!(options.tenants[0].users, 12);
+        assert_eq!(options.tenants[0].seed, 9);
+        assert_eq!(options.apps[0].client_id, "abc");
+        assert_eq!(options.apps[0].display_name, "Skyvault");
+    }
+
+    #[test]
+    fn unknown_config_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sim.json");
+        std::fs::write(&path, r#"{"applications":[]}"#).unwrap();
+        assert!(matches!(
+            SimulatorOptions::from_args(&args(Some(path))),
+            Err(SimulatorError::ConfigInvalid { .. })
+        ));
+    }
 }

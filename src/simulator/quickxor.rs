@@ -39,6 +39,35 @@ mod tests {
         assert_eq!(quick_xor_hash(b""), "AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
     }
 
+    /// Vectors from rclone's `quickxorhash` tests (checked there against Microsoft's C# code).
+    #[test]
+    fn matches_published_vectors() {
+        let vectors = [
+            ("Sg==", "SgAAAAAAAAAAAAAAAQAAAAAAAAA="),
+            ("tbQ=", "taAFAAAAAAAAAAAAAgAAAAAAAAA="),
+            ("0pZP", "0rDEEwAAAAAAAAAAAwAAAAAAAAA="),
+            ("2fuxhBJXtpWFe8dOfdGeHw==", "O9tHLAghgSvYohKFyMMxnNCHaHg="),
+            (
+                "T6LYJIfDh81JrAK309H2JMJTXis=",
+                "zBTHrspn3mEcohlJdIUAbjGNaNg=",
+            ),
+            (
+                "NbYXsp5/K6mR+NmHwExjvWeWDJFnXTKWVlzYHoesp2E=",
+                "wjuAuWDiq04qDt1R8hHWDDcwVoQ=",
+            ),
+            (
+                "4SVmjtXIL8BB8SfkbR5Cpaljm2jpyUfAhIBf65XmKxHlz9dy5XixgiE/q1lv+esZW/E=",
+                "wxZ0rxkMQEnRNAp8ZgEZLT4RdLM=",
+            ),
+        ];
+        for (input, expected) in vectors {
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(input)
+                .unwrap_or_default();
+            assert_eq!(quick_xor_hash(&data), expected, "input {input}");
+        }
+    }
+
     #[test]
     fn single_byte_lands_in_first_byte_and_length_in_tail() {
         let hash = base64::engine::general_purpose::STANDARD

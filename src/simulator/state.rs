@@ -271,6 +271,9 @@ pub struct TenantState {
     pub directory_resync_floor: u64,
 }
 
+/// (drive, item key, content revision).
+pub type ContentKey = (u32, u32, u32);
+
 pub struct Tenant {
     pub index: usize,
     pub id: Uuid,
@@ -284,7 +287,7 @@ pub struct Tenant {
     pub created: DateTime<Utc>,
     pub state: RwLock<TenantState>,
     /// (drive, key, content revision) → (size, quickXorHash): generated content is costly to hash.
-    pub hash_cache: Mutex<HashMap<(u32, u32, u32), (u64, String)>>,
+    pub hash_cache: Mutex<HashMap<ContentKey, (u64, String)>>,
 }
 
 impl Tenant {
@@ -515,8 +518,7 @@ impl Tenant {
         bytes.extend_from_slice(&tag);
         bytes.extend_from_slice(&drive.to_be_bytes());
         bytes.extend_from_slice(&key.to_be_bytes());
-        let check =
-            (generate::hash(&[drive as u64, key as u64, self.index as u64]) as u64).to_be_bytes();
+        let check = generate::hash(&[drive as u64, key as u64, self.index as u64]).to_be_bytes();
         bytes.extend_from_slice(&check);
         format!("01{}", base32(&bytes))
     }

@@ -44,6 +44,8 @@ pub struct ThrottleLimits {
     pub directory_resource_units_per_10s: Option<f64>,
     /// Answer a retry that comes before `Retry-After` with another refusal.
     pub enforce_retry_after: bool,
+    /// Per app across all tenants: 130,000 requests per 10 seconds (§5.1).
+    pub app_requests_per_10s: u32,
 }
 
 impl Default for ThrottleLimits {
@@ -58,6 +60,7 @@ impl Default for ThrottleLimits {
             spo_resource_units_per_minute: None,
             directory_resource_units_per_10s: None,
             enforce_retry_after: true,
+            app_requests_per_10s: 130_000,
         }
     }
 }
@@ -141,6 +144,7 @@ pub struct ThrottleEvent {
 
 #[derive(Default)]
 struct Buckets {
+    apps: HashMap<String, (i64, u32)>,
     mailboxes: HashMap<(String, usize, u32), MailboxBucket>,
     spo: HashMap<(String, usize), SpoBucket>,
     directory: HashMap<(String, usize), DirectoryBucket>,
@@ -234,11 +238,11 @@ impl Throttle {
         if !limits.enabled {
             return Ok(Admission::default());
         }
-        let result = match scope {
+        let result = self.admit_app(&limits, caller).and_then(|()| match scope {
             Scope::Mailbox { user } => self.admit_mailbox(&limits, caller, user, upload_bytes),
             Scope::Spo => self.admit_spo(&limits, caller, cost),
             Scope::Directory => self.admit_directory(&limits, caller, cost),
-        };
+        });
         if let Err(refusal) = &result {
             let workload = match scope {
                 Scope::Mailbox { .. } => Workload::Mail,
@@ -248,6 +252,32 @@ impl Throttle {
             self.record(caller, workload, refusal);
         }
         result
+    }
+
+    /// The global per-app ceiling, a fixed 10-second window.
+    fn admit_app(&self, limits: &ThrottleLimits, caller: &Caller<'_>) -> Result<(), Throttled> {
+        let now = caller.now.timestamp_millis();
+        let mut buckets = lock(&self.buckets);
+        let (start, count) = buckets
+            .apps
+            .entry(caller.app_id.to_owned())
+            .or_insert((now, 0));
+        if now - *start >= 10_000 {
+            *start = now;
+            *count = 0;
+        }
+        *count += 1;
+        if *count > limits.app_requests_per_10s {
+            let retry = ((*start + 10_000 - now).max(1) as f64) / 1000.0;
+            return Err(Throttled {
+                status: 429,
+                code: "TooManyRequests",
+                message: "Too many requests. Please retry again later.".to_owned(),
+                retry_after: Some(retry),
+                headers: Vec::new(),
+            });
+        }
+        Ok(())
     }
 
     fn admit_mailbox(

@@ -757,13 +757,18 @@ impl DriveCtx<'_, '_> {
             match entry {
                 Some(e) if e.deleted => items.push(json!({
                     "id": self.tenant().item_id(self.drive, *key),
-                    "parentReference": {"driveId": self.tenant().drive_id(self.drive), "driveType": "business", "id": self.tenant().item_id(self.drive, e.parent)},
+                    "parentReference": {"driveId": self.tenant().drive_id(self.drive), "driveType": drive_type(&state, self.drive), "id": self.tenant().item_id(self.drive, e.parent)},
                     "deleted": {"state": "deleted"},
                     "fileSystemInfo": {"createdDateTime": ts(e.created), "lastModifiedDateTime": ts(e.modified)},
                 })),
                 _ => {
                     if let Some(view) = item_view(self.tenant(), &state, self.drive, *key) {
-                        items.push(odata::project(&self.item_json(&state, &view, false), select.as_deref(), "driveItem", None)?);
+                        // OneDrive for Business leaves cTag out of delta results (§4.2).
+                        let mut value = self.item_json(&state, &view, false);
+                        if let Value::Object(map) = &mut value {
+                            map.remove("cTag");
+                        }
+                        items.push(odata::project(&value, select.as_deref(), "driveItem", None)?);
                     }
                 }
             }
@@ -811,15 +816,17 @@ impl DriveCtx<'_, '_> {
         .uuid()
         .to_string()
         .to_uppercase();
-        if let Some(tag) = self.ctx.header("if-none-match") {
-            if tag.contains(&format!("{{{guid}}},{}", view.content_rev)) {
-                return Ok(Reply::Bytes {
-                    status: 304,
-                    content_type: "text/plain".to_owned(),
-                    body: Bytes::new(),
-                    headers: Vec::new(),
-                });
-            }
+        if self
+            .ctx
+            .header("if-none-match")
+            .is_some_and(|tag| tag.contains(&format!("{{{guid}}},{}", view.content_rev)))
+        {
+            return Ok(Reply::Bytes {
+                status: 304,
+                content_type: "text/plain".to_owned(),
+                body: Bytes::new(),
+                headers: Vec::new(),
+            });
         }
         Ok(Reply::Redirect(self.download_url(key, view.content_rev)))
     }
@@ -1072,14 +1079,15 @@ impl DriveCtx<'_, '_> {
         let new_name = body["name"]
             .as_str()
             .map_or(view.name.clone(), str::to_owned);
-        if let Some(other) = self.child_named(&state, new_parent, &new_name) {
-            if other != key {
-                return Err(GraphError::new(
-                    409,
-                    "nameAlreadyExists",
-                    "The specified item name already exists.",
-                ));
-            }
+        if self
+            .child_named(&state, new_parent, &new_name)
+            .is_some_and(|other| other != key)
+        {
+            return Err(GraphError::new(
+                409,
+                "nameAlreadyExists",
+                "The specified item name already exists.",
+            ));
         }
         self.write_item(&mut state, key, Some(view), |e| {
             e.parent = new_parent;
@@ -1178,6 +1186,13 @@ impl DriveCtx<'_, '_> {
                 "nextExpectedRanges": ["0-"],
             }),
         ))
+    }
+}
+
+fn drive_type(state: &TenantState, drive: u32) -> &'static str {
+    match state.drives.get(drive as usize).map(|d| d.owner) {
+        Some(DriveOwner::User(_)) => "business",
+        _ => "documentLibrary",
     }
 }
 

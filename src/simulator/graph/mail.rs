@@ -164,18 +164,12 @@ impl Mailbox<'_, '_> {
                     .then_some(key as u16)
                     .ok_or_else(not_found)
             }
+            _ if id.len() > 20 => Err(not_found()),
             _ => Err(GraphError::new(
                 400,
                 "ErrorInvalidIdMalformed",
                 "Id is malformed.",
-            ))
-            .or_else(|e| {
-                if id.len() > 20 {
-                    Err(not_found())
-                } else {
-                    Err(e)
-                }
-            }),
+            )),
         }
     }
 
@@ -572,6 +566,18 @@ impl Mailbox<'_, '_> {
                 (1, *k)
             }
         });
+        if let Some(filter) = self
+            .ctx
+            .query
+            .get("$filter")
+            .map(odata::parse_filter)
+            .transpose()?
+        {
+            keys.retain(|(key, _, _)| {
+                self.view(&state, *key)
+                    .is_some_and(|view| odata::matches(&filter, &self.message_json(&view)))
+            });
+        }
         let mut items = Vec::new();
         for (key, _, _) in keys.iter().skip(skip).take(top) {
             if let Some(view) = self.view(&state, *key) {
@@ -623,6 +629,22 @@ impl Mailbox<'_, '_> {
         } else {
             (None, state.seq, 0, self.ctx.query.select())
         };
+        // `$filter=receivedDateTime ge …` is set on the first request and kept in the tokens.
+        let filter_text = match self
+            .ctx
+            .query
+            .get("$skiptoken")
+            .or(self.ctx.query.get("$deltatoken"))
+        {
+            Some(token) => {
+                odata::decode_token(token).and_then(|v| v["flt"].as_str().map(str::to_owned))
+            }
+            None => self.ctx.query.get("$filter").map(str::to_owned),
+        };
+        let filter = filter_text
+            .as_deref()
+            .map(odata::parse_filter)
+            .transpose()?;
         let overlay = state.mailboxes.get(&self.user);
         // Candidate keys in key order: everything on the first round, changes afterwards.
         let candidates: Vec<u32> = match since {
@@ -664,12 +686,19 @@ impl Mailbox<'_, '_> {
                     .then(|| self.removed(key, e)),
                 (Some(_), Some(e)) if e.deleted => None,
                 _ => match self.view(&state, key) {
-                    Some(view) if view.folder == folder_key => Some(odata::project(
-                        &with_type(self.message_json(&view)),
-                        select.as_deref(),
-                        "message",
-                        None,
-                    )?),
+                    Some(view)
+                        if view.folder == folder_key
+                            && filter
+                                .as_ref()
+                                .is_none_or(|f| odata::matches(f, &self.message_json(&view))) =>
+                    {
+                        Some(odata::project(
+                            &with_type(self.message_json(&view)),
+                            select.as_deref(),
+                            "message",
+                            None,
+                        )?)
+                    }
                     _ => None,
                 },
             };
@@ -691,7 +720,7 @@ impl Mailbox<'_, '_> {
                 Some(format!(
                     "{base}?$skiptoken={}",
                     odata::encode_token(
-                        &json!({"f": folder_key, "s": since, "u": upto, "c": c, "sel": select})
+                        &json!({"f": folder_key, "s": since, "u": upto, "c": c, "sel": select, "flt": filter_text})
                     )
                 )),
                 None,
@@ -700,7 +729,9 @@ impl Mailbox<'_, '_> {
                 None,
                 Some(format!(
                     "{base}?$deltatoken={}",
-                    odata::encode_token(&json!({"f": folder_key, "s": upto, "sel": select}))
+                    odata::encode_token(
+                        &json!({"f": folder_key, "s": upto, "sel": select, "flt": filter_text})
+                    )
                 )),
             ),
         };
@@ -905,10 +936,9 @@ impl Mailbox<'_, '_> {
         if let Some(read) = body["isRead"].as_bool() {
             meta.is_read = read;
         }
-        if let Some(subject) = body["subject"].as_str() {
-            if meta.is_draft {
-                meta.subject = subject.to_owned();
-            }
+        // Only drafts take a new subject.
+        if let Some(subject) = body["subject"].as_str().filter(|_| meta.is_draft) {
+            meta.subject = subject.to_owned();
         }
         if let Some(categories) = body["categories"].as_array() {
             meta.categories = categories

@@ -3,6 +3,7 @@
 //! decoration every Graph answer carries (`request-id`, `client-request-id`, OData headers,
 //! error bodies of graph-protocol.md §5.5). Workload modules must never render HTTP themselves.
 
+mod batch;
 pub mod directory;
 pub mod drive;
 pub mod mail;
@@ -235,8 +236,6 @@ fn classify(tenant: &Tenant, method: &str, segments: &[String], query: &odata::Q
     // Directory (§5.4): GET users = 2, other GETs 1; $select -1, $top < 20 -1; minimum 1.
     let mut cost: f64 = if segments.len() == 1 && segments[0] == "users" {
         2.0
-    } else if method == "GET" {
-        1.0
     } else {
         1.0
     };
@@ -269,6 +268,12 @@ pub async fn handle(
     segments: &[String],
     body: Bytes,
 ) -> HttpResponse {
+    if segments.len() == 1
+        && segments[0] == "$batch"
+        && req.method() == actix_web::http::Method::POST
+    {
+        return batch::handle(sim, req, &body).await;
+    }
     let request_id = Uuid::new_v4().to_string();
     let client_request_id = req
         .headers()

@@ -111,6 +111,8 @@ pub enum Filter {
     Eq(String, Value),
     StartsWith(String, String),
     Any(String, Value),
+    /// `ge`, `gt`, `le`, `lt`, `ne` on strings, numbers and date-times.
+    Compare(String, String, Value),
 }
 
 fn literal(text: &str) -> Option<Value> {
@@ -122,7 +124,15 @@ fn literal(text: &str) -> Option<Value> {
         "true" => Some(Value::Bool(true)),
         "false" => Some(Value::Bool(false)),
         "null" => Some(Value::Null),
-        _ => text.parse::<i64>().ok().map(|n| json!(n)),
+        // Date-time literals are unquoted in OData: `receivedDateTime ge 2026-01-01T00:00:00Z`.
+        _ => text.parse::<i64>().ok().map(|n| json!(n)).or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| {
+                json!(
+                    t.with_timezone(&chrono::Utc)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )
+            })
+        }),
     }
 }
 
@@ -140,7 +150,12 @@ fn split_keyword<'a>(text: &'a str, keyword: &str) -> Vec<&'a str> {
             b')' if !quoted => depth -= 1,
             _ => {}
         }
-        if !quoted && depth == 0 && text[i..].to_ascii_lowercase().starts_with(&pattern) {
+        // Byte-wise, case-insensitive: slicing `text` here could split a multi-byte character.
+        if !quoted
+            && depth == 0
+            && bytes.len() >= i + pattern.len()
+            && bytes[i..i + pattern.len()].eq_ignore_ascii_case(pattern.as_bytes())
+        {
             parts.push(&text[start..i]);
             i += pattern.len();
             start = i;
@@ -198,6 +213,15 @@ pub fn parse_filter(text: &str) -> Result<Filter, GraphError> {
             literal(value).ok_or_else(unsupported)?,
         ));
     }
+    for op in ["ge", "gt", "le", "lt", "ne"] {
+        if let Some((property, value)) = text.split_once(&format!(" {op} ")) {
+            return Ok(Filter::Compare(
+                property.trim().to_owned(),
+                op.to_owned(),
+                literal(value).ok_or_else(unsupported)?,
+            ));
+        }
+    }
     if let Some((property, value)) = text.split_once(" eq ") {
         return Ok(Filter::Eq(
             property.trim().to_owned(),
@@ -226,6 +250,31 @@ pub fn matches(filter: &Filter, entity: &Value) -> bool {
         Filter::StartsWith(property, prefix) => lookup(entity, property)
             .as_str()
             .is_some_and(|s| s.to_lowercase().starts_with(&prefix.to_lowercase())),
+        Filter::Compare(property, op, value) => {
+            let found = lookup(entity, property);
+            let ordering = match (found, value) {
+                (Value::String(a), Value::String(b)) => match (
+                    chrono::DateTime::parse_from_rfc3339(a),
+                    chrono::DateTime::parse_from_rfc3339(b),
+                ) {
+                    (Ok(x), Ok(y)) => Some(x.cmp(&y)),
+                    _ => Some(a.cmp(b)),
+                },
+                (Value::Number(a), Value::Number(b)) => a
+                    .as_f64()
+                    .zip(b.as_f64())
+                    .and_then(|(x, y)| x.partial_cmp(&y)),
+                _ => None,
+            };
+            match (op.as_str(), ordering) {
+                ("ne", _) => !same(found, value),
+                ("ge", Some(o)) => o.is_ge(),
+                ("gt", Some(o)) => o.is_gt(),
+                ("le", Some(o)) => o.is_le(),
+                ("lt", Some(o)) => o.is_lt(),
+                _ => false,
+            }
+        }
         Filter::Any(property, value) => lookup(entity, property)
             .as_array()
             .is_some_and(|items| items.iter().any(|item| same(item, value))),

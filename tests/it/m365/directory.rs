@@ -162,17 +162,32 @@ async fn delta_reports_adds_edits_and_deletes_and_deleted_items_list_them() {
 async fn a_rejected_delta_link_restarts_as_a_full_sync() {
     let h = harness().await;
     let graph = h.graph();
-    let first = collect_round(graph.groups_delta(DeltaStart::Initial))
+    let first = collect_round(graph.users_delta(DeltaStart::Initial))
         .await
         .unwrap();
-    let groups = first.changes.len();
+    let users = first.changes.len();
     h.control("POST", "tenants/default/directory/resync", None)
         .await;
-    let again = collect_round(graph.groups_delta(DeltaStart::Resume(first.delta_link)))
+    let again = collect_round(graph.users_delta(DeltaStart::Resume(first.delta_link)))
         .await
         .unwrap();
     assert!(again.full_sync, "the round says it enumerated everything");
-    assert_eq!(again.changes.len(), groups);
+    assert_eq!(again.changes.len(), users);
+    // The restarted round still carries the selected fields discovery needs.
+    for change in &again.changes {
+        match change {
+            DeltaChange::Upsert(u) => assert!(
+                u.account_enabled.is_some() && u.user_type.is_some(),
+                "{u:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+    // And its new link works.
+    let quiet = collect_round(graph.users_delta(DeltaStart::Resume(again.delta_link)))
+        .await
+        .unwrap();
+    assert!(!quiet.full_sync && quiet.changes.is_empty());
 }
 
 #[tokio::test]

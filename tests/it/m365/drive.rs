@@ -44,4 +44,68 @@ async fn drive_delta_and_downloads_match_their_hashes() {
             .await
             .unwrap();
     assert!(quiet.changes.is_empty(), "{:?}", quiet.changes);
+
+    // A deleted file comes back as a removal (the `deleted` facet).
+    let gone = files[0].id.clone();
+    h.control(
+        "DELETE",
+        &format!("tenants/default/graph/drives/{}/items/{gone}", drive.id),
+        None,
+    )
+    .await;
+    let after =
+        collect_round(graph.drive_delta(&drive.id, DeltaStart::Resume(quiet.delta_link), 5))
+            .await
+            .unwrap();
+    assert!(
+        after
+            .changes
+            .iter()
+            .any(|c| matches!(c, DeltaChange::Removed { id, .. } if *id == gone)),
+        "{:?}",
+        after.changes
+    );
+}
+
+#[tokio::test]
+async fn group_and_site_drives_and_a_forced_drive_resync() {
+    let h = harness().await;
+    let graph = h.graph();
+    let groups: Vec<_> = graph.groups().try_collect().await.unwrap();
+    let unified = groups.iter().find(|g| g.is_microsoft365()).unwrap();
+    let group_drive = graph
+        .group_drive(&unified.id)
+        .await
+        .unwrap()
+        .expect("a group library");
+    assert_eq!(group_drive.drive_type.as_deref(), Some("documentLibrary"));
+    let security = groups.iter().find(|g| !g.is_microsoft365()).unwrap();
+    assert_eq!(
+        graph.group_drive(&security.id).await.unwrap(),
+        None,
+        "security groups have no drive"
+    );
+
+    let sites = graph.sites().await.unwrap();
+    let mut libraries = 0;
+    for site in &sites {
+        libraries += graph.site_drive_list(&site.id).await.unwrap().len();
+    }
+    assert!(libraries >= sites.len(), "every site has a library");
+
+    let first = collect_round(graph.drive_delta(&group_drive.id, DeltaStart::Initial, 50))
+        .await
+        .unwrap();
+    h.control(
+        "POST",
+        &format!("tenants/default/drives/{}/resync", group_drive.id),
+        None,
+    )
+    .await;
+    let again =
+        collect_round(graph.drive_delta(&group_drive.id, DeltaStart::Resume(first.delta_link), 50))
+            .await
+            .unwrap();
+    assert!(again.full_sync);
+    assert_eq!(again.changes.len(), first.changes.len());
 }

@@ -2,6 +2,7 @@
 
 use futures::TryStreamExt;
 use serde_json::json;
+use skyvault::m365::types::MailboxPurpose;
 use skyvault::m365::{DeltaChange, DeltaStart, collect_round};
 
 use super::harness;
@@ -19,6 +20,10 @@ async fn folders_messages_delta_and_mime() {
     let users: Vec<_> = graph.users().try_collect().await.unwrap();
     let user = users[0].id.clone();
 
+    assert_eq!(
+        graph.mailbox_purpose(&user).await.unwrap(),
+        Some(MailboxPurpose::User)
+    );
     let folders = graph.mail_folders(&user).await.unwrap();
     let inbox = folders
         .iter()
@@ -92,4 +97,29 @@ async fn folders_messages_delta_and_mime() {
         }
         other => panic!("{other:?}"),
     }
+
+    // A deleted message comes back as a removal.
+    let gone = messages[1].id.clone();
+    h.control(
+        "DELETE",
+        &format!("tenants/default/graph/users/{user}/messages/{gone}"),
+        None,
+    )
+    .await;
+    let after = collect_round(graph.message_delta(
+        &user,
+        &inbox.id,
+        DeltaStart::Resume(next.delta_link),
+        7,
+    ))
+    .await
+    .unwrap();
+    assert!(
+        after
+            .changes
+            .iter()
+            .any(|c| matches!(c, DeltaChange::Removed { id, .. } if *id == gone)),
+        "{:?}",
+        after.changes
+    );
 }

@@ -9,7 +9,7 @@ mod directory;
 mod drive;
 mod identity;
 mod mail;
-mod redirect;
+mod recording_server;
 mod throttling;
 
 use std::sync::Arc;

@@ -64,7 +64,39 @@ async fn server_errors_and_dropped_connections_are_retried() {
     ))
     .await
     .unwrap();
-    assert!(!round.changes.is_empty());
+    let files: Vec<_> = round
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            skyvault::m365::DeltaChange::Upsert(i) if i.is_file() => Some(i.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!files.is_empty());
+    // Downloads under the same faults still arrive whole.
+    for file in files.iter().take(6) {
+        let chunks: Vec<bytes::Bytes> = graph
+            .download(&drive.id, &file.id)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let content = chunks.concat();
+        assert_eq!(
+            Some(skyvault::simulator::quick_xor_hash(&content).as_str()),
+            file.quick_xor_hash()
+        );
+    }
+    // And a mail folder walk and message delta under mail faults.
+    h.control(
+        "PUT",
+        "faults/mail",
+        Some(json!({"rate_503": 10.0, "rate_504": 10.0, "rate_connection_reset": 10.0, "retry_after_seconds": 0.02})),
+    )
+    .await;
+    let folders = graph.mail_folders(&users[0].id).await.unwrap();
+    assert!(!folders.is_empty());
     h.control("DELETE", "faults", None).await;
 }
 

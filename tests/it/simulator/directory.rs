@@ -60,6 +60,17 @@ async fn users_page_completely_with_select_top_and_filter() {
         .json(&format!("users?$filter=userPrincipalName eq '{admin}'"))
         .await;
     assert_eq!(filtered["value"].as_array().unwrap().len(), 1);
+    // Non-ASCII literals and unsupported expressions: answers, never a crash.
+    let accents = sim
+        .get("users?$filter=startswith(displayName,'Zoë') or displayName eq 'Søren Åberg'")
+        .await;
+    assert_eq!(accents.status(), 200);
+    let unsupported = sim.get("users?$filter=bogus(").await;
+    assert_eq!(unsupported.status(), 400);
+    assert_eq!(
+        unsupported.json::<Value>().await.unwrap()["error"]["code"],
+        "Request_UnsupportedQuery"
+    );
     let by_upn = sim.json(&format!("users/{admin}")).await;
     assert_eq!(by_upn["userPrincipalName"], admin.as_str());
     let missing = sim.get("users/00000000-0000-0000-0000-000000000001").await;
@@ -346,4 +357,224 @@ async fn groups_delete_restore_and_security_groups_go_at_once() {
         sim.collect("sites/getAllSites", &[]).await.0.len(),
         sites_before + 1
     );
+}
+
+#[tokio::test]
+async fn sites_soft_delete_restore_and_purge_through_the_control_api() {
+    let sim = start_sim(|_| {}).await;
+    let (sites, _) = sim.collect("sites/getAllSites", &[]).await;
+    let site = sites.iter().find(|s| s.get("root").is_none()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let drives = sim.json(&format!("sites/{site}/drives")).await;
+    let drive = drives["value"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = sim
+        .control(
+            Method::DELETE,
+            &format!("tenants/default/sites/{site}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        sim.collect("sites/getAllSites", &[]).await.0.len(),
+        sites.len() - 1
+    );
+    assert_eq!(sim.get(&format!("sites/{site}")).await.status(), 404);
+    assert_eq!(sim.get(&format!("drives/{drive}/root")).await.status(), 404);
+    let (status, _) = sim
+        .control(
+            Method::POST,
+            &format!("tenants/default/sites/{site}/restore"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(sim.get(&format!("drives/{drive}/root")).await.status(), 200);
+    let (status, _) = sim
+        .control(
+            Method::POST,
+            &format!("tenants/default/sites/{site}/purge"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(sim.get(&format!("sites/{site}")).await.status(), 404);
+    let (status, _) = sim
+        .control(
+            Method::POST,
+            &format!("tenants/default/sites/{site}/restore"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "a purged site is gone for good");
+}
+
+#[tokio::test]
+async fn control_api_forwards_changes_without_token_or_throttling() {
+    let sim = start_sim(|_| {}).await;
+    let user = sim.json("users?$top=2").await["value"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let drive = sim.json(&format!("users/{user}/drive")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let upload = sim
+        .http
+        .put(format!(
+            "{}/_sim/tenants/default/graph/drives/{drive}/items/root:/from-control.txt:/content",
+            sim.base()
+        ))
+        .bearer_auth(sim.running.admin_token())
+        .body("made by the control API")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    let item = sim
+        .json(&format!("drives/{drive}/root:/from-control.txt"))
+        .await;
+    assert_eq!(item["size"], 23);
+    let message = sim
+        .json(&format!("users/{user}/mailFolders/inbox/messages?$top=1"))
+        .await["value"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, moved) = sim
+        .control(
+            Method::POST,
+            &format!("tenants/default/graph/users/{user}/messages/{message}/move"),
+            Some(json!({"destinationId": "archive"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let fetched = sim
+        .json(&format!(
+            "users/{user}/messages/{}",
+            moved["id"].as_str().unwrap()
+        ))
+        .await;
+    let archive_id = sim.json(&format!("users/{user}/mailFolders/archive")).await["id"].clone();
+    assert_eq!(fetched["parentFolderId"], archive_id);
+    let (status, counters) = sim.control(Method::GET, "counters", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        counters["by_app"].get("_sim").is_none(),
+        "control changes are not counted as app traffic"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_graph_errors_never_a_crash() {
+    let sim = start_sim(|_| {}).await;
+    let user = sim.json("users?$top=2").await["value"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let drive = sim.json(&format!("users/{user}/drive")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let paths = [
+        "users/%ZZ".to_owned(),
+        "users/'quoted'".to_owned(),
+        "users?$top=abc".to_owned(),
+        "users?$filter=displayName eq".to_owned(),
+        "users?$skiptoken=garbage".to_owned(),
+        "users/delta?$deltatoken=garbage".to_owned(),
+        "users/delta?$skiptoken=!!".to_owned(),
+        "groups/not-a-group/members".to_owned(),
+        "drives/b!garbage/root".to_owned(),
+        format!("drives/{drive}/items/01XYZ"),
+        format!("drives/{drive}/root:/no/such/file.txt:/content"),
+        format!("drives/{drive}/root/delta?token=%%%"),
+        format!("users/{user}/messages/short"),
+        format!("users/{user}/mailFolders/garbage/messages"),
+        format!("users/{user}/mailFolders/inbox/messages/delta?$deltatoken=zzz"),
+        format!("users/{user}/messages/{}/attachments/x", "A".repeat(28)),
+        "sites/garbage".to_owned(),
+        "nothing/here".to_owned(),
+        "directory/deletedItems/microsoft.graph.application".to_owned(),
+    ];
+    for path in &paths {
+        let response = sim.get(path).await;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert!((400..500).contains(&status), "{path}: {status} {body}");
+        assert!(body["error"]["code"].is_string(), "{path}: {body}");
+    }
+    let posts = [
+        (
+            format!("users/{user}/messages"),
+            "application/json",
+            "{not json",
+        ),
+        (
+            format!("users/{user}/mailFolders"),
+            "application/json",
+            "{}",
+        ),
+        (
+            format!("drives/{drive}/root/children"),
+            "application/json",
+            "[]",
+        ),
+        ("$batch".to_owned(), "application/json", "{\"requests\": 5}"),
+        (
+            format!("users/{user}/messages/x/move"),
+            "application/json",
+            "{}",
+        ),
+    ];
+    for (path, content_type, body) in &posts {
+        let response = sim
+            .http
+            .post(format!("{}/v1.0/{path}", sim.base()))
+            .bearer_auth(&sim.token)
+            .header("Content-Type", *content_type)
+            .body(*body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            (400..500).contains(&response.status().as_u16()),
+            "{path}: {}",
+            response.status()
+        );
+    }
+    for raw in [
+        "/_dl/garbage",
+        "/_dl/YWJj.def",
+        "/_up/nope",
+        "/organizations/v2.0/adminconsent",
+        "/common/oauth2/v2.0/token",
+    ] {
+        let response = sim
+            .http
+            .get(format!("{}{raw}", sim.base()))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            (400..500).contains(&response.status().as_u16()),
+            "{raw}: {}",
+            response.status()
+        );
+    }
+    let garbage = sim
+        .http
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            sim.base(),
+            sim.tenant_id()
+        ))
+        .body("%%%&&&===")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 400);
 }

@@ -383,3 +383,56 @@ async fn all_staff_mail_is_identical_across_mailboxes() {
     }
     assert_eq!(bodies[0], bodies[1], "company-wide mail deduplicates");
 }
+
+#[tokio::test]
+async fn received_date_filters_narrow_listing_and_delta() {
+    let sim = start_sim(|_| {}).await;
+    let user = first_user(&sim).await;
+    let cutoff = "2026-10-25T00:00:00Z";
+    let (all, _) = delta_round(
+        &sim,
+        &format!("users/{user}/mailFolders/inbox/messages/delta"),
+        &[],
+    )
+    .await;
+    let (recent, link) = delta_round(
+        &sim,
+        &format!(
+            "users/{user}/mailFolders/inbox/messages/delta?$filter=receivedDateTime ge {cutoff}"
+        ),
+        &[],
+    )
+    .await;
+    assert!(
+        !recent.is_empty() && recent.len() < all.len(),
+        "{} of {}",
+        recent.len(),
+        all.len()
+    );
+    assert!(
+        recent
+            .iter()
+            .all(|m| m["receivedDateTime"].as_str().unwrap() >= cutoff)
+    );
+    let (listed, _) = sim.collect(&format!("users/{user}/mailFolders/inbox/messages?$top=100&$filter=receivedDateTime ge {cutoff}"), &[]).await;
+    assert_eq!(listed.len(), recent.len());
+    // The filter lives on in the delta token: an old message changed later does not surface.
+    let old = all
+        .iter()
+        .find(|m| m["receivedDateTime"].as_str().unwrap() < cutoff)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let patched = sim
+        .http
+        .patch(format!("{}/v1.0/users/{user}/messages/{old}", sim.base()))
+        .bearer_auth(&sim.token)
+        .json(&json!({"isRead": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    let (changes, _) = delta_round(&sim, &link, &[]).await;
+    assert!(changes.is_empty(), "{changes:?}");
+}

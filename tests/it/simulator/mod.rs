@@ -13,7 +13,7 @@ mod throttling;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 use skyvault::clock::ManualClock;
 use skyvault::simulator::{RunningSimulator, SimulatorOptions, TenantSpec, start};
 
@@ -175,13 +175,4 @@ pub fn ids(items: &[Value]) -> Vec<String> {
         .iter()
         .map(|i| i["id"].as_str().unwrap().to_owned())
         .collect()
-}
-
-pub fn json_body(value: Value) -> Option<Value> {
-    Some(value)
-}
-
-#[allow(dead_code)]
-pub fn empty() -> Value {
-    json!({})
 }

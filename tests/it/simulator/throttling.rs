@@ -259,3 +259,106 @@ async fn counters_report_per_app_tenant_mailbox_and_endpoint() {
         "the control API needs its own token"
     );
 }
+
+#[tokio::test]
+async fn batch_answers_200_with_inner_throttling_and_failed_dependencies() {
+    let sim = start_sim(|_| {}).await;
+    set_limits(&sim, json!({"mailbox_requests": 3})).await;
+    let user = sim.json("users?$top=2").await["value"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut requests: Vec<Value> = (1..=5).map(|i| json!({"id": i.to_string(), "method": "GET", "url": format!("/users/{user}/mailFolders/inbox")})).collect();
+    requests.push(json!({"id": "6", "method": "GET", "url": "/organization", "dependsOn": ["5"]}));
+    requests.push(json!({"id": "7", "method": "GET", "url": "/organization"}));
+    let response = sim
+        .http
+        .post(format!("{}/v1.0/$batch", sim.base()))
+        .bearer_auth(&sim.token)
+        .json(&json!({"requests": requests}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let status = |id: &str| {
+        body["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()["status"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!((status("1"), status("2"), status("3")), (200, 200, 200));
+    assert_eq!((status("4"), status("5")), (429, 429));
+    assert_eq!(status("6"), 424);
+    assert_eq!(status("7"), 200);
+    let throttled = body["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "4")
+        .unwrap();
+    assert!(throttled["headers"]["retry-after"].is_string());
+    assert_eq!(throttled["body"]["error"]["code"], "ApplicationThrottled");
+    let too_many: Vec<Value> = (0..21)
+        .map(|i| json!({"id": i.to_string(), "method": "GET", "url": "/organization"}))
+        .collect();
+    let refused = sim
+        .http
+        .post(format!("{}/v1.0/$batch", sim.base()))
+        .bearer_auth(&sim.token)
+        .json(&json!({"requests": too_many}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+}
+
+#[tokio::test]
+async fn mailbox_upload_bytes_and_the_global_app_limit_throttle() {
+    let sim = start_sim(|_| {}).await;
+    set_limits(&sim, json!({"mailbox_upload_bytes": 2000})).await;
+    let user = sim.json("users?$top=2").await["value"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("{}/v1.0/users/{user}/messages", sim.base());
+    let message = json!({"subject": "x".repeat(1200)});
+    assert_eq!(
+        sim.http
+            .post(&url)
+            .bearer_auth(&sim.token)
+            .json(&message)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let over = sim
+        .http
+        .post(&url)
+        .bearer_auth(&sim.token)
+        .json(&message)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over.status(), 429);
+    assert_eq!(
+        over.json::<Value>().await.unwrap()["error"]["message"],
+        "Application is over its IncomingBytes limit."
+    );
+
+    set_limits(&sim, json!({"app_requests_per_10s": 3})).await;
+    for _ in 0..3 {
+        assert_eq!(sim.get("organization").await.status(), 200);
+    }
+    let limited = sim.get("organization").await;
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+    sim.clock.advance(Duration::seconds(10));
+    assert_eq!(sim.get("organization").await.status(), 200);
+}

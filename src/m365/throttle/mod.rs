@@ -1,23 +1,28 @@
 //! The throttling governor: it paces requests under Microsoft's published ceilings and, when
 //! Microsoft throttles anyway, pauses only the resource that was throttled (one mailbox, one
 //! tenant's SharePoint/OneDrive bucket, one tenant's directory) while the others keep going.
-//! It owns `Retry-After` parsing, the backoff schedule and the record of throttling events the
-//! console shows. It decides *when* a request may go; it must never send one itself, and it
-//! reads time only from the `Clock` (and waits only through its `Sleeper`) so tests are instant.
+//! It owns per-resource pauses, budgets and concurrency slots; `backoff` says how long to wait
+//! and `events` keeps the record the console shows. It decides *when* a request may go; it must
+//! never send one itself, and it reads time only from the `Clock` (and waits only through its
+//! `Sleeper`) so tests are instant.
 
-use std::collections::{HashMap, VecDeque};
+mod backoff;
+mod events;
+
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::future::BoxFuture;
-use rand::Rng;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::clock::SharedClock;
-use crate::m365::settings::{GovernorLimits, RetryPolicy};
+use crate::m365::settings::GovernorLimits;
 use crate::m365::types::TenantId;
+
+pub use backoff::{Sleeper, TokioSleeper, backoff_delay, parse_retry_after};
+pub use events::{ThrottleEvent, ThrottleLog};
 
 /// What a request counts against. Microsoft throttles each of these separately (§5.2–§5.4).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
@@ -49,130 +54,6 @@ impl fmt::Display for Resource {
             Resource::Files { .. } => write!(f, "OneDrive/SharePoint"),
         }
     }
-}
-
-/// One time Microsoft said "slow down". The console lists these per tenant.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ThrottleEvent {
-    pub tenant: TenantId,
-    pub resource: Resource,
-    /// 429 or 503.
-    pub status: u16,
-    /// Graph's error code (`TooManyRequests`, `ApplicationThrottled`, ...), when it sent one.
-    pub code: Option<String>,
-    /// The server's `Retry-After`; `None` when it sent none and backoff chose the pause.
-    #[serde(serialize_with = "seconds_option")]
-    pub retry_after: Option<Duration>,
-    /// Until when the resource is paused.
-    pub paused_until: DateTime<Utc>,
-    pub at: DateTime<Utc>,
-}
-
-fn seconds_option<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_f64(d.as_secs_f64()),
-        None => s.serialize_none(),
-    }
-}
-
-/// Throttling events: a bounded buffer of the most recent ones plus a broadcast channel for live
-/// views. Old events fall off the end; nothing here grows without bound.
-#[derive(Debug)]
-pub struct ThrottleLog {
-    recent: Mutex<VecDeque<ThrottleEvent>>,
-    capacity: usize,
-    live: broadcast::Sender<ThrottleEvent>,
-}
-
-impl ThrottleLog {
-    pub fn new(capacity: usize) -> Self {
-        let (live, _) = broadcast::channel(capacity.max(1));
-        Self {
-            recent: Mutex::new(VecDeque::with_capacity(capacity)),
-            capacity: capacity.max(1),
-            live,
-        }
-    }
-
-    pub(crate) fn record(&self, event: ThrottleEvent) {
-        tracing::warn!(tenant = %event.tenant, resource = %event.resource, status = event.status,
-            retry_after = ?event.retry_after, "Microsoft throttled a request");
-        {
-            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-            if recent.len() == self.capacity {
-                recent.pop_front();
-            }
-            recent.push_back(event.clone());
-        }
-        // No subscriber is fine: the buffer above still has it.
-        let _ = self.live.send(event);
-    }
-
-    /// The most recent events, oldest first.
-    pub fn recent(&self) -> Vec<ThrottleEvent> {
-        self.recent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect()
-    }
-
-    /// The most recent events of one tenant, oldest first.
-    pub fn recent_for_tenant(&self, tenant: TenantId) -> Vec<ThrottleEvent> {
-        self.recent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|e| e.tenant == tenant)
-            .cloned()
-            .collect()
-    }
-
-    /// Events as they happen (a lagging receiver loses the oldest, see `recent`).
-    pub fn subscribe(&self) -> broadcast::Receiver<ThrottleEvent> {
-        self.live.subscribe()
-    }
-}
-
-/// How the governor waits. Production sleeps on tokio's timer; tests pass one that advances a
-/// `ManualClock`, so a 30-second `Retry-After` costs nothing.
-pub trait Sleeper: Send + Sync + fmt::Debug {
-    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-pub struct TokioSleeper;
-
-impl Sleeper for TokioSleeper {
-    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep(duration))
-    }
-}
-
-/// Parses `Retry-After`: delay-seconds, which Graph may send with a fraction (`2.128`, §5.5), or
-/// an HTTP-date. A date in the past means "now". Garbage gives `None` (then backoff applies).
-pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).ok();
-    }
-    let date = DateTime::parse_from_rfc2822(value).ok()?;
-    Some(
-        (date.with_timezone(&Utc) - now)
-            .to_std()
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
-/// The wait before retry number `retry` (1-based) when the server gave no `Retry-After`:
-/// `initial × retry²` (Graph SDK retry handler, §5.6), capped at `max_delay`, with ±20 % jitter so
-/// many workers throttled together do not come back together.
-pub fn backoff_delay(policy: &RetryPolicy, retry: u32, rng: &mut impl Rng) -> Duration {
-    let base = policy.initial_delay.as_secs_f64() * f64::from(retry.max(1)).powi(2);
-    let capped = base.min(policy.max_delay.as_secs_f64());
-    let jittered = capped * rng.random_range(0.8..=1.2);
-    Duration::from_secs_f64(jittered.min(policy.max_delay.as_secs_f64()).max(0.0))
 }
 
 /// What the governor says about a request right now.
@@ -258,7 +139,22 @@ pub struct Governor {
     sleeper: Arc<dyn Sleeper>,
     limits: GovernorLimits,
     states: Mutex<HashMap<Resource, ResourceState>>,
+    /// Per-tenant OneDrive/SharePoint RU ceilings that differ from the default (bigger tenants
+    /// get more, §5.3).
+    files_limits: Mutex<HashMap<TenantId, u32>>,
     log: Arc<ThrottleLog>,
+}
+
+/// The per-minute OneDrive/SharePoint resource units an app gets in a tenant with this many
+/// licences (2024 table, §5.3): 1,200 below 1,000 licences up to 6,000 from 50,000.
+pub fn files_resource_units_for_licences(licences: u32) -> u32 {
+    match licences {
+        0..1_000 => 1_200,
+        1_000..5_000 => 2_400,
+        5_000..15_000 => 3_600,
+        15_000..50_000 => 4_800,
+        _ => 6_000,
+    }
 }
 
 impl Governor {
@@ -273,6 +169,7 @@ impl Governor {
             sleeper,
             limits,
             states: Mutex::new(HashMap::new()),
+            files_limits: Mutex::new(HashMap::new()),
             log,
         }
     }
@@ -301,10 +198,10 @@ impl Governor {
                 concurrency: Some(Arc::new(Semaphore::new(self.limits.mailbox_concurrency))),
                 concurrency_limit: self.limits.mailbox_concurrency,
             },
-            Resource::Files { .. } => ResourceState {
+            Resource::Files { tenant } => ResourceState {
                 paused_until: None,
                 bucket: Some(Bucket::new(
-                    self.limits.files_resource_units_per_minute,
+                    self.files_limit(*tenant),
                     Duration::from_secs(60),
                     now,
                 )),
@@ -338,6 +235,34 @@ impl Governor {
             .entry(resource.clone())
             .or_insert_with(|| self.new_state(resource, now));
         f(state, now)
+    }
+
+    fn files_limit(&self, tenant: TenantId) -> u32 {
+        let limits = self.files_limits.lock().unwrap_or_else(|p| p.into_inner());
+        limits
+            .get(&tenant)
+            .copied()
+            .unwrap_or(self.limits.files_resource_units_per_minute)
+    }
+
+    /// Sets a tenant's OneDrive/SharePoint RU ceiling per minute (see
+    /// `files_resource_units_for_licences`). Takes effect at once; units already spent stay spent.
+    pub fn set_files_limit(&self, tenant: TenantId, resource_units_per_minute: u32) {
+        self.files_limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant, resource_units_per_minute.max(1));
+        let now = self.clock.now();
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(state) = states.get_mut(&Resource::Files { tenant })
+            && let Some(old) = state.bucket.as_mut()
+        {
+            old.refill(now);
+            let spent = old.capacity - old.available;
+            let mut bucket = Bucket::new(resource_units_per_minute, Duration::from_secs(60), now);
+            bucket.available = (bucket.capacity - spent).max(0.0);
+            *old = bucket;
+        }
     }
 
     /// The decision for one request of `cost` units, now. Pure bookkeeping: no waiting.
@@ -397,12 +322,34 @@ impl Governor {
                     let wait = (until - self.clock.now())
                         .to_std()
                         .unwrap_or(Duration::ZERO);
-                    self.sleeper.sleep(wait).await;
+                    // Requests waiting out one pause would all come back at the same instant
+                    // and race for the same freed capacity; a little spread (at most a tenth of
+                    // the wait, never above a second) lets them come back in turn.
+                    let spread = wait
+                        .mul_f64(rand::random_range(0.0..0.1))
+                        .min(Duration::from_secs(1));
+                    self.sleeper.sleep(wait + spread).await;
                     waited_for = Some(until);
                 }
             }
         }
         Permit { _slot: slot }
+    }
+
+    /// SharePoint's `RateLimit-Remaining` / `RateLimit-Reset` (sent from 80 % of the minute's
+    /// units, §5.3): take the server's count when it is lower than ours, and when nothing is left
+    /// pause the resource until the reset instead of spending a request on a 429.
+    pub fn observe_rate_limit(&self, resource: &Resource, remaining: u32, reset: Duration) {
+        self.with_state(resource, |state, now| {
+            if let Some(bucket) = state.bucket.as_mut() {
+                bucket.refill(now);
+                bucket.available = bucket.available.min(f64::from(remaining));
+            }
+            if remaining == 0 {
+                let until = now + chrono_duration(reset);
+                state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
+            }
+        });
     }
 
     /// Microsoft throttled a request on `resource`: pause it for `pause` and record the event.
@@ -455,7 +402,7 @@ mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
     use chrono::TimeZone;
-    use rand::SeedableRng;
+    use futures::future::BoxFuture;
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 23, 20, 0, 0).unwrap()
@@ -484,41 +431,6 @@ mod tests {
 
     fn tenant() -> TenantId {
         TenantId(uuid::Uuid::from_u128(7))
-    }
-
-    #[test]
-    fn retry_after_accepts_fractions_dates_and_rejects_garbage() {
-        assert_eq!(parse_retry_after("10", t0()), Some(Duration::from_secs(10)));
-        assert_eq!(
-            parse_retry_after(" 2.128 ", t0()),
-            Some(Duration::from_millis(2128))
-        );
-        assert_eq!(
-            parse_retry_after("Mon, 23 Nov 2026 20:00:30 GMT", t0()),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            parse_retry_after("Mon, 23 Nov 2026 19:00:00 GMT", t0()),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("-1", t0()), None);
-        assert_eq!(parse_retry_after("soon", t0()), None);
-        assert_eq!(parse_retry_after("NaN", t0()), None);
-    }
-
-    #[test]
-    fn backoff_grows_with_square_of_retry_and_is_capped() {
-        let policy = RetryPolicy::default();
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        let d1 = backoff_delay(&policy, 1, &mut rng).as_secs_f64();
-        let d2 = backoff_delay(&policy, 2, &mut rng).as_secs_f64();
-        let d3 = backoff_delay(&policy, 3, &mut rng).as_secs_f64();
-        assert!((2.4..=3.6).contains(&d1), "{d1}");
-        assert!((9.6..=14.4).contains(&d2), "{d2}");
-        assert!((21.6..=32.4).contains(&d3), "{d3}");
-        for retry in 8..20 {
-            assert!(backoff_delay(&policy, retry, &mut rng) <= policy.max_delay);
-        }
     }
 
     #[test]
@@ -592,6 +504,63 @@ mod tests {
             Admission::WaitUntil(t0() + chrono::Duration::seconds(12))
         );
         clock.advance(chrono::Duration::seconds(12));
+        assert_eq!(g.admit(&r, 2), Admission::Go);
+    }
+
+    #[test]
+    fn a_bigger_tenant_gets_a_bigger_files_bucket() {
+        assert_eq!(files_resource_units_for_licences(10), 1_200);
+        assert_eq!(files_resource_units_for_licences(1_000), 2_400);
+        assert_eq!(files_resource_units_for_licences(60_000), 6_000);
+        let limits = GovernorLimits {
+            files_resource_units_per_minute: 10,
+            ..GovernorLimits::default()
+        };
+        let (g, _) = governor(limits);
+        let r = Resource::Files { tenant: tenant() };
+        for _ in 0..5 {
+            assert_eq!(g.admit(&r, 2), Admission::Go);
+        }
+        assert_ne!(g.admit(&r, 2), Admission::Go);
+        g.set_files_limit(tenant(), 20);
+        for _ in 0..5 {
+            assert_eq!(
+                g.admit(&r, 2),
+                Admission::Go,
+                "10 more units under the raised ceiling"
+            );
+        }
+        assert_ne!(g.admit(&r, 2), Admission::Go);
+        let other = Resource::Files {
+            tenant: TenantId(uuid::Uuid::from_u128(8)),
+        };
+        for _ in 0..5 {
+            assert_eq!(g.admit(&other, 2), Admission::Go);
+        }
+        assert_ne!(
+            g.admit(&other, 2),
+            Admission::Go,
+            "other tenants keep the default"
+        );
+    }
+
+    #[test]
+    fn rate_limit_headers_pre_empt_a_429() {
+        let (g, clock) = governor(GovernorLimits::default());
+        let r = Resource::Files { tenant: tenant() };
+        assert_eq!(g.admit(&r, 2), Admission::Go);
+        // The server says only 3 units are left: the fourth and fifth wait for refill.
+        g.observe_rate_limit(&r, 3, Duration::from_secs(20));
+        assert_eq!(g.admit(&r, 2), Admission::Go);
+        assert!(matches!(g.admit(&r, 2), Admission::WaitUntil(_)));
+        // Nothing left: paused until the reset, without a throttling event.
+        g.observe_rate_limit(&r, 0, Duration::from_secs(20));
+        assert_eq!(
+            g.paused_until(&r),
+            Some(t0() + chrono::Duration::seconds(20))
+        );
+        assert!(g.log().recent().is_empty());
+        clock.advance(chrono::Duration::seconds(20));
         assert_eq!(g.admit(&r, 2), Admission::Go);
     }
 

@@ -1,9 +1,11 @@
-//! The bearer token never follows a download redirect. The simulator's pre-authenticated URL
+//! Behaviour the simulator cannot show, against a tiny recording server. The bearer token never
+//! follows a download redirect. The simulator's pre-authenticated URL
 //! accepts a token if one is sent, so this test uses a tiny recording server instead: it plays
 //! the token endpoint, Graph's `/content` (302 to a URL on the *same* origin, the case where an
 //! HTTP client's own redirect handling would keep the `Authorization` header) and the
 //! pre-authenticated URL, and records every request's headers. The same server hands out a
-//! next link to a foreign host, which must be refused rather than sent the token.
+//! next link to a foreign host, which must be refused rather than sent the token, and refuses
+//! `getAllSites` so the search fallback is used.
 
 use std::sync::{Arc, Mutex};
 
@@ -71,12 +73,64 @@ async fn serve(listener: TcpListener, seen: Arc<Mutex<Vec<Seen>>>) {
                     format!("Location: http://{host}/download/preauth?tempauth=xyz\r\n"),
                     String::new(),
                 )
+            } else if path.starts_with("/v1.0/sites/getAllSites") {
+                (
+                    "400 Bad Request",
+                    "Content-Type: application/json\r\n".to_string(),
+                    r#"{"error":{"code":"invalidRequest","message":"getAllSites is not available"}}"#.to_string(),
+                )
+            } else if path.starts_with("/v1.0/sites?search=") {
+                (
+                    "200 OK",
+                    "Content-Type: application/json\r\n".to_string(),
+                    r#"{"value":[{"id":"contoso.sharepoint.com,1,2","displayName":"Team"}]}"#
+                        .to_string(),
+                )
             } else if path.starts_with("/v1.0/users") {
                 (
                     "200 OK",
                     "Content-Type: application/json\r\n".to_string(),
                     r#"{"value":[{"id":"u1"}],"@odata.nextLink":"http://graph.evil.example/v1.0/users?$skiptoken=x"}"#.to_string(),
                 )
+            } else if path.starts_with("/v1.0/drives/d1/items/big/content") {
+                (
+                    "302 Found",
+                    format!("Location: http://{host}/download/big?tempauth=1\r\n"),
+                    String::new(),
+                )
+            } else if path.starts_with("/download/big") {
+                // The full body is 20 bytes. Without a range the connection breaks after 8; a
+                // range request gets the rest.
+                const FULL: &str = "0123456789abcdefghij";
+                let range = seen
+                    .lock()
+                    .unwrap()
+                    .last()
+                    .and_then(|s| s.header("range").map(str::to_string));
+                match range
+                    .as_deref()
+                    .and_then(|r| r.strip_prefix("bytes="))
+                    .and_then(|r| r.strip_suffix('-'))
+                {
+                    Some(from) => {
+                        let from: usize = from.parse().unwrap();
+                        let rest = &FULL[from..];
+                        let head = format!(
+                            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {from}-19/20\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{rest}",
+                            rest.len()
+                        );
+                        let _ = socket.write_all(head.as_bytes()).await;
+                    }
+                    None => {
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: 20\r\nConnection: close\r\n\r\n{}",
+                            &FULL[..8]
+                        );
+                        let _ = socket.write_all(head.as_bytes()).await;
+                    }
+                }
+                let _ = socket.shutdown().await;
+                return;
             } else if path.starts_with("/download/preauth") {
                 (
                     "200 OK",
@@ -112,6 +166,10 @@ async fn recording_graph() -> (GraphClient, TenantId, Arc<Mutex<Vec<Seen>>>) {
         Url::parse("https://console.test/cb").unwrap(),
     )
     .with_base_url(&base);
+    let settings = M365Settings {
+        retry: super::fast_retry(),
+        ..settings
+    };
     let client = GraphClient::new(settings, skyvault::clock::system()).unwrap();
     (client, TenantId(uuid::Uuid::from_u128(0xabc)), seen)
 }
@@ -180,5 +238,54 @@ async fn the_bearer_token_is_not_sent_to_the_preauthenticated_url() {
         token
             .request_line
             .contains(&format!("/{tenant}/oauth2/v2.0/token"))
+    );
+}
+
+#[tokio::test]
+async fn a_broken_download_resumes_with_a_range_request() {
+    let (client, tenant, seen) = recording_graph().await;
+    let stream = client.tenant(tenant).download("d1", "big").await.unwrap();
+    let chunks: Vec<bytes::Bytes> = stream.try_collect().await.unwrap();
+    assert_eq!(chunks.concat(), b"0123456789abcdefghij");
+    let seen = seen.lock().unwrap().clone();
+    let ranges: Vec<_> = seen
+        .iter()
+        .filter(|s| s.request_line.contains("/download/big"))
+        .map(|s| {
+            (
+                s.header("range").map(str::to_string),
+                s.header("authorization").is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ranges,
+        vec![(None, false), (Some("bytes=8-".to_string()), false)]
+    );
+    let content_calls = seen
+        .iter()
+        .filter(|s| s.request_line.contains("/items/big/content"))
+        .count();
+    assert_eq!(
+        content_calls, 2,
+        "a fresh pre-authenticated URL is asked for"
+    );
+}
+
+#[tokio::test]
+async fn sites_fall_back_to_search_when_get_all_sites_is_refused() {
+    let (client, tenant, seen) = recording_graph().await;
+    let sites = client.tenant(tenant).sites().await.unwrap();
+    assert_eq!(sites.len(), 1);
+    assert_eq!(sites[0].display_name.as_deref(), Some("Team"));
+    let paths: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.request_line.clone())
+        .collect();
+    assert!(
+        paths.iter().any(|p| p.contains("/sites/getAllSites")),
+        "{paths:?}"
     );
 }
