@@ -1,0 +1,190 @@
+//! Discovery benchmark (issue: Graph client, adding an organization, discovery sync).
+//!
+//! A simulated tenant of 10,000 users, 2,000 groups and 1,000 sites (Microsoft's published
+//! throttling limits on) is synced into a fresh SQLite database (or PostgreSQL when
+//! `SKYVAULT_BENCH_DATABASE_URL` is set). It reports the first sync's time and requests, the
+//! requests a re-sync with no changes costs, and the server time of the Users tab's first page
+//! with all rows in the database, measured over HTTP on loopback. Run with
+//! `cargo bench --bench discovery` (sizes: `SKYVAULT_BENCH_USERS`, `_GROUPS`, `_SITES`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+use serde_json::Value;
+use skyvault::accounts::access::Home;
+use skyvault::accounts::users::{NewUser, create_user};
+use skyvault::accounts::{Access, Role, tenancy};
+use skyvault::config::Settings;
+use skyvault::inventory::entities::organization;
+use skyvault::inventory::sync::sync_directory;
+use skyvault::simulator::{SimulatorOptions, TenantSpec};
+
+fn size(name: &str, default: u32) -> u32 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+async fn counters(base: &str, token: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{base}/_sim/counters"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn endpoint_delta(before: &Value, after: &Value) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = after["by_endpoint"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap() - before["by_endpoint"][k].as_u64().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out
+}
+
+fn main() {
+    skyvault::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let (users, groups, sites) = (size("SKYVAULT_BENCH_USERS", 10_000), size("SKYVAULT_BENCH_GROUPS", 2_000), size("SKYVAULT_BENCH_SITES", 1_000));
+    let clock = skyvault::clock::system();
+    let dir = tempfile::tempdir().unwrap();
+    let sim = skyvault::simulator::start(SimulatorOptions {
+        port: 0,
+        tenants: vec![TenantSpec {
+            organization: "Bench Corp".into(),
+            seed: 42,
+            users,
+            groups: groups * 8 / 10,
+            teams: groups / 10,
+            security_groups: groups / 10,
+            sites,
+            messages_per_mailbox: 10,
+            files_per_drive: 5,
+            ..TenantSpec::default()
+        }],
+        clock: clock.clone(),
+        ..SimulatorOptions::default()
+    })
+    .await
+    .unwrap();
+    let base = sim.base_url().trim_end_matches('/').to_string();
+    let tenant = sim.tenant().clone();
+
+    // The console, on a fresh database, with the simulator as Microsoft.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let database_url = std::env::var("SKYVAULT_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{}?mode=rwc", dir.path().join("bench.sqlite").display()));
+    let mut settings = Settings {
+        bind: address.to_string(),
+        data_dir: dir.path().display().to_string(),
+        database_url,
+        m365_client_id: "bench-client".into(),
+        m365_client_secret: "bench-secret".into(),
+        m365_authority_url: base.clone(),
+        m365_graph_url: base.clone(),
+        ..Settings::default()
+    };
+    settings.log = "warn".into();
+    sim.register_app("bench-client", "bench-secret", &[&skyvault::demo::consent_redirect_uri(&settings)]);
+    reqwest::Client::new()
+        .post(format!("{base}/_sim/tenants/{}/consents/bench-client", tenant.tenant_id))
+        .bearer_auth(sim.admin_token())
+        .send()
+        .await
+        .unwrap();
+    let state = skyvault::app::prepare(settings, clock.clone()).await.unwrap();
+    let partner = tenancy::create_partner(&state.db, clock.as_ref(), "Bench Partner", None).await.unwrap();
+    let admin = create_user(
+        &state.db,
+        clock.as_ref(),
+        NewUser {
+            email: "bench@example.com",
+            display_name: "Bench",
+            password: "benchmark password",
+            role: Role::PartnerAdmin,
+            home: Home::Partner(partner.id.into()),
+        },
+    )
+    .await
+    .unwrap();
+    let access = Access::from_user(&state.db, admin).await.unwrap().unwrap();
+    let customer = tenancy::create_customer(&state.db, clock.as_ref(), &access, partner.id.into(), "Bench Customer").await.unwrap();
+    let org = organization::ActiveModel {
+        id: Set(uuid::Uuid::new_v4()),
+        customer_id: Set(customer.id),
+        tenant_id: Set(tenant.tenant_id.to_string()),
+        display_name: Set(tenant.display_name.clone()),
+        default_domain: Set(tenant.domain.clone()),
+        initial_domain: Set(tenant.domain.clone()),
+        added_at: Set(clock.now()),
+        last_sync_at: Set(None),
+        last_sync_outcome: Set(None),
+        next_sync_at: Set(clock.now()),
+    }
+    .insert(&state.db)
+    .await
+    .unwrap();
+
+    println!("tenant: {users} users, {groups} groups, {sites} sites; database: {}", if state.settings.database_url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" });
+    let before = counters(&base, sim.admin_token()).await;
+    let started = Instant::now();
+    let first = sync_directory(&state.db, clock.as_ref(), &state.graph, &org, &|_: &str| {}).await.unwrap();
+    let first_time = started.elapsed();
+    let after_first = counters(&base, sim.admin_token()).await;
+    let first_requests = after_first["total"].as_u64().unwrap() - before["total"].as_u64().unwrap();
+    println!("first sync:   {:>8.2} s, {first_requests} requests ({})", first_time.as_secs_f64(), first.sentence());
+
+    let started = Instant::now();
+    let again = sync_directory(&state.db, clock.as_ref(), &state.graph, &org, &|_: &str| {}).await.unwrap();
+    let again_time = started.elapsed();
+    let after_again = counters(&base, sim.admin_token()).await;
+    let again_requests = after_again["total"].as_u64().unwrap() - after_first["total"].as_u64().unwrap();
+    println!("re-sync:      {:>8.2} s, {again_requests} requests ({})", again_time.as_secs_f64(), again.sentence());
+    for (endpoint, n) in endpoint_delta(&after_first, &after_again) {
+        println!("    {n:>5}  {endpoint}");
+    }
+
+    // The Users tab over HTTP, signed in as the partner administrator managing the customer.
+    let server = skyvault::app::web_server(state.clone(), listener).unwrap();
+    let handle = server.handle();
+    tokio::spawn(server);
+    let http = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = http.get(format!("http://{address}/signin")).send().await.unwrap().text().await.unwrap();
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    let token = &page[start..start + page[start..].find('"').unwrap()];
+    http.post(format!("http://{address}/signin"))
+        .form(&[("email", "bench@example.com"), ("password", "benchmark password"), ("csrf_token", token)])
+        .send()
+        .await
+        .unwrap();
+    let url = format!("http://{address}/c/{}/m365/{}?tab=users", customer.id, org.id);
+    let search = format!("http://{address}/c/{}/m365/{}?tab=users&q=smith", customer.id, org.id);
+    for (label, url) in [("Users tab, first page", &url), ("Users tab, search", &search)] {
+        let mut times: Vec<Duration> = Vec::new();
+        for _ in 0..30 {
+            let started = Instant::now();
+            let response = http.get(url).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            let _ = response.bytes().await.unwrap();
+            times.push(started.elapsed());
+        }
+        times.sort();
+        println!("{label}: median {:.1} ms, p90 {:.1} ms (30 requests)", times[15].as_secs_f64() * 1e3, times[27].as_secs_f64() * 1e3);
+    }
+    handle.stop(false).await;
+    let _ = Arc::new(());
+}
