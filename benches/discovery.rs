@@ -23,7 +23,10 @@ use skyvault::inventory::sync::sync_directory;
 use skyvault::simulator::{SimulatorOptions, TenantSpec};
 
 fn size(name: &str, default: u32) -> u32 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 async fn counters(base: &str, token: &str) -> Value {
@@ -43,7 +46,12 @@ fn endpoint_delta(before: &Value, after: &Value) -> Vec<(String, u64)> {
         .as_object()
         .unwrap()
         .iter()
-        .map(|(k, v)| (k.clone(), v.as_u64().unwrap() - before["by_endpoint"][k].as_u64().unwrap_or(0)))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_u64().unwrap() - before["by_endpoint"][k].as_u64().unwrap_or(0),
+            )
+        })
         .filter(|(_, n)| *n > 0)
         .collect();
     out.sort_by(|a, b| b.1.cmp(&a.1));
@@ -52,12 +60,20 @@ fn endpoint_delta(before: &Value, after: &Value) -> Vec<(String, u64)> {
 
 fn main() {
     skyvault::install_crypto_provider();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(run());
 }
 
 async fn run() {
-    let (users, groups, sites) = (size("SKYVAULT_BENCH_USERS", 10_000), size("SKYVAULT_BENCH_GROUPS", 2_000), size("SKYVAULT_BENCH_SITES", 1_000));
+    let (users, groups, sites) = (
+        size("SKYVAULT_BENCH_USERS", 10_000),
+        size("SKYVAULT_BENCH_GROUPS", 2_000),
+        size("SKYVAULT_BENCH_SITES", 1_000),
+    );
     let clock = skyvault::clock::system();
     let dir = tempfile::tempdir().unwrap();
     let sim = skyvault::simulator::start(SimulatorOptions {
@@ -85,8 +101,12 @@ async fn run() {
     // The console, on a fresh database, with the simulator as Microsoft.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
-    let database_url = std::env::var("SKYVAULT_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}?mode=rwc", dir.path().join("bench.sqlite").display()));
+    let database_url = std::env::var("SKYVAULT_BENCH_DATABASE_URL").unwrap_or_else(|_| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.sqlite").display()
+        )
+    });
     let mut settings = Settings {
         bind: address.to_string(),
         data_dir: dir.path().display().to_string(),
@@ -98,15 +118,26 @@ async fn run() {
         ..Settings::default()
     };
     settings.log = "warn".into();
-    sim.register_app("bench-client", "bench-secret", &[&skyvault::demo::consent_redirect_uri(&settings)]);
+    sim.register_app(
+        "bench-client",
+        "bench-secret",
+        &[&skyvault::demo::consent_redirect_uri(&settings)],
+    );
     reqwest::Client::new()
-        .post(format!("{base}/_sim/tenants/{}/consents/bench-client", tenant.tenant_id))
+        .post(format!(
+            "{base}/_sim/tenants/{}/consents/bench-client",
+            tenant.tenant_id
+        ))
         .bearer_auth(sim.admin_token())
         .send()
         .await
         .unwrap();
-    let state = skyvault::app::prepare(settings, clock.clone()).await.unwrap();
-    let partner = tenancy::create_partner(&state.db, clock.as_ref(), "Bench Partner", None).await.unwrap();
+    let state = skyvault::app::prepare(settings, clock.clone())
+        .await
+        .unwrap();
+    let partner = tenancy::create_partner(&state.db, clock.as_ref(), "Bench Partner", None)
+        .await
+        .unwrap();
     let admin = create_user(
         &state.db,
         clock.as_ref(),
@@ -121,7 +152,15 @@ async fn run() {
     .await
     .unwrap();
     let access = Access::from_user(&state.db, admin).await.unwrap().unwrap();
-    let customer = tenancy::create_customer(&state.db, clock.as_ref(), &access, partner.id.into(), "Bench Customer").await.unwrap();
+    let customer = tenancy::create_customer(
+        &state.db,
+        clock.as_ref(),
+        &access,
+        partner.id.into(),
+        "Bench Customer",
+    )
+    .await
+    .unwrap();
     let org = organization::ActiveModel {
         id: Set(uuid::Uuid::new_v4()),
         customer_id: Set(customer.id),
@@ -138,21 +177,41 @@ async fn run() {
     .await
     .unwrap();
 
-    println!("tenant: {users} users, {groups} groups, {sites} sites; database: {}", if state.settings.database_url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" });
+    println!(
+        "tenant: {users} users, {groups} groups, {sites} sites; database: {}",
+        if state.settings.database_url.starts_with("postgres") {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
     let before = counters(&base, sim.admin_token()).await;
     let started = Instant::now();
-    let first = sync_directory(&state.db, clock.as_ref(), &state.graph, &org, &|_: &str| {}).await.unwrap();
+    let first = sync_directory(&state.db, clock.as_ref(), &state.graph, &org, &|_: &str| {})
+        .await
+        .unwrap();
     let first_time = started.elapsed();
     let after_first = counters(&base, sim.admin_token()).await;
     let first_requests = after_first["total"].as_u64().unwrap() - before["total"].as_u64().unwrap();
-    println!("first sync:   {:>8.2} s, {first_requests} requests ({})", first_time.as_secs_f64(), first.sentence());
+    println!(
+        "first sync:   {:>8.2} s, {first_requests} requests ({})",
+        first_time.as_secs_f64(),
+        first.sentence()
+    );
 
     let started = Instant::now();
-    let again = sync_directory(&state.db, clock.as_ref(), &state.graph, &org, &|_: &str| {}).await.unwrap();
+    let again = sync_directory(&state.db, clock.as_ref(), &state.graph, &org, &|_: &str| {})
+        .await
+        .unwrap();
     let again_time = started.elapsed();
     let after_again = counters(&base, sim.admin_token()).await;
-    let again_requests = after_again["total"].as_u64().unwrap() - after_first["total"].as_u64().unwrap();
-    println!("re-sync:      {:>8.2} s, {again_requests} requests ({})", again_time.as_secs_f64(), again.sentence());
+    let again_requests =
+        after_again["total"].as_u64().unwrap() - after_first["total"].as_u64().unwrap();
+    println!(
+        "re-sync:      {:>8.2} s, {again_requests} requests ({})",
+        again_time.as_secs_f64(),
+        again.sentence()
+    );
     for (endpoint, n) in endpoint_delta(&after_first, &after_again) {
         println!("    {n:>5}  {endpoint}");
     }
@@ -161,19 +220,43 @@ async fn run() {
     let server = skyvault::app::web_server(state.clone(), listener).unwrap();
     let handle = server.handle();
     tokio::spawn(server);
-    let http = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let page = http.get(format!("http://{address}/signin")).send().await.unwrap().text().await.unwrap();
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("http://{address}/signin"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let marker = "name=\"csrf_token\" value=\"";
     let start = page.find(marker).unwrap() + marker.len();
     let token = &page[start..start + page[start..].find('"').unwrap()];
     http.post(format!("http://{address}/signin"))
-        .form(&[("email", "bench@example.com"), ("password", "benchmark password"), ("csrf_token", token)])
+        .form(&[
+            ("email", "bench@example.com"),
+            ("password", "benchmark password"),
+            ("csrf_token", token),
+        ])
         .send()
         .await
         .unwrap();
-    let url = format!("http://{address}/c/{}/m365/{}?tab=users", customer.id, org.id);
-    let search = format!("http://{address}/c/{}/m365/{}?tab=users&q=smith", customer.id, org.id);
-    for (label, url) in [("Users tab, first page", &url), ("Users tab, search", &search)] {
+    let url = format!(
+        "http://{address}/c/{}/m365/{}?tab=users",
+        customer.id, org.id
+    );
+    let search = format!(
+        "http://{address}/c/{}/m365/{}?tab=users&q=smith",
+        customer.id, org.id
+    );
+    for (label, url) in [
+        ("Users tab, first page", &url),
+        ("Users tab, search", &search),
+    ] {
         let mut times: Vec<Duration> = Vec::new();
         for _ in 0..30 {
             let started = Instant::now();
@@ -183,7 +266,11 @@ async fn run() {
             times.push(started.elapsed());
         }
         times.sort();
-        println!("{label}: median {:.1} ms, p90 {:.1} ms (30 requests)", times[15].as_secs_f64() * 1e3, times[27].as_secs_f64() * 1e3);
+        println!(
+            "{label}: median {:.1} ms, p90 {:.1} ms (30 requests)",
+            times[15].as_secs_f64() * 1e3,
+            times[27].as_secs_f64() * 1e3
+        );
     }
     handle.stop(false).await;
     let _ = Arc::new(());

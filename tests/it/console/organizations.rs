@@ -631,3 +631,76 @@ async fn organizations_of_another_customer_are_out_of_reach() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_completes_through_throttling_and_faults_without_false_changes() {
+    let (app, partner) = TestApp::with_partner_admin().await;
+    let (customer, admin) =
+        customer_admin(&app, &partner, "Contoso Ltd", "casey@contoso.example").await;
+    let tenant = app.simulator.tenants()[0].clone();
+    let landed = consent(
+        &app,
+        &admin,
+        &customer,
+        &tenant.admin_user_principal_name,
+        &tenant.admin_password,
+        "accept",
+    )
+    .await;
+    let org_page = landed.location().replace("?notice=added", "");
+    run_jobs(&app).await;
+    let before: Vec<String> = items(&app, "user")
+        .await
+        .into_iter()
+        .map(|u| u.graph_id)
+        .collect();
+
+    // A new user, then a quarter of directory and mail requests throttled or failing with 503.
+    control(
+        &app,
+        reqwest::Method::POST,
+        &format!("tenants/{}/users", tenant.tenant_id),
+        Some(json!({"displayName": "Nadia New", "mailNickname": "nadia"})),
+    )
+    .await;
+    for workload in ["directory", "mail", "drive"] {
+        control(
+            &app,
+            reqwest::Method::PUT,
+            &format!("faults/{workload}"),
+            Some(json!({"rate_429": 15.0, "rate_503": 10.0, "retry_after_seconds": 0.05})),
+        )
+        .await;
+    }
+    admin.get(&org_page).await;
+    admin
+        .post(&format!("{org_page}/refresh"), &[])
+        .await
+        .expect_redirect(&org_page);
+    assert_eq!(run_jobs(&app).await, 1);
+
+    let org = organization::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let outcome = org.last_sync_outcome.unwrap();
+    assert!(
+        outcome.starts_with(
+            "Succeeded: 1 added, 0 changed, 0 became inactive, 0 active again, 0 gone"
+        ),
+        "{outcome}"
+    );
+    let after = items(&app, "user").await;
+    assert_eq!(after.len(), before.len() + 1);
+    assert!(after.iter().all(|u| u.state == "active"));
+    assert!(
+        after
+            .iter()
+            .any(|u| u.display_name == "Nadia New" && u.has_mailbox.is_some())
+    );
+    assert!(
+        !app.state.graph.throttle_log().recent().is_empty(),
+        "throttling was met and recorded"
+    );
+}
