@@ -26,6 +26,26 @@ pub mod organization {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+
+    /// `last_sync_outcome` is "Succeeded: <summary>" or "Failed: <reason>" (written only by
+    /// `organizations::record_sync_outcome`).
+    pub const SUCCEEDED: &str = "Succeeded: ";
+    pub const FAILED: &str = "Failed: ";
+
+    impl Model {
+        pub fn last_sync_failed(&self) -> bool {
+            self.last_sync_outcome
+                .as_deref()
+                .is_some_and(|o| o.starts_with(FAILED))
+        }
+
+        /// The last sync's outcome as a sentence for the console.
+        pub fn last_sync_summary(&self) -> String {
+            self.last_sync_outcome
+                .clone()
+                .unwrap_or_else(|| "Not synced yet".into())
+        }
+    }
 }
 
 pub mod protected_item {

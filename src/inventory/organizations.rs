@@ -148,18 +148,20 @@ pub fn next_sync_after(
     added_at + Duration::seconds(k * interval_secs)
 }
 
+/// Records how a sync ended: its summary, or why it failed.
 pub async fn record_sync_outcome(
     db: &DatabaseConnection,
     org: OrgId,
     at: DateTime<Utc>,
-    outcome: &str,
+    outcome: Result<&str, &str>,
 ) -> Result<(), InventoryError> {
+    let text = match outcome {
+        Ok(summary) => format!("{}{summary}", organization::SUCCEEDED),
+        Err(reason) => format!("{}{reason}", organization::FAILED),
+    };
     organization::Entity::update_many()
         .col_expr(organization::Column::LastSyncAt, Some(at).into())
-        .col_expr(
-            organization::Column::LastSyncOutcome,
-            Some(outcome.to_string()).into(),
-        )
+        .col_expr(organization::Column::LastSyncOutcome, Some(text).into())
         .filter(organization::Column::Id.eq(org.0))
         .exec(db)
         .await?;

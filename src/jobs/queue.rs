@@ -100,19 +100,6 @@ pub async fn pending_sync(
         .await
 }
 
-/// The latest sync of `org`, pending or finished.
-pub async fn latest_sync(
-    db: &DatabaseConnection,
-    org_id: uuid::Uuid,
-) -> Result<Option<job::Model>, sea_orm::DbErr> {
-    job::Entity::find()
-        .filter(job::Column::OrgId.eq(org_id))
-        .filter(job::Column::Kind.eq(JobKind::DirectorySync.as_str()))
-        .order_by_desc(job::Column::QueuedAt)
-        .one(db)
-        .await
-}
-
 /// Claims the oldest job that is queued, or running under a lapsed lease.
 pub async fn claim_next(
     db: &DatabaseConnection,

@@ -95,25 +95,15 @@ async fn run_sync(ctx: &WorkerContext, job: &job::Model) -> Result<String, Strin
     match result {
         Ok(summary) => {
             let sentence = summary.sentence();
-            organizations::record_sync_outcome(
-                &ctx.db,
-                org.id.into(),
-                now,
-                &format!("Succeeded: {sentence}"),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            organizations::record_sync_outcome(&ctx.db, org.id.into(), now, Ok(&sentence))
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(sentence)
         }
         Err(err) => {
             let message = err.to_string();
-            let _ = organizations::record_sync_outcome(
-                &ctx.db,
-                org.id.into(),
-                now,
-                &format!("Failed: {message}"),
-            )
-            .await;
+            let _ = organizations::record_sync_outcome(&ctx.db, org.id.into(), now, Err(&message))
+                .await;
             Err(message)
         }
     }

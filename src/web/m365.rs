@@ -132,14 +132,8 @@ async fn org_row(state: &AppState, org: organization::Model) -> Result<OrgRow, W
         added: when(Some(org.added_at)),
         last_sync: when(org.last_sync_at),
         next_sync: when(Some(org.next_sync_at)),
-        failed: org
-            .last_sync_outcome
-            .as_deref()
-            .is_some_and(|o| o.starts_with("Failed")),
-        outcome: org
-            .last_sync_outcome
-            .clone()
-            .unwrap_or_else(|| "Not synced yet".into()),
+        failed: org.last_sync_failed(),
+        outcome: org.last_sync_summary(),
         syncing,
         users: count(ItemKind::User),
         groups: count(ItemKind::Group),
@@ -549,13 +543,8 @@ async fn sync_status(
         progress,
         last_sync: when(fresh.last_sync_at),
         next_sync: when(Some(fresh.next_sync_at)),
-        failed: fresh
-            .last_sync_outcome
-            .as_deref()
-            .is_some_and(|o| o.starts_with("Failed")),
-        outcome: fresh
-            .last_sync_outcome
-            .unwrap_or_else(|| "Not synced yet".into()),
+        failed: fresh.last_sync_failed(),
+        outcome: fresh.last_sync_summary(),
         can_change: org.customer().can_change(),
     })
 }

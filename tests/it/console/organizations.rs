@@ -99,6 +99,27 @@ async fn customer_admin(
     (id, visitor)
 }
 
+/// A customer administrator who has added the simulator's first tenant, after its first sync.
+/// Returns the app, the administrator's browser, the organization page's path and the tenant.
+async fn added_and_synced() -> (TestApp, Visitor, String, skyvault::simulator::TenantInfo) {
+    let (app, partner) = TestApp::with_partner_admin().await;
+    let (customer, admin) =
+        customer_admin(&app, &partner, "Contoso Ltd", "casey@contoso.example").await;
+    let tenant = app.simulator.tenants()[0].clone();
+    let landed = consent(
+        &app,
+        &admin,
+        &customer,
+        &tenant.admin_user_principal_name,
+        &tenant.admin_password,
+        "accept",
+    )
+    .await;
+    let org_page = landed.location().replace("?notice=added", "");
+    assert_eq!(run_jobs(&app).await, 1);
+    (app, admin, org_page, tenant)
+}
+
 async fn run_jobs(app: &TestApp) -> u32 {
     run_until_idle(&skyvault::app::worker_context(&app.state))
         .await
@@ -386,21 +407,7 @@ async fn consent_errors_are_explained_on_the_devices_page() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_users_turn_inactive_then_gone_and_restored_ones_come_back() {
-    let (app, partner) = TestApp::with_partner_admin().await;
-    let (customer, admin) =
-        customer_admin(&app, &partner, "Contoso Ltd", "casey@contoso.example").await;
-    let tenant = app.simulator.tenants()[0].clone();
-    let landed = consent(
-        &app,
-        &admin,
-        &customer,
-        &tenant.admin_user_principal_name,
-        &tenant.admin_password,
-        "accept",
-    )
-    .await;
-    let org_page = landed.location().replace("?notice=added", "");
-    run_jobs(&app).await;
+    let (app, admin, org_page, tenant) = added_and_synced().await;
     let users = items(&app, "user").await;
     let leaving = users
         .iter()
@@ -494,21 +501,7 @@ async fn deleted_users_turn_inactive_then_gone_and_restored_ones_come_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_syncs_follow_the_time_added_and_refresh_does_not_shift_them() {
-    let (app, partner) = TestApp::with_partner_admin().await;
-    let (customer, admin) =
-        customer_admin(&app, &partner, "Contoso Ltd", "casey@contoso.example").await;
-    let tenant = app.simulator.tenants()[0].clone();
-    let landed = consent(
-        &app,
-        &admin,
-        &customer,
-        &tenant.admin_user_principal_name,
-        &tenant.admin_password,
-        "accept",
-    )
-    .await;
-    let org_page = landed.location().replace("?notice=added", "");
-    run_jobs(&app).await;
+    let (app, admin, org_page, _) = added_and_synced().await;
     let org = organization::Entity::find()
         .one(&app.state.db)
         .await
@@ -634,21 +627,7 @@ async fn organizations_of_another_customer_are_out_of_reach() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_completes_through_throttling_and_faults_without_false_changes() {
-    let (app, partner) = TestApp::with_partner_admin().await;
-    let (customer, admin) =
-        customer_admin(&app, &partner, "Contoso Ltd", "casey@contoso.example").await;
-    let tenant = app.simulator.tenants()[0].clone();
-    let landed = consent(
-        &app,
-        &admin,
-        &customer,
-        &tenant.admin_user_principal_name,
-        &tenant.admin_password,
-        "accept",
-    )
-    .await;
-    let org_page = landed.location().replace("?notice=added", "");
-    run_jobs(&app).await;
+    let (app, admin, org_page, tenant) = added_and_synced().await;
     let before: Vec<String> = items(&app, "user")
         .await
         .into_iter()
