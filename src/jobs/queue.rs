@@ -4,7 +4,7 @@
 //! has two syncs queued or running at once: enqueueing returns the pending one instead.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
@@ -108,13 +108,35 @@ pub async fn claim_next(
 ) -> Result<Option<job::Model>, sea_orm::DbErr> {
     let now = clock.now();
     let claimable = || {
-        Condition::any()
+        let lease_free = Condition::any()
             .add(job::Column::Status.eq(JobStatus::Queued.as_str()))
             .add(
                 Condition::all()
                     .add(job::Column::Status.eq(JobStatus::Running.as_str()))
                     .add(job::Column::LeaseUntil.lt(now)),
+            );
+        // Two syncs of one organization never run at once, even if two were queued in a race
+        // between a Refresh and the schedule: a job waits while another of its organization
+        // holds a live lease.
+        let other = Alias::new("other_job");
+        let live_sync_of_same_org = Query::select()
+            .expr(Expr::val(1))
+            .from_as(job::Entity, other.clone())
+            .and_where(
+                Expr::col((other.clone(), job::Column::OrgId))
+                    .equals((job::Entity, job::Column::OrgId)),
             )
+            .and_where(
+                Expr::col((other.clone(), job::Column::Id))
+                    .ne(Expr::col((job::Entity, job::Column::Id))),
+            )
+            .and_where(
+                Expr::col((other.clone(), job::Column::Status)).eq(JobStatus::Running.as_str()),
+            )
+            .and_where(Expr::col((other, job::Column::LeaseUntil)).gte(now))
+            .to_owned();
+        let organization_idle = Expr::exists(live_sync_of_same_org).not();
+        Condition::all().add(lease_free).add(organization_idle)
     };
     // A few candidates, in case another worker takes the first between our read and update.
     let candidates = job::Entity::find()

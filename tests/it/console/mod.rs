@@ -3,5 +3,6 @@
 
 mod access;
 mod accounts;
+mod jobs;
 mod organizations;
 mod setup;
