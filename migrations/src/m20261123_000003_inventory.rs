@@ -21,6 +21,7 @@ enum Organizations {
     LastSyncAt,
     LastSyncOutcome,
     NextSyncAt,
+    ItemCounts,
 }
 
 #[derive(DeriveIden)]
@@ -93,6 +94,7 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone_null(Organizations::LastSyncAt))
                     .col(text_null(Organizations::LastSyncOutcome))
                     .col(timestamp_with_time_zone(Organizations::NextSyncAt))
+                    .col(text(Organizations::ItemCounts).default("{}"))
                     .to_owned(),
             )
             .await?;

@@ -20,6 +20,9 @@ pub mod organization {
         pub last_sync_at: Option<ChronoDateTimeUtc>,
         pub last_sync_outcome: Option<String>,
         pub next_sync_at: ChronoDateTimeUtc,
+        /// Items per kind and state as of the last sync (JSON of `items::ItemCounts`), so pages
+        /// show counts without counting a large tenant's rows on every request.
+        pub item_counts: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

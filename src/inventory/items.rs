@@ -35,6 +35,7 @@ pub async fn list_items(
     kind: ItemKind,
     query: &ItemQuery,
 ) -> Result<ItemPage, InventoryError> {
+    let known_total = stored_counts(org.org()).get(kind.as_str()).map(|c| c.total);
     let mut select = protected_item::Entity::find()
         .filter(protected_item::Column::OrgId.eq(org.id().0))
         .filter(protected_item::Column::Kind.eq(kind.as_str()));
@@ -59,7 +60,11 @@ pub async fn list_items(
                 ),
         );
     }
-    let total = select.clone().count(db).await?;
+    // Without a search the total is the one recorded at the last sync (rows change only then).
+    let total = match known_total {
+        Some(total) if needle.is_empty() => total,
+        _ => select.clone().count(db).await?,
+    };
     let pages = Ord::max(total.div_ceil(PAGE_SIZE), 1);
     let page = Ord::min(query.page, pages - 1);
     let items = select
@@ -78,10 +83,38 @@ pub async fn list_items(
 }
 
 /// Items per kind, and how many of them are inactive.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct KindCount {
     pub total: u64,
     pub inactive: u64,
+}
+
+/// Counts per kind (`ItemKind::as_str`), as stored on the organization after each sync.
+pub type ItemCounts = HashMap<String, KindCount>;
+
+/// The counts recorded at the organization's last sync (empty before the first).
+pub fn stored_counts(org: &crate::inventory::entities::organization::Model) -> ItemCounts {
+    serde_json::from_str(&org.item_counts).unwrap_or_default()
+}
+
+/// Counts the organization's rows and records the result on it; called when a sync ends.
+pub async fn refresh_counts(
+    db: &DatabaseConnection,
+    org_id: uuid::Uuid,
+) -> Result<ItemCounts, InventoryError> {
+    use crate::inventory::entities::organization;
+    let counts: ItemCounts = count_items(db, org_id)
+        .await?
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let text = serde_json::to_string(&counts).unwrap_or_else(|_| "{}".into());
+    organization::Entity::update_many()
+        .col_expr(organization::Column::ItemCounts, text.into())
+        .filter(organization::Column::Id.eq(org_id))
+        .exec(db)
+        .await?;
+    Ok(counts)
 }
 
 pub async fn count_items(

@@ -120,6 +120,7 @@ pub async fn add_organization(
         last_sync_at: Set(None),
         last_sync_outcome: Set(None),
         next_sync_at: Set(now + interval),
+        item_counts: Set("{}".into()),
     };
     Ok(Added::New(model.insert(db).await?))
 }

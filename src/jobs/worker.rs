@@ -92,6 +92,10 @@ async fn run_sync(ctx: &WorkerContext, job: &job::Model) -> Result<String, Strin
     let result =
         sync::sync_directory(&ctx.db, ctx.clock.as_ref(), &ctx.graph, &org, &progress).await;
     let now = ctx.clock.now();
+    // Even a sync that failed part-way changed some rows: the counts follow what is stored.
+    if let Err(err) = crate::inventory::items::refresh_counts(&ctx.db, org.id).await {
+        tracing::warn!(org = %org.id, "cannot record item counts: {err}");
+    }
     match result {
         Ok(summary) => {
             let sentence = summary.sentence();

@@ -90,6 +90,25 @@ pub struct DevicesQuery {
     notice: String,
 }
 
+/// What the organization's own page shows about it above the tabs.
+pub struct OrgHeader {
+    pub id: String,
+    pub name: String,
+    pub domain: String,
+    pub added: String,
+}
+
+impl OrgHeader {
+    fn of(org: &organization::Model) -> Self {
+        Self {
+            id: org.id.to_string(),
+            name: org.display_name.clone(),
+            domain: org.default_domain.clone(),
+            added: when(Some(org.added_at)),
+        }
+    }
+}
+
 pub struct OrgRow {
     pub id: String,
     pub name: String,
@@ -123,7 +142,7 @@ fn when(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
 }
 
 async fn org_row(state: &AppState, org: organization::Model) -> Result<OrgRow, WebError> {
-    let counts = items::count_items(&state.db, org.id).await?;
+    let counts = items::stored_counts(&org);
     let count = |kind: ItemKind| counts.get(kind.as_str()).copied().unwrap_or_default().total;
     let syncing = queue::pending_sync(&state.db, org.id).await?.is_some();
     Ok(OrgRow {
@@ -360,7 +379,7 @@ struct ItemsFragment {
 struct OrganizationPage {
     chrome: Chrome,
     customer_id: String,
-    org: OrgRow,
+    org: OrgHeader,
     tenant_id: String,
     items: ItemsFragment,
     status: SyncStatus,
@@ -442,7 +461,7 @@ async fn items_fragment(
         },
     )
     .await?;
-    let counts = items::count_items(&state.db, org.id().0).await?;
+    let counts = items::stored_counts(org.org());
     let tabs = [
         ItemKind::User,
         ItemKind::Group,
@@ -496,7 +515,7 @@ pub async fn organization_page(
         chrome: Chrome::new(&signed_in, Some(org.customer()), "m365"),
         customer_id: org.customer().id().to_string(),
         tenant_id: org.org().tenant_id.clone(),
-        org: org_row(&state, org.org().clone()).await?,
+        org: OrgHeader::of(org.org()),
         items,
         status,
         notice: consent_message(&query.notice),
@@ -603,7 +622,7 @@ pub async fn refresh(
 #[template(path = "remove_org.html")]
 struct RemovePage {
     chrome: Chrome,
-    org: OrgRow,
+    org: OrgHeader,
     action: String,
     cancel: String,
 }
@@ -620,7 +639,7 @@ pub async fn remove_page(
         chrome: Chrome::new(&signed_in, Some(org.customer()), "devices"),
         action: format!("/c/{}/devices/{}/remove", org.customer().id(), org.id()),
         cancel: format!("/c/{}/devices", org.customer().id()),
-        org: org_row(&state, org.org().clone()).await?,
+        org: OrgHeader::of(org.org()),
     })
 }
 

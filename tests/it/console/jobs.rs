@@ -24,6 +24,7 @@ async fn organization(
         last_sync_at: Set(None),
         last_sync_outcome: Set(None),
         next_sync_at: Set(clock.now()),
+        item_counts: Set("{}".into()),
     }
     .insert(db)
     .await
