@@ -3,11 +3,13 @@
 
 pub use sea_orm_migration::prelude::*;
 
+mod m20261123_000002_storage_catalog;
+
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![]
+        vec![Box::new(m20261123_000002_storage_catalog::Migration)]
     }
 }

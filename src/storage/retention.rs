@@ -1,0 +1,1 @@
+//! Retention and deletion (placeholder while being written).

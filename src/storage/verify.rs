@@ -1,0 +1,1 @@
+//! Verify (placeholder while being written).
