@@ -45,7 +45,7 @@ use crate::ids::{CustomerId, ItemId, OrgId};
 use super::BackupStorage;
 use super::catalog::entity::{archive, catalog_entry, failed_item, recovery_point};
 use super::catalog::{
-    self, Archive, ArchiveId, ItemKind, RecoveryPoint, RecoveryPointId, RecoveryPointStatus,
+    self, Archive, ArchiveId, ItemKind, RecoveryPoint, RecoveryPointStatus,
     Workload,
 };
 use super::error::{StorageError, StorageResult};
@@ -177,7 +177,8 @@ where
     };
 
     let root = PathBuf::from(request.workload.root());
-    let failures = Arc::new(Mutex::new(std::mem::take(&mut items.rejected)));
+    let rejected = std::mem::take(&mut items.rejected);
+    let failures = Arc::new(Mutex::new(Vec::new()));
     let planned: Vec<PlannedItem> = items
         .accepted
         .into_iter()
@@ -218,8 +219,10 @@ where
     let (indexed, mut snap) = archived?;
     let produced = produced?;
 
-    let failed: Vec<FailedItem> =
+    let failed_while_archiving: Vec<FailedItem> =
         failures.lock().map(|f| f.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone());
+    let mut failed = rejected;
+    failed.extend(failed_while_archiving.iter().cloned());
     if !failed.is_empty() {
         // Re-save the snapshot with a `partial` tag before anything lists it; the untagged one is
         // deleted only after the tagged one is safely written.
@@ -256,12 +259,12 @@ where
         storage,
         &archive,
         RecordedBackup {
-            snapshot_id: snap.id.to_string(),
+            snapshot_id: snap.id.to_hex().as_str().to_string(),
             taken_at,
             status,
             stored: &produced.stored,
             failed: &failed,
-            parent: parent.as_ref(),
+            failed_while_archiving: &failed_while_archiving,
             bytes_added: summary.data_added_packed,
         },
     )
@@ -341,8 +344,8 @@ async fn collect_items<S: Stream<Item = SourceItem>>(items: S) -> StorageResult<
                 item.path = path;
                 accepted.push(item);
             }
-            Some(path) => rejected.push(FailedItem {
-                path,
+            Some(_) => rejected.push(FailedItem {
+                path: item.path.clone(),
                 graph_id: item.metadata.graph_id.clone(),
                 reason: "another item has the same path".into(),
             }),
@@ -403,7 +406,7 @@ struct Produced {
 async fn produce_entries(
     planned: Vec<PlannedItem>,
     root: &Path,
-    sender: mpsc::Sender<ReadSourceEntry<EntryOpen>>,
+    sender: mpsc::Sender<SourceMessage>,
     failures: Arc<Mutex<Vec<FailedItem>>>,
 ) -> StorageResult<Produced> {
     let handle = tokio::runtime::Handle::current();
@@ -466,11 +469,14 @@ async fn produce_entries(
         }
         let kind = metadata.kind.unwrap_or_else(|| guess_kind(&path));
         produced.stored.push(StoredItem { path, metadata, kind, size, reused_row });
-        if sender.send(ReadSourceEntry { path: full_path, node, open: Some(open) }).await.is_err() {
+        let entry = ReadSourceEntry { path: full_path, node, open: Some(open) };
+        if sender.send(SourceMessage::Entry(Box::new(entry))).await.is_err() {
             // The archiver stopped (it failed); its error is what the caller sees.
-            break;
+            return Ok(produced);
         }
     }
+    // Only this marker lets the archiver finish and save the snapshot.
+    let _ = sender.send(SourceMessage::End).await;
     Ok(produced)
 }
 
@@ -713,19 +719,38 @@ impl Read for RecordingReader {
     }
 }
 
-/// Hands rustic's archiver the entries the async producer sends, in order.
-struct ChannelSource {
-    receiver: Mutex<Option<mpsc::Receiver<ReadSourceEntry<EntryOpen>>>>,
+enum SourceMessage {
+    Entry(Box<ReadSourceEntry<EntryOpen>>),
+    /// Every item was offered.
+    End,
 }
 
-struct ChannelEntries(Option<mpsc::Receiver<ReadSourceEntry<EntryOpen>>>);
+/// Hands rustic's archiver the entries the async producer sends, in order.
+struct ChannelSource {
+    receiver: Mutex<Option<mpsc::Receiver<SourceMessage>>>,
+}
+
+struct ChannelEntries(Option<mpsc::Receiver<SourceMessage>>);
+
+/// Unwinds the archiver when the producer went away before the end (the backup was cancelled or
+/// failed): rustic_core skips iterator errors and would otherwise save a snapshot of whatever
+/// arrived so far, a half-made recovery point that looks whole. Unwinding happens before the
+/// snapshot is written, so the repository keeps only unreferenced packs, which prune removes.
+struct BackupAborted;
 
 impl Iterator for ChannelEntries {
     type Item = RusticResult<ReadSourceEntry<EntryOpen>>;
 
     fn next(&mut self) -> Option<Self::Item> {
         // Runs on the archiver's blocking thread, never on an async worker.
-        self.0.as_mut()?.blocking_recv().map(Ok)
+        match self.0.as_mut()?.blocking_recv() {
+            Some(SourceMessage::Entry(entry)) => Some(Ok(*entry)),
+            Some(SourceMessage::End) => {
+                self.0 = None;
+                None
+            }
+            None => std::panic::resume_unwind(Box::new(BackupAborted)),
+        }
     }
 }
 
@@ -750,7 +775,8 @@ struct RecordedBackup<'a> {
     status: RecoveryPointStatus,
     stored: &'a [StoredItem],
     failed: &'a [FailedItem],
-    parent: Option<&'a RecoveryPoint>,
+    /// Items that were offered to the archiver but did not make it into the snapshot.
+    failed_while_archiving: &'a [FailedItem],
     bytes_added: u64,
 }
 
@@ -760,7 +786,8 @@ async fn record_recovery_point(
     archive: &Archive,
     backup: RecordedBackup<'_>,
 ) -> StorageResult<RecoveryPoint> {
-    let failed_paths: HashSet<&str> = backup.failed.iter().map(|f| f.path.as_str()).collect();
+    let failed_paths: HashSet<&str> =
+        backup.failed_while_archiving.iter().map(|f| f.path.as_str()).collect();
     let stored: Vec<&StoredItem> =
         backup.stored.iter().filter(|item| !failed_paths.contains(item.path.as_str())).collect();
     let txn = storage.db().begin().await?;
@@ -833,7 +860,6 @@ async fn record_recovery_point(
         .await?;
     }
     txn.commit().await?;
-    let _ = backup.parent;
     Ok(catalog::point_from_row(point))
 }
 
@@ -880,9 +906,4 @@ fn new_entry_row(archive_id: ArchiveId, seq: i64, item: &StoredItem) -> catalog_
         sent_at: Set(metadata.sent_at),
         ..Default::default()
     }
-}
-
-/// The recovery point ids of an archive's points, newest first (used by retention).
-pub(crate) fn _point_ids(points: &[RecoveryPoint]) -> Vec<RecoveryPointId> {
-    points.iter().rev().map(|p| p.id).collect()
 }

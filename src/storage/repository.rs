@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
+use bytesize::ByteSize;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use rand::RngCore;
 use rustic_core::{
@@ -99,6 +100,19 @@ fn repository_options() -> RepositoryOptions {
     RepositoryOptions::default().no_cache(true)
 }
 
+/// Format version 2 (compressed) is rustic's default and what restic ≥ 0.14 reads.
+///
+/// Chunks average 128 KiB instead of restic's 1 MiB: a message is one file whose attachment sits
+/// base64-encoded after headers that differ from mailbox to mailbox, and with 512 KiB minimum
+/// chunks an attachment below a few MiB would never be deduplicated across mailboxes. restic reads
+/// and checks such repositories unchanged (chunk sizes only matter when writing).
+fn repository_config() -> ConfigOptions {
+    ConfigOptions::default()
+        .set_chunk_size(ByteSize::kib(128))
+        .set_chunk_min_size(ByteSize::kib(32))
+        .set_chunk_max_size(ByteSize::mib(2))
+}
+
 /// The per-process cache of opened repositories.
 #[derive(Default)]
 pub(crate) struct RepositoryCache {
@@ -128,9 +142,8 @@ impl RepositoryCache {
             let credentials = Credentials::password(&password);
             let repo = Repository::new(&options, &backends)?;
             if repo.config_id()?.is_none() {
-                // Format version 2 (compressed) is rustic's default and what restic ≥ 0.14 reads.
                 let repo = Repository::new(&options, &backends)?;
-                repo.init(&credentials, &KeyOptions::default(), &ConfigOptions::default())?;
+                repo.init(&credentials, &KeyOptions::default(), &repository_config())?;
             }
             Ok(Repository::new(&options, &backends)?.open(&credentials)?.key())
         })

@@ -1,1 +1,7 @@
-//! Integration tests for `skyvault::storage`.
+//! Integration tests for `skyvault::storage`: real repositories in temporary folders, the real
+//! catalog database (SQLite, or PostgreSQL with `SKYVAULT_TEST_DATABASE_URL`), and Debian's
+//! `restic` reading what Skyvault wrote.
+
+mod backup;
+mod fixture;
+mod interop;
