@@ -32,6 +32,8 @@ pub use error::{StorageError, StorageResult};
 pub use ingest::{BackupOutcome, BackupRequest, FailedItem, ItemContent, ItemMetadata, SourceItem};
 pub use location::{S3Location, StorageLocation};
 pub use repository::CustomerRepository;
+pub use verify::{DamagedPack, VerifyReport, VerifyScope};
+pub use retention::{ArchiveDeletion, PruneReport, PruneSettings, RetentionReport, RetentionRule};
 
 /// The backup storage of one Skyvault process: settings, the catalog database and the cache of
 /// opened repositories. Cheap to clone; share one per process.

@@ -5,3 +5,4 @@
 mod backup;
 mod fixture;
 mod interop;
+mod lifecycle;
