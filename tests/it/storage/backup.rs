@@ -248,3 +248,34 @@ async fn duplicate_and_unsafe_paths_are_recorded_as_failed() {
     let bytes = read::read_item_to_vec(&f.storage, outcome.recovery_point.id, "Docs/a.txt").await.unwrap();
     assert_eq!(bytes, b"hello");
 }
+
+#[tokio::test]
+async fn a_folder_and_a_whole_archive_download_as_zip() {
+    let f = fixture().await;
+    let items = small_corpus();
+    let outcome = f.back_up(&f.request(ItemId::new(), Workload::Mailbox, "Alice"), &items).await;
+
+    let collect = |stream: read::ByteStream| async move {
+        let mut stream = stream;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk.unwrap());
+        }
+        bytes
+    };
+    let inbox = collect(read::read_folder_as_zip(&f.storage, outcome.recovery_point.id, "Inbox").await.unwrap()).await;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(inbox)).unwrap();
+    let inbox_items: Vec<_> = items.iter().filter(|i| i.path.starts_with("Inbox/")).collect();
+    assert_eq!(zip.len(), inbox_items.len());
+    for item in inbox_items {
+        let mut entry = zip.by_name(&item.path).unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        assert!(bytes == *item.bytes, "{} differs in the zip", item.path);
+    }
+
+    let whole = collect(read::read_archive_as_zip(&f.storage, outcome.archive.id).await.unwrap()).await;
+    let zip = zip::ZipArchive::new(std::io::Cursor::new(whole)).unwrap();
+    assert_eq!(zip.len(), items.len());
+    assert!(read::read_folder_as_zip(&f.storage, outcome.recovery_point.id, "Nope").await.is_err());
+}

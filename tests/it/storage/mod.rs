@@ -6,3 +6,4 @@ mod backup;
 mod fixture;
 mod interop;
 mod lifecycle;
+mod s3;
