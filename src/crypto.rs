@@ -19,7 +19,10 @@ const PREFIX: &str = "sv1:";
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
     #[error("cannot read or write the master key file {path}: {source}")]
-    KeyFile { path: String, source: std::io::Error },
+    KeyFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the master key file {path} must hold exactly 32 bytes (base64), found something else")]
     BadKey { path: String },
     #[error("a sealed secret is damaged or was sealed with another master key")]
@@ -41,10 +44,14 @@ impl std::fmt::Debug for MasterKey {
 impl MasterKey {
     /// Reads the key at `path`, creating it (mode 0600) when it does not exist yet.
     pub fn load_or_create(path: &Path) -> Result<Self, CryptoError> {
-        let key_file_error = |source| CryptoError::KeyFile { path: path.display().to_string(), source };
+        let key_file_error = |source| CryptoError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        };
         match std::fs::read_to_string(path) {
-            Ok(text) => Self::from_base64(text.trim())
-                .ok_or_else(|| CryptoError::BadKey { path: path.display().to_string() }),
+            Ok(text) => Self::from_base64(text.trim()).ok_or_else(|| CryptoError::BadKey {
+                path: path.display().to_string(),
+            }),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent).map_err(key_file_error)?;
@@ -59,7 +66,9 @@ impl MasterKey {
     }
 
     pub fn from_bytes(key: &[u8; KEY_LEN]) -> Self {
-        Self { cipher: XChaCha20Poly1305::new(key.into()) }
+        Self {
+            cipher: XChaCha20Poly1305::new(key.into()),
+        }
     }
 
     fn from_base64(text: &str) -> Option<Self> {
@@ -82,7 +91,13 @@ impl MasterKey {
         OsRng.fill_bytes(&mut nonce);
         let sealed = self
             .cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: context.as_bytes() })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context.as_bytes(),
+                },
+            )
             // Encryption with a valid key and nonce length cannot fail; an empty result would fail
             // to open later rather than leak anything.
             .unwrap_or_default();
@@ -99,7 +114,13 @@ impl MasterKey {
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
         self.cipher
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: context.as_bytes() })
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: context.as_bytes(),
+                },
+            )
             .map_err(|_| CryptoError::Unseal)
     }
 

@@ -14,7 +14,10 @@ pub enum DbOpenError {
     #[error("cannot bring the database schema up to date: {0}")]
     Migrate(DbErr),
     #[error("cannot create the folder for the SQLite database {path}: {source}")]
-    Folder { path: String, source: std::io::Error },
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`). Passwords in the URL never
@@ -24,8 +27,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbOpenError> {
         && let Some(parent) = std::path::Path::new(path).parent()
         && !parent.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(parent)
-            .map_err(|source| DbOpenError::Folder { path: path.to_string(), source })?;
+        std::fs::create_dir_all(parent).map_err(|source| DbOpenError::Folder {
+            path: path.to_string(),
+            source,
+        })?;
     }
     let mut options = ConnectOptions::new(url.to_string());
     options
@@ -42,7 +47,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbOpenError> {
         });
     Database::connect(options)
         .await
-        .map_err(|source| DbOpenError::Connect { url: redact(url), source })
+        .map_err(|source| DbOpenError::Connect {
+            url: redact(url),
+            source,
+        })
 }
 
 /// Connects and applies every pending migration.

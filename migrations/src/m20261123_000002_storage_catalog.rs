@@ -172,7 +172,9 @@ impl MigrationTrait for Migration {
                     .col(string_len(StorageCatalogEntry::Kind, 16))
                     .col(text_null(StorageCatalogEntry::GraphId))
                     .col(text_null(StorageCatalogEntry::ChangeKey))
-                    .col(timestamp_with_time_zone_null(StorageCatalogEntry::LastModified))
+                    .col(timestamp_with_time_zone_null(
+                        StorageCatalogEntry::LastModified,
+                    ))
                     .col(big_integer_null(StorageCatalogEntry::SourceSize))
                     .col(big_integer(StorageCatalogEntry::Size))
                     .col(text_null(StorageCatalogEntry::Subject))
@@ -237,7 +239,9 @@ impl MigrationTrait for Migration {
             StorageArchive::Table.into_iden(),
             StorageRepository::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -13,7 +13,9 @@ pub enum StorageError {
     #[error("catalog database error: {0}")]
     Catalog(#[from] sea_orm::DbErr),
     /// The repository password stored in the catalog does not open with this master key.
-    #[error("the repository password of customer {customer} cannot be unsealed with this master key")]
+    #[error(
+        "the repository password of customer {customer} cannot be unsealed with this master key"
+    )]
     Unseal { customer: String },
     /// The storage location setting is malformed.
     #[error("invalid storage location `{location}`: {reason}")]
@@ -38,9 +40,10 @@ impl StorageError {
         match self {
             Self::Repository { retryable, .. } => *retryable,
             Self::Catalog(_) | Self::Task(_) | Self::Io(_) => true,
-            Self::Unseal { .. } | Self::Location { .. } | Self::NotFound { .. } | Self::Invalid(_) => {
-                false
-            }
+            Self::Unseal { .. }
+            | Self::Location { .. }
+            | Self::NotFound { .. }
+            | Self::Invalid(_) => false,
         }
     }
 
@@ -57,7 +60,10 @@ impl From<Box<RusticError>> for StorageError {
         let debug = format!("{err:?}");
         let retryable = !err.is_incorrect_password()
             && (debug.contains("kind: Backend") || debug.contains("kind: InputOutput"));
-        Self::Repository { message: err.display_log(), retryable }
+        Self::Repository {
+            message: err.display_log(),
+            retryable,
+        }
     }
 }
 

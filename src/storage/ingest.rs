@@ -32,9 +32,7 @@ use rustic_core::{
     BackupOptions, ParentOptions, ReadSource, ReadSourceEntry, ReadSourceOpen, RusticResult,
     SnapshotOptions, StringList,
 };
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -45,8 +43,7 @@ use crate::ids::{CustomerId, ItemId, OrgId};
 use super::BackupStorage;
 use super::catalog::entity::{archive, catalog_entry, failed_item, recovery_point};
 use super::catalog::{
-    self, Archive, ArchiveId, ItemKind, RecoveryPoint, RecoveryPointStatus,
-    Workload,
+    self, Archive, ArchiveId, ItemKind, RecoveryPoint, RecoveryPointStatus, Workload,
 };
 use super::error::{StorageError, StorageResult};
 use super::repository::run_blocking;
@@ -183,13 +180,18 @@ where
         .accepted
         .into_iter()
         .map(|item| {
-            let reuse = parent_rows.get(&item.path).filter(|row| unchanged(row, &item.metadata)).cloned();
+            let reuse = parent_rows
+                .get(&item.path)
+                .filter(|row| unchanged(row, &item.metadata))
+                .cloned();
             PlannedItem { item, reuse }
         })
         .collect();
 
     let (sender, receiver) = mpsc::channel(ENTRY_QUEUE);
-    let source = ChannelSource { receiver: Mutex::new(Some(receiver)) };
+    let source = ChannelSource {
+        receiver: Mutex::new(Some(receiver)),
+    };
     let taken_at = storage.clock().now();
     let snapshot_options = SnapshotOptions::default()
         .host("skyvault".to_string())
@@ -200,7 +202,9 @@ where
         Some(point) => BackupOptions::default()
             .no_scan(true)
             .parent_opts(ParentOptions::default().parents(vec![point.snapshot_id.clone()])),
-        None => BackupOptions::default().no_scan(true).parent_opts(ParentOptions::default().force(true)),
+        None => BackupOptions::default()
+            .no_scan(true)
+            .parent_opts(ParentOptions::default().force(true)),
     };
 
     // Backups share the repository; prune waits for them.
@@ -219,8 +223,10 @@ where
     let (indexed, mut snap) = archived?;
     let produced = produced?;
 
-    let failed_while_archiving: Vec<FailedItem> =
-        failures.lock().map(|f| f.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone());
+    let failed_while_archiving: Vec<FailedItem> = failures
+        .lock()
+        .map(|f| f.clone())
+        .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
     let mut failed = rejected;
     failed.extend(failed_while_archiving.iter().cloned());
     if !failed.is_empty() {
@@ -253,8 +259,11 @@ where
     }
 
     let summary = snap.summary.clone().unwrap_or_default();
-    let status =
-        if failed.is_empty() { RecoveryPointStatus::Complete } else { RecoveryPointStatus::Partial };
+    let status = if failed.is_empty() {
+        RecoveryPointStatus::Complete
+    } else {
+        RecoveryPointStatus::Partial
+    };
     let point = record_recovery_point(
         storage,
         &archive,
@@ -291,7 +300,10 @@ fn snapshot_tags(archive: &Archive) -> String {
 }
 
 /// Finds the archive of (customer, item, workload), creating it on the first backup.
-async fn ensure_archive(storage: &BackupStorage, request: &BackupRequest) -> StorageResult<Archive> {
+async fn ensure_archive(
+    storage: &BackupStorage,
+    request: &BackupRequest,
+) -> StorageResult<Archive> {
     let db = storage.db();
     let find = || {
         archive::Entity::find()
@@ -321,7 +333,10 @@ async fn ensure_archive(storage: &BackupStorage, request: &BackupRequest) -> Sto
         Ok(row) => catalog::archive_from_row(row),
         // A concurrent backup of the same item created it: the unique index makes that safe.
         Err(_) => catalog::archive_from_row(
-            find().one(db).await?.ok_or_else(|| StorageError::not_found("archive"))?,
+            find()
+                .one(db)
+                .await?
+                .ok_or_else(|| StorageError::not_found("archive"))?,
         ),
     }
 }
@@ -375,7 +390,9 @@ fn normalise_path(path: &str) -> Option<String> {
 
 /// Whether the source's metadata says the item is the one already in the parent.
 fn unchanged(parent: &catalog_entry::Model, metadata: &ItemMetadata) -> bool {
-    let Some(last_modified) = metadata.last_modified else { return false };
+    let Some(last_modified) = metadata.last_modified else {
+        return false;
+    };
     parent.last_modified == Some(last_modified)
         && parent.graph_id == metadata.graph_id
         && parent.change_key == metadata.change_key
@@ -413,20 +430,36 @@ async fn produce_entries(
     let mut stream = futures::stream::iter(planned)
         .map(|planned| async move {
             match planned.reuse {
-                Some(row) => (planned.item, Ok(Prepared::Reused(row))),
+                Some(row) => (planned.item, Ok(Prepared::Reused(Box::new(row)))),
                 None => {
-                    let SourceItem { path, metadata, content } = planned.item;
+                    let SourceItem {
+                        path,
+                        metadata,
+                        content,
+                    } = planned.item;
                     let spooled = spool(content).await;
-                    let item = SourceItem { path, metadata, content: ItemContent::from_bytes(Bytes::new()) };
+                    let item = SourceItem {
+                        path,
+                        metadata,
+                        content: ItemContent::from_bytes(Bytes::new()),
+                    };
                     (item, spooled.map(Prepared::Fetched))
                 }
             }
         })
         .buffered(FETCH_CONCURRENCY);
 
-    let mut produced = Produced { stored: Vec::new(), fetched: 0, reused: 0 };
+    let mut produced = Produced {
+        stored: Vec::new(),
+        fetched: 0,
+        reused: 0,
+    };
     while let Some((item, prepared)) = stream.next().await {
-        let SourceItem { path, mut metadata, content } = item;
+        let SourceItem {
+            path,
+            mut metadata,
+            content,
+        } = item;
         let full_path = root.join(&path);
         let (size, open, reused_row) = match prepared {
             Ok(Prepared::Reused(row)) => {
@@ -437,7 +470,7 @@ async fn produce_entries(
                     handle: handle.clone(),
                     failure: FailureRecorder::new(&failures, &path, &metadata),
                 };
-                (size, open, Some(row))
+                (size, open, Some(*row))
             }
             Ok(Prepared::Fetched(spooled)) => {
                 let kind = metadata.kind.unwrap_or_else(|| guess_kind(&path));
@@ -452,15 +485,21 @@ async fn produce_entries(
                 (size, open, None)
             }
             Err(err) => {
-                record_failure(&failures, FailedItem {
-                    path,
-                    graph_id: metadata.graph_id.clone(),
-                    reason: err.to_string(),
-                });
+                record_failure(
+                    &failures,
+                    FailedItem {
+                        path,
+                        graph_id: metadata.graph_id.clone(),
+                        reason: err.to_string(),
+                    },
+                );
                 continue;
             }
         };
-        let name = full_path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let name = full_path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
         let node = Node::new_node(&name, NodeType::File, node_metadata(&metadata, size)?);
         if reused_row.is_some() {
             produced.reused += 1;
@@ -468,9 +507,23 @@ async fn produce_entries(
             produced.fetched += 1;
         }
         let kind = metadata.kind.unwrap_or_else(|| guess_kind(&path));
-        produced.stored.push(StoredItem { path, metadata, kind, size, reused_row });
-        let entry = ReadSourceEntry { path: full_path, node, open: Some(open) };
-        if sender.send(SourceMessage::Entry(Box::new(entry))).await.is_err() {
+        produced.stored.push(StoredItem {
+            path,
+            metadata,
+            kind,
+            size,
+            reused_row,
+        });
+        let entry = ReadSourceEntry {
+            path: full_path,
+            node,
+            open: Some(open),
+        };
+        if sender
+            .send(SourceMessage::Entry(Box::new(entry)))
+            .await
+            .is_err()
+        {
             // The archiver stopped (it failed); its error is what the caller sees.
             return Ok(produced);
         }
@@ -481,12 +534,16 @@ async fn produce_entries(
 }
 
 enum Prepared {
-    Reused(catalog_entry::Model),
+    Reused(Box<catalog_entry::Model>),
     Fetched(Spooled),
 }
 
 fn guess_kind(path: &str) -> ItemKind {
-    if path.ends_with(".eml") { ItemKind::Message } else { ItemKind::File }
+    if path.ends_with(".eml") {
+        ItemKind::Message
+    } else {
+        ItemKind::File
+    }
 }
 
 /// Node metadata from stable source metadata: the same item always yields the same node, so
@@ -506,7 +563,13 @@ fn node_metadata(metadata: &ItemMetadata, size: u64) -> StorageResult<Metadata> 
         }
         _ => mtime,
     };
-    Ok(Metadata { mode: Some(0o644), mtime, ctime, size, ..Metadata::default() })
+    Ok(Metadata {
+        mode: Some(0o644),
+        mtime,
+        ctime,
+        size,
+        ..Metadata::default()
+    })
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -527,7 +590,9 @@ pub(crate) fn to_zoned(time: DateTime<Utc>) -> StorageResult<rustic_core::jiff::
 
 /// Subject, sender, recipients and date from the head of a MIME message.
 fn fill_message_headers(metadata: &mut ItemMetadata, head: &[u8]) {
-    let Some(message) = mail_parser::MessageParser::new().parse_headers(head) else { return };
+    let Some(message) = mail_parser::MessageParser::new().parse_headers(head) else {
+        return;
+    };
     metadata.subject = message.subject().map(str::to_string);
     let addresses = |list: Option<&mail_parser::Address<'_>>| -> Vec<String> {
         list.map(|a| {
@@ -547,15 +612,20 @@ fn fill_message_headers(metadata: &mut ItemMetadata, head: &[u8]) {
     recipients.extend(addresses(message.cc()));
     recipients.extend(addresses(message.bcc()));
     metadata.recipients = recipients;
-    metadata.sent_at =
-        message.date().and_then(|d| DateTime::<Utc>::from_timestamp(d.to_timestamp(), 0));
+    metadata.sent_at = message
+        .date()
+        .and_then(|d| DateTime::<Utc>::from_timestamp(d.to_timestamp(), 0));
 }
 
 // ---- spooling -------------------------------------------------------------------------------
 
 enum Spooled {
     Memory(Bytes),
-    File { file: SpoolFile, len: u64, head: Bytes },
+    File {
+        file: SpoolFile,
+        len: u64,
+        head: Bytes,
+    },
 }
 
 impl Spooled {
@@ -600,7 +670,9 @@ async fn spool(content: ItemContent) -> io::Result<Spooled> {
             break;
         }
     }
-    let file = SpoolFile { path: std::env::temp_dir().join(format!("skyvault-spool-{}", Uuid::new_v4())) };
+    let file = SpoolFile {
+        path: std::env::temp_dir().join(format!("skyvault-spool-{}", Uuid::new_v4())),
+    };
     let mut out = tokio::fs::File::create(&file.path).await?;
     out.write_all(&memory).await?;
     let head = Bytes::copy_from_slice(&memory[..memory.len().min(256 << 10)]);
@@ -631,25 +703,38 @@ struct FailureRecorder {
 
 impl FailureRecorder {
     fn new(failures: &Arc<Mutex<Vec<FailedItem>>>, path: &str, metadata: &ItemMetadata) -> Self {
-        Self { failures: failures.clone(), path: path.to_string(), graph_id: metadata.graph_id.clone() }
+        Self {
+            failures: failures.clone(),
+            path: path.to_string(),
+            graph_id: metadata.graph_id.clone(),
+        }
     }
 
     fn record(&self, reason: String) {
-        record_failure(&self.failures, FailedItem {
-            path: self.path.clone(),
-            graph_id: self.graph_id.clone(),
-            reason,
-        });
+        record_failure(
+            &self.failures,
+            FailedItem {
+                path: self.path.clone(),
+                graph_id: self.graph_id.clone(),
+                reason,
+            },
+        );
     }
 }
 
 fn record_failure(failures: &Mutex<Vec<FailedItem>>, failed: FailedItem) {
-    failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(failed);
+    failures
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(failed);
 }
 
 /// How rustic opens an entry's bytes.
 enum EntryOpen {
-    Spooled { spooled: Spooled, failure: FailureRecorder },
+    Spooled {
+        spooled: Spooled,
+        failure: FailureRecorder,
+    },
     /// A reused item: rustic opens it only if the parent tree, against our catalog, does not
     /// hold it after all; then it is fetched here and must have the parent's length.
     Lazy {
@@ -672,17 +757,30 @@ impl ReadSourceOpen for EntryOpen {
             )
         };
         match self {
-            Self::Spooled { spooled: Spooled::Memory(bytes), .. } => Ok(Box::new(io::Cursor::new(bytes))),
-            Self::Spooled { spooled: Spooled::File { file, .. }, failure } => {
-                match std::fs::File::open(&file.path) {
-                    Ok(reader) => Ok(Box::new(RecordingReader { reader, failure, _file: file })),
-                    Err(err) => {
-                        failure.record(format!("spool file unreadable: {err}"));
-                        Err(io_error(err))
-                    }
+            Self::Spooled {
+                spooled: Spooled::Memory(bytes),
+                ..
+            } => Ok(Box::new(io::Cursor::new(bytes))),
+            Self::Spooled {
+                spooled: Spooled::File { file, .. },
+                failure,
+            } => match std::fs::File::open(&file.path) {
+                Ok(reader) => Ok(Box::new(RecordingReader {
+                    reader,
+                    failure,
+                    _file: file,
+                })),
+                Err(err) => {
+                    failure.record(format!("spool file unreadable: {err}"));
+                    Err(io_error(err))
                 }
-            }
-            Self::Lazy { content, expected, handle, failure } => {
+            },
+            Self::Lazy {
+                content,
+                expected,
+                handle,
+                failure,
+            } => {
                 let fetched = handle.block_on(async move {
                     let mut reader = content.open().await?;
                     let mut bytes = Vec::new();
@@ -690,9 +788,12 @@ impl ReadSourceOpen for EntryOpen {
                     Ok::<_, io::Error>(bytes)
                 });
                 match fetched {
-                    Ok(bytes) if bytes.len() as u64 == expected => Ok(Box::new(io::Cursor::new(bytes))),
+                    Ok(bytes) if bytes.len() as u64 == expected => {
+                        Ok(Box::new(io::Cursor::new(bytes)))
+                    }
                     Ok(_) => {
-                        let reason = "the item changed without a new change key or modification time";
+                        let reason =
+                            "the item changed without a new change key or modification time";
                         failure.record(reason.into());
                         Err(io_error(io::Error::other(reason)))
                     }
@@ -715,7 +816,9 @@ struct RecordingReader {
 
 impl Read for RecordingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reader.read(buf).inspect_err(|err| self.failure.record(err.to_string()))
+        self.reader
+            .read(buf)
+            .inspect_err(|err| self.failure.record(err.to_string()))
     }
 }
 
@@ -763,7 +866,12 @@ impl ReadSource for ChannelSource {
     }
 
     fn entries(&self) -> Self::Iter {
-        ChannelEntries(self.receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take())
+        ChannelEntries(
+            self.receiver
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take(),
+        )
     }
 }
 
@@ -786,10 +894,16 @@ async fn record_recovery_point(
     archive: &Archive,
     backup: RecordedBackup<'_>,
 ) -> StorageResult<RecoveryPoint> {
-    let failed_paths: HashSet<&str> =
-        backup.failed_while_archiving.iter().map(|f| f.path.as_str()).collect();
-    let stored: Vec<&StoredItem> =
-        backup.stored.iter().filter(|item| !failed_paths.contains(item.path.as_str())).collect();
+    let failed_paths: HashSet<&str> = backup
+        .failed_while_archiving
+        .iter()
+        .map(|f| f.path.as_str())
+        .collect();
+    let stored: Vec<&StoredItem> = backup
+        .stored
+        .iter()
+        .filter(|item| !failed_paths.contains(item.path.as_str()))
+        .collect();
     let txn = storage.db().begin().await?;
     let archive_row = archive::Entity::find_by_id(archive.id.0)
         .one(&txn)
@@ -812,7 +926,9 @@ async fn record_recovery_point(
         status: Set(backup.status.as_str().to_string()),
         item_count: Set(to_i64(stored.len() as u64)),
         failed_count: Set(to_i64(backup.failed.len() as u64)),
-        reused_count: Set(to_i64(stored.iter().filter(|s| s.reused_row.is_some()).count() as u64)),
+        reused_count: Set(to_i64(
+            stored.iter().filter(|s| s.reused_row.is_some()).count() as u64,
+        )),
         bytes_added: Set(to_i64(backup.bytes_added)),
         bytes_total: Set(to_i64(stored.iter().map(|s| s.size).sum())),
     }
@@ -831,10 +947,17 @@ async fn record_recovery_point(
         .filter(catalog_entry::Column::ValidToSeq.is_null())
         .all(&txn)
         .await?;
-    let to_close: Vec<i64> = open_rows.iter().map(|r| r.id).filter(|id| !kept_open.contains(id)).collect();
+    let to_close: Vec<i64> = open_rows
+        .iter()
+        .map(|r| r.id)
+        .filter(|id| !kept_open.contains(id))
+        .collect();
     for chunk in to_close.chunks(500) {
         catalog_entry::Entity::update_many()
-            .col_expr(catalog_entry::Column::ValidToSeq, sea_orm::sea_query::Expr::value(seq))
+            .col_expr(
+                catalog_entry::Column::ValidToSeq,
+                sea_orm::sea_query::Expr::value(seq),
+            )
             .filter(catalog_entry::Column::Id.is_in(chunk.to_vec()))
             .exec(&txn)
             .await?;
@@ -842,11 +965,17 @@ async fn record_recovery_point(
 
     let new_rows: Vec<catalog_entry::ActiveModel> = stored
         .iter()
-        .filter(|s| !s.reused_row.as_ref().is_some_and(|row| kept_open.contains(&row.id)))
+        .filter(|s| {
+            !s.reused_row
+                .as_ref()
+                .is_some_and(|row| kept_open.contains(&row.id))
+        })
         .map(|s| new_entry_row(archive.id, seq, s))
         .collect();
     for chunk in new_rows.chunks(200) {
-        catalog_entry::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
+        catalog_entry::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await?;
     }
     for failed in backup.failed {
         failed_item::ActiveModel {
@@ -887,7 +1016,12 @@ fn new_entry_row(archive_id: ArchiveId, seq: i64, item: &StoredItem) -> catalog_
         };
     }
     let metadata = &item.metadata;
-    let name = item.path.rsplit('/').next().unwrap_or(&item.path).to_string();
+    let name = item
+        .path
+        .rsplit('/')
+        .next()
+        .unwrap_or(&item.path)
+        .to_string();
     catalog_entry::ActiveModel {
         archive_id: Set(archive_id.0),
         valid_from_seq: Set(seq),

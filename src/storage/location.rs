@@ -46,7 +46,10 @@ impl fmt::Debug for StorageLocation {
                 .field("endpoint", &s3.endpoint)
                 .field("region", &s3.region)
                 .field("access_key_id", &s3.access_key_id)
-                .field("secret_access_key", &s3.secret_access_key.as_ref().map(|_| "***"))
+                .field(
+                    "secret_access_key",
+                    &s3.secret_access_key.as_ref().map(|_| "***"),
+                )
                 .finish(),
         }
     }
@@ -79,7 +82,11 @@ impl StorageLocation {
         }
         let path = match text.strip_prefix("file://") {
             Some(path) if path.starts_with('/') => path,
-            Some(_) => return Err(invalid("a file:// location needs an absolute path (file:///…)")),
+            Some(_) => {
+                return Err(invalid(
+                    "a file:// location needs an absolute path (file:///…)",
+                ));
+            }
             None if text.contains("://") => {
                 return Err(invalid("only file:// and s3:// locations are supported"));
             }
@@ -125,7 +132,10 @@ impl StorageLocation {
             Self::S3(s3) => {
                 let mut options = BTreeMap::new();
                 options.insert("bucket".to_string(), s3.bucket.clone());
-                options.insert("root".to_string(), format!("/{}", s3_root(&s3.prefix, customer)));
+                options.insert(
+                    "root".to_string(),
+                    format!("/{}", s3_root(&s3.prefix, customer)),
+                );
                 // S3-compatible servers (MinIO, Garage, Ceph) often want a region even when it
                 // means nothing; "us-east-1" is what they accept.
                 options.insert(
@@ -141,14 +151,20 @@ impl StorageLocation {
                 if let Some(secret) = &s3.secret_access_key {
                     options.insert("secret_access_key".to_string(), secret.clone());
                 }
-                BackendOptions::default().repository("opendal:s3").options(options)
+                BackendOptions::default()
+                    .repository("opendal:s3")
+                    .options(options)
             }
         }
     }
 }
 
 fn s3_root(prefix: &str, customer: CustomerId) -> String {
-    if prefix.is_empty() { customer.to_string() } else { format!("{prefix}/{customer}") }
+    if prefix.is_empty() {
+        customer.to_string()
+    } else {
+        format!("{prefix}/{customer}")
+    }
 }
 
 #[cfg(test)]

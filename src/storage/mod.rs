@@ -32,8 +32,8 @@ pub use error::{StorageError, StorageResult};
 pub use ingest::{BackupOutcome, BackupRequest, FailedItem, ItemContent, ItemMetadata, SourceItem};
 pub use location::{S3Location, StorageLocation};
 pub use repository::CustomerRepository;
-pub use verify::{DamagedPack, VerifyReport, VerifyScope};
 pub use retention::{ArchiveDeletion, PruneReport, PruneSettings, RetentionReport, RetentionRule};
+pub use verify::{DamagedPack, VerifyReport, VerifyScope};
 
 /// The backup storage of one Skyvault process: settings, the catalog database and the cache of
 /// opened repositories. Cheap to clone; share one per process.
@@ -52,7 +52,9 @@ struct Inner {
 
 impl std::fmt::Debug for BackupStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackupStorage").field("location", &self.inner.location).finish()
+        f.debug_struct("BackupStorage")
+            .field("location", &self.inner.location)
+            .finish()
     }
 }
 

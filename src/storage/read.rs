@@ -41,7 +41,9 @@ pub async fn read_item(
     let snapshot = point.snapshot_id.clone();
     tokio::task::spawn_blocking(move || {
         let result = stream_file(&repo, &snapshot, &full_path, &mut |chunk| {
-            sender.blocking_send(Ok(chunk)).map_err(|_| io::Error::other("reader went away"))
+            sender
+                .blocking_send(Ok(chunk))
+                .map_err(|_| io::Error::other("reader went away"))
         });
         if let Err(err) = result {
             let _ = sender.blocking_send(Err(io::Error::other(err.to_string())));
@@ -75,7 +77,11 @@ pub async fn read_folder_as_zip(
     let point = catalog::find_recovery_point(storage.db(), point).await?;
     let archive = catalog::find_archive(storage.db(), point.archive).await?;
     let folder = folder.trim_matches('/').to_string();
-    let prefix = if folder.is_empty() { String::new() } else { format!("{folder}/") };
+    let prefix = if folder.is_empty() {
+        String::new()
+    } else {
+        format!("{folder}/")
+    };
     let items: Vec<String> = catalog::list_items(storage.db(), point.id)
         .await?
         .into_iter()
@@ -83,10 +89,18 @@ pub async fn read_folder_as_zip(
         .filter(|path| path.starts_with(&prefix))
         .collect();
     if items.is_empty() && !folder.is_empty() {
-        return Err(StorageError::not_found(format!("folder `{folder}` in recovery point {}", point.id)));
+        return Err(StorageError::not_found(format!(
+            "folder `{folder}` in recovery point {}",
+            point.id
+        )));
     }
     let root = PathBuf::from(archive.workload.root());
-    let repo = indexed_for(storage, &point, &root.join(items.first().map_or("", String::as_str))).await?;
+    let repo = indexed_for(
+        storage,
+        &point,
+        &root.join(items.first().map_or("", String::as_str)),
+    )
+    .await?;
     let (sender, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let snapshot = point.snapshot_id.clone();
     tokio::task::spawn_blocking(move || {
@@ -123,15 +137,23 @@ async fn indexed_for(
     let probe = probe.to_path_buf();
     let check = cached.clone();
     let known = run_blocking(move || {
-        let Ok(snaps) = check.get_snapshots(&[snapshot]) else { return Ok(false) };
-        let Some(snap) = snaps.first() else { return Ok(false) };
+        let Ok(snaps) = check.get_snapshots(&[snapshot]) else {
+            return Ok(false);
+        };
+        let Some(snap) = snaps.first() else {
+            return Ok(false);
+        };
         Ok(match check.node_from_path(snap.tree, &probe) {
             Ok(node) => check.open_file(&node).is_ok(),
             Err(_) => false,
         })
     })
     .await?;
-    if known { Ok(cached) } else { customer_repo.indexed(true).await }
+    if known {
+        Ok(cached)
+    } else {
+        customer_repo.indexed(true).await
+    }
 }
 
 fn stream_file(
@@ -141,7 +163,9 @@ fn stream_file(
     emit: &mut dyn FnMut(Bytes) -> io::Result<()>,
 ) -> StorageResult<()> {
     let snaps = repo.get_snapshots(&[snapshot])?;
-    let snap = snaps.first().ok_or_else(|| StorageError::not_found(format!("snapshot {snapshot}")))?;
+    let snap = snaps
+        .first()
+        .ok_or_else(|| StorageError::not_found(format!("snapshot {snapshot}")))?;
     let node = repo.node_from_path(snap.tree, path)?;
     let file = repo.open_file(&node)?;
     let size = usize::try_from(node.meta.size).unwrap_or(usize::MAX);
@@ -195,14 +219,17 @@ fn write_zip_into(
     items: &[String],
     file: &mut std::fs::File,
 ) -> StorageResult<()> {
-    let zip_error = |err: zip::result::ZipError| StorageError::Io(io::Error::other(err.to_string()));
+    let zip_error =
+        |err: zip::result::ZipError| StorageError::Io(io::Error::other(err.to_string()));
     let mut zip = zip::ZipWriter::new(io::BufWriter::with_capacity(256 << 10, file));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .large_file(true);
     for path in items {
         zip.start_file(path.as_str(), options).map_err(zip_error)?;
-        stream_file(repo, snapshot, &root.join(path), &mut |chunk| zip.write_all(&chunk))?;
+        stream_file(repo, snapshot, &root.join(path), &mut |chunk| {
+            zip.write_all(&chunk)
+        })?;
     }
     let mut out = zip.finish().map_err(zip_error)?;
     out.flush()?;
@@ -228,7 +255,8 @@ impl Write for ChannelWriter {
 }
 
 fn receiver_stream(receiver: mpsc::Receiver<io::Result<Bytes>>) -> ByteStream {
-    Box::pin(futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    }))
+    Box::pin(futures::stream::unfold(
+        receiver,
+        |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) },
+    ))
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
-use bytesize::ByteSize;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use bytesize::ByteSize;
 use rand::RngCore;
 use rustic_core::{
     ConfigOptions, Credentials, IndexedFullStatus, KeyOptions, OpenStatus, Repository,
@@ -45,7 +45,9 @@ pub struct CustomerRepository {
 
 impl std::fmt::Debug for CustomerRepository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CustomerRepository").field("customer", &self.customer).finish()
+        f.debug_struct("CustomerRepository")
+            .field("customer", &self.customer)
+            .finish()
     }
 }
 
@@ -74,8 +76,9 @@ impl CustomerRepository {
             return Ok(repo.clone());
         }
         let opener = self.opener();
-        let repo =
-            Arc::new(run_blocking(move || opener.open()?.to_indexed().map_err(StorageError::from)).await?);
+        let repo = Arc::new(
+            run_blocking(move || opener.open()?.to_indexed().map_err(StorageError::from)).await?,
+        );
         *cached = Some((generation, repo.clone()));
         Ok(repo)
     }
@@ -145,7 +148,9 @@ impl RepositoryCache {
                 let repo = Repository::new(&options, &backends)?;
                 repo.init(&credentials, &KeyOptions::default(), &repository_config())?;
             }
-            Ok(Repository::new(&options, &backends)?.open(&credentials)?.key())
+            Ok(Repository::new(&options, &backends)?
+                .open(&credentials)?
+                .key())
         })
         .await?;
         let repo = Arc::new(CustomerRepository {
@@ -173,10 +178,15 @@ async fn repository_password(
     customer: CustomerId,
 ) -> StorageResult<String> {
     let context = seal_context(customer);
-    if let Some(row) = repository_row::Entity::find_by_id(customer.as_uuid()).one(db).await? {
+    if let Some(row) = repository_row::Entity::find_by_id(customer.as_uuid())
+        .one(db)
+        .await?
+    {
         return master_key
             .open_string(&row.sealed_password, &context)
-            .map_err(|_| StorageError::Unseal { customer: customer.to_string() });
+            .map_err(|_| StorageError::Unseal {
+                customer: customer.to_string(),
+            });
     }
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
@@ -197,7 +207,9 @@ async fn repository_password(
                 .ok_or_else(|| StorageError::not_found("repository row"))?;
             master_key
                 .open_string(&row.sealed_password, &context)
-                .map_err(|_| StorageError::Unseal { customer: customer.to_string() })
+                .map_err(|_| StorageError::Unseal {
+                    customer: customer.to_string(),
+                })
         }
     }
 }
@@ -219,7 +231,9 @@ pub(crate) async fn reveal_password(
         .ok_or_else(|| StorageError::not_found(format!("repository of customer {customer}")))?;
     master_key
         .open_string(&row.sealed_password, &seal_context(customer))
-        .map_err(|_| StorageError::Unseal { customer: customer.to_string() })
+        .map_err(|_| StorageError::Unseal {
+            customer: customer.to_string(),
+        })
 }
 
 /// Runs synchronous rustic_core work on tokio's blocking pool.
@@ -228,5 +242,7 @@ where
     F: FnOnce() -> StorageResult<T> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(work).await.map_err(|err| StorageError::Task(err.to_string()))?
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| StorageError::Task(err.to_string()))?
 }

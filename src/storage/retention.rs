@@ -64,7 +64,10 @@ pub struct PruneSettings {
 
 impl Default for PruneSettings {
     fn default() -> Self {
-        Self { instant_delete: false, orphan_grace: Duration::days(1) }
+        Self {
+            instant_delete: false,
+            orphan_grace: Duration::days(1),
+        }
     }
 }
 
@@ -91,9 +94,11 @@ pub fn points_to_remove(
     now: DateTime<Utc>,
 ) -> StorageResult<Vec<RecoveryPointId>> {
     match rule {
-        RetentionRule::KeepLast(0) | RetentionRule::KeepYoungerThanDays(0) => Err(
-            StorageError::Invalid("a retention rule must keep at least one point or one day".into()),
-        ),
+        RetentionRule::KeepLast(0) | RetentionRule::KeepYoungerThanDays(0) => {
+            Err(StorageError::Invalid(
+                "a retention rule must keep at least one point or one day".into(),
+            ))
+        }
         RetentionRule::KeepLast(n) => {
             let keep = usize::try_from(n).unwrap_or(usize::MAX);
             let mut newest_first: Vec<&RecoveryPoint> = points.iter().collect();
@@ -102,7 +107,11 @@ pub fn points_to_remove(
         }
         RetentionRule::KeepYoungerThanDays(days) => {
             let cutoff = now - Duration::days(i64::from(days));
-            Ok(points.iter().filter(|p| p.taken_at <= cutoff).map(|p| p.id).collect())
+            Ok(points
+                .iter()
+                .filter(|p| p.taken_at <= cutoff)
+                .map(|p| p.id)
+                .collect())
         }
     }
 }
@@ -119,7 +128,11 @@ pub async fn apply_retention(
     let removed_ids: HashSet<RecoveryPointId> = removed.iter().map(|p| p.id).collect();
     Ok(RetentionReport {
         archive,
-        kept: points.iter().map(|p| p.id).filter(|id| !removed_ids.contains(id)).collect(),
+        kept: points
+            .iter()
+            .map(|p| p.id)
+            .filter(|id| !removed_ids.contains(id))
+            .collect(),
         removed,
     })
 }
@@ -151,14 +164,21 @@ pub async fn delete_recovery_points(
         .await?;
     delete_unreferenced_entries(&txn, archive_id).await?;
     txn.commit().await?;
-    forget_snapshots(storage, archive.customer, points.iter().map(|p| p.snapshot_id.clone()).collect())
-        .await?;
+    forget_snapshots(
+        storage,
+        archive.customer,
+        points.iter().map(|p| p.snapshot_id.clone()).collect(),
+    )
+    .await?;
     Ok(points)
 }
 
 /// Deletes an archive with all its recovery points (e.g. an item gone from Microsoft 365 whose
 /// backups an admin no longer wants).
-pub async fn delete_archive(storage: &BackupStorage, archive_id: ArchiveId) -> StorageResult<ArchiveDeletion> {
+pub async fn delete_archive(
+    storage: &BackupStorage,
+    archive_id: ArchiveId,
+) -> StorageResult<ArchiveDeletion> {
     let archive = catalog::find_archive(storage.db(), archive_id).await?;
     let points = catalog::list_recovery_points(storage.db(), archive_id).await?;
     // Catalog entries, points and failed items go with the archive row (foreign keys cascade);
@@ -172,15 +192,27 @@ pub async fn delete_archive(storage: &BackupStorage, archive_id: ArchiveId) -> S
         .filter(super::catalog::entity::catalog_entry::Column::ArchiveId.eq(archive_id.0))
         .exec(&txn)
         .await?;
-    archive::Entity::delete_by_id(archive_id.0).exec(&txn).await?;
-    txn.commit().await?;
-    forget_snapshots(storage, archive.customer, points.iter().map(|p| p.snapshot_id.clone()).collect())
+    archive::Entity::delete_by_id(archive_id.0)
+        .exec(&txn)
         .await?;
-    Ok(ArchiveDeletion { archive, removed: points })
+    txn.commit().await?;
+    forget_snapshots(
+        storage,
+        archive.customer,
+        points.iter().map(|p| p.snapshot_id.clone()).collect(),
+    )
+    .await?;
+    Ok(ArchiveDeletion {
+        archive,
+        removed: points,
+    })
 }
 
 /// Removes catalog rows whose validity range no longer covers any remaining point.
-async fn delete_unreferenced_entries(db: &impl ConnectionTrait, archive_id: ArchiveId) -> StorageResult<()> {
+async fn delete_unreferenced_entries(
+    db: &impl ConnectionTrait,
+    archive_id: ArchiveId,
+) -> StorageResult<()> {
     let placeholder = match db.get_database_backend() {
         DbBackend::Postgres => "$1",
         _ => "?",
@@ -218,7 +250,11 @@ async fn forget_snapshots(
         let ids: Vec<_> = repo
             .get_all_snapshots()?
             .into_iter()
-            .filter(|s| snapshot_ids.iter().any(|id| id.as_str() == s.id.to_hex().as_str()))
+            .filter(|s| {
+                snapshot_ids
+                    .iter()
+                    .any(|id| id.as_str() == s.id.to_hex().as_str())
+            })
             .map(|s| s.id)
             .collect();
         repo.delete_snapshots(&ids)?;
@@ -256,8 +292,10 @@ pub async fn prune(
             .filter(|s| !listed.contains(s.id.to_hex().as_str()))
             .filter(|s| s.time.timestamp().as_second() < orphan_cutoff.timestamp())
             .collect();
-        report.orphan_snapshots_forgotten =
-            orphans.iter().map(|s| s.id.to_hex().as_str().to_string()).collect();
+        report.orphan_snapshots_forgotten = orphans
+            .iter()
+            .map(|s| s.id.to_hex().as_str().to_string())
+            .collect();
         repo.delete_snapshots(&orphans.iter().map(|s| s.id).collect::<Vec<_>>())?;
 
         (report.packs_before, report.pack_bytes_before) = pack_totals(&repo)?;
@@ -267,7 +305,9 @@ pub async fn prune(
         report.repacked_packs = plan.stats.packs.repack;
         repo.prune(&options, plan)?;
         (report.packs_after, report.pack_bytes_after) = pack_totals(&repo)?;
-        report.bytes_reclaimed = report.pack_bytes_before.saturating_sub(report.pack_bytes_after);
+        report.bytes_reclaimed = report
+            .pack_bytes_before
+            .saturating_sub(report.pack_bytes_after);
         Ok(report)
     })
     .await;
@@ -275,7 +315,9 @@ pub async fn prune(
     report
 }
 
-fn pack_totals(repo: &rustic_core::Repository<rustic_core::OpenStatus>) -> StorageResult<(u64, u64)> {
+fn pack_totals(
+    repo: &rustic_core::Repository<rustic_core::OpenStatus>,
+) -> StorageResult<(u64, u64)> {
     let infos = repo.infos_files()?;
     Ok(infos
         .repo
@@ -312,17 +354,26 @@ mod tests {
     #[test]
     fn keep_last_and_keep_younger_than_remove_exactly_the_rest() {
         let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
-        let points: Vec<RecoveryPoint> =
-            (1..=10).map(|i| point(i, now - Duration::days(10 - i))).collect();
+        let points: Vec<RecoveryPoint> = (1..=10)
+            .map(|i| point(i, now - Duration::days(10 - i)))
+            .collect();
         let removed = points_to_remove(&points, RetentionRule::KeepLast(3), now).unwrap();
         let expected: Vec<_> = points[..7].iter().map(|p| p.id).collect();
         assert_eq!(removed.len(), 7);
         assert!(expected.iter().all(|id| removed.contains(id)));
 
         // Ages are 9..0 days; "younger than 4 days" keeps ages 3, 2, 1, 0.
-        let removed = points_to_remove(&points, RetentionRule::KeepYoungerThanDays(4), now).unwrap();
-        assert_eq!(removed, points[..6].iter().map(|p| p.id).collect::<Vec<_>>());
+        let removed =
+            points_to_remove(&points, RetentionRule::KeepYoungerThanDays(4), now).unwrap();
+        assert_eq!(
+            removed,
+            points[..6].iter().map(|p| p.id).collect::<Vec<_>>()
+        );
         assert!(points_to_remove(&points, RetentionRule::KeepLast(0), now).is_err());
-        assert!(points_to_remove(&points, RetentionRule::KeepLast(20), now).unwrap().is_empty());
+        assert!(
+            points_to_remove(&points, RetentionRule::KeepLast(20), now)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

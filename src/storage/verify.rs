@@ -61,7 +61,13 @@ pub async fn verify(
             .all(storage.db())
             .await?
             .into_iter()
-            .map(|p| (p.snapshot_id, RecoveryPointId(p.id), ArchiveId(p.archive_id)))
+            .map(|p| {
+                (
+                    p.snapshot_id,
+                    RecoveryPointId(p.id),
+                    ArchiveId(p.archive_id),
+                )
+            })
             .collect()
     };
     let opener = repo.opener();
@@ -73,9 +79,9 @@ pub async fn verify(
             VerifyScope::SampledData { percent } => CheckOptions::default()
                 .read_data(true)
                 .read_data_subset(ReadSubsetOption::Percentage(percent)),
-            VerifyScope::AllData => {
-                CheckOptions::default().read_data(true).read_data_subset(ReadSubsetOption::All)
-            }
+            VerifyScope::AllData => CheckOptions::default()
+                .read_data(true)
+                .read_data_subset(ReadSubsetOption::All),
         };
         let results = repo.check(options)?;
         let mut errors = Vec::new();
@@ -152,7 +158,10 @@ fn trace_damaged_packs(
         let (_, index) = index?;
         for pack in index.packs.into_iter().chain(index.packs_to_delete) {
             if damaged.contains(&pack.id) {
-                blobs_of_pack.entry(pack.id).or_default().extend(pack.blobs.iter().map(|b| b.id));
+                blobs_of_pack
+                    .entry(pack.id)
+                    .or_default()
+                    .extend(pack.blobs.iter().map(|b| b.id));
             }
         }
     }
@@ -160,7 +169,10 @@ fn trace_damaged_packs(
     let snapshots = repo.get_all_snapshots()?;
     let mut hit: HashMap<PackId, Vec<(RecoveryPointId, ArchiveId)>> = HashMap::new();
     for (snapshot_id, point, archive) in points {
-        let Some(snap) = snapshots.iter().find(|s| s.id.to_hex().as_str() == snapshot_id) else {
+        let Some(snap) = snapshots
+            .iter()
+            .find(|s| s.id.to_hex().as_str() == snapshot_id)
+        else {
             continue;
         };
         let used = blobs_of_tree(&repo, snap.tree)?;
@@ -198,7 +210,9 @@ fn blobs_of_tree(
             continue;
         }
         // A damaged tree pack makes the tree unreadable: it is then itself the reference found.
-        let Ok(tree) = repo.get_tree(&tree_id) else { continue };
+        let Ok(tree) = repo.get_tree(&tree_id) else {
+            continue;
+        };
         for node in tree.nodes {
             if let Some(subtree) = node.subtree {
                 pending.push(subtree);

@@ -259,7 +259,12 @@ pub(crate) fn entry_from_row(row: &catalog_entry::Model) -> CatalogEntry {
         recipients: row
             .recipients
             .as_deref()
-            .map(|r| r.split('\n').filter(|s| !s.is_empty()).map(str::to_string).collect())
+            .map(|r| {
+                r.split('\n')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default(),
         sent_at: row.sent_at,
     }
@@ -268,7 +273,10 @@ pub(crate) fn entry_from_row(row: &catalog_entry::Model) -> CatalogEntry {
 // ---- queries --------------------------------------------------------------------------------
 
 /// The archives of a customer, including those whose item is gone from Microsoft 365.
-pub async fn list_archives(db: &DatabaseConnection, customer: CustomerId) -> StorageResult<Vec<Archive>> {
+pub async fn list_archives(
+    db: &DatabaseConnection,
+    customer: CustomerId,
+) -> StorageResult<Vec<Archive>> {
     archive::Entity::find()
         .filter(archive::Column::CustomerId.eq(customer.as_uuid()))
         .order_by_asc(archive::Column::DisplayName)
@@ -356,7 +364,11 @@ pub async fn list_items(
     point: RecoveryPointId,
 ) -> StorageResult<Vec<CatalogEntry>> {
     let point = find_recovery_point(db, point).await?;
-    Ok(entry_rows_at(db, point.archive, point.seq).await?.iter().map(entry_from_row).collect())
+    Ok(entry_rows_at(db, point.archive, point.seq)
+        .await?
+        .iter()
+        .map(entry_from_row)
+        .collect())
 }
 
 /// One item of a recovery point by its path.
@@ -372,7 +384,9 @@ pub async fn find_item(
         .one(db)
         .await?
         .map(|row| entry_from_row(&row))
-        .ok_or_else(|| StorageError::not_found(format!("item `{path}` in recovery point {}", point.id)))
+        .ok_or_else(|| {
+            StorageError::not_found(format!("item `{path}` in recovery point {}", point.id))
+        })
 }
 
 /// The folders and items directly inside `folder` ("" for the top) of a recovery point.
@@ -383,19 +397,30 @@ pub async fn browse(
 ) -> StorageResult<Vec<BrowseEntry>> {
     let point = find_recovery_point(db, point).await?;
     let folder = folder.trim_matches('/');
-    let prefix = if folder.is_empty() { String::new() } else { format!("{folder}/") };
+    let prefix = if folder.is_empty() {
+        String::new()
+    } else {
+        format!("{folder}/")
+    };
     let mut query = catalog_entry::Entity::find().filter(live_at(point.archive, point.seq));
     if !prefix.is_empty() {
         query = query.filter(catalog_entry::Column::Path.starts_with(&prefix));
     }
-    let rows = query.order_by_asc(catalog_entry::Column::Path).all(db).await?;
+    let rows = query
+        .order_by_asc(catalog_entry::Column::Path)
+        .all(db)
+        .await?;
     let mut folders = BTreeMap::new();
     let mut items = Vec::new();
     for row in &rows {
-        let Some(rest) = row.path.strip_prefix(&prefix) else { continue };
+        let Some(rest) = row.path.strip_prefix(&prefix) else {
+            continue;
+        };
         match rest.split_once('/') {
             Some((child, _)) => {
-                folders.entry(child.to_string()).or_insert_with(|| format!("{prefix}{child}"));
+                folders
+                    .entry(child.to_string())
+                    .or_insert_with(|| format!("{prefix}{child}"));
             }
             None => items.push(BrowseEntry::Item(entry_from_row(row))),
         }
@@ -419,7 +444,8 @@ pub async fn search(
     let contains = |column: catalog_entry::Column, needle: &str| {
         // LIKE is case-sensitive on PostgreSQL and not on SQLite: lower both sides everywhere.
         let pattern = format!("%{}%", escape_like(&needle.to_lowercase()));
-        Expr::expr(Func::lower(Expr::col(column))).like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\'))
+        Expr::expr(Func::lower(Expr::col(column)))
+            .like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\'))
     };
     if let Some(text) = &query.subject {
         select = select.filter(contains(catalog_entry::Column::Subject, text));
@@ -448,11 +474,16 @@ pub async fn search(
 }
 
 fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// Number of catalog rows of an archive (to show the range encoding keeps the catalog small).
-pub async fn count_entry_rows(db: &DatabaseConnection, archive_id: ArchiveId) -> StorageResult<u64> {
+pub async fn count_entry_rows(
+    db: &DatabaseConnection,
+    archive_id: ArchiveId,
+) -> StorageResult<u64> {
     use sea_orm::PaginatorTrait;
     Ok(catalog_entry::Entity::find()
         .filter(catalog_entry::Column::ArchiveId.eq(archive_id.0))

@@ -26,8 +26,14 @@ async fn round_trip_is_byte_exact_and_the_catalog_browses_and_searches() {
     assert_eq!(point.seq, 1);
 
     for item in &items {
-        let bytes = read::read_item_to_vec(&f.storage, point.id, &item.path).await.unwrap();
-        assert!(bytes == *item.bytes, "{} differs after the round trip", item.path);
+        let bytes = read::read_item_to_vec(&f.storage, point.id, &item.path)
+            .await
+            .unwrap();
+        assert!(
+            bytes == *item.bytes,
+            "{} differs after the round trip",
+            item.path
+        );
     }
 
     let top = catalog::browse(f.storage.db(), point.id, "").await.unwrap();
@@ -39,7 +45,9 @@ async fn round_trip_is_byte_exact_and_the_catalog_browses_and_searches() {
         })
         .collect();
     assert_eq!(folders, ["Documents", "Inbox", "Sent Items"]);
-    let inbox = catalog::browse(f.storage.db(), point.id, "Inbox").await.unwrap();
+    let inbox = catalog::browse(f.storage.db(), point.id, "Inbox")
+        .await
+        .unwrap();
     assert_eq!(inbox.len(), 8);
 
     let search = |query: SearchQuery| {
@@ -47,15 +55,34 @@ async fn round_trip_is_byte_exact_and_the_catalog_browses_and_searches() {
         let id = point.id;
         async move { catalog::search(&db, id, &query).await.unwrap() }
     };
-    let hits = search(SearchQuery { subject: Some("REPORT 5".into()), ..Default::default() }).await;
+    let hits = search(SearchQuery {
+        subject: Some("REPORT 5".into()),
+        ..Default::default()
+    })
+    .await;
     assert_eq!(hits.len(), 1);
-    assert_eq!(hits[0].sender.as_deref(), Some("Alice Example <alice@example.com>"));
-    let hits = search(SearchQuery { sender: Some("alice@".into()), ..Default::default() }).await;
+    assert_eq!(
+        hits[0].sender.as_deref(),
+        Some("Alice Example <alice@example.com>")
+    );
+    let hits = search(SearchQuery {
+        sender: Some("alice@".into()),
+        ..Default::default()
+    })
+    .await;
     assert_eq!(hits.len(), 12);
-    let hits = search(SearchQuery { recipient: Some("bob3@".into()), ..Default::default() }).await;
+    let hits = search(SearchQuery {
+        recipient: Some("bob3@".into()),
+        ..Default::default()
+    })
+    .await;
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].path, "Sent Items/AAMkAD0003.eml");
-    let hits = search(SearchQuery { file_name: Some("video".into()), ..Default::default() }).await;
+    let hits = search(SearchQuery {
+        file_name: Some("video".into()),
+        ..Default::default()
+    })
+    .await;
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].size, 6 << 20);
     let hits = search(SearchQuery {
@@ -80,18 +107,30 @@ async fn unchanged_rerun_adds_no_pack_reads_nothing_and_adds_no_catalog_row() {
     f.clock.advance(chrono::Duration::days(1));
     let fetches = Arc::new(AtomicUsize::new(0));
     let second = f.back_up_counting(&request, &items, &fetches).await;
-    assert_eq!(fetches.load(Ordering::SeqCst), 0, "an unchanged item was read again");
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        0,
+        "an unchanged item was read again"
+    );
     assert_eq!(second.reused, items.len() as u64);
     assert_eq!(second.recovery_point.reused_count, items.len() as u64);
     assert_eq!(second.recovery_point.bytes_added, 0);
     assert_eq!(f.pack_count(), packs, "an unchanged backup added a pack");
     assert_eq!(second.recovery_point.seq, first.recovery_point.seq + 1);
-    let rows = catalog::count_entry_rows(f.storage.db(), first.archive.id).await.unwrap();
-    assert_eq!(rows, items.len() as u64, "unchanged items must share their catalog rows");
+    let rows = catalog::count_entry_rows(f.storage.db(), first.archive.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        items.len() as u64,
+        "unchanged items must share their catalog rows"
+    );
 
     // Both points still read back the same bytes.
     for point in [&first.recovery_point, &second.recovery_point] {
-        let bytes = read::read_item_to_vec(&f.storage, point.id, &items[0].path).await.unwrap();
+        let bytes = read::read_item_to_vec(&f.storage, point.id, &items[0].path)
+            .await
+            .unwrap();
         assert!(bytes == *items[0].bytes);
     }
 }
@@ -100,7 +139,13 @@ async fn unchanged_rerun_adds_no_pack_reads_nothing_and_adds_no_catalog_row() {
 async fn one_percent_changed_adds_about_one_percent() {
     let f = fixture().await;
     let mut items: Vec<TestItem> = (0..100)
-        .map(|i| TestItem::new(&format!("Files/f{i:03}.bin"), random_bytes(i, 40_000), ItemKind::File))
+        .map(|i| {
+            TestItem::new(
+                &format!("Files/f{i:03}.bin"),
+                random_bytes(i, 40_000),
+                ItemKind::File,
+            )
+        })
         .collect();
     let total: usize = items.iter().map(|i| i.bytes.len()).sum();
     let request = f.request(ItemId::new(), Workload::OneDrive, "Alice's OneDrive");
@@ -114,8 +159,14 @@ async fn one_percent_changed_adds_about_one_percent() {
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
     assert_eq!(second.fetched, 1);
     let added = second.recovery_point.bytes_added as usize;
-    assert!(added >= 40_000 * 9 / 10, "the changed item must be stored ({added} bytes added)");
-    assert!(added <= total * 3 / 100, "1 % changed added {added} of {total} bytes");
+    assert!(
+        added >= 40_000 * 9 / 10,
+        "the changed item must be stored ({added} bytes added)"
+    );
+    assert!(
+        added <= total * 3 / 100,
+        "1 % changed added {added} of {total} bytes"
+    );
     let bytes = read::read_item_to_vec(&f.storage, second.recovery_point.id, "Files/f042.bin")
         .await
         .unwrap();
@@ -125,7 +176,9 @@ async fn one_percent_changed_adds_about_one_percent() {
         .unwrap();
     assert!(old != bytes, "the first point keeps the old version");
     // One row per version of the changed item, one per unchanged item.
-    let rows = catalog::count_entry_rows(f.storage.db(), first.archive.id).await.unwrap();
+    let rows = catalog::count_entry_rows(f.storage.db(), first.archive.id)
+        .await
+        .unwrap();
     assert_eq!(rows, 101);
 }
 
@@ -136,19 +189,41 @@ async fn the_same_attachment_in_two_mailboxes_is_stored_once() {
     let attachment = random_bytes(99, 3_000_000);
     let alice = vec![TestItem::new(
         "Inbox/a1.eml",
-        mime_message(1, "Contract", "carol@example.com", "alice@example.com", Some(&attachment)),
+        mime_message(
+            1,
+            "Contract",
+            "carol@example.com",
+            "alice@example.com",
+            Some(&attachment),
+        ),
         ItemKind::Message,
     )];
     let bob = vec![TestItem::new(
         "Inbox/b1.eml",
-        mime_message(2, "Fwd: Contract", "alice@example.com", "bob@example.com", Some(&attachment)),
+        mime_message(
+            2,
+            "Fwd: Contract",
+            "alice@example.com",
+            "bob@example.com",
+            Some(&attachment),
+        ),
         ItemKind::Message,
     )];
-    let first = f.back_up(&f.request(ItemId::new(), Workload::Mailbox, "Alice"), &alice).await;
-    let second = f.back_up(&f.request(ItemId::new(), Workload::Mailbox, "Bob"), &bob).await;
+    let first = f
+        .back_up(
+            &f.request(ItemId::new(), Workload::Mailbox, "Alice"),
+            &alice,
+        )
+        .await;
+    let second = f
+        .back_up(&f.request(ItemId::new(), Workload::Mailbox, "Bob"), &bob)
+        .await;
     let first_added = first.recovery_point.bytes_added;
     let second_added = second.recovery_point.bytes_added;
-    assert!(first_added > 2_500_000, "the attachment is stored once: {first_added}");
+    assert!(
+        first_added > 2_500_000,
+        "the attachment is stored once: {first_added}"
+    );
     assert!(
         second_added < first_added / 5,
         "the second mailbox stored the attachment again: {second_added} vs {first_added}"
@@ -171,16 +246,29 @@ async fn items_that_fail_to_arrive_make_a_partial_point_and_are_taken_next_time(
     assert_eq!(outcome.failed[0].path, items[3].path);
     assert!(outcome.failed[0].reason.contains("503"));
     let missing = catalog::find_item(f.storage.db(), point.id, &items[3].path).await;
-    assert!(missing.is_err(), "a failed item must not be listed in the point");
-    assert_eq!(count_files(&f.repository_path().join("snapshots")), 1, "the untagged snapshot remains");
+    assert!(
+        missing.is_err(),
+        "a failed item must not be listed in the point"
+    );
+    assert_eq!(
+        count_files(&f.repository_path().join("snapshots")),
+        1,
+        "the untagged snapshot remains"
+    );
 
     items[3].fail_with = None;
     f.clock.advance(chrono::Duration::hours(1));
     let fetches = Arc::new(AtomicUsize::new(0));
     let next = f.back_up_counting(&request, &items, &fetches).await;
     assert_eq!(next.recovery_point.status, RecoveryPointStatus::Complete);
-    assert_eq!(fetches.load(Ordering::SeqCst), 1, "only the failed item is fetched again");
-    let bytes = read::read_item_to_vec(&f.storage, next.recovery_point.id, &items[3].path).await.unwrap();
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        1,
+        "only the failed item is fetched again"
+    );
+    let bytes = read::read_item_to_vec(&f.storage, next.recovery_point.id, &items[3].path)
+        .await
+        .unwrap();
     assert!(bytes == *items[3].bytes);
 }
 
@@ -194,7 +282,10 @@ async fn a_cancelled_backup_saves_no_snapshot_and_the_next_backup_completes() {
     // The sixth item never arrives: the backup hangs there until it is cancelled.
     sources[5] = SourceItem {
         path: items[5].path.clone(),
-        metadata: ItemMetadata { kind: Some(ItemKind::Message), ..ItemMetadata::default() },
+        metadata: ItemMetadata {
+            kind: Some(ItemKind::Message),
+            ..ItemMetadata::default()
+        },
         content: ItemContent::from_fn(|| async {
             futures::future::pending::<()>().await;
             Ok(std::io::Cursor::new(Vec::<u8>::new()))
@@ -219,9 +310,13 @@ async fn a_cancelled_backup_saves_no_snapshot_and_the_next_backup_completes() {
     let next = f.back_up(&request, &items).await;
     assert_eq!(next.recovery_point.status, RecoveryPointStatus::Complete);
     assert_eq!(next.recovery_point.seq, 1);
-    let points = catalog::list_recovery_points(f.storage.db(), next.archive.id).await.unwrap();
+    let points = catalog::list_recovery_points(f.storage.db(), next.archive.id)
+        .await
+        .unwrap();
     assert_eq!(points.len(), 1);
-    let mut stream = read::read_item(&f.storage, next.recovery_point.id, &items[5].path).await.unwrap();
+    let mut stream = read::read_item(&f.storage, next.recovery_point.id, &items[5].path)
+        .await
+        .unwrap();
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
         bytes.extend_from_slice(&chunk.unwrap());
@@ -241,11 +336,15 @@ async fn duplicate_and_unsafe_paths_are_recorded_as_failed() {
         TestItem::new("Docs//a.txt", b"other".to_vec(), ItemKind::File).source(&fetches),
         TestItem::new("../escape.txt", b"x".to_vec(), ItemKind::File).source(&fetches),
     ];
-    let outcome = ingest::back_up_archive(&f.storage, &request, stream::iter(items)).await.unwrap();
+    let outcome = ingest::back_up_archive(&f.storage, &request, stream::iter(items))
+        .await
+        .unwrap();
     assert_eq!(outcome.recovery_point.status, RecoveryPointStatus::Partial);
     assert_eq!(outcome.failed.len(), 2);
     assert_eq!(outcome.recovery_point.item_count, 1);
-    let bytes = read::read_item_to_vec(&f.storage, outcome.recovery_point.id, "Docs/a.txt").await.unwrap();
+    let bytes = read::read_item_to_vec(&f.storage, outcome.recovery_point.id, "Docs/a.txt")
+        .await
+        .unwrap();
     assert_eq!(bytes, b"hello");
 }
 
@@ -253,7 +352,12 @@ async fn duplicate_and_unsafe_paths_are_recorded_as_failed() {
 async fn a_folder_and_a_whole_archive_download_as_zip() {
     let f = fixture().await;
     let items = small_corpus();
-    let outcome = f.back_up(&f.request(ItemId::new(), Workload::Mailbox, "Alice"), &items).await;
+    let outcome = f
+        .back_up(
+            &f.request(ItemId::new(), Workload::Mailbox, "Alice"),
+            &items,
+        )
+        .await;
 
     let collect = |stream: read::ByteStream| async move {
         let mut stream = stream;
@@ -263,9 +367,17 @@ async fn a_folder_and_a_whole_archive_download_as_zip() {
         }
         bytes
     };
-    let inbox = collect(read::read_folder_as_zip(&f.storage, outcome.recovery_point.id, "Inbox").await.unwrap()).await;
+    let inbox = collect(
+        read::read_folder_as_zip(&f.storage, outcome.recovery_point.id, "Inbox")
+            .await
+            .unwrap(),
+    )
+    .await;
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(inbox)).unwrap();
-    let inbox_items: Vec<_> = items.iter().filter(|i| i.path.starts_with("Inbox/")).collect();
+    let inbox_items: Vec<_> = items
+        .iter()
+        .filter(|i| i.path.starts_with("Inbox/"))
+        .collect();
     assert_eq!(zip.len(), inbox_items.len());
     for item in inbox_items {
         let mut entry = zip.by_name(&item.path).unwrap();
@@ -274,8 +386,17 @@ async fn a_folder_and_a_whole_archive_download_as_zip() {
         assert!(bytes == *item.bytes, "{} differs in the zip", item.path);
     }
 
-    let whole = collect(read::read_archive_as_zip(&f.storage, outcome.archive.id).await.unwrap()).await;
+    let whole = collect(
+        read::read_archive_as_zip(&f.storage, outcome.archive.id)
+            .await
+            .unwrap(),
+    )
+    .await;
     let zip = zip::ZipArchive::new(std::io::Cursor::new(whole)).unwrap();
     assert_eq!(zip.len(), items.len());
-    assert!(read::read_folder_as_zip(&f.storage, outcome.recovery_point.id, "Nope").await.is_err());
+    assert!(
+        read::read_folder_as_zip(&f.storage, outcome.recovery_point.id, "Nope")
+            .await
+            .is_err()
+    );
 }

@@ -89,12 +89,16 @@ impl Fixture {
         fetches: &Arc<AtomicUsize>,
     ) -> BackupOutcome {
         let items: Vec<SourceItem> = items.iter().map(|item| item.source(fetches)).collect();
-        ingest::back_up_archive(&self.storage, request, stream::iter(items)).await.unwrap()
+        ingest::back_up_archive(&self.storage, request, stream::iter(items))
+            .await
+            .unwrap()
     }
 }
 
 pub fn count_files(dir: &std::path::Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|entry| {
@@ -183,8 +187,12 @@ pub fn mime_message(
 ) -> Vec<u8> {
     use base64::Engine;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let words = ["budget", "meeting", "report", "quarter", "customer", "review", "plan", "team"];
-    let body: Vec<&str> = (0..200).map(|_| words[rng.random_range(0..words.len())]).collect();
+    let words = [
+        "budget", "meeting", "report", "quarter", "customer", "review", "plan", "team",
+    ];
+    let body: Vec<&str> = (0..200)
+        .map(|_| words[rng.random_range(0..words.len())])
+        .collect();
     let mut text = format!(
         "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n\
          Message-ID: <{seed}@example.com>\r\nMIME-Version: 1.0\r\n\
@@ -221,10 +229,26 @@ pub fn small_corpus() -> Vec<TestItem> {
             &format!("bob{i}@example.com"),
             attachment.as_deref(),
         );
-        items.push(TestItem::new(&format!("{folder}/AAMkAD{i:04}.eml"), bytes, ItemKind::Message));
+        items.push(TestItem::new(
+            &format!("{folder}/AAMkAD{i:04}.eml"),
+            bytes,
+            ItemKind::Message,
+        ));
     }
-    items.push(TestItem::new("Documents/report.docx", random_bytes(7, 200_000), ItemKind::File));
-    items.push(TestItem::new("Documents/big video.mp4", random_bytes(8, 6 << 20), ItemKind::File));
-    items.push(TestItem::new("Documents/empty.txt", Vec::new(), ItemKind::File));
+    items.push(TestItem::new(
+        "Documents/report.docx",
+        random_bytes(7, 200_000),
+        ItemKind::File,
+    ));
+    items.push(TestItem::new(
+        "Documents/big video.mp4",
+        random_bytes(8, 6 << 20),
+        ItemKind::File,
+    ));
+    items.push(TestItem::new(
+        "Documents/empty.txt",
+        Vec::new(),
+        ItemKind::File,
+    ));
     items
 }

@@ -11,7 +11,7 @@ use super::fixture::{Fixture, TestItem, fixture, small_corpus};
 const RESTIC: &str = "restic";
 
 fn restic(f: &Fixture, password: &str, args: &[&str]) -> std::process::Output {
-    let output = Command::new(RESTIC)
+    Command::new(RESTIC)
         .arg("-r")
         .arg(f.repository_path())
         .args(["--no-cache", "--quiet"])
@@ -20,13 +20,16 @@ fn restic(f: &Fixture, password: &str, args: &[&str]) -> std::process::Output {
         .output()
         .unwrap_or_else(|err| {
             panic!("cannot run `restic` (install Debian's restic package): {err}")
-        });
-    output
+        })
 }
 
 /// `restic check --read-data` must accept the customer's repository.
 pub async fn restic_check(f: &Fixture) {
-    let password = f.storage.reveal_repository_password(f.customer).await.unwrap();
+    let password = f
+        .storage
+        .reveal_repository_password(f.customer)
+        .await
+        .unwrap();
     let output = restic(f, &password, &["check", "--read-data"]);
     assert!(
         output.status.success(),
@@ -42,7 +45,11 @@ async fn restic_checks_lists_and_dumps_what_skyvault_wrote() {
     let mut items = small_corpus();
     let request = f.request(ItemId::new(), Workload::Mailbox, "Alice");
     f.back_up(&request, &items).await;
-    items.push(TestItem::new("Inbox/new.eml", b"Subject: hi\r\n\r\nnew".to_vec(), ItemKind::Message));
+    items.push(TestItem::new(
+        "Inbox/new.eml",
+        b"Subject: hi\r\n\r\nnew".to_vec(),
+        ItemKind::Message,
+    ));
     // A changed item whose new bytes do not arrive makes the second point partial.
     items[3] = items[3].edited(b"edited".to_vec());
     items[3].fail_with = Some("gone".into());
@@ -51,9 +58,17 @@ async fn restic_checks_lists_and_dumps_what_skyvault_wrote() {
 
     restic_check(&f).await;
 
-    let password = f.storage.reveal_repository_password(f.customer).await.unwrap();
+    let password = f
+        .storage
+        .reveal_repository_password(f.customer)
+        .await
+        .unwrap();
     let output = restic(&f, &password, &["snapshots", "--json"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let snapshots: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let snapshots = snapshots.as_array().unwrap();
     assert_eq!(snapshots.len(), 2);
@@ -62,8 +77,15 @@ async fn restic_checks_lists_and_dumps_what_skyvault_wrote() {
         .iter()
         .filter(|s| s["tags"].as_array().unwrap().iter().any(|t| t == "partial"))
         .collect();
-    assert_eq!(partial.len(), 1, "the partial point carries the `partial` tag");
-    assert_eq!(partial[0]["id"].as_str().unwrap(), second.recovery_point.snapshot_id);
+    assert_eq!(
+        partial.len(),
+        1,
+        "the partial point carries the `partial` tag"
+    );
+    assert_eq!(
+        partial[0]["id"].as_str().unwrap(),
+        second.recovery_point.snapshot_id
+    );
     // Debian's restic lists the partial point but, having no version of the failed item in it,
     // cannot dump it from there.
     for snapshot in snapshots {
@@ -75,8 +97,19 @@ async fn restic_checks_lists_and_dumps_what_skyvault_wrote() {
 
     for item in items.iter().filter(|i| i.fail_with.is_none()) {
         let path = format!("/mailbox/{}", item.path);
-        let output = restic(&f, &password, &["dump", &second.recovery_point.snapshot_id, &path]);
-        assert!(output.status.success(), "dump {path}: {}", String::from_utf8_lossy(&output.stderr));
-        assert!(output.stdout == *item.bytes, "restic dump of {path} differs");
+        let output = restic(
+            &f,
+            &password,
+            &["dump", &second.recovery_point.snapshot_id, &path],
+        );
+        assert!(
+            output.status.success(),
+            "dump {path}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.stdout == *item.bytes,
+            "restic dump of {path} differs"
+        );
     }
 }

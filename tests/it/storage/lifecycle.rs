@@ -11,7 +11,10 @@ use skyvault::storage::{
 use super::fixture::{TestItem, count_files, fixture, random_bytes, small_corpus};
 
 fn prune_now() -> PruneSettings {
-    PruneSettings { instant_delete: true, ..PruneSettings::default() }
+    PruneSettings {
+        instant_delete: true,
+        ..PruneSettings::default()
+    }
 }
 
 #[tokio::test]
@@ -30,46 +33,79 @@ async fn retention_keeps_exactly_what_the_rules_say() {
     }
     let archive = points[0].archive;
 
-    let report = retention::apply_retention(&f.storage, archive, RetentionRule::KeepLast(3)).await.unwrap();
+    let report = retention::apply_retention(&f.storage, archive, RetentionRule::KeepLast(3))
+        .await
+        .unwrap();
     let removed: Vec<i64> = report.removed.iter().map(|p| p.seq).collect();
     assert_eq!(removed, [1, 2, 3]);
-    let left: Vec<i64> =
-        catalog::list_recovery_points(f.storage.db(), archive).await.unwrap().iter().map(|p| p.seq).collect();
+    let left: Vec<i64> = catalog::list_recovery_points(f.storage.db(), archive)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.seq)
+        .collect();
     assert_eq!(left, [4, 5, 6]);
     assert_eq!(count_files(&f.repository_path().join("snapshots")), 3);
 
     // The clock is one day after the last backup: points are 3, 2 and 1 days old.
-    let report = retention::apply_retention(&f.storage, archive, RetentionRule::KeepYoungerThanDays(2))
-        .await
-        .unwrap();
-    assert_eq!(report.removed.iter().map(|p| p.seq).collect::<Vec<_>>(), [4, 5]);
+    let report =
+        retention::apply_retention(&f.storage, archive, RetentionRule::KeepYoungerThanDays(2))
+            .await
+            .unwrap();
+    assert_eq!(
+        report.removed.iter().map(|p| p.seq).collect::<Vec<_>>(),
+        [4, 5]
+    );
     assert_eq!(report.kept, [points[5].id]);
 
     // The kept point still browses and reads every item, and the catalog holds one row per item.
-    let listed = catalog::list_items(f.storage.db(), points[5].id).await.unwrap();
+    let listed = catalog::list_items(f.storage.db(), points[5].id)
+        .await
+        .unwrap();
     assert_eq!(listed.len(), items.len());
     for item in &items {
-        let bytes = read::read_item_to_vec(&f.storage, points[5].id, &item.path).await.unwrap();
+        let bytes = read::read_item_to_vec(&f.storage, points[5].id, &item.path)
+            .await
+            .unwrap();
         assert!(bytes == *item.bytes);
     }
-    assert_eq!(catalog::count_entry_rows(f.storage.db(), archive).await.unwrap(), items.len() as u64);
+    assert_eq!(
+        catalog::count_entry_rows(f.storage.db(), archive)
+            .await
+            .unwrap(),
+        items.len() as u64
+    );
 
     // Deleting the newest point makes the one before it the parent again.
     let next = f.back_up(&request, &items).await;
     assert_eq!(next.recovery_point.seq, 7);
     assert_eq!(next.reused, items.len() as u64);
-    retention::delete_recovery_points(&f.storage, archive, &[next.recovery_point.id]).await.unwrap();
+    retention::delete_recovery_points(&f.storage, archive, &[next.recovery_point.id])
+        .await
+        .unwrap();
     let again = f.back_up(&request, &items).await;
     assert_eq!(again.recovery_point.seq, 8);
     assert_eq!(again.reused, items.len() as u64);
-    assert_eq!(catalog::list_items(f.storage.db(), again.recovery_point.id).await.unwrap().len(), items.len());
+    assert_eq!(
+        catalog::list_items(f.storage.db(), again.recovery_point.id)
+            .await
+            .unwrap()
+            .len(),
+        items.len()
+    );
 }
 
 #[tokio::test]
 async fn prune_reclaims_space_and_keeps_every_byte_a_kept_point_needs() {
     let f = fixture().await;
     let mut items: Vec<TestItem> = (0..20)
-        .map(|i| TestItem::new(&format!("Docs/d{i:02}.bin"), random_bytes(i, 60_000), ItemKind::File))
+        .map(|i| {
+            TestItem::new(
+                &format!("Docs/d{i:02}.bin"),
+                random_bytes(i, 60_000),
+                ItemKind::File,
+            )
+        })
         .collect();
     let request = f.request(ItemId::new(), Workload::OneDrive, "Alice");
     f.back_up(&request, &items).await;
@@ -80,19 +116,32 @@ async fn prune_reclaims_space_and_keeps_every_byte_a_kept_point_needs() {
         f.clock.advance(Duration::days(1));
         f.back_up(&request, &items).await;
     }
-    let archive = catalog::list_archives(f.storage.db(), f.customer).await.unwrap()[0].id;
-    retention::apply_retention(&f.storage, archive, RetentionRule::KeepLast(1)).await.unwrap();
+    let archive = catalog::list_archives(f.storage.db(), f.customer)
+        .await
+        .unwrap()[0]
+        .id;
+    retention::apply_retention(&f.storage, archive, RetentionRule::KeepLast(1))
+        .await
+        .unwrap();
 
-    let report = retention::prune(&f.storage, f.customer, prune_now()).await.unwrap();
+    let report = retention::prune(&f.storage, f.customer, prune_now())
+        .await
+        .unwrap();
     assert!(report.bytes_reclaimed > 0, "{report:?}");
     assert!(report.pack_bytes_after < report.pack_bytes_before);
 
-    let check = verify::verify(&f.storage, f.customer, VerifyScope::AllData).await.unwrap();
+    let check = verify::verify(&f.storage, f.customer, VerifyScope::AllData)
+        .await
+        .unwrap();
     assert!(check.ok, "{check:?}");
-    let kept = catalog::list_recovery_points(f.storage.db(), archive).await.unwrap();
+    let kept = catalog::list_recovery_points(f.storage.db(), archive)
+        .await
+        .unwrap();
     assert_eq!(kept.len(), 1);
     for item in &items {
-        let bytes = read::read_item_to_vec(&f.storage, kept[0].id, &item.path).await.unwrap();
+        let bytes = read::read_item_to_vec(&f.storage, kept[0].id, &item.path)
+            .await
+            .unwrap();
         assert!(bytes == *item.bytes, "{} lost by prune", item.path);
     }
     super::interop::restic_check(&f).await;
@@ -102,35 +151,92 @@ async fn prune_reclaims_space_and_keeps_every_byte_a_kept_point_needs() {
 async fn deleting_an_archive_forgets_it_and_prune_reclaims_its_space() {
     let f = fixture().await;
     let items = small_corpus();
-    let alice = f.back_up(&f.request(ItemId::new(), Workload::Mailbox, "Alice"), &items).await;
-    let bob_items = vec![TestItem::new("Inbox/b.eml", random_bytes(77, 50_000), ItemKind::Message)];
-    let bob = f.back_up(&f.request(ItemId::new(), Workload::Mailbox, "Bob"), &bob_items).await;
+    let alice = f
+        .back_up(
+            &f.request(ItemId::new(), Workload::Mailbox, "Alice"),
+            &items,
+        )
+        .await;
+    let bob_items = vec![TestItem::new(
+        "Inbox/b.eml",
+        random_bytes(77, 50_000),
+        ItemKind::Message,
+    )];
+    let bob = f
+        .back_up(
+            &f.request(ItemId::new(), Workload::Mailbox, "Bob"),
+            &bob_items,
+        )
+        .await;
 
-    let deleted = retention::delete_archive(&f.storage, alice.archive.id).await.unwrap();
+    let deleted = retention::delete_archive(&f.storage, alice.archive.id)
+        .await
+        .unwrap();
     assert_eq!(deleted.removed.len(), 1);
-    let left = catalog::list_archives(f.storage.db(), f.customer).await.unwrap();
-    assert_eq!(left.iter().map(|a| a.id).collect::<Vec<_>>(), [bob.archive.id]);
-    assert!(catalog::find_recovery_point(f.storage.db(), alice.recovery_point.id).await.is_err());
+    let left = catalog::list_archives(f.storage.db(), f.customer)
+        .await
+        .unwrap();
+    assert_eq!(
+        left.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [bob.archive.id]
+    );
+    assert!(
+        catalog::find_recovery_point(f.storage.db(), alice.recovery_point.id)
+            .await
+            .is_err()
+    );
 
-    let report = retention::prune(&f.storage, f.customer, prune_now()).await.unwrap();
-    assert!(report.bytes_reclaimed > 6 << 20, "the 6 MiB video should be gone: {report:?}");
-    let bytes = read::read_item_to_vec(&f.storage, bob.recovery_point.id, "Inbox/b.eml").await.unwrap();
+    let report = retention::prune(&f.storage, f.customer, prune_now())
+        .await
+        .unwrap();
+    assert!(
+        report.bytes_reclaimed > 6 << 20,
+        "the 6 MiB video should be gone: {report:?}"
+    );
+    let bytes = read::read_item_to_vec(&f.storage, bob.recovery_point.id, "Inbox/b.eml")
+        .await
+        .unwrap();
     assert!(bytes == *bob_items[0].bytes);
-    let check = verify::verify(&f.storage, f.customer, VerifyScope::AllData).await.unwrap();
+    let check = verify::verify(&f.storage, f.customer, VerifyScope::AllData)
+        .await
+        .unwrap();
     assert!(check.ok, "{check:?}");
 }
 
 #[tokio::test]
 async fn verify_reports_a_damaged_pack_with_the_archives_it_affects() {
     let f = fixture().await;
-    let alice_items = vec![TestItem::new("Docs/a.bin", random_bytes(1, 300_000), ItemKind::File)];
-    let alice = f.back_up(&f.request(ItemId::new(), Workload::OneDrive, "Alice"), &alice_items).await;
+    let alice_items = vec![TestItem::new(
+        "Docs/a.bin",
+        random_bytes(1, 300_000),
+        ItemKind::File,
+    )];
+    let alice = f
+        .back_up(
+            &f.request(ItemId::new(), Workload::OneDrive, "Alice"),
+            &alice_items,
+        )
+        .await;
     let packs_before = pack_files(&f.repository_path());
-    let bob_items = vec![TestItem::new("Docs/b.bin", random_bytes(2, 300_000), ItemKind::File)];
-    let bob = f.back_up(&f.request(ItemId::new(), Workload::OneDrive, "Bob"), &bob_items).await;
+    let bob_items = vec![TestItem::new(
+        "Docs/b.bin",
+        random_bytes(2, 300_000),
+        ItemKind::File,
+    )];
+    let bob = f
+        .back_up(
+            &f.request(ItemId::new(), Workload::OneDrive, "Bob"),
+            &bob_items,
+        )
+        .await;
 
-    let healthy = verify::verify(&f.storage, f.customer, VerifyScope::AllData).await.unwrap();
-    assert!(healthy.ok && healthy.damaged_packs.is_empty(), "{healthy:?}");
+    let healthy = verify::verify(&f.storage, f.customer, VerifyScope::AllData)
+        .await
+        .unwrap();
+    assert!(
+        healthy.ok && healthy.damaged_packs.is_empty(),
+        "{healthy:?}"
+    );
     assert_eq!(healthy.snapshots_checked, 2);
 
     // Damage the largest pack Bob's backup wrote (his data): flip bytes in its middle.
@@ -146,11 +252,16 @@ async fn verify_reports_a_damaged_pack_with_the_archives_it_affects() {
     }
     std::fs::write(&bob_pack, bytes).unwrap();
 
-    let report = verify::verify(&f.storage, f.customer, VerifyScope::AllData).await.unwrap();
+    let report = verify::verify(&f.storage, f.customer, VerifyScope::AllData)
+        .await
+        .unwrap();
     assert!(!report.ok, "a damaged pack must fail verify");
     assert_eq!(report.damaged_packs.len(), 1, "{report:?}");
     let damaged = &report.damaged_packs[0];
-    assert_eq!(bob_pack.file_name().unwrap().to_str().unwrap(), damaged.pack_id);
+    assert_eq!(
+        bob_pack.file_name().unwrap().to_str().unwrap(),
+        damaged.pack_id
+    );
     assert_eq!(damaged.affected_archives, [bob.archive.id]);
     assert_eq!(damaged.affected_recovery_points, [bob.recovery_point.id]);
     assert_ne!(alice.archive.id, bob.archive.id);

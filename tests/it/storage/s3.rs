@@ -29,7 +29,11 @@ impl Drop for MotoServer {
 }
 
 async fn start_moto() -> MotoServer {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new("moto_server")
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
@@ -55,18 +59,32 @@ async fn backups_round_trip_through_an_s3_bucket() {
     let db = crate::support::fresh_database().await;
     let moto = start_moto().await;
     let client = reqwest::Client::new();
-    let created = client.put(format!("{}/skyvault-test", moto.endpoint)).send().await.unwrap();
-    assert!(created.status().is_success(), "create bucket: {}", created.status());
-
-    let location = StorageLocation::parse("s3://skyvault-test/backups").unwrap().with_s3_settings(
-        Some(moto.endpoint.clone()),
-        Some("us-east-1".into()),
-        Some("testing".into()),
-        Some("testing".into()),
+    let created = client
+        .put(format!("{}/skyvault-test", moto.endpoint))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        created.status().is_success(),
+        "create bucket: {}",
+        created.status()
     );
+
+    let location = StorageLocation::parse("s3://skyvault-test/backups")
+        .unwrap()
+        .with_s3_settings(
+            Some(moto.endpoint.clone()),
+            Some("us-east-1".into()),
+            Some("testing".into()),
+            Some("testing".into()),
+        );
     let clock = ManualClock::new(start_time());
-    let storage =
-        BackupStorage::new(db.conn.clone(), location, MasterKey::random(), Arc::new(clock.clone()));
+    let storage = BackupStorage::new(
+        db.conn.clone(),
+        location,
+        MasterKey::random(),
+        Arc::new(clock.clone()),
+    );
     let customer = CustomerId::new();
     let request = BackupRequest {
         customer,
@@ -80,18 +98,30 @@ async fn backups_round_trip_through_an_s3_bucket() {
         let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         futures::stream::iter(items.iter().map(|i| i.source(&fetches)).collect::<Vec<_>>())
     };
-    let first = ingest::back_up_archive(&storage, &request, sources(&items)).await.unwrap();
+    let first = ingest::back_up_archive(&storage, &request, sources(&items))
+        .await
+        .unwrap();
     assert_eq!(first.recovery_point.status, RecoveryPointStatus::Complete);
     clock.advance(chrono::Duration::days(1));
-    let second = ingest::back_up_archive(&storage, &request, sources(&items)).await.unwrap();
+    let second = ingest::back_up_archive(&storage, &request, sources(&items))
+        .await
+        .unwrap();
     assert_eq!(second.reused, items.len() as u64);
     assert_eq!(second.recovery_point.bytes_added, 0);
 
     for item in &items {
-        let bytes = read::read_item_to_vec(&storage, second.recovery_point.id, &item.path).await.unwrap();
-        assert!(bytes == *item.bytes, "{} differs after the S3 round trip", item.path);
+        let bytes = read::read_item_to_vec(&storage, second.recovery_point.id, &item.path)
+            .await
+            .unwrap();
+        assert!(
+            bytes == *item.bytes,
+            "{} differs after the S3 round trip",
+            item.path
+        );
     }
-    let report = verify::verify(&storage, customer, VerifyScope::AllData).await.unwrap();
+    let report = verify::verify(&storage, customer, VerifyScope::AllData)
+        .await
+        .unwrap();
     assert!(report.ok, "{report:?}");
     assert_eq!(
         storage.repository_location(customer),

@@ -17,14 +17,21 @@ pub async fn fresh_database() -> TestDb {
     let dir = tempfile::tempdir().expect("temporary folder");
     let url = match std::env::var("SKYVAULT_TEST_DATABASE_URL") {
         Ok(server) if !server.is_empty() => create_postgres_database(&server).await,
-        _ => format!("sqlite://{}?mode=rwc", dir.path().join("skyvault.sqlite").display()),
+        _ => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("skyvault.sqlite").display()
+        ),
     };
-    let conn = skyvault::db::connect_and_migrate(&url).await.expect("migrated test database");
+    let conn = skyvault::db::connect_and_migrate(&url)
+        .await
+        .expect("migrated test database");
     TestDb { conn, url, dir }
 }
 
 async fn create_postgres_database(server_url: &str) -> String {
-    let admin = Database::connect(server_url).await.expect("PostgreSQL test server");
+    let admin = Database::connect(server_url)
+        .await
+        .expect("PostgreSQL test server");
     let name = format!("skyvault_test_{}", uuid::Uuid::new_v4().simple());
     admin
         .execute_unprepared(&format!("CREATE DATABASE {name}"))
