@@ -28,8 +28,8 @@ use skyvault::clock::ManualClock;
 use skyvault::crypto::MasterKey;
 use skyvault::ids::{CustomerId, ItemId, OrgId};
 use skyvault::storage::{
-    BackupRequest, BackupStorage, ItemContent, ItemKind, ItemMetadata, RecoveryPointId,
-    SourceItem, StorageLocation, Workload, catalog, ingest, read,
+    BackupRequest, BackupStorage, ItemContent, ItemKind, ItemMetadata, RecoveryPointId, SourceItem,
+    StorageLocation, Workload, catalog, ingest, read,
 };
 
 const RESTIC_PASSWORD: &str = "skyvault-bench";
@@ -44,27 +44,55 @@ fn main() -> Result<()> {
     let corpus_mb: u64 = env_or("SKYVAULT_BENCH_CORPUS_MB", 1024);
     let seed: u64 = env_or("SKYVAULT_BENCH_SEED", 42);
     let temp = tempfile::tempdir()?;
-    let work = std::env::var("SKYVAULT_BENCH_DIR").map(PathBuf::from).unwrap_or(temp.path().to_path_buf());
+    let work = std::env::var("SKYVAULT_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or(temp.path().to_path_buf());
     std::fs::create_dir_all(&work)?;
     let corpus = work.join("corpus");
     let _ = std::fs::remove_dir_all(&corpus);
     let _ = std::fs::remove_dir_all(work.join("restic-repo"));
     let _ = std::fs::remove_dir_all(work.join("skyvault-storage"));
 
-    eprintln!("generating a {corpus_mb} MB corpus (seed {seed}) in {}", corpus.display());
+    eprintln!(
+        "generating a {corpus_mb} MB corpus (seed {seed}) in {}",
+        corpus.display()
+    );
     let users = generate_corpus(&corpus, corpus_mb << 20, seed)?;
     let corpus_bytes = folder_size(&corpus);
     let corpus_files = count_files(&corpus);
-    eprintln!("corpus: {} files, {} bytes, {users} users", corpus_files, corpus_bytes);
+    eprintln!(
+        "corpus: {} files, {} bytes, {users} users",
+        corpus_files, corpus_bytes
+    );
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let mut rows = Vec::new();
 
     // ---- restic ----
     let restic_repo = work.join("restic-repo");
     run_restic(&restic_repo, &["init"])?;
-    let first = run_restic(&restic_repo, &["backup", "--no-cache", "--host", "bench", corpus.to_str().unwrap()])?;
-    let unchanged = run_restic(&restic_repo, &["backup", "--no-cache", "--host", "bench", corpus.to_str().unwrap()])?;
+    let first = run_restic(
+        &restic_repo,
+        &[
+            "backup",
+            "--no-cache",
+            "--host",
+            "bench",
+            corpus.to_str().unwrap(),
+        ],
+    )?;
+    let unchanged = run_restic(
+        &restic_repo,
+        &[
+            "backup",
+            "--no-cache",
+            "--host",
+            "bench",
+            corpus.to_str().unwrap(),
+        ],
+    )?;
 
     // ---- Skyvault: first and unchanged ----
     let sky = runtime.block_on(SkyvaultBench::new(&work, users))?;
@@ -74,7 +102,16 @@ fn main() -> Result<()> {
     // ---- 1 % changed, the same files for both ----
     let changed = change_one_percent(&corpus, seed)?;
     eprintln!("changed {} files", changed.len());
-    let restic_changed = run_restic(&restic_repo, &["backup", "--no-cache", "--host", "bench", corpus.to_str().unwrap()])?;
+    let restic_changed = run_restic(
+        &restic_repo,
+        &[
+            "backup",
+            "--no-cache",
+            "--host",
+            "bench",
+            corpus.to_str().unwrap(),
+        ],
+    )?;
     let sky_changed = runtime.block_on(sky.back_up_all(&corpus, 2))?;
 
     // ---- restore ----
@@ -82,13 +119,22 @@ fn main() -> Result<()> {
     let _ = std::fs::remove_dir_all(&restic_target);
     let restic_restore = run_restic(
         &restic_repo,
-        &["restore", "latest", "--no-cache", "--target", restic_target.to_str().unwrap()],
+        &[
+            "restore",
+            "latest",
+            "--no-cache",
+            "--target",
+            restic_target.to_str().unwrap(),
+        ],
     )?;
     let sky_target = work.join("skyvault-restore");
     let _ = std::fs::remove_dir_all(&sky_target);
     let sky_restore = runtime.block_on(sky.restore_all(&sky_target))?;
     if count_files(&sky_target) != corpus_files {
-        bail!("Skyvault restored {} files of {corpus_files}", count_files(&sky_target));
+        bail!(
+            "Skyvault restored {} files of {corpus_files}",
+            count_files(&sky_target)
+        );
     }
 
     let restic_size = folder_size(&restic_repo);
@@ -97,10 +143,20 @@ fn main() -> Result<()> {
     rows.push(Row::time("unchanged re-run", sky_unchanged, unchanged));
     rows.push(Row::time("1 % changed run", sky_changed, restic_changed));
     rows.push(Row::time("restore", sky_restore, restic_restore));
-    let sky_peak = [sky_first, sky_unchanged, sky_changed, sky_restore].iter().map(|m| m.peak_kib).max().unwrap_or(0);
-    let restic_peak = [first, unchanged, restic_changed, restic_restore].iter().map(|m| m.peak_kib).max().unwrap_or(0);
+    let sky_peak = [sky_first, sky_unchanged, sky_changed, sky_restore]
+        .iter()
+        .map(|m| m.peak_kib)
+        .max()
+        .unwrap_or(0);
+    let restic_peak = [first, unchanged, restic_changed, restic_restore]
+        .iter()
+        .map(|m| m.peak_kib)
+        .max()
+        .unwrap_or(0);
 
-    println!("\nStorage benchmark: corpus {corpus_bytes} bytes in {corpus_files} files ({users} users, seed {seed})\n");
+    println!(
+        "\nStorage benchmark: corpus {corpus_bytes} bytes in {corpus_files} files ({users} users, seed {seed})\n"
+    );
     println!("| row | Skyvault | restic | Skyvault / restic |");
     println!("|---|---|---|---|");
     for row in &rows {
@@ -125,13 +181,20 @@ fn main() -> Result<()> {
         ("1 % changed", sky_changed, restic_changed),
         ("restore", sky_restore, restic_restore),
     ] {
-        println!("  {name}: {:.0} / {:.0}", s.peak_kib as f64 / 1024.0, r.peak_kib as f64 / 1024.0);
+        println!(
+            "  {name}: {:.0} / {:.0}",
+            s.peak_kib as f64 / 1024.0,
+            r.peak_kib as f64 / 1024.0
+        );
     }
     Ok(())
 }
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn mib(bytes: u64) -> String {
@@ -152,7 +215,11 @@ struct Row {
 
 impl Row {
     fn time(name: &'static str, skyvault: Measure, restic: Measure) -> Self {
-        Self { name, skyvault, restic }
+        Self {
+            name,
+            skyvault,
+            restic,
+        }
     }
 }
 
@@ -183,7 +250,11 @@ fn run_restic(repo: &Path, args: &[&str]) -> Result<Measure> {
     if !output.status.success() {
         bail!("restic {args:?} failed: {stderr}");
     }
-    let line = stderr.lines().rev().find(|l| l.starts_with("BENCH ")).context("no time output")?;
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("BENCH "))
+        .context("no time output")?;
     let mut parts = line.split_whitespace().skip(1);
     let seconds: f64 = parts.next().context("seconds")?.parse()?;
     let peak_kib: u64 = parts.next().context("memory")?.parse()?;
@@ -200,9 +271,10 @@ fn peak_memory_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
-            status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace().nth(1).and_then(|v| v.parse().ok())
-            })
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
 }
@@ -221,7 +293,10 @@ struct SkyvaultBench {
 impl SkyvaultBench {
     async fn new(work: &Path, users: usize) -> Result<Self> {
         let db_dir = tempfile::tempdir()?;
-        let url = format!("sqlite://{}?mode=rwc", db_dir.path().join("bench.sqlite").display());
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            db_dir.path().join("bench.sqlite").display()
+        );
         let db = skyvault::db::connect_and_migrate(&url).await?;
         let repo_root = work.join("skyvault-storage");
         let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 2, 0, 0).single().unwrap());
@@ -246,7 +321,10 @@ impl SkyvaultBench {
     fn requests(&self) -> Vec<(BackupRequest, &'static str)> {
         let mut requests = Vec::new();
         for (user, item) in self.items.iter().enumerate().take(self.users) {
-            for (workload, folder) in [(Workload::Mailbox, "mailbox"), (Workload::OneDrive, "drive")] {
+            for (workload, folder) in [
+                (Workload::Mailbox, "mailbox"),
+                (Workload::OneDrive, "drive"),
+            ] {
                 requests.push((
                     BackupRequest {
                         customer: self.customer,
@@ -271,7 +349,9 @@ impl SkyvaultBench {
         let requests = self.requests();
         let results: Vec<Result<()>> = stream::iter(requests)
             .map(|(request, folder)| {
-                let root = corpus.join(format!("{}", request.display_name)).join(folder);
+                let root = corpus
+                    .join(format!("{}", request.display_name))
+                    .join(folder);
                 async move {
                     let items = source_items(&root, version)?;
                     ingest::back_up_archive(&self.storage, &request, stream::iter(items)).await?;
@@ -284,17 +364,22 @@ impl SkyvaultBench {
         for result in results {
             result?;
         }
-        let measure = Measure { seconds: started.elapsed().as_secs_f64(), peak_kib: peak_memory_kib() };
-        eprintln!("skyvault backup: {:.2} s, {} KiB", measure.seconds, measure.peak_kib);
+        let measure = Measure {
+            seconds: started.elapsed().as_secs_f64(),
+            peak_kib: peak_memory_kib(),
+        };
+        eprintln!(
+            "skyvault backup: {:.2} s, {} KiB",
+            measure.seconds, measure.peak_kib
+        );
         Ok(measure)
     }
 
-    /// Restores the newest point of every archive into `target`, four items at a time.
+    /// Restores the newest point of every archive into `target`.
     async fn restore_all(&self, target: &Path) -> Result<Measure> {
         reset_peak_memory();
         let started = Instant::now();
         let archives = catalog::list_archives(self.storage.db(), self.customer).await?;
-        let mut jobs: Vec<(RecoveryPointId, String, PathBuf)> = Vec::new();
         for archive in archives {
             let points = catalog::list_recovery_points(self.storage.db(), archive.id).await?;
             let point = points.last().context("archive without a point")?;
@@ -302,31 +387,17 @@ impl SkyvaultBench {
                 Workload::Mailbox => "mailbox",
                 _ => "drive",
             };
-            for item in catalog::list_items(self.storage.db(), point.id).await? {
-                let path = target.join(&archive.display_name).join(folder).join(&item.path);
-                jobs.push((point.id, item.path, path));
-            }
+            let into = target.join(&archive.display_name).join(folder);
+            read::restore_to_folder(&self.storage, point.id, "", &into).await?;
         }
-        let results: Vec<Result<()>> = stream::iter(jobs)
-            .map(|(point, path, out)| async move {
-                if let Some(parent) = out.parent() {
-                    tokio::fs::create_dir_all(parent).await?;
-                }
-                let mut file = tokio::fs::File::create(&out).await?;
-                let mut bytes = read::read_item(&self.storage, point, &path).await?;
-                while let Some(chunk) = bytes.next().await {
-                    tokio::io::AsyncWriteExt::write_all(&mut file, &chunk?).await?;
-                }
-                Ok(())
-            })
-            .buffer_unordered(4)
-            .collect()
-            .await;
-        for result in results {
-            result?;
-        }
-        let measure = Measure { seconds: started.elapsed().as_secs_f64(), peak_kib: peak_memory_kib() };
-        eprintln!("skyvault restore: {:.2} s, {} KiB", measure.seconds, measure.peak_kib);
+        let measure = Measure {
+            seconds: started.elapsed().as_secs_f64(),
+            peak_kib: peak_memory_kib(),
+        };
+        eprintln!(
+            "skyvault restore: {:.2} s, {} KiB",
+            measure.seconds, measure.peak_kib
+        );
         Ok(measure)
     }
 }
@@ -345,7 +416,11 @@ fn source_items(root: &Path, version: u32) -> Result<Vec<SourceItem>> {
             let changed = std::fs::read_to_string(path.with_extension("changed")).is_ok();
             let change = if changed { version } else { 1 };
             let modified: DateTime<Utc> = base + Duration::hours(i64::from(change));
-            let kind = if relative.ends_with(".eml") { ItemKind::Message } else { ItemKind::File };
+            let kind = if relative.ends_with(".eml") {
+                ItemKind::Message
+            } else {
+                ItemKind::File
+            };
             let open_path = path.clone();
             Ok(SourceItem {
                 path: relative.clone(),
@@ -357,14 +432,18 @@ fn source_items(root: &Path, version: u32) -> Result<Vec<SourceItem>> {
                     source_size: Some(metadata.len()),
                     ..ItemMetadata::default()
                 },
-                content: ItemContent::from_fn(move || async move { tokio::fs::File::open(open_path).await }),
+                content: ItemContent::from_fn(move || async move {
+                    tokio::fs::File::open(open_path).await
+                }),
             })
         })
         .collect()
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -383,10 +462,16 @@ fn count_files(dir: &Path) -> usize {
 
 fn folder_size(dir: &Path) -> u64 {
     let mut total = 0;
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
-        total += if path.is_dir() { folder_size(&path) } else { entry.metadata().map(|m| m.len()).unwrap_or(0) };
+        total += if path.is_dir() {
+            folder_size(&path)
+        } else {
+            entry.metadata().map(|m| m.len()).unwrap_or(0)
+        };
     }
     total
 }
@@ -397,7 +482,11 @@ fn text(rng: &mut ChaCha8Rng, bytes: usize) -> String {
     let mut out = String::with_capacity(bytes + 16);
     while out.len() < bytes {
         out.push_str(WORDS[rng.random_range(0..WORDS.len())]);
-        out.push(if rng.random_range(0..12) == 0 { '\n' } else { ' ' });
+        out.push(if rng.random_range(0..12) == 0 {
+            '\n'
+        } else {
+            ' '
+        });
     }
     out
 }
@@ -411,12 +500,22 @@ fn random_bytes(rng: &mut ChaCha8Rng, len: usize) -> Vec<u8> {
 /// Writes the corpus; returns the number of users. 60 % of the bytes are mail, 40 % files.
 fn generate_corpus(root: &Path, total: u64, seed: u64) -> Result<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let users = usize::try_from((total >> 20) / 32).unwrap_or(1).clamp(4, 64);
+    let users = usize::try_from((total >> 20) / 32)
+        .unwrap_or(1)
+        .clamp(4, 64);
     // A company's shared attachments (PDFs, images: incompressible) and documents (text).
-    let attachments: Vec<Vec<u8>> =
-        (0..24).map(|_| { let len = rng.random_range(60_000..1_500_000); random_bytes(&mut rng, len) }).collect();
-    let documents: Vec<Vec<u8>> =
-        (0..16).map(|_| { let len = rng.random_range(30_000..800_000); text(&mut rng, len).into_bytes() }).collect();
+    let attachments: Vec<Vec<u8>> = (0..24)
+        .map(|_| {
+            let len = rng.random_range(60_000..1_500_000);
+            random_bytes(&mut rng, len)
+        })
+        .collect();
+    let documents: Vec<Vec<u8>> = (0..16)
+        .map(|_| {
+            let len = rng.random_range(30_000..800_000);
+            text(&mut rng, len).into_bytes()
+        })
+        .collect();
     let per_user = total / users as u64;
     for user in 0..users {
         let home = root.join(format!("user{user:03}"));
@@ -436,7 +535,8 @@ fn generate_corpus(root: &Path, total: u64, seed: u64) -> Result<usize> {
             );
             if rng.random_range(0..3) == 0 {
                 // Popular attachments are sent more often: the square skews towards the start.
-                let pick = (rng.random_range(0.0f64..1.0).powi(2) * attachments.len() as f64) as usize;
+                let pick =
+                    (rng.random_range(0.0f64..1.0).powi(2) * attachments.len() as f64) as usize;
                 let encoded = base64::engine::general_purpose::STANDARD.encode(&attachments[pick]);
                 message.push_str(&format!(
                     "--b{n}\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
@@ -447,7 +547,10 @@ fn generate_corpus(root: &Path, total: u64, seed: u64) -> Result<usize> {
                 }
             }
             message.push_str(&format!("--b{n}--\r\n"));
-            let path = home.join("mailbox").join(folder).join(format!("AAMkAD{user:03}{n:06}.eml"));
+            let path = home
+                .join("mailbox")
+                .join(folder)
+                .join(format!("AAMkAD{user:03}{n:06}.eml"));
             write(&path, message.as_bytes())?;
             written += message.len() as u64;
             n += 1;
@@ -465,7 +568,10 @@ fn generate_corpus(root: &Path, total: u64, seed: u64) -> Result<usize> {
                 random_bytes(&mut rng, len)
             };
             let folder = ["Documents", "Desktop", "Pictures"][rng.random_range(0..3)];
-            let path = home.join("drive").join(folder).join(format!("file {n:05}.dat"));
+            let path = home
+                .join("drive")
+                .join(folder)
+                .join(format!("file {n:05}.dat"));
             write(&path, &bytes)?;
             written += bytes.len() as u64;
             n += 1;

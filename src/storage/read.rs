@@ -82,35 +82,194 @@ pub async fn read_folder_as_zip(
     } else {
         format!("{folder}/")
     };
-    let items: Vec<String> = catalog::list_items(storage.db(), point.id)
+    // The catalog answers whether the folder exists and gives an item to probe the index with.
+    let first_item = catalog::list_items(storage.db(), point.id)
         .await?
         .into_iter()
         .map(|entry| entry.path)
-        .filter(|path| path.starts_with(&prefix))
-        .collect();
-    if items.is_empty() && !folder.is_empty() {
+        .find(|path| path.starts_with(&prefix));
+    if first_item.is_none() && !folder.is_empty() {
         return Err(StorageError::not_found(format!(
             "folder `{folder}` in recovery point {}",
             point.id
         )));
     }
     let root = PathBuf::from(archive.workload.root());
-    let repo = indexed_for(
-        storage,
-        &point,
-        &root.join(items.first().map_or("", String::as_str)),
-    )
-    .await?;
+    let repo = indexed_for(storage, &point, &root.join(first_item.unwrap_or_default())).await?;
+    let start = if folder.is_empty() {
+        root.clone()
+    } else {
+        root.join(&folder)
+    };
     let (sender, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let snapshot = point.snapshot_id.clone();
     tokio::task::spawn_blocking(move || {
         let error_sender = sender.clone();
-        let result = write_zip(&repo, &snapshot, &root, &items, ChannelWriter { sender });
+        let result = write_zip(&repo, &snapshot, &start, &folder, ChannelWriter { sender });
         if let Err(err) = result {
             let _ = error_sender.blocking_send(Err(io::Error::other(err.to_string())));
         }
     });
     Ok(receiver_stream(receiver))
+}
+
+/// What `restore_to_folder` wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RestoreReport {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Threads writing restored files; restoring is bound by decryption and decompression.
+const RESTORE_THREADS: usize = 4;
+
+/// Writes every item under `folder` ("" for all) of a recovery point into `target`, keeping the
+/// paths relative to the archive root. The snapshot's trees are walked once; files are written by a
+/// few threads, each streaming one file at a time in chunks.
+pub async fn restore_to_folder(
+    storage: &BackupStorage,
+    point: RecoveryPointId,
+    folder: &str,
+    target: &Path,
+) -> StorageResult<RestoreReport> {
+    let point = catalog::find_recovery_point(storage.db(), point).await?;
+    let archive = catalog::find_archive(storage.db(), point.archive).await?;
+    let folder = folder.trim_matches('/').to_string();
+    let root = PathBuf::from(archive.workload.root());
+    let start = if folder.is_empty() {
+        root.clone()
+    } else {
+        root.join(&folder)
+    };
+    let customer_repo = storage.repository(point.customer).await?;
+    let snapshot = point.snapshot_id.clone();
+    let target = target.to_path_buf();
+    let restore = |repo: Arc<Repository<IndexedFullStatus>>| {
+        let (snapshot, start, folder, target) = (
+            snapshot.clone(),
+            start.clone(),
+            folder.clone(),
+            target.clone(),
+        );
+        run_blocking(move || {
+            let files = list_files(&repo, &snapshot, &start)?;
+            let prefix = PathBuf::from(&folder);
+            write_files(&repo, &files, &prefix, &target)
+        })
+    };
+    // A cached index can lack blobs another process wrote since: retry once with a fresh one.
+    match restore(customer_repo.indexed(false).await?).await {
+        Ok(report) => Ok(report),
+        Err(_) => restore(customer_repo.indexed(true).await?).await,
+    }
+}
+
+/// Every file node below `start` in a snapshot, with its path relative to `start`.
+fn list_files(
+    repo: &Repository<IndexedFullStatus>,
+    snapshot: &str,
+    start: &Path,
+) -> StorageResult<Vec<(PathBuf, rustic_core::repofile::Node)>> {
+    let snaps = repo.get_snapshots(&[snapshot])?;
+    let snap = snaps
+        .first()
+        .ok_or_else(|| StorageError::not_found(format!("snapshot {snapshot}")))?;
+    let top = repo.node_from_path(snap.tree, start)?;
+    let mut files = Vec::new();
+    let mut pending = vec![(PathBuf::new(), top)];
+    while let Some((path, node)) = pending.pop() {
+        if let Some(subtree) = node.subtree {
+            for child in repo.get_tree(&subtree)?.nodes {
+                let child_path = path.join(child.name());
+                pending.push((child_path, child));
+            }
+        } else if node.is_file() {
+            files.push((path, node));
+        }
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(files)
+}
+
+fn write_files(
+    repo: &Repository<IndexedFullStatus>,
+    files: &[(PathBuf, rustic_core::repofile::Node)],
+    prefix: &Path,
+    target: &Path,
+) -> StorageResult<RestoreReport> {
+    let totals = std::sync::Mutex::new(RestoreReport::default());
+    let first_error = std::sync::Mutex::new(None::<StorageError>);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..RESTORE_THREADS {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((path, node)) = files.get(i) else {
+                        return;
+                    };
+                    let out = target.join(prefix).join(path);
+                    let written = write_one_file(repo, node, &out);
+                    match written {
+                        Ok(bytes) => {
+                            let mut totals = totals.lock().unwrap_or_else(|p| p.into_inner());
+                            totals.files += 1;
+                            totals.bytes += bytes;
+                        }
+                        Err(err) => {
+                            first_error
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .get_or_insert(err);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(err) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(err);
+    }
+    Ok(totals.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+fn write_one_file(
+    repo: &Repository<IndexedFullStatus>,
+    node: &rustic_core::repofile::Node,
+    out: &Path,
+) -> StorageResult<u64> {
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file = io::BufWriter::new(std::fs::File::create(out)?);
+    let mut written = 0u64;
+    read_node(repo, node, &mut |chunk| {
+        written += chunk.len() as u64;
+        file.write_all(&chunk)
+    })?;
+    file.flush()?;
+    Ok(written)
+}
+
+/// Streams one file node's content in chunks.
+fn read_node(
+    repo: &Repository<IndexedFullStatus>,
+    node: &rustic_core::repofile::Node,
+    emit: &mut dyn FnMut(Bytes) -> io::Result<()>,
+) -> StorageResult<()> {
+    let file = repo.open_file(node)?;
+    let size = usize::try_from(node.meta.size).unwrap_or(usize::MAX);
+    let mut offset = 0;
+    while offset < size {
+        let chunk = repo.read_file_at(&file, offset, READ_CHUNK.min(size - offset))?;
+        if chunk.is_empty() {
+            break;
+        }
+        offset += chunk.len();
+        emit(chunk)?;
+    }
+    Ok(())
 }
 
 /// Streams a zip of the whole newest recovery point of an archive.
@@ -167,27 +326,14 @@ fn stream_file(
         .first()
         .ok_or_else(|| StorageError::not_found(format!("snapshot {snapshot}")))?;
     let node = repo.node_from_path(snap.tree, path)?;
-    let file = repo.open_file(&node)?;
-    let size = usize::try_from(node.meta.size).unwrap_or(usize::MAX);
-    let mut offset = 0;
-    while offset < size {
-        let chunk = repo.read_file_at(&file, offset, READ_CHUNK.min(size - offset))?;
-        if chunk.is_empty() {
-            break;
-        }
-        offset += chunk.len();
-        emit(chunk)?;
-    }
-    Ok(())
+    read_node(repo, &node, emit)
 }
 
-/// Writes the zip into an anonymous temporary file (the zip format needs to seek back to each
-/// entry's header), then streams that file: memory stays at one chunk whatever the size.
 fn write_zip(
     repo: &Repository<IndexedFullStatus>,
     snapshot: &str,
-    root: &Path,
-    items: &[String],
+    start: &Path,
+    prefix: &str,
     out: ChannelWriter,
 ) -> StorageResult<()> {
     use std::io::{Read, Seek};
@@ -199,7 +345,7 @@ fn write_zip(
         .open(&spool_path)?;
     // Unlinked at once: the open handle keeps it, and nothing is left behind after a crash.
     let _ = std::fs::remove_file(&spool_path);
-    write_zip_into(repo, snapshot, root, items, &mut spool)?;
+    write_zip_into(repo, snapshot, start, prefix, &mut spool)?;
     spool.seek(io::SeekFrom::Start(0))?;
     let mut out = out;
     let mut buf = vec![0u8; READ_CHUNK];
@@ -215,8 +361,8 @@ fn write_zip(
 fn write_zip_into(
     repo: &Repository<IndexedFullStatus>,
     snapshot: &str,
-    root: &Path,
-    items: &[String],
+    start: &Path,
+    prefix: &str,
     file: &mut std::fs::File,
 ) -> StorageResult<()> {
     let zip_error =
@@ -225,11 +371,11 @@ fn write_zip_into(
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .large_file(true);
-    for path in items {
-        zip.start_file(path.as_str(), options).map_err(zip_error)?;
-        stream_file(repo, snapshot, &root.join(path), &mut |chunk| {
-            zip.write_all(&chunk)
-        })?;
+    for (path, node) in list_files(repo, snapshot, start)? {
+        let name = Path::new(prefix).join(path);
+        zip.start_file(name.to_string_lossy(), options)
+            .map_err(zip_error)?;
+        read_node(repo, &node, &mut |chunk| zip.write_all(&chunk))?;
     }
     let mut out = zip.finish().map_err(zip_error)?;
     out.flush()?;

@@ -400,3 +400,35 @@ async fn a_folder_and_a_whole_archive_download_as_zip() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_recovery_point_restores_into_a_folder() {
+    let f = fixture().await;
+    let items = small_corpus();
+    let outcome = f
+        .back_up(
+            &f.request(ItemId::new(), Workload::OneDrive, "Alice"),
+            &items,
+        )
+        .await;
+    let target = tempfile::tempdir().unwrap();
+    let report = read::restore_to_folder(&f.storage, outcome.recovery_point.id, "", target.path())
+        .await
+        .unwrap();
+    assert_eq!(report.files, items.len() as u64);
+    for item in &items {
+        let bytes = std::fs::read(target.path().join(&item.path)).unwrap();
+        assert!(bytes == *item.bytes, "{} differs after restore", item.path);
+    }
+    let only_documents = tempfile::tempdir().unwrap();
+    let report = read::restore_to_folder(
+        &f.storage,
+        outcome.recovery_point.id,
+        "Documents",
+        only_documents.path(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.files, 3);
+    assert!(only_documents.path().join("Documents/report.docx").exists());
+}
