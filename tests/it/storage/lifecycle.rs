@@ -276,3 +276,76 @@ fn pack_files(repo: &std::path::Path) -> HashSet<std::path::PathBuf> {
     }
     packs
 }
+
+#[tokio::test]
+async fn backups_of_two_archives_run_at_the_same_time() {
+    let f = fixture().await;
+    let items = small_corpus();
+    let alice = f.request(ItemId::new(), Workload::Mailbox, "Alice");
+    let bob = f.request(ItemId::new(), Workload::OneDrive, "Bob");
+    let (a, b) = tokio::join!(f.back_up(&alice, &items), f.back_up(&bob, &items));
+    assert_eq!(a.recovery_point.item_count, items.len() as u64);
+    assert_eq!(b.recovery_point.item_count, items.len() as u64);
+    let check = verify::verify(&f.storage, f.customer, VerifyScope::AllData)
+        .await
+        .unwrap();
+    assert!(check.ok, "{check:?}");
+    assert_eq!(check.snapshots_checked, 2);
+    for point in [a.recovery_point.id, b.recovery_point.id] {
+        let bytes = read::read_item_to_vec(&f.storage, point, &items[0].path)
+            .await
+            .unwrap();
+        assert!(bytes == *items[0].bytes);
+    }
+}
+
+#[tokio::test]
+async fn prune_forgets_snapshots_the_catalog_never_recorded_once_old_enough() {
+    use sea_orm::ConnectionTrait;
+    let f = fixture().await;
+    let items = small_corpus();
+    let request = f.request(ItemId::new(), Workload::Mailbox, "Alice");
+    let recorded = f.back_up(&request, &items).await;
+    // A crash between saving the snapshot and recording it leaves a snapshot the catalog lacks:
+    // make one by removing the catalog's record of a second backup.
+    f.clock.advance(Duration::days(1));
+    let lost = f.back_up(&request, &items).await;
+    let db = f.storage.db();
+    let placeholder = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => "$1",
+        _ => "?",
+    };
+    db.execute_raw(sea_orm::Statement::from_sql_and_values(
+        db.get_database_backend(),
+        format!("DELETE FROM storage_recovery_point WHERE id = {placeholder}"),
+        [lost.recovery_point.id.0.into()],
+    ))
+    .await
+    .unwrap();
+    assert!(
+        catalog::find_recovery_point(f.storage.db(), lost.recovery_point.id)
+            .await
+            .is_err()
+    );
+
+    // Within the grace period it may be a backup still being recorded: kept.
+    let report = retention::prune(&f.storage, f.customer, prune_now())
+        .await
+        .unwrap();
+    assert!(report.orphan_snapshots_forgotten.is_empty());
+    assert_eq!(count_files(&f.repository_path().join("snapshots")), 2);
+
+    f.clock.advance(Duration::days(2));
+    let report = retention::prune(&f.storage, f.customer, prune_now())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.orphan_snapshots_forgotten,
+        [lost.recovery_point.snapshot_id.clone()]
+    );
+    assert_eq!(count_files(&f.repository_path().join("snapshots")), 1);
+    let bytes = read::read_item_to_vec(&f.storage, recorded.recovery_point.id, &items[0].path)
+        .await
+        .unwrap();
+    assert!(bytes == *items[0].bytes);
+}
