@@ -28,8 +28,8 @@ use skyvault::clock::ManualClock;
 use skyvault::crypto::MasterKey;
 use skyvault::ids::{CustomerId, ItemId, OrgId};
 use skyvault::storage::{
-    BackupRequest, BackupStorage, ItemContent, ItemKind, ItemMetadata, RecoveryPointId, SourceItem,
-    StorageLocation, Workload, catalog, ingest, read,
+    BackupRequest, BackupStorage, ItemContent, ItemKind, ItemMetadata, SourceItem, StorageLocation,
+    Workload, catalog, ingest, read,
 };
 
 const RESTIC_PASSWORD: &str = "skyvault-bench";
@@ -349,9 +349,7 @@ impl SkyvaultBench {
         let requests = self.requests();
         let results: Vec<Result<()>> = stream::iter(requests)
             .map(|(request, folder)| {
-                let root = corpus
-                    .join(format!("{}", request.display_name))
-                    .join(folder);
+                let root = corpus.join(&request.display_name).join(folder);
                 async move {
                     let items = source_items(&root, version)?;
                     ingest::back_up_archive(&self.storage, &request, stream::iter(items)).await?;

@@ -339,9 +339,10 @@ async fn prune_forgets_snapshots_the_catalog_never_recorded_once_old_enough() {
     let report = retention::prune(&f.storage, f.customer, prune_now())
         .await
         .unwrap();
+    assert_eq!(report.orphan_snapshots_forgotten.len(), 1);
     assert_eq!(
-        report.orphan_snapshots_forgotten,
-        [lost.recovery_point.snapshot_id.clone()]
+        report.orphan_snapshots_forgotten[0],
+        lost.recovery_point.snapshot_id
     );
     assert_eq!(count_files(&f.repository_path().join("snapshots")), 1);
     let bytes = read::read_item_to_vec(&f.storage, recorded.recovery_point.id, &items[0].path)
