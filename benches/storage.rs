@@ -3,7 +3,7 @@
 //! restore, repository size, peak memory.
 //!
 //! The corpus is generated from a seed: per user a mailbox of MIME messages (compressible text,
-//! a third with an attachment drawn from a company-wide pool, so the same attachment sits in many
+//! one in six with an attachment drawn from a company-wide pool, so the same attachment sits in many
 //! mailboxes) and a OneDrive (copies of shared documents, unique text documents, unique binaries).
 //! It is written to disk once; restic backs up the folder, Skyvault reads the same files as items.
 //!
@@ -495,7 +495,7 @@ fn random_bytes(rng: &mut ChaCha8Rng, len: usize) -> Vec<u8> {
     bytes
 }
 
-/// Writes the corpus; returns the number of users. 60 % of the bytes are mail, 40 % files.
+/// Writes the corpus; returns the number of users. 60 % of the bytes are mail (one message in six has an attachment), 40 % files.
 fn generate_corpus(root: &Path, total: u64, seed: u64) -> Result<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let users = usize::try_from((total >> 20) / 32)
@@ -521,7 +521,7 @@ fn generate_corpus(root: &Path, total: u64, seed: u64) -> Result<usize> {
         let mut n = 0u32;
         while written < per_user * 6 / 10 {
             let folder = ["Inbox", "Sent Items", "Archive"][rng.random_range(0..3)];
-            let body_len = rng.random_range(2_000..20_000);
+            let body_len = rng.random_range(1_000..8_000);
             let mut message = format!(
                 "From: user{}@example.com\r\nTo: user{user:03}@example.com\r\nSubject: {}\r\n\
                  Date: Mon, 2 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{user}.{n}@example.com>\r\n\
@@ -531,7 +531,7 @@ fn generate_corpus(root: &Path, total: u64, seed: u64) -> Result<usize> {
                 text(&mut rng, 40).trim(),
                 text(&mut rng, body_len)
             );
-            if rng.random_range(0..3) == 0 {
+            if rng.random_range(0..6) == 0 {
                 // Popular attachments are sent more often: the square skews towards the start.
                 let pick =
                     (rng.random_range(0.0f64..1.0).powi(2) * attachments.len() as f64) as usize;
@@ -594,8 +594,10 @@ fn change_one_percent(root: &Path, seed: u64) -> Result<Vec<PathBuf>> {
     files.sort();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     let mut changed = Vec::new();
-    for path in files {
-        if rng.random_range(0..100) != 0 {
+    // Every hundredth file, starting at a seeded offset: exactly 1 %, at least one file.
+    let offset = rng.random_range(0..100usize.min(files.len().max(1)));
+    for (index, path) in files.into_iter().enumerate() {
+        if index % 100 != offset {
             continue;
         }
         let mut bytes = std::fs::read(&path)?;

@@ -905,14 +905,25 @@ async fn record_recovery_point(
         .filter(|item| !failed_paths.contains(item.path.as_str()))
         .collect();
     let txn = storage.db().begin().await?;
-    let archive_row = archive::Entity::find_by_id(archive.id.0)
+    // Writing first takes the write lock at once: on SQLite a transaction that reads and then
+    // writes fails when another backup committed in between, and on PostgreSQL the row lock
+    // serialises two backups of the same archive so they never share a sequence number.
+    archive::Entity::update_many()
+        .col_expr(
+            archive::Column::LastSeq,
+            sea_orm::sea_query::ExprTrait::add(
+                sea_orm::sea_query::Expr::col(archive::Column::LastSeq),
+                1,
+            ),
+        )
+        .filter(archive::Column::Id.eq(archive.id.0))
+        .exec(&txn)
+        .await?;
+    let seq = archive::Entity::find_by_id(archive.id.0)
         .one(&txn)
         .await?
-        .ok_or_else(|| StorageError::not_found(format!("archive {}", archive.id)))?;
-    let seq = archive_row.last_seq + 1;
-    let mut active: archive::ActiveModel = archive_row.into();
-    active.last_seq = Set(seq);
-    active.update(&txn).await?;
+        .ok_or_else(|| StorageError::not_found(format!("archive {}", archive.id)))?
+        .last_seq;
 
     let point_id = Uuid::new_v4();
     let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
