@@ -95,7 +95,14 @@ async fn restic_checks_lists_and_dumps_what_skyvault_wrote() {
         assert_eq!(snapshot["hostname"], "skyvault");
     }
 
-    for item in items.iter().filter(|i| i.fail_with.is_none()) {
+    // Each restic run derives the key from the password (slow on purpose): dump a sample, a
+    // message, the large file and the item added in the second backup.
+    let sample = [
+        "Inbox/AAMkAD0001.eml",
+        "Documents/big video.mp4",
+        "Inbox/new.eml",
+    ];
+    for item in items.iter().filter(|i| sample.contains(&i.path.as_str())) {
         let path = format!("/mailbox/{}", item.path);
         let output = restic(
             &f,
