@@ -8,7 +8,8 @@
 //! It is written to disk once; restic backs up the folder, Skyvault reads the same files as items.
 //!
 //! `SKYVAULT_BENCH_CORPUS_MB` sets the corpus size (default 1024), `SKYVAULT_BENCH_DIR` the work
-//! folder (default a temporary one), `SKYVAULT_BENCH_SEED` the seed. Needs `restic` and
+//! folder (default a temporary one), `SKYVAULT_BENCH_SEED` the seed, `SKYVAULT_BENCH_ARCHIVES_AT_ONCE`
+//! how many archives Skyvault backs up at the same time (default 2, as a worker would). Needs `restic` and
 //! `/usr/bin/time` (Debian packages `restic` and `time`). Run: `cargo bench --bench storage`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -340,7 +341,7 @@ impl SkyvaultBench {
         requests
     }
 
-    /// Backs up every archive, two at a time, reading items from the corpus files. `version`
+    /// Backs up every archive, a few at a time, reading items from the corpus files. `version`
     /// stands for the change key the source would report (files changed since get a new one).
     async fn back_up_all(&self, corpus: &Path, version: u32) -> Result<Measure> {
         self.clock.advance(Duration::days(1));
@@ -356,7 +357,9 @@ impl SkyvaultBench {
                     Ok(())
                 }
             })
-            .buffer_unordered(2)
+            .buffer_unordered(
+                usize::try_from(env_or("SKYVAULT_BENCH_ARCHIVES_AT_ONCE", 2)).unwrap_or(2),
+            )
             .collect()
             .await;
         for result in results {
