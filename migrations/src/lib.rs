@@ -4,6 +4,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_foundation;
+mod m20261123_000002_storage_catalog;
 mod m20261123_000003_inventory;
 
 pub struct Migrator;
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261123_000001_foundation::Migration),
+            Box::new(m20261123_000002_storage_catalog::Migration),
             Box::new(m20261123_000003_inventory::Migration),
         ]
     }

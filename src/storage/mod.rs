@@ -1,2 +1,115 @@
-//! Backup storage: restic repositories written through rustic_core, recovery points, the item
-//! catalog, retention and verify. It knows nothing of actix-web.
+//! Backup storage: everything Skyvault backs up lands in a restic repository (one per customer)
+//! written through rustic_core, so anyone with the repository password can list, check and restore
+//! it with the `restic` tool. Beside it, the catalog in the database makes browsing and searching
+//! fast without opening packs.
+//!
+//! It knows nothing of actix-web or of the job queue: jobs call the async functions here and record
+//! the result structs they return. It never blocks the async runtime (rustic_core runs on blocking
+//! threads) and never lets a failed or half-made backup look whole.
+
+pub mod catalog;
+pub mod error;
+pub mod ingest;
+pub mod location;
+pub mod read;
+pub mod repository;
+pub mod retention;
+pub mod verify;
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::clock::SharedClock;
+use crate::crypto::MasterKey;
+use crate::ids::CustomerId;
+
+pub use catalog::{
+    Archive, ArchiveId, BrowseEntry, CatalogEntry, ItemKind, RecoveryPoint, RecoveryPointId,
+    RecoveryPointStatus, SearchQuery, Workload,
+};
+pub use error::{StorageError, StorageResult};
+pub use ingest::{BackupOutcome, BackupRequest, FailedItem, ItemContent, ItemMetadata, SourceItem};
+pub use location::{S3Location, StorageLocation};
+pub use repository::CustomerRepository;
+pub use retention::{ArchiveDeletion, PruneReport, PruneSettings, RetentionReport, RetentionRule};
+pub use verify::{DamagedPack, VerifyReport, VerifyScope};
+
+/// The backup storage of one Skyvault process: settings, the catalog database and the cache of
+/// opened repositories. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct BackupStorage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    location: StorageLocation,
+    master_key: MasterKey,
+    clock: SharedClock,
+    repositories: repository::RepositoryCache,
+}
+
+impl std::fmt::Debug for BackupStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupStorage")
+            .field("location", &self.inner.location)
+            .finish()
+    }
+}
+
+impl BackupStorage {
+    pub fn new(
+        db: DatabaseConnection,
+        location: StorageLocation,
+        master_key: MasterKey,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                location,
+                master_key,
+                clock,
+                repositories: repository::RepositoryCache::default(),
+            }),
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    pub fn location(&self) -> &StorageLocation {
+        &self.inner.location
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    /// The customer's repository, created on first use, opened once per process.
+    pub async fn repository(&self, customer: CustomerId) -> StorageResult<Arc<CustomerRepository>> {
+        self.inner
+            .repositories
+            .open_or_create(
+                &self.inner.db,
+                &self.inner.location,
+                &self.inner.master_key,
+                self.inner.clock.now(),
+                customer,
+            )
+            .await
+    }
+
+    /// The customer's repository password, for an admin who wants to use `restic` directly
+    /// (`restic -r <location> …`). Show it only to someone allowed to read every backup.
+    pub async fn reveal_repository_password(&self, customer: CustomerId) -> StorageResult<String> {
+        repository::reveal_password(&self.inner.db, &self.inner.master_key, customer).await
+    }
+
+    /// Where the customer's repository lives, for `restic -r`.
+    pub fn repository_location(&self, customer: CustomerId) -> String {
+        self.inner.location.describe_repository(customer)
+    }
+}

@@ -1,0 +1,492 @@
+//! The catalog: archives, recovery points and the items in each, kept in the database so the
+//! console can list, browse and search backups without opening a single pack.
+//!
+//! An entry carries the range of recovery-point sequence numbers in which its item was present
+//! (`valid_from_seq` inclusive, `valid_to_seq` exclusive, `None` = still present in the newest
+//! point), so an item unchanged over a year of daily backups costs one row, not 365.
+//! The repository is the truth for bytes; this module never reads or writes the repository.
+
+pub(crate) mod entity;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::ids::{CustomerId, ItemId, OrgId};
+
+use super::error::{StorageError, StorageResult};
+use entity::{archive, catalog_entry, recovery_point};
+
+macro_rules! storage_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+storage_id!(
+    /// One protected item's backups of one workload (a mailbox, a OneDrive, a site).
+    ArchiveId
+);
+storage_id!(
+    /// One restic snapshot of an archive.
+    RecoveryPointId
+);
+
+/// What an archive holds; also the top folder of its snapshots (`/mailbox/...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Workload {
+    Mailbox,
+    ArchiveMailbox,
+    OneDrive,
+    Site,
+    GroupMailbox,
+    Team,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 6] = [
+        Self::Mailbox,
+        Self::ArchiveMailbox,
+        Self::OneDrive,
+        Self::Site,
+        Self::GroupMailbox,
+        Self::Team,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mailbox => "mailbox",
+            Self::ArchiveMailbox => "archive-mailbox",
+            Self::OneDrive => "drive",
+            Self::Site => "site",
+            Self::GroupMailbox => "group-mailbox",
+            Self::Team => "team",
+        }
+    }
+
+    /// The folder at the top of every snapshot of this workload.
+    pub fn root(self) -> String {
+        format!("/{}", self.as_str())
+    }
+}
+
+impl FromStr for Workload {
+    type Err = StorageError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|w| w.as_str() == s)
+            .ok_or_else(|| StorageError::Invalid(format!("unknown workload `{s}`")))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Archive {
+    pub id: ArchiveId,
+    pub customer: CustomerId,
+    pub org: OrgId,
+    pub item: ItemId,
+    pub workload: Workload,
+    pub display_name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecoveryPointStatus {
+    /// Every item the source listed is in the point.
+    Complete,
+    /// Some items could not be read; they are listed as failed and missing from the point.
+    Partial,
+}
+
+impl RecoveryPointStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Partial => "partial",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecoveryPoint {
+    pub id: RecoveryPointId,
+    pub archive: ArchiveId,
+    pub customer: CustomerId,
+    /// Position in its archive: 1 for the first backup, increasing, never reused.
+    pub seq: i64,
+    /// The restic snapshot id (what `restic snapshots` lists).
+    pub snapshot_id: String,
+    pub taken_at: DateTime<Utc>,
+    pub status: RecoveryPointStatus,
+    pub item_count: u64,
+    pub failed_count: u64,
+    /// Items taken over from the parent point without being read.
+    pub reused_count: u64,
+    /// Bytes written to the repository by this backup (after deduplication and compression).
+    pub bytes_added: u64,
+    /// Bytes of all items in the point, before deduplication.
+    pub bytes_total: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ItemKind {
+    Message,
+    File,
+    Other,
+}
+
+impl ItemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Message => "message",
+            Self::File => "file",
+            Self::Other => "other",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "message" => Self::Message,
+            "file" => Self::File,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// One item as the catalog knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CatalogEntry {
+    /// Path inside the archive, relative to its root: `Inbox/AAMk….eml`, `Documents/report.docx`.
+    pub path: String,
+    pub name: String,
+    pub kind: ItemKind,
+    pub graph_id: Option<String>,
+    pub change_key: Option<String>,
+    pub last_modified: Option<DateTime<Utc>>,
+    /// Bytes as stored (what a download returns).
+    pub size: u64,
+    pub subject: Option<String>,
+    pub sender: Option<String>,
+    pub recipients: Vec<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A child of a browsed folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum BrowseEntry {
+    Folder { name: String, path: String },
+    Item(CatalogEntry),
+}
+
+/// Search inside one recovery point; every given field must match (case-insensitive substring).
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    pub subject: Option<String>,
+    pub sender: Option<String>,
+    pub recipient: Option<String>,
+    pub file_name: Option<String>,
+    pub sent_after: Option<DateTime<Utc>>,
+    pub sent_before: Option<DateTime<Utc>>,
+    pub limit: Option<u64>,
+}
+
+// ---- conversions ----------------------------------------------------------------------------
+
+pub(crate) fn archive_from_row(row: archive::Model) -> StorageResult<Archive> {
+    Ok(Archive {
+        id: ArchiveId(row.id),
+        customer: CustomerId(row.customer_id),
+        org: OrgId(row.org_id),
+        item: ItemId(row.item_id),
+        workload: row.workload.parse()?,
+        display_name: row.display_name,
+        created_at: row.created_at,
+    })
+}
+
+pub(crate) fn point_from_row(row: recovery_point::Model) -> RecoveryPoint {
+    let count = |v: i64| u64::try_from(v).unwrap_or(0);
+    RecoveryPoint {
+        id: RecoveryPointId(row.id),
+        archive: ArchiveId(row.archive_id),
+        customer: CustomerId(row.customer_id),
+        seq: row.seq,
+        snapshot_id: row.snapshot_id,
+        taken_at: row.taken_at,
+        status: if row.status == RecoveryPointStatus::Partial.as_str() {
+            RecoveryPointStatus::Partial
+        } else {
+            RecoveryPointStatus::Complete
+        },
+        item_count: count(row.item_count),
+        failed_count: count(row.failed_count),
+        reused_count: count(row.reused_count),
+        bytes_added: count(row.bytes_added),
+        bytes_total: count(row.bytes_total),
+    }
+}
+
+pub(crate) fn entry_from_row(row: &catalog_entry::Model) -> CatalogEntry {
+    CatalogEntry {
+        path: row.path.clone(),
+        name: row.name.clone(),
+        kind: ItemKind::parse(&row.kind),
+        graph_id: row.graph_id.clone(),
+        change_key: row.change_key.clone(),
+        last_modified: row.last_modified,
+        size: u64::try_from(row.size).unwrap_or(0),
+        subject: row.subject.clone(),
+        sender: row.sender.clone(),
+        recipients: row
+            .recipients
+            .as_deref()
+            .map(|r| {
+                r.split('\n')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        sent_at: row.sent_at,
+    }
+}
+
+// ---- queries --------------------------------------------------------------------------------
+
+/// The archives of a customer, including those whose item is gone from Microsoft 365.
+pub async fn list_archives(
+    db: &DatabaseConnection,
+    customer: CustomerId,
+) -> StorageResult<Vec<Archive>> {
+    archive::Entity::find()
+        .filter(archive::Column::CustomerId.eq(customer.as_uuid()))
+        .order_by_asc(archive::Column::DisplayName)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(archive_from_row)
+        .collect()
+}
+
+pub async fn find_archive(db: &impl ConnectionTrait, id: ArchiveId) -> StorageResult<Archive> {
+    let row = archive::Entity::find_by_id(id.0)
+        .one(db)
+        .await?
+        .ok_or_else(|| StorageError::not_found(format!("archive {id}")))?;
+    archive_from_row(row)
+}
+
+/// Recovery points of an archive, oldest first.
+pub async fn list_recovery_points(
+    db: &impl ConnectionTrait,
+    archive_id: ArchiveId,
+) -> StorageResult<Vec<RecoveryPoint>> {
+    Ok(recovery_point::Entity::find()
+        .filter(recovery_point::Column::ArchiveId.eq(archive_id.0))
+        .order_by_asc(recovery_point::Column::Seq)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(point_from_row)
+        .collect())
+}
+
+pub async fn find_recovery_point(
+    db: &impl ConnectionTrait,
+    id: RecoveryPointId,
+) -> StorageResult<RecoveryPoint> {
+    recovery_point::Entity::find_by_id(id.0)
+        .one(db)
+        .await?
+        .map(point_from_row)
+        .ok_or_else(|| StorageError::not_found(format!("recovery point {id}")))
+}
+
+/// The newest recovery point of an archive, if any.
+pub(crate) async fn latest_recovery_point(
+    db: &impl ConnectionTrait,
+    archive_id: ArchiveId,
+) -> StorageResult<Option<RecoveryPoint>> {
+    Ok(recovery_point::Entity::find()
+        .filter(recovery_point::Column::ArchiveId.eq(archive_id.0))
+        .order_by_desc(recovery_point::Column::Seq)
+        .one(db)
+        .await?
+        .map(point_from_row))
+}
+
+/// Entries present in the recovery point `seq` of an archive.
+pub(crate) fn live_at(archive_id: ArchiveId, seq: i64) -> Condition {
+    Condition::all()
+        .add(catalog_entry::Column::ArchiveId.eq(archive_id.0))
+        .add(catalog_entry::Column::ValidFromSeq.lte(seq))
+        .add(
+            Condition::any()
+                .add(catalog_entry::Column::ValidToSeq.is_null())
+                .add(catalog_entry::Column::ValidToSeq.gt(seq)),
+        )
+}
+
+pub(crate) async fn entry_rows_at(
+    db: &impl ConnectionTrait,
+    archive_id: ArchiveId,
+    seq: i64,
+) -> StorageResult<Vec<catalog_entry::Model>> {
+    Ok(catalog_entry::Entity::find()
+        .filter(live_at(archive_id, seq))
+        .order_by_asc(catalog_entry::Column::Path)
+        .all(db)
+        .await?)
+}
+
+/// Every item of a recovery point, ordered by path.
+pub async fn list_items(
+    db: &DatabaseConnection,
+    point: RecoveryPointId,
+) -> StorageResult<Vec<CatalogEntry>> {
+    let point = find_recovery_point(db, point).await?;
+    Ok(entry_rows_at(db, point.archive, point.seq)
+        .await?
+        .iter()
+        .map(entry_from_row)
+        .collect())
+}
+
+/// One item of a recovery point by its path.
+pub async fn find_item(
+    db: &DatabaseConnection,
+    point: RecoveryPointId,
+    path: &str,
+) -> StorageResult<CatalogEntry> {
+    let point = find_recovery_point(db, point).await?;
+    catalog_entry::Entity::find()
+        .filter(live_at(point.archive, point.seq))
+        .filter(catalog_entry::Column::Path.eq(path))
+        .one(db)
+        .await?
+        .map(|row| entry_from_row(&row))
+        .ok_or_else(|| {
+            StorageError::not_found(format!("item `{path}` in recovery point {}", point.id))
+        })
+}
+
+/// The folders and items directly inside `folder` ("" for the top) of a recovery point.
+pub async fn browse(
+    db: &DatabaseConnection,
+    point: RecoveryPointId,
+    folder: &str,
+) -> StorageResult<Vec<BrowseEntry>> {
+    let point = find_recovery_point(db, point).await?;
+    let folder = folder.trim_matches('/');
+    let prefix = if folder.is_empty() {
+        String::new()
+    } else {
+        format!("{folder}/")
+    };
+    let mut query = catalog_entry::Entity::find().filter(live_at(point.archive, point.seq));
+    if !prefix.is_empty() {
+        query = query.filter(catalog_entry::Column::Path.starts_with(&prefix));
+    }
+    let rows = query
+        .order_by_asc(catalog_entry::Column::Path)
+        .all(db)
+        .await?;
+    let mut folders = BTreeMap::new();
+    let mut items = Vec::new();
+    for row in &rows {
+        let Some(rest) = row.path.strip_prefix(&prefix) else {
+            continue;
+        };
+        match rest.split_once('/') {
+            Some((child, _)) => {
+                folders
+                    .entry(child.to_string())
+                    .or_insert_with(|| format!("{prefix}{child}"));
+            }
+            None => items.push(BrowseEntry::Item(entry_from_row(row))),
+        }
+    }
+    let mut listing: Vec<BrowseEntry> = folders
+        .into_iter()
+        .map(|(name, path)| BrowseEntry::Folder { name, path })
+        .collect();
+    listing.extend(items);
+    Ok(listing)
+}
+
+/// Items of a recovery point matching every field of `query`.
+pub async fn search(
+    db: &DatabaseConnection,
+    point: RecoveryPointId,
+    query: &SearchQuery,
+) -> StorageResult<Vec<CatalogEntry>> {
+    let point = find_recovery_point(db, point).await?;
+    let mut select = catalog_entry::Entity::find().filter(live_at(point.archive, point.seq));
+    let contains = |column: catalog_entry::Column, needle: &str| {
+        // LIKE is case-sensitive on PostgreSQL and not on SQLite: lower both sides everywhere.
+        let pattern = format!("%{}%", escape_like(&needle.to_lowercase()));
+        Expr::expr(Func::lower(Expr::col(column)))
+            .like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\'))
+    };
+    if let Some(text) = &query.subject {
+        select = select.filter(contains(catalog_entry::Column::Subject, text));
+    }
+    if let Some(text) = &query.sender {
+        select = select.filter(contains(catalog_entry::Column::Sender, text));
+    }
+    if let Some(text) = &query.recipient {
+        select = select.filter(contains(catalog_entry::Column::Recipients, text));
+    }
+    if let Some(text) = &query.file_name {
+        select = select.filter(contains(catalog_entry::Column::Name, text));
+    }
+    if let Some(after) = query.sent_after {
+        select = select.filter(catalog_entry::Column::SentAt.gte(after));
+    }
+    if let Some(before) = query.sent_before {
+        select = select.filter(catalog_entry::Column::SentAt.lt(before));
+    }
+    let rows = select
+        .order_by_asc(catalog_entry::Column::Path)
+        .limit(query.limit.unwrap_or(500))
+        .all(db)
+        .await?;
+    Ok(rows.iter().map(entry_from_row).collect())
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// Number of catalog rows of an archive (to show the range encoding keeps the catalog small).
+pub async fn count_entry_rows(
+    db: &DatabaseConnection,
+    archive_id: ArchiveId,
+) -> StorageResult<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(catalog_entry::Entity::find()
+        .filter(catalog_entry::Column::ArchiveId.eq(archive_id.0))
+        .count(db)
+        .await?)
+}

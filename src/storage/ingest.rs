@@ -1,0 +1,1054 @@
+//! Writing recovery points. `back_up_archive` takes a stream of items (path, metadata, a way to
+//! get the bytes) and the archive's newest recovery point as parent, and writes one new restic
+//! snapshot through rustic_core's archiver:
+//!
+//! - an item whose stable metadata (Graph id, change key, last modified, size reported by the
+//!   source) matches the parent's entry is *reused*: its node gets the same size, mtime and
+//!   change-key-derived ctime as in the parent, so rustic's parent matching takes the parent's
+//!   blobs and the bytes are never fetched;
+//! - any other item is fetched into a spool (memory, or a temporary file above a few MiB) so its
+//!   exact length is known before rustic sees it; restic requires a file node's size to equal its
+//!   content;
+//! - an item whose bytes fail to arrive is left out and recorded as failed, and the recovery point
+//!   is marked partial, in the catalog and with a `partial` tag on the snapshot.
+//!
+//! The snapshot is saved before the catalog records the point, so the catalog never lists a point
+//! the repository does not hold; a crash in between leaves an unlisted snapshot that retention's
+//! orphan sweep forgets. This module never writes outside the customer's repository and the
+//! storage tables.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read};
+use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use futures::{FutureExt, Stream, StreamExt};
+use rustic_core::repofile::{Metadata, Node, NodeType};
+use rustic_core::{
+    BackupOptions, ParentOptions, ReadSource, ReadSourceEntry, ReadSourceOpen, RusticResult,
+    SnapshotOptions, StringList,
+};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::ids::{CustomerId, ItemId, OrgId};
+
+use super::BackupStorage;
+use super::catalog::entity::{archive, catalog_entry, failed_item, recovery_point};
+use super::catalog::{
+    self, Archive, ArchiveId, ItemKind, RecoveryPoint, RecoveryPointStatus, Workload,
+};
+use super::error::{StorageError, StorageResult};
+use super::repository::run_blocking;
+
+/// Items up to this size are spooled in memory, larger ones in a temporary file.
+const SPOOL_IN_MEMORY_LIMIT: usize = 4 << 20;
+/// How many items are fetched from the source at once, ahead of the archiver.
+const FETCH_CONCURRENCY: usize = 4;
+/// Entries waiting for the archiver; bounds memory together with the fetch concurrency.
+const ENTRY_QUEUE: usize = 8;
+/// The snapshot tag restic users see on a recovery point with failed items.
+pub const PARTIAL_TAG: &str = "partial";
+
+/// Which protected item's backup this is.
+#[derive(Debug, Clone)]
+pub struct BackupRequest {
+    pub customer: CustomerId,
+    pub org: OrgId,
+    pub item: ItemId,
+    pub workload: Workload,
+    /// Shown in the console; kept after the item is gone from Microsoft 365.
+    pub display_name: String,
+}
+
+/// One item offered for backup.
+pub struct SourceItem {
+    /// Path inside the archive, `/`-separated, relative to the workload root:
+    /// `Inbox/<immutable id>.eml`, `Documents/report.docx`.
+    pub path: String,
+    pub metadata: ItemMetadata,
+    pub content: ItemContent,
+}
+
+/// What the source says about an item, without its bytes.
+#[derive(Debug, Clone, Default)]
+pub struct ItemMetadata {
+    pub kind: Option<ItemKind>,
+    pub graph_id: Option<String>,
+    pub change_key: Option<String>,
+    pub last_modified: Option<DateTime<Utc>>,
+    /// Size as the source reports it (Graph's message size is not the MIME length); used only to
+    /// decide whether an item changed.
+    pub source_size: Option<u64>,
+    /// Message headers; parsed from the MIME bytes when absent.
+    pub subject: Option<String>,
+    pub sender: Option<String>,
+    pub recipients: Vec<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A reader of an item's bytes.
+pub type ContentReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// How to get an item's bytes, asked only when the item is new or changed.
+pub struct ItemContent {
+    open: Box<dyn FnOnce() -> BoxFuture<'static, io::Result<ContentReader>> + Send>,
+}
+
+impl ItemContent {
+    /// Bytes already in memory.
+    pub fn from_bytes(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        Self::from_fn(move || async move { Ok(io::Cursor::new(bytes)) })
+    }
+
+    /// Bytes fetched on demand, e.g. a Graph `$value` request.
+    pub fn from_fn<F, Fut, R>(open: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = io::Result<R>> + Send + 'static,
+        R: AsyncRead + Send + 'static,
+    {
+        Self {
+            open: Box::new(move || {
+                async move { open().await.map(|reader| Box::pin(reader) as ContentReader) }.boxed()
+            }),
+        }
+    }
+
+    async fn open(self) -> io::Result<ContentReader> {
+        (self.open)().await
+    }
+}
+
+/// An item left out of a recovery point because its bytes did not arrive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedItem {
+    pub path: String,
+    pub graph_id: Option<String>,
+    pub reason: String,
+}
+
+/// What a backup wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupOutcome {
+    pub archive: Archive,
+    pub recovery_point: RecoveryPoint,
+    /// Items whose bytes were read from the source.
+    pub fetched: u64,
+    /// Items taken over from the parent without being read.
+    pub reused: u64,
+    pub failed: Vec<FailedItem>,
+}
+
+/// Backs up one archive: writes one new recovery point from `items`, reusing what is unchanged
+/// since the archive's newest recovery point.
+pub async fn back_up_archive<S>(
+    storage: &BackupStorage,
+    request: &BackupRequest,
+    items: S,
+) -> StorageResult<BackupOutcome>
+where
+    S: Stream<Item = SourceItem> + Send,
+{
+    let db = storage.db();
+    let archive = ensure_archive(storage, request).await?;
+    let repo = storage.repository(request.customer).await?;
+
+    let mut items = collect_items(items).await?;
+    let parent = catalog::latest_recovery_point(db, archive.id).await?;
+    let parent_rows: HashMap<String, catalog_entry::Model> = match &parent {
+        Some(point) => catalog::entry_rows_at(db, archive.id, point.seq)
+            .await?
+            .into_iter()
+            .map(|row| (row.path.clone(), row))
+            .collect(),
+        None => HashMap::new(),
+    };
+
+    let root = PathBuf::from(request.workload.root());
+    let rejected = std::mem::take(&mut items.rejected);
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let planned: Vec<PlannedItem> = items
+        .accepted
+        .into_iter()
+        .map(|item| {
+            let reuse = parent_rows
+                .get(&item.path)
+                .filter(|row| unchanged(row, &item.metadata))
+                .cloned();
+            PlannedItem { item, reuse }
+        })
+        .collect();
+
+    let (sender, receiver) = mpsc::channel(ENTRY_QUEUE);
+    let source = ChannelSource {
+        receiver: Mutex::new(Some(receiver)),
+    };
+    let taken_at = storage.clock().now();
+    let snapshot_options = SnapshotOptions::default()
+        .host("skyvault".to_string())
+        .label(archive.id.to_string())
+        .time(to_zoned(taken_at)?)
+        .add_tags(&snapshot_tags(&archive))?;
+    let backup_options = match &parent {
+        Some(point) => BackupOptions::default()
+            .no_scan(true)
+            .parent_opts(ParentOptions::default().parents(vec![point.snapshot_id.clone()])),
+        None => BackupOptions::default()
+            .no_scan(true)
+            .parent_opts(ParentOptions::default().force(true)),
+    };
+
+    // Backups share the repository; prune waits for them.
+    let _shared = repo.write_guard.read().await;
+    let opener = repo.opener();
+    let backup_root = root.clone();
+    let archiver = run_blocking(move || {
+        let indexed = opener.open()?.to_indexed_ids()?;
+        let snap = snapshot_options.to_snapshot()?;
+        let snap = indexed.archive(&backup_options, &source, snap, &[backup_root])?;
+        Ok((indexed, snap))
+    });
+    let producer = produce_entries(planned, &root, sender, failures.clone());
+    let (archived, produced) = tokio::join!(archiver, producer);
+    repo.mark_changed();
+    let (indexed, mut snap) = archived?;
+    let produced = produced?;
+
+    let failed_while_archiving: Vec<FailedItem> = failures
+        .lock()
+        .map(|f| f.clone())
+        .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
+    let mut failed = rejected;
+    failed.extend(failed_while_archiving.iter().cloned());
+    if !failed.is_empty() {
+        // Re-save the snapshot with a `partial` tag before anything lists it; the untagged one is
+        // deleted only after the tagged one is safely written.
+        let untagged = snap.id;
+        let mut tagged = snap.clone();
+        let partial = PARTIAL_TAG
+            .parse::<StringList>()
+            .map_err(|err| StorageError::Invalid(format!("snapshot tag: {err}")))?;
+        tagged.add_tags(vec![partial]);
+        snap = run_blocking(move || {
+            let mut tagged = tagged;
+            tagged.id = Default::default();
+            indexed.save_snapshots(vec![tagged.clone()])?;
+            let saved = indexed
+                .get_all_snapshots()?
+                .into_iter()
+                .find(|s| {
+                    s.label == tagged.label
+                        && s.tree == tagged.tree
+                        && s.time.timestamp() == tagged.time.timestamp()
+                        && s.tags.contains(PARTIAL_TAG)
+                })
+                .ok_or_else(|| StorageError::Task("the partial snapshot was not saved".into()))?;
+            indexed.delete_snapshots(&[untagged])?;
+            Ok(saved)
+        })
+        .await?;
+    }
+
+    let summary = snap.summary.clone().unwrap_or_default();
+    let status = if failed.is_empty() {
+        RecoveryPointStatus::Complete
+    } else {
+        RecoveryPointStatus::Partial
+    };
+    let point = record_recovery_point(
+        storage,
+        &archive,
+        RecordedBackup {
+            snapshot_id: snap.id.to_hex().as_str().to_string(),
+            taken_at,
+            status,
+            stored: &produced.stored,
+            failed: &failed,
+            failed_while_archiving: &failed_while_archiving,
+            bytes_added: summary.data_added_packed,
+        },
+    )
+    .await?;
+    Ok(BackupOutcome {
+        archive,
+        recovery_point: point,
+        fetched: produced.fetched,
+        reused: produced.reused,
+        failed,
+    })
+}
+
+/// The snapshot tags that let a restic user find a recovery point without the catalog.
+fn snapshot_tags(archive: &Archive) -> String {
+    format!(
+        "skyvault,customer:{},org:{},item:{},workload:{},archive:{}",
+        archive.customer,
+        archive.org,
+        archive.item,
+        archive.workload.as_str(),
+        archive.id
+    )
+}
+
+/// Finds the archive of (customer, item, workload), creating it on the first backup.
+async fn ensure_archive(
+    storage: &BackupStorage,
+    request: &BackupRequest,
+) -> StorageResult<Archive> {
+    let db = storage.db();
+    let find = || {
+        archive::Entity::find()
+            .filter(archive::Column::CustomerId.eq(request.customer.as_uuid()))
+            .filter(archive::Column::ItemId.eq(request.item.as_uuid()))
+            .filter(archive::Column::Workload.eq(request.workload.as_str()))
+    };
+    if let Some(row) = find().one(db).await? {
+        if row.display_name != request.display_name {
+            let mut active: archive::ActiveModel = row.clone().into();
+            active.display_name = Set(request.display_name.clone());
+            active.update(db).await?;
+        }
+        return catalog::archive_from_row(row);
+    }
+    let row = archive::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        customer_id: Set(request.customer.as_uuid()),
+        org_id: Set(request.org.as_uuid()),
+        item_id: Set(request.item.as_uuid()),
+        workload: Set(request.workload.as_str().to_string()),
+        display_name: Set(request.display_name.clone()),
+        created_at: Set(storage.clock().now()),
+        last_seq: Set(0),
+    };
+    match row.insert(db).await {
+        Ok(row) => catalog::archive_from_row(row),
+        // A concurrent backup of the same item created it: the unique index makes that safe.
+        Err(_) => catalog::archive_from_row(
+            find()
+                .one(db)
+                .await?
+                .ok_or_else(|| StorageError::not_found("archive"))?,
+        ),
+    }
+}
+
+struct CollectedItems {
+    accepted: Vec<SourceItem>,
+    rejected: Vec<FailedItem>,
+}
+
+/// Reads the whole item stream (metadata only; bytes are fetched later), normalises paths and
+/// sorts them: rustic's archiver and parent matching need entries in tree order.
+async fn collect_items<S: Stream<Item = SourceItem>>(items: S) -> StorageResult<CollectedItems> {
+    let mut items = std::pin::pin!(items);
+    let mut accepted = Vec::new();
+    let mut rejected = Vec::new();
+    let mut seen = HashSet::new();
+    while let Some(mut item) = items.next().await {
+        match normalise_path(&item.path) {
+            Some(path) if seen.insert(path.clone()) => {
+                item.path = path;
+                accepted.push(item);
+            }
+            Some(_) => rejected.push(FailedItem {
+                path: item.path.clone(),
+                graph_id: item.metadata.graph_id.clone(),
+                reason: "another item has the same path".into(),
+            }),
+            None => rejected.push(FailedItem {
+                path: item.path.clone(),
+                graph_id: item.metadata.graph_id.clone(),
+                reason: "the path is empty or not allowed".into(),
+            }),
+        }
+    }
+    accepted.sort_by(|a, b| Path::new(&a.path).cmp(Path::new(&b.path)));
+    Ok(CollectedItems { accepted, rejected })
+}
+
+/// `a//b/./c` → `a/b/c`; `None` for empty paths and any `..`.
+fn normalise_path(path: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    for component in Path::new(path).components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_str()?.to_string()),
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => return None,
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// Whether the source's metadata says the item is the one already in the parent.
+fn unchanged(parent: &catalog_entry::Model, metadata: &ItemMetadata) -> bool {
+    let Some(last_modified) = metadata.last_modified else {
+        return false;
+    };
+    parent.last_modified == Some(last_modified)
+        && parent.graph_id == metadata.graph_id
+        && parent.change_key == metadata.change_key
+        && parent.source_size == metadata.source_size.and_then(|s| i64::try_from(s).ok())
+}
+
+struct PlannedItem {
+    item: SourceItem,
+    reuse: Option<catalog_entry::Model>,
+}
+
+/// An item as it ended up in the snapshot, for the catalog.
+pub(crate) struct StoredItem {
+    path: String,
+    metadata: ItemMetadata,
+    kind: ItemKind,
+    size: u64,
+    reused_row: Option<catalog_entry::Model>,
+}
+
+struct Produced {
+    stored: Vec<StoredItem>,
+    fetched: u64,
+    reused: u64,
+}
+
+/// Feeds the archiver: reused items immediately, others once spooled, in path order.
+async fn produce_entries(
+    planned: Vec<PlannedItem>,
+    root: &Path,
+    sender: mpsc::Sender<SourceMessage>,
+    failures: Arc<Mutex<Vec<FailedItem>>>,
+) -> StorageResult<Produced> {
+    let handle = tokio::runtime::Handle::current();
+    let mut stream = futures::stream::iter(planned)
+        .map(|planned| async move {
+            match planned.reuse {
+                Some(row) => (planned.item, Ok(Prepared::Reused(Box::new(row)))),
+                None => {
+                    let SourceItem {
+                        path,
+                        metadata,
+                        content,
+                    } = planned.item;
+                    let spooled = spool(content).await;
+                    let item = SourceItem {
+                        path,
+                        metadata,
+                        content: ItemContent::from_bytes(Bytes::new()),
+                    };
+                    (item, spooled.map(Prepared::Fetched))
+                }
+            }
+        })
+        .buffered(FETCH_CONCURRENCY);
+
+    let mut produced = Produced {
+        stored: Vec::new(),
+        fetched: 0,
+        reused: 0,
+    };
+    while let Some((item, prepared)) = stream.next().await {
+        let SourceItem {
+            path,
+            mut metadata,
+            content,
+        } = item;
+        let full_path = root.join(&path);
+        let (size, open, reused_row) = match prepared {
+            Ok(Prepared::Reused(row)) => {
+                let size = u64::try_from(row.size).unwrap_or(0);
+                let open = EntryOpen::Lazy {
+                    content,
+                    expected: size,
+                    handle: handle.clone(),
+                    failure: FailureRecorder::new(&failures, &path, &metadata),
+                };
+                (size, open, Some(*row))
+            }
+            Ok(Prepared::Fetched(spooled)) => {
+                let kind = metadata.kind.unwrap_or_else(|| guess_kind(&path));
+                if kind == ItemKind::Message && metadata.subject.is_none() {
+                    fill_message_headers(&mut metadata, spooled.head());
+                }
+                let size = spooled.len();
+                let open = EntryOpen::Spooled {
+                    spooled,
+                    failure: FailureRecorder::new(&failures, &path, &metadata),
+                };
+                (size, open, None)
+            }
+            Err(err) => {
+                record_failure(
+                    &failures,
+                    FailedItem {
+                        path,
+                        graph_id: metadata.graph_id.clone(),
+                        reason: err.to_string(),
+                    },
+                );
+                continue;
+            }
+        };
+        let name = full_path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        let node = Node::new_node(&name, NodeType::File, node_metadata(&metadata, size)?);
+        if reused_row.is_some() {
+            produced.reused += 1;
+        } else {
+            produced.fetched += 1;
+        }
+        let kind = metadata.kind.unwrap_or_else(|| guess_kind(&path));
+        produced.stored.push(StoredItem {
+            path,
+            metadata,
+            kind,
+            size,
+            reused_row,
+        });
+        let entry = ReadSourceEntry {
+            path: full_path,
+            node,
+            open: Some(open),
+        };
+        if sender
+            .send(SourceMessage::Entry(Box::new(entry)))
+            .await
+            .is_err()
+        {
+            // The archiver stopped (it failed); its error is what the caller sees.
+            return Ok(produced);
+        }
+    }
+    // Only this marker lets the archiver finish and save the snapshot.
+    let _ = sender.send(SourceMessage::End).await;
+    Ok(produced)
+}
+
+enum Prepared {
+    Reused(Box<catalog_entry::Model>),
+    Fetched(Spooled),
+}
+
+fn guess_kind(path: &str) -> ItemKind {
+    if path.ends_with(".eml") {
+        ItemKind::Message
+    } else {
+        ItemKind::File
+    }
+}
+
+/// Node metadata from stable source metadata: the same item always yields the same node, so
+/// rustic's parent matching (size, mtime, ctime) agrees with `unchanged`.
+fn node_metadata(metadata: &ItemMetadata, size: u64) -> StorageResult<Metadata> {
+    let mtime = metadata.last_modified.map(to_timestamp).transpose()?;
+    // The change key has no place in a restic node; folded into the ctime's nanoseconds it makes
+    // a changed key a changed node even when Graph leaves the modification time alone.
+    let ctime = match (metadata.last_modified, &metadata.change_key) {
+        (Some(modified), Some(key)) => {
+            let seconds = modified.timestamp();
+            let nanos = i32::try_from(fnv1a(key.as_bytes()) % 1_000_000_000).unwrap_or(0);
+            Some(
+                rustic_core::jiff::Timestamp::new(seconds, nanos)
+                    .map_err(|err| StorageError::Invalid(err.to_string()))?,
+            )
+        }
+        _ => mtime,
+    };
+    Ok(Metadata {
+        mode: Some(0o644),
+        mtime,
+        ctime,
+        size,
+        ..Metadata::default()
+    })
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn to_timestamp(time: DateTime<Utc>) -> StorageResult<rustic_core::jiff::Timestamp> {
+    let nanos = i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0);
+    rustic_core::jiff::Timestamp::new(time.timestamp(), nanos)
+        .map_err(|err| StorageError::Invalid(format!("time out of range: {err}")))
+}
+
+pub(crate) fn to_zoned(time: DateTime<Utc>) -> StorageResult<rustic_core::jiff::Zoned> {
+    Ok(to_timestamp(time)?.to_zoned(rustic_core::jiff::tz::TimeZone::UTC))
+}
+
+/// Subject, sender, recipients and date from the head of a MIME message.
+fn fill_message_headers(metadata: &mut ItemMetadata, head: &[u8]) {
+    let Some(message) = mail_parser::MessageParser::new().parse_headers(head) else {
+        return;
+    };
+    metadata.subject = message.subject().map(str::to_string);
+    let addresses = |list: Option<&mail_parser::Address<'_>>| -> Vec<String> {
+        list.map(|a| {
+            a.iter()
+                .filter_map(|addr| match (&addr.name, &addr.address) {
+                    (Some(name), Some(address)) => Some(format!("{name} <{address}>")),
+                    (None, Some(address)) => Some(address.to_string()),
+                    (Some(name), None) => Some(name.to_string()),
+                    (None, None) => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    metadata.sender = addresses(message.from()).into_iter().next();
+    let mut recipients = addresses(message.to());
+    recipients.extend(addresses(message.cc()));
+    recipients.extend(addresses(message.bcc()));
+    metadata.recipients = recipients;
+    metadata.sent_at = message
+        .date()
+        .and_then(|d| DateTime::<Utc>::from_timestamp(d.to_timestamp(), 0));
+}
+
+// ---- spooling -------------------------------------------------------------------------------
+
+enum Spooled {
+    Memory(Bytes),
+    File {
+        file: SpoolFile,
+        len: u64,
+        head: Bytes,
+    },
+}
+
+impl Spooled {
+    fn len(&self) -> u64 {
+        match self {
+            Self::Memory(bytes) => bytes.len() as u64,
+            Self::File { len, .. } => *len,
+        }
+    }
+
+    /// The first bytes, enough for message headers.
+    fn head(&self) -> &[u8] {
+        match self {
+            Self::Memory(bytes) => bytes,
+            Self::File { head, .. } => head,
+        }
+    }
+}
+
+/// A temporary file removed when dropped.
+struct SpoolFile {
+    path: PathBuf,
+}
+
+impl Drop for SpoolFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+async fn spool(content: ItemContent) -> io::Result<Spooled> {
+    let mut reader = content.open().await?;
+    let mut memory = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(Spooled::Memory(Bytes::from(memory)));
+        }
+        memory.extend_from_slice(&buf[..n]);
+        if memory.len() > SPOOL_IN_MEMORY_LIMIT {
+            break;
+        }
+    }
+    let file = SpoolFile {
+        path: std::env::temp_dir().join(format!("skyvault-spool-{}", Uuid::new_v4())),
+    };
+    let mut out = tokio::fs::File::create(&file.path).await?;
+    out.write_all(&memory).await?;
+    let head = Bytes::copy_from_slice(&memory[..memory.len().min(256 << 10)]);
+    let mut len = memory.len() as u64;
+    drop(memory);
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n]).await?;
+        len += n as u64;
+    }
+    out.flush().await?;
+    out.sync_all().await?;
+    Ok(Spooled::File { file, len, head })
+}
+
+// ---- the rustic side ------------------------------------------------------------------------
+
+/// Records an item as failed when rustic cannot read it (the archiver drops such items with a
+/// warning, so without this the point would silently lack them).
+struct FailureRecorder {
+    failures: Arc<Mutex<Vec<FailedItem>>>,
+    path: String,
+    graph_id: Option<String>,
+}
+
+impl FailureRecorder {
+    fn new(failures: &Arc<Mutex<Vec<FailedItem>>>, path: &str, metadata: &ItemMetadata) -> Self {
+        Self {
+            failures: failures.clone(),
+            path: path.to_string(),
+            graph_id: metadata.graph_id.clone(),
+        }
+    }
+
+    fn record(&self, reason: String) {
+        record_failure(
+            &self.failures,
+            FailedItem {
+                path: self.path.clone(),
+                graph_id: self.graph_id.clone(),
+                reason,
+            },
+        );
+    }
+}
+
+fn record_failure(failures: &Mutex<Vec<FailedItem>>, failed: FailedItem) {
+    failures
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(failed);
+}
+
+/// How rustic opens an entry's bytes.
+enum EntryOpen {
+    Spooled {
+        spooled: Spooled,
+        failure: FailureRecorder,
+    },
+    /// A reused item: rustic opens it only if the parent tree, against our catalog, does not
+    /// hold it after all; then it is fetched here and must have the parent's length.
+    Lazy {
+        content: ItemContent,
+        expected: u64,
+        handle: tokio::runtime::Handle,
+        failure: FailureRecorder,
+    },
+}
+
+impl ReadSourceOpen for EntryOpen {
+    type Reader = Box<dyn Read + Send>;
+
+    fn open(self) -> RusticResult<Self::Reader> {
+        let io_error = |err: io::Error| {
+            rustic_core::RusticError::with_source(
+                rustic_core::ErrorKind::InputOutput,
+                "reading an item to back up failed",
+                err,
+            )
+        };
+        match self {
+            Self::Spooled {
+                spooled: Spooled::Memory(bytes),
+                ..
+            } => Ok(Box::new(io::Cursor::new(bytes))),
+            Self::Spooled {
+                spooled: Spooled::File { file, .. },
+                failure,
+            } => match std::fs::File::open(&file.path) {
+                Ok(reader) => Ok(Box::new(RecordingReader {
+                    reader,
+                    failure,
+                    _file: file,
+                })),
+                Err(err) => {
+                    failure.record(format!("spool file unreadable: {err}"));
+                    Err(io_error(err))
+                }
+            },
+            Self::Lazy {
+                content,
+                expected,
+                handle,
+                failure,
+            } => {
+                let fetched = handle.block_on(async move {
+                    let mut reader = content.open().await?;
+                    let mut bytes = Vec::new();
+                    reader.read_to_end(&mut bytes).await?;
+                    Ok::<_, io::Error>(bytes)
+                });
+                match fetched {
+                    Ok(bytes) if bytes.len() as u64 == expected => {
+                        Ok(Box::new(io::Cursor::new(bytes)))
+                    }
+                    Ok(_) => {
+                        let reason =
+                            "the item changed without a new change key or modification time";
+                        failure.record(reason.into());
+                        Err(io_error(io::Error::other(reason)))
+                    }
+                    Err(err) => {
+                        failure.record(err.to_string());
+                        Err(io_error(err))
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct RecordingReader {
+    reader: std::fs::File,
+    failure: FailureRecorder,
+    /// Keeps the spool file until rustic has read it.
+    _file: SpoolFile,
+}
+
+impl Read for RecordingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader
+            .read(buf)
+            .inspect_err(|err| self.failure.record(err.to_string()))
+    }
+}
+
+enum SourceMessage {
+    Entry(Box<ReadSourceEntry<EntryOpen>>),
+    /// Every item was offered.
+    End,
+}
+
+/// Hands rustic's archiver the entries the async producer sends, in order.
+struct ChannelSource {
+    receiver: Mutex<Option<mpsc::Receiver<SourceMessage>>>,
+}
+
+struct ChannelEntries(Option<mpsc::Receiver<SourceMessage>>);
+
+/// Unwinds the archiver when the producer went away before the end (the backup was cancelled or
+/// failed): rustic_core skips iterator errors and would otherwise save a snapshot of whatever
+/// arrived so far, a half-made recovery point that looks whole. Unwinding happens before the
+/// snapshot is written, so the repository keeps only unreferenced packs, which prune removes.
+struct BackupAborted;
+
+impl Iterator for ChannelEntries {
+    type Item = RusticResult<ReadSourceEntry<EntryOpen>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // Runs on the archiver's blocking thread, never on an async worker.
+        match self.0.as_mut()?.blocking_recv() {
+            Some(SourceMessage::Entry(entry)) => Some(Ok(*entry)),
+            Some(SourceMessage::End) => {
+                self.0 = None;
+                None
+            }
+            None => std::panic::resume_unwind(Box::new(BackupAborted)),
+        }
+    }
+}
+
+impl ReadSource for ChannelSource {
+    type Open = EntryOpen;
+    type Iter = ChannelEntries;
+
+    fn size(&self) -> RusticResult<Option<u64>> {
+        Ok(None)
+    }
+
+    fn entries(&self) -> Self::Iter {
+        ChannelEntries(
+            self.receiver
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take(),
+        )
+    }
+}
+
+// ---- catalog --------------------------------------------------------------------------------
+
+struct RecordedBackup<'a> {
+    snapshot_id: String,
+    taken_at: DateTime<Utc>,
+    status: RecoveryPointStatus,
+    stored: &'a [StoredItem],
+    failed: &'a [FailedItem],
+    /// Items that were offered to the archiver but did not make it into the snapshot.
+    failed_while_archiving: &'a [FailedItem],
+    bytes_added: u64,
+}
+
+/// Records the new recovery point and its items in one transaction.
+async fn record_recovery_point(
+    storage: &BackupStorage,
+    archive: &Archive,
+    backup: RecordedBackup<'_>,
+) -> StorageResult<RecoveryPoint> {
+    let failed_paths: HashSet<&str> = backup
+        .failed_while_archiving
+        .iter()
+        .map(|f| f.path.as_str())
+        .collect();
+    let stored: Vec<&StoredItem> = backup
+        .stored
+        .iter()
+        .filter(|item| !failed_paths.contains(item.path.as_str()))
+        .collect();
+    let txn = storage.db().begin().await?;
+    // Writing first takes the write lock at once: on SQLite a transaction that reads and then
+    // writes fails when another backup committed in between, and on PostgreSQL the row lock
+    // serialises two backups of the same archive so they never share a sequence number.
+    archive::Entity::update_many()
+        .col_expr(
+            archive::Column::LastSeq,
+            sea_orm::sea_query::ExprTrait::add(
+                sea_orm::sea_query::Expr::col(archive::Column::LastSeq),
+                1,
+            ),
+        )
+        .filter(archive::Column::Id.eq(archive.id.0))
+        .exec(&txn)
+        .await?;
+    let seq = archive::Entity::find_by_id(archive.id.0)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| StorageError::not_found(format!("archive {}", archive.id)))?
+        .last_seq;
+
+    let point_id = Uuid::new_v4();
+    let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let point = recovery_point::ActiveModel {
+        id: Set(point_id),
+        archive_id: Set(archive.id.0),
+        customer_id: Set(archive.customer.as_uuid()),
+        seq: Set(seq),
+        snapshot_id: Set(backup.snapshot_id),
+        taken_at: Set(backup.taken_at),
+        status: Set(backup.status.as_str().to_string()),
+        item_count: Set(to_i64(stored.len() as u64)),
+        failed_count: Set(to_i64(backup.failed.len() as u64)),
+        reused_count: Set(to_i64(
+            stored.iter().filter(|s| s.reused_row.is_some()).count() as u64,
+        )),
+        bytes_added: Set(to_i64(backup.bytes_added)),
+        bytes_total: Set(to_i64(stored.iter().map(|s| s.size).sum())),
+    }
+    .insert(&txn)
+    .await?;
+
+    // Rows still open (valid_to NULL) that this point does not carry on are closed at `seq`.
+    let kept_open: HashSet<i64> = stored
+        .iter()
+        .filter_map(|s| s.reused_row.as_ref())
+        .filter(|row| row.valid_to_seq.is_none())
+        .map(|row| row.id)
+        .collect();
+    let open_rows = catalog_entry::Entity::find()
+        .filter(catalog_entry::Column::ArchiveId.eq(archive.id.0))
+        .filter(catalog_entry::Column::ValidToSeq.is_null())
+        .all(&txn)
+        .await?;
+    let to_close: Vec<i64> = open_rows
+        .iter()
+        .map(|r| r.id)
+        .filter(|id| !kept_open.contains(id))
+        .collect();
+    for chunk in to_close.chunks(500) {
+        catalog_entry::Entity::update_many()
+            .col_expr(
+                catalog_entry::Column::ValidToSeq,
+                sea_orm::sea_query::Expr::value(seq),
+            )
+            .filter(catalog_entry::Column::Id.is_in(chunk.to_vec()))
+            .exec(&txn)
+            .await?;
+    }
+
+    let new_rows: Vec<catalog_entry::ActiveModel> = stored
+        .iter()
+        .filter(|s| {
+            !s.reused_row
+                .as_ref()
+                .is_some_and(|row| kept_open.contains(&row.id))
+        })
+        .map(|s| new_entry_row(archive.id, seq, s))
+        .collect();
+    for chunk in new_rows.chunks(200) {
+        catalog_entry::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    for failed in backup.failed {
+        failed_item::ActiveModel {
+            recovery_point_id: Set(point_id),
+            path: Set(failed.path.clone()),
+            graph_id: Set(failed.graph_id.clone()),
+            reason: Set(failed.reason.clone()),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(catalog::point_from_row(point))
+}
+
+fn new_entry_row(archive_id: ArchiveId, seq: i64, item: &StoredItem) -> catalog_entry::ActiveModel {
+    // A reused item whose row was closed (it was absent from a deleted point) gets a fresh row
+    // carrying the parent's descriptive fields.
+    if let Some(row) = &item.reused_row {
+        return catalog_entry::ActiveModel {
+            archive_id: Set(archive_id.0),
+            valid_from_seq: Set(seq),
+            valid_to_seq: Set(None),
+            path: Set(row.path.clone()),
+            name: Set(row.name.clone()),
+            kind: Set(row.kind.clone()),
+            graph_id: Set(row.graph_id.clone()),
+            change_key: Set(row.change_key.clone()),
+            last_modified: Set(row.last_modified),
+            source_size: Set(row.source_size),
+            size: Set(row.size),
+            subject: Set(row.subject.clone()),
+            sender: Set(row.sender.clone()),
+            recipients: Set(row.recipients.clone()),
+            sent_at: Set(row.sent_at),
+            ..Default::default()
+        };
+    }
+    let metadata = &item.metadata;
+    let name = item
+        .path
+        .rsplit('/')
+        .next()
+        .unwrap_or(&item.path)
+        .to_string();
+    catalog_entry::ActiveModel {
+        archive_id: Set(archive_id.0),
+        valid_from_seq: Set(seq),
+        valid_to_seq: Set(None),
+        path: Set(item.path.clone()),
+        name: Set(name),
+        kind: Set(item.kind.as_str().to_string()),
+        graph_id: Set(metadata.graph_id.clone()),
+        change_key: Set(metadata.change_key.clone()),
+        last_modified: Set(metadata.last_modified),
+        source_size: Set(metadata.source_size.and_then(|s| i64::try_from(s).ok())),
+        size: Set(i64::try_from(item.size).unwrap_or(i64::MAX)),
+        subject: Set(metadata.subject.clone()),
+        sender: Set(metadata.sender.clone()),
+        recipients: Set((!metadata.recipients.is_empty()).then(|| metadata.recipients.join("\n"))),
+        sent_at: Set(metadata.sent_at),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,248 @@
+//! One restic repository per customer: created on first use with a random password that is kept
+//! only sealed by the master key, opened once per process (opening runs the password's scrypt key
+//! derivation, which is slow on purpose) and cached. rustic_core is synchronous, so every call into
+//! it goes through `run_blocking`, never on an async worker thread.
+//! This module never logs or returns a repository password.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use bytesize::ByteSize;
+use rand::RngCore;
+use rustic_core::{
+    ConfigOptions, Credentials, IndexedFullStatus, KeyOptions, OpenStatus, Repository,
+    RepositoryBackends, RepositoryOptions,
+};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
+use tokio::sync::{Mutex, RwLock};
+
+use crate::crypto::MasterKey;
+use crate::ids::CustomerId;
+
+use super::catalog::entity::repository as repository_row;
+use super::error::{StorageError, StorageResult};
+use super::location::StorageLocation;
+
+/// An opened repository of one customer.
+pub struct CustomerRepository {
+    pub customer: CustomerId,
+    /// The backends and the decrypted master key: reopening with the key skips the password's
+    /// key derivation, so each operation opens and indexes afresh (other processes may have added
+    /// packs since) at the cost of reading the config file.
+    opener: RepositoryOpener,
+    /// Backups hold it shared, prune and deletions exclusively: inside one process a prune never
+    /// runs beside a backup. Across processes rustic's two-phase pack deletion keeps packs that a
+    /// concurrent backup may still reference (see `retention::prune`).
+    pub(crate) write_guard: RwLock<()>,
+    /// Bumped after every change to the repository's packs or index by this process, so a cached
+    /// full index is known to be stale.
+    generation: AtomicU64,
+    indexed: Mutex<Option<(u64, Arc<Repository<IndexedFullStatus>>)>>,
+}
+
+impl std::fmt::Debug for CustomerRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomerRepository")
+            .field("customer", &self.customer)
+            .finish()
+    }
+}
+
+impl CustomerRepository {
+    /// What a blocking task needs to open the repository.
+    pub(crate) fn opener(&self) -> RepositoryOpener {
+        self.opener.clone()
+    }
+
+    pub(crate) fn mark_changed(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A fully indexed repository for reading data, reused while this process has written nothing
+    /// since. `refresh` forces a new index (another process may have written what we look for).
+    pub(crate) async fn indexed(
+        &self,
+        refresh: bool,
+    ) -> StorageResult<Arc<Repository<IndexedFullStatus>>> {
+        let mut cached = self.indexed.lock().await;
+        let generation = self.generation.load(Ordering::SeqCst);
+        if !refresh
+            && let Some((at, repo)) = cached.as_ref()
+            && *at == generation
+        {
+            return Ok(repo.clone());
+        }
+        let opener = self.opener();
+        let repo = Arc::new(
+            run_blocking(move || opener.open()?.to_indexed().map_err(StorageError::from)).await?,
+        );
+        *cached = Some((generation, repo.clone()));
+        Ok(repo)
+    }
+}
+
+/// Opens a customer's repository with its decrypted key; call it on a blocking thread.
+#[derive(Clone)]
+pub(crate) struct RepositoryOpener {
+    backends: RepositoryBackends,
+    credentials: Credentials,
+}
+
+impl RepositoryOpener {
+    pub(crate) fn open(&self) -> StorageResult<Repository<OpenStatus>> {
+        Ok(Repository::new(&repository_options(), &self.backends)?.open(&self.credentials)?)
+    }
+}
+
+/// No local cache: several processes may share one bucket, and the index is read afresh for
+/// every operation anyway.
+fn repository_options() -> RepositoryOptions {
+    RepositoryOptions::default().no_cache(true)
+}
+
+/// Format version 2 (compressed) is rustic's default and what restic ≥ 0.14 reads.
+///
+/// Chunks average 128 KiB instead of restic's 1 MiB: a message is one file whose attachment sits
+/// base64-encoded after headers that differ from mailbox to mailbox, and with 512 KiB minimum
+/// chunks an attachment below a few MiB would never be deduplicated across mailboxes. restic reads
+/// and checks such repositories unchanged (chunk sizes only matter when writing).
+fn repository_config() -> ConfigOptions {
+    ConfigOptions::default()
+        .set_chunk_size(ByteSize::kib(128))
+        .set_chunk_min_size(ByteSize::kib(32))
+        .set_chunk_max_size(ByteSize::mib(2))
+}
+
+/// The per-process cache of opened repositories.
+#[derive(Default)]
+pub(crate) struct RepositoryCache {
+    opened: Mutex<HashMap<CustomerId, Arc<CustomerRepository>>>,
+}
+
+impl RepositoryCache {
+    /// Opens the customer's repository, creating it (and its sealed password) on first use.
+    pub(crate) async fn open_or_create(
+        &self,
+        db: &DatabaseConnection,
+        location: &StorageLocation,
+        master_key: &MasterKey,
+        now: chrono::DateTime<chrono::Utc>,
+        customer: CustomerId,
+    ) -> StorageResult<Arc<CustomerRepository>> {
+        // Held across the open so two tasks never run the slow key derivation twice.
+        let mut opened = self.opened.lock().await;
+        if let Some(repo) = opened.get(&customer) {
+            return Ok(repo.clone());
+        }
+        let password = repository_password(db, location, master_key, now, customer).await?;
+        let backends = location.backend_options(customer).to_backends()?;
+        let opener_backends = backends.clone();
+        let key = run_blocking(move || {
+            let options = repository_options();
+            let credentials = Credentials::password(&password);
+            let repo = Repository::new(&options, &backends)?;
+            if repo.config_id()?.is_none() {
+                let repo = Repository::new(&options, &backends)?;
+                repo.init(&credentials, &KeyOptions::default(), &repository_config())?;
+            }
+            Ok(Repository::new(&options, &backends)?
+                .open(&credentials)?
+                .key())
+        })
+        .await?;
+        let repo = Arc::new(CustomerRepository {
+            customer,
+            opener: RepositoryOpener {
+                backends: opener_backends,
+                credentials: Credentials::Masterkey(key),
+            },
+            write_guard: RwLock::new(()),
+            generation: AtomicU64::new(0),
+            indexed: Mutex::new(None),
+        });
+        opened.insert(customer, repo.clone());
+        Ok(repo)
+    }
+}
+
+/// Reads the customer's sealed password, or makes, seals and stores a new one. The row is written
+/// before the repository is initialised, so a password is never lost to a crash in between.
+async fn repository_password(
+    db: &DatabaseConnection,
+    location: &StorageLocation,
+    master_key: &MasterKey,
+    now: chrono::DateTime<chrono::Utc>,
+    customer: CustomerId,
+) -> StorageResult<String> {
+    let context = seal_context(customer);
+    if let Some(row) = repository_row::Entity::find_by_id(customer.as_uuid())
+        .one(db)
+        .await?
+    {
+        return master_key
+            .open_string(&row.sealed_password, &context)
+            .map_err(|_| StorageError::Unseal {
+                customer: customer.to_string(),
+            });
+    }
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let password = B64.encode(secret);
+    let row = repository_row::ActiveModel {
+        customer_id: Set(customer.as_uuid()),
+        location: Set(location.describe_repository(customer)),
+        sealed_password: Set(master_key.seal(password.as_bytes(), &context)),
+        created_at: Set(now),
+    };
+    match row.insert(db).await {
+        Ok(_) => Ok(password),
+        // Another process created it first: use theirs.
+        Err(_) => {
+            let row = repository_row::Entity::find_by_id(customer.as_uuid())
+                .one(db)
+                .await?
+                .ok_or_else(|| StorageError::not_found("repository row"))?;
+            master_key
+                .open_string(&row.sealed_password, &context)
+                .map_err(|_| StorageError::Unseal {
+                    customer: customer.to_string(),
+                })
+        }
+    }
+}
+
+fn seal_context(customer: CustomerId) -> String {
+    format!("customer:{customer}:repository")
+}
+
+/// The repository password of a customer, for an operator who wants to run `restic` by hand
+/// (and for the interoperability tests). Callers must show it only to an authorised admin.
+pub(crate) async fn reveal_password(
+    db: &DatabaseConnection,
+    master_key: &MasterKey,
+    customer: CustomerId,
+) -> StorageResult<String> {
+    let row = repository_row::Entity::find_by_id(customer.as_uuid())
+        .one(db)
+        .await?
+        .ok_or_else(|| StorageError::not_found(format!("repository of customer {customer}")))?;
+    master_key
+        .open_string(&row.sealed_password, &seal_context(customer))
+        .map_err(|_| StorageError::Unseal {
+            customer: customer.to_string(),
+        })
+}
+
+/// Runs synchronous rustic_core work on tokio's blocking pool.
+pub(crate) async fn run_blocking<T, F>(work: F) -> StorageResult<T>
+where
+    F: FnOnce() -> StorageResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| StorageError::Task(err.to_string()))?
+}
