@@ -21,7 +21,7 @@ pub async fn start_demo_simulator(
         port: settings.demo_simulator_port,
         tenants: vec![TenantSpec::default()],
         clock,
-        ..SimulatorOptions::default()
+        ..SimulatorOptions::demo()
     };
     let running = simulator::start(options).await?;
     running.register_app(DEMO_CLIENT_ID, &secret, &[redirect_uri.as_str()]);

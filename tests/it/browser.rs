@@ -30,20 +30,15 @@ fn chromedriver_path() -> Option<String> {
         .then_some(candidate)
 }
 
-/// `None` when chromedriver is missing on a developer's machine; CI sets
-/// `SKYVAULT_REQUIRE_BROWSER=1` (in `.ci/run`, which installs it) so there it must run.
+/// `None` when chromedriver is missing on a developer's machine (see `support::tool_available`).
 async fn start_driver() -> Option<Driver> {
-    let Some(path) = chromedriver_path() else {
-        assert!(
-            std::env::var_os("SKYVAULT_REQUIRE_BROWSER").is_none(),
-            "chromedriver is needed for the browser test: apt-get install chromium chromium-driver \
-             (or set CHROMEDRIVER to its path)"
-        );
-        eprintln!(
-            "browser test skipped: chromedriver not installed (apt-get install chromium chromium-driver)"
-        );
+    let path = chromedriver_path().unwrap_or_else(|| "/usr/bin/chromedriver".into());
+    if !crate::support::tool_available(
+        &path,
+        "apt-get install chromium chromium-driver (or set CHROMEDRIVER)",
+    ) {
         return None;
-    };
+    }
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -80,3 +80,25 @@ async fn create_postgres_database(server_url: &str) -> (String, String) {
     url.set_path(&name);
     (url.to_string(), name)
 }
+
+/// Whether an external program a test needs (chromedriver, restic, moto_server) is installed.
+/// On a developer's machine a missing tool skips the part of the test that needs it, with a
+/// notice; `.ci/run` installs them all and sets `SKYVAULT_REQUIRE_TOOLS=1`, so there a missing
+/// tool fails the test instead of skipping it.
+pub fn tool_available(program: &str, install: &str) -> bool {
+    let found = if program.contains('/') {
+        std::path::Path::new(program).exists()
+    } else {
+        std::env::var_os("PATH").is_some_and(|paths| {
+            std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
+        })
+    };
+    if !found {
+        assert!(
+            std::env::var_os("SKYVAULT_REQUIRE_TOOLS").is_none(),
+            "{program} is required here: {install}"
+        );
+        eprintln!("skipped the part of this test that needs {program} ({install})");
+    }
+    found
+}
