@@ -9,7 +9,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
@@ -54,7 +53,7 @@ fn endpoint_delta(before: &Value, after: &Value) -> Vec<(String, u64)> {
         })
         .filter(|(_, n)| *n > 0)
         .collect();
-    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out.sort_by_key(|entry| std::cmp::Reverse(entry.1));
     out
 }
 
@@ -318,5 +317,4 @@ async fn run() {
         );
     }
     handle.stop(false).await;
-    let _ = Arc::new(());
 }
