@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::support::app::{PASSWORD, TestApp};
 
@@ -337,6 +338,57 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
         .await
         .unwrap();
     screenshot(&client, "11-organization-groups").await;
+
+    // A user is deleted in Microsoft 365; Refresh (an htmx POST with the CSRF header) syncs, and
+    // the list shows the user grayed out as inactive, without a page reload.
+    let users_tab = client
+        .find(Locator::Css("a.tab[href$='tab=users']"))
+        .await
+        .unwrap();
+    users_tab.click().await.unwrap();
+    wait_for_text(&client, "Can back up").await;
+    let leaving = skyvault::inventory::entities::protected_item::Entity::find()
+        .filter(skyvault::inventory::entities::protected_item::Column::Kind.eq("user"))
+        .filter(skyvault::inventory::entities::protected_item::Column::Address.not_like("admin%"))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let sim = app.simulator.base_url().trim_end_matches('/').to_string();
+    let deleted = reqwest::Client::new()
+        .delete(format!(
+            "{sim}/_sim/tenants/{}/users/{}",
+            tenant.tenant_id, leaving.graph_id
+        ))
+        .bearer_auth(app.simulator.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    client
+        .find(Locator::Css("#sync-status button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "Syncing the directory").await;
+    skyvault::jobs::worker::run_until_idle(&skyvault::app::worker_context(&app.state))
+        .await
+        .unwrap();
+    wait_for_text(&client, "1 inactive").await;
+    let inactive = client
+        .find(Locator::Css("#items tr.row-inactive"))
+        .await
+        .unwrap();
+    assert!(
+        inactive
+            .text()
+            .await
+            .unwrap()
+            .contains(&leaving.display_name)
+    );
+    screenshot(&client, "11b-organization-inactive-user").await;
     client
         .find(Locator::XPath("//nav//a[normalize-space()='Devices']"))
         .await
