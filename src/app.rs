@@ -104,6 +104,10 @@ pub fn web_server(
                             .into()
                     }),
             )
+            .app_data(web::QueryConfig::default().error_handler(|_, _| {
+                console::WebError::BadRequest("The address has a malformed parameter.".into())
+                    .into()
+            }))
             .app_data(
                 web::PathConfig::default().error_handler(|_, _| console::WebError::NotFound.into()),
             )

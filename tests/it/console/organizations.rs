@@ -683,3 +683,22 @@ async fn discovery_completes_through_throttling_and_faults_without_false_changes
         "throttling was met and recorded"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_page_parameters_get_a_clear_400_and_huge_pages_clamp() {
+    let (app, admin, org_page, _) = added_and_synced().await;
+    let bad = admin.get(&format!("{org_page}?tab=users&page=abc")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.error_code().as_deref(), Some("bad_request"));
+    assert!(bad.body.contains("malformed parameter"));
+    let far = admin
+        .get(&format!("{org_page}?tab=users&page=18446744073709551615"))
+        .await;
+    assert_eq!(
+        far.status,
+        StatusCode::OK,
+        "a page past the end shows the last page"
+    );
+    assert!(far.body.contains("Page") || far.body.contains("items"));
+    drop(app);
+}
