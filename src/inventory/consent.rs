@@ -9,10 +9,12 @@ use sea_orm::{
 };
 
 use super::InventoryError;
-use super::entities::consent_request;
+use super::entities::{consent_request, organization};
+use super::organizations::{self, Added};
 use crate::accounts::access::CustomerScope;
 use crate::clock::Clock;
 use crate::ids::{CustomerId, UserId};
+use crate::m365::{ConsentError, ConsentRefusal, GraphClient, parse_consent_callback};
 
 const CONSENT_VALID_MINUTES: i64 = 15;
 
@@ -76,4 +78,81 @@ pub async fn take_consent_request(
         return Ok(Err(StateProblem::Expired));
     }
     Ok(Ok(CustomerId(request.customer_id)))
+}
+
+/// How a consent answer from Microsoft ended, once its `state` was accepted.
+#[derive(Debug)]
+pub enum ConsentOutcome {
+    /// The tenant was proven and added; its first sync is to be queued.
+    Added(Box<organization::Model>),
+    /// Consent was given again for an organization this customer already has.
+    AlreadyAdded,
+    Declined,
+    /// A user who is not a global administrator signed in.
+    NotAdmin,
+    /// Sign-in or consent was cancelled at Microsoft.
+    Cancelled,
+    /// Microsoft reported another error, or the answer was unusable.
+    Failed,
+    /// The answer's `state` is not the one issued.
+    StateMismatch,
+    /// No app-only token could be had for the tenant named in the answer.
+    Unproven,
+    /// The organization is protected by another customer.
+    TakenByAnotherCustomer,
+}
+
+/// Completes admin consent for `scope`: reads Microsoft's answer (`query`), proves the tenant it
+/// names with an app-only token before trusting it (the answer itself can be forged), and adds
+/// the organization.
+pub async fn complete_consent(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    graph: &GraphClient,
+    scope: &CustomerScope,
+    query: &str,
+    state: &str,
+    sync_interval: chrono::Duration,
+) -> Result<ConsentOutcome, InventoryError> {
+    let grant = match parse_consent_callback(query, state) {
+        Ok(grant) => grant,
+        Err(ConsentError::Refused {
+            refusal,
+            error,
+            description,
+        }) => {
+            tracing::info!(%error, "admin consent refused: {description}");
+            return Ok(match refusal {
+                // AADSTS90094 ("Admin consent is required"): a user who is not an administrator
+                // signed in; Microsoft reports it as access_denied, like a cancelled sign-in.
+                _ if description.contains("AADSTS90094") => ConsentOutcome::NotAdmin,
+                ConsentRefusal::Declined => ConsentOutcome::Declined,
+                ConsentRefusal::ConsentRequired => ConsentOutcome::NotAdmin,
+                ConsentRefusal::AccessDenied | ConsentRefusal::PermissionDenied => {
+                    ConsentOutcome::Cancelled
+                }
+                ConsentRefusal::Unknown => ConsentOutcome::Failed,
+            });
+        }
+        Err(ConsentError::StateMismatch) => return Ok(ConsentOutcome::StateMismatch),
+        Err(other) => {
+            tracing::warn!("unusable consent callback: {other}");
+            return Ok(ConsentOutcome::Failed);
+        }
+    };
+    let proof = match graph.prove_tenant(grant.tenant).await {
+        Ok(proof) => proof,
+        Err(err) => {
+            tracing::warn!(tenant = %grant.tenant, "consent could not be proven: {err}");
+            return Ok(ConsentOutcome::Unproven);
+        }
+    };
+    match organizations::add_organization(db, clock, scope, &proof, sync_interval).await {
+        Ok(Added::New(org)) => Ok(ConsentOutcome::Added(Box::new(org))),
+        Ok(Added::AlreadyAdded(_)) => Ok(ConsentOutcome::AlreadyAdded),
+        Err(InventoryError::TenantTakenByAnotherCustomer) => {
+            Ok(ConsentOutcome::TakenByAnotherCustomer)
+        }
+        Err(other) => Err(other),
+    }
 }

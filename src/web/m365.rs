@@ -11,13 +11,14 @@ use serde::Deserialize;
 use super::{AppState, Chrome, SignedIn, WebError, ok, see_other};
 use crate::accounts::access::CustomerScope;
 use crate::ids::OrgId;
+use crate::inventory::consent::ConsentOutcome;
 use crate::inventory::entities::{organization, protected_item};
 use crate::inventory::items::{self, ItemPage, ItemQuery, KindCount};
-use crate::inventory::organizations::{self, Added};
+use crate::inventory::organizations;
 use crate::inventory::{InventoryError, ItemKind, ItemState, OrgScope, consent};
 use crate::jobs::entities::job;
 use crate::jobs::queue::{self, JobStatus};
-use crate::m365::{ConsentError, ConsentRefusal, ConsentTenant, parse_consent_callback};
+use crate::m365::ConsentTenant;
 
 /// The session entry naming the consent request this browser started.
 const CONSENT_STATE_KEY: &str = "m365_consent_state";
@@ -250,59 +251,35 @@ pub async fn consent_callback(
         }
     };
     let scope = signed_in.access.customer(&state.db, customer_id).await?;
-    let devices = format!("/c/{}/devices", scope.id());
-    let code = match parse_consent_callback(query, &returned_state) {
-        Err(ConsentError::Refused {
-            refusal,
-            error,
-            description,
-        }) => {
-            tracing::info!(%error, "admin consent refused: {description}");
-            match refusal {
-                // AADSTS90094: "Admin consent is required" — a user who is not an administrator
-                // signed in; Microsoft reports it as access_denied, like a cancelled sign-in.
-                _ if description.contains("AADSTS90094") => "not_admin",
-                ConsentRefusal::Declined => "declined",
-                ConsentRefusal::ConsentRequired => "not_admin",
-                ConsentRefusal::AccessDenied | ConsentRefusal::PermissionDenied => "cancelled",
-                ConsentRefusal::Unknown => "failed",
-            }
+    let outcome = consent::complete_consent(
+        &state.db,
+        state.clock.as_ref(),
+        &state.graph,
+        &scope,
+        query,
+        &returned_state,
+        state.sync_interval(),
+    )
+    .await?;
+    let code = match outcome {
+        ConsentOutcome::Added(org) => {
+            queue::enqueue_sync(&state.db, state.clock.as_ref(), &org).await?;
+            return Ok(see_other(&format!(
+                "/c/{}/m365/{}?notice=added",
+                scope.id(),
+                org.id
+            )));
         }
-        Err(ConsentError::StateMismatch) => "state",
-        Err(other) => {
-            tracing::warn!("unusable consent callback: {other}");
-            "failed"
-        }
-        Ok(grant) => match state.graph.prove_tenant(grant.tenant).await {
-            Err(err) => {
-                tracing::warn!(tenant = %grant.tenant, "consent could not be proven: {err}");
-                "unproven"
-            }
-            Ok(proof) => {
-                match organizations::add_organization(
-                    &state.db,
-                    state.clock.as_ref(),
-                    &scope,
-                    &proof,
-                    state.sync_interval(),
-                )
-                .await
-                {
-                    Ok(Added::New(org)) => {
-                        queue::enqueue_sync(&state.db, state.clock.as_ref(), &org).await?;
-                        return Ok(see_other(&format!(
-                            "/c/{}/m365/{}?notice=added",
-                            scope.id(),
-                            org.id
-                        )));
-                    }
-                    Ok(Added::AlreadyAdded(_)) => "already_added",
-                    Err(InventoryError::TenantTakenByAnotherCustomer) => "taken",
-                    Err(other) => return Err(other.into()),
-                }
-            }
-        },
+        ConsentOutcome::AlreadyAdded => "already_added",
+        ConsentOutcome::Declined => "declined",
+        ConsentOutcome::NotAdmin => "not_admin",
+        ConsentOutcome::Cancelled => "cancelled",
+        ConsentOutcome::Failed => "failed",
+        ConsentOutcome::StateMismatch => "state",
+        ConsentOutcome::Unproven => "unproven",
+        ConsentOutcome::TakenByAnotherCustomer => "taken",
     };
+    let devices = format!("/c/{}/devices", scope.id());
     Ok(see_other(&format!("{devices}?notice={code}")))
 }
 
