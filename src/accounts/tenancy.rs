@@ -46,6 +46,47 @@ pub async fn create_sub_partner(
     create_partner(db, clock, name, Some(parent)).await
 }
 
+/// The first administrator of a new sub-partner, as typed into the form.
+#[derive(Debug, Clone, Copy)]
+pub struct PartnerAdmin<'a> {
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub password: &'a str,
+}
+
+/// A sub-partner together with its first administrator, so it is never left unmanaged: when the
+/// administrator cannot be created (a taken email, a short password), the sub-partner is removed
+/// again and the form's messages are returned.
+pub async fn create_sub_partner_with_admin(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    access: &Access,
+    parent: PartnerId,
+    name: &str,
+    admin: PartnerAdmin<'_>,
+) -> Result<partner::Model, AccountError> {
+    let sub = create_sub_partner(db, clock, access, parent, name).await?;
+    let created = super::users::create_user(
+        db,
+        clock,
+        super::users::NewUser {
+            email: admin.email,
+            display_name: admin.display_name,
+            password: admin.password,
+            role: super::Role::PartnerAdmin,
+            home: super::access::Home::Partner(PartnerId(sub.id)),
+        },
+    )
+    .await;
+    match created {
+        Ok(_) => Ok(sub),
+        Err(err) => {
+            partner::Entity::delete_by_id(sub.id).exec(db).await?;
+            Err(err)
+        }
+    }
+}
+
 /// Partners directly below `parent` (which must be in the caller's subtree).
 pub async fn sub_partners(
     db: &DatabaseConnection,

@@ -61,7 +61,7 @@ pub async fn section(
         "devices" => return m365::devices(&state, &signed_in, &scope, &devices_query).await,
         "activities" => return m365::activities(&state, &signed_in, &scope).await,
         "m365" => {
-            if let Some(response) = m365::m365_section(&state, &signed_in, &scope).await? {
+            if let Some(response) = m365::m365_section(&state, &scope).await? {
                 return Ok(response);
             }
         }

@@ -290,10 +290,9 @@ fn home_devices(signed_in: &SignedIn) -> String {
     }
 }
 
-/// The Microsoft 365 section: the organization's page, or a choice when there are several.
+/// The Microsoft 365 section: the organization's page; with several, Devices lists them to choose.
 pub async fn m365_section(
     state: &AppState,
-    signed_in: &SignedIn,
     scope: &CustomerScope,
 ) -> Result<Option<HttpResponse>, WebError> {
     let orgs = organizations::organizations(&state.db, scope).await?;
@@ -304,10 +303,7 @@ pub async fn m365_section(
             scope.id(),
             only.id
         )))),
-        _ => {
-            let _ = signed_in;
-            Ok(Some(see_other(&format!("/c/{}/devices", scope.id()))))
-        }
+        _ => Ok(Some(see_other(&format!("/c/{}/devices", scope.id())))),
     }
 }
 
@@ -487,7 +483,7 @@ pub async fn organization_page(
     {
         return ok(&items);
     }
-    let status = sync_status(&state, &org, false).await?;
+    let status = sync_status(&state, &org).await?;
     ok(&OrganizationPage {
         chrome: Chrome::new(&signed_in, Some(org.customer()), "m365"),
         customer_id: org.customer().id().to_string(),
@@ -513,11 +509,7 @@ pub struct SyncStatus {
     can_change: bool,
 }
 
-async fn sync_status(
-    state: &AppState,
-    org: &OrgScope,
-    _was_pending: bool,
-) -> Result<SyncStatus, WebError> {
+async fn sync_status(state: &AppState, org: &OrgScope) -> Result<SyncStatus, WebError> {
     let fresh = organization::Entity::find_by_id(org.id().0)
         .one(&state.db)
         .await?
@@ -561,7 +553,7 @@ pub async fn sync_status_fragment(
 ) -> Result<HttpResponse, WebError> {
     let (customer, org) = path.into_inner();
     let org = org_scope(&state, &signed_in, &customer, &org).await?;
-    let status = sync_status(&state, &org, query.was == "pending").await?;
+    let status = sync_status(&state, &org).await?;
     let mut response = HttpResponse::Ok();
     if query.was == "pending" && !status.pending {
         response.insert_header(("HX-Trigger", "inventory-synced"));
@@ -583,7 +575,7 @@ pub async fn refresh(
     org.customer().require_change()?;
     queue::enqueue_sync(&state.db, state.clock.as_ref(), org.org()).await?;
     if request.headers().contains_key("HX-Request") {
-        let status = sync_status(&state, &org, true).await?;
+        let status = sync_status(&state, &org).await?;
         return Ok(HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
             .body(status.render()?));

@@ -12,9 +12,8 @@ use serde::Deserialize;
 
 use super::forms::FormState;
 use super::{AppState, Chrome, SignedIn, WebError, ok, render, see_other};
-use crate::accounts::access::Home;
 use crate::accounts::entities::{console_user, customer, partner};
-use crate::accounts::users::{self, NewUser};
+use crate::accounts::users;
 use crate::accounts::{Role, tenancy};
 use crate::ids::PartnerId;
 
@@ -373,39 +372,21 @@ pub async fn create_sub_partner(
         ("email", form.email.as_str()),
         ("display_name", form.display_name.as_str()),
     ]);
-    let created = tenancy::create_sub_partner(
+    let result = tenancy::create_sub_partner_with_admin(
         &state.db,
         state.clock.as_ref(),
         &signed_in.access,
         own,
         &form.name,
+        tenancy::PartnerAdmin {
+            email: &form.email,
+            display_name: &form.display_name,
+            password: &form.password,
+        },
     )
     .await;
-    let result = match created {
-        Ok(sub) => {
-            let admin = users::create_user(
-                &state.db,
-                state.clock.as_ref(),
-                NewUser {
-                    email: &form.email,
-                    display_name: &form.display_name,
-                    password: &form.password,
-                    role: Role::PartnerAdmin,
-                    home: Home::Partner(PartnerId(sub.id)),
-                },
-            )
-            .await;
-            if admin.is_err() {
-                partner::Entity::delete_by_id(sub.id)
-                    .exec(&state.db)
-                    .await?;
-            }
-            admin.map(|_| ())
-        }
-        Err(err) => Err(err),
-    };
     match result {
-        Ok(()) => Ok(see_other("/partners")),
+        Ok(_) => Ok(see_other("/partners")),
         Err(err) => {
             let form = retained.absorb(err)?;
             render(

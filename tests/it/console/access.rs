@@ -2,6 +2,7 @@
 //! another tenant.
 
 use reqwest::StatusCode;
+use sea_orm::EntityTrait;
 
 use crate::support::app::{PARTNER_EMAIL, PASSWORD, TestApp, Visitor};
 
@@ -323,5 +324,40 @@ fn every_customer_route_is_listed() {
         routes_with_ids - 1 + 7,
         CUSTOMER_ROUTES.len(),
         "a route with a customer id is missing from CUSTOMER_ROUTES"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sub_partner_whose_administrator_is_refused_is_not_created() {
+    let (app, partner) = TestApp::with_partner_admin().await;
+    partner.get("/partners").await.expect_status(StatusCode::OK);
+    let refused = partner
+        .post(
+            "/partners",
+            &[
+                ("name", "Reseller West"),
+                ("display_name", "Dup"),
+                ("email", PARTNER_EMAIL),
+                ("password", PASSWORD),
+            ],
+        )
+        .await
+        .expect_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused
+            .body
+            .contains("A user with this email already exists.")
+    );
+    assert!(
+        refused.body.contains("value=\"Reseller West\""),
+        "the typed name is kept"
+    );
+    let partners = skyvault::accounts::entities::partner::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert!(
+        partners.iter().all(|p| p.name != "Reseller West"),
+        "no partner is left without an administrator"
     );
 }
