@@ -201,6 +201,23 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
         .unwrap();
     screenshot(&client, "05-customers").await;
     client
+        .find(Locator::XPath("//nav//a[normalize-space()='Sub-partners']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(heading(&client).await, "Sub-partners");
+    screenshot(&client, "05b-sub-partners").await;
+    client
+        .find(Locator::XPath("//nav//a[normalize-space()='Customers']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "Contoso Ltd").await;
+    client
         .find(Locator::LinkText("Manage"))
         .await
         .unwrap()
@@ -398,6 +415,27 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
         .unwrap();
     wait_for_text(&client, &tenant.display_name).await;
     screenshot(&client, "12-devices-with-organization").await;
+    client
+        .find(Locator::Css("a.button-danger[href$='/remove']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "Its backups are kept").await;
+    screenshot(&client, "12b-remove-organization").await;
+    client
+        .find(Locator::LinkText("Cancel"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(
+        &client,
+        "Microsoft 365 organizations this customer protects.",
+    )
+    .await;
     client
         .find(Locator::XPath("//nav//a[normalize-space()='Activities']"))
         .await
