@@ -157,6 +157,7 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
     form.set_by_name("password", PASSWORD).await.unwrap();
     form.set_by_name("confirm", PASSWORD).await.unwrap();
     form.submit().await.unwrap();
+    wait_for_text(&client, "No customers yet").await;
     assert_eq!(client.current_url().await.unwrap().path(), "/customers");
     assert_eq!(heading(&client).await, "Customers");
     screenshot(&client, "03-customers-empty").await;
@@ -224,6 +225,7 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
         .click()
         .await
         .unwrap();
+    wait_for_text(&client, "No Microsoft 365 organization yet").await;
     assert!(
         client
             .current_url()
@@ -452,6 +454,8 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
         .click()
         .await
         .unwrap();
+    // Signing out lands on the sign-in page (wait: the click returns before the navigation ends).
+    wait_for_text(&client, "action=\"/signin\"").await;
     assert_eq!(client.current_url().await.unwrap().path(), "/signin");
     client.close().await.unwrap();
 }
