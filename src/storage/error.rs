@@ -29,6 +29,10 @@ pub enum StorageError {
     /// A blocking task was cancelled or panicked; the repository is untouched or still valid.
     #[error("storage task did not finish: {0}")]
     Task(String),
+    /// Another process holds a conflicting repository lock (a prune, or backups while a prune
+    /// waits), still after waiting. Retrying later succeeds once it is released or stale.
+    #[error("the backup repository is locked: {holder}")]
+    Locked { holder: String },
     /// Local I/O outside the repository (temporary spool files, zip streams).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -39,7 +43,7 @@ impl StorageError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Repository { retryable, .. } => *retryable,
-            Self::Catalog(_) | Self::Task(_) | Self::Io(_) => true,
+            Self::Catalog(_) | Self::Task(_) | Self::Io(_) | Self::Locked { .. } => true,
             Self::Unseal { .. }
             | Self::Location { .. }
             | Self::NotFound { .. }

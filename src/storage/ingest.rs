@@ -10,7 +10,12 @@
 //!   exact length is known before rustic sees it; restic requires a file node's size to equal its
 //!   content;
 //! - an item whose bytes fail to arrive is left out and recorded as failed, and the recovery point
-//!   is marked partial, in the catalog and with a `partial` tag on the snapshot.
+//!   is marked partial, in the catalog and with a `partial` tag on the snapshot;
+//! - when nothing changed at all, the new snapshot is written directly on the parent's tree,
+//!   without reading the index or running the archiver.
+//!
+//! A backup holds restic's shared repository lock from before the archiver starts until its
+//! snapshot is saved, so a prune (exclusive) in any process never removes packs it relies on.
 //!
 //! The snapshot is saved before the catalog records the point, so the catalog never lists a point
 //! the repository does not hold; a crash in between leaves an unlisted snapshot that retention's
@@ -28,9 +33,10 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 use rustic_core::repofile::{Metadata, Node, NodeType};
+use rustic_core::repofile::{SnapshotFile, SnapshotSummary};
 use rustic_core::{
-    BackupOptions, ParentOptions, ReadSource, ReadSourceEntry, ReadSourceOpen, RusticResult,
-    SnapshotOptions, StringList,
+    BackupOptions, FileType, ParentOptions, ReadSource, ReadSourceEntry, ReadSourceOpen,
+    RusticResult, SnapshotOptions, StringList,
 };
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use serde::Serialize;
@@ -46,6 +52,7 @@ use super::catalog::{
     self, Archive, ArchiveId, ItemKind, RecoveryPoint, RecoveryPointStatus, Workload,
 };
 use super::error::{StorageError, StorageResult};
+use super::lock::LockKind;
 use super::repository::run_blocking;
 
 /// Items up to this size are spooled in memory, larger ones in a temporary file.
@@ -188,16 +195,33 @@ where
         })
         .collect();
 
-    let (sender, receiver) = mpsc::channel(ENTRY_QUEUE);
-    let source = ChannelSource {
-        receiver: Mutex::new(Some(receiver)),
-    };
     let taken_at = storage.clock().now();
     let snapshot_options = SnapshotOptions::default()
         .host("skyvault".to_string())
         .label(archive.id.to_string())
         .time(to_zoned(taken_at)?)
         .add_tags(&snapshot_tags(&archive))?;
+
+    if let Some(point) = &parent
+        && rejected.is_empty()
+        && planned.len() == parent_rows.len()
+        && planned.iter().all(|p| p.reuse.is_some())
+    {
+        return carry_over(
+            storage,
+            &archive,
+            point,
+            planned,
+            snapshot_options,
+            taken_at,
+        )
+        .await;
+    }
+
+    let (sender, receiver) = mpsc::channel(ENTRY_QUEUE);
+    let source = ChannelSource {
+        receiver: Mutex::new(Some(receiver)),
+    };
     let backup_options = match &parent {
         Some(point) => BackupOptions::default()
             .no_scan(true)
@@ -207,8 +231,9 @@ where
             .parent_opts(ParentOptions::default().force(true)),
     };
 
-    // Backups share the repository; prune waits for them.
+    // Backups share the repository; prune waits for them, in this process and in others.
     let _shared = repo.write_guard.read().await;
+    let lock = repo.lock(LockKind::Shared, storage.lock_wait()).await?;
     let opener = repo.opener();
     let backup_root = root.clone();
     let archiver = run_blocking(move || {
@@ -233,30 +258,20 @@ where
         // Re-save the snapshot with a `partial` tag before anything lists it; the untagged one is
         // deleted only after the tagged one is safely written.
         let untagged = snap.id;
-        let mut tagged = snap.clone();
         let partial = PARTIAL_TAG
             .parse::<StringList>()
             .map_err(|err| StorageError::Invalid(format!("snapshot tag: {err}")))?;
-        tagged.add_tags(vec![partial]);
+        snap.add_tags(vec![partial]);
+        let files = repo.files.clone();
         snap = run_blocking(move || {
-            let mut tagged = tagged;
-            tagged.id = Default::default();
-            indexed.save_snapshots(vec![tagged.clone()])?;
-            let saved = indexed
-                .get_all_snapshots()?
-                .into_iter()
-                .find(|s| {
-                    s.label == tagged.label
-                        && s.tree == tagged.tree
-                        && s.time.timestamp() == tagged.time.timestamp()
-                        && s.tags.contains(PARTIAL_TAG)
-                })
-                .ok_or_else(|| StorageError::Task("the partial snapshot was not saved".into()))?;
+            let mut tagged = snap;
+            tagged.id = files.save(FileType::Snapshot, &tagged)?.into();
             indexed.delete_snapshots(&[untagged])?;
-            Ok(saved)
+            Ok(tagged)
         })
         .await?;
     }
+    lock.release().await;
 
     let summary = snap.summary.clone().unwrap_or_default();
     let status = if failed.is_empty() {
@@ -284,6 +299,88 @@ where
         fetched: produced.fetched,
         reused: produced.reused,
         failed,
+    })
+}
+
+/// A backup in which nothing changed since the parent: the new snapshot points at the parent's
+/// tree, which is exactly the tree the archiver would build again, so neither the index nor the
+/// archiver is needed (for a repository with many archives, reading its index is most of an
+/// unchanged backup's cost).
+async fn carry_over(
+    storage: &BackupStorage,
+    archive: &Archive,
+    parent: &RecoveryPoint,
+    planned: Vec<PlannedItem>,
+    snapshot_options: SnapshotOptions,
+    taken_at: DateTime<Utc>,
+) -> StorageResult<BackupOutcome> {
+    let repo = storage.repository(archive.customer).await?;
+    let stored: Vec<StoredItem> = planned
+        .into_iter()
+        .filter_map(|planned| {
+            let row = planned.reuse?;
+            Some(StoredItem {
+                path: planned.item.path,
+                kind: ItemKind::parse(&row.kind),
+                size: u64::try_from(row.size).unwrap_or(0),
+                metadata: planned.item.metadata,
+                reused_row: Some(row),
+            })
+        })
+        .collect();
+    let files = stored.len() as u64;
+    let bytes = stored.iter().map(|item| item.size).sum();
+    let parent_id = parent.snapshot_id.clone();
+    let _shared = repo.write_guard.read().await;
+    let lock = repo.lock(LockKind::Shared, storage.lock_wait()).await?;
+    let sealed = repo.files.clone();
+    let saved = run_blocking(move || {
+        let parent_id: rustic_core::Id = parent_id
+            .parse()
+            .map_err(|_| StorageError::Invalid(format!("snapshot id {parent_id}")))?;
+        let parent: SnapshotFile = sealed
+            .load(FileType::Snapshot, &parent_id)?
+            .ok_or_else(|| StorageError::Invalid(format!("snapshot {parent_id} is unreadable")))?;
+        let mut snap: SnapshotFile = snapshot_options.to_snapshot()?;
+        snap.tree = parent.tree;
+        snap.paths = parent.paths.clone();
+        snap.parent = Some(parent_id.into());
+        snap.parents = vec![parent_id.into()];
+        // SnapshotSummary is non-exhaustive: fill a default one.
+        let mut summary = SnapshotSummary::default();
+        summary.files_unmodified = files;
+        summary.total_files_processed = files;
+        summary.total_bytes_processed = bytes;
+        summary.command = "skyvault backup (unchanged)".into();
+        summary.backup_start = snap.time.clone();
+        summary.backup_end = snap.time.clone();
+        snap.summary = Some(summary);
+        snap.id = sealed.save(FileType::Snapshot, &snap)?.into();
+        Ok(snap)
+    })
+    .await;
+    lock.release().await;
+    let snap = saved?;
+    let point = record_recovery_point(
+        storage,
+        archive,
+        RecordedBackup {
+            snapshot_id: snap.id.to_hex().as_str().to_string(),
+            taken_at,
+            status: RecoveryPointStatus::Complete,
+            stored: &stored,
+            failed: &[],
+            failed_while_archiving: &[],
+            bytes_added: 0,
+        },
+    )
+    .await?;
+    Ok(BackupOutcome {
+        archive: archive.clone(),
+        recovery_point: point,
+        fetched: 0,
+        reused: files,
+        failed: Vec::new(),
     })
 }
 

@@ -129,6 +129,23 @@ impl StorageLocation {
         match self {
             Self::Folder(path) => BackendOptions::default()
                 .repository(path.join(customer.to_string()).display().to_string()),
+            Self::S3(_) => BackendOptions::default()
+                .repository("opendal:s3")
+                .options(self.opendal_options(customer).1),
+        }
+    }
+
+    /// The customer's repository as an OpenDAL service and its options: the same place rustic's
+    /// backend writes to, for the files rustic_core does not know (restic's lock files).
+    pub(crate) fn opendal_options(
+        &self,
+        customer: CustomerId,
+    ) -> (&'static str, BTreeMap<String, String>) {
+        match self {
+            Self::Folder(path) => {
+                let root = path.join(customer.to_string()).display().to_string();
+                ("fs", BTreeMap::from([("root".to_string(), root)]))
+            }
             Self::S3(s3) => {
                 let mut options = BTreeMap::new();
                 options.insert("bucket".to_string(), s3.bucket.clone());
@@ -151,9 +168,7 @@ impl StorageLocation {
                 if let Some(secret) = &s3.secret_access_key {
                     options.insert("secret_access_key".to_string(), secret.clone());
                 }
-                BackendOptions::default()
-                    .repository("opendal:s3")
-                    .options(options)
+                ("s3", options)
             }
         }
     }

@@ -11,9 +11,11 @@ pub mod catalog;
 pub mod error;
 pub mod ingest;
 pub mod location;
+pub mod lock;
 pub mod read;
 pub mod repository;
 pub mod retention;
+mod sealed;
 pub mod verify;
 
 use std::sync::Arc;
@@ -48,7 +50,13 @@ struct Inner {
     master_key: MasterKey,
     clock: SharedClock,
     repositories: repository::RepositoryCache,
+    lock_wait: std::time::Duration,
 }
+
+/// How long an operation waits for another process's conflicting repository lock (a backup for
+/// a prune, a prune for running backups) before failing with `StorageError::Locked`, which the
+/// job queue retries later.
+const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 impl std::fmt::Debug for BackupStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -72,8 +80,23 @@ impl BackupStorage {
                 master_key,
                 clock,
                 repositories: repository::RepositoryCache::default(),
+                lock_wait: DEFAULT_LOCK_WAIT,
             }),
         }
+    }
+
+    /// Sets how long operations wait for conflicting repository locks. Call it on a new value,
+    /// before it is cloned; on a shared one it changes nothing.
+    #[must_use]
+    pub fn with_lock_wait(mut self, wait: std::time::Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.lock_wait = wait;
+        }
+        self
+    }
+
+    pub(crate) fn lock_wait(&self) -> std::time::Duration {
+        self.inner.lock_wait
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -99,6 +122,18 @@ impl BackupStorage {
                 self.inner.clock.now(),
                 customer,
             )
+            .await
+    }
+
+    /// Takes restic's lock of `kind` on the customer's repository, waiting as long as set.
+    pub(crate) async fn lock(
+        &self,
+        customer: CustomerId,
+        kind: lock::LockKind,
+    ) -> StorageResult<lock::HeldLock> {
+        self.repository(customer)
+            .await?
+            .lock(kind, self.inner.lock_wait)
             .await
     }
 

@@ -1,7 +1,9 @@
 //! Reading backups back: one item's bytes as a stream, a folder or a whole archive as a zip
 //! stream. Data is read from the repository in bounded chunks on a blocking thread and handed to
 //! the async side through a small channel, so neither a 10 GB file nor a 100 000-item mailbox is
-//! ever held in memory. This module never writes to the repository or the catalog.
+//! ever held in memory. A shared repository lock is held until the last byte is read, so a prune
+//! in another process never removes a pack under a reader. This module never writes to the
+//! repository (beyond its lock file) or the catalog.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use tokio::sync::mpsc;
 use super::BackupStorage;
 use super::catalog::{self, RecoveryPoint, RecoveryPointId};
 use super::error::{StorageError, StorageResult};
+use super::lock::LockKind;
 use super::repository::run_blocking;
 
 /// Bytes read from the repository per step.
@@ -36,9 +39,12 @@ pub async fn read_item(
     // Only catalogued paths are served: the catalog is what the user browsed.
     catalog::find_item(storage.db(), point.id, path).await?;
     let full_path = PathBuf::from(archive.workload.root()).join(path);
+    // Held until the last byte is read: a prune elsewhere must not remove packs mid-stream.
+    let lock = storage.lock(point.customer, LockKind::Shared).await?;
     let repo = indexed_for(storage, &point, &full_path).await?;
     let (sender, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let snapshot = point.snapshot_id.clone();
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let result = stream_file(&repo, &snapshot, &full_path, &mut |chunk| {
             sender
@@ -48,6 +54,9 @@ pub async fn read_item(
         if let Err(err) = result {
             let _ = sender.blocking_send(Err(io::Error::other(err.to_string())));
         }
+        // The lock is gone before the reader sees the end of the stream.
+        runtime.block_on(lock.release());
+        drop(sender);
     });
     Ok(receiver_stream(receiver))
 }
@@ -95,6 +104,7 @@ pub async fn read_folder_as_zip(
         )));
     }
     let root = PathBuf::from(archive.workload.root());
+    let lock = storage.lock(point.customer, LockKind::Shared).await?;
     let repo = indexed_for(storage, &point, &root.join(first_item.unwrap_or_default())).await?;
     let start = if folder.is_empty() {
         root.clone()
@@ -103,12 +113,16 @@ pub async fn read_folder_as_zip(
     };
     let (sender, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let snapshot = point.snapshot_id.clone();
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let error_sender = sender.clone();
         let result = write_zip(&repo, &snapshot, &start, &folder, ChannelWriter { sender });
         if let Err(err) = result {
             let _ = error_sender.blocking_send(Err(io::Error::other(err.to_string())));
         }
+        // The lock is gone before the reader sees the end of the stream.
+        runtime.block_on(lock.release());
+        drop(error_sender);
     });
     Ok(receiver_stream(receiver))
 }
@@ -157,11 +171,16 @@ pub async fn restore_to_folder(
             write_files(&repo, &files, &prefix, &target)
         })
     };
+    let lock = customer_repo
+        .lock(LockKind::Shared, storage.lock_wait())
+        .await?;
     // A cached index can lack blobs another process wrote since: retry once with a fresh one.
-    match restore(customer_repo.indexed(false).await?).await {
+    let restored = match restore(customer_repo.indexed(false).await?).await {
         Ok(report) => Ok(report),
         Err(_) => restore(customer_repo.indexed(true).await?).await,
-    }
+    };
+    lock.release().await;
+    restored
 }
 
 /// Every file node below `start` in a snapshot, with its path relative to `start`.

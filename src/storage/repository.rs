@@ -25,6 +25,8 @@ use crate::ids::CustomerId;
 use super::catalog::entity::repository as repository_row;
 use super::error::{StorageError, StorageResult};
 use super::location::StorageLocation;
+use super::lock::{HeldLock, LockKind, Locker};
+use super::sealed::{RepositoryCipher, SealedFiles};
 
 /// An opened repository of one customer.
 pub struct CustomerRepository {
@@ -33,10 +35,13 @@ pub struct CustomerRepository {
     /// key derivation, so each operation opens and indexes afresh (other processes may have added
     /// packs since) at the cost of reading the config file.
     opener: RepositoryOpener,
-    /// Backups hold it shared, prune and deletions exclusively: inside one process a prune never
-    /// runs beside a backup. Across processes rustic's two-phase pack deletion keeps packs that a
-    /// concurrent backup may still reference (see `retention::prune`).
+    /// Backups hold it shared, prune exclusively: inside one process a prune waits for running
+    /// backups instead of polling the repository's lock files. Across processes (and against an
+    /// operator's `restic`) the lock files of `lock` do the same.
     pub(crate) write_guard: RwLock<()>,
+    locker: Locker,
+    /// Snapshot and lock files Skyvault writes itself, in restic's format.
+    pub(crate) files: SealedFiles,
     /// Bumped after every change to the repository's packs or index by this process, so a cached
     /// full index is known to be stale.
     generation: AtomicU64,
@@ -55,6 +60,15 @@ impl CustomerRepository {
     /// What a blocking task needs to open the repository.
     pub(crate) fn opener(&self) -> RepositoryOpener {
         self.opener.clone()
+    }
+
+    /// Takes restic's repository lock of `kind`, waiting up to `wait` for conflicting holders.
+    pub(crate) async fn lock(
+        &self,
+        kind: LockKind,
+        wait: std::time::Duration,
+    ) -> StorageResult<HeldLock> {
+        self.locker.lock(kind, wait).await
     }
 
     pub(crate) fn mark_changed(&self) {
@@ -153,8 +167,12 @@ impl RepositoryCache {
                 .key())
         })
         .await?;
+        let cipher = RepositoryCipher::new(&key);
+        let (service, options) = location.opendal_options(customer);
         let repo = Arc::new(CustomerRepository {
             customer,
+            locker: Locker::new(service, options, cipher.clone())?,
+            files: SealedFiles::new(opener_backends.repository(), cipher),
             opener: RepositoryOpener {
                 backends: opener_backends,
                 credentials: Credentials::Masterkey(key),

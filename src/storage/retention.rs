@@ -4,11 +4,11 @@
 //! Deletion removes a point from the catalog first and then forgets its snapshot: a crash in
 //! between leaves a snapshot no one lists (prune's orphan sweep forgets it later), never a listed
 //! point without data. Prune never removes a blob that a remaining snapshot references (rustic's
-//! prune plan is computed from every snapshot in the repository, not from the catalog), and it runs
-//! exclusively against this process's backups of the customer. Across processes its packs are only
-//! marked for deletion and removed by a later prune (rustic's two-phase delete), so a backup in
-//! another process that still uses such a pack is not broken; `instant_delete` skips that safety
-//! for operators who know no other process writes.
+//! prune plan is computed from every snapshot in the repository, not from the catalog), and it
+//! holds restic's exclusive lock, so no backup, restore or check of the customer runs beside it in
+//! any process. That makes deleting unused packs at once safe; rustic's two-phase delete (mark
+//! now, remove in a later prune) stays available for repositories that writers without locks
+//! share.
 
 use std::collections::HashSet;
 
@@ -25,6 +25,7 @@ use super::BackupStorage;
 use super::catalog::entity::{archive, recovery_point};
 use super::catalog::{self, Archive, ArchiveId, RecoveryPoint, RecoveryPointId};
 use super::error::{StorageError, StorageResult};
+use super::lock::LockKind;
 use super::repository::run_blocking;
 
 /// A plan's retention rule for each archive it protects.
@@ -54,8 +55,9 @@ pub struct ArchiveDeletion {
 /// How prune may delete packs.
 #[derive(Debug, Clone, Copy)]
 pub struct PruneSettings {
-    /// Delete unused packs at once instead of marking them and deleting them in a later prune.
-    /// Safe only when no other process writes to the repository.
+    /// Delete unused packs at once (restic's behaviour) instead of marking them and deleting
+    /// them in a later prune. Safe whenever every writer honours restic's locks, as Skyvault and
+    /// restic do.
     pub instant_delete: bool,
     /// Snapshots carrying Skyvault's tag but unknown to the catalog (left by a crash between
     /// saving a snapshot and recording it) are forgotten once older than this.
@@ -65,7 +67,7 @@ pub struct PruneSettings {
 impl Default for PruneSettings {
     fn default() -> Self {
         Self {
-            instant_delete: false,
+            instant_delete: true,
             orphan_grace: Duration::days(1),
         }
     }
@@ -243,8 +245,11 @@ async fn forget_snapshots(
         return Ok(());
     }
     let repo = storage.repository(customer).await?;
+    // Shared, unlike restic's `forget`: removing snapshot files removes no data, so backups may
+    // go on beside it; only prune, which removes packs, needs the repository alone.
+    let lock = repo.lock(LockKind::Shared, storage.lock_wait()).await?;
     let opener = repo.opener();
-    run_blocking(move || {
+    let forgotten = run_blocking(move || {
         let repo = opener.open()?;
         // Only those still present: a retried deletion must not fail on what the first removed.
         let ids: Vec<_> = repo
@@ -260,7 +265,9 @@ async fn forget_snapshots(
         repo.delete_snapshots(&ids)?;
         Ok(())
     })
-    .await
+    .await;
+    lock.release().await;
+    forgotten
 }
 
 /// Reclaims the space of deleted recovery points: forgets orphan snapshots, then runs rustic's
@@ -271,8 +278,10 @@ pub async fn prune(
     settings: PruneSettings,
 ) -> StorageResult<PruneReport> {
     let repo = storage.repository(customer).await?;
-    // Exclusive: no backup of this customer runs in this process while packs are removed.
+    // Exclusive: no backup, restore or check of this customer runs while packs are removed, in
+    // this process (the guard) or any other (restic's lock).
     let _exclusive = repo.write_guard.write().await;
+    let lock = repo.lock(LockKind::Exclusive, storage.lock_wait()).await?;
     let listed: HashSet<String> = recovery_point::Entity::find()
         .filter(recovery_point::Column::CustomerId.eq(customer.as_uuid()))
         .all(storage.db())
@@ -312,6 +321,7 @@ pub async fn prune(
     })
     .await;
     repo.mark_changed();
+    lock.release().await;
     report
 }
 

@@ -15,6 +15,7 @@ use super::BackupStorage;
 use super::catalog::entity::recovery_point;
 use super::catalog::{ArchiveId, RecoveryPointId};
 use super::error::StorageResult;
+use super::lock::LockKind;
 use super::repository::run_blocking;
 
 /// How much a verify reads.
@@ -70,8 +71,10 @@ pub async fn verify(
             })
             .collect()
     };
+    // Shared, as `restic check` locks: backups may run beside it, a prune may not.
+    let lock = repo.lock(LockKind::Shared, storage.lock_wait()).await?;
     let opener = repo.opener();
-    run_blocking(move || {
+    let report = run_blocking(move || {
         let repo = opener.open()?;
         let snapshots_checked = repo.get_all_snapshots()?.len();
         let options = match scope {
@@ -115,7 +118,9 @@ pub async fn verify(
             damaged_packs,
         })
     })
-    .await
+    .await;
+    lock.release().await;
+    report
 }
 
 /// The pack a finding is about, for the findings that mean a pack is missing or damaged.

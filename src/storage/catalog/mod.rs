@@ -163,7 +163,7 @@ impl ItemKind {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         match s {
             "message" => Self::Message,
             "file" => Self::File,

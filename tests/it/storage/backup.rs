@@ -133,6 +133,12 @@ async fn unchanged_rerun_adds_no_pack_reads_nothing_and_adds_no_catalog_row() {
             .unwrap();
         assert!(bytes == *items[0].bytes);
     }
+    // The unchanged point is a snapshot of its own (on the parent's tree) that restic accepts.
+    assert_ne!(
+        second.recovery_point.snapshot_id,
+        first.recovery_point.snapshot_id
+    );
+    super::interop::restic_check(&f).await;
 }
 
 #[tokio::test]
@@ -255,6 +261,19 @@ async fn items_that_fail_to_arrive_make_a_partial_point_and_are_taken_next_time(
         1,
         "the untagged snapshot remains"
     );
+    if super::interop::restic_installed() {
+        let password = f
+            .storage
+            .reveal_repository_password(f.customer)
+            .await
+            .unwrap();
+        let listed = super::interop::restic(&f, &password, &["snapshots", "--tag", "partial"]);
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert!(
+            listed.contains(&point.snapshot_id[..8]),
+            "restic does not list the partial point's snapshot: {listed}"
+        );
+    }
 
     items[3].fail_with = None;
     f.clock.advance(chrono::Duration::hours(1));

@@ -27,6 +27,7 @@ pub struct Fixture {
     pub repo_root: PathBuf,
     pub customer: CustomerId,
     pub org: OrgId,
+    master_key: MasterKey,
     _db: TestDb,
     _dir: TempDir,
 }
@@ -40,10 +41,11 @@ pub async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let repo_root = dir.path().join("storage");
     let clock = ManualClock::new(start_time());
+    let master_key = MasterKey::random();
     let storage = BackupStorage::new(
         db.conn.clone(),
         StorageLocation::Folder(repo_root.clone()),
-        MasterKey::random(),
+        master_key.clone(),
         Arc::new(clock.clone()),
     );
     Fixture {
@@ -52,6 +54,7 @@ pub async fn fixture() -> Fixture {
         repo_root,
         customer: CustomerId::new(),
         org: OrgId::new(),
+        master_key,
         _db: db,
         _dir: dir,
     }
@@ -66,6 +69,24 @@ impl Fixture {
             workload,
             display_name: name.to_string(),
         }
+    }
+
+    /// The same storage as another Skyvault process would see it: same database, folder and
+    /// master key, but its own repository cache and in-process guards, so only the repository's
+    /// lock files stand between the two. It waits `lock_wait` for a conflicting lock.
+    pub fn other_process(&self, lock_wait: std::time::Duration) -> BackupStorage {
+        BackupStorage::new(
+            self.storage.db().clone(),
+            StorageLocation::Folder(self.repo_root.clone()),
+            self.master_key.clone(),
+            Arc::new(self.clock.clone()),
+        )
+        .with_lock_wait(lock_wait)
+    }
+
+    /// Lock files in the customer's repository.
+    pub fn lock_count(&self) -> usize {
+        count_files(&self.repository_path().join("locks"))
     }
 
     pub fn repository_path(&self) -> PathBuf {

@@ -14,7 +14,7 @@ pub fn restic_installed() -> bool {
     crate::support::tool_available(RESTIC, "apt-get install restic")
 }
 
-fn restic(f: &Fixture, password: &str, args: &[&str]) -> std::process::Output {
+pub fn restic(f: &Fixture, password: &str, args: &[&str]) -> std::process::Output {
     Command::new(RESTIC)
         .arg("-r")
         .arg(f.repository_path())

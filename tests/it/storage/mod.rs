@@ -9,4 +9,5 @@ mod backup;
 mod fixture;
 mod interop;
 mod lifecycle;
+mod locks;
 mod s3;
