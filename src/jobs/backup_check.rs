@@ -52,7 +52,16 @@ pub async fn check_backups(
     }
     let report = verify::verify(storage, customer, scope)
         .await
-        .map_err(|err| format!("The backup check could not run: {err}"))?;
+        .map_err(|err| {
+            format!(
+                "The backup check could not run: {}",
+                first_line(&err.to_string())
+            )
+        })?;
+    if !report.ok {
+        // The full findings, for whoever investigates; Activities shows their first lines.
+        tracing::warn!(%customer, errors = ?report.errors, "backup check found damage");
+    }
     outcome(&archives, &report)
 }
 
@@ -120,7 +129,13 @@ fn outcome(archives: &[ArchiveSummary], report: &VerifyReport) -> Result<String,
             format!("Pack {short} affects {}.", affected.join(", "))
         });
     }
-    lines.extend(report.errors.iter().take(ERRORS_SHOWN).cloned());
+    lines.extend(
+        report
+            .errors
+            .iter()
+            .take(ERRORS_SHOWN)
+            .map(|e| first_line(e)),
+    );
     if report.errors.len() > ERRORS_SHOWN {
         lines.push(format!(
             "… and {} more.",
@@ -128,6 +143,22 @@ fn outcome(archives: &[ArchiveSummary], report: &VerifyReport) -> Result<String,
         ));
     }
     Err(lines.join("\n"))
+}
+
+/// A finding as one line: rustic's errors go on with context, causes and sometimes a backtrace,
+/// which belong in the log, not in Activities.
+fn first_line(finding: &str) -> String {
+    const LONGEST: usize = 240;
+    let line = finding
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default();
+    if line.chars().count() > LONGEST {
+        format!("{}…", line.chars().take(LONGEST).collect::<String>())
+    } else {
+        line.to_string()
+    }
 }
 
 fn counted(n: u64, noun: &str) -> String {

@@ -6,4 +6,4 @@ mod accounts;
 mod jobs;
 mod organizations;
 mod setup;
-mod storage;
+pub mod storage;

@@ -29,7 +29,7 @@ fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 }
 
 /// Backs up one archive of `customer` with files of incompressible bytes.
-async fn back_up(
+pub async fn back_up(
     app: &TestApp,
     customer: &str,
     item: ItemId,
@@ -62,7 +62,7 @@ async fn back_up(
         .unwrap()
 }
 
-fn pack_files(repository: &Path) -> HashSet<PathBuf> {
+pub fn pack_files(repository: &Path) -> HashSet<PathBuf> {
     let mut packs = HashSet::new();
     for dir in std::fs::read_dir(repository.join("data"))
         .unwrap()
@@ -76,7 +76,7 @@ fn pack_files(repository: &Path) -> HashSet<PathBuf> {
 }
 
 /// Flips bytes in the middle of a pack, keeping its size (only reading the data finds it).
-fn damage(pack: &Path) {
+pub fn damage(pack: &Path) {
     let mut bytes = std::fs::read(pack).unwrap();
     let middle = bytes.len() / 2;
     for b in &mut bytes[middle..middle + 64] {
