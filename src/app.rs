@@ -1,5 +1,6 @@
-//! Starting Skyvault: settings → master key → database → web server and ticks. `main` and the
-//! integration tests both start the application through here, so tests run the real thing.
+//! Starting Skyvault: settings → master key → database and backup storage → web server and
+//! ticks. `main` and the integration tests both start the application through here, so tests run
+//! the real thing.
 
 use std::net::TcpListener;
 
@@ -12,6 +13,7 @@ use crate::config::Settings;
 use crate::crypto::MasterKey;
 use crate::db;
 use crate::m365::{GraphClient, M365Settings};
+use crate::storage::{BackupStorage, StorageLocation};
 use crate::web::{self as console, AppState, middleware};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,8 @@ pub enum StartError {
     Graph(#[from] crate::m365::GraphError),
     #[error("Microsoft 365 settings: {0}")]
     M365Settings(String),
+    #[error("backup storage settings: {0}")]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 /// Opens the master key and the database (migrating it) and builds the shared state.
@@ -38,14 +42,34 @@ pub async fn prepare(settings: Settings, clock: SharedClock) -> Result<AppState,
     let master_key = MasterKey::load_or_create(&settings.master_key_file())?;
     let db = db::connect_and_migrate(&settings.database_url()).await?;
     let graph = graph_client(&settings, clock.clone())?;
+    let storage = BackupStorage::new(
+        db.clone(),
+        storage_location(&settings)?,
+        master_key.clone(),
+        clock.clone(),
+    );
     Ok(AppState {
         db,
         settings,
         clock,
         master_key,
         graph,
+        storage,
         demo: false,
     })
+}
+
+/// Where backups are written: the `storage` setting with the S3 settings beside it.
+pub fn storage_location(settings: &Settings) -> Result<StorageLocation, StartError> {
+    let given = |value: &str| (!value.is_empty()).then(|| value.to_string());
+    Ok(
+        StorageLocation::parse(&settings.storage())?.with_s3_settings(
+            given(&settings.s3_endpoint),
+            given(&settings.s3_region),
+            given(&settings.s3_access_key_id),
+            given(&settings.s3_secret_access_key),
+        ),
+    )
 }
 
 /// The Graph client for the configured Microsoft app (or the demo simulator's).
@@ -72,6 +96,8 @@ pub fn worker_context(state: &AppState) -> crate::jobs::worker::WorkerContext {
         db: state.db.clone(),
         clock: state.clock.clone(),
         graph: state.graph.clone(),
+        storage: state.storage.clone(),
+        check_scope: crate::jobs::backup_check::scope_for(state.settings.check_read_percent),
     }
 }
 

@@ -159,6 +159,8 @@ settings! {
     demo_simulator_port: u16 = "8081",
     /// Hours between directory syncs of an organization, counted from when it was added.
     sync_interval_hours: u64 = "24",
+    /// Percentage of the backed-up data that each backup check (weekly, or Check backups now) reads and verifies, a random sample of packs; 0: structure only, 100: all of it.
+    check_read_percent: u64 = "10",
     /// Log filter (tracing `EnvFilter` syntax).
     log: String = "info",
 }

@@ -1,7 +1,8 @@
 //! The job queue in the database. A job is claimed by flipping its status with a conditional
 //! UPDATE (only one worker's update matches), under a lease the worker renews while it runs; a
 //! worker that dies leaves a lapsed lease, and the job is claimed again. One organization never
-//! has two syncs queued or running at once: enqueueing returns the pending one instead.
+//! has two syncs queued or running at once, nor a customer two backup checks: enqueueing returns
+//! the pending one instead.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
@@ -12,24 +13,28 @@ use sea_orm::{
 
 use super::entities::job;
 use crate::clock::Clock;
-use crate::ids::JobId;
+use crate::ids::{CustomerId, JobId};
 use crate::inventory::entities::organization;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
     DirectorySync,
+    /// A check of a customer's backup storage (`storage::verify`); names no organization.
+    Verify,
 }
 
 impl JobKind {
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::DirectorySync => "directory_sync",
+            JobKind::Verify => "verify",
         }
     }
 
     pub fn label(kind: &str) -> &'static str {
         match kind {
             "directory_sync" => "Directory sync",
+            "verify" => "Backup check",
             _ => "Job",
         }
     }
@@ -96,6 +101,62 @@ pub async fn pending_sync(
         .filter(
             job::Column::Status.is_in([JobStatus::Queued.as_str(), JobStatus::Running.as_str()]),
         )
+        .one(db)
+        .await
+}
+
+/// Queues a check of the customer's backup storage, or returns the one already queued or running.
+pub async fn enqueue_verify(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    customer: CustomerId,
+) -> Result<job::Model, sea_orm::DbErr> {
+    if let Some(pending) = pending_verify(db, customer).await? {
+        return Ok(pending);
+    }
+    job::ActiveModel {
+        id: Set(JobId::new().0),
+        kind: Set(JobKind::Verify.as_str().into()),
+        customer_id: Set(customer.as_uuid()),
+        org_id: Set(None),
+        status: Set(JobStatus::Queued.as_str().into()),
+        queued_at: Set(clock.now()),
+        started_at: Set(None),
+        finished_at: Set(None),
+        lease_until: Set(None),
+        attempts: Set(0),
+        progress: Set(None),
+        summary: Set(None),
+        error: Set(None),
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn pending_verify(
+    db: &DatabaseConnection,
+    customer: CustomerId,
+) -> Result<Option<job::Model>, sea_orm::DbErr> {
+    job::Entity::find()
+        .filter(job::Column::CustomerId.eq(customer.as_uuid()))
+        .filter(job::Column::Kind.eq(JobKind::Verify.as_str()))
+        .filter(
+            job::Column::Status.is_in([JobStatus::Queued.as_str(), JobStatus::Running.as_str()]),
+        )
+        .one(db)
+        .await
+}
+
+/// The customer's most recent job of a kind (queued, running or finished), by time queued.
+pub async fn latest_job(
+    db: &DatabaseConnection,
+    customer: CustomerId,
+    kind: JobKind,
+) -> Result<Option<job::Model>, sea_orm::DbErr> {
+    job::Entity::find()
+        .filter(job::Column::CustomerId.eq(customer.as_uuid()))
+        .filter(job::Column::Kind.eq(kind.as_str()))
+        .order_by_desc(job::Column::QueuedAt)
         .one(db)
         .await
 }

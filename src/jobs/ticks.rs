@@ -13,7 +13,8 @@ use crate::accounts::{session_store, throttle};
 use crate::clock::SharedClock;
 use crate::inventory::entities::organization;
 use crate::inventory::organizations::next_sync_after;
-use crate::jobs::queue;
+use crate::jobs::queue::{self, JobKind};
+use crate::storage::catalog;
 
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
 const DISPATCH_EVERY: Duration = Duration::from_secs(30);
@@ -54,6 +55,44 @@ pub async fn enqueue_due_syncs(
     queued
 }
 
+/// How often each customer's backups are checked.
+pub fn check_interval() -> ChronoDuration {
+    ChronoDuration::days(7)
+}
+
+/// Queues a backup check for every customer that has backups and whose last check finished more
+/// than a week ago (or that was never checked). A check already queued or running is left alone,
+/// so running this often is harmless.
+pub async fn enqueue_due_checks(db: &DatabaseConnection, clock: &SharedClock) -> u32 {
+    let customers = match catalog::customers_with_archives(db).await {
+        Ok(customers) => customers,
+        Err(err) => {
+            tracing::warn!("cannot read which customers have backups: {err}");
+            return 0;
+        }
+    };
+    let due_before = clock.now() - check_interval();
+    let mut queued = 0;
+    for customer in customers {
+        let due = match queue::latest_job(db, customer, JobKind::Verify).await {
+            Ok(None) => true,
+            Ok(Some(last)) => last.finished_at.is_some_and(|at| at <= due_before),
+            Err(err) => {
+                tracing::warn!(%customer, "cannot read the last backup check: {err}");
+                continue;
+            }
+        };
+        if !due {
+            continue;
+        }
+        match queue::enqueue_verify(db, clock.as_ref(), customer).await {
+            Ok(_) => queued += 1,
+            Err(err) => tracing::warn!(%customer, "cannot queue the weekly backup check: {err}"),
+        }
+    }
+    queued
+}
+
 /// Deletes expired sessions and sign-in failures older than the throttling window.
 pub async fn tidy_accounts(db: &DatabaseConnection, clock: &SharedClock) {
     match session_store::delete_expired_sessions(db, clock.now()).await {
@@ -67,7 +106,8 @@ pub async fn tidy_accounts(db: &DatabaseConnection, clock: &SharedClock) {
 }
 
 /// Starts the ticks: due syncs are queued at once (catching up after downtime), then every 30
-/// seconds; account tables are tidied every 5 minutes.
+/// seconds; due backup checks are queued at once, then with the tidying of account tables every 5
+/// minutes.
 pub async fn start_ticks(
     db: DatabaseConnection,
     clock: SharedClock,
@@ -75,6 +115,7 @@ pub async fn start_ticks(
 ) -> Result<JobScheduler, JobSchedulerError> {
     let scheduler = JobScheduler::new().await?;
     enqueue_due_syncs(&db, &clock, sync_interval).await;
+    enqueue_due_checks(&db, &clock).await;
     {
         let (db, clock) = (db.clone(), clock.clone());
         scheduler
@@ -90,7 +131,10 @@ pub async fn start_ticks(
         .add(Job::new_repeated_async(MAINTENANCE_EVERY, move |_, _| {
             let db = db.clone();
             let clock = clock.clone();
-            Box::pin(async move { tidy_accounts(&db, &clock).await })
+            Box::pin(async move {
+                enqueue_due_checks(&db, &clock).await;
+                tidy_accounts(&db, &clock).await;
+            })
         })?)
         .await?;
     scheduler.start().await?;

@@ -1,6 +1,7 @@
 //! Workers: claim a job, run it, record how it ended. A job that fails is recorded as failed
 //! with its reason and never leaves half-written state behind; a worker that dies mid-job leaves
-//! a lease that lapses, and another worker runs the job again (syncs are idempotent).
+//! a lease that lapses, and another worker runs the job again (syncs and backup checks are
+//! idempotent).
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -8,12 +9,15 @@ use std::time::Duration as StdDuration;
 use chrono::Duration;
 use sea_orm::{DatabaseConnection, EntityTrait};
 
+use super::backup_check;
 use super::entities::job;
 use super::queue::{self, JobKind};
 use crate::clock::SharedClock;
+use crate::ids::CustomerId;
 use crate::inventory::entities::organization;
 use crate::inventory::{organizations, sync};
 use crate::m365::GraphClient;
+use crate::storage::{BackupStorage, VerifyScope};
 
 /// What a worker needs.
 #[derive(Clone)]
@@ -21,6 +25,9 @@ pub struct WorkerContext {
     pub db: DatabaseConnection,
     pub clock: SharedClock,
     pub graph: GraphClient,
+    pub storage: BackupStorage,
+    /// How much a backup check reads.
+    pub check_scope: VerifyScope,
 }
 
 const LEASE: i64 = 120;
@@ -67,6 +74,10 @@ pub async fn run_until_idle(ctx: &WorkerContext) -> Result<u32, sea_orm::DbErr> 
 async fn run_job(ctx: &WorkerContext, job: &job::Model) -> Result<String, String> {
     match job.kind.as_str() {
         kind if kind == JobKind::DirectorySync.as_str() => run_sync(ctx, job).await,
+        kind if kind == JobKind::Verify.as_str() => {
+            backup_check::check_backups(&ctx.storage, CustomerId(job.customer_id), ctx.check_scope)
+                .await
+        }
         other => Err(format!("unknown job kind {other}")),
     }
 }

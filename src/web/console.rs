@@ -7,7 +7,7 @@ use askama::Template;
 
 use super::forms::FormState;
 use super::partner::{UserForm, UserRow, user_rows};
-use super::{AppState, Chrome, SignedIn, WebError, m365, ok, render, see_other};
+use super::{AppState, Chrome, SignedIn, WebError, m365, ok, render, see_other, storage};
 use crate::accounts::access::CustomerScope;
 use crate::accounts::users;
 
@@ -29,7 +29,6 @@ struct SectionPage {
     customer_id: String,
     section: &'static str,
     title: &'static str,
-    storage_location: String,
 }
 
 #[derive(Template)]
@@ -60,6 +59,9 @@ pub async fn section(
         }
         "devices" => return m365::devices(&state, &signed_in, &scope, &devices_query).await,
         "activities" => return m365::activities(&state, &signed_in, &scope).await,
+        "storage" => {
+            return storage::storage_page(&state, &signed_in, &scope, &devices_query.notice).await;
+        }
         "m365" => {
             if let Some(response) = m365::m365_section(&state, &scope).await? {
                 return Ok(response);
@@ -72,7 +74,6 @@ pub async fn section(
         customer_id: scope.id().to_string(),
         section,
         title,
-        storage_location: state.settings.storage(),
     })
 }
 

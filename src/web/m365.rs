@@ -8,7 +8,7 @@ use askama::Template;
 use sea_orm::EntityTrait;
 use serde::Deserialize;
 
-use super::{AppState, Chrome, SignedIn, WebError, ok, see_other};
+use super::{AppState, Chrome, SignedIn, WebError, ok, see_other, storage};
 use crate::accounts::access::CustomerScope;
 use crate::ids::OrgId;
 use crate::inventory::consent::ConsentOutcome;
@@ -87,8 +87,9 @@ fn consent_message(code: &str) -> Option<(&'static str, &'static str)> {
 
 #[derive(Deserialize)]
 pub struct DevicesQuery {
+    /// A message code for the page (Devices, Backup storage), never text to reflect.
     #[serde(default)]
-    notice: String,
+    pub notice: String,
 }
 
 /// What the organization's own page shows about it above the tabs.
@@ -137,7 +138,7 @@ struct DevicesPage {
     demo: bool,
 }
 
-fn when(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+pub(super) fn when(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
     at.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_else(|| "Never".into())
 }
@@ -632,7 +633,10 @@ pub struct ActivityRow {
     pub status: String,
     pub queued: String,
     pub finished: String,
+    /// The outcome's first line, and its further lines (a failed backup check names each
+    /// damaged pack and the archives it affects).
     pub detail: String,
+    pub more: Vec<String>,
 }
 
 #[derive(Template)]
@@ -658,20 +662,27 @@ pub async fn activities(
     let any_pending = jobs.iter().any(|j| JobStatus::is_pending(&j.status));
     let rows = jobs
         .into_iter()
-        .map(|j| ActivityRow {
-            what: queue::JobKind::label(&j.kind),
-            subject: j
-                .org_id
-                .and_then(|id| orgs.get(&id).cloned())
-                .unwrap_or_else(|| "Removed organization".into()),
-            queued: when(Some(j.queued_at)),
-            finished: if JobStatus::is_pending(&j.status) {
-                String::new()
-            } else {
-                when(j.finished_at)
-            },
-            detail: j.error.or(j.summary).or(j.progress).unwrap_or_default(),
-            status: j.status,
+        .map(|j| {
+            let (detail, more) = storage::outcome_lines(j.error.or(j.summary).or(j.progress));
+            ActivityRow {
+                what: queue::JobKind::label(&j.kind),
+                subject: if storage::is_check(&j.kind) {
+                    storage::CHECK_SUBJECT.into()
+                } else {
+                    j.org_id
+                        .and_then(|id| orgs.get(&id).cloned())
+                        .unwrap_or_else(|| "Removed organization".into())
+                },
+                queued: when(Some(j.queued_at)),
+                finished: if JobStatus::is_pending(&j.status) {
+                    String::new()
+                } else {
+                    when(j.finished_at)
+                },
+                detail,
+                more,
+                status: j.status,
+            }
         })
         .collect();
     ok(&ActivitiesPage {

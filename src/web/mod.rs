@@ -10,6 +10,7 @@ pub mod forms;
 pub mod m365;
 pub mod middleware;
 pub mod partner;
+pub mod storage;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub clock: SharedClock,
     pub master_key: MasterKey,
     pub graph: crate::m365::GraphClient,
+    /// The one backup storage of this process (repositories are opened once and cached in it).
+    pub storage: crate::storage::BackupStorage,
     /// The Graph client talks to the built-in simulator (no Microsoft app configured).
     pub demo: bool,
 }
@@ -115,6 +118,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/c/{customer}/m365/{org}/refresh",
             web::post().to(m365::refresh),
+        )
+        .route(
+            "/c/{customer}/storage/check",
+            web::post().to(storage::check_now),
         )
         .route(
             "/m365/consent/callback",

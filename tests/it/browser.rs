@@ -1,6 +1,7 @@
 //! The console in a real browser: Debian's Chromium driven through chromedriver. A person's first
-//! visit — setup link, first customer, Manage, every navigation item — clicked as they would, with
-//! a screenshot of each page written to `target/screenshots/` for people to look at.
+//! visit — setup link, first customer, Manage, every navigation item, Check backups now — clicked
+//! as they would, with a screenshot of each page written to `target/screenshots/` for people to
+//! look at.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -9,6 +10,10 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
+use skyvault::ids::ItemId;
+use skyvault::storage::Workload;
+
+use crate::console::storage::{back_up, damage, pack_files};
 use crate::support::app::{PASSWORD, TestApp};
 
 struct Driver {
@@ -446,6 +451,119 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
         .await
         .unwrap();
     screenshot(&client, "13-activities").await;
+
+    // Backup storage with backups in it (made through the storage API: plans do not run yet),
+    // Check backups now, and the check's outcome on the page and in Activities.
+    let customer = client
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .split('/')
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let alice = ItemId::new();
+    for seeds in [[1, 2], [1, 3]] {
+        back_up(
+            &app,
+            &customer,
+            alice,
+            Workload::Mailbox,
+            "Alice Wilber",
+            &seeds,
+        )
+        .await;
+    }
+    let before_bob = pack_files(&app.repository_folder(&customer));
+    back_up(
+        &app,
+        &customer,
+        ItemId::new(),
+        Workload::OneDrive,
+        "Bob Kelly",
+        &[4],
+    )
+    .await;
+    let bob_pack = pack_files(&app.repository_folder(&customer))
+        .difference(&before_bob)
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .cloned()
+        .unwrap();
+    client
+        .find(Locator::XPath(
+            "//nav//a[normalize-space()='Backup storage']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "Alice Wilber").await;
+    screenshot(&client, "14-backup-storage").await;
+    client
+        .find(Locator::XPath(
+            "//button[normalize-space()='Check backups now']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "A backup check was queued.").await;
+    screenshot(&client, "15-backup-storage-check-queued").await;
+    skyvault::jobs::worker::run_until_idle(&skyvault::app::worker_context(&app.state))
+        .await
+        .unwrap();
+    wait_for_text(&client, "no damage found").await;
+    screenshot(&client, "16-backup-storage-checked").await;
+    client
+        .find(Locator::XPath("//nav//a[normalize-space()='Activities']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "Backup check").await;
+    screenshot(&client, "17-activities-with-check").await;
+
+    // A damaged pack: the next check fails, naming the archive, on both pages.
+    damage(&bob_pack);
+    app.clock.advance(chrono::Duration::minutes(30));
+    client
+        .find(Locator::XPath(
+            "//nav//a[normalize-space()='Backup storage']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "Alice Wilber").await;
+    client
+        .find(Locator::XPath(
+            "//button[normalize-space()='Check backups now']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "A backup check was queued.").await;
+    skyvault::jobs::worker::run_until_idle(&skyvault::app::worker_context(&app.state))
+        .await
+        .unwrap();
+    wait_for_text(&client, "Bob Kelly (OneDrive)").await;
+    screenshot(&client, "18-backup-storage-damage-found").await;
+    client
+        .find(Locator::XPath("//nav//a[normalize-space()='Activities']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "Damage found").await;
+    screenshot(&client, "19-activities-damage-found").await;
 
     client
         .find(Locator::Css("button.topbar-link"))

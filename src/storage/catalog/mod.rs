@@ -490,3 +490,87 @@ pub async fn count_entry_rows(
         .count(db)
         .await?)
 }
+
+/// An archive with its recovery points summed up, for listing archives without loading points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArchiveSummary {
+    pub archive: Archive,
+    pub recovery_points: u64,
+    pub newest: Option<RecoveryPoint>,
+    /// Bytes its backups added to the repository (after deduplication and compression).
+    pub bytes_added: u64,
+}
+
+/// The archives of a customer with their point counts and newest points, in three queries
+/// whatever the number of archives.
+pub async fn list_archive_summaries(
+    db: &DatabaseConnection,
+    customer: CustomerId,
+) -> StorageResult<Vec<ArchiveSummary>> {
+    use sea_orm::sea_query::{Alias, Query};
+    let archives = list_archives(db, customer).await?;
+    // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back so both databases answer an integer.
+    let stats: Vec<(Uuid, i64, Option<i64>)> = recovery_point::Entity::find()
+        .select_only()
+        .column(recovery_point::Column::ArchiveId)
+        .column_as(recovery_point::Column::Id.count(), "points")
+        .column_as(
+            Expr::col(recovery_point::Column::BytesAdded)
+                .sum()
+                .cast_as(Alias::new("BIGINT")),
+            "bytes_added",
+        )
+        .filter(recovery_point::Column::CustomerId.eq(customer.as_uuid()))
+        .group_by(recovery_point::Column::ArchiveId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let stats: std::collections::HashMap<Uuid, (i64, Option<i64>)> = stats
+        .into_iter()
+        .map(|(archive, points, bytes)| (archive, (points, bytes)))
+        .collect();
+    let other = Alias::new("newer_point");
+    let newest_seq = Query::select()
+        .expr(Expr::col((other.clone(), recovery_point::Column::Seq)).max())
+        .from_as(recovery_point::Entity, other.clone())
+        .and_where(
+            Expr::col((other, recovery_point::Column::ArchiveId))
+                .equals((recovery_point::Entity, recovery_point::Column::ArchiveId)),
+        )
+        .to_owned();
+    let mut newest: std::collections::HashMap<Uuid, RecoveryPoint> = recovery_point::Entity::find()
+        .filter(recovery_point::Column::CustomerId.eq(customer.as_uuid()))
+        .filter(
+            Expr::col((recovery_point::Entity, recovery_point::Column::Seq))
+                .in_subquery(newest_seq),
+        )
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| (row.archive_id, point_from_row(row)))
+        .collect();
+    Ok(archives
+        .into_iter()
+        .map(|archive| {
+            let (points, bytes) = stats.get(&archive.id.0).copied().unwrap_or((0, None));
+            ArchiveSummary {
+                recovery_points: u64::try_from(points).unwrap_or(0),
+                newest: newest.remove(&archive.id.0),
+                bytes_added: u64::try_from(bytes.unwrap_or(0)).unwrap_or(0),
+                archive,
+            }
+        })
+        .collect())
+}
+
+/// Customers that have at least one archive (for the weekly backup check).
+pub async fn customers_with_archives(db: &DatabaseConnection) -> StorageResult<Vec<CustomerId>> {
+    let customers: Vec<Uuid> = archive::Entity::find()
+        .select_only()
+        .column(archive::Column::CustomerId)
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(customers.into_iter().map(CustomerId).collect())
+}

@@ -28,6 +28,7 @@ const CUSTOMER_ROUTES: &[(&str, &str)] = &[
     ("GET", "/c/{customer}/m365/{org}"),
     ("GET", "/c/{customer}/m365/{org}/sync"),
     ("POST", "/c/{customer}/m365/{org}/refresh"),
+    ("POST", "/c/{customer}/storage/check"),
 ];
 
 async fn request(visitor: &Visitor, method: &str, path: &str) -> crate::support::app::Page {

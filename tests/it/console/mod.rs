@@ -1,8 +1,9 @@
 //! The console foundation through HTTP: first-run setup, accounts, sessions, CSRF, tenancy and
-//! isolation between customers.
+//! isolation between customers; Backup storage and its backup checks.
 
 mod access;
 mod accounts;
 mod jobs;
 mod organizations;
 mod setup;
+pub mod storage;

@@ -35,6 +35,9 @@ impl TestApp {
             bind: address.to_string(),
             data_dir: db.dir.path().display().to_string(),
             database_url: db.url.clone(),
+            // Backup storage stays at its default, `<data_dir>/storage`: a folder of this test's
+            // own. Checks read all data, so a damaged pack is always found.
+            check_read_percent: 100,
             ..Settings::default()
         };
         let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap());
@@ -105,6 +108,13 @@ impl TestApp {
             .await
             .expect_redirect("/customers");
         (app, admin)
+    }
+
+    /// The folder of a customer's backup repository (none until its first backup).
+    pub fn repository_folder(&self, customer: &str) -> std::path::PathBuf {
+        std::path::Path::new(&self.state.settings.data_dir)
+            .join("storage")
+            .join(customer)
     }
 
     pub fn visitor(&self) -> Visitor {
