@@ -301,17 +301,29 @@ impl SkyvaultBench {
         let db = skyvault::db::connect_and_migrate(&url).await?;
         let repo_root = work.join("skyvault-storage");
         let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 2, 0, 0).single().unwrap());
+        let master_key = MasterKey::random();
+        let customer = CustomerId::new();
+        // Created untimed, as `restic init` is: the timed first backup then opens the existing
+        // repository (one key derivation), as `restic backup` does.
+        BackupStorage::new(
+            db.clone(),
+            StorageLocation::Folder(repo_root.clone()),
+            master_key.clone(),
+            Arc::new(clock.clone()),
+        )
+        .repository(customer)
+        .await?;
         let storage = BackupStorage::new(
             db,
             StorageLocation::Folder(repo_root.clone()),
-            MasterKey::random(),
+            master_key,
             Arc::new(clock.clone()),
         );
         Ok(Self {
             storage,
             clock,
             repo_root,
-            customer: CustomerId::new(),
+            customer,
             org: OrgId::new(),
             users,
             items: (0..users).map(|_| ItemId::new()).collect(),

@@ -158,9 +158,13 @@ impl RepositoryCache {
             let options = repository_options();
             let credentials = Credentials::password(&password);
             let repo = Repository::new(&options, &backends)?;
+            // Each derivation of the key from the password is a deliberately slow scrypt; a new
+            // repository comes back from `init` already open, so it is derived once, not twice.
             if repo.config_id()?.is_none() {
                 let repo = Repository::new(&options, &backends)?;
-                repo.init(&credentials, &KeyOptions::default(), &repository_config())?;
+                return Ok(repo
+                    .init(&credentials, &KeyOptions::default(), &repository_config())?
+                    .key());
             }
             Ok(Repository::new(&options, &backends)?
                 .open(&credentials)?
