@@ -72,11 +72,23 @@ pub async fn enqueue_sync(
     if let Some(pending) = pending_sync(db, org.id).await? {
         return Ok(pending);
     }
+    queued(JobKind::DirectorySync, org.customer_id, Some(org.id), clock)
+        .insert(db)
+        .await
+}
+
+/// A new queued job row.
+fn queued(
+    kind: JobKind,
+    customer_id: uuid::Uuid,
+    org_id: Option<uuid::Uuid>,
+    clock: &dyn Clock,
+) -> job::ActiveModel {
     job::ActiveModel {
         id: Set(JobId::new().0),
-        kind: Set(JobKind::DirectorySync.as_str().into()),
-        customer_id: Set(org.customer_id),
-        org_id: Set(Some(org.id)),
+        kind: Set(kind.as_str().into()),
+        customer_id: Set(customer_id),
+        org_id: Set(org_id),
         status: Set(JobStatus::Queued.as_str().into()),
         queued_at: Set(clock.now()),
         started_at: Set(None),
@@ -87,8 +99,6 @@ pub async fn enqueue_sync(
         summary: Set(None),
         error: Set(None),
     }
-    .insert(db)
-    .await
 }
 
 pub async fn pending_sync(
@@ -114,23 +124,9 @@ pub async fn enqueue_verify(
     if let Some(pending) = pending_verify(db, customer).await? {
         return Ok(pending);
     }
-    job::ActiveModel {
-        id: Set(JobId::new().0),
-        kind: Set(JobKind::Verify.as_str().into()),
-        customer_id: Set(customer.as_uuid()),
-        org_id: Set(None),
-        status: Set(JobStatus::Queued.as_str().into()),
-        queued_at: Set(clock.now()),
-        started_at: Set(None),
-        finished_at: Set(None),
-        lease_until: Set(None),
-        attempts: Set(0),
-        progress: Set(None),
-        summary: Set(None),
-        error: Set(None),
-    }
-    .insert(db)
-    .await
+    queued(JobKind::Verify, customer.as_uuid(), None, clock)
+        .insert(db)
+        .await
 }
 
 pub async fn pending_verify(

@@ -118,6 +118,17 @@ async fn wait_for_text(client: &Client, text: &str) {
 }
 
 /// The page's heading, once the page has settled (a navigation may still be under way).
+/// Clicks the element an XPath finds.
+async fn click(client: &Client, xpath: &str) {
+    client
+        .find(Locator::XPath(xpath))
+        .await
+        .unwrap_or_else(|err| panic!("{xpath} not found: {err}"))
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn heading(client: &Client) -> String {
     for _ in 0..30 {
         if let Ok(element) = client.find(Locator::Css("main h1, .card h1")).await
@@ -206,22 +217,10 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
         .await
         .unwrap();
     screenshot(&client, "05-customers").await;
-    client
-        .find(Locator::XPath("//nav//a[normalize-space()='Sub-partners']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "//nav//a[normalize-space()='Sub-partners']").await;
     assert_eq!(heading(&client).await, "Sub-partners");
     screenshot(&client, "05b-sub-partners").await;
-    client
-        .find(Locator::XPath("//nav//a[normalize-space()='Customers']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "//nav//a[normalize-space()='Customers']").await;
     wait_for_text(&client, "Contoso Ltd").await;
     client
         .find(Locator::LinkText("Manage"))
@@ -413,13 +412,7 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
             .contains(&leaving.display_name)
     );
     screenshot(&client, "11b-organization-inactive-user").await;
-    client
-        .find(Locator::XPath("//nav//a[normalize-space()='Devices']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "//nav//a[normalize-space()='Devices']").await;
     wait_for_text(&client, &tenant.display_name).await;
     screenshot(&client, "12-devices-with-organization").await;
     client
@@ -443,13 +436,7 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
         "Microsoft 365 organizations this customer protects.",
     )
     .await;
-    client
-        .find(Locator::XPath("//nav//a[normalize-space()='Activities']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "//nav//a[normalize-space()='Activities']").await;
     screenshot(&client, "13-activities").await;
 
     // Backup storage with backups in it (made through the storage API: plans do not run yet),
@@ -490,26 +477,10 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
         .max_by_key(|p| std::fs::metadata(p).unwrap().len())
         .cloned()
         .unwrap();
-    client
-        .find(Locator::XPath(
-            "//nav//a[normalize-space()='Backup storage']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "//nav//a[normalize-space()='Backup storage']").await;
     wait_for_text(&client, "Alice Wilber").await;
     screenshot(&client, "14-backup-storage").await;
-    client
-        .find(Locator::XPath(
-            "//button[normalize-space()='Check backups now']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "//button[normalize-space()='Check backups now']").await;
     wait_for_text(&client, "A backup check was queued.").await;
     screenshot(&client, "15-backup-storage-check-queued").await;
     skyvault::jobs::worker::run_until_idle(&skyvault::app::worker_context(&app.state))
@@ -517,51 +488,23 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
         .unwrap();
     wait_for_text(&client, "no damage found").await;
     screenshot(&client, "16-backup-storage-checked").await;
-    client
-        .find(Locator::XPath("//nav//a[normalize-space()='Activities']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "//nav//a[normalize-space()='Activities']").await;
     wait_for_text(&client, "Backup check").await;
     screenshot(&client, "17-activities-with-check").await;
 
     // A damaged pack: the next check fails, naming the archive, on both pages.
     damage(&bob_pack);
     app.clock.advance(chrono::Duration::minutes(30));
-    client
-        .find(Locator::XPath(
-            "//nav//a[normalize-space()='Backup storage']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "//nav//a[normalize-space()='Backup storage']").await;
     wait_for_text(&client, "Alice Wilber").await;
-    client
-        .find(Locator::XPath(
-            "//button[normalize-space()='Check backups now']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "//button[normalize-space()='Check backups now']").await;
     wait_for_text(&client, "A backup check was queued.").await;
     skyvault::jobs::worker::run_until_idle(&skyvault::app::worker_context(&app.state))
         .await
         .unwrap();
     wait_for_text(&client, "Bob Kelly (OneDrive)").await;
     screenshot(&client, "18-backup-storage-damage-found").await;
-    client
-        .find(Locator::XPath("//nav//a[normalize-space()='Activities']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "//nav//a[normalize-space()='Activities']").await;
     wait_for_text(&client, "Damage found").await;
     screenshot(&client, "19-activities-damage-found").await;
 
