@@ -192,7 +192,10 @@ async fn one_percent_changed_adds_about_one_percent() {
 async fn the_same_attachment_in_two_mailboxes_is_stored_once() {
     let f = fixture().await;
     // Large enough for content-defined chunks to find it inside both messages.
-    let attachment = random_bytes(99, 3_000_000);
+    // Each repository draws its own chunking polynomial, so where the second message's chunks
+    // fall back in step with the first's varies from run to run (a few chunks, rarely more): the
+    // attachment is large enough that "stored once" is certain, not lucky.
+    let attachment = random_bytes(99, 12_000_000);
     let alice = vec![TestItem::new(
         "Inbox/a1.eml",
         mime_message(
@@ -227,7 +230,7 @@ async fn the_same_attachment_in_two_mailboxes_is_stored_once() {
     let first_added = first.recovery_point.bytes_added;
     let second_added = second.recovery_point.bytes_added;
     assert!(
-        first_added > 2_500_000,
+        first_added > 11_500_000,
         "the attachment is stored once: {first_added}"
     );
     assert!(
