@@ -207,15 +207,33 @@ where
         && planned.len() == parent_rows.len()
         && planned.iter().all(|p| p.reuse.is_some())
     {
-        return carry_over(
+        // `None`: the parent's snapshot is gone from the repository (e.g. forgotten with restic
+        // by hand); the full backup below then reads every item again, without a parent.
+        let unchanged: Vec<StoredItem> = planned
+            .iter()
+            .filter_map(|planned| {
+                let row = planned.reuse.clone()?;
+                Some(StoredItem {
+                    path: planned.item.path.clone(),
+                    kind: ItemKind::parse(&row.kind),
+                    size: u64::try_from(row.size).unwrap_or(0),
+                    metadata: planned.item.metadata.clone(),
+                    reused_row: Some(row),
+                })
+            })
+            .collect();
+        if let Some(outcome) = carry_over(
             storage,
             &archive,
             point,
-            planned,
-            snapshot_options,
+            unchanged,
+            snapshot_options.clone(),
             taken_at,
         )
-        .await;
+        .await?
+        {
+            return Ok(outcome);
+        }
     }
 
     let (sender, receiver) = mpsc::channel(ENTRY_QUEUE);
@@ -310,24 +328,11 @@ async fn carry_over(
     storage: &BackupStorage,
     archive: &Archive,
     parent: &RecoveryPoint,
-    planned: Vec<PlannedItem>,
+    stored: Vec<StoredItem>,
     snapshot_options: SnapshotOptions,
     taken_at: DateTime<Utc>,
-) -> StorageResult<BackupOutcome> {
+) -> StorageResult<Option<BackupOutcome>> {
     let repo = storage.repository(archive.customer).await?;
-    let stored: Vec<StoredItem> = planned
-        .into_iter()
-        .filter_map(|planned| {
-            let row = planned.reuse?;
-            Some(StoredItem {
-                path: planned.item.path,
-                kind: ItemKind::parse(&row.kind),
-                size: u64::try_from(row.size).unwrap_or(0),
-                metadata: planned.item.metadata,
-                reused_row: Some(row),
-            })
-        })
-        .collect();
     let files = stored.len() as u64;
     let bytes = stored.iter().map(|item| item.size).sum();
     let parent_id = parent.snapshot_id.clone();
@@ -338,9 +343,9 @@ async fn carry_over(
         let parent_id: rustic_core::Id = parent_id
             .parse()
             .map_err(|_| StorageError::Invalid(format!("snapshot id {parent_id}")))?;
-        let parent: SnapshotFile = sealed
-            .load(FileType::Snapshot, &parent_id)?
-            .ok_or_else(|| StorageError::Invalid(format!("snapshot {parent_id} is unreadable")))?;
+        let Ok(Some(parent)) = sealed.load::<SnapshotFile>(FileType::Snapshot, &parent_id) else {
+            return Ok(None);
+        };
         let mut snap: SnapshotFile = snapshot_options.to_snapshot()?;
         snap.tree = parent.tree;
         snap.paths = parent.paths.clone();
@@ -356,11 +361,14 @@ async fn carry_over(
         summary.backup_end = snap.time.clone();
         snap.summary = Some(summary);
         snap.id = sealed.save(FileType::Snapshot, &snap)?.into();
-        Ok(snap)
+        Ok(Some(snap))
     })
     .await;
     lock.release().await;
-    let snap = saved?;
+    let Some(snap) = saved? else {
+        tracing::warn!(archive = %archive.id, "the parent recovery point's snapshot is missing; backing up in full");
+        return Ok(None);
+    };
     let point = record_recovery_point(
         storage,
         archive,
@@ -375,13 +383,13 @@ async fn carry_over(
         },
     )
     .await?;
-    Ok(BackupOutcome {
+    Ok(Some(BackupOutcome {
         archive: archive.clone(),
         recovery_point: point,
         fetched: 0,
         reused: files,
         failed: Vec::new(),
-    })
+    }))
 }
 
 /// The snapshot tags that let a restic user find a recovery point without the catalog.

@@ -142,6 +142,39 @@ async fn unchanged_rerun_adds_no_pack_reads_nothing_and_adds_no_catalog_row() {
 }
 
 #[tokio::test]
+async fn an_unchanged_backup_whose_parent_snapshot_was_removed_by_hand_backs_up_in_full() {
+    let f = fixture().await;
+    let items = small_corpus();
+    let request = f.request(ItemId::new(), Workload::Mailbox, "Alice");
+    let first = f.back_up(&request, &items).await;
+    // What `restic forget <id>` run by an operator leaves: the catalog still lists the point.
+    std::fs::remove_file(
+        f.repository_path()
+            .join("snapshots")
+            .join(&first.recovery_point.snapshot_id),
+    )
+    .unwrap();
+
+    f.clock.advance(chrono::Duration::days(1));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let second = f.back_up_counting(&request, &items, &fetches).await;
+    assert_eq!(second.recovery_point.status, RecoveryPointStatus::Complete);
+    assert_eq!(second.failed, vec![]);
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        items.len(),
+        "without a parent snapshot every item is read again"
+    );
+    for item in &items {
+        let bytes = read::read_item_to_vec(&f.storage, second.recovery_point.id, &item.path)
+            .await
+            .unwrap();
+        assert!(bytes == *item.bytes, "{} differs", item.path);
+    }
+    super::interop::restic_check(&f).await;
+}
+
+#[tokio::test]
 async fn one_percent_changed_adds_about_one_percent() {
     let f = fixture().await;
     let mut items: Vec<TestItem> = (0..100)
