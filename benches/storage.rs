@@ -74,26 +74,20 @@ fn main() -> Result<()> {
     // ---- restic ----
     let restic_repo = work.join("restic-repo");
     run_restic(&restic_repo, &["init"])?;
-    let first = run_restic(
-        &restic_repo,
-        &[
-            "backup",
-            "--no-cache",
-            "--host",
-            "bench",
-            corpus.to_str().unwrap(),
-        ],
-    )?;
-    let unchanged = run_restic(
-        &restic_repo,
-        &[
-            "backup",
-            "--no-cache",
-            "--host",
-            "bench",
-            corpus.to_str().unwrap(),
-        ],
-    )?;
+    let restic_backup = || {
+        run_restic(
+            &restic_repo,
+            &[
+                "backup",
+                "--no-cache",
+                "--host",
+                "bench",
+                corpus.to_str().unwrap(),
+            ],
+        )
+    };
+    let first = restic_backup()?;
+    let unchanged = restic_backup()?;
 
     // ---- Skyvault: first and unchanged ----
     let sky = runtime.block_on(SkyvaultBench::new(&work, users))?;
@@ -103,16 +97,7 @@ fn main() -> Result<()> {
     // ---- 1 % changed, the same files for both ----
     let changed = change_one_percent(&corpus, seed)?;
     eprintln!("changed {} files", changed.len());
-    let restic_changed = run_restic(
-        &restic_repo,
-        &[
-            "backup",
-            "--no-cache",
-            "--host",
-            "bench",
-            corpus.to_str().unwrap(),
-        ],
-    )?;
+    let restic_changed = restic_backup()?;
     let sky_changed = runtime.block_on(sky.back_up_all(&corpus, 2))?;
 
     // ---- restore ----

@@ -115,18 +115,20 @@ pub async fn pending_sync(
         .await
 }
 
-/// Queues a check of the customer's backup storage, or returns the one already queued or running.
+/// Queues a check of the customer's backup storage, or returns the one already queued or running;
+/// `true` when this call queued it.
 pub async fn enqueue_verify(
     db: &DatabaseConnection,
     clock: &dyn Clock,
     customer: CustomerId,
-) -> Result<job::Model, sea_orm::DbErr> {
+) -> Result<(job::Model, bool), sea_orm::DbErr> {
     if let Some(pending) = pending_verify(db, customer).await? {
-        return Ok(pending);
+        return Ok((pending, false));
     }
-    queued(JobKind::Verify, customer.as_uuid(), None, clock)
+    let job = queued(JobKind::Verify, customer.as_uuid(), None, clock)
         .insert(db)
-        .await
+        .await?;
+    Ok((job, true))
 }
 
 pub async fn pending_verify(

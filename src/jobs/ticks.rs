@@ -86,7 +86,8 @@ pub async fn enqueue_due_checks(db: &DatabaseConnection, clock: &SharedClock) ->
             continue;
         }
         match queue::enqueue_verify(db, clock.as_ref(), customer).await {
-            Ok(_) => queued += 1,
+            Ok((_, true)) => queued += 1,
+            Ok((_, false)) => {}
             Err(err) => tracing::warn!(%customer, "cannot queue the weekly backup check: {err}"),
         }
     }

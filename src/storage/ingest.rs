@@ -53,7 +53,7 @@ use super::catalog::{
 };
 use super::error::{StorageError, StorageResult};
 use super::lock::LockKind;
-use super::repository::run_blocking;
+use super::repository::{CustomerRepository, run_blocking};
 
 /// Items up to this size are spooled in memory, larger ones in a temporary file.
 const SPOOL_IN_MEMORY_LIMIT: usize = 4 << 20;
@@ -224,6 +224,7 @@ where
             .collect();
         if let Some(outcome) = carry_over(
             storage,
+            &repo,
             &archive,
             point,
             unchanged,
@@ -326,13 +327,13 @@ where
 /// unchanged backup's cost).
 async fn carry_over(
     storage: &BackupStorage,
+    repo: &CustomerRepository,
     archive: &Archive,
     parent: &RecoveryPoint,
     stored: Vec<StoredItem>,
     snapshot_options: SnapshotOptions,
     taken_at: DateTime<Utc>,
 ) -> StorageResult<Option<BackupOutcome>> {
-    let repo = storage.repository(archive.customer).await?;
     let files = stored.len() as u64;
     let bytes = stored.iter().map(|item| item.size).sum();
     let parent_id = parent.snapshot_id.clone();

@@ -102,7 +102,10 @@ impl Locker {
         options: std::collections::BTreeMap<String, String>,
         cipher: RepositoryCipher,
     ) -> StorageResult<Self> {
-        let operator = Operator::via_iter(service, options).map_err(dal_error)?;
+        // Retried like rustic's own OpenDAL backend, so a passing S3 hiccup does not fail a lock.
+        let operator = Operator::via_iter(service, options)
+            .map_err(dal_error)?
+            .layer(opendal::layers::RetryLayer::new().with_jitter());
         Ok(Self {
             operator,
             cipher,

@@ -159,14 +159,12 @@ pub async fn check_now(
 ) -> Result<HttpResponse, WebError> {
     let scope = signed_in.customer(&state, &customer).await?;
     scope.require_change()?;
-    let notice = if queue::pending_verify(&state.db, scope.id())
-        .await?
-        .is_some()
-    {
-        "check_pending"
-    } else {
+    let (_, queued_now) =
         queue::enqueue_verify(&state.db, state.clock.as_ref(), scope.id()).await?;
+    let notice = if queued_now {
         "check_queued"
+    } else {
+        "check_pending"
     };
     Ok(see_other(&format!(
         "/c/{}/storage?notice={notice}",
