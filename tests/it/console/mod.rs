@@ -3,7 +3,10 @@
 
 mod access;
 mod accounts;
+mod hostile;
+mod input;
 mod jobs;
 mod organizations;
+mod routes;
 mod setup;
 pub mod storage;
