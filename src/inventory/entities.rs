@@ -111,6 +111,10 @@ pub mod consent_request {
         pub customer_id: Uuid,
         pub user_id: Uuid,
         pub expires_at: ChronoDateTimeUtc,
+        /// Set once consent is given: the tenant whose administrator must now sign in.
+        pub tenant_id: Option<String>,
+        pub nonce: Option<String>,
+        pub pkce_verifier: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -43,7 +43,7 @@ fn consent_message(code: &str) -> Option<(&'static str, &'static str)> {
         ),
         "already_added" => (
             "info",
-            "This organization was already added; consent was renewed.",
+            "This organization was already added; consent was renewed and a directory sync was started.",
         ),
         "declined" => (
             "error",
@@ -52,6 +52,18 @@ fn consent_message(code: &str) -> Option<(&'static str, &'static str)> {
         "not_admin" => (
             "error",
             "Microsoft refused consent: sign in as a global administrator of the organization you want to protect.",
+        ),
+        "wrong_tenant" => (
+            "error",
+            "You signed in to a different Microsoft 365 organization than the one that gave consent, so nothing was added. Start again and sign in as a global administrator of the organization you want to protect.",
+        ),
+        "sign_in_unproven" => (
+            "error",
+            "Skyvault could not confirm your administrator sign-in with Microsoft, so the organization was not added. Try again in a few minutes; if it keeps failing, check the app registration's redirect URI and secret.",
+        ),
+        "no_role_claim" => (
+            "error",
+            "Microsoft did not tell Skyvault your administrator role, so the organization was not added. The app registration must emit directory roles: set groupMembershipClaims to \"DirectoryRole\" in its manifest.",
         ),
         "cancelled" => (
             "error",
@@ -236,8 +248,8 @@ pub async fn consent_callback(
     } else {
         Err(consent::StateProblem::Unknown)
     };
-    let customer_id = match taken {
-        Ok(customer) => customer,
+    let request = match taken {
+        Ok(request) => request,
         Err(problem) => {
             // Without a valid state we do not know which customer asked; go to the start page.
             let code = if problem == consent::StateProblem::Expired {
@@ -251,18 +263,24 @@ pub async fn consent_callback(
             )));
         }
     };
-    let scope = signed_in.access.customer(&state.db, customer_id).await?;
+    let scope = signed_in.access.customer(&state.db, request.customer).await?;
     let outcome = consent::complete_consent(
         &state.db,
         state.clock.as_ref(),
         &state.graph,
         &scope,
+        request,
         query,
-        &returned_state,
         state.sync_interval(),
     )
     .await?;
     let code = match outcome {
+        ConsentOutcome::SignIn { url, state } => {
+            session
+                .insert(CONSENT_STATE_KEY, &state)
+                .map_err(WebError::internal)?;
+            return Ok(see_other(url.as_str()));
+        }
         ConsentOutcome::Added(org) => {
             queue::enqueue_sync(&state.db, state.clock.as_ref(), &org).await?;
             return Ok(see_other(&format!(
@@ -271,12 +289,19 @@ pub async fn consent_callback(
                 org.id
             )));
         }
-        ConsentOutcome::AlreadyAdded => "already_added",
+        ConsentOutcome::AlreadyAdded(org) => {
+            // Renewed consent is often the cure for a failing sync: run one now.
+            queue::enqueue_sync(&state.db, state.clock.as_ref(), &org).await?;
+            "already_added"
+        }
         ConsentOutcome::Declined => "declined",
         ConsentOutcome::NotAdmin => "not_admin",
         ConsentOutcome::Cancelled => "cancelled",
         ConsentOutcome::Failed => "failed",
         ConsentOutcome::StateMismatch => "state",
+        ConsentOutcome::WrongTenant => "wrong_tenant",
+        ConsentOutcome::SignInUnproven => "sign_in_unproven",
+        ConsentOutcome::NoRoleClaim => "no_role_claim",
         ConsentOutcome::Unproven => "unproven",
         ConsentOutcome::TakenByAnotherCustomer => "taken",
     };
