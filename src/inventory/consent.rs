@@ -5,7 +5,8 @@
 //! The consent leg's answer names a tenant, but anyone can craft that answer for any tenant that
 //! ever consented to the app. So the organization is added only after the second leg: an OpenID
 //! Connect sign-in to *that* tenant whose ID token proves an administrator able to grant consent
-//! (`m365::ProvenAdmin`), and then an app-only token and the tenant's `organization`.
+//! (`m365::ProvenAdmin`). The app-only token and the tenant's `organization` are read by the
+//! first sync, so the browser is answered at once even while Microsoft throttles.
 
 use chrono::Duration;
 use rand::distr::{Alphanumeric, SampleString};
@@ -136,7 +137,10 @@ pub async fn take_consent_request(
 pub enum ConsentOutcome {
     /// Consent was given; the administrator must now sign in to the tenant to prove who they are.
     /// The browser goes to `url`; `state` names the new pending request.
-    SignIn { url: url::Url, state: String },
+    SignIn {
+        url: url::Url,
+        state: String,
+    },
     /// The tenant and its administrator were proven and the organization added; its first sync
     /// is to be queued.
     Added(Box<organization::Model>),
@@ -157,8 +161,6 @@ pub enum ConsentOutcome {
     SignInUnproven,
     /// The ID token carries no directory roles: the app registration must emit them.
     NoRoleClaim,
-    /// No app-only token could be had for the tenant named in the answer.
-    Unproven,
     /// The organization is protected by another customer.
     TakenByAnotherCustomer,
 }
@@ -248,14 +250,7 @@ pub async fn complete_consent(
             });
         }
     }
-    let proof = match graph.prove_tenant(tenant).await {
-        Ok(proof) => proof,
-        Err(err) => {
-            tracing::warn!(%tenant, "consent could not be proven: {err}");
-            return Ok(ConsentOutcome::Unproven);
-        }
-    };
-    match organizations::add_organization(db, clock, scope, &proof, sync_interval).await {
+    match organizations::add_organization(db, clock, scope, tenant, sync_interval).await {
         Ok(Added::New(org)) => Ok(ConsentOutcome::Added(Box::new(org))),
         Ok(Added::AlreadyAdded(org)) => Ok(ConsentOutcome::AlreadyAdded(Box::new(org))),
         Err(InventoryError::TenantTakenByAnotherCustomer) => {

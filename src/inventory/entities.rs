@@ -36,6 +36,12 @@ pub mod organization {
     pub const FAILED: &str = "Failed: ";
 
     impl Model {
+        /// Added on a proven administrator's consent, but its `organization` object has not
+        /// been read yet (the first sync does that).
+        pub fn is_verifying(&self) -> bool {
+            self.initial_domain.is_empty()
+        }
+
         pub fn last_sync_failed(&self) -> bool {
             self.last_sync_outcome
                 .as_deref()

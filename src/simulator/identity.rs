@@ -714,7 +714,11 @@ fn login(sim: &Simulator, body: &[u8]) -> HttpResponse {
 }
 
 /// The user a browser is still signed in as for `path_tenant` (single sign-on), if any.
-fn signed_in_session(sim: &Simulator, req: &HttpRequest, path_tenant: &str) -> Option<(usize, u32)> {
+fn signed_in_session(
+    sim: &Simulator,
+    req: &HttpRequest,
+    path_tenant: &str,
+) -> Option<(usize, u32)> {
     let cookie = req.cookie(SESSION_COOKIE)?;
     let (tenant, user, at) = *lock(&sim.identity.inner).sessions.get(cookie.value())?;
     if sim.now() - at > Duration::hours(SESSION_HOURS) {
@@ -1186,7 +1190,12 @@ fn delegated_tokens(
             claims["nonce"] = json!(nonce);
         }
         let id_token = sim.oidc_key.sign(&claims).ok_or_else(|| {
-            AadError::new(500, "server_error", 90033, "A transient error has occurred. Please try again.")
+            AadError::new(
+                500,
+                "server_error",
+                90033,
+                "A transient error has occurred. Please try again.",
+            )
         })?;
         response["id_token"] = json!(id_token);
     }

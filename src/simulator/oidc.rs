@@ -135,10 +135,9 @@ pub fn metadata(sim: &Simulator, path_tenant: &str) -> HttpResponse {
 pub fn keys(sim: &Simulator, path_tenant: &str) -> HttpResponse {
     let issuer = match sim.find_tenant(path_tenant) {
         Some(tenant) => issuer(sim, tenant),
-        None if matches!(path_tenant, "organizations" | "common") => format!(
-            "{}/{{tenantid}}/v2.0",
-            sim.base_url.trim_end_matches('/')
-        ),
+        None if matches!(path_tenant, "organizations" | "common") => {
+            format!("{}/{{tenantid}}/v2.0", sim.base_url.trim_end_matches('/'))
+        }
         None => return not_found(path_tenant),
     };
     HttpResponse::Ok()

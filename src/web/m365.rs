@@ -81,10 +81,6 @@ fn consent_message(code: &str) -> Option<(&'static str, &'static str)> {
             "error",
             "This Microsoft 365 organization is already protected by another customer. Ask your service provider.",
         ),
-        "unproven" => (
-            "error",
-            "Microsoft did not let Skyvault sign in to this organization after consent, so it was not added. Check that the app registration and its secret are valid, then try again.",
-        ),
         "failed" => (
             "error",
             "Microsoft reported an error during consent, so the organization was not added. Try again in a few minutes.",
@@ -116,10 +112,28 @@ impl OrgHeader {
     fn of(org: &organization::Model) -> Self {
         Self {
             id: org.id.to_string(),
-            name: org.display_name.clone(),
-            domain: org.default_domain.clone(),
+            name: shown_name(org),
+            domain: shown_domain(org),
             added: when(Some(org.added_at)),
         }
+    }
+}
+
+/// The organization's name; Microsoft tells it in the first sync.
+fn shown_name(org: &organization::Model) -> String {
+    if org.is_verifying() {
+        "New Microsoft 365 organization".into()
+    } else {
+        org.display_name.clone()
+    }
+}
+
+/// The domain, or what is happening while the first sync has not read it yet.
+fn shown_domain(org: &organization::Model) -> String {
+    if org.is_verifying() {
+        "Verifying consent with Microsoft…".into()
+    } else {
+        org.default_domain.clone()
     }
 }
 
@@ -161,7 +175,7 @@ async fn org_row(state: &AppState, org: organization::Model) -> Result<OrgRow, W
     let syncing = queue::pending_sync(&state.db, org.id).await?.is_some();
     Ok(OrgRow {
         id: org.id.to_string(),
-        domain: org.default_domain.clone(),
+        domain: shown_domain(&org),
         added: when(Some(org.added_at)),
         last_sync: when(org.last_sync_at),
         next_sync: when(Some(org.next_sync_at)),
@@ -172,7 +186,7 @@ async fn org_row(state: &AppState, org: organization::Model) -> Result<OrgRow, W
         groups: count(ItemKind::Group),
         sites: count(ItemKind::Site),
         teams: count(ItemKind::Team),
-        name: org.display_name,
+        name: shown_name(&org),
     })
 }
 
@@ -263,7 +277,10 @@ pub async fn consent_callback(
             )));
         }
     };
-    let scope = signed_in.access.customer(&state.db, request.customer).await?;
+    let scope = signed_in
+        .access
+        .customer(&state.db, request.customer)
+        .await?;
     let outcome = consent::complete_consent(
         &state.db,
         state.clock.as_ref(),
@@ -302,7 +319,6 @@ pub async fn consent_callback(
         ConsentOutcome::WrongTenant => "wrong_tenant",
         ConsentOutcome::SignInUnproven => "sign_in_unproven",
         ConsentOutcome::NoRoleClaim => "no_role_claim",
-        ConsentOutcome::Unproven => "unproven",
         ConsentOutcome::TakenByAnotherCustomer => "taken",
     };
     let devices = format!("/c/{}/devices", scope.id());

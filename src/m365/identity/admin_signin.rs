@@ -18,8 +18,8 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AdditionalClaims, AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
-    EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields,
-    IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields, IssuerUrl,
+    Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
     StandardErrorResponse, StandardTokenResponse, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
@@ -35,7 +35,10 @@ use crate::m365::types::TenantId;
 /// Administrator and Privileged Role Administrator. Application and Cloud Application
 /// Administrators cannot consent to Graph application permissions, so they do not count.
 pub const CONSENTING_ROLES: [(&str, &str); 2] = [
-    ("62e90394-69f5-4237-9190-012177145e10", "Global Administrator"),
+    (
+        "62e90394-69f5-4237-9190-012177145e10",
+        "Global Administrator",
+    ),
     (
         "e8611ab8-c189-46e8-94e1-60213ab1f814",
         "Privileged Role Administrator",
@@ -125,7 +128,10 @@ pub enum AdminSignInError {
     InvalidIdToken(String),
     /// A valid sign-in, but to another tenant than the one that consented.
     #[error("signed in to tenant {signed_in}, not to the consented tenant {expected}")]
-    WrongTenant { expected: TenantId, signed_in: String },
+    WrongTenant {
+        expected: TenantId,
+        signed_in: String,
+    },
     /// Signed in to the right tenant, without a role that can grant consent.
     #[error("the signed-in user holds no role that can grant admin consent")]
     NotAdministrator,
@@ -163,9 +169,10 @@ impl AdminSignIn {
         settings: &M365Settings,
         tenant: TenantId,
     ) -> Result<EntraOidcClient, AdminSignInError> {
-        let metadata = CoreProviderMetadata::discover_async(Self::issuer(settings, tenant)?, &self.http)
-            .await
-            .map_err(|e| AdminSignInError::Unavailable(format!("OpenID metadata: {e}")))?;
+        let metadata =
+            CoreProviderMetadata::discover_async(Self::issuer(settings, tenant)?, &self.http)
+                .await
+                .map_err(|e| AdminSignInError::Unavailable(format!("OpenID metadata: {e}")))?;
         let redirect = RedirectUrl::from_url(settings.redirect_uri.clone());
         Ok(EntraOidcClient::from_provider_metadata(
             metadata,
@@ -257,9 +264,7 @@ impl AdminSignIn {
         Ok(ProvenAdmin {
             tenant,
             subject: claims.subject().as_str().to_owned(),
-            username: claims
-                .preferred_username()
-                .map(|u| u.as_str().to_owned()),
+            username: claims.preferred_username().map(|u| u.as_str().to_owned()),
             role,
         })
     }

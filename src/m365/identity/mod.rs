@@ -7,10 +7,10 @@ mod admin_signin;
 mod consent;
 mod tokens;
 
+pub(crate) use admin_signin::AdminSignIn;
+pub use admin_signin::{AdminSignInError, AdminSignInStart, CONSENTING_ROLES, ProvenAdmin};
 pub use consent::{
     ConsentError, ConsentGrant, ConsentRefusal, ConsentTenant, admin_consent_url,
     parse_consent_callback, parse_sign_in_callback,
 };
-pub(crate) use admin_signin::AdminSignIn;
-pub use admin_signin::{AdminSignInError, AdminSignInStart, CONSENTING_ROLES, ProvenAdmin};
 pub(crate) use tokens::{OAuthHttp, TokenProvider};

@@ -233,7 +233,7 @@ async fn admin_consent_adds_the_organization_and_discovery_lists_it() {
         .unwrap()
         .expect("organization stored");
     assert_eq!(org.tenant_id, tenant.tenant_id.to_string());
-    assert_eq!(org.display_name, tenant.display_name);
+    assert!(org.is_verifying(), "its names are read by the first sync");
     assert_eq!(org.next_sync_at, org.added_at + chrono::Duration::hours(24));
 
     // The first sync was queued by the consent; a worker runs it.
@@ -243,6 +243,12 @@ async fn admin_consent_adds_the_organization_and_discovery_lists_it() {
         "the page shows the queued sync"
     );
     assert_eq!(run_jobs(&app).await, 1);
+    let org = organization::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(org.display_name, tenant.display_name);
 
     let page = admin.get(&org_page).await.expect_status(StatusCode::OK);
     assert!(page.body.contains("The organization was added."));
@@ -757,7 +763,9 @@ fn redirect_page(location: &str) -> Page {
 
 /// The state a console user's Devices > Add put in the consent URL.
 async fn consent_state(visitor: &Visitor, customer: &str) -> String {
-    let start = visitor.get(&format!("/c/{customer}/devices/add/m365")).await;
+    let start = visitor
+        .get(&format!("/c/{customer}/devices/add/m365"))
+        .await;
     url::Url::parse(&start.location())
         .unwrap()
         .query_pairs()
@@ -780,7 +788,9 @@ async fn a_forged_consent_answer_cannot_take_another_customers_organization() {
         let db = app.state.db.clone();
         async move {
             organization::Entity::find()
-                .filter(organization::Column::CustomerId.eq(uuid::Uuid::parse_str(&customer).unwrap()))
+                .filter(
+                    organization::Column::CustomerId.eq(uuid::Uuid::parse_str(&customer).unwrap()),
+                )
                 .all(&db)
                 .await
                 .unwrap()
@@ -856,9 +866,10 @@ async fn a_forged_consent_answer_cannot_take_another_customers_organization() {
 
     // ...and a sign-in to their own tenant, answered under the same state, is refused: its ID
     // token is issued by Fabrikam, not Contoso.
-    let own_tenant = sign_in
-        .as_str()
-        .replace(&contoso.tenant_id.to_string(), &fabrikam.tenant_id.to_string());
+    let own_tenant = sign_in.as_str().replace(
+        &contoso.tenant_id.to_string(),
+        &fabrikam.tenant_id.to_string(),
+    );
     let landed = prove_administrator(
         &app,
         &attacker_admin,
@@ -911,6 +922,74 @@ async fn a_forged_consent_answer_cannot_take_another_customers_organization() {
         "accept",
     )
     .await;
-    assert!(moved.location().ends_with("?notice=added"), "{}", moved.location());
+    assert!(
+        moved.location().ends_with("?notice=added"),
+        "{}",
+        moved.location()
+    );
     assert_eq!(org_count(attacker.clone()).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_answers_at_once_while_graph_is_down_and_the_first_sync_verifies() {
+    let (app, partner) = TestApp::with_partner_admin().await;
+    let (customer, admin) =
+        customer_admin(&app, &partner, "Contoso Ltd", "casey@contoso.example").await;
+    let tenant = app.simulator.tenants()[0].clone();
+    // Graph answers every directory request 503 with a long Retry-After: a callback that read
+    // `organization` itself would hold the browser for many minutes.
+    control(
+        &app,
+        reqwest::Method::PUT,
+        "faults/directory",
+        Some(json!({"rate_503": 100.0, "retry_after_seconds": 120.0})),
+    )
+    .await;
+    control(&app, reqwest::Method::DELETE, "counters", None).await;
+    let landed = consent(
+        &app,
+        &admin,
+        &customer,
+        &tenant.admin_user_principal_name,
+        &tenant.admin_password,
+        "accept",
+    )
+    .await;
+    assert!(
+        landed.location().ends_with("?notice=added"),
+        "{}",
+        landed.location()
+    );
+    let counters = control(&app, reqwest::Method::GET, "counters", None).await;
+    assert_eq!(
+        counters["total"], 0,
+        "no Graph request during consent: {counters}"
+    );
+    let org = organization::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(org.is_verifying());
+    let page = admin
+        .get(&landed.location().replace("?notice=added", ""))
+        .await;
+    assert!(
+        page.body.contains("Verifying consent with Microsoft"),
+        "{}",
+        page.body
+    );
+
+    // Microsoft answers again: the first sync reads the organization, then its directory.
+    control(&app, reqwest::Method::DELETE, "faults", None).await;
+    assert_eq!(run_jobs(&app).await, 1);
+    let org = organization::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!org.is_verifying());
+    assert_eq!(org.display_name, tenant.display_name);
+    assert_eq!(org.initial_domain, tenant.domain);
+    assert!(!org.last_sync_failed(), "{:?}", org.last_sync_outcome);
 }

@@ -90,7 +90,10 @@ async fn start_idp() -> Idp {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     // Entra publishes several keys; the token names one by `kid`.
-    let keys = vec![Key::new("older-key"), Key::new("nOo3ZDrODXEK1jKWhXslHR_KXEg")];
+    let keys = vec![
+        Key::new("older-key"),
+        Key::new("nOo3ZDrODXEK1jKWhXslHR_KXEg"),
+    ];
     let jwks = json!({"keys": keys.iter().map(|k| k.jwk(&base)).collect::<Vec<_>>()});
     let answer = Arc::new(Mutex::new(TokenAnswer::Error(500, json!({}))));
     let forms = Arc::new(Mutex::new(Vec::new()));
@@ -280,7 +283,11 @@ async fn an_administrator_is_proven_and_every_forged_id_token_is_refused() {
     );
 
     // Roles that cannot grant consent to Graph application permissions, and no role claim.
-    for wids in [json!([MEMBER]), json!([APPLICATION_ADMIN, MEMBER]), json!([])] {
+    for wids in [
+        json!([MEMBER]),
+        json!([APPLICATION_ADMIN, MEMBER]),
+        json!([]),
+    ] {
         let mut member = claims.clone();
         member["wids"] = wids;
         assert_eq!(
@@ -335,11 +342,7 @@ async fn an_administrator_is_proven_and_every_forged_id_token_is_refused() {
     let stranger = Key::new(&key.kid);
     invalid("foreign key", stranger.sign(&rs256(&key.kid), &claims)).await;
     // Signed by the other published key but naming this one.
-    invalid(
-        "kid mismatch",
-        idp.keys[0].sign(&rs256(&key.kid), &claims),
-    )
-    .await;
+    invalid("kid mismatch", idp.keys[0].sign(&rs256(&key.kid), &claims)).await;
     // Unsigned (`alg: none`).
     let unsigned = format!(
         "{}.{}.",
