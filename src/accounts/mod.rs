@@ -159,7 +159,10 @@ pub fn validate_email(field: &'static str, value: &str, errors: &mut Vec<FieldEr
         return email;
     }
     let valid = email.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
     }) && !email.contains(char::is_whitespace)
         && !has_control(&email);
     if !valid {

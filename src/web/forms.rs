@@ -24,9 +24,7 @@ pub fn search_text(raw: &str) -> Result<String, String> {
     let cleaned: String = raw.chars().filter(|c| !c.is_control()).collect();
     let cleaned = cleaned.trim();
     if cleaned.chars().count() > MAX_SEARCH_CHARS {
-        return Err(format!(
-            "Search for at most {MAX_SEARCH_CHARS} characters."
-        ));
+        return Err(format!("Search for at most {MAX_SEARCH_CHARS} characters."));
     }
     Ok(cleaned.to_string())
 }

@@ -387,9 +387,24 @@ async fn no_role_reaches_another_tenant_through_any_route() {
     };
     // (who, their own customer, the tenants out of their reach)
     let cases: [(&str, &Visitor, &str, Vec<&Foreign>); 4] = [
-        ("customer admin", &casey, &contoso, vec![&fabrikam_t, &tailspin_t]),
-        ("read-only user", &robin, &contoso, vec![&fabrikam_t, &tailspin_t]),
-        ("sub-partner admin", &sub, &tailspin, vec![&contoso_t, &fabrikam_t]),
+        (
+            "customer admin",
+            &casey,
+            &contoso,
+            vec![&fabrikam_t, &tailspin_t],
+        ),
+        (
+            "read-only user",
+            &robin,
+            &contoso,
+            vec![&fabrikam_t, &tailspin_t],
+        ),
+        (
+            "sub-partner admin",
+            &sub,
+            &tailspin,
+            vec![&contoso_t, &fabrikam_t],
+        ),
         // The top partner reaches every customer; ids that exist nowhere are still not found.
         ("partner admin", &partner, &contoso, vec![&nobody]),
     ];

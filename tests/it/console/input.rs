@@ -37,7 +37,12 @@ async fn user_count(app: &TestApp) -> u64 {
 }
 
 /// A customer with its administrator signed in; returns (customer id, administrator).
-async fn customer_admin(app: &TestApp, partner: &Visitor, name: &str, email: &str) -> (String, Visitor) {
+async fn customer_admin(
+    app: &TestApp,
+    partner: &Visitor,
+    name: &str,
+    email: &str,
+) -> (String, Visitor) {
     let id = app.customer_with_admin(partner, name, email).await;
     let admin = app.visitor();
     admin
@@ -54,7 +59,13 @@ async fn control_characters_in_names_and_addresses_get_a_field_message() {
     let (id, casey) = customer_admin(&app, &partner, "Contoso", "casey@contoso.example").await;
     let users_before = user_count(&app).await;
 
-    for name in ["Evil\0Corp", "Line\nbreak", "Tab\there", "Bell\u{7}", "C1\u{85}inside"] {
+    for name in [
+        "Evil\0Corp",
+        "Line\nbreak",
+        "Tab\there",
+        "Bell\u{7}",
+        "C1\u{85}inside",
+    ] {
         partner.get("/customers").await;
         refused(
             partner.post("/customers", &[("name", name)]).await,
@@ -86,8 +97,18 @@ async fn control_characters_in_names_and_addresses_get_a_field_message() {
             CONTROL_MESSAGE,
         );
         for (display_name, email, code, message) in [
-            (name, "ok@contoso.example", "invalid_display_name", CONTROL_MESSAGE),
-            ("Robin", "nul\0@contoso.example", "invalid_email", EMAIL_MESSAGE),
+            (
+                name,
+                "ok@contoso.example",
+                "invalid_display_name",
+                CONTROL_MESSAGE,
+            ),
+            (
+                "Robin",
+                "nul\0@contoso.example",
+                "invalid_email",
+                EMAIL_MESSAGE,
+            ),
         ] {
             let fields = [
                 ("display_name", display_name),
@@ -167,11 +188,36 @@ async fn a_failed_setup_never_spends_the_setup_link() {
     ];
     let long = "x".repeat(10_000);
     for (field, value, code, message) in [
-        ("organisation", "North\0wind", "invalid_organisation", CONTROL_MESSAGE),
-        ("display_name", "Pat\0", "invalid_display_name", CONTROL_MESSAGE),
-        ("email", "pat\0@northwind.example", "invalid_email", EMAIL_MESSAGE),
-        ("organisation", long.as_str(), "invalid_organisation", "Use at most 120 characters."),
-        ("email", long.as_str(), "invalid_email", "Use at most 254 characters."),
+        (
+            "organisation",
+            "North\0wind",
+            "invalid_organisation",
+            CONTROL_MESSAGE,
+        ),
+        (
+            "display_name",
+            "Pat\0",
+            "invalid_display_name",
+            CONTROL_MESSAGE,
+        ),
+        (
+            "email",
+            "pat\0@northwind.example",
+            "invalid_email",
+            EMAIL_MESSAGE,
+        ),
+        (
+            "organisation",
+            long.as_str(),
+            "invalid_organisation",
+            "Use at most 120 characters.",
+        ),
+        (
+            "email",
+            long.as_str(),
+            "invalid_email",
+            "Use at most 254 characters.",
+        ),
     ] {
         let fields: Vec<(&str, &str)> = good
             .iter()
@@ -189,7 +235,10 @@ async fn a_failed_setup_never_spends_the_setup_link() {
             .expect_status(StatusCode::OK);
     }
     assert_eq!(user_count(&app).await, 0);
-    assert_eq!(partner::Entity::find().count(&app.state.db).await.unwrap(), 0);
+    assert_eq!(
+        partner::Entity::find().count(&app.state.db).await.unwrap(),
+        0
+    );
     visitor
         .post(&format!("/setup/{token}"), &good)
         .await
@@ -208,7 +257,11 @@ async fn overlong_text_gets_a_message_not_a_500() {
         .get(&format!("/c/{id}/m365/{org}?tab=users&q={long}"))
         .await
         .expect_status(StatusCode::OK);
-    assert!(page.body.contains("Search for at most 200 characters."), "{}", page.body);
+    assert!(
+        page.body.contains("Search for at most 200 characters."),
+        "{}",
+        page.body
+    );
     // The same through htmx, which asks for the list alone.
     let fragment = casey
         .get_with_headers(
@@ -284,7 +337,10 @@ async fn a_role_that_does_not_exist_is_refused_not_made_an_administrator() {
             "invalid_role",
             "Choose Customer administrator or Read-only user.",
         );
-        assert!(page.body.contains("value=\"robin@contoso.example\""), "the form keeps what was typed");
+        assert!(
+            page.body.contains("value=\"robin@contoso.example\""),
+            "the form keeps what was typed"
+        );
         partner.get(&format!("/customers/{id}")).await;
         refused(
             partner
@@ -299,7 +355,11 @@ async fn a_role_that_does_not_exist_is_refused_not_made_an_administrator() {
     // The two real roles still work, and give what they say.
     for (email, role, label) in [
         ("robin@contoso.example", "read_only", "Read-only user"),
-        ("ada@contoso.example", "customer_admin", "Customer administrator"),
+        (
+            "ada@contoso.example",
+            "customer_admin",
+            "Customer administrator",
+        ),
     ] {
         casey.get(&format!("/c/{id}/settings")).await;
         casey
@@ -327,8 +387,7 @@ async fn a_role_that_does_not_exist_is_refused_not_made_an_administrator() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adding_a_user_never_confirms_accounts_of_other_tenants() {
     let (app, partner) = TestApp::with_partner_admin().await;
-    let (contoso, casey) =
-        customer_admin(&app, &partner, "Contoso", "casey@contoso.example").await;
+    let (contoso, casey) = customer_admin(&app, &partner, "Contoso", "casey@contoso.example").await;
     let _fabrikam = app
         .customer_with_admin(&partner, "Fabrikam", "fran@fabrikam.example")
         .await;

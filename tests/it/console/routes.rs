@@ -25,7 +25,13 @@ pub const ROUTES: &[Route] = &[
     route(
         "POST",
         "/setup/{token}",
-        &["organisation", "display_name", "email", "password", "confirm"],
+        &[
+            "organisation",
+            "display_name",
+            "email",
+            "password",
+            "confirm",
+        ],
     ),
     route("GET", "/account/password", &[]),
     route(
@@ -50,7 +56,11 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/c/{customer}/devices/add/m365", &[]),
     route("GET", "/c/{customer}/devices/{org}/remove", &[]),
     route("POST", "/c/{customer}/devices/{org}/remove", &[]),
-    route("GET", "/c/{customer}/m365/{org}", &["tab", "q", "page", "notice"]),
+    route(
+        "GET",
+        "/c/{customer}/m365/{org}",
+        &["tab", "q", "page", "notice"],
+    ),
     route("GET", "/c/{customer}/m365/{org}/sync", &["was"]),
     route("POST", "/c/{customer}/m365/{org}/refresh", &[]),
     route("POST", "/c/{customer}/storage/check", &[]),
@@ -70,11 +80,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/c/{customer}/{section}", &["notice"]),
 ];
 
-const fn route(
-    method: &'static str,
-    path: &'static str,
-    fields: &'static [&'static str],
-) -> Route {
+const fn route(method: &'static str, path: &'static str, fields: &'static [&'static str]) -> Route {
     Route {
         method,
         path,
