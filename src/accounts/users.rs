@@ -28,8 +28,8 @@ pub struct NewUser<'a> {
 pub const EMAIL_UNAVAILABLE: &str =
     "This email address cannot be used for a new user. Use another address.";
 
-/// A new user whose fields passed every check; only [`check_new_user`] makes one.
-#[derive(Debug)]
+/// A new user whose fields passed every check; only [`check_new_user`] makes one. Not `Debug`:
+/// it holds the password.
 pub struct CheckedUser<'a> {
     email: String,
     display_name: String,

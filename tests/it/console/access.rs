@@ -5,14 +5,15 @@
 use reqwest::StatusCode;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use skyvault::accounts::entities::{console_user, customer as customer_entity};
-use skyvault::inventory::entities::organization;
+use skyvault::inventory::entities::{organization, protected_item};
 use skyvault::jobs::entities::job;
 
 use super::routes::{self, Route};
 use crate::support::app::{PARTNER_EMAIL, PASSWORD, TestApp, Visitor};
 
-/// An organization of `customer` as the consent flow stores it, without the flow: these tests
-/// are about the routes that take its id, not about how it was added.
+/// An organization of `customer` as the consent flow stores it, with one user (Alice Example),
+/// without the flow: these tests are about the routes that take its id, not about how it was
+/// added.
 pub(super) async fn organization_fixture(app: &TestApp, customer: &str, name: &str) -> String {
     let id = uuid::Uuid::new_v4();
     let now = app.state.clock.now();
@@ -28,6 +29,24 @@ pub(super) async fn organization_fixture(app: &TestApp, customer: &str, name: &s
         last_sync_outcome: Set(None),
         next_sync_at: Set(now + chrono::Duration::hours(24)),
         item_counts: Set("{}".into()),
+    }
+    .insert(&app.state.db)
+    .await
+    .unwrap();
+    protected_item::ActiveModel {
+        id: Set(uuid::Uuid::new_v4()),
+        org_id: Set(id),
+        kind: Set("user".into()),
+        graph_id: Set(uuid::Uuid::new_v4().to_string()),
+        display_name: Set("Alice Example".into()),
+        address: Set(format!("alice@{}.example", name.to_lowercase())),
+        detail: Set("Member".into()),
+        state: Set("active".into()),
+        has_mailbox: Set(Some(true)),
+        has_drive: Set(Some(true)),
+        first_seen_at: Set(now),
+        changed_at: Set(now),
+        inactive_since: Set(None),
     }
     .insert(&app.state.db)
     .await
