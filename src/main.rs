@@ -221,7 +221,7 @@ async fn admin(settings: Settings, task: AdminTask) -> anyhow::Result<()> {
                 role,
                 home,
             };
-            let user = create_user(&state.db, state.clock.as_ref(), None, new).await?;
+            let user = create_user(&state.db, state.clock.as_ref(), new).await?;
             println!("created {} ({})", user.email, role.label());
             Ok(())
         }

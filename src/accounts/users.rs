@@ -38,20 +38,21 @@ pub struct CheckedUser<'a> {
     home: Home,
 }
 
-/// Creates a user after validating every field; all problems are reported together. `added_by`
-/// is the console user adding the user; `None` is the operator (first-run setup, the command
-/// line), who may see every account.
+/// Creates a user on the operator's behalf (the command line), after validating every field; all
+/// problems are reported together. Console users add users through [`create_customer_user`],
+/// which decides what the form may say about an address already in use.
 pub async fn create_user(
     db: &DatabaseConnection,
     clock: &dyn Clock,
-    added_by: Option<&Access>,
     new: NewUser<'_>,
 ) -> Result<console_user::Model, AccountError> {
-    let checked = check_new_user(db, added_by, &new).await?;
+    let checked = check_new_user(db, None, &new).await?;
     insert_user(db, clock, checked).await
 }
 
-/// Checks every field of a new user without writing anything.
+/// Checks every field of a new user without writing anything. `added_by` is the console user
+/// adding the user; `None` is the operator (first-run setup, the command line), who may see
+/// every account.
 ///
 /// Email addresses are unique across the instance, because signing in asks for the address
 /// alone. When the address is taken, the form says "A user with this email already exists" only
@@ -172,7 +173,8 @@ pub async fn create_customer_user(
         role: user.role,
         home: Home::Customer(scope.id()),
     };
-    create_user(db, clock, Some(access), new).await
+    let checked = check_new_user(db, Some(access), &new).await?;
+    insert_user(db, clock, checked).await
 }
 
 pub async fn customer_users(
