@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder,
+    QueryOrder, QuerySelect,
 };
 
 use super::InventoryError;
@@ -123,6 +123,24 @@ pub async fn add_organization(
         item_counts: Set("{}".into()),
     };
     Ok(Added::New(model.insert(db).await?))
+}
+
+/// The tenant ids of every organization on this instance, whichever customer holds it. System
+/// scope, for demo mode's start only: the built-in tenant gets back the consent Microsoft would
+/// have kept across a restart. Never for showing to a user.
+pub async fn tenant_ids_on_instance(
+    db: &DatabaseConnection,
+) -> Result<Vec<uuid::Uuid>, InventoryError> {
+    let tenants: Vec<String> = organization::Entity::find()
+        .select_only()
+        .column(organization::Column::TenantId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(tenants
+        .iter()
+        .filter_map(|tenant| tenant.parse().ok())
+        .collect())
 }
 
 /// Removes the organization and its item list. Its backups stay in Backup storage.

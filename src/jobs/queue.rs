@@ -77,6 +77,21 @@ pub async fn enqueue_sync(
         .await
 }
 
+/// Queues the directory sync that follows every proven consent: the first one of a new
+/// organization, and a renewed one (`Added::AlreadyAdded`: an administrator consented again, for
+/// instance after the app's access was revoked or lost), so the console shows at once whether
+/// Skyvault can read the directory again instead of at the next daily sync. A sync already queued
+/// or running is returned instead of a second one.
+pub async fn enqueue_sync_after_consent(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    added: &crate::inventory::organizations::Added,
+) -> Result<job::Model, sea_orm::DbErr> {
+    use crate::inventory::organizations::Added;
+    let (Added::New(org) | Added::AlreadyAdded(org)) = added;
+    enqueue_sync(db, clock, org).await
+}
+
 /// A new queued job row.
 fn queued(
     kind: JobKind,
