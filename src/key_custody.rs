@@ -51,11 +51,11 @@ pub enum KeyCustodyError {
     #[error("backup storage: {0}")]
     Storage(#[from] StorageError),
     #[error(
-        "the master key file {path} is missing, but this database holds secrets sealed with a master key{}. \
-         Without that key no repository password opens and no backup can be read. \
-         Put the key file from your backup back at {path} (or point the master_key_file setting, \
-         SKYVAULT_MASTER_KEY_FILE, at it) and start again. Skyvault does not make a new key for a \
-         database that already has one.",
+        "the master key file {path} is missing, but this database already has a master key{}: \
+         the secrets it holds (backup repository passwords) open only with that key, and without \
+         it no backup can be read. Put the key file from your backup back at {path} (or point the \
+         master_key_file setting, SKYVAULT_MASTER_KEY_FILE, at it) and start again. Skyvault does \
+         not make a new key for a database that already has one.",
         fingerprint_note(.expected.as_deref())
     )]
     Missing {
