@@ -13,7 +13,7 @@ pub enum DbOpenError {
     Connect { url: String, source: DbErr },
     #[error("cannot bring the database schema up to date: {0}")]
     Migrate(DbErr),
-    #[error("cannot create the folder for the SQLite database {path}: {source}")]
+    #[error("cannot create the SQLite database {path} readable only by Skyvault's user: {source}")]
     Folder {
         path: String,
         source: std::io::Error,
@@ -23,13 +23,13 @@ pub enum DbOpenError {
 /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`). Passwords in the URL never
 /// reach an error message.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbOpenError> {
-    if let Some(path) = sqlite_path(url)
-        && let Some(parent) = std::path::Path::new(path).parent()
-        && !parent.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(parent).map_err(|source| DbOpenError::Folder {
-            path: path.to_string(),
-            source,
+    if let Some(path) = sqlite_path(url) {
+        let create = url.contains("mode=rwc");
+        secure_sqlite_files(std::path::Path::new(path), create).map_err(|source| {
+            DbOpenError::Folder {
+                path: path.to_string(),
+                source,
+            }
         })?;
     }
     let mut options = ConnectOptions::new(url.to_string());
@@ -62,6 +62,27 @@ pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbOpen
 
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbOpenError> {
     Migrator::up(db, None).await.map_err(DbOpenError::Migrate)
+}
+
+/// The SQLite database holds every sealed secret and every customer's catalog: its folder is
+/// created 0700 and the file 0600 before SQLite opens it (SQLite would make it 0644), and files
+/// left readable by older versions are narrowed. The `-wal` and `-shm` files SQLite makes take
+/// the database file's mode.
+fn secure_sqlite_files(path: &std::path::Path, create: bool) -> std::io::Result<()> {
+    if create {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            crate::private_files::create_private_dir(parent)?;
+        }
+        crate::private_files::secure_file(path)?;
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut companion = path.as_os_str().to_owned();
+        companion.push(suffix);
+        crate::private_files::restrict_to_owner(std::path::Path::new(&companion));
+    }
+    Ok(())
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {

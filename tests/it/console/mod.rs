@@ -1,9 +1,12 @@
 //! The console foundation through HTTP: first-run setup, accounts, sessions, CSRF, tenancy and
-//! isolation between customers; Backup storage and its backup checks.
+//! isolation between customers; Backup storage and its backup checks; the master key and demo
+//! mode across restarts.
 
 mod access;
 mod accounts;
+mod demo;
 mod jobs;
-mod organizations;
+mod master_key;
+pub mod organizations;
 mod setup;
 pub mod storage;
