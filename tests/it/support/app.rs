@@ -28,6 +28,12 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn start() -> TestApp {
+        TestApp::start_with(|_| {}).await
+    }
+
+    /// Starts the app after `customize` has changed its settings (the simulator's URLs are
+    /// already in them).
+    pub async fn start_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         let db = fresh_database().await;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
         let address = listener.local_addr().expect("address");
@@ -61,6 +67,7 @@ impl TestApp {
         settings.m365_client_secret = TEST_CLIENT_SECRET.into();
         settings.m365_authority_url = simulator.base_url().trim_end_matches('/').to_string();
         settings.m365_graph_url = simulator.base_url().trim_end_matches('/').to_string();
+        customize(&mut settings);
         let state = skyvault::app::prepare(settings, Arc::new(clock.clone()))
             .await
             .expect("app state");
@@ -85,8 +92,14 @@ impl TestApp {
     /// A started app whose first partner administrator exists and is signed in.
     pub async fn with_partner_admin() -> (TestApp, Visitor) {
         let app = TestApp::start().await;
-        let admin = app.visitor();
-        let token = app
+        let admin = app.set_up_partner_admin().await;
+        (app, admin)
+    }
+
+    /// Claims a fresh instance through its setup link; returns the signed-in partner administrator.
+    pub async fn set_up_partner_admin(&self) -> Visitor {
+        let admin = self.visitor();
+        let token = self
             .setup_token
             .clone()
             .expect("fresh instance has a setup token");
@@ -107,7 +120,7 @@ impl TestApp {
             )
             .await
             .expect_redirect("/customers");
-        (app, admin)
+        admin
     }
 
     /// The folder of a customer's backup repository (none until its first backup).
