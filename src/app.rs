@@ -138,6 +138,7 @@ pub fn web_server(
                 web::PathConfig::default().error_handler(|_, _| console::WebError::NotFound.into()),
             )
             .configure(console::routes)
+            .wrap(from_fn(middleware::release_request_for_routing))
             .wrap(from_fn(middleware::require_csrf_token))
             .wrap(console::session_middleware(&data))
             .wrap(from_fn(middleware::render_errors_for_htmx))

@@ -2,6 +2,7 @@
 //! isolation between customers; Backup storage and its backup checks.
 
 mod access;
+mod infrastructure;
 mod accounts;
 mod jobs;
 mod organizations;
