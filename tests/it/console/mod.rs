@@ -2,8 +2,8 @@
 //! isolation between customers; Backup storage and its backup checks.
 
 mod access;
-mod infrastructure;
 mod accounts;
+mod infrastructure;
 mod jobs;
 mod organizations;
 mod sessions;
