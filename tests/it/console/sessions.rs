@@ -9,7 +9,7 @@ use skyvault::accounts::entities::{console_user, session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
-use crate::support::app::{PASSWORD, TestApp};
+use crate::support::app::{PASSWORD, TestApp, Visitor};
 
 /// Microsoft's identity platform as a gate: every connection is held, once its request has been
 /// read, until the test opens the gate, and is then refused with an OAuth error.
@@ -88,6 +88,26 @@ async fn read_request(socket: &mut tokio::net::TcpStream) {
 
 const ADMIN: &str = "casey@contoso.example";
 
+/// Starts Devices > Add for `visitor` and returns the callback Microsoft would send back: a
+/// request that touches the session and then waits for the token endpoint.
+async fn consent_callback(app: &TestApp, visitor: &Visitor, customer: &str) -> String {
+    let start = visitor
+        .get(&format!("/c/{customer}/devices/add/m365"))
+        .await;
+    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
+    let state = url::Url::parse(&start.location())
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    format!(
+        "/m365/consent/callback?admin_consent=True&tenant={}&state={state}&scope=x",
+        app.simulator.tenants()[0].tenant_id
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_in_flight_during_a_password_change_does_not_bring_its_session_back() {
     let mut gate = IdentityGate::start().await;
@@ -110,19 +130,7 @@ async fn a_request_in_flight_during_a_password_change_does_not_bring_its_session
         .await
         .expect_redirect(&devices);
 
-    let start = thief.get(&format!("/c/{customer}/devices/add/m365")).await;
-    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
-    let state = url::Url::parse(&start.location())
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
-    let callback = format!(
-        "/m365/consent/callback?admin_consent=True&tenant={}&state={state}&scope=x",
-        app.simulator.tenants()[0].tenant_id
-    );
+    let callback = consent_callback(&app, &thief, &customer).await;
     let new_password = "a much better passphrase";
     // The callback loads the thief's session, then waits for the token endpoint; meanwhile the
     // owner changes the password, which ends every other session of the account.
@@ -171,4 +179,31 @@ async fn a_request_in_flight_during_a_password_change_does_not_bring_its_session
         .await
         .unwrap();
     assert_eq!(sessions, 1, "only the owner's new session is left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_when_its_session_expires_does_not_extend_it() {
+    let mut gate = IdentityGate::start().await;
+    let gate_url = gate.url.clone();
+    let app = TestApp::start_with(|settings| settings.m365_authority_url = gate_url).await;
+    let partner = app.set_up_partner_admin().await;
+    let customer = app
+        .customer_with_admin(&partner, "Contoso Ltd", ADMIN)
+        .await;
+    let devices = format!("/c/{customer}/devices");
+    let visitor = app.visitor();
+    visitor
+        .sign_in(ADMIN, PASSWORD)
+        .await
+        .expect_redirect(&devices);
+    let callback = consent_callback(&app, &visitor, &customer).await;
+    // The session was valid when the callback loaded it and expires while it waits.
+    let idle = app.state.settings.session_idle_minutes as i64;
+    let (answer, ()) = tokio::join!(visitor.get(&callback), async {
+        gate.holding_a_request().await;
+        app.clock.advance(chrono::Duration::minutes(idle + 1));
+        gate.open();
+    });
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    visitor.get(&devices).await.expect_redirect("/signin");
 }
