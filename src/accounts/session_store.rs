@@ -51,6 +51,13 @@ fn user_of(state: &State) -> Option<uuid::Uuid> {
     uuid::Uuid::parse_str(&text).ok()
 }
 
+/// actix-session turns a store error into a bare 500 and our error page shows only an incident,
+/// so the database's own message is logged here, where it is known.
+fn failed(action: &str, err: sea_orm::DbErr) -> anyhow::Error {
+    tracing::error!("the session store cannot {action}: {err}");
+    anyhow::anyhow!("cannot {action}: {err}")
+}
+
 fn new_key() -> Result<SessionKey, anyhow::Error> {
     SessionKey::try_from(Alphanumeric.sample_string(&mut rand::rng(), 64))
         .map_err(|err| anyhow::anyhow!("session key: {err}"))
@@ -61,7 +68,7 @@ impl SessionStore for DatabaseSessionStore {
         let row = session::Entity::find_by_id(key_hash(session_key))
             .one(&self.db)
             .await
-            .map_err(|err| LoadError::Other(err.into()))?;
+            .map_err(|err| LoadError::Other(failed("load a session", err)))?;
         match row {
             Some(row) if row.expires_at > self.clock.now() => serde_json::from_str(&row.state)
                 .map(Some)
@@ -82,7 +89,7 @@ impl SessionStore for DatabaseSessionStore {
         }
         .insert(&self.db)
         .await
-        .map_err(|err| SaveError::Other(err.into()))?;
+        .map_err(|err| SaveError::Other(failed("save a session", err)))?;
         Ok(key)
     }
 
@@ -102,7 +109,7 @@ impl SessionStore for DatabaseSessionStore {
             .filter(session::Column::ExpiresAt.gt(self.clock.now()))
             .exec(&self.db)
             .await
-            .map_err(|err| UpdateError::Other(err.into()))?;
+            .map_err(|err| UpdateError::Other(failed("update a session", err)))?;
         // When no row changed, the session was ended (sign-out, password change, administrator)
         // or expired while this request ran. Saving its state again would bring it back, signed
         // in, for whoever holds the cookie; only sign-in creates sessions. The cookie keeps a key
@@ -121,14 +128,16 @@ impl SessionStore for DatabaseSessionStore {
             .filter(session::Column::KeyHash.eq(key_hash(session_key)))
             .filter(session::Column::ExpiresAt.gt(self.clock.now()))
             .exec(&self.db)
-            .await?;
+            .await
+            .map_err(|err| failed("extend a session", err))?;
         Ok(())
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
         session::Entity::delete_by_id(key_hash(session_key))
             .exec(&self.db)
-            .await?;
+            .await
+            .map_err(|err| failed("end a session", err))?;
         Ok(())
     }
 }

@@ -115,7 +115,8 @@ pub async fn release_request_for_routing(
 fn error_into_response(request: HttpRequest, err: Error) -> ServiceResponse<BoxBody> {
     let status = err.as_response_error().status_code();
     let response = if status.is_server_error() {
-        WebError::internal(format!("{err} ({err:?})")).error_response()
+        // The cause was logged where it is known (the session store); `err` says which layer.
+        WebError::internal(err).error_response()
     } else {
         error_page(status, "error", message_for("error", status))
     };
