@@ -142,8 +142,9 @@ pub fn web_server(
             .wrap(from_fn(middleware::require_csrf_token))
             .wrap(console::session_middleware(&data))
             .wrap(from_fn(middleware::render_errors_for_htmx))
-            .wrap(from_fn(middleware::security_headers))
             .wrap(Compress::default())
+            // Outermost, so that every answer carries the headers, Compress's own 406 included.
+            .wrap(from_fn(middleware::security_headers))
     })
     .listen(listener)
     .map_err(|source| StartError::Listen { address, source })?

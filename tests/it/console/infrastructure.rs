@@ -225,3 +225,18 @@ async fn hsts_is_sent_only_when_the_console_is_served_over_https() {
         );
     }
 }
+
+/// Every layer's answer carries the security headers, down to the compression layer's refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_encoding_still_gets_the_security_headers() {
+    let app = TestApp::start().await;
+    let refused = reqwest::Client::new()
+        .get(format!("{}/signin", app.base))
+        .header("accept-encoding", "identity;q=0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::NOT_ACCEPTABLE);
+    assert!(refused.headers().contains_key("content-security-policy"));
+    assert_eq!(refused.headers().get("x-frame-options").unwrap(), "DENY");
+}
