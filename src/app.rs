@@ -138,6 +138,7 @@ pub fn web_server(
                 web::PathConfig::default().error_handler(|_, _| console::WebError::NotFound.into()),
             )
             .configure(console::routes)
+            // Must stay innermost: it lets routing have the request to itself again.
             .wrap(from_fn(middleware::release_request_for_routing))
             .wrap(from_fn(middleware::require_csrf_token))
             .wrap(console::session_middleware(&data))
