@@ -178,11 +178,14 @@ pub fn web_server(
                 web::PathConfig::default().error_handler(|_, _| console::WebError::NotFound.into()),
             )
             .configure(console::routes)
+            // Must stay innermost: it lets routing have the request to itself again.
+            .wrap(from_fn(middleware::release_request_for_routing))
             .wrap(from_fn(middleware::require_csrf_token))
             .wrap(console::session_middleware(&data))
             .wrap(from_fn(middleware::render_errors_for_htmx))
-            .wrap(from_fn(middleware::security_headers))
             .wrap(Compress::default())
+            // Outermost, so that every answer carries the headers, Compress's own 406 included.
+            .wrap(from_fn(middleware::security_headers))
     })
     .listen(listener)
     .map_err(|source| StartError::Listen { address, source })?

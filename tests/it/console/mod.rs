@@ -5,8 +5,10 @@
 mod access;
 mod accounts;
 mod demo;
+mod infrastructure;
 mod jobs;
 mod master_key;
 pub mod organizations;
+mod sessions;
 mod setup;
 pub mod storage;

@@ -42,6 +42,12 @@ impl Drop for StopOnDrop {
 
 impl TestApp {
     pub async fn start() -> TestApp {
+        TestApp::start_with(|_| {}).await
+    }
+
+    /// Starts the app after `customize` has changed its settings (the simulator's URLs are
+    /// already in them).
+    pub async fn start_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         let db = fresh_database().await;
         let mut settings = test_settings(&db);
         let clock = test_clock();
@@ -64,6 +70,7 @@ impl TestApp {
         settings.m365_client_secret = TEST_CLIENT_SECRET.into();
         settings.m365_authority_url = simulator.base_url().trim_end_matches('/').to_string();
         settings.m365_graph_url = simulator.base_url().trim_end_matches('/').to_string();
+        customize(&mut settings);
         Self::launch(db, settings, clock, Some(simulator)).await
     }
 
