@@ -10,16 +10,21 @@ use actix_web::{App, HttpServer, web};
 use crate::accounts::setup;
 use crate::clock::SharedClock;
 use crate::config::Settings;
-use crate::crypto::MasterKey;
-use crate::db;
 use crate::m365::{GraphClient, M365Settings};
+use crate::simulator::RunningSimulator;
 use crate::storage::{BackupStorage, StorageLocation};
 use crate::web::{self as console, AppState, middleware};
+use crate::{db, key_custody};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Key(#[from] crate::crypto::CryptoError),
+    Key(#[from] crate::key_custody::KeyCustodyError),
+    #[error("cannot make the data folder {path} private to Skyvault's user: {source}")]
+    DataFolder {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Database(#[from] db::DbOpenError),
     #[error("cannot listen on {address}: {source}")]
@@ -35,12 +40,24 @@ pub enum StartError {
     M365Settings(String),
     #[error("backup storage settings: {0}")]
     Storage(#[from] crate::storage::StorageError),
+    #[error("demo mode: {0}")]
+    Demo(#[from] crate::simulator::SimulatorError),
+    #[error("demo mode: {0}")]
+    DemoConsent(#[from] crate::inventory::InventoryError),
 }
 
-/// Opens the master key and the database (migrating it) and builds the shared state.
+/// Opens the database (migrating it) and the master key it was sealed with, and builds the
+/// shared state. The data folder holds the key and (by default) the database: only Skyvault's
+/// user may read it.
 pub async fn prepare(settings: Settings, clock: SharedClock) -> Result<AppState, StartError> {
-    let master_key = MasterKey::load_or_create(&settings.master_key_file())?;
+    let data_dir = settings.data_dir();
+    crate::private_files::secure_dir(&data_dir).map_err(|source| StartError::DataFolder {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
     let db = db::connect_and_migrate(&settings.database_url()).await?;
+    let master_key =
+        key_custody::open_master_key(&db, clock.as_ref(), &settings.master_key_file()).await?;
     let graph = graph_client(&settings, clock.clone())?;
     let storage = BackupStorage::new(
         db.clone(),
@@ -57,6 +74,29 @@ pub async fn prepare(settings: Settings, clock: SharedClock) -> Result<AppState,
         storage,
         demo: false,
     })
+}
+
+/// `prepare` for `skyvault serve`: in demo mode (no Microsoft app configured) the built-in
+/// simulator starts first and the console is pointed at it; its tenant is regenerated the same
+/// at every start, and gets back the consent of organizations the database already has.
+pub async fn prepare_serving(
+    mut settings: Settings,
+    clock: SharedClock,
+) -> Result<(AppState, Option<RunningSimulator>), StartError> {
+    let simulator = if settings.demo_mode() {
+        Some(crate::demo::start_demo_simulator(&mut settings, clock.clone()).await?)
+    } else {
+        None
+    };
+    let mut state = prepare(settings, clock).await?;
+    if let Some(simulator) = &simulator {
+        state.demo = true;
+        let restored = crate::demo::restore_consent(&state.db, simulator).await?;
+        if restored > 0 {
+            tracing::info!("demo mode: consent restored for {restored} organization(s)");
+        }
+    }
+    Ok((state, simulator))
 }
 
 /// Where backups are written: the `storage` setting with the S3 settings beside it.
@@ -138,11 +178,14 @@ pub fn web_server(
                 web::PathConfig::default().error_handler(|_, _| console::WebError::NotFound.into()),
             )
             .configure(console::routes)
+            // Must stay innermost: it lets routing have the request to itself again.
+            .wrap(from_fn(middleware::release_request_for_routing))
             .wrap(from_fn(middleware::require_csrf_token))
             .wrap(console::session_middleware(&data))
             .wrap(from_fn(middleware::render_errors_for_htmx))
-            .wrap(from_fn(middleware::security_headers))
             .wrap(Compress::default())
+            // Outermost, so that every answer carries the headers, Compress's own 406 included.
+            .wrap(from_fn(middleware::security_headers))
     })
     .listen(listener)
     .map_err(|source| StartError::Listen { address, source })?

@@ -44,27 +44,75 @@ impl std::fmt::Debug for MasterKey {
 }
 
 impl MasterKey {
-    /// Reads the key at `path`, creating it (mode 0600) when it does not exist yet.
-    pub fn load_or_create(path: &Path) -> Result<Self, CryptoError> {
-        let key_file_error = |source| CryptoError::KeyFile {
-            path: path.display().to_string(),
-            source,
-        };
+    /// Reads the key at `path`; `None` when there is no file. Whether a missing key may be
+    /// replaced by a new one is for the caller to decide (see `key_custody`): never when the
+    /// database already holds secrets.
+    pub fn load(path: &Path) -> Result<Option<Self>, CryptoError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Self::from_base64(text.trim()).ok_or_else(|| CryptoError::BadKey {
-                path: path.display().to_string(),
-            }),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(key_file_error)?;
-                }
-                let mut key = [0u8; KEY_LEN];
-                OsRng.fill_bytes(&mut key);
-                write_private_file(path, B64.encode(key).as_bytes()).map_err(key_file_error)?;
-                Ok(Self::from_bytes(&key))
+            Ok(text) => {
+                Self::from_base64(text.trim())
+                    .map(Some)
+                    .ok_or_else(|| CryptoError::BadKey {
+                        path: path.display().to_string(),
+                    })
             }
-            Err(err) => Err(key_file_error(err)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(CryptoError::KeyFile {
+                path: path.display().to_string(),
+                source,
+            }),
         }
+    }
+
+    /// Writes this key to `path` (mode 0600) so that the file is, at every instant, either the old
+    /// content or this whole key: a temporary file beside it, flushed to disk, then renamed over it.
+    pub fn write_file(&self, path: &Path) -> Result<(), CryptoError> {
+        let temporary = self.write_temporary(path)?;
+        std::fs::rename(&temporary, path).map_err(|source| key_file_error(path, source))?;
+        sync_parent(path).map_err(|source| key_file_error(path, source))
+    }
+
+    /// Writes this key to `path` only if there is no file there yet (never half a key): false
+    /// when another process was first, whose key is then the one to use.
+    pub fn write_new_file(&self, path: &Path) -> Result<bool, CryptoError> {
+        let temporary = self.write_temporary(path)?;
+        // A hard link, unlike a rename, never replaces an existing file.
+        let linked = std::fs::hard_link(&temporary, path);
+        let _ = std::fs::remove_file(&temporary);
+        match linked {
+            Ok(()) => {
+                sync_parent(path).map_err(|source| key_file_error(path, source))?;
+                Ok(true)
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(source) => Err(key_file_error(path, source)),
+        }
+    }
+
+    /// `<path>.tmp` holding this key, flushed to disk, in a folder only its owner can read.
+    fn write_temporary(&self, path: &Path) -> Result<std::path::PathBuf, CryptoError> {
+        crate::private_files::create_private_dir(parent_dir(path))
+            .map_err(|source| key_file_error(path, source))?;
+        let mut temporary = path.as_os_str().to_owned();
+        // Named per process, so two processes starting at once never share one.
+        temporary.push(format!(".{}.tmp", std::process::id()));
+        let temporary = std::path::PathBuf::from(temporary);
+        // A leftover from a crash during an earlier write holds nothing anyone relies on.
+        match std::fs::remove_file(&temporary) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(key_file_error(path, err));
+            }
+            _ => {}
+        }
+        write_private_file(&temporary, B64.encode(self.raw).as_bytes())
+            .map_err(|source| key_file_error(path, source))?;
+        Ok(temporary)
+    }
+
+    /// A keyed hash of a fixed label: equal for the same key, different for any other, and it
+    /// reveals nothing of the key. Recorded in the database to recognise the right key file.
+    pub fn check_value(&self) -> String {
+        hex::encode(&self.derive_subkey("skyvault master key check v1")[..32])
     }
 
     pub fn from_bytes(key: &[u8; KEY_LEN]) -> Self {
@@ -91,7 +139,7 @@ impl MasterKey {
         hasher.finalize().into()
     }
 
-    /// A fresh random key, for tests.
+    /// A fresh random key (a first start, a rotation, tests).
     pub fn random() -> Self {
         let mut key = [0u8; KEY_LEN];
         OsRng.fill_bytes(&mut key);
@@ -156,6 +204,33 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+fn key_file_error(path: &Path, source: std::io::Error) -> CryptoError {
+    CryptoError::KeyFile {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Makes a rename or link of `path` durable.
+pub(crate) fn sync_parent(path: &Path) -> std::io::Result<()> {
+    sync_dir(parent_dir(path))
+}
+
+/// Makes a rename in `dir` durable: without it a crash can bring back the old directory entry.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,18 +246,49 @@ mod tests {
     }
 
     #[test]
-    fn key_file_is_created_private_and_reloaded() {
+    fn key_file_is_written_private_and_reloaded() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("master.key");
-        let first = MasterKey::load_or_create(&path).unwrap();
+        let path = dir.path().join("keys").join("master.key");
+        assert!(MasterKey::load(&path).unwrap().is_none());
+        let first = MasterKey::random();
+        first.write_file(&path).unwrap();
         let sealed = first.seal(b"x", "c");
-        let again = MasterKey::load_or_create(&path).unwrap();
+        let again = MasterKey::load(&path).unwrap().unwrap();
         assert_eq!(again.open(&sealed, "c").unwrap(), b"x");
+        assert_eq!(again.check_value(), first.check_value());
+        assert_ne!(MasterKey::random().check_value(), first.check_value());
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["master.key"]);
+        assert!(!MasterKey::random().write_new_file(&path).unwrap());
+        assert_eq!(
+            MasterKey::load(&path).unwrap().unwrap().check_value(),
+            first.check_value()
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
+            let mode = std::fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700);
         }
+    }
+
+    #[test]
+    fn a_damaged_key_file_is_refused_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        std::fs::write(&path, "not a key").unwrap();
+        assert!(matches!(
+            MasterKey::load(&path),
+            Err(CryptoError::BadKey { .. })
+        ));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a key");
     }
 }

@@ -6,7 +6,9 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::inventory::{InventoryError, organizations};
 use crate::simulator::{self, RunningSimulator, SimulatorError, SimulatorOptions, TenantSpec};
+use sea_orm::DatabaseConnection;
 
 pub const DEMO_CLIENT_ID: &str = "5kyva417-0000-4000-8000-00000000demo";
 
@@ -30,6 +32,21 @@ pub async fn start_demo_simulator(
     settings.m365_authority_url = running.base_url().trim_end_matches('/').to_string();
     settings.m365_graph_url = running.base_url().trim_end_matches('/').to_string();
     Ok(running)
+}
+
+/// Gives the demo tenant back the consent of the organizations the database already has. The
+/// simulator keeps consent in memory and regenerates the same tenant (same ids, same content)
+/// from its seed at every start, so without this every sync after a restart fails with
+/// AADSTS700016, while Microsoft would have kept the consent. Returns how many were restored.
+pub async fn restore_consent(
+    db: &DatabaseConnection,
+    simulator: &RunningSimulator,
+) -> Result<usize, InventoryError> {
+    let known = organizations::tenant_ids_on_instance(db).await?;
+    Ok(known
+        .into_iter()
+        .filter(|tenant| simulator.grant_consent(*tenant, DEMO_CLIENT_ID))
+        .count())
 }
 
 /// Where Microsoft sends the admin back after consent; register it on the Entra app.

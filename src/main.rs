@@ -9,7 +9,7 @@ use skyvault::accounts::users::{NewUser, create_user};
 use skyvault::accounts::{Role, tenancy};
 use skyvault::config::Settings;
 use skyvault::ids::CustomerId;
-use skyvault::{app, clock, db, jobs};
+use skyvault::{app, clock, db, jobs, key_custody};
 
 #[derive(Parser)]
 #[command(
@@ -71,6 +71,11 @@ enum AdminTask {
         #[arg(long)]
         customer: Option<String>,
     },
+    /// Replace the master key: re-seal every secret under a new key in one transaction and write
+    /// the new key file (the old one is kept beside it as `<name>.old`). Stop every Skyvault
+    /// process using this database first; console sessions end (their cookies are signed with a
+    /// key derived from the master key).
+    RotateMasterKey,
 }
 
 fn main() -> ExitCode {
@@ -125,10 +130,9 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(mut settings: Settings, role: ServeRole) -> anyhow::Result<()> {
-    let clock = clock::system();
-    let simulator = if settings.demo_mode() {
-        let simulator = skyvault::demo::start_demo_simulator(&mut settings, clock.clone()).await?;
+async fn serve(settings: Settings, role: ServeRole) -> anyhow::Result<()> {
+    let (state, simulator) = app::prepare_serving(settings, clock::system()).await?;
+    if let Some(simulator) = &simulator {
         let tenant = simulator.tenant();
         println!();
         println!(
@@ -143,12 +147,7 @@ async fn serve(mut settings: Settings, role: ServeRole) -> anyhow::Result<()> {
             "  (simulated) page as {} with password {}",
             tenant.admin_user_principal_name, tenant.admin_password
         );
-        Some(simulator)
-    } else {
-        None
-    };
-    let mut state = app::prepare(settings, clock).await?;
-    state.demo = simulator.is_some();
+    }
     let _ticks =
         jobs::ticks::start_ticks(state.db.clone(), state.clock.clone(), state.sync_interval())
             .await?;
@@ -176,8 +175,8 @@ async fn serve(mut settings: Settings, role: ServeRole) -> anyhow::Result<()> {
 }
 
 async fn admin(settings: Settings, task: AdminTask) -> anyhow::Result<()> {
-    let state = app::prepare(settings, clock::system()).await?;
     match task {
+        AdminTask::RotateMasterKey => rotate_master_key(&settings).await,
         AdminTask::CreateUser {
             email,
             name,
@@ -185,6 +184,7 @@ async fn admin(settings: Settings, task: AdminTask) -> anyhow::Result<()> {
             partner_name,
             customer,
         } => {
+            let state = app::prepare(settings, clock::system()).await?;
             let password = match std::env::var("SKYVAULT_NEW_PASSWORD") {
                 Ok(password) => password,
                 Err(_) => {
@@ -226,4 +226,23 @@ async fn admin(settings: Settings, task: AdminTask) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn rotate_master_key(settings: &Settings) -> anyhow::Result<()> {
+    let db = db::connect_and_migrate(&settings.database_url()).await?;
+    let path = settings.master_key_file();
+    let rotation = key_custody::rotate_master_key(&db, clock::system().as_ref(), &path).await?;
+    println!(
+        "re-sealed {} secret(s) under a new master key (fingerprint {}), now in {}",
+        rotation.resealed,
+        rotation.fingerprint,
+        path.display()
+    );
+    println!("Back up {} now.", path.display());
+    println!(
+        "The previous key is kept in {}: database backups taken before now need it. \
+         Store it with your key backups, then delete it from this machine.",
+        rotation.previous.display()
+    );
+    Ok(())
 }

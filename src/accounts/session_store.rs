@@ -1,6 +1,8 @@
 //! actix-session's store in our own database: sessions work on every node without Redis, an
 //! administrator can end a user's sessions, and expired ones are cleaned up. Only a SHA-256 of the
-//! cookie's key is stored, so a copy of the table opens no session.
+//! cookie's key is stored, so a copy of the table opens no session. A session that was ended
+//! stays ended: an update never re-creates a missing row. Only `save` makes one: a first visit's
+//! anonymous session, and the new key issued at sign-in, set-up or a password change.
 
 use std::collections::HashMap;
 
@@ -49,6 +51,13 @@ fn user_of(state: &State) -> Option<uuid::Uuid> {
     uuid::Uuid::parse_str(&text).ok()
 }
 
+/// actix-session turns a store error into a bare 500 and our error page shows only an incident,
+/// so the database's own message is logged here, where it is known.
+fn failed(action: &str, err: sea_orm::DbErr) -> anyhow::Error {
+    tracing::error!("the session store cannot {action}: {err}");
+    anyhow::anyhow!("cannot {action}: {err}")
+}
+
 fn new_key() -> Result<SessionKey, anyhow::Error> {
     SessionKey::try_from(Alphanumeric.sample_string(&mut rand::rng(), 64))
         .map_err(|err| anyhow::anyhow!("session key: {err}"))
@@ -59,7 +68,7 @@ impl SessionStore for DatabaseSessionStore {
         let row = session::Entity::find_by_id(key_hash(session_key))
             .one(&self.db)
             .await
-            .map_err(|err| LoadError::Other(err.into()))?;
+            .map_err(|err| LoadError::Other(failed("load a session", err)))?;
         match row {
             Some(row) if row.expires_at > self.clock.now() => serde_json::from_str(&row.state)
                 .map(Some)
@@ -80,7 +89,7 @@ impl SessionStore for DatabaseSessionStore {
         }
         .insert(&self.db)
         .await
-        .map_err(|err| SaveError::Other(err.into()))?;
+        .map_err(|err| SaveError::Other(failed("save a session", err)))?;
         Ok(key)
     }
 
@@ -92,22 +101,20 @@ impl SessionStore for DatabaseSessionStore {
     ) -> Result<SessionKey, UpdateError> {
         let text =
             serde_json::to_string(&state).map_err(|err| UpdateError::Serialization(err.into()))?;
-        let updated = session::Entity::update_many()
+        session::Entity::update_many()
             .col_expr(session::Column::State, text.into())
             .col_expr(session::Column::UserId, user_of(&state).into())
             .col_expr(session::Column::ExpiresAt, self.expiry(ttl).into())
             .filter(session::Column::KeyHash.eq(key_hash(&session_key)))
+            .filter(session::Column::ExpiresAt.gt(self.clock.now()))
             .exec(&self.db)
             .await
-            .map_err(|err| UpdateError::Other(err.into()))?;
-        if updated.rows_affected == 1 {
-            return Ok(session_key);
-        }
-        // The session was revoked or expired meanwhile: start a new one rather than resurrect it.
-        self.save(state, ttl).await.map_err(|err| match err {
-            SaveError::Serialization(err) => UpdateError::Serialization(err),
-            SaveError::Other(err) => UpdateError::Other(err),
-        })
+            .map_err(|err| UpdateError::Other(failed("update a session", err)))?;
+        // When no row changed, the session was ended (sign-out, password change, administrator)
+        // or expired while this request ran. Saving its state again would bring it back, signed
+        // in, for whoever holds the cookie; only sign-in creates sessions. The cookie keeps a key
+        // that no longer opens anything, so its next request starts signed out.
+        Ok(session_key)
     }
 
     async fn update_ttl(
@@ -115,18 +122,22 @@ impl SessionStore for DatabaseSessionStore {
         session_key: &SessionKey,
         ttl: &CookieDuration,
     ) -> Result<(), anyhow::Error> {
+        // An expired session is not extended, even if it was still valid when this request began.
         session::Entity::update_many()
             .col_expr(session::Column::ExpiresAt, self.expiry(ttl).into())
             .filter(session::Column::KeyHash.eq(key_hash(session_key)))
+            .filter(session::Column::ExpiresAt.gt(self.clock.now()))
             .exec(&self.db)
-            .await?;
+            .await
+            .map_err(|err| failed("extend a session", err))?;
         Ok(())
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
         session::Entity::delete_by_id(key_hash(session_key))
             .exec(&self.db)
-            .await?;
+            .await
+            .map_err(|err| failed("end a session", err))?;
         Ok(())
     }
 }

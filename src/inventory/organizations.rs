@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder,
+    QueryOrder, QuerySelect,
 };
 
 use super::InventoryError;
@@ -150,6 +150,24 @@ pub async fn refresh_organization(
         .unwrap_or_else(|| initial.clone()));
     active.initial_domain = Set(initial);
     active.update(db).await.map_err(|e| e.to_string())
+}
+
+/// The tenant ids of every organization on this instance, whichever customer holds it. System
+/// scope, for demo mode's start only: the built-in tenant gets back the consent Microsoft would
+/// have kept across a restart. Never for showing to a user.
+pub async fn tenant_ids_on_instance(
+    db: &DatabaseConnection,
+) -> Result<Vec<uuid::Uuid>, InventoryError> {
+    let tenants: Vec<String> = organization::Entity::find()
+        .select_only()
+        .column(organization::Column::TenantId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(tenants
+        .iter()
+        .filter_map(|tenant| tenant.parse().ok())
+        .collect())
 }
 
 /// Removes the organization and its item list. Its backups stay in Backup storage.

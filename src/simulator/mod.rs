@@ -357,6 +357,16 @@ impl RunningSimulator {
         });
     }
 
+    /// Records an administrator's consent to `client_id` in the tenant `tenant_id`, as the control
+    /// API's `POST /_sim/tenants/{tenant}/consents/{client}` does; false for an unknown tenant.
+    pub fn grant_consent(&self, tenant_id: uuid::Uuid, client_id: &str) -> bool {
+        let Some(index) = self.tenants.iter().position(|t| t.tenant_id == tenant_id) else {
+            return false;
+        };
+        self.sim.identity.grant_consent(index, client_id);
+        true
+    }
+
     /// Registers an application with full control over its fields.
     pub fn register_app_with(&self, app: AppRegistration) {
         self.sim.identity.register(app);

@@ -37,6 +37,29 @@ pub use repository::CustomerRepository;
 pub use retention::{ArchiveDeletion, PruneReport, PruneSettings, RetentionReport, RetentionRule};
 pub use verify::{DamagedPack, VerifyReport, VerifyScope};
 
+/// How many secrets backup storage keeps sealed with the master key (repository passwords).
+pub async fn sealed_secret_count<C: sea_orm::ConnectionTrait>(db: &C) -> StorageResult<u64> {
+    repository::count_sealed_passwords(db).await
+}
+
+/// The first customer whose sealed repository password `key` cannot open: `None` when `key` is
+/// the one that sealed them all.
+pub async fn first_secret_not_opened_by<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    key: &MasterKey,
+) -> StorageResult<Option<CustomerId>> {
+    repository::first_password_not_opened_by(db, key).await
+}
+
+/// Re-seals every repository password from `old` to `new` on `db` (the caller's transaction).
+pub async fn reseal_secrets<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> StorageResult<u64> {
+    repository::reseal_passwords(db, old, new).await
+}
+
 /// The backup storage of one Skyvault process: settings, the catalog database and the cache of
 /// opened repositories. Cheap to clone; share one per process.
 #[derive(Clone)]

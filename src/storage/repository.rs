@@ -16,7 +16,11 @@ use rustic_core::{
     ConfigOptions, Credentials, IndexedFullStatus, KeyOptions, OpenStatus, Repository,
     RepositoryBackends, RepositoryOptions,
 };
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, Set,
+};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::crypto::MasterKey;
@@ -267,4 +271,54 @@ where
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|err| StorageError::Task(err.to_string()))?
+}
+
+/// How many repository passwords the catalog holds sealed with the master key.
+pub(crate) async fn count_sealed_passwords<C: ConnectionTrait>(db: &C) -> StorageResult<u64> {
+    Ok(repository_row::Entity::find().count(db).await?)
+}
+
+/// The first customer whose sealed repository password `key` cannot open, if any.
+pub(crate) async fn first_password_not_opened_by<C: ConnectionTrait>(
+    db: &C,
+    key: &MasterKey,
+) -> StorageResult<Option<CustomerId>> {
+    let rows = repository_row::Entity::find().all(db).await?;
+    Ok(rows.into_iter().find_map(|row| {
+        let customer = CustomerId(row.customer_id);
+        key.open(&row.sealed_password, &seal_context(customer))
+            .is_err()
+            .then_some(customer)
+    }))
+}
+
+/// Re-seals every repository password from `old` to `new` on `db`, which the caller makes a
+/// transaction: one password that `old` cannot open fails the whole re-seal, so no password is
+/// ever left under a key nobody has.
+pub(crate) async fn reseal_passwords<C: ConnectionTrait>(
+    db: &C,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> StorageResult<u64> {
+    let rows = repository_row::Entity::find().all(db).await?;
+    let mut resealed = 0;
+    for row in rows {
+        let customer = CustomerId(row.customer_id);
+        let context = seal_context(customer);
+        let password =
+            old.open(&row.sealed_password, &context)
+                .map_err(|_| StorageError::Unseal {
+                    customer: customer.to_string(),
+                })?;
+        repository_row::Entity::update_many()
+            .col_expr(
+                repository_row::Column::SealedPassword,
+                Expr::value(new.seal(&password, &context)),
+            )
+            .filter(repository_row::Column::CustomerId.eq(row.customer_id))
+            .exec(db)
+            .await?;
+        resealed += 1;
+    }
+    Ok(resealed)
 }

@@ -12,10 +12,6 @@ use crate::accounts::access::Home;
 use crate::accounts::session_store::USER_KEY;
 use crate::accounts::{Access, AccountError, setup, users};
 
-pub async fn health() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain").body("ok")
-}
-
 /// `/`: the console's start page for whoever is signed in.
 pub async fn home(signed_in: Result<SignedIn, WebError>) -> HttpResponse {
     match signed_in {

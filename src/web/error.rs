@@ -121,19 +121,27 @@ impl ResponseError for WebError {
                 .insert_header(("X-Skyvault-Error", self.code()))
                 .finish();
         }
-        let title = status.canonical_reason().unwrap_or("Error");
-        let page = ErrorPage {
-            status: status.as_u16(),
-            title,
-            message: self.to_string(),
-            code: self.code(),
-        };
-        let body = page.render().unwrap_or_else(|_| self.to_string());
-        let mut response = HttpResponse::build(status);
-        response.insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"));
-        response.insert_header(("X-Skyvault-Error", self.code()));
-        response.body(body)
+        error_page(status, self.code(), self.to_string())
     }
+}
+
+/// The console's error page for a status, with the error's stable code in `X-Skyvault-Error`.
+pub fn error_page(status: StatusCode, code: &str, message: String) -> HttpResponse {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let page = ErrorPage {
+        status: status.as_u16(),
+        title,
+        message,
+        code,
+    };
+    let body = page.render().unwrap_or_else(|_| page.message.clone());
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header((
+            "X-Skyvault-Error",
+            HeaderValue::from_str(code).unwrap_or(HeaderValue::from_static("error")),
+        ))
+        .body(body)
 }
 
 /// The htmx form of an error: a fragment shown in the page's message area.

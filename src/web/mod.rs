@@ -59,7 +59,8 @@ impl AppState {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/static/{path:.*}", web::get().to(assets::asset))
         .route("/", web::get().to(auth::home))
-        .route("/healthz", web::get().to(auth::health))
+        .route("/healthz", web::get().to(health))
+        .route("/healthz", web::head().to(health))
         .route("/signin", web::get().to(auth::signin_page))
         .route("/signin", web::post().to(auth::signin))
         .route("/signout", web::post().to(auth::signout))
@@ -129,6 +130,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/c/{customer}/{section}", web::get().to(console::section))
         .default_service(web::to(not_found));
+}
+
+/// `/healthz` for load balancers and monitors (GET or HEAD, no session): 200 while the database
+/// answers, 503 naming what is down otherwise. The cause goes to the log, not to the caller.
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    match crate::db::check_health(&state.db, &state.settings.database_url()).await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": "ok"})),
+        Err(down) => {
+            tracing::warn!("health check: {down}");
+            HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({"status": "unavailable", "database": down.summary()}))
+        }
+    }
 }
 
 async fn not_found() -> Result<HttpResponse, WebError> {

@@ -1,12 +1,17 @@
 //! The console foundation through HTTP: first-run setup, accounts, sessions, CSRF, tenancy and
-//! isolation between customers; Backup storage and its backup checks.
+//! isolation between customers; Backup storage and its backup checks; the master key and demo
+//! mode across restarts.
 
 mod access;
 mod accounts;
+mod demo;
 mod hostile;
+mod infrastructure;
 mod input;
 mod jobs;
-mod organizations;
+mod master_key;
+pub mod organizations;
 mod routes;
+mod sessions;
 mod setup;
 pub mod storage;

@@ -20,7 +20,7 @@ fn attribute(body: &str, marker: &str) -> String {
 
 /// Follows Devices > Add > Microsoft 365 Business through Microsoft's (the simulator's) sign-in
 /// and consent pages, and returns the console's answer to the redirect back.
-async fn consent(
+pub(crate) async fn consent(
     app: &TestApp,
     visitor: &Visitor,
     customer: &str,
@@ -125,7 +125,7 @@ async fn prove_administrator(
     visitor.get_url(&back).await
 }
 
-async fn customer_admin(
+pub(crate) async fn customer_admin(
     app: &TestApp,
     partner: &Visitor,
     name: &str,
@@ -161,7 +161,7 @@ async fn added_and_synced() -> (TestApp, Visitor, String, skyvault::simulator::T
     (app, admin, org_page, tenant)
 }
 
-async fn run_jobs(app: &TestApp) -> u32 {
+pub(crate) async fn run_jobs(app: &TestApp) -> u32 {
     run_until_idle(&skyvault::app::worker_context(&app.state))
         .await
         .unwrap()

@@ -18,30 +18,39 @@ pub struct TestApp {
     pub clock: ManualClock,
     /// The setup token printed at start, while the instance has no user.
     pub setup_token: Option<String>,
-    server: actix_web::dev::ServerHandle,
-    /// The Microsoft 365 simulator the app's Graph client talks to (same clock as the app).
+    server: StopOnDrop,
+    /// The Microsoft 365 simulator the app's Graph client talks to (same clock as the app). In
+    /// demo mode it is the app's own built-in one.
     pub simulator: skyvault::simulator::RunningSimulator,
+    /// The settings the app was started with, before demo mode rewrote them: a restart starts
+    /// from these, as `skyvault serve` would from the same settings file.
+    pub launch: Settings,
     /// Keeps the temporary database alive while the app runs.
     #[allow(dead_code)]
     pub db: TestDb,
 }
 
+/// Stops the console's server when the test lets go of its app.
+struct StopOnDrop(actix_web::dev::ServerHandle);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let handle = self.0.clone();
+        tokio::spawn(async move { handle.stop(false).await });
+    }
+}
+
 impl TestApp {
     pub async fn start() -> TestApp {
+        TestApp::start_with(|_| {}).await
+    }
+
+    /// Starts the app after `customize` has changed its settings (the simulator's URLs are
+    /// already in them).
+    pub async fn start_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         let db = fresh_database().await;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-        let address = listener.local_addr().expect("address");
-        let settings = Settings {
-            bind: address.to_string(),
-            data_dir: db.dir.path().display().to_string(),
-            database_url: db.url.clone(),
-            // Backup storage stays at its default, `<data_dir>/storage`: a folder of this test's
-            // own. Checks read all data, so a damaged pack is always found.
-            check_read_percent: 100,
-            ..Settings::default()
-        };
-        let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap());
-        let mut settings = settings;
+        let mut settings = test_settings(&db);
+        let clock = test_clock();
         let simulator = skyvault::simulator::start(skyvault::simulator::SimulatorOptions {
             port: 0,
             tenants: vec![
@@ -61,9 +70,65 @@ impl TestApp {
         settings.m365_client_secret = TEST_CLIENT_SECRET.into();
         settings.m365_authority_url = simulator.base_url().trim_end_matches('/').to_string();
         settings.m365_graph_url = simulator.base_url().trim_end_matches('/').to_string();
-        let state = skyvault::app::prepare(settings, Arc::new(clock.clone()))
+        customize(&mut settings);
+        Self::launch(db, settings, clock, Some(simulator)).await
+    }
+
+    /// The app in demo mode, as `skyvault serve` runs with no Microsoft app configured: its own
+    /// built-in simulator with the demo tenant.
+    pub async fn start_demo() -> TestApp {
+        let db = fresh_database().await;
+        let mut settings = test_settings(&db);
+        settings.demo_simulator_port = 0;
+        Self::launch(db, settings, test_clock(), None).await
+    }
+
+    /// Stops the app and starts it again from the same settings on the same database, data
+    /// folder, address and clock, as restarting the process does. The test's Microsoft (the
+    /// simulator) keeps running; in demo mode the built-in one restarts with the app.
+    pub async fn restart(self) -> TestApp {
+        let TestApp {
+            state,
+            clock,
+            server,
+            simulator,
+            mut launch,
+            db,
+            ..
+        } = self;
+        server.0.stop(true).await;
+        drop(server);
+        state.db.clone().close().await.expect("database closed");
+        drop(state);
+        let microsoft = if launch.demo_mode() {
+            let port = url::Url::parse(simulator.base_url())
+                .expect("simulator URL")
+                .port()
+                .expect("simulator port");
+            simulator.stop().await;
+            // The same port, as with the default setting: stored delta links name it.
+            launch.demo_simulator_port = port;
+            None
+        } else {
+            Some(simulator)
+        };
+        Self::launch(db, launch, clock, microsoft).await
+    }
+
+    async fn launch(
+        db: TestDb,
+        launch: Settings,
+        clock: ManualClock,
+        microsoft: Option<skyvault::simulator::RunningSimulator>,
+    ) -> TestApp {
+        let listener = std::net::TcpListener::bind(&launch.bind).expect("free port");
+        let address = listener.local_addr().expect("address");
+        let (state, demo) = skyvault::app::prepare_serving(launch.clone(), Arc::new(clock.clone()))
             .await
             .expect("app state");
+        let simulator = microsoft
+            .or(demo)
+            .expect("a simulator: the test's or demo mode's");
         let setup_token = skyvault::app::setup_link(&state)
             .await
             .expect("setup link")
@@ -76,8 +141,9 @@ impl TestApp {
             state,
             clock,
             setup_token,
-            server: handle,
+            server: StopOnDrop(handle),
             simulator,
+            launch,
             db,
         }
     }
@@ -85,8 +151,14 @@ impl TestApp {
     /// A started app whose first partner administrator exists and is signed in.
     pub async fn with_partner_admin() -> (TestApp, Visitor) {
         let app = TestApp::start().await;
-        let admin = app.visitor();
-        let token = app
+        let admin = app.first_partner_admin().await;
+        (app, admin)
+    }
+
+    /// Claims the setup link as the first partner administrator, who stays signed in.
+    pub async fn first_partner_admin(&self) -> Visitor {
+        let admin = self.visitor();
+        let token = self
             .setup_token
             .clone()
             .expect("fresh instance has a setup token");
@@ -107,7 +179,7 @@ impl TestApp {
             )
             .await
             .expect_redirect("/customers");
-        (app, admin)
+        admin
     }
 
     /// The folder of a customer's backup repository (none until its first backup).
@@ -166,11 +238,23 @@ impl TestApp {
     }
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        let handle = self.server.clone();
-        tokio::spawn(async move { handle.stop(false).await });
+/// Settings of a test app: a free address, the test's own data folder and database. Backup
+/// storage stays at its default, `<data_dir>/storage`: a folder of this test's own. Checks read
+/// all data, so a damaged pack is always found.
+fn test_settings(db: &TestDb) -> Settings {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    let address = listener.local_addr().expect("address");
+    Settings {
+        bind: address.to_string(),
+        data_dir: db.dir.path().display().to_string(),
+        database_url: db.url.clone(),
+        check_read_percent: 100,
+        ..Settings::default()
     }
+}
+
+fn test_clock() -> ManualClock {
+    ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap())
 }
 
 pub const TEST_CLIENT_ID: &str = "3f1a6c2e-7d4b-4f8e-9a51-0c2d8e6b7a90";
