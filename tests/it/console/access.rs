@@ -66,6 +66,7 @@ const INTRUDER_FIELDS: &[(&str, &str)] = &[
 async fn request(visitor: &Visitor, route: &Route, path: &str) -> crate::support::app::Page {
     match route.method {
         "GET" => visitor.get(path).await,
+        "HEAD" => visitor.head(path).await,
         _ => visitor.post(path, INTRUDER_FIELDS).await,
     }
 }

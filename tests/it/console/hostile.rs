@@ -94,13 +94,17 @@ impl Walker<'_> {
     async fn send(&mut self, who: &str, visitor: &Visitor, route: &Route, path: &str, data: &str) {
         self.restore_org().await;
         let page = match route.method {
-            "GET" => {
+            "GET" | "HEAD" => {
                 let separator = if path.contains('?') { '&' } else { '?' };
                 let mut url = format!("{path}{separator}{data}");
                 // An address is at most 64 kB on the wire (browsers and the HTTP client stop
                 // there); the longest address a client can send is what a GET gets.
                 url.truncate(MAX_URL_BYTES);
-                visitor.get(&url).await
+                if route.method == "HEAD" {
+                    visitor.head(&url).await
+                } else {
+                    visitor.get(&url).await
+                }
             }
             _ => visitor.post_encoded(path, data).await,
         };

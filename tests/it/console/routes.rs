@@ -18,6 +18,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/static/{path:.*}", &[]),
     route("GET", "/", &[]),
     route("GET", "/healthz", &[]),
+    route("HEAD", "/healthz", &[]),
     route("GET", "/signin", &[]),
     route("POST", "/signin", &["email", "password"]),
     route("POST", "/signout", &[]),
@@ -144,6 +145,8 @@ fn mounted_routes() -> Vec<(String, String)> {
             let close = open + chunk[open..].find('"').expect("end of route path");
             let method = if chunk.contains("web::get()") {
                 "GET"
+            } else if chunk.contains("web::head()") {
+                "HEAD"
             } else if chunk.contains("web::post()") {
                 "POST"
             } else {

@@ -339,6 +339,16 @@ impl Visitor {
         self.read(response).await
     }
 
+    pub async fn head(&self, path: &str) -> Page {
+        let response = self
+            .client
+            .head(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("HEAD");
+        self.read(response).await
+    }
+
     /// A GET with extra request headers (e.g. the ones htmx sends).
     pub async fn get_with_headers(&self, path: &str, headers: &[(&str, &str)]) -> Page {
         let mut request = self.client.get(format!("{}{path}", self.base));
