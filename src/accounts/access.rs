@@ -6,7 +6,9 @@
 
 use std::collections::HashSet;
 
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+};
 use uuid::Uuid;
 
 use super::entities::{console_user, customer, partner};
@@ -117,9 +119,9 @@ impl Access {
 
     /// The partner ids a partner administrator reaches: their own partner and every sub-partner
     /// below it. Empty for customer users.
-    pub async fn partner_subtree(
+    pub async fn partner_subtree<C: ConnectionTrait>(
         &self,
-        db: &DatabaseConnection,
+        db: &C,
     ) -> Result<Vec<Uuid>, AccountError> {
         let Home::Partner(root) = self.home else {
             return Ok(Vec::new());
@@ -192,6 +194,33 @@ impl Access {
             .one(db)
             .await?
             .ok_or(AccountError::NotFound)
+    }
+
+    /// True when `user` is an account this user can already see: a customer user sees the users
+    /// of their own customer; a partner administrator sees every account in the partner's
+    /// subtree, its customers' users included. Used to decide what a form may say about an
+    /// account, so nothing is confirmed about accounts elsewhere.
+    pub async fn sees_user<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        user: &console_user::Model,
+    ) -> Result<bool, AccountError> {
+        match self.home {
+            Home::Customer(own) => Ok(user.customer_id == Some(own.0)),
+            Home::Partner(_) => {
+                let subtree = self.partner_subtree(db).await?;
+                if let Some(partner) = user.partner_id {
+                    return Ok(subtree.contains(&partner));
+                }
+                let Some(customer_id) = user.customer_id else {
+                    return Ok(false);
+                };
+                Ok(customer::Entity::find_by_id(customer_id)
+                    .one(db)
+                    .await?
+                    .is_some_and(|c| subtree.contains(&c.partner_id)))
+            }
+        }
     }
 
     /// Partner administrators manage tenancy; nobody else does.

@@ -47,6 +47,19 @@ impl Role {
         }
     }
 
+    /// The role chosen for a customer's console user, as posted by the add-user form. Only the
+    /// two customer roles are accepted; anything else (a partner role, a misspelling, nothing)
+    /// is refused rather than guessed, so a bad value can never grant more than was chosen.
+    pub fn parse_customer_role(text: &str) -> Result<Self, AccountError> {
+        match Role::parse(text) {
+            Some(role @ (Role::CustomerAdmin | Role::ReadOnly)) => Ok(role),
+            _ => Err(AccountError::invalid(
+                "role",
+                "Choose Customer administrator or Read-only user.",
+            )),
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Role::PartnerAdmin => "Partner administrator",
@@ -103,33 +116,55 @@ pub fn normalise_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-/// Checks a name typed into a form: not blank, not absurdly long.
+/// The longest name accepted (customers, partners, display names), in characters.
+pub const MAX_NAME_CHARS: usize = 120;
+/// The longest email address accepted, in bytes (RFC 5321's path limit).
+pub const MAX_EMAIL_BYTES: usize = 254;
+/// The longest password accepted, in bytes: hashing cost grows with it.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Control characters (NUL, tabs, line breaks, escape, DEL, C1 codes) never belong in a name or
+/// an address. PostgreSQL refuses NUL in text, and in a name the others only spoof or break the
+/// layout of the pages and logs that show it, so they are refused here, before any query.
+fn has_control(value: &str) -> bool {
+    value.chars().any(char::is_control)
+}
+
+/// Checks a name typed into a form: not blank, no control characters, not absurdly long.
 pub fn validate_name(field: &'static str, value: &str, errors: &mut Vec<FieldError>) -> String {
     let trimmed = value.trim();
-    if trimmed.is_empty() {
-        errors.push(FieldError {
-            field,
-            message: "Enter a name.".into(),
-        });
-    } else if trimmed.chars().count() > 120 {
-        errors.push(FieldError {
-            field,
-            message: "Use at most 120 characters.".into(),
-        });
+    let message = if trimmed.is_empty() {
+        Some("Enter a name.".to_string())
+    } else if trimmed.chars().count() > MAX_NAME_CHARS {
+        Some(format!("Use at most {MAX_NAME_CHARS} characters."))
+    } else if has_control(trimmed) {
+        Some("Remove control characters (such as tabs, line breaks or NUL).".to_string())
+    } else {
+        None
+    };
+    if let Some(message) = message {
+        errors.push(FieldError { field, message });
     }
     trimmed.to_string()
 }
 
+/// Checks an email address typed into a form and returns it normalised for storage and look-up.
 pub fn validate_email(field: &'static str, value: &str, errors: &mut Vec<FieldError>) -> String {
     let email = normalise_email(value);
-    let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        })
-        && !email.contains(char::is_whitespace);
+    if email.len() > MAX_EMAIL_BYTES {
+        errors.push(FieldError {
+            field,
+            message: format!("Use at most {MAX_EMAIL_BYTES} characters."),
+        });
+        return email;
+    }
+    let valid = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+    }) && !email.contains(char::is_whitespace)
+        && !has_control(&email);
     if !valid {
         errors.push(FieldError {
             field,
@@ -147,10 +182,10 @@ pub fn validate_new_password(field: &'static str, value: &str, errors: &mut Vec<
             field,
             message: format!("Use at least {MIN_PASSWORD_LEN} characters."),
         });
-    } else if value.len() > 1024 {
+    } else if value.len() > MAX_PASSWORD_BYTES {
         errors.push(FieldError {
             field,
-            message: "Use at most 1024 characters.".into(),
+            message: format!("Use at most {MAX_PASSWORD_BYTES} characters."),
         });
     }
 }

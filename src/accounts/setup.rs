@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 
 use super::access::Home;
 use super::entities::{console_user, instance_state};
-use super::users::{NewUser, count_users, create_user};
+use super::users::{NewUser, check_new_user, count_users, insert_user};
 use super::{AccountError, FieldError, Role, tenancy, validate_name};
 use crate::clock::Clock;
 use crate::ids::PartnerId;
@@ -61,7 +61,10 @@ pub struct FirstAdmin<'a> {
     pub confirm: &'a str,
 }
 
-/// Creates the first partner and its administrator, and closes setup.
+/// Creates the first partner and its administrator, and closes setup. Every field is checked
+/// before anything is written, and the token is spent in the same transaction that stores the
+/// partner and its administrator: a setup that fails for any reason (a bad field, a database
+/// error) leaves the link usable, and two simultaneous claims cannot both succeed.
 pub async fn claim(
     db: &DatabaseConnection,
     clock: &dyn Clock,
@@ -71,56 +74,46 @@ pub async fn claim(
     if !setup_token_valid(db, token).await? || count_users(db).await? > 0 {
         return Err(AccountError::SetupClosed);
     }
+    let partner_id = PartnerId::new();
     let mut errors = Vec::new();
-    validate_name("organisation", form.organisation, &mut errors);
+    let organisation = validate_name("organisation", form.organisation, &mut errors);
     if form.password != form.confirm {
         errors.push(FieldError {
             field: "confirm",
             message: "The two passwords differ.".into(),
         });
     }
-    if !errors.is_empty() {
+    let admin = NewUser {
+        email: form.email,
+        display_name: form.display_name,
+        password: form.password,
+        role: Role::PartnerAdmin,
+        home: Home::Partner(partner_id),
+    };
+    let checked = match check_new_user(db, None, &admin).await {
+        Ok(checked) => Some(checked),
+        Err(AccountError::Invalid(more)) => {
+            errors.extend(more);
+            None
+        }
+        Err(other) => return Err(other),
+    };
+    let Some(checked) = checked.filter(|_| errors.is_empty()) else {
         return Err(AccountError::Invalid(errors));
-    }
+    };
     let txn = db.begin().await?;
     // Deleting the token row first makes two simultaneous claims race on one row: only one
-    // transaction sees it deleted by itself.
+    // transaction sees it deleted by itself. Until commit, a failure below rolls it back.
     let removed = instance_state::Entity::delete_by_id(SETUP_TOKEN_KEY.to_string())
         .exec(&txn)
         .await?;
     if removed.rows_affected != 1 {
         return Err(AccountError::SetupClosed);
     }
+    tenancy::insert_partner(&txn, clock, partner_id, organisation, None).await?;
+    let user = insert_user(&txn, clock, checked).await?;
     txn.commit().await?;
-    let partner = tenancy::create_partner(db, clock, form.organisation, None).await?;
-    let created = create_user(
-        db,
-        clock,
-        NewUser {
-            email: form.email,
-            display_name: form.display_name,
-            password: form.password,
-            role: Role::PartnerAdmin,
-            home: Home::Partner(PartnerId(partner.id)),
-        },
-    )
-    .await;
-    match created {
-        Ok(user) => Ok(user),
-        Err(err) => {
-            // Put the token back so the person can correct the form and try again.
-            let _ = super::entities::partner::Entity::delete_by_id(partner.id)
-                .exec(db)
-                .await;
-            instance_state::ActiveModel {
-                key: Set(SETUP_TOKEN_KEY.into()),
-                value: Set(token_hash(token)),
-            }
-            .insert(db)
-            .await?;
-            Err(err)
-        }
-    }
+    Ok(user)
 }
 
 fn token_hash(token: &str) -> String {

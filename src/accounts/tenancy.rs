@@ -3,8 +3,8 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 
 use super::access::CustomerScope;
@@ -24,8 +24,20 @@ pub async fn create_partner(
     if !errors.is_empty() {
         return Err(AccountError::Invalid(errors));
     }
+    insert_partner(db, clock, PartnerId::new(), name, parent).await
+}
+
+/// Stores a partner whose name was validated. `db` may be a transaction, so a partner is
+/// created together with its first administrator.
+pub(super) async fn insert_partner<C: ConnectionTrait>(
+    db: &C,
+    clock: &dyn Clock,
+    id: PartnerId,
+    name: String,
+    parent: Option<PartnerId>,
+) -> Result<partner::Model, AccountError> {
     let model = partner::ActiveModel {
-        id: Set(PartnerId::new().0),
+        id: Set(id.0),
         parent_id: Set(parent.map(|p| p.0)),
         name: Set(name),
         created_at: Set(clock.now().with_timezone(&Utc)),
@@ -54,9 +66,9 @@ pub struct PartnerAdmin<'a> {
     pub password: &'a str,
 }
 
-/// A sub-partner together with its first administrator, so it is never left unmanaged: when the
-/// administrator cannot be created (a taken email, a short password), the sub-partner is removed
-/// again and the form's messages are returned.
+/// A sub-partner together with its first administrator, so it is never left unmanaged: every
+/// field of both is checked first (all problems reported together), then both are stored in one
+/// transaction, so a failure leaves neither.
 pub async fn create_sub_partner_with_admin(
     db: &DatabaseConnection,
     clock: &dyn Clock,
@@ -65,26 +77,34 @@ pub async fn create_sub_partner_with_admin(
     name: &str,
     admin: PartnerAdmin<'_>,
 ) -> Result<partner::Model, AccountError> {
-    let sub = create_sub_partner(db, clock, access, parent, name).await?;
-    let created = super::users::create_user(
-        db,
-        clock,
-        super::users::NewUser {
-            email: admin.email,
-            display_name: admin.display_name,
-            password: admin.password,
-            role: super::Role::PartnerAdmin,
-            home: super::access::Home::Partner(PartnerId(sub.id)),
-        },
-    )
-    .await;
-    match created {
-        Ok(_) => Ok(sub),
-        Err(err) => {
-            partner::Entity::delete_by_id(sub.id).exec(db).await?;
-            Err(err)
+    access.require_partner_admin()?;
+    access.partner(db, parent).await?;
+    let sub_id = PartnerId::new();
+    let mut errors = Vec::new();
+    let name = validate_name("name", name, &mut errors);
+    let new_admin = super::users::NewUser {
+        email: admin.email,
+        display_name: admin.display_name,
+        password: admin.password,
+        role: super::Role::PartnerAdmin,
+        home: super::access::Home::Partner(sub_id),
+    };
+    let checked = match super::users::check_new_user(db, Some(access), &new_admin).await {
+        Ok(checked) => checked,
+        Err(AccountError::Invalid(more)) => {
+            errors.extend(more);
+            return Err(AccountError::Invalid(errors));
         }
+        Err(other) => return Err(other),
+    };
+    if !errors.is_empty() {
+        return Err(AccountError::Invalid(errors));
     }
+    let txn = db.begin().await?;
+    let sub = insert_partner(&txn, clock, sub_id, name, Some(parent)).await?;
+    super::users::insert_user(&txn, clock, checked).await?;
+    txn.commit().await?;
+    Ok(sub)
 }
 
 /// Partners directly below `parent` (which must be in the caller's subtree).

@@ -1,16 +1,16 @@
 //! Console users: creating them, signing in, changing passwords.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 };
 
 use super::access::{CustomerScope, Home};
 use super::entities::console_user;
 use super::password::{dummy_verify, hash_password, verify_password};
 use super::{
-    Access, AccountError, FieldError, Role, normalise_email, throttle, validate_email,
-    validate_name, validate_new_password,
+    Access, AccountError, FieldError, Role, throttle, validate_email, validate_name,
+    validate_new_password,
 };
 use crate::clock::Clock;
 use crate::ids::{CustomerId, PartnerId, UserId};
@@ -24,22 +24,53 @@ pub struct NewUser<'a> {
     pub home: Home,
 }
 
-/// Creates a user after validating every field; all problems are reported together.
+/// What the add-user forms say when the address belongs to an account the adder cannot see.
+pub const EMAIL_UNAVAILABLE: &str =
+    "This email address cannot be used for a new user. Use another address.";
+
+/// A new user whose fields passed every check; only [`check_new_user`] makes one. Not `Debug`:
+/// it holds the password.
+pub struct CheckedUser<'a> {
+    email: String,
+    display_name: String,
+    password: &'a str,
+    role: Role,
+    home: Home,
+}
+
+/// Creates a user on the operator's behalf (the command line), after validating every field; all
+/// problems are reported together. Console users add users through [`create_customer_user`],
+/// which decides what the form may say about an address already in use.
 pub async fn create_user(
     db: &DatabaseConnection,
     clock: &dyn Clock,
     new: NewUser<'_>,
 ) -> Result<console_user::Model, AccountError> {
+    let checked = check_new_user(db, None, &new).await?;
+    insert_user(db, clock, checked).await
+}
+
+/// Checks every field of a new user without writing anything. `added_by` is the console user
+/// adding the user; `None` is the operator (first-run setup, the command line), who may see
+/// every account.
+///
+/// Email addresses are unique across the instance, because signing in asks for the address
+/// alone. When the address is taken, the form says "A user with this email already exists" only
+/// if the existing account is one the adder can already see (their own customer's users; for a
+/// partner administrator, every account in the partner's subtree). An account anywhere else is
+/// never confirmed: the form gives [`EMAIL_UNAVAILABLE`], which names no tenant and does not say
+/// that an account exists, and the server log records the attempt with both accounts, so the
+/// operator, who owns every account, is told instead. The refusal itself still shows that the
+/// address cannot be used here; hiding even that needs an invitation its owner accepts.
+pub async fn check_new_user<'a, C: ConnectionTrait>(
+    db: &C,
+    added_by: Option<&Access>,
+    new: &NewUser<'a>,
+) -> Result<CheckedUser<'a>, AccountError> {
     let mut errors = Vec::new();
     let email = validate_email("email", new.email, &mut errors);
     let display_name = validate_name("display_name", new.display_name, &mut errors);
     validate_new_password("password", new.password, &mut errors);
-    if errors.is_empty() && email_taken(db, &email).await? {
-        errors.push(FieldError {
-            field: "email",
-            message: "A user with this email already exists.".into(),
-        });
-    }
     let role_fits_home = matches!(
         (new.role, new.home),
         (Role::PartnerAdmin, Home::Partner(_))
@@ -51,19 +82,60 @@ pub async fn create_user(
             message: "This role does not fit this account.".into(),
         });
     }
+    // Only a well-formed address is looked up: the checks above are what keep NUL and
+    // megabytes of text out of the query.
+    if errors.is_empty()
+        && let Some(existing) = user_by_email(db, &email).await?
+    {
+        let visible = match added_by {
+            Some(access) => access.sees_user(db, &existing).await?,
+            None => true,
+        };
+        if !visible {
+            tracing::warn!(
+                adder = ?added_by.map(|a| a.user_id.to_string()),
+                existing_user = %existing.id,
+                "a new user was refused: the address belongs to an account outside the adder's tenants"
+            );
+        }
+        errors.push(FieldError {
+            field: "email",
+            message: if visible {
+                "A user with this email already exists.".into()
+            } else {
+                EMAIL_UNAVAILABLE.into()
+            },
+        });
+    }
     if !errors.is_empty() {
         return Err(AccountError::Invalid(errors));
     }
-    let (partner_id, customer_id) = match new.home {
+    Ok(CheckedUser {
+        email,
+        display_name,
+        password: new.password,
+        role: new.role,
+        home: new.home,
+    })
+}
+
+/// Stores a checked user. `db` may be a transaction, so a caller can create the user together
+/// with its home.
+pub async fn insert_user<C: ConnectionTrait>(
+    db: &C,
+    clock: &dyn Clock,
+    user: CheckedUser<'_>,
+) -> Result<console_user::Model, AccountError> {
+    let (partner_id, customer_id) = match user.home {
         Home::Partner(PartnerId(id)) => (Some(id), None),
         Home::Customer(CustomerId(id)) => (None, Some(id)),
     };
     let model = console_user::ActiveModel {
         id: Set(UserId::new().0),
-        email: Set(email),
-        display_name: Set(display_name),
-        password_hash: Set(hash_password(new.password).await?),
-        role: Set(new.role.as_str().to_string()),
+        email: Set(user.email),
+        display_name: Set(user.display_name),
+        password_hash: Set(hash_password(user.password).await?),
+        role: Set(user.role.as_str().to_string()),
         partner_id: Set(partner_id),
         customer_id: Set(customer_id),
         disabled: Set(false),
@@ -101,7 +173,8 @@ pub async fn create_customer_user(
         role: user.role,
         home: Home::Customer(scope.id()),
     };
-    create_user(db, clock, new).await
+    let checked = check_new_user(db, Some(access), &new).await?;
+    insert_user(db, clock, checked).await
 }
 
 pub async fn customer_users(
@@ -119,12 +192,14 @@ pub async fn count_users(db: &DatabaseConnection) -> Result<u64, AccountError> {
     Ok(console_user::Entity::find().count(db).await?)
 }
 
-async fn email_taken(db: &DatabaseConnection, email: &str) -> Result<bool, AccountError> {
+async fn user_by_email<C: ConnectionTrait>(
+    db: &C,
+    email: &str,
+) -> Result<Option<console_user::Model>, AccountError> {
     Ok(console_user::Entity::find()
         .filter(console_user::Column::Email.eq(email))
-        .count(db)
-        .await?
-        > 0)
+        .one(db)
+        .await?)
 }
 
 /// Signs a user in. Throttled per account and per address; a wrong email and a wrong password
@@ -136,7 +211,13 @@ pub async fn authenticate(
     password: &str,
     address: &str,
 ) -> Result<Access, AccountError> {
-    let email = normalise_email(email);
+    // An address no account can have is refused before it reaches a query or the throttle's
+    // table: PostgreSQL rejects NUL in text, and nothing is learnt about any account.
+    let mut errors = Vec::new();
+    let email = validate_email("email", email, &mut errors);
+    if !errors.is_empty() {
+        return Err(AccountError::Invalid(errors));
+    }
     throttle::check(db, clock, &email, address).await?;
     let user = console_user::Entity::find()
         .filter(console_user::Column::Email.eq(&email))

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::forms::FormState;
+use super::forms::{self, FormState};
 use super::{AppState, Chrome, SignedIn, WebError, csrf, ok, render, see_other};
 use crate::accounts::access::Home;
 use crate::accounts::session_store::USER_KEY;
@@ -95,6 +95,18 @@ pub async fn signin(
             StatusCode::TOO_MANY_REQUESTS,
             format!("Too many failed sign-ins. Try again in {minutes} minutes."),
         ),
+        Err(err @ AccountError::Invalid(_)) => {
+            let form = FormState::with_values([("email", form.email.as_str())]).absorb(err)?;
+            let code = form.error_code();
+            return forms::unprocessable(
+                &code,
+                &SigninPage {
+                    csrf: csrf::ensure_token(&session),
+                    form,
+                    setup_pending: false,
+                },
+            );
+        }
         Err(other) => return Err(other.into()),
     };
     let mut form_state = FormState::with_values([("email", form.email.as_str())]);
@@ -167,9 +179,10 @@ pub async fn change_password(
         }
         Err(err) => {
             let form = FormState::default().absorb(err)?;
+            let code = form.error_code();
             let chrome = Chrome::new(&signed_in, None, "password");
-            render(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            forms::unprocessable(
+                &code,
                 &PasswordPage {
                     chrome,
                     form,
@@ -253,8 +266,9 @@ pub async fn setup(
                 ("email", form.email.as_str()),
             ])
             .absorb(err)?;
-            render(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            let code = form.error_code();
+            forms::unprocessable(
+                &code,
                 &SetupPage {
                     csrf: csrf::ensure_token(&session),
                     token: token.into_inner(),

@@ -1,13 +1,12 @@
 //! The customer's console: Devices, Microsoft 365, Protection plans, Backup storage, Activities,
 //! Alerts and Settings. Every page starts by scoping the customer id from the URL.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
-use super::forms::FormState;
+use super::forms::{self, FormState};
 use super::partner::{UserForm, UserRow, user_rows};
-use super::{AppState, Chrome, SignedIn, WebError, m365, ok, render, see_other, storage};
+use super::{AppState, Chrome, SignedIn, WebError, m365, ok, see_other, storage};
 use crate::accounts::access::CustomerScope;
 use crate::accounts::users;
 
@@ -101,20 +100,26 @@ pub async fn add_user(
 ) -> Result<HttpResponse, WebError> {
     let scope = signed_in.customer(&state, &id).await?;
     scope.require_change()?;
-    let created = users::create_customer_user(
-        &state.db,
-        state.clock.as_ref(),
-        &signed_in.access,
-        &scope,
-        form.user(),
-    )
-    .await;
+    let created = match form.user() {
+        Ok(user) => {
+            users::create_customer_user(
+                &state.db,
+                state.clock.as_ref(),
+                &signed_in.access,
+                &scope,
+                user,
+            )
+            .await
+        }
+        Err(err) => Err(err),
+    };
     match created {
         Ok(_) => Ok(see_other(&format!("/c/{id}/settings"))),
         Err(err) => {
             let form = form.retained().absorb(err)?;
-            render(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            let code = form.error_code();
+            forms::unprocessable(
+                &code,
                 &settings_view(&state, &signed_in, &scope, form).await?,
             )
         }

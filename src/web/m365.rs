@@ -8,7 +8,7 @@ use askama::Template;
 use sea_orm::EntityTrait;
 use serde::Deserialize;
 
-use super::{AppState, Chrome, SignedIn, WebError, ok, see_other, storage};
+use super::{AppState, Chrome, SignedIn, WebError, forms, ok, see_other, storage};
 use crate::accounts::access::CustomerScope;
 use crate::ids::OrgId;
 use crate::inventory::consent::ConsentOutcome;
@@ -383,6 +383,8 @@ struct ItemsFragment {
     base: String,
     tab: &'static str,
     search: String,
+    /// Why the search was not run (too long), shown instead of the list.
+    search_error: Option<String>,
     rows: Vec<ItemRow>,
     page: u64,
     pages: u64,
@@ -461,21 +463,43 @@ async fn items_fragment(
     query: &OrgQuery,
 ) -> Result<ItemsFragment, WebError> {
     let kind = tab_kind(&query.tab);
+    let (search, search_error) = match forms::search_text(&query.q) {
+        Ok(search) => (search, None),
+        Err(message) => (
+            query
+                .q
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(forms::MAX_SEARCH_CHARS)
+                .collect(),
+            Some(message),
+        ),
+    };
     let ItemPage {
         items,
         total,
         page,
         pages,
-    } = items::list_items(
-        &state.db,
-        org,
-        kind,
-        &ItemQuery {
-            search: query.q.clone(),
-            page: query.page,
+    } = match search_error {
+        None => {
+            items::list_items(
+                &state.db,
+                org,
+                kind,
+                &ItemQuery {
+                    search: search.clone(),
+                    page: query.page,
+                },
+            )
+            .await?
+        }
+        Some(_) => ItemPage {
+            items: Vec::new(),
+            total: 0,
+            page: 0,
+            pages: 1,
         },
-    )
-    .await?;
+    };
     let counts = items::stored_counts(org.org());
     let tabs = [
         ItemKind::User,
@@ -499,7 +523,8 @@ async fn items_fragment(
         tabs,
         base: format!("/c/{}/m365/{}", org.customer().id(), org.id()),
         tab: tab_slug(kind),
-        search: query.q.trim().to_string(),
+        search,
+        search_error,
         rows: items.into_iter().map(item_row).collect(),
         page,
         pages,

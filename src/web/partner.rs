@@ -4,17 +4,16 @@
 
 use std::collections::HashMap;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 
-use super::forms::FormState;
-use super::{AppState, Chrome, SignedIn, WebError, ok, render, see_other};
+use super::forms::{self, FormState};
+use super::{AppState, Chrome, SignedIn, WebError, ok, see_other};
 use crate::accounts::entities::{console_user, customer, partner};
 use crate::accounts::users;
-use crate::accounts::{Role, tenancy};
+use crate::accounts::{AccountError, Role, tenancy};
 use crate::ids::PartnerId;
 
 pub struct CustomerRow {
@@ -116,10 +115,8 @@ pub async fn create_customer(
         Ok(created) => Ok(see_other(&format!("/customers/{}", created.id))),
         Err(err) => {
             let form = FormState::with_values([("name", form.name.as_str())]).absorb(err)?;
-            render(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &customers_view(&state, &signed_in, form).await?,
-            )
+            let code = form.error_code();
+            forms::unprocessable(&code, &customers_view(&state, &signed_in, form).await?)
         }
     }
 }
@@ -201,8 +198,9 @@ pub async fn rename_customer(
         Ok(_) => Ok(see_other(&format!("/customers/{id}"))),
         Err(err) => {
             let rename = FormState::with_values([("name", form.name.as_str())]).absorb(err)?;
+            let code = rename.error_code();
             let page = customer_view(&state, &signed_in, &id, rename, FormState::default()).await?;
-            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+            forms::unprocessable(&code, &page)
         }
     }
 }
@@ -248,16 +246,14 @@ pub struct UserForm {
 }
 
 impl UserForm {
-    pub fn user(&self) -> users::CustomerUser<'_> {
-        users::CustomerUser {
+    /// The user as typed, with the role parsed: an unknown role is refused, never guessed.
+    pub fn user(&self) -> Result<users::CustomerUser<'_>, AccountError> {
+        Ok(users::CustomerUser {
             email: &self.email,
             display_name: &self.display_name,
             password: &self.password,
-            role: match self.role.as_str() {
-                "read_only" => Role::ReadOnly,
-                _ => Role::CustomerAdmin,
-            },
-        }
+            role: Role::parse_customer_role(&self.role)?,
+        })
     }
 
     pub fn retained(&self) -> FormState {
@@ -277,21 +273,27 @@ pub async fn add_customer_user(
 ) -> Result<HttpResponse, WebError> {
     partner_admin(&signed_in)?;
     let scope = signed_in.customer(&state, &id).await?;
-    let created = users::create_customer_user(
-        &state.db,
-        state.clock.as_ref(),
-        &signed_in.access,
-        &scope,
-        form.user(),
-    )
-    .await;
+    let created = match form.user() {
+        Ok(user) => {
+            users::create_customer_user(
+                &state.db,
+                state.clock.as_ref(),
+                &signed_in.access,
+                &scope,
+                user,
+            )
+            .await
+        }
+        Err(err) => Err(err),
+    };
     match created {
         Ok(_) => Ok(see_other(&format!("/customers/{id}"))),
         Err(err) => {
             let user_form = form.retained().absorb(err)?;
+            let code = user_form.error_code();
             let page =
                 customer_view(&state, &signed_in, &id, FormState::default(), user_form).await?;
-            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+            forms::unprocessable(&code, &page)
         }
     }
 }
@@ -389,10 +391,8 @@ pub async fn create_sub_partner(
         Ok(_) => Ok(see_other("/partners")),
         Err(err) => {
             let form = retained.absorb(err)?;
-            render(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &partners_view(&state, &signed_in, form).await?,
-            )
+            let code = form.error_code();
+            forms::unprocessable(&code, &partners_view(&state, &signed_in, form).await?)
         }
     }
 }

@@ -5,10 +5,13 @@
 mod access;
 mod accounts;
 mod demo;
+mod hostile;
 mod infrastructure;
+mod input;
 mod jobs;
 mod master_key;
 pub mod organizations;
+mod routes;
 mod sessions;
 mod setup;
 pub mod storage;

@@ -77,7 +77,7 @@ async fn setup_form_shows_messages_next_to_fields_and_keeps_the_token() {
         .await
         .expect_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.body.contains("Enter a name."), "{}", page.body);
-    // The organisation is checked before the account fields; fix it and the account errors show.
+    // Every field is checked at once; with the organisation fixed the account errors remain.
     let page = visitor
         .post(
             &format!("/setup/{token}"),

@@ -339,6 +339,42 @@ impl Visitor {
         self.read(response).await
     }
 
+    pub async fn head(&self, path: &str) -> Page {
+        let response = self
+            .client
+            .head(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("HEAD");
+        self.read(response).await
+    }
+
+    /// A GET with extra request headers (e.g. the ones htmx sends).
+    pub async fn get_with_headers(&self, path: &str, headers: &[(&str, &str)]) -> Page {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("GET");
+        self.read(response).await
+    }
+
+    /// Posts a form body that is already percent-encoded (hostile encodings such as `%FF` kept as
+    /// they are), with the CSRF token of the last page seen.
+    pub async fn post_encoded(&self, path: &str, body: &str) -> Page {
+        let token = self.csrf.lock().unwrap().clone().unwrap_or_default();
+        let separator = if body.is_empty() { "" } else { "&" };
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("{body}{separator}csrf_token={token}"))
+            .send()
+            .await
+            .expect("POST");
+        self.read(response).await
+    }
+
     /// Posts without any CSRF token.
     pub async fn post_without_token(&self, path: &str, fields: &[(&str, &str)]) -> Page {
         let response = self
