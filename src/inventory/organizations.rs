@@ -52,6 +52,34 @@ pub async fn organizations(
         .await?)
 }
 
+/// How a customer's organizations stand, for a partner's Customers list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CustomerSyncHealth {
+    pub organizations: usize,
+    /// Organizations whose last sync failed.
+    pub failed: usize,
+}
+
+/// The sync health of each of `customers` (ids a caller got from `Access::customers`).
+pub async fn sync_health(
+    db: &DatabaseConnection,
+    customers: &[uuid::Uuid],
+) -> Result<std::collections::HashMap<uuid::Uuid, CustomerSyncHealth>, InventoryError> {
+    let mut health = std::collections::HashMap::<uuid::Uuid, CustomerSyncHealth>::new();
+    for org in organization::Entity::find()
+        .filter(organization::Column::CustomerId.is_in(customers.iter().copied()))
+        .all(db)
+        .await?
+    {
+        let entry = health.entry(org.customer_id).or_default();
+        entry.organizations += 1;
+        if org.last_sync_failed() {
+            entry.failed += 1;
+        }
+    }
+    Ok(health)
+}
+
 /// The organization `id` of this customer, else `NotFound` (also for other customers' ids).
 pub async fn organization(
     db: &DatabaseConnection,

@@ -116,7 +116,8 @@ async fn run_sync(ctx: &WorkerContext, job: &job::Model) -> Result<String, Strin
             Ok(sentence)
         }
         Err(err) => {
-            let message = err.to_string();
+            // Recorded with its cause, so pages explain it in plain words (`inventory::failure`).
+            let message = crate::inventory::failure::SyncFailure::of(&err).encode();
             let _ = organizations::record_sync_outcome(&ctx.db, org.id.into(), now, Err(&message))
                 .await;
             Err(message)
