@@ -29,6 +29,7 @@ const CUSTOMER_ROUTES: &[(&str, &str)] = &[
     ("GET", "/c/{customer}/m365/{org}/sync"),
     ("POST", "/c/{customer}/m365/{org}/refresh"),
     ("POST", "/c/{customer}/storage/check"),
+    ("POST", "/c/{customer}/users/{org}/disable"),
 ];
 
 async fn request(visitor: &Visitor, method: &str, path: &str) -> crate::support::app::Page {

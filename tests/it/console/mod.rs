@@ -5,5 +5,6 @@ mod access;
 mod accounts;
 mod jobs;
 mod organizations;
+mod people;
 mod setup;
 pub mod storage;
