@@ -4,7 +4,7 @@
 mod access;
 mod accounts;
 mod jobs;
-mod organizations;
+pub mod organizations;
 mod people;
 mod setup;
 pub mod storage;

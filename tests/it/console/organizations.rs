@@ -20,7 +20,7 @@ fn attribute(body: &str, marker: &str) -> String {
 
 /// Follows Devices > Add > Microsoft 365 Business through Microsoft's (the simulator's) sign-in
 /// and consent pages, and returns the console's answer to the redirect back.
-async fn consent(
+pub async fn consent(
     app: &TestApp,
     visitor: &Visitor,
     customer: &str,
@@ -120,7 +120,7 @@ async fn added_and_synced() -> (TestApp, Visitor, String, skyvault::simulator::T
     (app, admin, org_page, tenant)
 }
 
-async fn run_jobs(app: &TestApp) -> u32 {
+pub async fn run_jobs(app: &TestApp) -> u32 {
     run_until_idle(&skyvault::app::worker_context(&app.state))
         .await
         .unwrap()
@@ -134,7 +134,12 @@ async fn items(app: &TestApp, kind: &str) -> Vec<protected_item::Model> {
         .unwrap()
 }
 
-async fn control(app: &TestApp, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+pub async fn control(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
     let client = reqwest::Client::new();
     let mut request = client
         .request(
