@@ -68,7 +68,13 @@ pub async fn section(
             let notice = flash::take_notice(&signed_in.session);
             return m365::devices(&state, &signed_in, &scope, &notice).await;
         }
-        "activities" => return m365::activities(&state, &signed_in, &scope).await,
+        "activities" => {
+            let query = web::Query::<m365::ActivitiesQuery>::from_query(request.query_string())
+                .map_err(|_| {
+                    WebError::BadRequest("A filter or page number is malformed.".into())
+                })?;
+            return m365::activities(&state, &signed_in, &scope, &query).await;
+        }
         "storage" => {
             let notice = flash::take_notice(&signed_in.session);
             return storage::storage_page(&state, &signed_in, &scope, &notice).await;

@@ -798,14 +798,73 @@ struct ActivitiesPage {
     chrome: Chrome,
     rows: Vec<ActivityRow>,
     any_pending: bool,
+    base: String,
+    kind: &'static str,
+    status: &'static str,
+    page: u64,
+    pages: u64,
+    total: u64,
 }
+
+impl ActivitiesPage {
+    fn href(&self, page: u64) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [("kind", self.kind), ("status", self.status)] {
+            if !value.is_empty() {
+                query.append_pair(key, value);
+            }
+        }
+        if page > 0 {
+            query.append_pair("page", &page.to_string());
+        }
+        let query = query.finish();
+        if query.is_empty() {
+            self.base.clone()
+        } else {
+            format!("{}?{query}", self.base)
+        }
+    }
+}
+
+/// Activities' filters and page, in the URL (a plain GET form and links).
+#[derive(Deserialize, Default)]
+pub struct ActivitiesQuery {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    page: u64,
+}
+
+const ACTIVITIES_PAGE_SIZE: u64 = 50;
 
 pub async fn activities(
     state: &AppState,
     signed_in: &SignedIn,
     scope: &CustomerScope,
+    query: &ActivitiesQuery,
 ) -> Result<HttpResponse, WebError> {
-    let jobs = queue::jobs_of_customer(&state.db, scope.id().0, 200).await?;
+    let filter = queue::JobFilter {
+        kind: JobKind::parse(&query.kind),
+        status: JobStatus::parse(&query.status),
+    };
+    let (mut jobs, total) = queue::jobs_page(
+        &state.db,
+        scope.id(),
+        &filter,
+        query.page,
+        ACTIVITIES_PAGE_SIZE,
+    )
+    .await?;
+    let pages = total.div_ceil(ACTIVITIES_PAGE_SIZE).max(1);
+    let page = query.page.min(pages - 1);
+    if page != query.page {
+        // A page past the end (an old link, a hand-typed number) shows the last page.
+        jobs = queue::jobs_page(&state.db, scope.id(), &filter, page, ACTIVITIES_PAGE_SIZE)
+            .await?
+            .0;
+    }
     let orgs: std::collections::HashMap<uuid::Uuid, String> =
         organizations::organizations(&state.db, scope)
             .await?
@@ -854,5 +913,11 @@ pub async fn activities(
         chrome: Chrome::new(signed_in, Some(scope), "activities"),
         rows,
         any_pending,
+        base: format!("/c/{}/activities", scope.id()),
+        kind: filter.kind.map(JobKind::as_str).unwrap_or(""),
+        status: filter.status.map(JobStatus::as_str).unwrap_or(""),
+        page,
+        pages,
+        total,
     })
 }
