@@ -8,3 +8,4 @@ pub mod organizations;
 mod people;
 mod setup;
 pub mod storage;
+mod tables;
