@@ -296,4 +296,40 @@ async fn console_users_of_another_customer_and_read_only_users_cannot_manage() {
         .await
         .expect_redirect(&format!("/customers/{contoso}?notice=user_disabled"));
     assert_eq!(sessions_of(&app, &rory_id).await, 0);
+
+    // A partner's My account keeps the customer it was opened from; another id is not found.
+    let account = partner
+        .get(&format!("/account/password?customer={contoso}"))
+        .await
+        .expect_status(StatusCode::OK);
+    assert!(
+        account
+            .body
+            .contains(&format!("href=\"/c/{contoso}/storage\""))
+    );
+    assert!(
+        account
+            .body
+            .contains(&format!("action=\"/account/password?customer={contoso}\""))
+    );
+    partner
+        .get("/account/password?customer=not-a-customer")
+        .await
+        .expect_status(StatusCode::NOT_FOUND);
+    // A consent answer that matched no request lands on Customers with its message, once.
+    let landed = partner
+        .open("/customers?notice=state")
+        .await
+        .expect_status(StatusCode::OK);
+    assert!(
+        landed
+            .body
+            .contains("does not belong to a request started here")
+    );
+    let again = partner.get("/customers").await;
+    assert!(
+        !again
+            .body
+            .contains("does not belong to a request started here")
+    );
 }
