@@ -6,7 +6,8 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_foundation;
 mod m20261123_000002_storage_catalog;
 mod m20261123_000003_inventory;
-mod m20261129_000001_console_users_admin;
+mod m20261129_000001_admin_sign_in;
+mod m20261129_100000_console_users_admin;
 
 pub struct Migrator;
 
@@ -17,7 +18,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_foundation::Migration),
             Box::new(m20261123_000002_storage_catalog::Migration),
             Box::new(m20261123_000003_inventory::Migration),
-            Box::new(m20261129_000001_console_users_admin::Migration),
+            Box::new(m20261129_000001_admin_sign_in::Migration),
+            Box::new(m20261129_100000_console_users_admin::Migration),
         ]
     }
 }

@@ -123,7 +123,7 @@ pub mod instance_state {
 pub mod password_reset {
     use sea_orm::entity::prelude::*;
 
-    /// A one-time password-reset link (`m20261129_000001_console_users_admin`).
+    /// A one-time password-reset link (`m20261129_100000_console_users_admin`).
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "password_resets")]
     pub struct Model {
@@ -144,7 +144,7 @@ pub mod password_reset {
 pub mod audit_event {
     use sea_orm::entity::prelude::*;
 
-    /// One change made by a console user (`m20261129_000001_console_users_admin`).
+    /// One change made by a console user (`m20261129_100000_console_users_admin`).
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "audit_events")]
     pub struct Model {

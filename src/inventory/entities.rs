@@ -36,6 +36,12 @@ pub mod organization {
     pub const FAILED: &str = "Failed: ";
 
     impl Model {
+        /// Added on a proven administrator's consent, but its `organization` object has not
+        /// been read yet (the first sync does that).
+        pub fn is_verifying(&self) -> bool {
+            self.initial_domain.is_empty()
+        }
+
         pub fn last_sync_failed(&self) -> bool {
             self.last_sync_outcome
                 .as_deref()
@@ -126,6 +132,10 @@ pub mod consent_request {
         pub customer_id: Uuid,
         pub user_id: Uuid,
         pub expires_at: ChronoDateTimeUtc,
+        /// Set once consent is given: the tenant whose administrator must now sign in.
+        pub tenant_id: Option<String>,
+        pub nonce: Option<String>,
+        pub pkce_verifier: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

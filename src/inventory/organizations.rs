@@ -13,7 +13,7 @@ use super::entities::organization;
 use crate::accounts::access::CustomerScope;
 use crate::clock::Clock;
 use crate::ids::OrgId;
-use crate::m365::TenantProof;
+use crate::m365::{GraphClient, TenantId};
 
 /// An organization reached through a customer scope: proof the user may see it.
 #[derive(Debug, Clone)]
@@ -104,16 +104,18 @@ pub enum Added {
     AlreadyAdded(organization::Model),
 }
 
-/// Adds the organization proven by `proof` to the customer. A tenant belongs to one customer.
+/// Adds the organization of `tenant`, whose administrator has just been proven, to the customer.
+/// A tenant belongs to one customer. Its names and domains are not known yet: the first sync
+/// reads them (`refresh_organization`), so the browser is not held while Microsoft answers.
 pub async fn add_organization(
     db: &DatabaseConnection,
     clock: &dyn Clock,
     scope: &CustomerScope,
-    proof: &TenantProof,
+    tenant: TenantId,
     interval: Duration,
 ) -> Result<Added, InventoryError> {
     scope.require_change()?;
-    let tenant = proof.tenant.to_string();
+    let tenant = tenant.to_string();
     if let Some(existing) = organization::Entity::find()
         .filter(organization::Column::TenantId.eq(&tenant))
         .one(db)
@@ -125,25 +127,14 @@ pub async fn add_organization(
             Err(InventoryError::TenantTakenByAnotherCustomer)
         };
     }
-    let organization = &proof.organization;
-    let initial = organization
-        .initial_domain()
-        .unwrap_or_default()
-        .to_string();
     let now = clock.now();
     let model = organization::ActiveModel {
         id: Set(OrgId::new().0),
         customer_id: Set(scope.id().0),
+        display_name: Set(tenant.clone()),
         tenant_id: Set(tenant),
-        display_name: Set(organization
-            .display_name
-            .clone()
-            .unwrap_or_else(|| initial.clone())),
-        default_domain: Set(organization
-            .default_domain()
-            .map(str::to_string)
-            .unwrap_or_else(|| initial.clone())),
-        initial_domain: Set(initial),
+        default_domain: Set(String::new()),
+        initial_domain: Set(String::new()),
         added_at: Set(now),
         last_sync_at: Set(None),
         last_sync_outcome: Set(None),
@@ -151,6 +142,42 @@ pub async fn add_organization(
         item_counts: Set("{}".into()),
     };
     Ok(Added::New(model.insert(db).await?))
+}
+
+/// Proves the tenant with an app-only token and reads its `organization`, recording its name
+/// and domains (the first sync verifies a new organization this way; later ones notice a
+/// rename). Fails in plain words when Microsoft refuses Skyvault.
+pub async fn refresh_organization(
+    db: &DatabaseConnection,
+    graph: &GraphClient,
+    org: &organization::Model,
+) -> Result<organization::Model, String> {
+    let tenant: TenantId = org
+        .tenant_id
+        .parse()
+        .map_err(|_| format!("the tenant id {} is not a GUID", org.tenant_id))?;
+    let proof = graph.prove_tenant(tenant).await.map_err(|err| {
+        format!(
+            "Microsoft did not let Skyvault sign in to this organization ({err}). If its consent \
+             was revoked, add the organization again from Devices."
+        )
+    })?;
+    let organization = &proof.organization;
+    let initial = organization
+        .initial_domain()
+        .unwrap_or_default()
+        .to_string();
+    let mut active: organization::ActiveModel = org.clone().into();
+    active.display_name = Set(organization
+        .display_name
+        .clone()
+        .unwrap_or_else(|| initial.clone()));
+    active.default_domain = Set(organization
+        .default_domain()
+        .map(str::to_string)
+        .unwrap_or_else(|| initial.clone()));
+    active.initial_domain = Set(initial);
+    active.update(db).await.map_err(|e| e.to_string())
 }
 
 /// Removes the organization and its item list. Its backups stay in Backup storage.

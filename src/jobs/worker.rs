@@ -15,6 +15,7 @@ use super::queue::{self, JobKind};
 use crate::clock::SharedClock;
 use crate::ids::CustomerId;
 use crate::inventory::entities::organization;
+use crate::inventory::sync::Progress;
 use crate::inventory::{organizations, sync};
 use crate::m365::GraphClient;
 use crate::storage::{BackupStorage, VerifyScope};
@@ -99,6 +100,20 @@ async fn run_sync(ctx: &WorkerContext, job: &job::Model) -> Result<String, Strin
         tokio::spawn(async move {
             let _ = queue::set_progress(&db, id, &line).await;
         });
+    };
+    progress.report(if org.is_verifying() {
+        "Verifying consent with Microsoft"
+    } else {
+        "Reading the organization"
+    });
+    let org = match organizations::refresh_organization(&ctx.db, &ctx.graph, &org).await {
+        Ok(org) => org,
+        Err(message) => {
+            let now = ctx.clock.now();
+            let _ = organizations::record_sync_outcome(&ctx.db, org.id.into(), now, Err(&message))
+                .await;
+            return Err(message);
+        }
     };
     let result =
         sync::sync_directory(&ctx.db, ctx.clock.as_ref(), &ctx.graph, &org, &progress).await;

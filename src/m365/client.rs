@@ -12,7 +12,10 @@ use url::Url;
 use crate::clock::SharedClock;
 use crate::m365::error::GraphError;
 use crate::m365::http::{Executor, GraphRequest};
-use crate::m365::identity::{self, ConsentTenant, OAuthHttp, TokenProvider};
+use crate::m365::identity::{
+    self, AdminSignIn, AdminSignInError, AdminSignInStart, ConsentTenant, OAuthHttp, ProvenAdmin,
+    TokenProvider,
+};
 use crate::m365::settings::M365Settings;
 use crate::m365::throttle::{Governor, Resource, Sleeper, ThrottleLog, TokioSleeper};
 use crate::m365::types::{Organization, TenantId};
@@ -33,6 +36,7 @@ pub struct GraphClient {
 struct Inner {
     settings: Arc<M365Settings>,
     executor: Arc<Executor>,
+    admin_sign_in: AdminSignIn,
     graph_v1: Url,
 }
 
@@ -112,10 +116,15 @@ impl GraphClientBuilder {
             tokens,
             policy: settings.retry.clone(),
         });
+        let admin_sign_in = AdminSignIn::new(
+            OAuthHttp::new(build(false)?, self.clock.clone()),
+            self.clock.clone(),
+        );
         Ok(GraphClient {
             inner: Arc::new(Inner {
                 settings,
                 executor,
+                admin_sign_in,
                 graph_v1,
             }),
         })
@@ -156,6 +165,33 @@ impl GraphClient {
         state: &str,
     ) -> Result<Url, GraphError> {
         identity::admin_consent_url(&self.inner.settings, tenant, state)
+    }
+
+    /// Starts the OpenID Connect sign-in that proves an administrator of `tenant` is the one
+    /// finishing its admin consent (§1.4). The nonce and PKCE verifier must be kept server-side.
+    pub async fn start_admin_sign_in(
+        &self,
+        tenant: TenantId,
+        state: &str,
+    ) -> Result<AdminSignInStart, AdminSignInError> {
+        self.inner
+            .admin_sign_in
+            .start(&self.inner.settings, tenant, state)
+            .await
+    }
+
+    /// Redeems the sign-in's code and validates its ID token: an administrator of `tenant`.
+    pub async fn finish_admin_sign_in(
+        &self,
+        tenant: TenantId,
+        code: &str,
+        pkce_verifier: &str,
+        nonce: &str,
+    ) -> Result<ProvenAdmin, AdminSignInError> {
+        self.inner
+            .admin_sign_in
+            .finish(&self.inner.settings, tenant, code, pkce_verifier, nonce)
+            .await
     }
 
     /// Proves a tenant named by a consent callback: a client-credentials token for it must be

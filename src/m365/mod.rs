@@ -45,7 +45,8 @@ pub use directory::{MailboxStatus, SiteListing, UserWorkloads};
 pub use error::{ErrorKind, GraphError, ServiceError, TokenError, TokenErrorKind};
 pub use http::ByteStream;
 pub use identity::{
-    ConsentError, ConsentGrant, ConsentRefusal, ConsentTenant, parse_consent_callback,
+    AdminSignInError, AdminSignInStart, CONSENTING_ROLES, ConsentError, ConsentGrant,
+    ConsentRefusal, ConsentTenant, ProvenAdmin, parse_consent_callback, parse_sign_in_callback,
 };
 pub use paging::ItemStream;
 pub use settings::{GovernorLimits, M365Settings, RetryPolicy};

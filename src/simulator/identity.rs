@@ -67,7 +67,15 @@ struct Inner {
     consents: HashSet<(usize, String)>,
     flows: HashMap<String, Flow>,
     codes: HashMap<String, AuthCode>,
+    /// Browser sign-in sessions (the `ESTSAUTH` cookie): who signed in, and when.
+    sessions: HashMap<String, (usize, u32, DateTime<Utc>)>,
 }
+
+/// The cookie that keeps a browser signed in to the identity platform between flows, so an
+/// administrator who just consented is not asked for the password again by the sign-in that
+/// follows (Entra's single sign-on does the same).
+const SESSION_COOKIE: &str = "ESTSAUTH";
+const SESSION_HOURS: i64 = 1;
 
 /// Registered applications, consents and the short-lived state of sign-in flows.
 #[derive(Default)]
@@ -357,6 +365,10 @@ pub fn handle(
         ("GET", ["v2.0", "adminconsent"]) => admin_consent(sim, req, tenant, false),
         ("GET", ["adminconsent"]) => admin_consent(sim, req, tenant, true),
         ("GET", ["oauth2", "v2.0", "authorize"]) => authorize(sim, req, tenant),
+        ("GET", ["v2.0", ".well-known", "openid-configuration"]) => {
+            super::oidc::metadata(sim, tenant)
+        }
+        ("GET", ["discovery", "v2.0", "keys"]) => super::oidc::keys(sim, tenant),
         ("POST", ["oauth2", "v2.0", "token"]) => token(sim, req, tenant, body),
         ("POST", ["login"]) => login(sim, body),
         ("POST", ["consent"]) => consent(sim, body),
@@ -560,7 +572,12 @@ fn authorize(sim: &Simulator, req: &HttpRequest, tenant: &str) -> HttpResponse {
         }
     }
     flow.created = sim.now();
-    let id = new_flow(sim, flow);
+    let prompt_login = query.get("prompt").is_some_and(|p| p == "login");
+    let session = signed_in_session(sim, req, tenant);
+    let id = new_flow(sim, flow.clone());
+    if let (Some((tenant_index, user)), false) = (session, prompt_login) {
+        return issue_code(sim, &id, &flow, tenant_index, user);
+    }
     sign_in_page(
         tenant,
         &id,
@@ -664,7 +681,11 @@ fn login(sim: &Simulator, body: &[u8]) -> HttpResponse {
     if let Some(stored) = lock(&sim.identity.inner).flows.get_mut(&flow_id) {
         stored.signed_in = Some((tenant.index, user_index));
     }
-    match &flow.kind {
+    let session = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    lock(&sim.identity.inner)
+        .sessions
+        .insert(session.clone(), (tenant.index, user_index, sim.now()));
+    let mut response = match &flow.kind {
         FlowKind::AdminConsent { .. } if !is_admin => {
             lock(&sim.identity.inner).flows.remove(&flow_id);
             redirect_error(
@@ -681,7 +702,40 @@ fn login(sim: &Simulator, body: &[u8]) -> HttpResponse {
         }
         FlowKind::AdminConsent { .. } => consent_page(&flow.path_tenant, &flow_id, &app, &tenant),
         FlowKind::Authorize { .. } => issue_code(sim, &flow_id, &flow, tenant.index, user_index),
+    };
+    let cookie = actix_web::cookie::Cookie::build(SESSION_COOKIE, session)
+        .path("/")
+        .http_only(true)
+        .finish();
+    if let Err(err) = response.add_cookie(&cookie) {
+        tracing::warn!("simulator could not set its sign-in cookie: {err}");
     }
+    response
+}
+
+/// The user a browser is still signed in as for `path_tenant` (single sign-on), if any.
+fn signed_in_session(
+    sim: &Simulator,
+    req: &HttpRequest,
+    path_tenant: &str,
+) -> Option<(usize, u32)> {
+    let cookie = req.cookie(SESSION_COOKIE)?;
+    let (tenant, user, at) = *lock(&sim.identity.inner).sessions.get(cookie.value())?;
+    if sim.now() - at > Duration::hours(SESSION_HOURS) {
+        return None;
+    }
+    let fits = matches!(path_tenant, "organizations" | "common")
+        || sim
+            .find_tenant(path_tenant)
+            .is_some_and(|t| t.index == tenant);
+    let active = {
+        let state = read(&sim.tenants[tenant].state);
+        state
+            .users
+            .get(user as usize)
+            .is_some_and(|u| u.account_enabled && matches!(u.life, super::state::Life::Active))
+    };
+    (fits && active).then_some((tenant, user))
 }
 
 fn consent(sim: &Simulator, body: &[u8]) -> HttpResponse {
@@ -1088,7 +1142,7 @@ fn delegated_tokens(
     nonce: Option<&str>,
 ) -> Result<Value, AadError> {
     let tenant = &sim.tenants[tenant_index];
-    let (oid, upn, name) = {
+    let (oid, upn, name, is_admin) = {
         let state = read(&tenant.state);
         let u = state.users.get(user as usize).ok_or_else(|| {
             AadError::new(
@@ -1098,7 +1152,12 @@ fn delegated_tokens(
                 "The user account does not exist in the directory.",
             )
         })?;
-        (u.id, u.user_principal_name.clone(), u.display_name.clone())
+        (
+            u.id,
+            u.user_principal_name.clone(),
+            u.display_name.clone(),
+            u.is_admin,
+        )
     };
     let access = issue_token(sim, tenant, app, Some((oid, upn.clone())), scope);
     let expires = sim.token_lifetime.num_seconds();
@@ -1120,16 +1179,25 @@ fn delegated_tokens(
     }
     if scope.split(' ').any(|s| s == "openid") {
         let now = sim.now().timestamp();
-        let mut claims = json!({"aud": app.client_id, "iss": format!("https://login.microsoftonline.com/{}/v2.0", tenant.id), "iat": now, "nbf": now, "exp": now + 3600, "name": name, "oid": oid.to_string(), "preferred_username": upn, "sub": b64url(oid.as_bytes()), "tid": tenant.id.to_string(), "ver": "2.0"});
+        // `wids`: the user's directory roles by template id, as Entra emits them when the app's
+        // groupMembershipClaims include directory roles.
+        let mut wids = vec![super::oidc::MEMBER_USER];
+        if is_admin {
+            wids.insert(0, super::oidc::GLOBAL_ADMINISTRATOR);
+        }
+        let mut claims = json!({"aud": app.client_id, "iss": super::oidc::issuer(sim, tenant), "iat": now, "nbf": now, "exp": now + 3600, "name": name, "oid": oid.to_string(), "preferred_username": upn, "sub": b64url(oid.as_bytes()), "tid": tenant.id.to_string(), "ver": "2.0", "wids": wids});
         if let Some(nonce) = nonce {
             claims["nonce"] = json!(nonce);
         }
-        let input = format!(
-            "{}.{}",
-            b64url(br#"{"typ":"JWT","alg":"RS256"}"#),
-            b64url(claims.to_string().as_bytes())
-        );
-        response["id_token"] = json!(format!("{input}.{}", sign(&sim.signing_key, &input)));
+        let id_token = sim.oidc_key.sign(&claims).ok_or_else(|| {
+            AadError::new(
+                500,
+                "server_error",
+                90033,
+                "A transient error has occurred. Please try again.",
+            )
+        })?;
+        response["id_token"] = json!(id_token);
     }
     Ok(response)
 }

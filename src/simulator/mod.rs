@@ -15,6 +15,7 @@ mod graph;
 mod identity;
 mod metrics;
 mod mime;
+mod oidc;
 mod quickxor;
 mod server;
 mod state;

@@ -38,6 +38,8 @@ pub struct Simulator {
     pub retention: RwLock<Duration>,
     pub admin_token: String,
     pub signing_key: [u8; 32],
+    /// The RSA key ID tokens are signed with (published at `/{tenant}/discovery/v2.0/keys`).
+    pub oidc_key: super::oidc::SigningKey,
     pub tenants: Vec<Arc<Tenant>>,
     pub identity: super::identity::IdentityState,
     pub throttle: super::throttle::Throttle,
@@ -73,6 +75,7 @@ impl Simulator {
             retention: RwLock::new(options.deleted_retention),
             admin_token,
             signing_key,
+            oidc_key: super::oidc::SigningKey::default(),
             tenants,
             identity,
             throttle: super::throttle::Throttle::new(options.limits.clone()),

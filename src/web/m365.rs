@@ -45,7 +45,7 @@ pub(super) fn consent_message(code: &str) -> Option<(&'static str, &'static str)
         ),
         "already_added" => (
             "info",
-            "This organization was already added; consent was renewed.",
+            "This organization was already added; consent was renewed and a directory sync was started.",
         ),
         "declined" => (
             "error",
@@ -54,6 +54,18 @@ pub(super) fn consent_message(code: &str) -> Option<(&'static str, &'static str)
         "not_admin" => (
             "error",
             "Microsoft refused consent: sign in as a global administrator of the organization you want to protect.",
+        ),
+        "wrong_tenant" => (
+            "error",
+            "You signed in to a different Microsoft 365 organization than the one that gave consent, so nothing was added. Start again and sign in as a global administrator of the organization you want to protect.",
+        ),
+        "sign_in_unproven" => (
+            "error",
+            "Skyvault could not confirm your administrator sign-in with Microsoft, so the organization was not added. Try again in a few minutes; if it keeps failing, check the app registration's redirect URI and secret.",
+        ),
+        "no_role_claim" => (
+            "error",
+            "Microsoft did not tell Skyvault your administrator role, so the organization was not added. The app registration must emit directory roles: set groupMembershipClaims to \"DirectoryRole\" in its manifest.",
         ),
         "cancelled" => (
             "error",
@@ -70,10 +82,6 @@ pub(super) fn consent_message(code: &str) -> Option<(&'static str, &'static str)
         "taken" => (
             "error",
             "This Microsoft 365 organization is already protected by another customer. Ask your service provider.",
-        ),
-        "unproven" => (
-            "error",
-            "Microsoft did not let Skyvault sign in to this organization after consent, so it was not added. Check that the app registration and its secret are valid, then try again.",
         ),
         "failed" => (
             "error",
@@ -99,10 +107,28 @@ impl OrgHeader {
     fn of(org: &organization::Model) -> Self {
         Self {
             id: org.id.to_string(),
-            name: org.display_name.clone(),
-            domain: org.default_domain.clone(),
+            name: shown_name(org),
+            domain: shown_domain(org),
             added: when(Some(org.added_at)),
         }
+    }
+}
+
+/// The organization's name; Microsoft tells it in the first sync.
+fn shown_name(org: &organization::Model) -> String {
+    if org.is_verifying() {
+        "New Microsoft 365 organization".into()
+    } else {
+        org.display_name.clone()
+    }
+}
+
+/// The domain, or what is happening while the first sync has not read it yet.
+fn shown_domain(org: &organization::Model) -> String {
+    if org.is_verifying() {
+        "Verifying consent with Microsoft…".into()
+    } else {
+        org.default_domain.clone()
     }
 }
 
@@ -145,7 +171,7 @@ async fn org_row(state: &AppState, org: organization::Model) -> Result<OrgRow, W
     let syncing = queue::pending_sync(&state.db, org.id).await?.is_some();
     Ok(OrgRow {
         id: org.id.to_string(),
-        domain: org.default_domain.clone(),
+        domain: shown_domain(&org),
         added: when(Some(org.added_at)),
         last_sync: when(org.last_sync_at),
         next_sync: when(Some(org.next_sync_at)),
@@ -156,7 +182,7 @@ async fn org_row(state: &AppState, org: organization::Model) -> Result<OrgRow, W
         groups: count(ItemKind::Group),
         sites: count(ItemKind::Site),
         teams: count(ItemKind::Team),
-        name: org.display_name,
+        name: shown_name(&org),
     })
 }
 
@@ -232,8 +258,8 @@ pub async fn consent_callback(
     } else {
         Err(consent::StateProblem::Unknown)
     };
-    let customer_id = match taken {
-        Ok(customer) => customer,
+    let request = match taken {
+        Ok(request) => request,
         Err(problem) => {
             // Without a valid state we do not know which customer asked; go to the start page.
             let code = if problem == consent::StateProblem::Expired {
@@ -247,18 +273,27 @@ pub async fn consent_callback(
             )));
         }
     };
-    let scope = signed_in.access.customer(&state.db, customer_id).await?;
+    let scope = signed_in
+        .access
+        .customer(&state.db, request.customer)
+        .await?;
     let outcome = consent::complete_consent(
         &state.db,
         state.clock.as_ref(),
         &state.graph,
         &scope,
+        request,
         query,
-        &returned_state,
         state.sync_interval(),
     )
     .await?;
     let code = match outcome {
+        ConsentOutcome::SignIn { url, state } => {
+            session
+                .insert(CONSENT_STATE_KEY, &state)
+                .map_err(WebError::internal)?;
+            return Ok(see_other(url.as_str()));
+        }
         ConsentOutcome::Added(org) => {
             queue::enqueue_sync(&state.db, state.clock.as_ref(), &org).await?;
             return Ok(see_other(&format!(
@@ -267,13 +302,19 @@ pub async fn consent_callback(
                 org.id
             )));
         }
-        ConsentOutcome::AlreadyAdded => "already_added",
+        ConsentOutcome::AlreadyAdded(org) => {
+            // Renewed consent is often the cure for a failing sync: run one now.
+            queue::enqueue_sync(&state.db, state.clock.as_ref(), &org).await?;
+            "already_added"
+        }
         ConsentOutcome::Declined => "declined",
         ConsentOutcome::NotAdmin => "not_admin",
         ConsentOutcome::Cancelled => "cancelled",
         ConsentOutcome::Failed => "failed",
         ConsentOutcome::StateMismatch => "state",
-        ConsentOutcome::Unproven => "unproven",
+        ConsentOutcome::WrongTenant => "wrong_tenant",
+        ConsentOutcome::SignInUnproven => "sign_in_unproven",
+        ConsentOutcome::NoRoleClaim => "no_role_claim",
         ConsentOutcome::TakenByAnotherCustomer => "taken",
     };
     let devices = format!("/c/{}/devices", scope.id());

@@ -141,6 +141,8 @@ pub fn parse_consent_callback(
             // The AADSTS number is the documented code; Microsoft only sends it inside the text.
             "consent_required" if description.contains("AADSTS65004") => ConsentRefusal::Declined,
             "consent_required" => ConsentRefusal::ConsentRequired,
+            // Entra also reports a declined consent screen as access_denied with AADSTS65004.
+            "access_denied" if description.contains("AADSTS65004") => ConsentRefusal::Declined,
             "access_denied" => ConsentRefusal::AccessDenied,
             "permission_denied" => ConsentRefusal::PermissionDenied,
             _ => ConsentRefusal::Unknown,
@@ -169,6 +171,44 @@ pub fn parse_consent_callback(
         .map(|s| s.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default();
     Ok(ConsentGrant { tenant, scopes })
+}
+
+/// Reads the redirect back from the administrator's sign-in (§1.4): `code` and `state`, or
+/// `error` and `error_description`. Returns the code.
+pub fn parse_sign_in_callback(query: &str, expected_state: &str) -> Result<String, ConsentError> {
+    let query = query.strip_prefix('?').unwrap_or(query);
+    let (mut code, mut state, mut error, mut description) = (None, None, None, None);
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let value = value.into_owned();
+        match key.as_ref() {
+            "code" => code = Some(value),
+            "state" => state = Some(value),
+            "error" => error = Some(value),
+            "error_description" => description = Some(value),
+            _ => {}
+        }
+    }
+    if state.as_deref() != Some(expected_state) {
+        return Err(ConsentError::StateMismatch);
+    }
+    if let Some(error) = error {
+        let description = description.unwrap_or_default();
+        let refusal = match error.as_str() {
+            "access_denied" if description.contains("AADSTS65004") => ConsentRefusal::Declined,
+            "access_denied" => ConsentRefusal::AccessDenied,
+            "consent_required" | "interaction_required" | "login_required" => {
+                ConsentRefusal::ConsentRequired
+            }
+            _ => ConsentRefusal::Unknown,
+        };
+        return Err(ConsentError::Refused {
+            refusal,
+            error,
+            description,
+        });
+    }
+    code.filter(|c| !c.is_empty())
+        .ok_or_else(|| ConsentError::Malformed("no code".into()))
 }
 
 #[cfg(test)]
@@ -262,6 +302,37 @@ mod tests {
             Some(ConsentRefusal::PermissionDenied)
         );
         assert_eq!(r("server_error"), Some(ConsentRefusal::Unknown));
+        let declined = parse_consent_callback(
+            "error=access_denied&error_description=AADSTS65004%3a+User+declined+to+consent+to+access+the+app.&state=s",
+            "s",
+        )
+        .unwrap_err();
+        assert_eq!(declined.refusal(), Some(ConsentRefusal::Declined));
+    }
+
+    #[test]
+    fn sign_in_callback() {
+        assert_eq!(
+            parse_sign_in_callback("code=abc&state=s", "s"),
+            Ok("abc".to_string())
+        );
+        assert_eq!(
+            parse_sign_in_callback("code=abc&state=t", "s"),
+            Err(ConsentError::StateMismatch)
+        );
+        assert_eq!(
+            parse_sign_in_callback(
+                "error=access_denied&error_description=the+user+canceled&state=s",
+                "s"
+            )
+            .unwrap_err()
+            .refusal(),
+            Some(ConsentRefusal::AccessDenied)
+        );
+        assert!(matches!(
+            parse_sign_in_callback("state=s", "s"),
+            Err(ConsentError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -81,6 +81,47 @@ pub async fn consent(
         back.starts_with(&format!("{}/m365/consent/callback?", app.base)),
         "{back}"
     );
+    let answer = visitor.get_url(&back).await;
+    prove_administrator(app, visitor, answer, login, password).await
+}
+
+/// After consent, the console sends the browser to the consented tenant's sign-in (OpenID
+/// Connect) to prove an administrator finished it. The simulator remembers the sign-in of the
+/// consent leg (single sign-on), or asks for it again; either way the browser comes back to the
+/// console with a code. Returns the console's final answer.
+async fn prove_administrator(
+    app: &TestApp,
+    visitor: &Visitor,
+    answer: Page,
+    login: &str,
+    password: &str,
+) -> Page {
+    let sim = app.simulator.base_url().trim_end_matches('/');
+    if answer.status != StatusCode::SEE_OTHER
+        || !answer.location().starts_with(sim)
+        || !answer.location().contains("/oauth2/v2.0/authorize?")
+    {
+        return answer;
+    }
+    let authorize = visitor.get_url(&answer.location()).await;
+    let callback = if authorize.status == StatusCode::OK {
+        let flow = attribute(&authorize.body, "name=\"flow\" value=\"");
+        let action = attribute(&authorize.body, "<form method=\"post\" action=\"");
+        visitor
+            .post_url(
+                &format!("{sim}{action}"),
+                &[("flow", &flow), ("login", login), ("passwd", password)],
+            )
+            .await
+    } else {
+        authorize
+    };
+    assert_eq!(callback.status, StatusCode::FOUND, "{}", callback.body);
+    let back = callback.location();
+    assert!(
+        back.starts_with(&format!("{}/m365/consent/callback?code=", app.base)),
+        "{back}"
+    );
     visitor.get_url(&back).await
 }
 
@@ -197,7 +238,7 @@ async fn admin_consent_adds_the_organization_and_discovery_lists_it() {
         .unwrap()
         .expect("organization stored");
     assert_eq!(org.tenant_id, tenant.tenant_id.to_string());
-    assert_eq!(org.display_name, tenant.display_name);
+    assert!(org.is_verifying(), "its names are read by the first sync");
     assert_eq!(org.next_sync_at, org.added_at + chrono::Duration::hours(24));
 
     // The first sync was queued by the consent; a worker runs it.
@@ -214,6 +255,12 @@ async fn admin_consent_adds_the_organization_and_discovery_lists_it() {
             .contains("Queued: starts as soon as a worker is free")
     );
     assert_eq!(run_jobs(&app).await, 1);
+    let org = organization::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(org.display_name, tenant.display_name);
 
     let page = admin.open(&org_page).await.expect_status(StatusCode::OK);
     assert!(page.body.contains("The organization was added."));
@@ -722,4 +769,248 @@ async fn malformed_page_parameters_get_a_clear_400_and_huge_pages_clamp() {
     );
     assert!(far.body.contains("Page") || far.body.contains("items"));
     drop(app);
+}
+
+/// A console answer that sends the browser to `location`.
+fn redirect_page(location: &str) -> Page {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::LOCATION, location.parse().unwrap());
+    Page {
+        status: StatusCode::SEE_OTHER,
+        headers,
+        body: String::new(),
+    }
+}
+
+/// The state a console user's Devices > Add put in the consent URL.
+async fn consent_state(visitor: &Visitor, customer: &str) -> String {
+    let start = visitor
+        .get(&format!("/c/{customer}/devices/add/m365"))
+        .await;
+    url::Url::parse(&start.location())
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_consent_answer_cannot_take_another_customers_organization() {
+    let (app, partner) = TestApp::with_partner_admin().await;
+    let (victim, victim_admin) =
+        customer_admin(&app, &partner, "Contoso Ltd", "casey@contoso.example").await;
+    let (attacker, attacker_admin) =
+        customer_admin(&app, &partner, "Mallory Inc", "mal@mallory.example").await;
+    let contoso = app.simulator.tenants()[0].clone();
+    let fabrikam = app.simulator.tenants()[1].clone();
+    let org_count = |customer: String| {
+        let db = app.state.db.clone();
+        async move {
+            organization::Entity::find()
+                .filter(
+                    organization::Column::CustomerId.eq(uuid::Uuid::parse_str(&customer).unwrap()),
+                )
+                .all(&db)
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+
+    // Contoso is added by its own administrator, then removed: Microsoft's consent stays.
+    let added = consent(
+        &app,
+        &victim_admin,
+        &victim,
+        &contoso.admin_user_principal_name,
+        &contoso.admin_password,
+        "accept",
+    )
+    .await;
+    let org_page = added.location().replace("?notice=added", "");
+    let org_id = org_page.rsplit('/').next().unwrap().to_string();
+    victim_admin
+        .get(&format!("/c/{victim}/devices/{org_id}/remove"))
+        .await
+        .expect_status(StatusCode::OK);
+    victim_admin
+        .post(&format!("/c/{victim}/devices/{org_id}/remove"), &[])
+        .await
+        .expect_redirect(&format!("/c/{victim}/devices?notice=removed"));
+    assert_eq!(org_count(victim.clone()).await, 0);
+
+    // The attacker never visits Microsoft's consent page: they answer the callback with
+    // Contoso's tenant id and their own state. Skyvault does not add anything on that word; it
+    // sends the browser to Contoso's own sign-in, with PKCE and a nonce.
+    let state = consent_state(&attacker_admin, &attacker).await;
+    let forged = attacker_admin
+        .get(&format!(
+            "/m365/consent/callback?admin_consent=True&tenant={}&state={state}&scope=x",
+            contoso.tenant_id
+        ))
+        .await;
+    assert_eq!(forged.status, StatusCode::SEE_OTHER);
+    let sign_in = url::Url::parse(&forged.location()).unwrap();
+    assert_eq!(
+        sign_in.path(),
+        format!("/{}/oauth2/v2.0/authorize", contoso.tenant_id)
+    );
+    let params: std::collections::HashMap<String, String> =
+        sign_in.query_pairs().into_owned().collect();
+    assert_eq!(params["response_type"], "code");
+    assert_eq!(params["code_challenge_method"], "S256");
+    assert!(params.contains_key("nonce") && params["state"] != state);
+    assert_eq!(org_count(attacker.clone()).await, 0, "nothing added yet");
+
+    // Their own tenant's administrator cannot sign in to Contoso...
+    let page = attacker_admin
+        .get_url(sign_in.as_str())
+        .await
+        .expect_status(StatusCode::OK);
+    let sim = app.simulator.base_url().trim_end_matches('/');
+    let flow = attribute(&page.body, "name=\"flow\" value=\"");
+    let action = attribute(&page.body, "<form method=\"post\" action=\"");
+    let refused = attacker_admin
+        .post_url(
+            &format!("{sim}{action}"),
+            &[
+                ("flow", &flow),
+                ("login", &fabrikam.admin_user_principal_name),
+                ("passwd", &fabrikam.admin_password),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::OK, "the sign-in page again");
+    assert!(refused.body.contains("AADSTS50034"), "{}", refused.body);
+
+    // ...and a sign-in to their own tenant, answered under the same state, is refused: its ID
+    // token is issued by Fabrikam, not Contoso.
+    let own_tenant = sign_in.as_str().replace(
+        &contoso.tenant_id.to_string(),
+        &fabrikam.tenant_id.to_string(),
+    );
+    let landed = prove_administrator(
+        &app,
+        &attacker_admin,
+        redirect_page(&own_tenant),
+        &fabrikam.admin_user_principal_name,
+        &fabrikam.admin_password,
+    )
+    .await;
+    assert_eq!(
+        landed.location(),
+        format!("/c/{attacker}/devices?notice=sign_in_unproven")
+    );
+    assert_eq!(org_count(attacker.clone()).await, 0);
+
+    // A Contoso user who is not an administrator (say, a former employee the attacker knows) is
+    // refused too.
+    let info = control(&app, reqwest::Method::GET, "tenants", None).await;
+    let member_password = info[0]["member_password"].as_str().unwrap().to_string();
+    let created = control(
+        &app,
+        reqwest::Method::POST,
+        &format!("tenants/{}/users", contoso.tenant_id),
+        Some(json!({"displayName": "Ex Employee", "mailNickname": "ex"})),
+    )
+    .await;
+    let member = created["userPrincipalName"].as_str().unwrap().to_string();
+    let forged = attacker_admin
+        .get(&format!(
+            "/m365/consent/callback?admin_consent=True&tenant={}&state={}&scope=x",
+            contoso.tenant_id,
+            consent_state(&attacker_admin, &attacker).await
+        ))
+        .await;
+    let landed =
+        prove_administrator(&app, &attacker_admin, forged, &member, &member_password).await;
+    assert_eq!(
+        landed.location(),
+        format!("/c/{attacker}/devices?notice=not_admin")
+    );
+    assert_eq!(org_count(attacker.clone()).await, 0);
+
+    // With a real Contoso administrator's sign-in, the organization can move to another
+    // customer, and its previous customer can add it back only the same way.
+    let moved = consent(
+        &app,
+        &attacker_admin,
+        &attacker,
+        &contoso.admin_user_principal_name,
+        &contoso.admin_password,
+        "accept",
+    )
+    .await;
+    assert!(
+        moved.location().ends_with("?notice=added"),
+        "{}",
+        moved.location()
+    );
+    assert_eq!(org_count(attacker.clone()).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_answers_at_once_while_graph_is_down_and_the_first_sync_verifies() {
+    let (app, partner) = TestApp::with_partner_admin().await;
+    let (customer, admin) =
+        customer_admin(&app, &partner, "Contoso Ltd", "casey@contoso.example").await;
+    let tenant = app.simulator.tenants()[0].clone();
+    // Graph answers every directory request 503 with a long Retry-After: a callback that read
+    // `organization` itself would hold the browser for many minutes.
+    control(
+        &app,
+        reqwest::Method::PUT,
+        "faults/directory",
+        Some(json!({"rate_503": 100.0, "retry_after_seconds": 120.0})),
+    )
+    .await;
+    control(&app, reqwest::Method::DELETE, "counters", None).await;
+    let landed = consent(
+        &app,
+        &admin,
+        &customer,
+        &tenant.admin_user_principal_name,
+        &tenant.admin_password,
+        "accept",
+    )
+    .await;
+    assert!(
+        landed.location().ends_with("?notice=added"),
+        "{}",
+        landed.location()
+    );
+    let counters = control(&app, reqwest::Method::GET, "counters", None).await;
+    assert_eq!(
+        counters["total"], 0,
+        "no Graph request during consent: {counters}"
+    );
+    let org = organization::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(org.is_verifying());
+    let page = admin
+        .get(&landed.location().replace("?notice=added", ""))
+        .await;
+    assert!(
+        page.body.contains("Verifying consent with Microsoft"),
+        "{}",
+        page.body
+    );
+
+    // Microsoft answers again: the first sync reads the organization, then its directory.
+    control(&app, reqwest::Method::DELETE, "faults", None).await;
+    assert_eq!(run_jobs(&app).await, 1);
+    let org = organization::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!org.is_verifying());
+    assert_eq!(org.display_name, tenant.display_name);
+    assert_eq!(org.initial_domain, tenant.domain);
+    assert!(!org.last_sync_failed(), "{:?}", org.last_sync_outcome);
 }

@@ -5,6 +5,7 @@
 // Test helpers outside `#[test]` functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin_signin;
 mod directory;
 mod drive;
 mod identity;
