@@ -361,6 +361,20 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
         .click()
         .await
         .unwrap();
+    // Tabs swap the list in place (htmx): wait for the new list before using it.
+    wait_for_text(&client, "Microsoft 365 group").await;
+    for _ in 0..50 {
+        if client
+            .current_url()
+            .await
+            .unwrap()
+            .query()
+            .is_some_and(|q| q.contains("tab=groups"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     screenshot(&client, "11-organization-groups").await;
 
     // A user is deleted in Microsoft 365; Refresh (an htmx POST with the CSRF header) syncs, and
