@@ -691,7 +691,7 @@ async fn sync_status(state: &AppState, org: &OrgScope) -> Result<SyncStatus, Web
         None => (String::new(), String::new()),
     };
     let counts = match &pending_job {
-        Some(_) => {
+        Some(j) if j.status == JobStatus::Running.as_str() => {
             let live = items::count_items(&state.db, org.id().0).await?;
             [
                 ("users", ItemKind::User),
@@ -708,7 +708,7 @@ async fn sync_status(state: &AppState, org: &OrgScope) -> Result<SyncStatus, Web
             })
             .collect()
         }
-        None => Vec::new(),
+        _ => Vec::new(),
     };
     let base = format!("/c/{}/m365/{}", org.customer().id(), org.id());
     Ok(SyncStatus {
