@@ -237,6 +237,7 @@ async fn run() {
             let query = skyvault::inventory::items::ItemQuery {
                 search: search.into(),
                 page: 0,
+                ..Default::default()
             };
             skyvault::inventory::items::list_items(
                 &state.db,

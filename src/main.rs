@@ -18,8 +18,10 @@ use skyvault::{app, clock, db, jobs, key_custody};
     about = "Backup for Microsoft 365 into storage you own"
 )]
 struct Cli {
-    /// Settings file (TOML); `SKYVAULT_*` environment variables override it.
-    #[arg(long, global = true, env = "SKYVAULT_CONFIG")]
+    /// Settings file (TOML); `SKYVAULT_*` environment variables override it. Given before the
+    /// command (`skyvault --config skyvault.toml serve`): not global, so `skyvault simulator
+    /// --config apps.json` reaches the simulator's own `--config`.
+    #[arg(long, env = "SKYVAULT_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -245,4 +247,23 @@ async fn rotate_master_key(settings: &Settings) -> anyhow::Result<()> {
         rotation.previous.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_simulator_takes_its_own_config_option() {
+        let cli = Cli::try_parse_from(["skyvault", "simulator", "--config", "apps.json"])
+            .expect("parses");
+        assert!(cli.config.is_none());
+        let Some(Command::Simulator(args)) = cli.command else {
+            panic!("not the simulator command");
+        };
+        assert_eq!(args.config, Some(PathBuf::from("apps.json")));
+        let cli = Cli::try_parse_from(["skyvault", "--config", "skyvault.toml", "serve"])
+            .expect("parses");
+        assert_eq!(cli.config, Some(PathBuf::from("skyvault.toml")));
+    }
 }

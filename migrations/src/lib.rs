@@ -8,6 +8,7 @@ mod m20261123_000002_storage_catalog;
 mod m20261123_000003_inventory;
 mod m20261129_000001_admin_sign_in;
 mod m20261129_091000_master_key_check;
+mod m20261129_100000_console_users_admin;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_inventory::Migration),
             Box::new(m20261129_000001_admin_sign_in::Migration),
             Box::new(m20261129_091000_master_key_check::Migration),
+            Box::new(m20261129_100000_console_users_admin::Migration),
         ]
     }
 }

@@ -119,3 +119,52 @@ pub mod instance_state {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod password_reset {
+    use sea_orm::entity::prelude::*;
+
+    /// A one-time password-reset link (`m20261129_100000_console_users_admin`).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "password_resets")]
+    pub struct Model {
+        /// SHA-256 of the link's token: a copy of the table resets no password.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_hash: String,
+        pub user_id: Uuid,
+        pub issued_by: Uuid,
+        pub expires_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod audit_event {
+    use sea_orm::entity::prelude::*;
+
+    /// One change made by a console user (`m20261129_100000_console_users_admin`).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub at: ChronoDateTimeUtc,
+        pub actor_id: Option<Uuid>,
+        /// Kept as text so the record outlives the actor's account.
+        pub actor_email: String,
+        pub customer_id: Option<Uuid>,
+        /// A stable code: `user_disabled`, `user_enabled`, `user_removed`, `user_role_changed`,
+        /// `user_password_reset_issued`, `user_password_reset_used`.
+        pub action: String,
+        /// Whom or what it was done to, as text (an e-mail address).
+        pub subject: String,
+        pub detail: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

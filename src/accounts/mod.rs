@@ -10,6 +10,7 @@ pub mod session_store;
 pub mod setup;
 pub mod tenancy;
 pub mod throttle;
+pub mod user_admin;
 pub mod users;
 
 pub use access::Access;

@@ -188,6 +188,24 @@ pub async fn customer_users(
         .await?)
 }
 
+/// How many console users each of `customers` has (ids a caller got from `Access::customers`).
+pub async fn console_user_counts(
+    db: &DatabaseConnection,
+    customers: &[uuid::Uuid],
+) -> Result<std::collections::HashMap<uuid::Uuid, usize>, AccountError> {
+    let mut counts = std::collections::HashMap::new();
+    for user in console_user::Entity::find()
+        .filter(console_user::Column::CustomerId.is_in(customers.iter().copied()))
+        .all(db)
+        .await?
+    {
+        if let Some(id) = user.customer_id {
+            *counts.entry(id).or_default() += 1;
+        }
+    }
+    Ok(counts)
+}
+
 pub async fn count_users(db: &DatabaseConnection) -> Result<u64, AccountError> {
     Ok(console_user::Entity::find().count(db).await?)
 }

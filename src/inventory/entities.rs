@@ -54,6 +54,21 @@ pub mod organization {
                 .clone()
                 .unwrap_or_else(|| "Not synced yet".into())
         }
+
+        /// Why the last sync failed, when it did.
+        pub fn last_sync_failure(&self) -> Option<crate::inventory::failure::SyncFailure> {
+            self.last_sync_outcome
+                .as_deref()
+                .and_then(|o| o.strip_prefix(FAILED))
+                .map(crate::inventory::failure::SyncFailure::decode)
+        }
+
+        /// What the last successful sync changed, when it succeeded.
+        pub fn last_sync_success(&self) -> Option<&str> {
+            self.last_sync_outcome
+                .as_deref()
+                .and_then(|o| o.strip_prefix(SUCCEEDED))
+        }
     }
 }
 

@@ -17,8 +17,55 @@ pub const PAGE_SIZE: u64 = 50;
 #[derive(Debug, Clone, Default)]
 pub struct ItemQuery {
     pub search: String,
+    /// Only items in this state.
+    pub state: Option<ItemState>,
+    /// Only items of this type ("Member", "Guest", "Microsoft 365 group"…): the `detail` column.
+    pub detail: Option<String>,
+    pub sort: ItemSort,
+    pub descending: bool,
     /// Zero-based.
     pub page: u64,
+}
+
+/// The column a list of items is ordered by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ItemSort {
+    #[default]
+    Name,
+    Address,
+    Detail,
+    State,
+}
+
+impl ItemSort {
+    pub const ALL: [ItemSort; 4] = [
+        ItemSort::Name,
+        ItemSort::Address,
+        ItemSort::Detail,
+        ItemSort::State,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemSort::Name => "name",
+            ItemSort::Address => "address",
+            ItemSort::Detail => "type",
+            ItemSort::State => "status",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|sort| sort.as_str() == text)
+    }
+
+    fn column(self) -> protected_item::Column {
+        match self {
+            ItemSort::Name => protected_item::Column::DisplayName,
+            ItemSort::Address => protected_item::Column::Address,
+            ItemSort::Detail => protected_item::Column::Detail,
+            ItemSort::State => protected_item::Column::State,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -60,15 +107,30 @@ pub async fn list_items(
                 ),
         );
     }
-    // Without a search the total is the one recorded at the last sync (rows change only then).
+    if let Some(state) = query.state {
+        select = select.filter(protected_item::Column::State.eq(state.as_str()));
+    }
+    if let Some(detail) = &query.detail {
+        select = select.filter(protected_item::Column::Detail.eq(detail.as_str()));
+    }
+    let filtered = !needle.is_empty() || query.state.is_some() || query.detail.is_some();
+    // Unfiltered, the total is the one recorded at the last sync (rows change only then).
     let total = match known_total {
-        Some(total) if needle.is_empty() => total,
+        Some(total) if !filtered => total,
         _ => select.clone().count(db).await?,
     };
     let pages = Ord::max(total.div_ceil(PAGE_SIZE), 1);
     let page = Ord::min(query.page, pages - 1);
+    let order = if query.descending {
+        sea_orm::Order::Desc
+    } else {
+        sea_orm::Order::Asc
+    };
+    let mut select = select.order_by(query.sort.column(), order.clone());
+    if query.sort != ItemSort::Name {
+        select = select.order_by_asc(protected_item::Column::DisplayName);
+    }
     let items = select
-        .order_by_asc(protected_item::Column::DisplayName)
         .order_by_asc(protected_item::Column::Id)
         .offset(page * PAGE_SIZE)
         .limit(PAGE_SIZE)
@@ -80,6 +142,25 @@ pub async fn list_items(
         page,
         pages,
     })
+}
+
+/// The item types ("Member", "Guest", "Security group"…) present among an organization's items
+/// of one kind, for the type filter.
+pub async fn item_types(
+    db: &DatabaseConnection,
+    org: &OrgScope,
+    kind: ItemKind,
+) -> Result<Vec<String>, InventoryError> {
+    Ok(protected_item::Entity::find()
+        .select_only()
+        .column(protected_item::Column::Detail)
+        .distinct()
+        .filter(protected_item::Column::OrgId.eq(org.id().0))
+        .filter(protected_item::Column::Kind.eq(kind.as_str()))
+        .order_by_asc(protected_item::Column::Detail)
+        .into_tuple()
+        .all(db)
+        .await?)
 }
 
 /// Items per kind, and how many of them are inactive.

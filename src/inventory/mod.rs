@@ -6,6 +6,7 @@
 
 pub mod consent;
 pub mod entities;
+pub mod failure;
 pub mod items;
 pub mod organizations;
 pub mod sync;
@@ -56,6 +57,12 @@ impl ItemState {
             ItemState::Active => "active",
             ItemState::Inactive => "inactive",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [ItemState::Active, ItemState::Inactive]
+            .into_iter()
+            .find(|state| state.as_str() == text)
     }
 }
 

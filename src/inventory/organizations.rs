@@ -52,6 +52,34 @@ pub async fn organizations(
         .await?)
 }
 
+/// How a customer's organizations stand, for a partner's Customers list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CustomerSyncHealth {
+    pub organizations: usize,
+    /// Organizations whose last sync failed.
+    pub failed: usize,
+}
+
+/// The sync health of each of `customers` (ids a caller got from `Access::customers`).
+pub async fn sync_health(
+    db: &DatabaseConnection,
+    customers: &[uuid::Uuid],
+) -> Result<std::collections::HashMap<uuid::Uuid, CustomerSyncHealth>, InventoryError> {
+    let mut health = std::collections::HashMap::<uuid::Uuid, CustomerSyncHealth>::new();
+    for org in organization::Entity::find()
+        .filter(organization::Column::CustomerId.is_in(customers.iter().copied()))
+        .all(db)
+        .await?
+    {
+        let entry = health.entry(org.customer_id).or_default();
+        entry.organizations += 1;
+        if org.last_sync_failed() {
+            entry.failed += 1;
+        }
+    }
+    Ok(health)
+}
+
 /// The organization `id` of this customer, else `NotFound` (also for other customers' ids).
 pub async fn organization(
     db: &DatabaseConnection,
@@ -118,22 +146,19 @@ pub async fn add_organization(
 
 /// Proves the tenant with an app-only token and reads its `organization`, recording its name
 /// and domains (the first sync verifies a new organization this way; later ones notice a
-/// rename). Fails in plain words when Microsoft refuses Skyvault.
+/// rename). A refusal keeps its Graph error, so the page can explain it (`inventory::failure`).
 pub async fn refresh_organization(
     db: &DatabaseConnection,
     graph: &GraphClient,
     org: &organization::Model,
-) -> Result<organization::Model, String> {
+) -> Result<organization::Model, InventoryError> {
     let tenant: TenantId = org
         .tenant_id
         .parse()
-        .map_err(|_| format!("the tenant id {} is not a GUID", org.tenant_id))?;
-    let proof = graph.prove_tenant(tenant).await.map_err(|err| {
-        format!(
-            "Microsoft did not let Skyvault sign in to this organization ({err}). If its consent \
-             was revoked, add the organization again from Devices."
-        )
-    })?;
+        .map_err(|_| InventoryError::NotFound)?;
+    // A refused sign-in (consent revoked) and an unavailable service are told apart by the
+    // error's kind when the failure is explained (`inventory::failure`).
+    let proof = graph.prove_tenant(tenant).await?;
     let organization = &proof.organization;
     let initial = organization
         .initial_domain()
@@ -149,7 +174,7 @@ pub async fn refresh_organization(
         .map(str::to_string)
         .unwrap_or_else(|| initial.clone()));
     active.initial_domain = Set(initial);
-    active.update(db).await.map_err(|e| e.to_string())
+    Ok(active.update(db).await?)
 }
 
 /// The tenant ids of every organization on this instance, whichever customer holds it. System

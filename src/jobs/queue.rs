@@ -293,3 +293,58 @@ pub async fn jobs_of_customer(
         .all(db)
         .await
 }
+
+/// What Activities lists: a page of a customer's jobs, newest first, optionally of one kind and
+/// status; with the number of jobs that match.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub kind: Option<JobKind>,
+    pub status: Option<JobStatus>,
+}
+
+pub async fn jobs_page(
+    db: &DatabaseConnection,
+    customer: CustomerId,
+    filter: &JobFilter,
+    page: u64,
+    page_size: u64,
+) -> Result<(Vec<job::Model>, u64), sea_orm::DbErr> {
+    use sea_orm::PaginatorTrait;
+    let mut select = job::Entity::find().filter(job::Column::CustomerId.eq(customer.as_uuid()));
+    if let Some(kind) = filter.kind {
+        select = select.filter(job::Column::Kind.eq(kind.as_str()));
+    }
+    if let Some(status) = filter.status {
+        select = select.filter(job::Column::Status.eq(status.as_str()));
+    }
+    let total = select.clone().count(db).await?;
+    let jobs = select
+        .order_by_desc(job::Column::QueuedAt)
+        .order_by_desc(job::Column::Id)
+        .offset(page.saturating_mul(page_size))
+        .limit(page_size)
+        .all(db)
+        .await?;
+    Ok((jobs, total))
+}
+
+impl JobKind {
+    pub fn parse(text: &str) -> Option<Self> {
+        [JobKind::DirectorySync, JobKind::Verify]
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+}
+
+impl JobStatus {
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            JobStatus::Queued,
+            JobStatus::Running,
+            JobStatus::Succeeded,
+            JobStatus::Failed,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
+}

@@ -108,8 +108,9 @@ async fn run_sync(ctx: &WorkerContext, job: &job::Model) -> Result<String, Strin
     });
     let org = match organizations::refresh_organization(&ctx.db, &ctx.graph, &org).await {
         Ok(org) => org,
-        Err(message) => {
+        Err(err) => {
             let now = ctx.clock.now();
+            let message = crate::inventory::failure::SyncFailure::of(&err).encode();
             let _ = organizations::record_sync_outcome(&ctx.db, org.id.into(), now, Err(&message))
                 .await;
             return Err(message);
@@ -131,7 +132,8 @@ async fn run_sync(ctx: &WorkerContext, job: &job::Model) -> Result<String, Strin
             Ok(sentence)
         }
         Err(err) => {
-            let message = err.to_string();
+            // Recorded with its cause, so pages explain it in plain words (`inventory::failure`).
+            let message = crate::inventory::failure::SyncFailure::of(&err).encode();
             let _ = organizations::record_sync_outcome(&ctx.db, org.id.into(), now, Err(&message))
                 .await;
             Err(message)

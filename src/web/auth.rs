@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::forms::{self, FormState};
 use super::{AppState, Chrome, SignedIn, WebError, csrf, ok, render, see_other};
-use crate::accounts::access::Home;
+use crate::accounts::access::{CustomerScope, Home};
 use crate::accounts::session_store::USER_KEY;
 use crate::accounts::{Access, AccountError, setup, users};
 
@@ -134,8 +134,34 @@ struct PasswordPage {
     changed: bool,
 }
 
-pub async fn password_page(signed_in: SignedIn) -> Result<HttpResponse, WebError> {
-    let chrome = Chrome::new(&signed_in, None, "password");
+#[derive(Deserialize)]
+pub struct AccountQuery {
+    /// The customer a partner was managing when they opened My account.
+    #[serde(default)]
+    customer: String,
+}
+
+/// The customer whose console frames My account: a customer user's own, or the one a partner
+/// came from (checked through the scoping function like any id in a URL).
+async fn account_context(
+    state: &AppState,
+    signed_in: &SignedIn,
+    query: &AccountQuery,
+) -> Result<Option<CustomerScope>, WebError> {
+    match signed_in.access.home {
+        Home::Customer(own) => Ok(Some(signed_in.access.customer(&state.db, own).await?)),
+        Home::Partner(_) if query.customer.is_empty() => Ok(None),
+        Home::Partner(_) => Ok(Some(signed_in.customer(state, &query.customer).await?)),
+    }
+}
+
+pub async fn password_page(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    query: web::Query<AccountQuery>,
+) -> Result<HttpResponse, WebError> {
+    let context = account_context(&state, &signed_in, &query).await?;
+    let chrome = Chrome::new(&signed_in, context.as_ref(), "password");
     ok(&PasswordPage {
         chrome,
         form: FormState::default(),
@@ -156,8 +182,10 @@ pub struct PasswordForm {
 pub async fn change_password(
     state: web::Data<AppState>,
     signed_in: SignedIn,
+    query: web::Query<AccountQuery>,
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, WebError> {
+    let context = account_context(&state, &signed_in, &query).await?;
     let result = users::change_password(
         &state.db,
         &signed_in.access,
@@ -170,7 +198,7 @@ pub async fn change_password(
         Ok(()) => {
             // Every other session of this user has ended; this one continues under a new key.
             signed_in.session.renew();
-            let chrome = Chrome::new(&signed_in, None, "password");
+            let chrome = Chrome::new(&signed_in, context.as_ref(), "password");
             ok(&PasswordPage {
                 chrome,
                 form: FormState::default(),
@@ -180,7 +208,7 @@ pub async fn change_password(
         Err(err) => {
             let form = FormState::default().absorb(err)?;
             let code = form.error_code();
-            let chrome = Chrome::new(&signed_in, None, "password");
+            let chrome = Chrome::new(&signed_in, context.as_ref(), "password");
             forms::unprocessable(
                 &code,
                 &PasswordPage {
@@ -201,13 +229,41 @@ struct SetupPage {
     form: FormState,
 }
 
+#[derive(Template)]
+#[template(path = "setup_closed.html")]
+struct SetupClosedPage {
+    /// Setup was completed (the link was used), rather than the link never being valid.
+    used: bool,
+}
+
+/// A setup link that no longer works says why: used (setup is done: sign in) or never valid
+/// (only the newest printed link works).
+async fn setup_closed(state: &AppState) -> Result<HttpResponse, WebError> {
+    let used = users::count_users(&state.db).await? > 0;
+    let status = if used {
+        StatusCode::GONE
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    let mut response = render(status, &SetupClosedPage { used })?;
+    response.headers_mut().insert(
+        actix_web::http::header::HeaderName::from_static("x-skyvault-error"),
+        actix_web::http::header::HeaderValue::from_static(if used {
+            "setup_link_used"
+        } else {
+            "setup_link_invalid"
+        }),
+    );
+    Ok(response)
+}
+
 pub async fn setup_page(
     state: web::Data<AppState>,
     session: Session,
     token: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     if !setup::setup_token_valid(&state.db, &token).await? {
-        return Err(WebError::NotFound);
+        return setup_closed(&state).await;
     }
     ok(&SetupPage {
         csrf: csrf::ensure_token(&session),
@@ -259,6 +315,7 @@ pub async fn setup(
             csrf::rotate_token(&session);
             Ok(see_other("/customers"))
         }
+        Err(AccountError::SetupClosed) => setup_closed(&state).await,
         Err(err) => {
             let form = FormState::with_values([
                 ("organisation", form.organisation.as_str()),

@@ -1,12 +1,13 @@
 //! The customer's console: Devices, Microsoft 365, Protection plans, Backup storage, Activities,
 //! Alerts and Settings. Every page starts by scoping the customer id from the URL.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
+use super::flash;
 use super::forms::{self, FormState};
-use super::partner::{UserForm, UserRow, user_rows};
-use super::{AppState, Chrome, SignedIn, WebError, m365, ok, see_other, storage};
+use super::partner::{UserForm, UsersTable};
+use super::{AppState, Chrome, SignedIn, WebError, m365, ok, people, see_other, storage};
 use crate::accounts::access::CustomerScope;
 use crate::accounts::users;
 
@@ -34,18 +35,22 @@ struct SectionPage {
 #[template(path = "settings.html")]
 struct SettingsPage {
     chrome: Chrome,
-    users: Vec<UserRow>,
+    users: UsersTable,
     can_change: bool,
     form: FormState,
     user_form_action: String,
+    notice: Option<(&'static str, &'static str)>,
 }
 
 pub async fn section(
     state: web::Data<AppState>,
     signed_in: SignedIn,
+    request: HttpRequest,
     path: web::Path<(String, String)>,
-    devices_query: web::Query<m365::DevicesQuery>,
 ) -> Result<HttpResponse, WebError> {
+    if let Some(redirect) = flash::lift_notice(&request, &signed_in.session) {
+        return Ok(redirect);
+    }
     let (id, section) = path.into_inner();
     let scope = signed_in.customer(&state, &id).await?;
     let (section, title) = *SECTIONS
@@ -54,12 +59,24 @@ pub async fn section(
         .ok_or(WebError::NotFound)?;
     match section {
         "settings" => {
-            return ok(&settings_view(&state, &signed_in, &scope, FormState::default()).await?);
+            let mut page = settings_view(&state, &signed_in, &scope, FormState::default()).await?;
+            page.notice = people::user_message(&flash::take_notice(&signed_in.session));
+            return ok(&page);
         }
-        "devices" => return m365::devices(&state, &signed_in, &scope, &devices_query).await,
-        "activities" => return m365::activities(&state, &signed_in, &scope).await,
+        "devices" => {
+            let notice = flash::take_notice(&signed_in.session);
+            return m365::devices(&state, &signed_in, &scope, &notice).await;
+        }
+        "activities" => {
+            let query = web::Query::<m365::ActivitiesQuery>::from_query(request.query_string())
+                .map_err(|_| {
+                    WebError::BadRequest("A filter or page number is malformed.".into())
+                })?;
+            return m365::activities(&state, &signed_in, &scope, &query).await;
+        }
         "storage" => {
-            return storage::storage_page(&state, &signed_in, &scope, &devices_query.notice).await;
+            let notice = flash::take_notice(&signed_in.session);
+            return storage::storage_page(&state, &signed_in, &scope, &notice).await;
         }
         "m365" => {
             if let Some(response) = m365::m365_section(&state, &scope).await? {
@@ -84,11 +101,29 @@ async fn settings_view(
 ) -> Result<SettingsPage, WebError> {
     Ok(SettingsPage {
         chrome: Chrome::new(signed_in, Some(scope), "settings"),
-        users: user_rows(users::customer_users(&state.db, scope).await?),
+        users: UsersTable::new(
+            users::customer_users(&state.db, scope).await?,
+            signed_in,
+            scope,
+            "settings",
+        ),
         can_change: scope.can_change(),
         form,
         user_form_action: format!("/c/{}/settings/users", scope.id()),
+        notice: None,
     })
+}
+
+/// Settings showing a password-reset link just made for one of the customer's users.
+pub async fn settings_page_with_reset(
+    state: &AppState,
+    signed_in: &SignedIn,
+    scope: &CustomerScope,
+    reset: people::ResetLink,
+) -> Result<HttpResponse, WebError> {
+    let mut page = settings_view(state, signed_in, scope, FormState::default()).await?;
+    page.users.reset = Some(reset);
+    ok(&page)
 }
 
 /// A customer administrator (or their partner) adds a console user to the customer.

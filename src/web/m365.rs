@@ -8,16 +8,18 @@ use askama::Template;
 use sea_orm::EntityTrait;
 use serde::Deserialize;
 
+use super::explain::FailureView;
+use super::flash;
 use super::{AppState, Chrome, SignedIn, WebError, forms, ok, see_other, storage};
 use crate::accounts::access::CustomerScope;
 use crate::ids::OrgId;
 use crate::inventory::consent::ConsentOutcome;
 use crate::inventory::entities::{organization, protected_item};
-use crate::inventory::items::{self, ItemPage, ItemQuery, KindCount};
+use crate::inventory::items::{self, ItemPage, ItemQuery, ItemSort, KindCount};
 use crate::inventory::organizations;
 use crate::inventory::{InventoryError, ItemKind, ItemState, OrgScope, consent};
 use crate::jobs::entities::job;
-use crate::jobs::queue::{self, JobStatus};
+use crate::jobs::queue::{self, JobKind, JobStatus};
 use crate::m365::ConsentTenant;
 
 /// The session entry naming the consent request this browser started.
@@ -35,7 +37,7 @@ impl From<InventoryError> for WebError {
 }
 
 /// A Devices-page message after the consent round trip, by stable code (never reflected text).
-fn consent_message(code: &str) -> Option<(&'static str, &'static str)> {
+pub(super) fn consent_message(code: &str) -> Option<(&'static str, &'static str)> {
     Some(match code {
         "added" => (
             "success",
@@ -93,13 +95,6 @@ fn consent_message(code: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
-#[derive(Deserialize)]
-pub struct DevicesQuery {
-    /// A message code for the page (Devices, Backup storage), never text to reflect.
-    #[serde(default)]
-    pub notice: String,
-}
-
 /// What the organization's own page shows about it above the tabs.
 pub struct OrgHeader {
     pub id: String,
@@ -144,8 +139,8 @@ pub struct OrgRow {
     pub added: String,
     pub last_sync: String,
     pub next_sync: String,
-    pub outcome: String,
-    pub failed: bool,
+    pub failure: Option<FailureView>,
+    pub never_synced: bool,
     pub syncing: bool,
     pub users: u64,
     pub groups: u64,
@@ -164,8 +159,9 @@ struct DevicesPage {
     demo: bool,
 }
 
+/// A moment as pages show it: always with its time zone (the server keeps UTC).
 pub(super) fn when(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    at.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+    at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_else(|| "Never".into())
 }
 
@@ -179,8 +175,8 @@ async fn org_row(state: &AppState, org: organization::Model) -> Result<OrgRow, W
         added: when(Some(org.added_at)),
         last_sync: when(org.last_sync_at),
         next_sync: when(Some(org.next_sync_at)),
-        failed: org.last_sync_failed(),
-        outcome: org.last_sync_summary(),
+        failure: org.last_sync_failure().map(FailureView::of_sync),
+        never_synced: org.last_sync_outcome.is_none(),
         syncing,
         users: count(ItemKind::User),
         groups: count(ItemKind::Group),
@@ -194,7 +190,7 @@ pub async fn devices(
     state: &AppState,
     signed_in: &SignedIn,
     scope: &CustomerScope,
-    query: &DevicesQuery,
+    notice: &str,
 ) -> Result<HttpResponse, WebError> {
     let mut orgs = Vec::new();
     for org in organizations::organizations(&state.db, scope).await? {
@@ -205,7 +201,7 @@ pub async fn devices(
         customer_id: scope.id().to_string(),
         orgs,
         can_change: scope.can_change(),
-        notice: consent_message(&query.notice),
+        notice: consent_message(notice),
         demo: state.demo,
     })
 }
@@ -349,6 +345,7 @@ pub async fn m365_section(
     }
 }
 
+/// The item list's state, all in the URL so Back, reload and a shared link show the same rows.
 #[derive(Deserialize, Default)]
 pub struct OrgQuery {
     #[serde(default)]
@@ -357,8 +354,18 @@ pub struct OrgQuery {
     q: String,
     #[serde(default)]
     page: u64,
+    /// `active` or `inactive`; anything else lists both.
     #[serde(default)]
-    notice: String,
+    state: String,
+    /// An item type as listed in the type filter ("Member", "Guest", "Security group"…).
+    #[serde(default, rename = "type")]
+    item_type: String,
+    /// A column (`items::ItemSort`); unknown values sort by name.
+    #[serde(default)]
+    sort: String,
+    /// `desc` for descending.
+    #[serde(default)]
+    dir: String,
 }
 
 pub struct ItemRow {
@@ -385,10 +392,74 @@ struct ItemsFragment {
     search: String,
     /// Why the search was not run (too long), shown instead of the list.
     search_error: Option<String>,
+    /// The filters and order as they go back into links ("" when not set).
+    state: &'static str,
+    item_type: String,
+    types: Vec<String>,
+    sort: &'static str,
+    descending: bool,
+    filtered: bool,
     rows: Vec<ItemRow>,
     page: u64,
     pages: u64,
     total: u64,
+}
+
+impl ItemsFragment {
+    /// This list's address as shown.
+    fn current_href(&self) -> String {
+        self.href(self.page)
+    }
+
+    /// This list's address with everything kept but the page.
+    fn href(&self, page: u64) -> String {
+        self.link(self.sort, self.descending, page)
+    }
+
+    fn link(&self, sort: &str, descending: bool, page: u64) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("tab", self.tab);
+        for (key, value) in [
+            ("q", self.search.as_str()),
+            ("state", self.state),
+            ("type", self.item_type.as_str()),
+            ("sort", sort),
+        ] {
+            if !value.is_empty() {
+                query.append_pair(key, value);
+            }
+        }
+        if descending {
+            query.append_pair("dir", "desc");
+        }
+        if page > 0 {
+            query.append_pair("page", &page.to_string());
+        }
+        format!("{}?{}", self.base, query.finish())
+    }
+
+    fn sorted_by(&self, column: &str) -> bool {
+        self.sort == column || (self.sort.is_empty() && column == ItemSort::Name.as_str())
+    }
+
+    /// A column heading's link: by that column, or the other way round when already by it.
+    fn sort_href(&self, column: &str) -> String {
+        let descending = self.sorted_by(column) && !self.descending;
+        let sort = if column == ItemSort::Name.as_str() {
+            ""
+        } else {
+            column
+        };
+        self.link(sort, descending, 0)
+    }
+
+    fn sort_mark(&self, column: &str) -> &'static str {
+        match (self.sorted_by(column), self.descending) {
+            (false, _) => "",
+            (true, false) => "▲",
+            (true, true) => "▼",
+        }
+    }
 }
 
 #[derive(Template)]
@@ -475,6 +546,11 @@ async fn items_fragment(
             Some(message),
         ),
     };
+    let item_state = ItemState::parse(&query.state);
+    let sort = ItemSort::parse(&query.sort).unwrap_or_default();
+    // A type is matched exactly against the listed ones; one that cannot be (control
+    // characters, too long) matches nothing rather than reaching the database.
+    let item_type = forms::search_text(&query.item_type).unwrap_or_default();
     let ItemPage {
         items,
         total,
@@ -488,6 +564,10 @@ async fn items_fragment(
                 kind,
                 &ItemQuery {
                     search: search.clone(),
+                    state: item_state,
+                    detail: (!item_type.is_empty()).then(|| item_type.clone()),
+                    sort,
+                    descending: query.dir == "desc",
                     page: query.page,
                 },
             )
@@ -500,6 +580,7 @@ async fn items_fragment(
             pages: 1,
         },
     };
+    let types = items::item_types(&state.db, org, kind).await?;
     let counts = items::stored_counts(org.org());
     let tabs = [
         ItemKind::User,
@@ -523,8 +604,18 @@ async fn items_fragment(
         tabs,
         base: format!("/c/{}/m365/{}", org.customer().id(), org.id()),
         tab: tab_slug(kind),
+        filtered: !search.is_empty() || item_state.is_some() || !item_type.is_empty(),
         search,
         search_error,
+        state: item_state.map(ItemState::as_str).unwrap_or(""),
+        item_type,
+        types,
+        sort: if sort == ItemSort::Name {
+            ""
+        } else {
+            sort.as_str()
+        },
+        descending: query.dir == "desc",
         rows: items.into_iter().map(item_row).collect(),
         page,
         pages,
@@ -539,6 +630,9 @@ pub async fn organization_page(
     path: web::Path<(String, String)>,
     query: web::Query<OrgQuery>,
 ) -> Result<HttpResponse, WebError> {
+    if let Some(redirect) = flash::lift_notice(&request, &signed_in.session) {
+        return Ok(redirect);
+    }
     let (customer, org) = path.into_inner();
     let org = org_scope(&state, &signed_in, &customer, &org).await?;
     let items = items_fragment(&state, &org, &query).await?;
@@ -558,7 +652,11 @@ pub async fn organization_page(
         org: OrgHeader::of(org.org()),
         items,
         status,
-        notice: consent_message(&query.notice),
+        // The sync status says the items are being discovered, for as long as they are.
+        notice: match flash::take_notice(&signed_in.session).as_str() {
+            "added" => Some(("success", "The organization was added.")),
+            other => consent_message(other),
+        },
     })
 }
 
@@ -568,12 +666,34 @@ pub struct SyncStatus {
     url: String,
     refresh_url: String,
     pending: bool,
-    progress: String,
+    /// What the pending sync is doing, in plain words.
+    stage: String,
+    /// How long it has been waiting or running ("" when not pending).
+    elapsed: String,
+    /// Items read so far, per kind, while a sync runs.
+    counts: Vec<(&'static str, u64)>,
+    /// The organization has never been synced: its items are being discovered.
+    first_sync: bool,
     last_sync: String,
     next_sync: String,
-    outcome: String,
-    failed: bool,
+    result: String,
+    failure: Option<FailureView>,
     can_change: bool,
+}
+
+/// "45 seconds", "3 minutes", "2 hours 5 minutes".
+fn elapsed_words(duration: chrono::Duration) -> String {
+    let seconds = duration.num_seconds().max(0);
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match seconds {
+        0..=59 => plural(seconds, "second"),
+        60..=3599 => plural(seconds / 60, "minute"),
+        _ => format!(
+            "{} {}",
+            plural(seconds / 3600, "hour"),
+            plural(seconds % 3600 / 60, "minute")
+        ),
+    }
 }
 
 async fn sync_status(state: &AppState, org: &OrgScope) -> Result<SyncStatus, WebError> {
@@ -582,24 +702,57 @@ async fn sync_status(state: &AppState, org: &OrgScope) -> Result<SyncStatus, Web
         .await?
         .ok_or(WebError::NotFound)?;
     let pending_job: Option<job::Model> = queue::pending_sync(&state.db, org.id().0).await?;
-    let pending = pending_job.is_some();
-    let progress = match &pending_job {
-        Some(j) if j.status == JobStatus::Queued.as_str() => "Waiting for a worker…".to_string(),
+    let now = state.clock.now();
+    let (stage, elapsed) = match &pending_job {
+        Some(j) if j.status == JobStatus::Running.as_str() => (
+            j.progress.clone().unwrap_or_else(|| "Starting".into()),
+            format!(
+                "running for {}",
+                elapsed_words(now - j.started_at.unwrap_or(j.queued_at))
+            ),
+        ),
+        Some(j) => (
+            "Queued: starts as soon as a worker is free".to_string(),
+            format!("waiting for {}", elapsed_words(now - j.queued_at)),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let counts = match &pending_job {
         Some(j) if j.status == JobStatus::Running.as_str() => {
-            j.progress.clone().unwrap_or_else(|| "Starting…".into())
+            let live = items::count_items(&state.db, org.id().0).await?;
+            [
+                ("users", ItemKind::User),
+                ("groups", ItemKind::Group),
+                ("sites", ItemKind::Site),
+                ("teams", ItemKind::Team),
+            ]
+            .into_iter()
+            .map(|(label, kind)| {
+                (
+                    label,
+                    live.get(kind.as_str()).map(|c| c.total).unwrap_or_default(),
+                )
+            })
+            .collect()
         }
-        _ => String::new(),
+        _ => Vec::new(),
     };
     let base = format!("/c/{}/m365/{}", org.customer().id(), org.id());
     Ok(SyncStatus {
         url: format!("{base}/sync"),
         refresh_url: format!("{base}/refresh"),
-        pending,
-        progress,
+        pending: pending_job.is_some(),
+        stage,
+        elapsed,
+        counts,
+        first_sync: fresh.last_sync_at.is_none(),
         last_sync: when(fresh.last_sync_at),
         next_sync: when(Some(fresh.next_sync_at)),
-        failed: fresh.last_sync_failed(),
-        outcome: fresh.last_sync_summary(),
+        result: fresh
+            .last_sync_success()
+            .map(|summary| format!("The last sync finished: {summary}."))
+            .unwrap_or_default(),
+        failure: fresh.last_sync_failure().map(FailureView::of_sync),
         can_change: org.customer().can_change(),
     })
 }
@@ -703,6 +856,8 @@ pub struct ActivityRow {
     /// damaged pack and the archives it affects).
     pub detail: String,
     pub more: Vec<String>,
+    /// A failed sync, explained.
+    pub failure: Option<FailureView>,
 }
 
 #[derive(Template)]
@@ -711,14 +866,73 @@ struct ActivitiesPage {
     chrome: Chrome,
     rows: Vec<ActivityRow>,
     any_pending: bool,
+    base: String,
+    kind: &'static str,
+    status: &'static str,
+    page: u64,
+    pages: u64,
+    total: u64,
 }
+
+impl ActivitiesPage {
+    fn href(&self, page: u64) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [("kind", self.kind), ("status", self.status)] {
+            if !value.is_empty() {
+                query.append_pair(key, value);
+            }
+        }
+        if page > 0 {
+            query.append_pair("page", &page.to_string());
+        }
+        let query = query.finish();
+        if query.is_empty() {
+            self.base.clone()
+        } else {
+            format!("{}?{query}", self.base)
+        }
+    }
+}
+
+/// Activities' filters and page, in the URL (a plain GET form and links).
+#[derive(Deserialize, Default)]
+pub struct ActivitiesQuery {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    page: u64,
+}
+
+const ACTIVITIES_PAGE_SIZE: u64 = 50;
 
 pub async fn activities(
     state: &AppState,
     signed_in: &SignedIn,
     scope: &CustomerScope,
+    query: &ActivitiesQuery,
 ) -> Result<HttpResponse, WebError> {
-    let jobs = queue::jobs_of_customer(&state.db, scope.id().0, 200).await?;
+    let filter = queue::JobFilter {
+        kind: JobKind::parse(&query.kind),
+        status: JobStatus::parse(&query.status),
+    };
+    let (mut jobs, total) = queue::jobs_page(
+        &state.db,
+        scope.id(),
+        &filter,
+        query.page,
+        ACTIVITIES_PAGE_SIZE,
+    )
+    .await?;
+    let pages = total.div_ceil(ACTIVITIES_PAGE_SIZE).max(1);
+    let page = query.page.min(pages - 1);
+    if page != query.page {
+        // A page past the end (an old link, a hand-typed number) shows the last page.
+        jobs = queue::jobs_page(&state.db, scope.id(), &filter, page, ACTIVITIES_PAGE_SIZE)
+            .await?
+            .0;
+    }
     let orgs: std::collections::HashMap<uuid::Uuid, String> =
         organizations::organizations(&state.db, scope)
             .await?
@@ -729,7 +943,18 @@ pub async fn activities(
     let rows = jobs
         .into_iter()
         .map(|j| {
-            let (detail, more) = storage::outcome_lines(j.error.or(j.summary).or(j.progress));
+            let failure = match &j.error {
+                Some(error) if j.kind == JobKind::DirectorySync.as_str() => {
+                    Some(FailureView::of_sync_text(error))
+                }
+                _ => None,
+            };
+            let text = if failure.is_some() {
+                None
+            } else {
+                j.error.or(j.summary).or(j.progress)
+            };
+            let (detail, more) = storage::outcome_lines(text);
             ActivityRow {
                 what: queue::JobKind::label(&j.kind),
                 subject: if storage::is_check(&j.kind) {
@@ -747,6 +972,7 @@ pub async fn activities(
                 },
                 detail,
                 more,
+                failure,
                 status: j.status,
             }
         })
@@ -755,5 +981,11 @@ pub async fn activities(
         chrome: Chrome::new(signed_in, Some(scope), "activities"),
         rows,
         any_pending,
+        base: format!("/c/{}/activities", scope.id()),
+        kind: filter.kind.map(JobKind::as_str).unwrap_or(""),
+        status: filter.status.map(JobStatus::as_str).unwrap_or(""),
+        page,
+        pages,
+        total,
     })
 }

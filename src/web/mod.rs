@@ -6,10 +6,13 @@ pub mod auth;
 pub mod console;
 pub mod csrf;
 pub mod error;
+pub mod explain;
+pub mod flash;
 pub mod forms;
 pub mod m365;
 pub mod middleware;
 pub mod partner;
+pub mod people;
 pub mod storage;
 
 use std::future::Future;
@@ -90,6 +93,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/customers/{customer}/users",
             web::post().to(partner::add_customer_user),
         )
+        .route(
+            "/c/{customer}/users/{user}/{action}",
+            web::post().to(people::user_action),
+        )
+        .route("/reset/{token}", web::get().to(people::reset_page))
+        .route("/reset/{token}", web::post().to(people::reset))
         .route("/partners", web::get().to(partner::partners_page))
         .route("/partners", web::post().to(partner::create_sub_partner))
         .route(
@@ -277,6 +286,17 @@ impl Chrome {
 
     pub fn is(&self, section: &str) -> bool {
         self.active == section
+    }
+
+    /// My account, keeping the customer a partner was managing (a customer's own users are
+    /// always in their customer's console).
+    pub fn account_url(&self) -> String {
+        match &self.customer {
+            Some(customer) if self.is_partner() => {
+                format!("/account/password?customer={}", customer.id)
+            }
+            _ => "/account/password".into(),
+        }
     }
 }
 

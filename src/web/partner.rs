@@ -4,17 +4,19 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 
+use super::flash;
 use super::forms::{self, FormState};
 use super::{AppState, Chrome, SignedIn, WebError, ok, see_other};
 use crate::accounts::entities::{console_user, customer, partner};
 use crate::accounts::users;
 use crate::accounts::{AccountError, Role, tenancy};
 use crate::ids::PartnerId;
+use crate::inventory::organizations::{self, CustomerSyncHealth};
 
 pub struct CustomerRow {
     pub id: String,
@@ -22,7 +24,25 @@ pub struct CustomerRow {
     pub owner: String,
     pub disabled: bool,
     pub created: String,
-    pub users: usize,
+    /// Console users (people who sign in to Skyvault), not Microsoft 365 users.
+    pub console_users: usize,
+    pub sync: CustomerSyncHealth,
+}
+
+/// Customers shown on one page of the list.
+const CUSTOMERS_PAGE_SIZE: usize = 50;
+
+/// The Customers list's search, filter and page, kept in the URL (a plain GET form), so Back
+/// and reload show the same rows.
+#[derive(Deserialize, Default)]
+pub struct CustomersQuery {
+    #[serde(default)]
+    q: String,
+    /// `active`, `disabled` or `sync_failed`; anything else lists all.
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    page: usize,
 }
 
 #[derive(Template)]
@@ -31,6 +51,35 @@ struct CustomersPage {
     chrome: Chrome,
     customers: Vec<CustomerRow>,
     form: FormState,
+    search: String,
+    status: &'static str,
+    /// Customers in all before filtering, to tell "none yet" from "none match".
+    all: usize,
+    matching: usize,
+    page: usize,
+    pages: usize,
+    notice: Option<(&'static str, &'static str)>,
+}
+
+impl CustomersPage {
+    fn href(&self, page: usize) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if !self.search.is_empty() {
+            query.append_pair("q", &self.search);
+        }
+        if !self.status.is_empty() {
+            query.append_pair("status", self.status);
+        }
+        if page > 0 {
+            query.append_pair("page", &page.to_string());
+        }
+        let query = query.finish();
+        if query.is_empty() {
+            "/customers".into()
+        } else {
+            format!("/customers?{query}")
+        }
+    }
 }
 
 fn partner_admin(signed_in: &SignedIn) -> Result<PartnerId, WebError> {
@@ -44,6 +93,7 @@ async fn customers_view(
     state: &AppState,
     signed_in: &SignedIn,
     form: FormState,
+    query: &CustomersQuery,
 ) -> Result<CustomersPage, WebError> {
     let customers = signed_in.access.customers(&state.db).await?;
     let partner_ids: Vec<_> = customers.iter().map(|c| c.partner_id).collect();
@@ -55,40 +105,71 @@ async fn customers_view(
         .map(|p| (p.id, p.name))
         .collect();
     let customer_ids: Vec<_> = customers.iter().map(|c| c.id).collect();
-    let mut user_counts: HashMap<uuid::Uuid, usize> = HashMap::new();
-    for user in console_user::Entity::find()
-        .filter(console_user::Column::CustomerId.is_in(customer_ids))
-        .all(&state.db)
-        .await?
-    {
-        if let Some(id) = user.customer_id {
-            *user_counts.entry(id).or_default() += 1;
-        }
-    }
-    let rows = customers
+    let user_counts = users::console_user_counts(&state.db, &customer_ids).await?;
+    let health = organizations::sync_health(&state.db, &customer_ids).await?;
+    let all = customers.len();
+    let needle = query.q.trim().to_lowercase();
+    let status = match query.status.as_str() {
+        "active" => "active",
+        "disabled" => "disabled",
+        "sync_failed" => "sync_failed",
+        _ => "",
+    };
+    let rows: Vec<CustomerRow> = customers
         .into_iter()
         .map(|c| CustomerRow {
             id: c.id.to_string(),
             owner: owners.get(&c.partner_id).cloned().unwrap_or_default(),
-            users: user_counts.get(&c.id).copied().unwrap_or(0),
+            console_users: user_counts.get(&c.id).copied().unwrap_or(0),
+            sync: health.get(&c.id).copied().unwrap_or_default(),
             created: c.created_at.format("%Y-%m-%d").to_string(),
             disabled: c.disabled,
             name: c.name,
         })
+        .filter(|row| needle.is_empty() || row.name.to_lowercase().contains(&needle))
+        .filter(|row| match status {
+            "active" => !row.disabled,
+            "disabled" => row.disabled,
+            "sync_failed" => row.sync.failed > 0,
+            _ => true,
+        })
+        .collect();
+    let matching = rows.len();
+    let pages = matching.div_ceil(CUSTOMERS_PAGE_SIZE).max(1);
+    let page = query.page.min(pages - 1);
+    let customers = rows
+        .into_iter()
+        .skip(page * CUSTOMERS_PAGE_SIZE)
+        .take(CUSTOMERS_PAGE_SIZE)
         .collect();
     Ok(CustomersPage {
         chrome: Chrome::new(signed_in, None, "customers"),
-        customers: rows,
+        customers,
         form,
+        search: query.q.trim().to_string(),
+        status,
+        all,
+        matching,
+        page,
+        pages,
+        notice: None,
     })
 }
 
 pub async fn customers_page(
     state: web::Data<AppState>,
     signed_in: SignedIn,
+    request: HttpRequest,
+    query: web::Query<CustomersQuery>,
 ) -> Result<HttpResponse, WebError> {
     partner_admin(&signed_in)?;
-    ok(&customers_view(&state, &signed_in, FormState::default()).await?)
+    if let Some(redirect) = flash::lift_notice(&request, &signed_in.session) {
+        return Ok(redirect);
+    }
+    let mut page = customers_view(&state, &signed_in, FormState::default(), &query).await?;
+    // A consent answer that could not be matched to a customer lands here with its message.
+    page.notice = super::m365::consent_message(&flash::take_notice(&signed_in.session));
+    ok(&page)
 }
 
 #[derive(Deserialize)]
@@ -116,16 +197,38 @@ pub async fn create_customer(
         Err(err) => {
             let form = FormState::with_values([("name", form.name.as_str())]).absorb(err)?;
             let code = form.error_code();
-            forms::unprocessable(&code, &customers_view(&state, &signed_in, form).await?)
+            forms::unprocessable(
+                &code,
+                &customers_view(&state, &signed_in, form, &CustomersQuery::default()).await?,
+            )
         }
     }
 }
 
 pub struct UserRow {
+    pub id: String,
     pub email: String,
     pub display_name: String,
     pub role: &'static str,
+    /// The role's stored code, to preselect it in the change-role menu.
+    pub role_code: String,
+    pub disabled: bool,
+    /// The signed-in user's own row: no actions on it.
+    pub is_self: bool,
     pub created: String,
+}
+
+/// What the console-users table needs besides its rows.
+pub struct UsersTable {
+    pub rows: Vec<UserRow>,
+    /// Whether the viewer may disable, remove, change role, reset passwords.
+    pub can_manage: bool,
+    /// `/c/{customer}/users`: each action posts to `{base}/{user}/{action}`.
+    pub action_base: String,
+    /// `partner` on a partner's customer page, so actions return there.
+    pub from: &'static str,
+    /// A password-reset link just made, shown once.
+    pub reset: Option<super::people::ResetLink>,
 }
 
 #[derive(Template)]
@@ -133,22 +236,42 @@ pub struct UserRow {
 struct CustomerPage {
     chrome: Chrome,
     customer: customer::Model,
-    users: Vec<UserRow>,
+    users: UsersTable,
     rename: FormState,
     user_form: FormState,
     user_form_action: String,
+    notice: Option<(&'static str, &'static str)>,
 }
 
-pub fn user_rows(users: Vec<console_user::Model>) -> Vec<UserRow> {
-    users
-        .into_iter()
-        .map(|u| UserRow {
-            role: Role::parse(&u.role).map(Role::label).unwrap_or("Unknown"),
-            created: u.created_at.format("%Y-%m-%d").to_string(),
-            email: u.email,
-            display_name: u.display_name,
-        })
-        .collect()
+impl UsersTable {
+    pub fn new(
+        users: Vec<console_user::Model>,
+        signed_in: &SignedIn,
+        scope: &crate::accounts::access::CustomerScope,
+        from: &'static str,
+    ) -> Self {
+        let me = signed_in.access.user_id.0;
+        Self {
+            rows: users
+                .into_iter()
+                .map(|u| UserRow {
+                    id: u.id.to_string(),
+                    role: Role::parse(&u.role).map(Role::label).unwrap_or("Unknown"),
+                    role_code: u.role.clone(),
+                    disabled: u.disabled,
+                    is_self: u.id == me,
+                    created: u.created_at.format("%Y-%m-%d").to_string(),
+                    email: u.email,
+                    display_name: u.display_name,
+                })
+                .collect(),
+            can_manage: signed_in.access.role == Role::PartnerAdmin
+                || (signed_in.access.role == Role::CustomerAdmin && scope.can_change()),
+            action_base: format!("/c/{}/users", scope.id()),
+            from,
+            reset: None,
+        }
+    }
 }
 
 async fn customer_view(
@@ -160,7 +283,12 @@ async fn customer_view(
 ) -> Result<CustomerPage, WebError> {
     partner_admin(signed_in)?;
     let scope = signed_in.customer(state, id).await?;
-    let users = user_rows(users::customer_users(&state.db, &scope).await?);
+    let users = UsersTable::new(
+        users::customer_users(&state.db, &scope).await?,
+        signed_in,
+        &scope,
+        "partner",
+    );
     Ok(CustomerPage {
         chrome: Chrome::new(signed_in, None, "customers"),
         customer: scope.customer().clone(),
@@ -168,22 +296,48 @@ async fn customer_view(
         rename,
         user_form,
         user_form_action: format!("/customers/{}/users", scope.id()),
+        notice: None,
     })
 }
 
 pub async fn customer_page(
     state: web::Data<AppState>,
     signed_in: SignedIn,
+    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    ok(&customer_view(
+    if let Some(redirect) = flash::lift_notice(&request, &signed_in.session) {
+        return Ok(redirect);
+    }
+    let mut page = customer_view(
         &state,
         &signed_in,
         &id,
         FormState::default(),
         FormState::default(),
     )
-    .await?)
+    .await?;
+    page.notice = super::people::user_message(&flash::take_notice(&signed_in.session));
+    ok(&page)
+}
+
+/// The customer page showing a password-reset link just made for one of its users.
+pub async fn customer_page_with_reset(
+    state: &AppState,
+    signed_in: &SignedIn,
+    id: &str,
+    reset: super::people::ResetLink,
+) -> Result<HttpResponse, WebError> {
+    let mut page = customer_view(
+        state,
+        signed_in,
+        id,
+        FormState::default(),
+        FormState::default(),
+    )
+    .await?;
+    page.users.reset = Some(reset);
+    ok(&page)
 }
 
 pub async fn rename_customer(

@@ -123,7 +123,11 @@ struct StoragePage {
     chrome: Chrome,
     check_action: String,
     activities_url: String,
-    location: String,
+    /// The repository's path or URL: shown to partners only, since it names the server's
+    /// folders and the customer's internal id.
+    location: Option<String>,
+    /// Space the customer's backups take in the repository, after deduplication and compression.
+    used: String,
     archives: Vec<ArchiveRow>,
     check: CheckStatus,
     can_change: bool,
@@ -138,12 +142,17 @@ pub async fn storage_page(
     notice: &str,
 ) -> Result<HttpResponse, WebError> {
     let archives = catalog::list_archive_summaries(&state.db, scope.id()).await?;
+    let used = ByteSize::b(archives.iter().map(|a| a.bytes_added).sum()).to_string();
     let latest = queue::latest_job(&state.db, scope.id(), JobKind::Verify).await?;
     ok(&StoragePage {
         chrome: Chrome::new(signed_in, Some(scope), "storage"),
         check_action: format!("/c/{}/storage/check", scope.id()),
         activities_url: format!("/c/{}/activities", scope.id()),
-        location: state.storage.repository_location(scope.id()),
+        location: signed_in
+            .access
+            .is_partner()
+            .then(|| state.storage.repository_location(scope.id())),
+        used,
         archives: archives.into_iter().map(ArchiveRow::of).collect(),
         check: CheckStatus::of(latest),
         can_change: scope.can_change(),

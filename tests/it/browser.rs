@@ -361,6 +361,20 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
         .click()
         .await
         .unwrap();
+    // Tabs swap the list in place (htmx): wait for the new list before using it.
+    wait_for_text(&client, "Microsoft 365 group").await;
+    for _ in 0..50 {
+        if client
+            .current_url()
+            .await
+            .unwrap()
+            .query()
+            .is_some_and(|q| q.contains("tab=groups"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     screenshot(&client, "11-organization-groups").await;
 
     // A user is deleted in Microsoft 365; Refresh (an htmx POST with the CSRF header) syncs, and
@@ -519,5 +533,364 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
     // Signing out lands on the sign-in page (wait: the click returns before the navigation ends).
     wait_for_text(&client, "action=\"/signin\"").await;
     assert_eq!(client.current_url().await.unwrap().path(), "/signin");
+    client.close().await.unwrap();
+}
+
+/// The widths every page must fit: a wide screen, a 1280-pixel laptop, a phone.
+const WIDTHS: [u32; 3] = [1440, 1280, 390];
+
+/// How much wider than the window the document is (0 when it fits: no sideways scrolling).
+async fn overflow(client: &Client) -> i64 {
+    client
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_i64()
+        .unwrap()
+}
+
+/// axe-core's source when installed (`.ci/run` installs it from npm into `target/axe`).
+fn axe_source() -> Option<String> {
+    let path = std::env::var("AXE_CORE_JS").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/axe/node_modules/axe-core/axe.min.js"
+        )
+        .into()
+    });
+    if !crate::support::tool_available(
+        &path,
+        "npm install --no-save --prefix target/axe axe-core@4 (or set AXE_CORE_JS)",
+    ) {
+        return None;
+    }
+    std::fs::read_to_string(path).ok()
+}
+
+/// Runs axe-core on the page; returns its serious and critical findings, one line each.
+async fn accessibility_findings(client: &Client, axe: &str) -> Vec<String> {
+    // WebDriver scripts are not subject to the page's Content-Security-Policy.
+    client
+        .execute(&format!("{axe}\n;return true;"), vec![])
+        .await
+        .expect("axe-core loads");
+    let found = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { resultTypes: ['violations'] }).then(result => done(
+               result.violations
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at ' +
+                   v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '))
+             ), error => done(['axe failed: ' + error]));",
+            vec![],
+        )
+        .await
+        .expect("axe-core runs");
+    found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Signs the browser in through the sign-in form.
+async fn sign_in(client: &Client, app: &TestApp, email: &str) {
+    client.goto(&format!("{}/signin", app.base)).await.unwrap();
+    let form = client.form(Locator::Css("form")).await.unwrap();
+    form.set_by_name("email", email).await.unwrap();
+    form.set_by_name("password", PASSWORD).await.unwrap();
+    form.submit().await.unwrap();
+    for _ in 0..50 {
+        if client
+            .current_url()
+            .await
+            .is_ok_and(|u| u.path() != "/signin")
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("sign-in as {email} did not leave the sign-in page");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_fits_from_phone_to_wide_screen_and_paging_survives_back() {
+    use crate::console::organizations::{consent, control, run_jobs};
+    use crate::support::app::PARTNER_EMAIL;
+
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    let axe = axe_source();
+    let (app, partner) = TestApp::with_partner_admin().await;
+    let customer = app
+        .customer_with_admin(&partner, "Contoso Ltd", "casey@contoso.example")
+        .await;
+    let tenant = app.simulator.tenants()[0].clone();
+    // Enough users for two pages of the Users tab.
+    for n in 0..55 {
+        control(
+            &app,
+            reqwest::Method::POST,
+            &format!("tenants/{}/users", tenant.tenant_id),
+            Some(serde_json::json!({
+                "displayName": format!("Temp Worker {n:02}"),
+                "mailNickname": format!("temp{n:02}"),
+            })),
+        )
+        .await;
+    }
+    let casey = app.visitor();
+    casey.sign_in("casey@contoso.example", PASSWORD).await;
+    let landed = consent(
+        &app,
+        &casey,
+        &customer,
+        &tenant.admin_user_principal_name,
+        &tenant.admin_password,
+        "accept",
+    )
+    .await;
+    let org_page = landed.location().replace("?notice=added", "");
+    assert_eq!(run_jobs(&app).await, 1);
+    // One user deleted in Microsoft 365 (inactive), then a sync that fails: Microsoft 365
+    // answers every directory request with 503.
+    let leaving = skyvault::inventory::entities::protected_item::Entity::find()
+        .filter(skyvault::inventory::entities::protected_item::Column::Kind.eq("user"))
+        .filter(skyvault::inventory::entities::protected_item::Column::Address.like("temp0%"))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    control(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("tenants/{}/users/{}", tenant.tenant_id, leaving.graph_id),
+        None,
+    )
+    .await;
+    casey.get(&org_page).await;
+    casey.post(&format!("{org_page}/refresh"), &[]).await;
+    assert_eq!(run_jobs(&app).await, 1);
+    control(
+        &app,
+        reqwest::Method::PUT,
+        "faults/directory",
+        Some(serde_json::json!({"rate_503": 100.0, "retry_after_seconds": 0.01})),
+    )
+    .await;
+    casey.get(&org_page).await;
+    casey.post(&format!("{org_page}/refresh"), &[]).await;
+    assert_eq!(run_jobs(&app).await, 1);
+    let org_id = org_page.rsplit('/').next().unwrap().to_string();
+
+    let profile = tempfile::tempdir().unwrap();
+    let client = browser(&driver, profile.path()).await;
+    sign_in(&client, &app, PARTNER_EMAIL).await;
+    let pages = [
+        ("customers", "/customers".to_string()),
+        ("customer", format!("/customers/{customer}")),
+        ("sub-partners", "/partners".to_string()),
+        ("account", "/account/password".to_string()),
+        ("devices", format!("/c/{customer}/devices")),
+        ("organization", org_page.clone()),
+        (
+            "organization-inactive",
+            format!("{org_page}?tab=users&state=inactive"),
+        ),
+        ("organization-sites", format!("{org_page}?tab=sites")),
+        ("plans", format!("/c/{customer}/plans")),
+        ("storage", format!("/c/{customer}/storage")),
+        ("activities", format!("/c/{customer}/activities")),
+        ("alerts", format!("/c/{customer}/alerts")),
+        ("settings", format!("/c/{customer}/settings")),
+        (
+            "account-in-customer",
+            format!("/account/password?customer={customer}"),
+        ),
+        (
+            "remove-organization",
+            format!("/c/{customer}/devices/{org_id}/remove"),
+        ),
+        ("setup-link-used", "/setup/0123".to_string()),
+        ("reset-link-closed", "/reset/0123".to_string()),
+    ];
+    let mut findings = Vec::new();
+    for width in WIDTHS {
+        client.set_window_size(width, 900).await.unwrap();
+        for (name, path) in &pages {
+            client.goto(&format!("{}{path}", app.base)).await.unwrap();
+            heading(&client).await;
+            let over = overflow(&client).await;
+            screenshot(&client, &format!("fit-{width}-{name}")).await;
+            assert!(
+                over <= 0,
+                "{path} is {over} px wider than a {width}-pixel window"
+            );
+            if width == 1280
+                && let Some(axe) = &axe
+            {
+                for finding in accessibility_findings(&client, axe).await {
+                    findings.push(format!("{path}: {finding}"));
+                }
+            }
+        }
+    }
+    assert!(
+        findings.is_empty(),
+        "axe-core found serious or critical problems:\n{}",
+        findings.join("\n")
+    );
+
+    // The failed sync is explained in words on Devices and on the partner's Customers list,
+    // with Microsoft's code behind Details.
+    client.set_window_size(1280, 900).await.unwrap();
+    client
+        .goto(&format!("{}/c/{customer}/devices", app.base))
+        .await
+        .unwrap();
+    wait_for_text(&client, "Sync failed").await;
+    wait_for_text(&client, "Microsoft 365 could not be reached").await;
+    client
+        .goto(&format!("{}{org_page}", app.base))
+        .await
+        .unwrap();
+    let details = client
+        .find(Locator::Css("#sync-status .failure details"))
+        .await
+        .unwrap();
+    assert!(!details.text().await.unwrap().contains("Request id"));
+    client
+        .find(Locator::Css("#sync-status .failure summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let facts = details.text().await.unwrap();
+    assert!(
+        facts.contains("Request id") && facts.contains("503"),
+        "{facts}"
+    );
+    screenshot(&client, "fit-1280-organization-failure-details").await;
+    client
+        .goto(&format!("{}/customers", app.base))
+        .await
+        .unwrap();
+    let row = client
+        .find(Locator::XPath(
+            "//tr[.//a[normalize-space()='Contoso Ltd']]",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(row.contains("Sync failed"), "{row}");
+
+    // On a phone the navigation is behind the menu button.
+    client.set_window_size(390, 844).await.unwrap();
+    client
+        .goto(&format!("{}/c/{customer}/devices", app.base))
+        .await
+        .unwrap();
+    let nav = client.find(Locator::Css("nav.sidenav")).await.unwrap();
+    assert!(!nav.is_displayed().await.unwrap(), "navigation folded away");
+    click(&client, "//label[@for='nav-toggle']").await;
+    assert!(
+        nav.is_displayed().await.unwrap(),
+        "the menu button opens it"
+    );
+    screenshot(&client, "fit-390-menu-open").await;
+    click(&client, "//nav//a[normalize-space()='Activities']").await;
+    assert_eq!(heading(&client).await, "Activities");
+
+    // Paging lives in the URL: Next, leave, Back returns to page 2; reload keeps it too.
+    client.set_window_size(1280, 900).await.unwrap();
+    client
+        .goto(&format!("{}{org_page}?tab=users", app.base))
+        .await
+        .unwrap();
+    wait_for_text(&client, "Page 1 of 2").await;
+    click(&client, "(//a[@rel='next'])[1]").await;
+    wait_for_text(&client, "Page 2 of 2").await;
+    for _ in 0..50 {
+        if client
+            .current_url()
+            .await
+            .unwrap()
+            .query()
+            .is_some_and(|q| q.contains("page=1"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .query()
+            .unwrap()
+            .contains("page=1"),
+        "the page is in the address"
+    );
+    click(&client, "//nav//a[normalize-space()='Devices']").await;
+    assert_eq!(heading(&client).await, "Devices");
+    client.back().await.unwrap();
+    wait_for_text(&client, "Page 2 of 2").await;
+    client.refresh().await.unwrap();
+    wait_for_text(&client, "Page 2 of 2").await;
+    screenshot(&client, "fit-1280-organization-page-2").await;
+
+    // The partner disables Casey from the customer's page: Casey's open session ends at once.
+    casey
+        .get(&format!("/c/{customer}/devices"))
+        .await
+        .expect_status(reqwest::StatusCode::OK);
+    client
+        .goto(&format!("{}/customers/{customer}", app.base))
+        .await
+        .unwrap();
+    let row = "//tr[@data-user='casey@contoso.example']";
+    click(&client, &format!("{row}//summary[contains(., 'Manage')]")).await;
+    screenshot(&client, "fit-1280-user-actions").await;
+    click(
+        &client,
+        &format!("{row}//button[normalize-space()='Disable and sign out']"),
+    )
+    .await;
+    wait_for_text(&client, "The user was disabled and signed out.").await;
+    casey
+        .get(&format!("/c/{customer}/devices"))
+        .await
+        .expect_redirect("/signin");
+    // Then removes Casey, after confirming.
+    click(&client, &format!("{row}//summary[contains(., 'Manage')]")).await;
+    click(&client, &format!("{row}//summary[contains(., 'Remove')]")).await;
+    click(
+        &client,
+        &format!("{row}//button[starts-with(normalize-space(), 'Remove ')]"),
+    )
+    .await;
+    wait_for_text(&client, "The user was removed and signed out.").await;
+    assert!(
+        !client
+            .source()
+            .await
+            .unwrap()
+            .contains("casey@contoso.example")
+    );
+    let gone = app
+        .visitor()
+        .sign_in("casey@contoso.example", PASSWORD)
+        .await;
+    assert_eq!(gone.status, reqwest::StatusCode::UNAUTHORIZED);
     client.close().await.unwrap();
 }

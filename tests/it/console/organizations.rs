@@ -20,7 +20,7 @@ fn attribute(body: &str, marker: &str) -> String {
 
 /// Follows Devices > Add > Microsoft 365 Business through Microsoft's (the simulator's) sign-in
 /// and consent pages, and returns the console's answer to the redirect back.
-pub(crate) async fn consent(
+pub async fn consent(
     app: &TestApp,
     visitor: &Visitor,
     customer: &str,
@@ -161,7 +161,7 @@ async fn added_and_synced() -> (TestApp, Visitor, String, skyvault::simulator::T
     (app, admin, org_page, tenant)
 }
 
-pub(crate) async fn run_jobs(app: &TestApp) -> u32 {
+pub async fn run_jobs(app: &TestApp) -> u32 {
     run_until_idle(&skyvault::app::worker_context(&app.state))
         .await
         .unwrap()
@@ -175,7 +175,12 @@ async fn items(app: &TestApp, kind: &str) -> Vec<protected_item::Model> {
         .unwrap()
 }
 
-async fn control(app: &TestApp, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+pub async fn control(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
     let client = reqwest::Client::new();
     let mut request = client
         .request(
@@ -237,10 +242,17 @@ async fn admin_consent_adds_the_organization_and_discovery_lists_it() {
     assert_eq!(org.next_sync_at, org.added_at + chrono::Duration::hours(24));
 
     // The first sync was queued by the consent; a worker runs it.
-    let waiting = admin.get(&org_page).await.expect_status(StatusCode::OK);
+    let waiting = admin.open(&org_page).await.expect_status(StatusCode::OK);
     assert!(
-        waiting.body.contains("Syncing the directory"),
-        "the page shows the queued sync"
+        waiting
+            .body
+            .contains("Discovering users, groups, sites and teams for the first time"),
+        "the page shows the queued first sync"
+    );
+    assert!(
+        waiting
+            .body
+            .contains("Queued: starts as soon as a worker is free")
     );
     assert_eq!(run_jobs(&app).await, 1);
     let org = organization::Entity::find()
@@ -250,8 +262,17 @@ async fn admin_consent_adds_the_organization_and_discovery_lists_it() {
         .unwrap();
     assert_eq!(org.display_name, tenant.display_name);
 
-    let page = admin.get(&org_page).await.expect_status(StatusCode::OK);
+    let page = admin.open(&org_page).await.expect_status(StatusCode::OK);
     assert!(page.body.contains("The organization was added."));
+    assert!(
+        !page.body.contains("for the first time"),
+        "the discovery banner is gone once the sync has ended"
+    );
+    // The message was for one view: a reload of the page's own address does not repeat it.
+    let clean = org_page.replace("?notice=added", "");
+    let reloaded = admin.get(&clean).await.expect_status(StatusCode::OK);
+    assert!(!reloaded.body.contains("The organization was added."));
+    assert!(reloaded.body.contains("The last sync finished:"));
     let users = items(&app, "user").await;
     assert!(users.len() >= 8, "all users discovered: {}", users.len());
     assert!(
@@ -271,7 +292,7 @@ async fn admin_consent_adds_the_organization_and_discovery_lists_it() {
     assert!(!items(&app, "team").await.is_empty());
     assert!(!items(&app, "site").await.is_empty());
     let groups = admin
-        .get(&format!(
+        .open(&format!(
             "{}&tab=groups",
             org_page.replace("?notice=added", "?notice=")
         ))
@@ -314,7 +335,7 @@ async fn consent_errors_are_explained_on_the_devices_page() {
         declined.location(),
         format!("/c/{customer}/devices?notice=declined")
     );
-    let page = admin.get(&declined.location()).await;
+    let page = admin.open(&declined.location()).await;
     assert!(page.body.contains("Consent was declined"), "{}", page.body);
 
     // A user who is not a global administrator.
@@ -335,7 +356,7 @@ async fn consent_errors_are_explained_on_the_devices_page() {
     );
     assert!(
         admin
-            .get(&not_admin.location())
+            .open(&not_admin.location())
             .await
             .body
             .contains("sign in as a global administrator")
@@ -445,7 +466,7 @@ async fn consent_errors_are_explained_on_the_devices_page() {
     );
     assert!(
         other_admin
-            .get(&taken.location())
+            .open(&taken.location())
             .await
             .body
             .contains("already protected by another customer")

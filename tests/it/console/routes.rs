@@ -40,7 +40,7 @@ pub const ROUTES: &[Route] = &[
         "/account/password",
         &["current_password", "new_password", "confirm_password"],
     ),
-    route("GET", "/customers", &[]),
+    route("GET", "/customers", &["q", "status", "page"]),
     route("POST", "/customers", &["name"]),
     route("GET", "/customers/{customer}", &[]),
     route("POST", "/customers/{customer}/rename", &["name"]),
@@ -60,7 +60,7 @@ pub const ROUTES: &[Route] = &[
     route(
         "GET",
         "/c/{customer}/m365/{org}",
-        &["tab", "q", "page", "notice"],
+        &["tab", "q", "page", "state", "type", "sort", "dir", "notice"],
     ),
     route("GET", "/c/{customer}/m365/{org}/sync", &["was"]),
     route("POST", "/c/{customer}/m365/{org}/refresh", &[]),
@@ -78,7 +78,22 @@ pub const ROUTES: &[Route] = &[
             "code",
         ],
     ),
-    route("GET", "/c/{customer}/{section}", &["notice"]),
+    route(
+        "POST",
+        "/c/{customer}/users/{user}/{action}",
+        &["role", "from"],
+    ),
+    route("GET", "/reset/{token}", &[]),
+    route(
+        "POST",
+        "/reset/{token}",
+        &["new_password", "confirm_password"],
+    ),
+    route(
+        "GET",
+        "/c/{customer}/{section}",
+        &["notice", "kind", "status", "page"],
+    ),
 ];
 
 const fn route(method: &'static str, path: &'static str, fields: &'static [&'static str]) -> Route {
@@ -112,6 +127,9 @@ impl Route {
             .replace("{customer}", customer)
             .replace("{org}", org)
             .replace("{token}", token)
+            // A console user of nobody's: the route must answer 404 for it in any tenant.
+            .replace("{user}", "00000000-0000-4000-8000-000000000000")
+            .replace("{action}", "disable")
             .replace("{path:.*}", "app.css");
         if filled.contains("{section}") {
             skyvault::web::console::SECTIONS

@@ -11,10 +11,16 @@ async fn setup_page_needs_the_printed_token_and_closes_after_use() {
         .expect("a fresh instance prints a setup link");
     let visitor = app.visitor();
 
-    visitor
+    let bad = visitor
         .get("/setup/not-the-token")
         .await
         .expect_status(StatusCode::NOT_FOUND);
+    assert_eq!(bad.error_code().as_deref(), Some("setup_link_invalid"));
+    assert!(
+        bad.body.contains("This setup link is not valid"),
+        "{}",
+        bad.body
+    );
     let signin = visitor.get("/signin").await.expect_status(StatusCode::OK);
     assert!(signin.body.contains("has not been set up yet"));
 
@@ -44,11 +50,18 @@ async fn setup_page_needs_the_printed_token_and_closes_after_use() {
     assert!(customers.body.contains("Northwind Partners"));
     assert!(customers.body.contains("No customers yet"));
 
-    // The link is spent, and a restart does not print a new one.
-    app.visitor()
+    // The link is spent, and says so (not a bare 404); a restart does not print a new one.
+    let latecomer = app.visitor();
+    latecomer.get("/signin").await;
+    let spent = latecomer
         .get(&format!("/setup/{token}"))
         .await
-        .expect_status(StatusCode::NOT_FOUND);
+        .expect_status(StatusCode::GONE);
+    assert_eq!(spent.error_code().as_deref(), Some("setup_link_used"));
+    assert!(spent.body.contains("This setup link was already used"));
+    assert!(spent.body.contains("href=\"/signin\""));
+    let late = latecomer.post(&format!("/setup/{token}"), &fields).await;
+    assert_eq!(late.status, StatusCode::GONE, "{}", late.body);
     assert!(
         skyvault::app::setup_link(&app.state)
             .await

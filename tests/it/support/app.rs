@@ -324,6 +324,20 @@ impl Visitor {
         self.read(response).await
     }
 
+    /// A GET that follows the redirect a page answers when it moves a one-time `?notice=` into
+    /// the session (to its own address without it), as a browser does.
+    pub async fn open(&self, path: &str) -> Page {
+        let page = self.get(path).await;
+        let own = path.split('?').next().unwrap_or(path);
+        if page.status == StatusCode::SEE_OTHER
+            && page.location().split('?').next() == Some(own)
+            && path.contains("notice=")
+        {
+            return self.get(&page.location()).await;
+        }
+        page
+    }
+
     /// Posts a form with the CSRF token of the last page seen, as a browser form would.
     pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
         let token = self.csrf.lock().unwrap().clone().unwrap_or_default();
