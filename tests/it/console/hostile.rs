@@ -263,7 +263,10 @@ async fn hostile_values_in_every_field_of_every_route_never_get_a_5xx() {
             }
         }
     }
-    eprintln!("hostile walk: {} requests, none answered 5xx", walker.requests);
+    eprintln!(
+        "hostile walk: {} requests, none answered 5xx",
+        walker.requests
+    );
     assert!(
         walker.requests > 4 * 1000,
         "walked {} requests",

@@ -153,7 +153,10 @@ async fn control_characters_in_names_and_addresses_get_a_field_message() {
         .await
         .expect_status(StatusCode::OK);
     assert!(search.body.contains("value=\"alice\""), "{}", search.body);
-    assert!(search.body.contains("Alice Example"), "the cleaned search finds her");
+    assert!(
+        search.body.contains("Alice Example"),
+        "the cleaned search finds her"
+    );
 
     assert_eq!(user_count(&app).await, users_before, "nobody was added");
     let names: Vec<String> = customer::Entity::find()
