@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_foundation;
 mod m20261123_000002_storage_catalog;
 mod m20261123_000003_inventory;
+mod m20261129_000010_discovery_checks;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_foundation::Migration),
             Box::new(m20261123_000002_storage_catalog::Migration),
             Box::new(m20261123_000003_inventory::Migration),
+            Box::new(m20261129_000010_discovery_checks::Migration),
         ]
     }
 }

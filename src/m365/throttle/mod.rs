@@ -146,13 +146,15 @@ pub struct Governor {
 }
 
 /// The per-minute OneDrive/SharePoint resource units an app gets in a tenant with this many
-/// licences (2024 table, §5.3): 1,200 below 1,000 licences up to 6,000 from 50,000.
+/// licences (2024 table, §5.3: 0–1k, 1k–5k, 5k–15k, 15k–50k, 50k+ licences give 1,200, 2,400,
+/// 3,600, 4,800 and 6,000). The table's ranges share their ends; a count on a boundary gets the
+/// lower tier, so Skyvault never asks for more than Microsoft grants.
 pub fn files_resource_units_for_licences(licences: u32) -> u32 {
     match licences {
-        0..1_000 => 1_200,
-        1_000..5_000 => 2_400,
-        5_000..15_000 => 3_600,
-        15_000..50_000 => 4_800,
+        0..=1_000 => 1_200,
+        1_001..=5_000 => 2_400,
+        5_001..=15_000 => 3_600,
+        15_001..=50_000 => 4_800,
         _ => 6_000,
     }
 }
@@ -510,8 +512,10 @@ mod tests {
     #[test]
     fn a_bigger_tenant_gets_a_bigger_files_bucket() {
         assert_eq!(files_resource_units_for_licences(10), 1_200);
-        assert_eq!(files_resource_units_for_licences(1_000), 2_400);
-        assert_eq!(files_resource_units_for_licences(60_000), 6_000);
+        assert_eq!(files_resource_units_for_licences(1_000), 1_200);
+        assert_eq!(files_resource_units_for_licences(1_001), 2_400);
+        assert_eq!(files_resource_units_for_licences(50_000), 4_800);
+        assert_eq!(files_resource_units_for_licences(50_001), 6_000);
         let limits = GovernorLimits {
             files_resource_units_per_minute: 10,
             ..GovernorLimits::default()
