@@ -3,6 +3,7 @@
 
 mod access;
 mod accounts;
+mod discovery;
 mod jobs;
 mod organizations;
 mod setup;
