@@ -39,6 +39,10 @@ pub const RECHECK_AFTER: Duration = Duration::days(7);
 /// Checks in flight at once. Each goes to its own mailbox, or spends one resource unit of the
 /// tenant's OneDrive/SharePoint bucket, which the governor paces; this only bounds open requests.
 const CHECK_CONCURRENCY: usize = 32;
+/// Where the users delta link is kept. A delta link carries the `$select` of the round that made
+/// it; links from before `assignedPlans` was selected were kept under `users`, so organizations
+/// synced before start over once with a full round that reads it.
+const USERS_CURSOR: &str = "users+assignedPlans";
 /// Check results written per transaction.
 const CHECK_BATCH: usize = 200;
 
@@ -217,7 +221,10 @@ pub async fn sync_directory(
     Ok(summary)
 }
 
-fn tenant_of(graph: &GraphClient, org: &organization::Model) -> Result<TenantClient, InventoryError> {
+fn tenant_of(
+    graph: &GraphClient,
+    org: &organization::Model,
+) -> Result<TenantClient, InventoryError> {
     let tenant_id: TenantId = org
         .tenant_id
         .parse()
@@ -253,7 +260,7 @@ async fn sync_users(
     org: &organization::Model,
     summary: &mut SyncSummary,
 ) -> Result<(), InventoryError> {
-    let start = stored_cursor(db, org.id, "users").await?;
+    let start = stored_cursor(db, org.id, USERS_CURSOR).await?;
     let round = collect_round(tenant.users_delta(start)).await?;
     let mut upserts = Vec::new();
     let mut removed = HashSet::new();
@@ -285,7 +292,11 @@ async fn sync_users(
         now: clock.now(),
     };
     reconcile(db, &apply, upserts, removed, &deleted, summary).await?;
-    save_cursor(db, org.id, "users", &round.delta_link).await?;
+    save_cursor(db, org.id, USERS_CURSOR, &round.delta_link).await?;
+    // The cursor from before `assignedPlans` was selected is replaced by this one.
+    directory_cursor::Entity::delete_by_id((org.id, "users".to_string()))
+        .exec(db)
+        .await?;
     Ok(())
 }
 
@@ -413,7 +424,11 @@ struct Apply {
     now: DateTime<Utc>,
 }
 
-fn new_row(apply: &Apply, observed: Observed, deleted_at: Option<DateTime<Utc>>) -> protected_item::ActiveModel {
+fn new_row(
+    apply: &Apply,
+    observed: Observed,
+    deleted_at: Option<DateTime<Utc>>,
+) -> protected_item::ActiveModel {
     let state = match deleted_at {
         Some(_) => ItemState::Inactive,
         None => ItemState::Active,
@@ -488,7 +503,11 @@ async fn reconcile(
     for (graph_id, gone) in deleted {
         if !existing.contains_key(graph_id) && !seen.contains(graph_id) {
             summary.inactive += 1;
-            inserts.push(new_row(apply, gone.observed.clone(), Some(gone.at.unwrap_or(now))));
+            inserts.push(new_row(
+                apply,
+                gone.observed.clone(),
+                Some(gone.at.unwrap_or(now)),
+            ));
         }
     }
     for chunk in inserts.chunks(400) {
@@ -646,12 +665,14 @@ pub async fn check_workloads(
     }
     let total = due.len();
     progress.report(&format!("Checking mailboxes and OneDrive of {total} users"));
-    let targets = due.into_iter().map(|(row, graph_id, hints, had_drive)| CheckTarget {
-        row,
-        graph_id,
-        hints: hints.as_deref().map(DirectoryHints::parse),
-        had_drive: had_drive == Some(true),
-    });
+    let targets = due
+        .into_iter()
+        .map(|(row, graph_id, hints, had_drive)| CheckTarget {
+            row,
+            graph_id,
+            hints: hints.as_deref().map(DirectoryHints::parse),
+            had_drive: had_drive == Some(true),
+        });
     let tenant = &tenant;
     let mut checks = futures::stream::iter(targets)
         .map(|target| async move { (target.row, check_user(tenant, &target).await) })
@@ -776,7 +797,10 @@ async fn save_checks(
                 Expr::value(outcome.error.clone()),
             );
         if let Some(mailbox) = outcome.mailbox {
-            update = update.col_expr(protected_item::Column::HasMailbox, Expr::value(Some(mailbox)));
+            update = update.col_expr(
+                protected_item::Column::HasMailbox,
+                Expr::value(Some(mailbox)),
+            );
         }
         if let Some(drive) = outcome.drive {
             update = update.col_expr(protected_item::Column::HasDrive, Expr::value(Some(drive)));

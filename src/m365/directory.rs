@@ -10,9 +10,7 @@ use crate::m365::client::TenantClient;
 use crate::m365::delta::{DeltaStart, DeltaStream, delta_pages};
 use crate::m365::error::{ErrorKind, GraphError};
 use crate::m365::paging::{ItemStream, paged};
-use crate::m365::types::{
-    Drive, Group, MailboxPurpose, Organization, Site, SubscribedSku, User,
-};
+use crate::m365::types::{Drive, Group, MailboxPurpose, Organization, Site, SubscribedSku, User};
 
 /// What discovery reads of a user. Whether the user has a mailbox or a OneDrive is not a
 /// directory property: `probe_mailbox` and `user_drive` ask the workloads themselves (§2.3,

@@ -72,9 +72,14 @@ pub fn user_json(tenant: &Tenant, user: &User) -> Value {
 
 /// The one subscription simulated tenants buy: Office 365 E5 (`ENTERPRISEPREMIUM`).
 const SKU_ID: &str = "c7df2760-2c81-4ef7-b578-5b5392b571df";
-const EXCHANGE_PLAN: (&str, &str) = ("efb87545-963c-4e0d-99df-69c6916d9eb0", "EXCHANGE_S_ENTERPRISE");
-const SHAREPOINT_PLAN: (&str, &str) =
-    ("5dbe027f-2339-4123-9542-606e4d348a72", "SHAREPOINTENTERPRISE");
+const EXCHANGE_PLAN: (&str, &str) = (
+    "efb87545-963c-4e0d-99df-69c6916d9eb0",
+    "EXCHANGE_S_ENTERPRISE",
+);
+const SHAREPOINT_PLAN: (&str, &str) = (
+    "5dbe027f-2339-4123-9542-606e4d348a72",
+    "SHAREPOINTENTERPRISE",
+);
 
 /// `assignedPlans` of a licensed user: the licence's Exchange Online and SharePoint Online plans,
 /// with the service names Microsoft uses (`exchange`, `SharePoint`).
@@ -231,9 +236,7 @@ fn subscribed_skus(ctx: &Ctx<'_>) -> GraphResult {
         .iter()
         .filter(|u| u.licensed && u.life == Life::Active)
         .count();
-    let plan = |(id, name): (&str, &str)| {
-        json!({"servicePlanId": id, "servicePlanName": name, "provisioningStatus": "Success", "appliesTo": "User"})
-    };
+    let plan = |(id, name): (&str, &str)| json!({"servicePlanId": id, "servicePlanName": name, "provisioningStatus": "Success", "appliesTo": "User"});
     let sku = json!({
         "id": format!("{}_{SKU_ID}", t.id),
         "accountId": t.id.to_string(),
@@ -673,7 +676,10 @@ fn sites_delta(ctx: &Ctx<'_>) -> GraphResult {
     }
     let (next_link, delta_link) = match next {
         Some(c) => (
-            Some(sites_delta_link(ctx, &json!({"s": since, "u": upto, "c": c}))),
+            Some(sites_delta_link(
+                ctx,
+                &json!({"s": since, "u": upto, "c": c}),
+            )),
             None,
         ),
         None => (None, Some(sites_delta_link(ctx, &json!({"s": upto})))),

@@ -54,11 +54,7 @@ async fn organization_added() -> Added {
     .insert(&app.state.db)
     .await
     .unwrap();
-    Added {
-        app,
-        org,
-        tenant,
-    }
+    Added { app, org, tenant }
 }
 
 async fn control(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> Value {
@@ -152,7 +148,13 @@ async fn objects_deleted_before_the_organization_was_added_show_inactive_then_le
     let deleted_at = chrono::Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap();
     for (kind, object) in [("users", &user), ("groups", &group), ("sites", &site)] {
         let id = object["id"].as_str().unwrap();
-        control(app, Method::DELETE, &format!("tenants/{t}/{kind}/{id}"), None).await;
+        control(
+            app,
+            Method::DELETE,
+            &format!("tenants/{t}/{kind}/{id}"),
+            None,
+        )
+        .await;
     }
     // The organization is added (and synced for the first time) a day later.
     app.clock.advance(chrono::Duration::days(1));
@@ -187,21 +189,33 @@ async fn objects_deleted_before_the_organization_was_added_show_inactive_then_le
         .expect("Dana's row");
     assert!(dana_row.contains("row-inactive"), "{dana_row}");
     assert!(dana_row.contains("Deleted 2026-11-02 09:00"), "{dana_row}");
-    assert!(dana_row.contains("Not backed up while deleted"), "{dana_row}");
+    assert!(
+        dana_row.contains("Not backed up while deleted"),
+        "{dana_row}"
+    );
     assert!(org_page(&added, "sites").await.contains("Old Intranet"));
 
     // A second sync changes nothing: they stay inactive with the same date.
     let again = sync(&added).await;
     assert_eq!(again.status, "succeeded", "{:?}", again.error);
     assert_eq!(
-        row(app, "user", "Dana Departed").await.unwrap().inactive_since,
+        row(app, "user", "Dana Departed")
+            .await
+            .unwrap()
+            .inactive_since,
         Some(deleted_at)
     );
 
     // Purged in Microsoft 365: gone from the page.
     for (kind, object) in [("users", &user), ("groups", &group), ("sites", &site)] {
         let id = object["id"].as_str().unwrap();
-        control(app, Method::POST, &format!("tenants/{t}/{kind}/{id}/purge"), None).await;
+        control(
+            app,
+            Method::POST,
+            &format!("tenants/{t}/{kind}/{id}/purge"),
+            None,
+        )
+        .await;
     }
     let purged = sync(&added).await;
     assert_eq!(purged.status, "succeeded", "{:?}", purged.error);
@@ -211,7 +225,10 @@ async fn objects_deleted_before_the_organization_was_added_show_inactive_then_le
         ("team", "Old Project"),
         ("site", "Old Intranet"),
     ] {
-        assert!(row(app, kind, name).await.is_none(), "{kind} {name} is gone");
+        assert!(
+            row(app, kind, name).await.is_none(),
+            "{kind} {name} is gone"
+        );
     }
     assert!(!org_page(&added, "users").await.contains("Dana Departed"));
 }
@@ -224,7 +241,10 @@ async fn odd_answers_to_workload_checks_are_recorded_per_user_and_the_sync_succe
     for (name, fault) in [
         ("Bad Request", json!({"mail": 400})),
         ("No Licence", json!({"drive": 403})),
-        ("Busy Server", json!({"mail": 503, "retryAfterSeconds": 0.01})),
+        (
+            "Busy Server",
+            json!({"mail": 503, "retryAfterSeconds": 0.01}),
+        ),
     ] {
         let user = control(
             app,
@@ -266,7 +286,10 @@ async fn odd_answers_to_workload_checks_are_recorded_per_user_and_the_sync_succe
     assert_eq!((bad.has_mailbox, bad.has_drive), (None, Some(true)));
     let unlicensed = row(app, "user", "No Licence").await.unwrap();
     let error = unlicensed.check_error.clone().unwrap();
-    assert!(error.contains("OneDrive") && error.contains("403"), "{error}");
+    assert!(
+        error.contains("OneDrive") && error.contains("403"),
+        "{error}"
+    );
     assert_eq!(unlicensed.has_mailbox, Some(true));
     let busy = row(app, "user", "Busy Server").await.unwrap();
     assert!(busy.check_error.clone().unwrap().contains("503"));
@@ -296,21 +319,37 @@ async fn odd_answers_to_workload_checks_are_recorded_per_user_and_the_sync_succe
         .find(|r| r.contains("Bad Request"))
         .unwrap();
     assert!(bad_row.contains("Could not check mailbox"), "{bad_row}");
-    assert!(bad_row.contains("checked again at the next sync"), "{bad_row}");
+    assert!(
+        bad_row.contains("checked again at the next sync"),
+        "{bad_row}"
+    );
 
     // Microsoft answers normally again: the next sync checks them once more.
     for (_, id) in &odd {
-        control(app, Method::DELETE, &format!("tenants/{t}/users/{id}/faults"), None).await;
+        control(
+            app,
+            Method::DELETE,
+            &format!("tenants/{t}/users/{id}/faults"),
+            None,
+        )
+        .await;
     }
     let second = sync(&added).await;
     assert_eq!(second.status, "succeeded", "{:?}", second.error);
     assert!(
-        !second.summary.unwrap_or_default().contains("could not be checked")
+        !second
+            .summary
+            .unwrap_or_default()
+            .contains("could not be checked")
     );
     for (name, _) in &odd {
         let user = row(app, "user", name).await.unwrap();
         assert_eq!(user.check_error, None, "{name}");
-        assert_eq!((user.has_mailbox, user.has_drive), (Some(true), Some(true)), "{name}");
+        assert_eq!(
+            (user.has_mailbox, user.has_drive),
+            (Some(true), Some(true)),
+            "{name}"
+        );
     }
 }
 
@@ -329,8 +368,15 @@ async fn a_licence_assigned_after_the_first_sync_is_noticed() {
 
     assert_eq!(sync(&added).await.status, "succeeded");
     let before = row(app, "user", "Late Licence").await.unwrap();
-    assert_eq!((before.has_mailbox, before.has_drive), (Some(false), Some(false)));
-    assert!(org_page(&added, "users").await.contains("Nothing to back up"));
+    assert_eq!(
+        (before.has_mailbox, before.has_drive),
+        (Some(false), Some(false))
+    );
+    assert!(
+        org_page(&added, "users")
+            .await
+            .contains("Nothing to back up")
+    );
 
     control(
         app,
@@ -342,7 +388,10 @@ async fn a_licence_assigned_after_the_first_sync_is_noticed() {
     app.clock.advance(chrono::Duration::hours(1));
     assert_eq!(sync(&added).await.status, "succeeded");
     let after = row(app, "user", "Late Licence").await.unwrap();
-    assert_eq!((after.has_mailbox, after.has_drive), (Some(true), Some(true)));
+    assert_eq!(
+        (after.has_mailbox, after.has_drive),
+        (Some(true), Some(true))
+    );
     assert_eq!(after.check_error, None);
 }
 
