@@ -634,11 +634,6 @@ pub async fn check_workloads(
     progress: &dyn Progress,
 ) -> Result<CheckSummary, InventoryError> {
     let tenant = tenant_of(graph, org)?;
-    let licences = licence_count(db, &tenant, org.id).await?;
-    graph.set_tenant_files_limit(
-        tenant.tenant_id(),
-        files_resource_units_for_licences(licences),
-    );
     let now = clock.now();
     let due: Vec<(uuid::Uuid, String, Option<String>, Option<bool>)> =
         protected_item::Entity::find()
@@ -663,6 +658,11 @@ pub async fn check_workloads(
     if due.is_empty() {
         return Ok(summary);
     }
+    let licences = licence_count(db, &tenant, org.id).await?;
+    graph.set_tenant_files_limit(
+        tenant.tenant_id(),
+        files_resource_units_for_licences(licences),
+    );
     let total = due.len();
     progress.report(&format!("Checking mailboxes and OneDrive of {total} users"));
     let targets = due

@@ -1,7 +1,8 @@
-//! Directory and sites on Graph v1.0 (graph-protocol.md §2): `organization`, `users`, `groups`
-//! (Microsoft 365 groups, teams via `resourceProvisioningOptions`), members, `sites/getAllSites`
-//! and `sites?search=*`, `users/delta` and `groups/delta` with `@removed`, and
-//! `directory/deletedItems`. It renders entities with Microsoft's property names and never
+//! Directory and sites on Graph v1.0 (graph-protocol.md §2): `organization`, `subscribedSkus`,
+//! `users` (with `assignedPlans` from their licence), `groups` (Microsoft 365 groups, teams via
+//! `resourceProvisioningOptions`), members, `sites/getAllSites`, `sites?search=*` and
+//! `sites/delta` (deleted sites with the `deleted` facet), `users/delta` and `groups/delta` with
+//! `@removed` (soft-deleted objects included in the initial round), and `directory/deletedItems`. It renders entities with Microsoft's property names and never
 //! touches mail or drive content.
 
 use chrono::{Duration, SecondsFormat};
