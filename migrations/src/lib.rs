@@ -7,6 +7,7 @@ mod m20261123_000001_foundation;
 mod m20261123_000002_storage_catalog;
 mod m20261123_000003_inventory;
 mod m20261129_000001_admin_sign_in;
+mod m20261129_000010_discovery_checks;
 mod m20261129_091000_master_key_check;
 mod m20261129_100000_console_users_admin;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_storage_catalog::Migration),
             Box::new(m20261123_000003_inventory::Migration),
             Box::new(m20261129_000001_admin_sign_in::Migration),
+            Box::new(m20261129_000010_discovery_checks::Migration),
             Box::new(m20261129_091000_master_key_check::Migration),
             Box::new(m20261129_100000_console_users_admin::Migration),
         ]

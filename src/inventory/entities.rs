@@ -93,7 +93,16 @@ pub mod protected_item {
         pub has_drive: Option<bool>,
         pub first_seen_at: ChronoDateTimeUtc,
         pub changed_at: ChronoDateTimeUtc,
+        /// For inactive items: when Microsoft 365 deleted it (`deletedDateTime`), or, where
+        /// Microsoft does not say (sites), when a sync first saw it deleted.
         pub inactive_since: Option<ChronoDateTimeUtc>,
+        /// When the user's mailbox and OneDrive were last checked (`None`: never).
+        pub checked_at: Option<ChronoDateTimeUtc>,
+        /// Why the last check could not finish; the next sync checks again.
+        pub check_error: Option<String>,
+        /// What the directory says about the user's workloads (`DirectoryHints` as text);
+        /// `None` when unknown.
+        pub directory_hints: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,11 +10,15 @@ use crate::m365::client::TenantClient;
 use crate::m365::delta::{DeltaStart, DeltaStream, delta_pages};
 use crate::m365::error::{ErrorKind, GraphError};
 use crate::m365::paging::{ItemStream, paged};
-use crate::m365::types::{Drive, Group, MailboxPurpose, Organization, Site, User};
+use crate::m365::types::{Drive, Group, MailboxPurpose, Organization, Site, SubscribedSku, User};
 
 /// What discovery reads of a user. Whether the user has a mailbox or a OneDrive is not a
-/// directory property: `probe_mailbox` and `user_drive` ask the workloads themselves (§2.3, §4.1).
-const USER_FIELDS: &str = "id,displayName,userPrincipalName,mail,accountEnabled,userType";
+/// directory property: `probe_mailbox` and `user_drive` ask the workloads themselves (§2.3,
+/// §4.1). `mail` and `assignedPlans` say which of those questions are worth asking: a user with
+/// no mail address has no mailbox, and users delta tracks `assignedPlans`, so a licence assigned
+/// later shows up in the next round.
+const USER_FIELDS: &str =
+    "id,displayName,userPrincipalName,mail,accountEnabled,userType,assignedPlans";
 const GROUP_FIELDS: &str = "id,displayName,description,mail,mailEnabled,securityEnabled,groupTypes,resourceProvisioningOptions,visibility";
 /// Largest page the directory serves (§2.1: `$top` 1–999).
 const DIRECTORY_PAGE: &str = "999";
@@ -111,7 +115,7 @@ impl TenantClient {
             &[
                 (
                     "$select",
-                    "id,displayName,mail,mailEnabled,securityEnabled,groupTypes,deletedDateTime",
+                    "id,displayName,mail,mailEnabled,securityEnabled,groupTypes,resourceProvisioningOptions,deletedDateTime",
                 ),
                 ("$top", DIRECTORY_PAGE),
             ],
@@ -126,6 +130,58 @@ impl TenantClient {
     /// `groups/delta`.
     pub fn groups_delta(&self, start: DeltaStart) -> DeltaStream<Group> {
         self.directory_delta("groups", GROUP_FIELDS, start)
+    }
+
+    /// `GET /subscribedSkus`: the tenant's subscriptions and how many licences each has.
+    /// Needs Organization.Read.All (or LicenseAssignment.Read.All / Directory.Read.All).
+    pub async fn subscribed_skus(&self) -> Result<Vec<SubscribedSku>, GraphError> {
+        self.list(&["subscribedSkus"], &[]).try_collect().await
+    }
+
+    /// The tenant's licence count as SharePoint's throttling table reads it (§5.3): the enabled
+    /// units of active, user-assignable subscriptions that include SharePoint Online.
+    pub async fn sharepoint_licence_count(&self) -> Result<u32, GraphError> {
+        let skus = self.subscribed_skus().await?;
+        let total: i64 = skus
+            .iter()
+            .filter(|sku| {
+                sku.applies_to
+                    .as_deref()
+                    .is_none_or(|a| a.eq_ignore_ascii_case("User"))
+                    && sku
+                        .capability_status
+                        .as_deref()
+                        .is_none_or(|c| c.eq_ignore_ascii_case("Enabled"))
+                    && sku.includes_sharepoint()
+            })
+            .filter_map(|sku| sku.prepaid_units.as_ref().and_then(|u| u.enabled))
+            .map(|n| n.max(0))
+            .sum();
+        Ok(u32::try_from(total).unwrap_or(u32::MAX))
+    }
+
+    /// Every site in one tokenless `sites/delta` enumeration, deleted ones included: Microsoft
+    /// returns those with the `deleted` facet, which the plain listings never show. The
+    /// enumeration is read whole each time (2 RU per page, §4.2), so a site missing from it is
+    /// gone for good.
+    pub fn sites_delta(&self) -> ItemStream<Site> {
+        match self.request(&["sites", "delta"], &[], self.files()) {
+            Ok(request) => paged(self.executor().clone(), self.tenant_id(), request.cost(2)),
+            Err(e) => Box::pin(futures::stream::once(async move { Err(e) })),
+        }
+    }
+
+    /// All sites with the deleted ones marked (`sites_delta`); where the service does not
+    /// offer `sites/delta`, the live sites only (`sites`), and `false` to say so.
+    pub async fn sites_with_deleted(&self) -> Result<(Vec<Site>, bool), GraphError> {
+        match self.sites_delta().try_collect().await {
+            Ok(sites) => Ok((sites, true)),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::BadRequest) => {
+                tracing::info!(tenant = %self.tenant_id(), error = %e, "sites/delta unavailable; listing live sites");
+                Ok((self.sites().await?, false))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Sites by the chosen listing.

@@ -13,9 +13,13 @@
 //!   with Microsoft's description; then [`GraphClient::prove_tenant`] gives the
 //!   [`TenantProof`] (organization name, default and initial domains) or the reason it failed;
 //! - *Discovery*: [`GraphClient::tenant`] gives a [`TenantClient`]: `users()`, `groups()`
-//!   (`is_microsoft365`, `is_team`, `is_mail_enabled`), `sites()`, `deleted_users()`,
-//!   `deleted_groups()`, `user_workloads(user)` (mailbox and OneDrive), `users_delta` /
-//!   `groups_delta` with [`collect_round`];
+//!   (`is_microsoft365`, `is_team`, `is_mail_enabled`), `sites()`, `sites_with_deleted()`
+//!   (`sites/delta`, deleted sites marked), `deleted_users()`, `deleted_groups()`,
+//!   `probe_mailbox(user)` and `user_drive(user)` (or both: `user_workloads(user)`),
+//!   `sharepoint_licence_count()` (from `subscribedSkus`, for
+//!   [`throttle::files_resource_units_for_licences`] and
+//!   [`GraphClient::set_tenant_files_limit`]), `users_delta` / `groups_delta` with
+//!   [`collect_round`];
 //! - *Backup*: `mail_folders`, `message_delta`, `message_mime`; `user_drive`, `group_drive`,
 //!   `site_drives`, `drive_delta`, `download`;
 //! - *Throttling view*: [`GraphClient::throttle_log`] (recent events, live subscription) and

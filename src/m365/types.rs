@@ -80,6 +80,89 @@ pub struct User {
     pub user_type: Option<String>,
     /// Set on soft-deleted users read from `directory/deletedItems`.
     pub deleted_date_time: Option<DateTime<Utc>>,
+    /// The service plans the user's licences give (`exchange`, `SharePoint`, …). Users delta
+    /// tracks it, so a licence assigned later surfaces in the next round.
+    #[serde(default)]
+    pub assigned_plans: Vec<AssignedPlan>,
+}
+
+impl User {
+    /// Whether a licence gives the user an enabled plan of `service` (compared without case:
+    /// Microsoft writes `exchange` and `SharePoint`).
+    pub fn has_enabled_plan(&self, service: &str) -> bool {
+        self.assigned_plans.iter().any(|plan| {
+            plan.service
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case(service))
+                && plan
+                    .capability_status
+                    .as_deref()
+                    .is_some_and(|c| c.eq_ignore_ascii_case("Enabled"))
+        })
+    }
+
+    pub fn is_guest(&self) -> bool {
+        self.user_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("Guest"))
+    }
+}
+
+/// One service plan assigned to a user or an organization (v1.0 `assignedPlan`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignedPlan {
+    pub assigned_date_time: Option<DateTime<Utc>>,
+    /// `Enabled`, `Warning`, `Suspended`, `Deleted` or `LockedOut`.
+    pub capability_status: Option<String>,
+    pub service: Option<String>,
+    pub service_plan_id: Option<String>,
+}
+
+/// A commercial subscription of the tenant (`GET /subscribedSkus`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscribedSku {
+    pub sku_id: Option<String>,
+    pub sku_part_number: Option<String>,
+    /// `User` or `Company`.
+    pub applies_to: Option<String>,
+    /// `Enabled`, `Warning`, `Suspended`, `Deleted` or `LockedOut`.
+    pub capability_status: Option<String>,
+    pub consumed_units: Option<i64>,
+    pub prepaid_units: Option<LicenseUnitsDetail>,
+    #[serde(default)]
+    pub service_plans: Vec<ServicePlanInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseUnitsDetail {
+    pub enabled: Option<i64>,
+    pub suspended: Option<i64>,
+    pub warning: Option<i64>,
+    pub locked_out: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePlanInfo {
+    pub service_plan_id: Option<String>,
+    pub service_plan_name: Option<String>,
+    pub provisioning_status: Option<String>,
+    pub applies_to: Option<String>,
+}
+
+impl SubscribedSku {
+    /// Whether the subscription gives users SharePoint Online (and with it OneDrive): one of
+    /// its plans is a `SHAREPOINT…` plan (SHAREPOINTSTANDARD, SHAREPOINTENTERPRISE, …).
+    pub fn includes_sharepoint(&self) -> bool {
+        self.service_plans.iter().any(|p| {
+            p.service_plan_name
+                .as_deref()
+                .is_some_and(|n| n.to_ascii_uppercase().starts_with("SHAREPOINT"))
+        })
+    }
 }
 
 /// A group (§2.1). Microsoft 365 groups have `groupTypes: ["Unified"]`; a team is a group whose
@@ -131,6 +214,8 @@ pub struct Site {
     pub created_date_time: Option<DateTime<Utc>>,
     pub last_modified_date_time: Option<DateTime<Utc>>,
     pub site_collection: Option<SiteCollection>,
+    /// Set on sites `sites/delta` reports as deleted.
+    pub deleted: Option<DeletedFacet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppRegistration;
-use super::faults::FaultPlan;
+use super::faults::{FaultPlan, UserFault};
 use super::generate::{self, MailAddress, MessageMeta, Stream};
 use super::graph::{self, Ctx, GraphError, Reply, directory, odata};
 use super::identity::Claims;
@@ -121,6 +121,16 @@ fn route(sim: &Simulator, req: &HttpRequest, segments: &[String], body: &[u8]) -
         }
         ("POST", ["tenants", t, "users"]) => create_user(sim, tenant(sim, t)?, body),
         ("PATCH", ["tenants", t, "users", id]) => update_user(tenant(sim, t)?, id, body),
+        ("PUT" | "DELETE", ["tenants", t, "users", id, "faults"]) => {
+            let t = tenant(sim, t)?;
+            let user = match read(&t.state).find_user(id) {
+                Found::Active(i) | Found::SoftDeleted(i) => i,
+                Found::Missing => return Err(ControlError::not_found("user")),
+            };
+            let fault: Option<UserFault> = if m == "PUT" { Some(parse(body)?) } else { None };
+            sim.faults.set_user_fault(t.index, user, fault);
+            ok(json!(fault))
+        }
         ("POST", ["tenants", t, "users", id, "messages"]) => {
             add_message(sim, tenant(sim, t)?, id, body)
         }
@@ -223,6 +233,9 @@ struct NewUser {
     messages: u32,
     #[serde(default)]
     files: u32,
+    /// Give the user a licence (default); without one, mailbox and OneDrive do not answer.
+    #[serde(default = "yes")]
+    licensed: bool,
 }
 
 fn create_user(sim: &Simulator, t: &Tenant, body: &[u8]) -> ControlResult {
@@ -269,6 +282,7 @@ fn create_user(sim: &Simulator, t: &Tenant, body: &[u8]) -> ControlResult {
         is_admin: new.is_admin,
         generated_messages: new.messages,
         drive: 0,
+        licensed: new.licensed,
         life: Life::Active,
         version,
     };
@@ -294,6 +308,7 @@ fn update_user(t: &Tenant, id: &str, body: &[u8]) -> ControlResult {
             ("mobilePhone", v) => user.mobile_phone = v.as_str().map(str::to_owned),
             ("accountEnabled", Value::Bool(v)) => user.account_enabled = *v,
             ("isAdmin", Value::Bool(v)) => user.is_admin = *v,
+            ("licensed", Value::Bool(v)) => user.licensed = *v,
             _ => {
                 return Err(ControlError::bad(format!(
                     "property {key} cannot be changed here"

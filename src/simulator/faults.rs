@@ -39,13 +39,38 @@ pub enum Fault {
     SlowBody(u64),
 }
 
+/// What one user's mailbox and OneDrive answer, whatever is asked, until cleared: a status
+/// (400, 403, 503, …) with Microsoft's error body for that workload.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct UserFault {
+    pub mail: Option<u16>,
+    pub drive: Option<u16>,
+    /// `Retry-After` sent with a 503 (none when 0).
+    pub retry_after_seconds: f64,
+}
+
 #[derive(Default)]
 pub struct Faults {
     plans: RwLock<HashMap<Workload, FaultPlan>>,
+    /// By (tenant index, user index).
+    users: RwLock<HashMap<(usize, u32), UserFault>>,
     counter: AtomicU64,
 }
 
 impl Faults {
+    pub fn set_user_fault(&self, tenant: usize, user: u32, fault: Option<UserFault>) {
+        let mut users = write(&self.users);
+        match fault {
+            Some(fault) => users.insert((tenant, user), fault),
+            None => users.remove(&(tenant, user)),
+        };
+    }
+
+    pub fn user_fault(&self, tenant: usize, user: u32) -> Option<UserFault> {
+        read(&self.users).get(&(tenant, user)).copied()
+    }
+
     pub fn set(&self, workload: Workload, plan: FaultPlan) {
         write(&self.plans).insert(workload, plan);
     }

@@ -127,6 +127,9 @@ pub struct TenantSpec {
     pub files_per_drive: u32,
     pub max_file_size: u32,
     pub admin_password: Option<String>,
+    /// Licences the tenant bought (`subscribedSkus` prepaid units; SharePoint's throttling tier,
+    /// §5.3). `None`: one per generated user.
+    pub licences: Option<u32>,
 }
 
 impl Default for TenantSpec {
@@ -143,6 +146,7 @@ impl Default for TenantSpec {
             files_per_drive: 40,
             max_file_size: 512 * 1024,
             admin_password: None,
+            licences: None,
         }
     }
 }
@@ -162,6 +166,7 @@ impl TenantSpec {
             files_per_drive: 12,
             max_file_size: 64 * 1024,
             admin_password: None,
+            licences: None,
         }
     }
 }
@@ -262,6 +267,7 @@ impl SimulatorOptions {
             files_per_drive: args.files_per_drive,
             max_file_size: args.max_file_size,
             admin_password: args.admin_password.clone(),
+            licences: None,
         };
         let mut options = SimulatorOptions {
             bind: args.bind,

@@ -141,6 +141,9 @@ pub struct User {
     pub is_admin: bool,
     pub generated_messages: u32,
     pub drive: u32,
+    /// Holds a Microsoft 365 licence (Exchange Online and SharePoint plans). Without one the
+    /// mailbox and OneDrive do not answer.
+    pub licensed: bool,
     pub life: Life,
     pub version: u64,
 }
@@ -294,6 +297,11 @@ pub struct Tenant {
 }
 
 impl Tenant {
+    /// Licences the tenant bought (what `subscribedSkus` reports as prepaid units).
+    pub fn licences(&self) -> u32 {
+        self.spec.licences.unwrap_or(self.spec.users.max(1))
+    }
+
     pub fn generate(index: usize, spec: &TenantSpec) -> Self {
         let mut rng = Stream::new(&[spec.seed, 100, index as u64]);
         let id = rng.uuid();
@@ -351,6 +359,7 @@ impl Tenant {
                 is_admin: i == 0,
                 generated_messages: spec.messages_per_mailbox,
                 drive: 0,
+                licensed: true,
                 life: Life::Active,
                 version: 0,
             };

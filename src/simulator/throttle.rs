@@ -183,6 +183,8 @@ pub struct Caller<'a> {
     pub tenant: usize,
     pub tenant_id: &'a str,
     pub users_in_tenant: usize,
+    /// Licences the tenant bought: SharePoint's tier is sized by them (§5.3).
+    pub licences_in_tenant: usize,
     pub resource: &'a str,
 }
 
@@ -359,7 +361,7 @@ impl Throttle {
         let now = caller.now.timestamp_millis();
         let limit = limits
             .spo_resource_units_per_minute
-            .unwrap_or_else(|| spo_tier(caller.users_in_tenant));
+            .unwrap_or_else(|| spo_tier(caller.licences_in_tenant));
         let mut buckets = lock(&self.buckets);
         let bucket = buckets
             .spo

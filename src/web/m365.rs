@@ -493,22 +493,33 @@ fn tab_slug(kind: ItemKind) -> &'static str {
 }
 
 fn item_row(item: protected_item::Model) -> ItemRow {
+    let inactive = item.state == ItemState::Inactive.as_str();
     let workloads = match (item.kind.as_str(), item.has_mailbox, item.has_drive) {
+        _ if inactive => "Not backed up while deleted".to_string(),
+        ("user", _, _) if item.check_error.is_some() => {
+            let error = item.check_error.as_deref().unwrap_or_default();
+            let mut chars = error.chars();
+            let capitalised: String = chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect())
+                .unwrap_or_default();
+            format!("{capitalised} (checked again at the next sync)")
+        }
         ("user", Some(mailbox), Some(drive)) => match (mailbox, drive) {
             (true, true) => "Mailbox, OneDrive",
             (true, false) => "Mailbox",
             (false, true) => "OneDrive",
             (false, false) => "Nothing to back up",
-        },
-        ("user", _, _) => "Checking…",
-        ("group", _, _) if item.detail == "Microsoft 365 group" => "Mailbox, site",
-        ("group", _, _) => "Membership only",
-        ("team", _, _) => "Channels, mailbox, site",
-        _ => "Site",
-    }
-    .to_string();
+        }
+        .to_string(),
+        ("user", _, _) => "Checking…".to_string(),
+        ("group", _, _) if item.detail == "Microsoft 365 group" => "Mailbox, site".to_string(),
+        ("group", _, _) => "Membership only".to_string(),
+        ("team", _, _) => "Channels, mailbox, site".to_string(),
+        _ => "Site".to_string(),
+    };
     ItemRow {
-        inactive: item.state == ItemState::Inactive.as_str(),
+        inactive,
         inactive_since: when(item.inactive_since),
         name: item.display_name,
         address: item.address,

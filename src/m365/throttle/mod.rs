@@ -84,6 +84,22 @@ impl Bucket {
         }
     }
 
+    /// At most `limit` units in *any* `window`, however the service aligns its windows: a small
+    /// burst (a twentieth of the limit, at least one permission call's 5 units) and a refill of
+    /// the rest over the window. A bucket of the full limit refilling at the full rate would let
+    /// a burst plus a window's refill — twice the limit — into one of Microsoft's minutes.
+    fn paced(limit: u32, window: Duration, now: DateTime<Utc>) -> Self {
+        let limit = f64::from(limit.max(1));
+        let capacity = (limit / 20.0).max(5.0).min(limit);
+        let per_second = ((limit - capacity).max(1.0)) / window.as_secs_f64().max(0.001);
+        Self {
+            capacity,
+            per_second,
+            available: capacity,
+            updated: now,
+        }
+    }
+
     fn refill(&mut self, now: DateTime<Utc>) {
         let elapsed = (now - self.updated)
             .to_std()
@@ -146,13 +162,15 @@ pub struct Governor {
 }
 
 /// The per-minute OneDrive/SharePoint resource units an app gets in a tenant with this many
-/// licences (2024 table, §5.3): 1,200 below 1,000 licences up to 6,000 from 50,000.
+/// licences (2024 table, §5.3: 0–1k, 1k–5k, 5k–15k, 15k–50k, 50k+ licences give 1,200, 2,400,
+/// 3,600, 4,800 and 6,000). The table's ranges share their ends; a count on a boundary gets the
+/// lower tier, so Skyvault never asks for more than Microsoft grants.
 pub fn files_resource_units_for_licences(licences: u32) -> u32 {
     match licences {
-        0..1_000 => 1_200,
-        1_000..5_000 => 2_400,
-        5_000..15_000 => 3_600,
-        15_000..50_000 => 4_800,
+        0..=1_000 => 1_200,
+        1_001..=5_000 => 2_400,
+        5_001..=15_000 => 3_600,
+        15_001..=50_000 => 4_800,
         _ => 6_000,
     }
 }
@@ -200,7 +218,7 @@ impl Governor {
             },
             Resource::Files { tenant } => ResourceState {
                 paused_until: None,
-                bucket: Some(Bucket::new(
+                bucket: Some(Bucket::paced(
                     self.files_limit(*tenant),
                     Duration::from_secs(60),
                     now,
@@ -259,7 +277,7 @@ impl Governor {
         {
             old.refill(now);
             let spent = old.capacity - old.available;
-            let mut bucket = Bucket::new(resource_units_per_minute, Duration::from_secs(60), now);
+            let mut bucket = Bucket::paced(resource_units_per_minute, Duration::from_secs(60), now);
             bucket.available = (bucket.capacity - spent).max(0.0);
             *old = bucket;
         }
@@ -490,51 +508,85 @@ mod tests {
     #[test]
     fn files_bucket_spends_resource_units_and_refills() {
         let limits = GovernorLimits {
-            files_resource_units_per_minute: 10,
+            files_resource_units_per_minute: 1_200,
             ..GovernorLimits::default()
         };
         let (g, clock) = governor(limits);
         let r = Resource::Files { tenant: tenant() };
-        for _ in 0..5 {
+        // A burst of a twentieth of the minute's units (60 RU)…
+        for _ in 0..30 {
             assert_eq!(g.admit(&r, 2), Admission::Go);
         }
-        // 10 RU spent; 2 more come back after 12 s at 10 RU/min.
+        // …then the other 1,140 spread over the minute: 2 more after 2/19 s.
         assert_eq!(
             g.admit(&r, 2),
-            Admission::WaitUntil(t0() + chrono::Duration::seconds(12))
+            Admission::WaitUntil(t0() + chrono::Duration::nanoseconds(105_263_158))
         );
-        clock.advance(chrono::Duration::seconds(12));
+        clock.advance(chrono::Duration::seconds(1));
         assert_eq!(g.admit(&r, 2), Admission::Go);
+    }
+
+    #[test]
+    fn no_minute_gets_more_than_the_files_limit() {
+        let limits = GovernorLimits {
+            files_resource_units_per_minute: 1_200,
+            ..GovernorLimits::default()
+        };
+        let (g, clock) = governor(limits);
+        let r = Resource::Files { tenant: tenant() };
+        // Take every unit as soon as it is there, for three minutes, a tenth of a second apart.
+        let mut taken = Vec::new();
+        for tick in 0..1_800 {
+            while g.admit(&r, 1) == Admission::Go {
+                taken.push(tick);
+            }
+            clock.advance(chrono::Duration::milliseconds(100));
+        }
+        // Whatever minute Microsoft counts, it never sees more than 1,200.
+        for start in 0..1_200 {
+            let in_window = taken
+                .iter()
+                .filter(|t| (start..start + 600).contains(*t))
+                .count();
+            assert!(
+                in_window <= 1_200,
+                "{in_window} units in the minute from tick {start}"
+            );
+        }
     }
 
     #[test]
     fn a_bigger_tenant_gets_a_bigger_files_bucket() {
         assert_eq!(files_resource_units_for_licences(10), 1_200);
-        assert_eq!(files_resource_units_for_licences(1_000), 2_400);
-        assert_eq!(files_resource_units_for_licences(60_000), 6_000);
+        assert_eq!(files_resource_units_for_licences(1_000), 1_200);
+        assert_eq!(files_resource_units_for_licences(1_001), 2_400);
+        assert_eq!(files_resource_units_for_licences(50_000), 4_800);
+        assert_eq!(files_resource_units_for_licences(50_001), 6_000);
         let limits = GovernorLimits {
-            files_resource_units_per_minute: 10,
+            files_resource_units_per_minute: 1_200,
             ..GovernorLimits::default()
         };
         let (g, _) = governor(limits);
         let r = Resource::Files { tenant: tenant() };
-        for _ in 0..5 {
+        // A burst of 60 RU at 1,200 RU/min…
+        for _ in 0..30 {
             assert_eq!(g.admit(&r, 2), Admission::Go);
         }
         assert_ne!(g.admit(&r, 2), Admission::Go);
-        g.set_files_limit(tenant(), 20);
-        for _ in 0..5 {
+        // …and of 120 RU at 2,400: 60 more under the raised ceiling.
+        g.set_files_limit(tenant(), 2_400);
+        for _ in 0..30 {
             assert_eq!(
                 g.admit(&r, 2),
                 Admission::Go,
-                "10 more units under the raised ceiling"
+                "60 more units under the raised ceiling"
             );
         }
         assert_ne!(g.admit(&r, 2), Admission::Go);
         let other = Resource::Files {
             tenant: TenantId(uuid::Uuid::from_u128(8)),
         };
-        for _ in 0..5 {
+        for _ in 0..30 {
             assert_eq!(g.admit(&other, 2), Admission::Go);
         }
         assert_ne!(

@@ -1,7 +1,8 @@
-//! Directory and sites on Graph v1.0 (graph-protocol.md §2): `organization`, `users`, `groups`
-//! (Microsoft 365 groups, teams via `resourceProvisioningOptions`), members, `sites/getAllSites`
-//! and `sites?search=*`, `users/delta` and `groups/delta` with `@removed`, and
-//! `directory/deletedItems`. It renders entities with Microsoft's property names and never
+//! Directory and sites on Graph v1.0 (graph-protocol.md §2): `organization`, `subscribedSkus`,
+//! `users` (with `assignedPlans` from their licence), `groups` (Microsoft 365 groups, teams via
+//! `resourceProvisioningOptions`), members, `sites/getAllSites`, `sites?search=*` and
+//! `sites/delta` (deleted sites with the `deleted` facet), `users/delta` and `groups/delta` with
+//! `@removed` (soft-deleted objects included in the initial round), and `directory/deletedItems`. It renders entities with Microsoft's property names and never
 //! touches mail or drive content.
 
 use chrono::{Duration, SecondsFormat};
@@ -65,8 +66,29 @@ pub fn user_json(tenant: &Tenant, user: &User) -> Value {
         "proxyAddresses": [format!("SMTP:{}", user.user_principal_name)],
         "imAddresses": [user.user_principal_name],
         "securityIdentifier": format!("S-1-12-1-{}", user.id.as_u128() as u32),
-        "assignedLicenses": [{"disabledPlans": [], "skuId": "c7df2760-2c81-4ef7-b578-5b5392b571df"}],
+        "assignedLicenses": if user.licensed { json!([{"disabledPlans": [], "skuId": SKU_ID}]) } else { json!([]) },
+        "assignedPlans": if user.licensed { assigned_plans(user.created) } else { json!([]) },
     })
+}
+
+/// The one subscription simulated tenants buy: Office 365 E5 (`ENTERPRISEPREMIUM`).
+const SKU_ID: &str = "c7df2760-2c81-4ef7-b578-5b5392b571df";
+const EXCHANGE_PLAN: (&str, &str) = (
+    "efb87545-963c-4e0d-99df-69c6916d9eb0",
+    "EXCHANGE_S_ENTERPRISE",
+);
+const SHAREPOINT_PLAN: (&str, &str) = (
+    "5dbe027f-2339-4123-9542-606e4d348a72",
+    "SHAREPOINTENTERPRISE",
+);
+
+/// `assignedPlans` of a licensed user: the licence's Exchange Online and SharePoint Online plans,
+/// with the service names Microsoft uses (`exchange`, `SharePoint`).
+fn assigned_plans(at: chrono::DateTime<chrono::Utc>) -> Value {
+    json!([
+        {"assignedDateTime": ts(at), "capabilityStatus": "Enabled", "service": "exchange", "servicePlanId": EXCHANGE_PLAN.0},
+        {"assignedDateTime": ts(at), "capabilityStatus": "Enabled", "service": "SharePoint", "servicePlanId": SHAREPOINT_PLAN.0},
+    ])
 }
 
 pub fn group_json(tenant: &Tenant, group: &Group) -> Value {
@@ -129,6 +151,7 @@ pub fn route(ctx: &Ctx<'_>, segments: &[&str]) -> Option<GraphResult> {
     let get = ctx.method == "GET";
     Some(match segments {
         ["organization"] if get => organization(ctx),
+        ["subscribedSkus"] if get => subscribed_skus(ctx),
         ["domains"] if get => domains(ctx),
         ["users"] if get => list_users(ctx),
         ["users", "delta" | "delta()" | "microsoft.graph.delta()"] if get => delta(ctx, Kind::User),
@@ -147,6 +170,7 @@ pub fn route(ctx: &Ctx<'_>, segments: &[&str]) -> Option<GraphResult> {
             "sites",
             "getAllSites" | "getAllSites()" | "microsoft.graph.getAllSites()",
         ] if get => list_sites(ctx, true),
+        ["sites", "delta" | "delta()" | "microsoft.graph.delta()"] if get => sites_delta(ctx),
         ["sites", id] if get => get_site(ctx, id),
         ["directory", "deletedItems"] if get => Err(GraphError::bad_request(
             "Request_BadRequest",
@@ -201,6 +225,35 @@ fn organization(ctx: &Ctx<'_>) -> GraphResult {
     Ok(Reply::Json(
         200,
         odata::collection(ctx.context("organization"), vec![projected], None, None),
+    ))
+}
+
+/// `GET /subscribedSkus`: one subscription whose prepaid units are the tenant's licences and
+/// whose consumed units are its licensed users.
+fn subscribed_skus(ctx: &Ctx<'_>) -> GraphResult {
+    let t = ctx.tenant;
+    let consumed = read(&t.state)
+        .users
+        .iter()
+        .filter(|u| u.licensed && u.life == Life::Active)
+        .count();
+    let plan = |(id, name): (&str, &str)| json!({"servicePlanId": id, "servicePlanName": name, "provisioningStatus": "Success", "appliesTo": "User"});
+    let sku = json!({
+        "id": format!("{}_{SKU_ID}", t.id),
+        "accountId": t.id.to_string(),
+        "accountName": t.display_name,
+        "appliesTo": "User",
+        "capabilityStatus": "Enabled",
+        "consumedUnits": consumed,
+        "skuId": SKU_ID,
+        "skuPartNumber": "ENTERPRISEPREMIUM",
+        "subscriptionIds": [t.id.to_string()],
+        "prepaidUnits": {"enabled": t.licences(), "suspended": 0, "warning": 0, "lockedOut": 0},
+        "servicePlans": [plan(EXCHANGE_PLAN), plan(SHAREPOINT_PLAN)],
+    });
+    Ok(Reply::Json(
+        200,
+        odata::collection(ctx.context("subscribedSkus"), vec![sku], None, None),
     ))
 }
 
@@ -560,6 +613,92 @@ fn list_sites(ctx: &Ctx<'_>, all: bool) -> GraphResult {
     )
 }
 
+/// `GET /sites/delta` (v1.0 site-delta): without `token`, the current state of every site,
+/// deleted ones (soft-deleted, still restorable) included with the `deleted` facet; purged ones
+/// are no longer mentioned. With the token of a deltaLink, the sites changed since, deleted or
+/// purged ones with the `deleted` facet; `token=latest` gives only a deltaLink. Next and delta
+/// links both carry `token=`; an unreadable one answers 410 with a fresh enumeration's URL.
+fn sites_delta(ctx: &Ctx<'_>) -> GraphResult {
+    let state = read(&ctx.tenant.state);
+    let fresh = || {
+        GraphError::new(
+            410,
+            "resyncChangesApplyDifferences",
+            "The delta token is no longer valid. Start a new enumeration.",
+        )
+        .with_header("Location", format!("{}/sites/delta", ctx.base()))
+    };
+    let token = ctx.query.get("token").map(str::to_owned);
+    let (since, upto, cursor) = match token.as_deref() {
+        None => (None, state.seq, 0usize),
+        Some(t) if t.eq_ignore_ascii_case("latest") => {
+            let link = sites_delta_link(ctx, &json!({"s": state.seq}));
+            return Ok(Reply::Json(
+                200,
+                odata::collection(ctx.context("sites"), Vec::new(), None, Some(link)),
+            ));
+        }
+        Some(t) => {
+            let v = odata::decode_token(t).ok_or_else(fresh)?;
+            match v["u"].as_u64() {
+                // A nextLink: the same round, further on.
+                Some(upto) => (v["s"].as_u64(), upto, v["c"].as_u64().unwrap_or(0) as usize),
+                // A deltaLink: the changes since its round.
+                None => (Some(v["s"].as_u64().ok_or_else(fresh)?), state.seq, 0),
+            }
+        }
+    };
+    let top = ctx.query.top(PAGE_MAX)?.unwrap_or(200);
+    let mut out = Vec::new();
+    let mut next = None;
+    for (i, site) in state.sites.iter().enumerate().skip(cursor) {
+        if site.version > upto || since.is_some_and(|s| site.version <= s) {
+            continue;
+        }
+        let value = match (since, site.life) {
+            (_, Life::Active) => site_json(ctx.tenant, site),
+            (None, Life::Purged) => continue,
+            (_, Life::SoftDeleted(_)) => {
+                let mut value = site_json(ctx.tenant, site);
+                value["deleted"] = json!({"state": "deleted"});
+                value
+            }
+            (Some(_), Life::Purged) => json!({
+                "id": ctx.tenant.site_id(site),
+                "name": site.url_name,
+                "deleted": {"state": "deleted"},
+            }),
+        };
+        if out.len() == top {
+            next = Some(i);
+            break;
+        }
+        out.push(value);
+    }
+    let (next_link, delta_link) = match next {
+        Some(c) => (
+            Some(sites_delta_link(
+                ctx,
+                &json!({"s": since, "u": upto, "c": c}),
+            )),
+            None,
+        ),
+        None => (None, Some(sites_delta_link(ctx, &json!({"s": upto})))),
+    };
+    Ok(Reply::Json(
+        200,
+        odata::collection(ctx.context("sites"), out, next_link, delta_link),
+    ))
+}
+
+fn sites_delta_link(ctx: &Ctx<'_>, token: &Value) -> String {
+    format!(
+        "{}/sites/delta?token={}",
+        ctx.base(),
+        odata::encode_token(token)
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // Delta
 
@@ -690,6 +829,9 @@ fn delta(ctx: &Ctx<'_>, kind: Kind) -> GraphResult {
         }
         let item = match (since, life, full) {
             (None, Life::Active, Some(full)) => full,
+            // `@removed` appears in the initial round too (§2.2): soft-deleted objects come as
+            // removed with reason `changed`; purged ones are not mentioned.
+            (None, Life::SoftDeleted(_), _) => removed(kind.odata_type(), &id, "changed"),
             (None, _, _) => continue,
             (Some(s), _, _) if version <= s => continue,
             (Some(_), Life::Active, Some(full)) => full,

@@ -241,8 +241,9 @@ fn resolve_drive_id(ctx: &Ctx<'_>, id: &str) -> Result<u32, GraphError> {
 fn user_drive(ctx: &Ctx<'_>, user: &str) -> Result<u32, GraphError> {
     let state = read(&ctx.tenant.state);
     match state.find_user(user) {
-        Found::Active(i) => Ok(state.users[i as usize].drive),
-        Found::SoftDeleted(_) => Err(GraphError::new(
+        Found::Active(i) if state.users[i as usize].licensed => Ok(state.users[i as usize].drive),
+        // No licence, no OneDrive (§4.1).
+        Found::Active(_) | Found::SoftDeleted(_) => Err(GraphError::new(
             404,
             "ResourceNotFound",
             "User's mysite not found.",
@@ -1281,6 +1282,7 @@ async fn admit_spo(
         tenant: tenant.index,
         tenant_id: &tenant_id,
         users_in_tenant: users,
+        licences_in_tenant: tenant.licences() as usize,
         resource,
     };
     sim.throttle

@@ -44,8 +44,9 @@ fn mailbox_route(ctx: &Ctx<'_>, user_key: &str, rest: &[&str]) -> GraphResult {
     let user = {
         let state = read(&ctx.tenant.state);
         match state.find_user(user_key) {
-            Found::Active(i) => i,
-            Found::SoftDeleted(_) => {
+            Found::Active(i) if state.users[i as usize].licensed => i,
+            // Unlicensed users answer like soft-deleted ones (§2.3).
+            Found::Active(_) | Found::SoftDeleted(_) => {
                 return Err(GraphError::new(
                     404,
                     "MailboxNotEnabledForRESTAPI",

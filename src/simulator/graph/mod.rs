@@ -164,6 +164,7 @@ const KEYWORDS: &[&str] = &[
     "microsoft.graph.user",
     "microsoft.graph.group",
     "getAllSites",
+    "subscribedSkus",
     "$value",
     "createUploadSession",
     "restore",
@@ -233,11 +234,12 @@ fn classify(tenant: &Tenant, method: &str, segments: &[String], query: &odata::Q
             mailbox: None,
         };
     }
-    // Directory (§5.4): GET users = 2, other GETs 1; $select -1, $top < 20 -1; minimum 1.
-    let mut cost: f64 = if segments.len() == 1 && segments[0] == "users" {
-        2.0
-    } else {
-        1.0
+    // Directory (§5.4): GET users = 2, GET subscribedSkus = 3, other GETs 1; $select -1,
+    // $top < 20 -1; minimum 1.
+    let mut cost: f64 = match segments.first().map(String::as_str) {
+        Some("users") if segments.len() == 1 => 2.0,
+        Some("subscribedSkus") if segments.len() == 1 => 3.0,
+        _ => 1.0,
     };
     if query.get("$select").is_some() {
         cost -= 1.0;
@@ -327,6 +329,9 @@ pub async fn handle(
     if let Err(error) = authorize(&claims, info.workload, &method, &segments) {
         return error_response(sim, &error, ids);
     }
+    if let Some(error) = user_fault(sim, tenant, &segments, info.workload) {
+        return error_response(sim, &error, ids);
+    }
     let upload = if info.workload == Workload::Mail && method != "GET" {
         body.len() as u64
     } else {
@@ -340,6 +345,7 @@ pub async fn handle(
         tenant: tenant.index,
         tenant_id: &tenant_id,
         users_in_tenant: users,
+        licences_in_tenant: tenant.licences() as usize,
         resource: info.mailbox.as_deref().unwrap_or(&info.endpoint),
     };
     let admission = match sim.throttle.admit(&caller, info.scope, info.cost, upload) {
@@ -418,6 +424,12 @@ fn authorize(
             ]) || (!write && has(&["Files.Read.All", "Sites.Read.All"]))
         }
         Workload::Directory => match segments.first().map(String::as_str) {
+            Some("subscribedSkus") => has(&[
+                "LicenseAssignment.Read.All",
+                "Organization.Read.All",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+            ]),
             Some("organization") | Some("domains") => has(&[
                 "Organization.Read.All",
                 "Directory.Read.All",
@@ -467,6 +479,46 @@ fn format_retry(seconds: f64) -> String {
     } else {
         format!("{seconds:.3}")
     }
+}
+
+/// The answer a user's mailbox or OneDrive is set to give (`/_sim/tenants/{t}/users/{id}/faults`).
+fn user_fault(
+    sim: &Simulator,
+    tenant: &Tenant,
+    segments: &[String],
+    workload: Workload,
+) -> Option<GraphError> {
+    if segments.len() < 3 || segments[0] != "users" {
+        return None;
+    }
+    let user = match read(&tenant.state).find_user(&segments[1]) {
+        Found::Active(i) | Found::SoftDeleted(i) => i,
+        Found::Missing => return None,
+    };
+    let fault = sim.faults.user_fault(tenant.index, user)?;
+    let status = match workload {
+        Workload::Mail => fault.mail?,
+        Workload::Drive => fault.drive?,
+        Workload::Directory => return None,
+    };
+    let mail = workload == Workload::Mail;
+    Some(match status {
+        400 if mail => GraphError::bad_request("ErrorInvalidRequest", "The request is invalid."),
+        400 => GraphError::bad_request("invalidRequest", "Invalid request"),
+        403 if mail => GraphError::new(
+            403,
+            "ErrorAccessDenied",
+            "Access is denied. Check credentials and try again.",
+        ),
+        403 => GraphError::new(403, "accessDenied", "Access denied"),
+        503 if fault.retry_after_seconds > 0.0 => injected_error(503, fault.retry_after_seconds),
+        503 => GraphError::new(
+            503,
+            "serviceNotAvailable",
+            "The service is temporarily unavailable. Please retry later.",
+        ),
+        other => GraphError::new(other, "generalException", "An error occurred."),
+    })
 }
 
 fn injected_error(status: u16, retry: f64) -> GraphError {

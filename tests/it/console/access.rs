@@ -47,6 +47,9 @@ pub(super) async fn organization_fixture(app: &TestApp, customer: &str, name: &s
         first_seen_at: Set(now),
         changed_at: Set(now),
         inactive_since: Set(None),
+        checked_at: Set(Some(now)),
+        check_error: Set(None),
+        directory_hints: Set(None),
     }
     .insert(&app.state.db)
     .await

@@ -5,6 +5,7 @@
 mod access;
 mod accounts;
 mod demo;
+mod discovery;
 mod hostile;
 mod infrastructure;
 mod input;

@@ -238,3 +238,74 @@ async fn workload_probes_tell_mailboxes_and_onedrives() {
     );
     assert_eq!(graph.user_drive(gone).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn licence_count_is_read_from_subscribed_skus() {
+    let h = harness_with(Setup {
+        spec: TenantSpec {
+            licences: Some(7_500),
+            ..TenantSpec::small("Contoso", 7)
+        },
+        ..Setup::default()
+    })
+    .await;
+    let skus = h.graph().subscribed_skus().await.unwrap();
+    assert_eq!(skus.len(), 1);
+    assert!(skus[0].includes_sharepoint());
+    assert_eq!(h.graph().sharepoint_licence_count().await.unwrap(), 7_500);
+    assert_eq!(
+        skyvault::m365::throttle::files_resource_units_for_licences(7_500),
+        3_600
+    );
+}
+
+#[tokio::test]
+async fn users_carry_their_plans_and_deleted_sites_come_with_the_deleted_facet() {
+    let h = harness().await;
+    let unlicensed = h
+        .control(
+            "POST",
+            "tenants/default/users",
+            Some(json!({"displayName": "Room Twelve", "licensed": false})),
+        )
+        .await;
+    let round = collect_round(h.graph().users_delta(DeltaStart::Initial))
+        .await
+        .unwrap();
+    let users: Vec<_> = round
+        .changes
+        .into_iter()
+        .filter_map(|c| match c {
+            DeltaChange::Upsert(u) => Some(u),
+            DeltaChange::Removed { .. } => None,
+        })
+        .collect();
+    let room = users
+        .iter()
+        .find(|u| u.id == unlicensed["id"].as_str().unwrap())
+        .unwrap();
+    assert!(!room.has_enabled_plan("exchange") && !room.has_enabled_plan("SharePoint"));
+    let licensed = users.iter().find(|u| u.id != room.id).unwrap();
+    assert!(licensed.has_enabled_plan("exchange") && licensed.has_enabled_plan("sharepoint"));
+
+    let site = h
+        .control(
+            "POST",
+            "tenants/default/sites",
+            Some(json!({"displayName": "Archive"})),
+        )
+        .await;
+    let id = site["id"].as_str().unwrap();
+    h.control("DELETE", &format!("tenants/default/sites/{id}"), None)
+        .await;
+    let (sites, with_deleted) = h.graph().sites_with_deleted().await.unwrap();
+    assert!(with_deleted);
+    let archive = sites.iter().find(|s| s.id == id).unwrap();
+    assert!(archive.deleted.is_some());
+    assert!(sites.iter().any(|s| s.deleted.is_none()));
+    // Purged: no longer in the enumeration at all.
+    h.control("POST", &format!("tenants/default/sites/{id}/purge"), None)
+        .await;
+    let (sites, _) = h.graph().sites_with_deleted().await.unwrap();
+    assert!(sites.iter().all(|s| s.id != id));
+}

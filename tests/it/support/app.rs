@@ -49,7 +49,7 @@ impl TestApp {
     /// already in them).
     pub async fn start_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         let db = fresh_database().await;
-        let mut settings = test_settings(&db);
+        let (mut settings, listener) = test_settings(&db);
         let clock = test_clock();
         let simulator = skyvault::simulator::start(skyvault::simulator::SimulatorOptions {
             port: 0,
@@ -71,16 +71,16 @@ impl TestApp {
         settings.m365_authority_url = simulator.base_url().trim_end_matches('/').to_string();
         settings.m365_graph_url = simulator.base_url().trim_end_matches('/').to_string();
         customize(&mut settings);
-        Self::launch(db, settings, clock, Some(simulator)).await
+        Self::launch(db, settings, listener, clock, Some(simulator)).await
     }
 
     /// The app in demo mode, as `skyvault serve` runs with no Microsoft app configured: its own
     /// built-in simulator with the demo tenant.
     pub async fn start_demo() -> TestApp {
         let db = fresh_database().await;
-        let mut settings = test_settings(&db);
+        let (mut settings, listener) = test_settings(&db);
         settings.demo_simulator_port = 0;
-        Self::launch(db, settings, test_clock(), None).await
+        Self::launch(db, settings, listener, test_clock(), None).await
     }
 
     /// Stops the app and starts it again from the same settings on the same database, data
@@ -112,16 +112,19 @@ impl TestApp {
         } else {
             Some(simulator)
         };
-        Self::launch(db, launch, clock, microsoft).await
+        // The same address as before: std binds with SO_REUSEADDR, so the old socket's TIME_WAIT
+        // does not stand in the way.
+        let listener = std::net::TcpListener::bind(&launch.bind).expect("the app's address again");
+        Self::launch(db, launch, listener, clock, microsoft).await
     }
 
     async fn launch(
         db: TestDb,
         launch: Settings,
+        listener: std::net::TcpListener,
         clock: ManualClock,
         microsoft: Option<skyvault::simulator::RunningSimulator>,
     ) -> TestApp {
-        let listener = std::net::TcpListener::bind(&launch.bind).expect("free port");
         let address = listener.local_addr().expect("address");
         let (state, demo) = skyvault::app::prepare_serving(launch.clone(), Arc::new(clock.clone()))
             .await
@@ -241,16 +244,20 @@ impl TestApp {
 /// Settings of a test app: a free address, the test's own data folder and database. Backup
 /// storage stays at its default, `<data_dir>/storage`: a folder of this test's own. Checks read
 /// all data, so a damaged pack is always found.
-fn test_settings(db: &TestDb) -> Settings {
+/// Settings for a test app, with the listener it will serve on. The listener is kept open from
+/// here on: the settings name its address (the consent redirect URI is built from it), and a port
+/// let go of in between could be taken by the simulator or another test.
+fn test_settings(db: &TestDb) -> (Settings, std::net::TcpListener) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
     let address = listener.local_addr().expect("address");
-    Settings {
+    let settings = Settings {
         bind: address.to_string(),
         data_dir: db.dir.path().display().to_string(),
         database_url: db.url.clone(),
         check_read_percent: 100,
         ..Settings::default()
-    }
+    };
+    (settings, listener)
 }
 
 fn test_clock() -> ManualClock {
