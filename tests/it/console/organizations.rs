@@ -371,14 +371,7 @@ async fn consent_errors_are_explained_on_the_devices_page() {
     );
 
     // A replayed callback (the state was used) is refused.
-    let start = admin.get(&format!("/c/{customer}/devices/add/m365")).await;
-    let state = url::Url::parse(&start.location())
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = consent_state(&admin, &customer).await;
     let forged = format!(
         "/m365/consent/callback?admin_consent=True&tenant={}&state={state}&scope=x",
         tenant.tenant_id
@@ -392,14 +385,7 @@ async fn consent_errors_are_explained_on_the_devices_page() {
     );
 
     // A callback delivered to another user's session is refused.
-    let start = admin.get(&format!("/c/{customer}/devices/add/m365")).await;
-    let state = url::Url::parse(&start.location())
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = consent_state(&admin, &customer).await;
     let other = app.visitor();
     other
         .sign_in(crate::support::app::PARTNER_EMAIL, PASSWORD)
@@ -413,14 +399,7 @@ async fn consent_errors_are_explained_on_the_devices_page() {
     assert_eq!(stolen.location(), "/customers?notice=state");
 
     // An expired request.
-    let start = admin.get(&format!("/c/{customer}/devices/add/m365")).await;
-    let state = url::Url::parse(&start.location())
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = consent_state(&admin, &customer).await;
     app.clock.advance(chrono::Duration::minutes(16));
     let late = admin
         .get(&format!(
