@@ -682,9 +682,15 @@ fn login(sim: &Simulator, body: &[u8]) -> HttpResponse {
         stored.signed_in = Some((tenant.index, user_index));
     }
     let session = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
-    lock(&sim.identity.inner)
-        .sessions
-        .insert(session.clone(), (tenant.index, user_index, sim.now()));
+    {
+        let mut inner = lock(&sim.identity.inner);
+        // Sessions past their hour are dropped here, as flows are in `new_flow`.
+        let cutoff = sim.now() - Duration::hours(SESSION_HOURS);
+        inner.sessions.retain(|_, (_, _, at)| *at > cutoff);
+        inner
+            .sessions
+            .insert(session.clone(), (tenant.index, user_index, sim.now()));
+    }
     let mut response = match &flow.kind {
         FlowKind::AdminConsent { .. } if !is_admin => {
             lock(&sim.identity.inner).flows.remove(&flow_id);
