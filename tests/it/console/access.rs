@@ -160,23 +160,7 @@ async fn another_partner_cannot_reach_our_customers_but_a_parent_partner_can_rea
         .await;
 
     // A sub-partner with its own administrator and customer.
-    partner.get("/partners").await.expect_status(StatusCode::OK);
-    partner
-        .post(
-            "/partners",
-            &[
-                ("name", "Reseller East"),
-                ("display_name", "Sam Sub"),
-                ("email", "sam@east.example"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await
-        .expect_redirect("/partners");
-    let sub = app.visitor();
-    sub.sign_in("sam@east.example", PASSWORD)
-        .await
-        .expect_redirect("/customers");
+    let sub = app.sub_partner_with_admin(&partner).await;
     let sub_customer = app
         .customer_with_admin(&sub, "Tailspin", "tia@tailspin.example")
         .await;
@@ -340,23 +324,7 @@ async fn no_role_reaches_another_tenant_through_any_route() {
     let fabrikam = app
         .customer_with_admin(&partner, "Fabrikam", "fran@fabrikam.example")
         .await;
-    partner.get("/partners").await;
-    partner
-        .post(
-            "/partners",
-            &[
-                ("name", "Reseller East"),
-                ("display_name", "Sam Sub"),
-                ("email", "sam@east.example"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await
-        .expect_redirect("/partners");
-    let sub = app.visitor();
-    sub.sign_in("sam@east.example", PASSWORD)
-        .await
-        .expect_redirect("/customers");
+    let sub = app.sub_partner_with_admin(&partner).await;
     let tailspin = app
         .customer_with_admin(&sub, "Tailspin", "tia@tailspin.example")
         .await;

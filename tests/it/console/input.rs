@@ -443,23 +443,7 @@ async fn adding_a_user_never_confirms_accounts_of_other_tenants() {
         "A user with this email already exists.",
     );
     // A sub-partner is outside its parent's customers: not confirmed to it either.
-    partner.get("/partners").await;
-    partner
-        .post(
-            "/partners",
-            &[
-                ("name", "Reseller East"),
-                ("display_name", "Sam Sub"),
-                ("email", "sam@east.example"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await
-        .expect_redirect("/partners");
-    let sam = app.visitor();
-    sam.sign_in("sam@east.example", PASSWORD)
-        .await
-        .expect_redirect("/customers");
+    let sam = app.sub_partner_with_admin(&partner).await;
     sam.get("/partners").await;
     let page = refused(
         sam.post(

@@ -204,6 +204,29 @@ impl TestApp {
         }
     }
 
+    /// Has `partner` create the sub-partner "Reseller East" with its administrator Sam Sub, and
+    /// returns Sam's browser, signed in.
+    pub async fn sub_partner_with_admin(&self, partner: &Visitor) -> Visitor {
+        partner.get("/partners").await.expect_status(StatusCode::OK);
+        partner
+            .post(
+                "/partners",
+                &[
+                    ("name", "Reseller East"),
+                    ("display_name", "Sam Sub"),
+                    ("email", "sam@east.example"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await
+            .expect_redirect("/partners");
+        let sub = self.visitor();
+        sub.sign_in("sam@east.example", PASSWORD)
+            .await
+            .expect_redirect("/customers");
+        sub
+    }
+
     /// Creates a customer with one administrator as the partner `admin`; returns the customer id.
     pub async fn customer_with_admin(
         &self,
