@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod crypto;
