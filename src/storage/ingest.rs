@@ -1,16 +1,20 @@
-//! Writing recovery points. `back_up_archive` takes a stream of items (path, metadata, a way to
-//! get the bytes) and the archive's newest recovery point as parent, and writes one new restic
-//! snapshot through rustic_core's archiver:
+//! Writing recovery points. `back_up_source` takes a stream of source events (items with path,
+//! metadata and a way to get the bytes; folders that could not be listed) and the archive's newest
+//! recovery point as parent, and writes one new restic snapshot through rustic_core's archiver:
 //!
-//! - an item whose stable metadata (Graph id, change key, last modified, size reported by the
-//!   source) matches the parent's entry is *reused*: its node gets the same size, mtime and
-//!   change-key-derived ctime as in the parent, so rustic's parent matching takes the parent's
-//!   blobs and the bytes are never fetched;
+//! - an item is matched to the parent's entry by Graph id (and the kind of copy, `.eml` or the
+//!   export stream), or by path when it has no Graph id; when the change key (or, without one, the
+//!   modification time and size) is the same, it is *reused*: its node gets the parent's size,
+//!   mtime and change-key-derived ctime, so rustic's parent matching takes the parent's blobs, and
+//!   an item that moved is read back from the parent snapshot, never from the source;
+//! - a folder the source could not list keeps the parent's entries under it, and an item whose
+//!   new bytes fail to arrive keeps its previous version; both make the point partial;
 //! - any other item is fetched into a spool (memory, or a temporary file above a few MiB) so its
 //!   exact length is known before rustic sees it; restic requires a file node's size to equal its
 //!   content;
-//! - an item whose bytes fail to arrive is left out and recorded as failed, and the recovery point
-//!   is marked partial, in the catalog and with a `partial` tag on the snapshot;
+//! - a new item whose bytes fail to arrive is left out and recorded as failed, and the recovery
+//!   point is marked partial, in the catalog and with a `partial` tag on the snapshot;
+//! - the runner's source state (delta links) is stored on the point in the same transaction.
 //! - when nothing changed at all, the new snapshot is written directly on the parent's tree,
 //!   without reading the index or running the archiver.
 //!
@@ -34,10 +38,12 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 use rustic_core::repofile::{Metadata, Node, NodeType};
 use rustic_core::repofile::{SnapshotFile, SnapshotSummary};
+use rustic_core::vfs::OpenFile;
 use rustic_core::{
     BackupOptions, FileType, ParentOptions, ReadSource, ReadSourceEntry, ReadSourceOpen,
     RusticResult, SnapshotOptions, StringList,
 };
+use rustic_core::{IndexedFullStatus, Repository, TreeId};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -53,7 +59,7 @@ use super::catalog::{
 };
 use super::error::{StorageError, StorageResult};
 use super::lock::LockKind;
-use super::repository::{CustomerRepository, run_blocking};
+use super::repository::{CustomerRepository, RepositoryOpener, run_blocking};
 
 /// Items up to this size are spooled in memory, larger ones in a temporary file.
 const SPOOL_IN_MEMORY_LIMIT: usize = 4 << 20;
@@ -84,6 +90,29 @@ pub struct SourceItem {
     pub content: ItemContent,
 }
 
+/// What a source reports while it enumerates.
+pub enum SourceEvent {
+    /// An item present in the source now.
+    Item(SourceItem),
+    /// Everything under `prefix` (a folder path, as item paths are written) could not be listed:
+    /// the parent's entries under it are carried over unchanged, and the point is partial.
+    Unlisted { prefix: String, reason: String },
+}
+
+/// Computes the source state to store with the new point, given the items that failed (a runner
+/// keeps the old delta link of a folder with failures, so the next run sees them again).
+pub type SourceState = Box<dyn FnOnce(&[FailedItem]) -> Option<String> + Send>;
+
+/// The newest recovery point of an archive, what an incremental runner starts from.
+#[derive(Debug, Clone)]
+pub struct ParentPoint {
+    pub point: RecoveryPoint,
+    /// The state the runner stored with it.
+    pub source_state: Option<String>,
+    /// Every item of the point.
+    pub entries: Vec<catalog::CatalogEntry>,
+}
+
 /// What the source says about an item, without its bytes.
 #[derive(Debug, Clone, Default)]
 pub struct ItemMetadata {
@@ -99,6 +128,29 @@ pub struct ItemMetadata {
     pub sender: Option<String>,
     pub recipients: Vec<String>,
     pub sent_at: Option<DateTime<Utc>>,
+    pub has_attachments: Option<bool>,
+    /// A mailbox item's Exchange message class (`IPM.Note`, `IPM.Appointment`, …).
+    pub item_class: Option<String>,
+}
+
+impl ItemMetadata {
+    /// The metadata of an item as the catalog recorded it, for runners that carry an unchanged
+    /// item over without asking the source again.
+    pub fn from_entry(entry: &catalog::CatalogEntry) -> Self {
+        Self {
+            kind: Some(entry.kind),
+            graph_id: entry.graph_id.clone(),
+            change_key: entry.change_key.clone(),
+            last_modified: entry.last_modified,
+            source_size: entry.source_size,
+            subject: entry.subject.clone(),
+            sender: entry.sender.clone(),
+            recipients: entry.recipients.clone(),
+            sent_at: entry.sent_at,
+            has_attachments: entry.has_attachments,
+            item_class: entry.item_class.clone(),
+        }
+    }
 }
 
 /// A reader of an item's bytes.
@@ -155,8 +207,7 @@ pub struct BackupOutcome {
     pub failed: Vec<FailedItem>,
 }
 
-/// Backs up one archive: writes one new recovery point from `items`, reusing what is unchanged
-/// since the archive's newest recovery point.
+/// Backs up one archive from a plain list of items (no unlisted folders, no source state).
 pub async fn back_up_archive<S>(
     storage: &BackupStorage,
     request: &BackupRequest,
@@ -165,35 +216,74 @@ pub async fn back_up_archive<S>(
 where
     S: Stream<Item = SourceItem> + Send,
 {
+    back_up_source(storage, request, items.map(SourceEvent::Item), None).await
+}
+
+/// The archive's newest recovery point with its entries and source state; `None` before the
+/// first backup.
+pub async fn parent_point(
+    storage: &BackupStorage,
+    request: &BackupRequest,
+) -> StorageResult<Option<ParentPoint>> {
+    let db = storage.db();
+    let Some(archive) = find_archive_row(storage, request).await? else {
+        return Ok(None);
+    };
+    let Some(point) = catalog::latest_recovery_point(db, ArchiveId(archive.id)).await? else {
+        return Ok(None);
+    };
+    let source_state = recovery_point::Entity::find_by_id(point.id.0)
+        .one(db)
+        .await?
+        .and_then(|row| row.source_state);
+    let entries = catalog::entry_rows_at(db, point.archive, point.seq)
+        .await?
+        .iter()
+        .map(catalog::entry_from_row)
+        .collect();
+    Ok(Some(ParentPoint {
+        point,
+        source_state,
+        entries,
+    }))
+}
+
+/// Backs up one archive: writes one new recovery point from the source's events, reusing what is
+/// unchanged since the archive's newest recovery point, and stores `state` with it.
+pub async fn back_up_source<S>(
+    storage: &BackupStorage,
+    request: &BackupRequest,
+    events: S,
+    mut state: Option<SourceState>,
+) -> StorageResult<BackupOutcome>
+where
+    S: Stream<Item = SourceEvent> + Send,
+{
     let db = storage.db();
     let archive = ensure_archive(storage, request).await?;
     let repo = storage.repository(request.customer).await?;
 
-    let mut items = collect_items(items).await?;
-    let parent = catalog::latest_recovery_point(db, archive.id).await?;
-    let parent_rows: HashMap<String, catalog_entry::Model> = match &parent {
-        Some(point) => catalog::entry_rows_at(db, archive.id, point.seq)
-            .await?
-            .into_iter()
-            .map(|row| (row.path.clone(), row))
-            .collect(),
-        None => HashMap::new(),
+    let collected = collect_events(events).await?;
+    let mut parent = catalog::latest_recovery_point(db, archive.id).await?;
+    if let Some(point) = &parent
+        && !snapshot_present(&repo, point).await?
+    {
+        // Forgotten with restic by hand: nothing can be taken from it, every item is read again.
+        tracing::warn!(archive = %archive.id, "the parent recovery point's snapshot is missing; backing up in full");
+        parent = None;
+    }
+    let parent_rows = match &parent {
+        Some(point) => catalog::entry_rows_at(db, archive.id, point.seq).await?,
+        None => Vec::new(),
     };
+    let parent_count = parent_rows.len();
 
     let root = PathBuf::from(request.workload.root());
-    let rejected = std::mem::take(&mut items.rejected);
     let failures = Arc::new(Mutex::new(Vec::new()));
-    let planned: Vec<PlannedItem> = items
-        .accepted
-        .into_iter()
-        .map(|item| {
-            let reuse = parent_rows
-                .get(&item.path)
-                .filter(|row| unchanged(row, &item.metadata))
-                .cloned();
-            PlannedItem { item, reuse }
-        })
-        .collect();
+    let Plan {
+        planned,
+        failed: mut early_failures,
+    } = plan_items(collected, parent_rows);
 
     let taken_at = storage.clock().now();
     let snapshot_options = SnapshotOptions::default()
@@ -203,9 +293,11 @@ where
         .add_tags(&snapshot_tags(&archive))?;
 
     if let Some(point) = &parent
-        && rejected.is_empty()
-        && planned.len() == parent_rows.len()
-        && planned.iter().all(|p| p.reuse.is_some())
+        && early_failures.is_empty()
+        && planned.len() == parent_count
+        && planned
+            .iter()
+            .all(|p| p.reuse.as_ref().is_some_and(|row| row.path == p.item.path))
     {
         // `None`: the parent's snapshot is gone from the repository (e.g. forgotten with restic
         // by hand); the full backup below then reads every item again, without a parent.
@@ -228,8 +320,8 @@ where
             &archive,
             point,
             unchanged,
-            snapshot_options.clone(),
-            taken_at,
+            (snapshot_options.clone(), taken_at),
+            &mut state,
         )
         .await?
         {
@@ -254,6 +346,10 @@ where
     let _shared = repo.write_guard.read().await;
     let lock = repo.lock(LockKind::Shared, storage.lock_wait()).await?;
     let opener = repo.opener();
+    let previous = Arc::new(PreviousVersions::new(
+        repo.opener(),
+        parent.as_ref().map(|point| point.snapshot_id.clone()),
+    ));
     let backup_root = root.clone();
     let archiver = run_blocking(move || {
         let indexed = opener.open()?.to_indexed_ids()?;
@@ -261,7 +357,7 @@ where
         let snap = indexed.archive(&backup_options, &source, snap, &[backup_root])?;
         Ok((indexed, snap))
     });
-    let producer = produce_entries(planned, &root, sender, failures.clone());
+    let producer = produce_entries(planned, &root, sender, failures.clone(), previous);
     let (archived, produced) = tokio::join!(archiver, producer);
     repo.mark_changed();
     let (indexed, mut snap) = archived?;
@@ -271,7 +367,8 @@ where
         .lock()
         .map(|f| f.clone())
         .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
-    let mut failed = rejected;
+    let mut failed = std::mem::take(&mut early_failures);
+    failed.extend(produced.kept_previous.iter().cloned());
     failed.extend(failed_while_archiving.iter().cloned());
     if !failed.is_empty() {
         // Re-save the snapshot with a `partial` tag before anything lists it; the untagged one is
@@ -298,6 +395,7 @@ where
     } else {
         RecoveryPointStatus::Partial
     };
+    let source_state = state.and_then(|state| state(&failed));
     let point = record_recovery_point(
         storage,
         &archive,
@@ -309,6 +407,7 @@ where
             failed: &failed,
             failed_while_archiving: &failed_while_archiving,
             bytes_added: summary.data_added_packed,
+            source_state,
         },
     )
     .await?;
@@ -331,8 +430,8 @@ async fn carry_over(
     archive: &Archive,
     parent: &RecoveryPoint,
     stored: Vec<StoredItem>,
-    snapshot_options: SnapshotOptions,
-    taken_at: DateTime<Utc>,
+    (snapshot_options, taken_at): (SnapshotOptions, DateTime<Utc>),
+    state: &mut Option<SourceState>,
 ) -> StorageResult<Option<BackupOutcome>> {
     let files = stored.len() as u64;
     let bytes = stored.iter().map(|item| item.size).sum();
@@ -381,6 +480,7 @@ async fn carry_over(
             failed: &[],
             failed_while_archiving: &[],
             bytes_added: 0,
+            source_state: state.take().and_then(|state| state(&[])),
         },
     )
     .await?;
@@ -391,6 +491,22 @@ async fn carry_over(
         reused: files,
         failed: Vec::new(),
     }))
+}
+
+/// Whether the repository still holds the point's snapshot.
+async fn snapshot_present(repo: &CustomerRepository, point: &RecoveryPoint) -> StorageResult<bool> {
+    let files = repo.files.clone();
+    let id = point.snapshot_id.clone();
+    run_blocking(move || {
+        let Ok(id) = id.parse::<rustic_core::Id>() else {
+            return Ok(false);
+        };
+        Ok(matches!(
+            files.load::<SnapshotFile>(FileType::Snapshot, &id),
+            Ok(Some(_))
+        ))
+    })
+    .await
 }
 
 /// The snapshot tags that let a restic user find a recovery point without the catalog.
@@ -405,19 +521,26 @@ fn snapshot_tags(archive: &Archive) -> String {
     )
 }
 
+/// The archive row of (customer, item, workload), if a backup made one.
+async fn find_archive_row(
+    storage: &BackupStorage,
+    request: &BackupRequest,
+) -> StorageResult<Option<archive::Model>> {
+    Ok(archive::Entity::find()
+        .filter(archive::Column::CustomerId.eq(request.customer.as_uuid()))
+        .filter(archive::Column::ItemId.eq(request.item.as_uuid()))
+        .filter(archive::Column::Workload.eq(request.workload.as_str()))
+        .one(storage.db())
+        .await?)
+}
+
 /// Finds the archive of (customer, item, workload), creating it on the first backup.
 async fn ensure_archive(
     storage: &BackupStorage,
     request: &BackupRequest,
 ) -> StorageResult<Archive> {
     let db = storage.db();
-    let find = || {
-        archive::Entity::find()
-            .filter(archive::Column::CustomerId.eq(request.customer.as_uuid()))
-            .filter(archive::Column::ItemId.eq(request.item.as_uuid()))
-            .filter(archive::Column::Workload.eq(request.workload.as_str()))
-    };
-    if let Some(row) = find().one(db).await? {
+    if let Some(row) = find_archive_row(storage, request).await? {
         if row.display_name != request.display_name {
             let mut active: archive::ActiveModel = row.clone().into();
             active.display_name = Set(request.display_name.clone());
@@ -439,8 +562,7 @@ async fn ensure_archive(
         Ok(row) => catalog::archive_from_row(row),
         // A concurrent backup of the same item created it: the unique index makes that safe.
         Err(_) => catalog::archive_from_row(
-            find()
-                .one(db)
+            find_archive_row(storage, request)
                 .await?
                 .ok_or_else(|| StorageError::not_found("archive"))?,
         ),
@@ -450,35 +572,153 @@ async fn ensure_archive(
 struct CollectedItems {
     accepted: Vec<SourceItem>,
     rejected: Vec<FailedItem>,
+    /// Folder prefixes the source could not list, with the reason.
+    unlisted: Vec<(String, String)>,
 }
 
-/// Reads the whole item stream (metadata only; bytes are fetched later), normalises paths and
-/// sorts them: rustic's archiver and parent matching need entries in tree order.
-async fn collect_items<S: Stream<Item = SourceItem>>(items: S) -> StorageResult<CollectedItems> {
-    let mut items = std::pin::pin!(items);
-    let mut accepted = Vec::new();
-    let mut rejected = Vec::new();
+/// Reads the whole event stream (metadata only; bytes are fetched later) and normalises paths.
+async fn collect_events<S: Stream<Item = SourceEvent>>(events: S) -> StorageResult<CollectedItems> {
+    let mut events = std::pin::pin!(events);
+    let mut collected = CollectedItems {
+        accepted: Vec::new(),
+        rejected: Vec::new(),
+        unlisted: Vec::new(),
+    };
     let mut seen = HashSet::new();
-    while let Some(mut item) = items.next().await {
+    while let Some(event) = events.next().await {
+        let mut item = match event {
+            SourceEvent::Item(item) => item,
+            SourceEvent::Unlisted { prefix, reason } => {
+                // An empty prefix means the whole archive could not be listed.
+                let prefix = normalise_path(&prefix).unwrap_or_default();
+                collected.unlisted.push((prefix, reason));
+                continue;
+            }
+        };
         match normalise_path(&item.path) {
             Some(path) if seen.insert(path.clone()) => {
                 item.path = path;
-                accepted.push(item);
+                collected.accepted.push(item);
             }
-            Some(_) => rejected.push(FailedItem {
+            Some(_) => collected.rejected.push(FailedItem {
                 path: item.path.clone(),
                 graph_id: item.metadata.graph_id.clone(),
                 reason: "another item has the same path".into(),
             }),
-            None => rejected.push(FailedItem {
+            None => collected.rejected.push(FailedItem {
                 path: item.path.clone(),
                 graph_id: item.metadata.graph_id.clone(),
                 reason: "the path is empty or not allowed".into(),
             }),
         }
     }
-    accepted.sort_by(|a, b| Path::new(&a.path).cmp(Path::new(&b.path)));
-    Ok(CollectedItems { accepted, rejected })
+    Ok(collected)
+}
+
+/// How an item is matched to its previous version: by Graph id and the kind of copy (the `.eml`
+/// and the export stream of one message share a Graph id), or by path without a Graph id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ReuseKey {
+    Graph { id: String, extension: String },
+    Path(String),
+}
+
+impl ReuseKey {
+    fn of(path: &str, graph_id: Option<&str>) -> Self {
+        match graph_id {
+            Some(id) => Self::Graph {
+                id: id.to_string(),
+                extension: extension(path).to_string(),
+            },
+            None => Self::Path(path.to_string()),
+        }
+    }
+}
+
+fn extension(path: &str) -> &str {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.rsplit_once('.')
+        .map(|(_, ext)| ext)
+        .unwrap_or_default()
+}
+
+struct Plan {
+    /// In tree order, as rustic's archiver and parent matching need them.
+    planned: Vec<PlannedItem>,
+    /// Items refused before any byte was read, and folders that could not be listed.
+    failed: Vec<FailedItem>,
+}
+
+/// Matches the source's items to the parent's entries and adds the parent's entries under
+/// folders the source could not list.
+fn plan_items(collected: CollectedItems, parent_rows: Vec<catalog_entry::Model>) -> Plan {
+    let CollectedItems {
+        accepted,
+        rejected,
+        unlisted,
+    } = collected;
+    let mut previous: HashMap<ReuseKey, catalog_entry::Model> = parent_rows
+        .into_iter()
+        .map(|row| (ReuseKey::of(&row.path, row.graph_id.as_deref()), row))
+        .collect();
+    let taken: HashSet<String> = accepted.iter().map(|item| item.path.clone()).collect();
+    let mut planned: Vec<PlannedItem> = accepted
+        .into_iter()
+        .map(|item| {
+            let key = ReuseKey::of(&item.path, item.metadata.graph_id.as_deref());
+            let previous = previous.remove(&key);
+            let reuse = previous
+                .as_ref()
+                .filter(|row| unchanged(row, &item.metadata))
+                .cloned();
+            PlannedItem {
+                item,
+                reuse,
+                previous,
+            }
+        })
+        .collect();
+    let mut failed = rejected;
+    for (prefix, reason) in unlisted {
+        let under = |path: &str| {
+            prefix.is_empty()
+                || path == prefix
+                || path
+                    .strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        let kept: Vec<ReuseKey> = previous
+            .iter()
+            .filter(|(_, row)| under(&row.path) && !taken.contains(&row.path))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in kept {
+            if let Some(row) = previous.remove(&key) {
+                planned.push(PlannedItem {
+                    item: SourceItem {
+                        path: row.path.clone(),
+                        metadata: ItemMetadata::from_entry(&catalog::entry_from_row(&row)),
+                        content: ItemContent::from_bytes(Bytes::new()),
+                    },
+                    reuse: Some(row.clone()),
+                    previous: Some(row),
+                });
+            }
+        }
+        failed.push(FailedItem {
+            path: if prefix.is_empty() {
+                "/".into()
+            } else {
+                prefix
+            },
+            graph_id: None,
+            reason: format!(
+                "could not be listed ({reason}); its items were kept from the previous backup"
+            ),
+        });
+    }
+    planned.sort_by(|a, b| Path::new(&a.item.path).cmp(Path::new(&b.item.path)));
+    Plan { planned, failed }
 }
 
 /// `a//b/./c` → `a/b/c`; `None` for empty paths and any `..`.
@@ -494,8 +734,13 @@ fn normalise_path(path: &str) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("/"))
 }
 
-/// Whether the source's metadata says the item is the one already in the parent.
+/// Whether the source's metadata says the item is the one already in the parent: the same change
+/// key when the source has one (Graph changes it with every edit), otherwise the same
+/// modification time and size.
 fn unchanged(parent: &catalog_entry::Model, metadata: &ItemMetadata) -> bool {
+    if let (Some(before), Some(now)) = (&parent.change_key, &metadata.change_key) {
+        return before == now && parent.graph_id == metadata.graph_id;
+    }
     let Some(last_modified) = metadata.last_modified else {
         return false;
     };
@@ -507,7 +752,10 @@ fn unchanged(parent: &catalog_entry::Model, metadata: &ItemMetadata) -> bool {
 
 struct PlannedItem {
     item: SourceItem,
+    /// The parent's entry when the item is unchanged: its bytes are not fetched.
     reuse: Option<catalog_entry::Model>,
+    /// The parent's entry of the same item, changed or not: kept when new bytes fail to arrive.
+    previous: Option<catalog_entry::Model>,
 }
 
 /// An item as it ended up in the snapshot, for the catalog.
@@ -523,6 +771,8 @@ struct Produced {
     stored: Vec<StoredItem>,
     fetched: u64,
     reused: u64,
+    /// Changed items whose new bytes failed: their previous version is in the point instead.
+    kept_previous: Vec<FailedItem>,
 }
 
 /// Feeds the archiver: reused items immediately, others once spooled, in path order.
@@ -531,25 +781,30 @@ async fn produce_entries(
     root: &Path,
     sender: mpsc::Sender<SourceMessage>,
     failures: Arc<Mutex<Vec<FailedItem>>>,
+    versions: Arc<PreviousVersions>,
 ) -> StorageResult<Produced> {
-    let handle = tokio::runtime::Handle::current();
     let mut stream = futures::stream::iter(planned)
         .map(|planned| async move {
-            match planned.reuse {
-                Some(row) => (planned.item, Ok(Prepared::Reused(Box::new(row)))),
+            let PlannedItem {
+                item,
+                reuse,
+                previous,
+            } = planned;
+            match reuse {
+                Some(row) => (item, None, Ok(Prepared::Reused(Box::new(row)))),
                 None => {
                     let SourceItem {
                         path,
                         metadata,
                         content,
-                    } = planned.item;
+                    } = item;
                     let spooled = spool(content, metadata.source_size).await;
                     let item = SourceItem {
                         path,
                         metadata,
                         content: ItemContent::from_bytes(Bytes::new()),
                     };
-                    (item, spooled.map(Prepared::Fetched))
+                    (item, previous, spooled.map(Prepared::Fetched))
                 }
             }
         })
@@ -559,24 +814,37 @@ async fn produce_entries(
         stored: Vec::new(),
         fetched: 0,
         reused: 0,
+        kept_previous: Vec::new(),
     };
-    while let Some((item, prepared)) = stream.next().await {
+    while let Some((item, previous, prepared)) = stream.next().await {
         let SourceItem {
-            path,
-            mut metadata,
-            content,
+            path, mut metadata, ..
         } = item;
         let full_path = root.join(&path);
-        let (size, open, reused_row) = match prepared {
+        let prepared = match (prepared, previous) {
+            (Err(err), Some(row)) => {
+                produced.kept_previous.push(FailedItem {
+                    path: path.clone(),
+                    graph_id: metadata.graph_id.clone(),
+                    reason: format!("{err}; the previous version was kept"),
+                });
+                Ok(Prepared::Reused(Box::new(row)))
+            }
+            (prepared, _) => prepared,
+        };
+        let (node, size, open, reused_row) = match prepared {
             Ok(Prepared::Reused(row)) => {
                 let size = u64::try_from(row.size).unwrap_or(0);
-                let open = EntryOpen::Lazy {
-                    content,
+                // The parent's node exactly, so rustic's parent matching takes its blobs; an item
+                // that moved is read back from the parent snapshot.
+                let before = ItemMetadata::from_entry(&catalog::entry_from_row(&row));
+                let open = EntryOpen::Previous {
+                    path: root.join(&row.path),
                     expected: size,
-                    handle: handle.clone(),
+                    versions: versions.clone(),
                     failure: FailureRecorder::new(&failures, &path, &metadata),
                 };
-                (size, open, Some(*row))
+                (node_metadata(&before, size)?, size, open, Some(*row))
             }
             Ok(Prepared::Fetched(spooled)) => {
                 let kind = metadata.kind.unwrap_or_else(|| guess_kind(&path));
@@ -588,7 +856,7 @@ async fn produce_entries(
                     spooled,
                     failure: FailureRecorder::new(&failures, &path, &metadata),
                 };
-                (size, open, None)
+                (node_metadata(&metadata, size)?, size, open, None)
             }
             Err(err) => {
                 record_failure(
@@ -606,13 +874,16 @@ async fn produce_entries(
             .file_name()
             .map(|n| n.to_os_string())
             .unwrap_or_default();
-        let node = Node::new_node(&name, NodeType::File, node_metadata(&metadata, size)?);
+        let node = Node::new_node(&name, NodeType::File, node);
         if reused_row.is_some() {
             produced.reused += 1;
         } else {
             produced.fetched += 1;
         }
-        let kind = metadata.kind.unwrap_or_else(|| guess_kind(&path));
+        let kind = match &reused_row {
+            Some(row) => ItemKind::parse(&row.kind),
+            None => metadata.kind.unwrap_or_else(|| guess_kind(&path)),
+        };
         produced.stored.push(StoredItem {
             path,
             metadata,
@@ -849,12 +1120,14 @@ enum EntryOpen {
         spooled: Spooled,
         failure: FailureRecorder,
     },
-    /// A reused item: rustic opens it only if the parent tree, against our catalog, does not
-    /// hold it after all; then it is fetched here and must have the parent's length.
-    Lazy {
-        content: ItemContent,
+    /// A reused item: rustic opens it only when the parent tree does not hold it at this path
+    /// (it moved, or its previous version is kept after a failure); then its bytes are read back
+    /// from the parent snapshot, never from the source.
+    Previous {
+        /// Where the parent snapshot has it.
+        path: PathBuf,
         expected: u64,
-        handle: tokio::runtime::Handle,
+        versions: Arc<PreviousVersions>,
         failure: FailureRecorder,
     },
 }
@@ -889,35 +1162,108 @@ impl ReadSourceOpen for EntryOpen {
                     Err(io_error(err))
                 }
             },
-            Self::Lazy {
-                content,
+            Self::Previous {
+                path,
                 expected,
-                handle,
+                versions,
                 failure,
-            } => {
-                let fetched = handle.block_on(async move {
-                    let mut reader = content.open().await?;
-                    let mut bytes = Vec::new();
-                    reader.read_to_end(&mut bytes).await?;
-                    Ok::<_, io::Error>(bytes)
-                });
-                match fetched {
-                    Ok(bytes) if bytes.len() as u64 == expected => {
-                        Ok(Box::new(io::Cursor::new(bytes)))
-                    }
-                    Ok(_) => {
-                        let reason =
-                            "the item changed without a new change key or modification time";
-                        failure.record(reason.into());
-                        Err(io_error(io::Error::other(reason)))
-                    }
-                    Err(err) => {
-                        failure.record(err.to_string());
-                        Err(io_error(err))
-                    }
+            } => match versions.open(&path, expected) {
+                Ok(reader) => Ok(Box::new(reader)),
+                Err(err) => {
+                    failure.record(format!("the previous version could not be read: {err}"));
+                    Err(io_error(err))
                 }
+            },
+        }
+    }
+}
+
+/// The parent's repository, fully indexed, and its snapshot's tree; or why it cannot be read.
+type OpenedParent = Result<(Arc<Repository<IndexedFullStatus>>, TreeId), String>;
+
+/// The parent snapshot's files, opened on the first item that needs one (most backups need none:
+/// rustic's parent matching takes unchanged items' blobs without reading them).
+pub(crate) struct PreviousVersions {
+    opener: RepositoryOpener,
+    snapshot: Option<String>,
+    opened: std::sync::OnceLock<OpenedParent>,
+}
+
+impl PreviousVersions {
+    fn new(opener: RepositoryOpener, snapshot: Option<String>) -> Self {
+        Self {
+            opener,
+            snapshot,
+            opened: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Runs on the archiver's blocking thread.
+    fn open(&self, path: &Path, expected: u64) -> io::Result<PreviousReader> {
+        let opened = self.opened.get_or_init(|| {
+            let snapshot = self.snapshot.clone().ok_or("there is no previous backup")?;
+            let repo = self
+                .opener
+                .open()
+                .and_then(|repo| Ok(repo.to_indexed()?))
+                .map_err(|err| err.to_string())?;
+            let snap = repo
+                .get_snapshots(&[snapshot.as_str()])
+                .map_err(|err| err.to_string())?
+                .into_iter()
+                .next()
+                .ok_or("the previous snapshot is missing")?;
+            Ok((Arc::new(repo), snap.tree))
+        });
+        let (repo, tree) = opened
+            .as_ref()
+            .map_err(|err| io::Error::other(err.clone()))?;
+        let node = repo
+            .node_from_path(*tree, path)
+            .map_err(|err| io::Error::other(err.to_string()))?;
+        if node.meta.size != expected {
+            return Err(io::Error::other(
+                "the previous version's size differs from the catalog",
+            ));
+        }
+        let file = repo
+            .open_file(&node)
+            .map_err(|err| io::Error::other(err.to_string()))?;
+        Ok(PreviousReader {
+            repo: repo.clone(),
+            file,
+            offset: 0,
+            size: usize::try_from(expected).unwrap_or(usize::MAX),
+            pending: Bytes::new(),
+        })
+    }
+}
+
+/// Reads a file of the parent snapshot in bounded chunks.
+struct PreviousReader {
+    repo: Arc<Repository<IndexedFullStatus>>,
+    file: OpenFile,
+    offset: usize,
+    size: usize,
+    pending: Bytes,
+}
+
+impl Read for PreviousReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pending.is_empty() && self.offset < self.size {
+            let length = (self.size - self.offset).min(1 << 20);
+            self.pending = self
+                .repo
+                .read_file_at(&self.file, self.offset, length)
+                .map_err(|err| io::Error::other(err.to_string()))?;
+            self.offset += self.pending.len();
+            if self.pending.is_empty() {
+                self.offset = self.size;
             }
         }
+        let n = buf.len().min(self.pending.len());
+        buf[..n].copy_from_slice(&self.pending.split_to(n));
+        Ok(n)
     }
 }
 
@@ -1000,6 +1346,7 @@ struct RecordedBackup<'a> {
     /// Items that were offered to the archiver but did not make it into the snapshot.
     failed_while_archiving: &'a [FailedItem],
     bytes_added: u64,
+    source_state: Option<String>,
 }
 
 /// Records the new recovery point and its items in one transaction.
@@ -1056,14 +1403,16 @@ async fn record_recovery_point(
         )),
         bytes_added: Set(to_i64(backup.bytes_added)),
         bytes_total: Set(to_i64(stored.iter().map(|s| s.size).sum())),
+        source_state: Set(backup.source_state),
     }
     .insert(&txn)
     .await?;
 
-    // Rows still open (valid_to NULL) that this point does not carry on are closed at `seq`.
+    // Rows still open (valid_to NULL) that this point carries on at the same path stay open; the
+    // rest are closed at `seq` (a moved item gets a new row at its new path).
     let kept_open: HashSet<i64> = stored
         .iter()
-        .filter_map(|s| s.reused_row.as_ref())
+        .filter_map(|s| s.reused_row.as_ref().filter(|row| row.path == s.path))
         .filter(|row| row.valid_to_seq.is_none())
         .map(|row| row.id)
         .collect();
@@ -1118,15 +1467,21 @@ async fn record_recovery_point(
 }
 
 fn new_entry_row(archive_id: ArchiveId, seq: i64, item: &StoredItem) -> catalog_entry::ActiveModel {
-    // A reused item whose row was closed (it was absent from a deleted point) gets a fresh row
-    // carrying the parent's descriptive fields.
+    let name = item
+        .path
+        .rsplit('/')
+        .next()
+        .unwrap_or(&item.path)
+        .to_string();
+    // A reused item whose row was closed (it was absent from a deleted point) or that moved gets
+    // a fresh row at its path now, carrying the parent's descriptive fields.
     if let Some(row) = &item.reused_row {
         return catalog_entry::ActiveModel {
             archive_id: Set(archive_id.0),
             valid_from_seq: Set(seq),
             valid_to_seq: Set(None),
-            path: Set(row.path.clone()),
-            name: Set(row.name.clone()),
+            path: Set(item.path.clone()),
+            name: Set(name),
             kind: Set(row.kind.clone()),
             graph_id: Set(row.graph_id.clone()),
             change_key: Set(row.change_key.clone()),
@@ -1137,16 +1492,12 @@ fn new_entry_row(archive_id: ArchiveId, seq: i64, item: &StoredItem) -> catalog_
             sender: Set(row.sender.clone()),
             recipients: Set(row.recipients.clone()),
             sent_at: Set(row.sent_at),
+            has_attachments: Set(row.has_attachments),
+            item_class: Set(row.item_class.clone()),
             ..Default::default()
         };
     }
     let metadata = &item.metadata;
-    let name = item
-        .path
-        .rsplit('/')
-        .next()
-        .unwrap_or(&item.path)
-        .to_string();
     catalog_entry::ActiveModel {
         archive_id: Set(archive_id.0),
         valid_from_seq: Set(seq),
@@ -1163,6 +1514,8 @@ fn new_entry_row(archive_id: ArchiveId, seq: i64, item: &StoredItem) -> catalog_
         sender: Set(metadata.sender.clone()),
         recipients: Set((!metadata.recipients.is_empty()).then(|| metadata.recipients.join("\n"))),
         sent_at: Set(metadata.sent_at),
+        has_attachments: Set(metadata.has_attachments),
+        item_class: Set(metadata.item_class.clone()),
         ..Default::default()
     }
 }

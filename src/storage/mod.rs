@@ -31,7 +31,10 @@ pub use catalog::{
     RecoveryPointStatus, SearchQuery, Workload,
 };
 pub use error::{StorageError, StorageResult};
-pub use ingest::{BackupOutcome, BackupRequest, FailedItem, ItemContent, ItemMetadata, SourceItem};
+pub use ingest::{
+    BackupOutcome, BackupRequest, FailedItem, ItemContent, ItemMetadata, ParentPoint, SourceEvent,
+    SourceItem, SourceState,
+};
 pub use location::{S3Location, StorageLocation};
 pub use repository::CustomerRepository;
 pub use retention::{ArchiveDeletion, PruneReport, PruneSettings, RetentionReport, RetentionRule};

@@ -62,6 +62,8 @@ pub mod recovery_point {
         pub reused_count: i64,
         pub bytes_added: i64,
         pub bytes_total: i64,
+        /// What the runner needs to continue incrementally from this point (opaque to storage).
+        pub source_state: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -93,6 +95,9 @@ pub mod catalog_entry {
         pub sender: Option<String>,
         pub recipients: Option<String>,
         pub sent_at: Option<DateTimeUtc>,
+        pub has_attachments: Option<bool>,
+        /// A mailbox item's Exchange message class (`IPM.Note`, `IPM.Appointment`, …).
+        pub item_class: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

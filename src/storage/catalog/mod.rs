@@ -149,26 +149,47 @@ pub struct RecoveryPoint {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ItemKind {
+    /// An e-mail message's MIME (`.eml`).
     Message,
     File,
+    /// A mailbox item's full-fidelity export stream, whatever its type.
+    MailboxItem,
+    /// Readable copies of a mailbox's calendar items and contacts (their Graph JSON).
+    Event,
+    Contact,
+    /// A post in a Microsoft 365 group's conversation.
+    Post,
     Other,
 }
 
 impl ItemKind {
+    const ALL: [ItemKind; 7] = [
+        Self::Message,
+        Self::File,
+        Self::MailboxItem,
+        Self::Event,
+        Self::Contact,
+        Self::Post,
+        Self::Other,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Message => "message",
             Self::File => "file",
+            Self::MailboxItem => "mailbox-item",
+            Self::Event => "event",
+            Self::Contact => "contact",
+            Self::Post => "post",
             Self::Other => "other",
         }
     }
 
     pub(crate) fn parse(s: &str) -> Self {
-        match s {
-            "message" => Self::Message,
-            "file" => Self::File,
-            _ => Self::Other,
-        }
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .unwrap_or(Self::Other)
     }
 }
 
@@ -182,12 +203,17 @@ pub struct CatalogEntry {
     pub graph_id: Option<String>,
     pub change_key: Option<String>,
     pub last_modified: Option<DateTime<Utc>>,
+    /// Size as the source reported it (decides whether an item changed).
+    pub source_size: Option<u64>,
     /// Bytes as stored (what a download returns).
     pub size: u64,
     pub subject: Option<String>,
     pub sender: Option<String>,
     pub recipients: Vec<String>,
     pub sent_at: Option<DateTime<Utc>>,
+    pub has_attachments: Option<bool>,
+    /// A mailbox item's Exchange message class (`IPM.Note`, `IPM.Appointment`, …).
+    pub item_class: Option<String>,
 }
 
 /// A child of a browsed folder.
@@ -253,6 +279,7 @@ pub(crate) fn entry_from_row(row: &catalog_entry::Model) -> CatalogEntry {
         graph_id: row.graph_id.clone(),
         change_key: row.change_key.clone(),
         last_modified: row.last_modified,
+        source_size: row.source_size.and_then(|size| u64::try_from(size).ok()),
         size: u64::try_from(row.size).unwrap_or(0),
         subject: row.subject.clone(),
         sender: row.sender.clone(),
@@ -267,6 +294,8 @@ pub(crate) fn entry_from_row(row: &catalog_entry::Model) -> CatalogEntry {
             })
             .unwrap_or_default(),
         sent_at: row.sent_at,
+        has_attachments: row.has_attachments,
+        item_class: row.item_class.clone(),
     }
 }
 

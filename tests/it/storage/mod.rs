@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backup;
+mod contract;
 mod fixture;
 mod interop;
 mod lifecycle;
