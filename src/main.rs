@@ -78,6 +78,15 @@ enum AdminTask {
     /// process using this database first; console sessions end (their cookies are signed with a
     /// key derived from the master key).
     RotateMasterKey,
+    /// Back up one protected item's workload now, in this process, and print what was written.
+    BackUp {
+        /// The protected item's id (as in the console's URLs).
+        #[arg(long)]
+        item: String,
+        /// mailbox, archive-mailbox, group-mailbox, drive, site or team.
+        #[arg(long, default_value = "mailbox")]
+        workload: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -179,6 +188,7 @@ async fn serve(settings: Settings, role: ServeRole) -> anyhow::Result<()> {
 async fn admin(settings: Settings, task: AdminTask) -> anyhow::Result<()> {
     match task {
         AdminTask::RotateMasterKey => rotate_master_key(&settings).await,
+        AdminTask::BackUp { item, workload } => back_up_item(settings, &item, &workload).await,
         AdminTask::CreateUser {
             email,
             name,
@@ -228,6 +238,35 @@ async fn admin(settings: Settings, task: AdminTask) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn back_up_item(settings: Settings, item: &str, workload: &str) -> anyhow::Result<()> {
+    use skyvault::backup;
+    let state = app::prepare(settings, clock::system()).await?;
+    let item: skyvault::ids::ItemId = item.parse()?;
+    let workload: skyvault::storage::Workload = workload.parse()?;
+    let target = backup::target::target_for_item(&state.db, item, workload).await?;
+    let services = backup::BackupServices {
+        graph: state.graph.clone(),
+        storage: state.storage.clone(),
+        clock: state.clock.clone(),
+    };
+    let report = backup::back_up(&services, &target, &()).await?;
+    let point = &report.outcome.recovery_point;
+    println!(
+        "recovery point {} ({}): {} items, {} fetched, {} carried over, {} failed, {} Graph requests",
+        point.seq,
+        point.status.as_str(),
+        point.item_count,
+        report.outcome.fetched,
+        report.outcome.reused,
+        report.outcome.failed.len(),
+        report.requests
+    );
+    for failed in &report.outcome.failed {
+        println!("  failed: {} — {}", failed.path, failed.reason);
+    }
+    Ok(())
 }
 
 async fn rotate_master_key(settings: &Settings) -> anyhow::Result<()> {

@@ -4,7 +4,11 @@
 //! `storage::ingest`; it owns the mapping between the two (paths, metadata, incremental state)
 //! and must never write the catalog itself.
 
+pub mod mailbox;
+pub mod target;
+
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -15,7 +19,7 @@ use crate::ids::{CustomerId, ItemId, OrgId};
 use crate::m365::{GraphClient, GraphError, TenantId};
 use crate::storage::catalog::Workload;
 use crate::storage::ingest::BackupOutcome;
-use crate::storage::{BackupStorage, StorageError};
+use crate::storage::{BackupRequest, BackupStorage, StorageError};
 
 /// What every runner is given: one per process, shared by all jobs.
 #[derive(Clone)]
@@ -103,6 +107,31 @@ impl BackupError {
     }
 }
 
+/// Counts the Graph requests a backup sends (shared by its concurrent fetches).
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter(Arc<AtomicU64>);
+
+impl RequestCounter {
+    pub fn add(&self, requests: u64) {
+        self.0.fetch_add(requests, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The storage side of a target: which archive its recovery points go to.
+pub(crate) fn storage_request(target: &BackupTarget) -> BackupRequest {
+    BackupRequest {
+        customer: target.customer,
+        org: target.org,
+        item: target.item,
+        workload: target.workload,
+        display_name: target.display_name.clone(),
+    }
+}
+
 /// One workload's backup.
 pub trait Runner: Send + Sync {
     fn workload(&self) -> Workload;
@@ -120,12 +149,10 @@ pub trait Runner: Send + Sync {
 /// The runner for a workload, or `None` where none has landed yet.
 pub fn runner(workload: Workload) -> Option<Arc<dyn Runner>> {
     match workload {
-        Workload::Mailbox
-        | Workload::ArchiveMailbox
-        | Workload::GroupMailbox
-        | Workload::OneDrive
-        | Workload::Site
-        | Workload::Team => None,
+        Workload::Mailbox => Some(Arc::new(mailbox::MailboxRunner::primary())),
+        Workload::ArchiveMailbox => Some(Arc::new(mailbox::MailboxRunner::archive())),
+        Workload::GroupMailbox => Some(Arc::new(mailbox::group::GroupMailboxRunner)),
+        Workload::OneDrive | Workload::Site | Workload::Team => None,
     }
 }
 
