@@ -279,7 +279,32 @@ impl TenantClient {
     /// `{graph}/v1.0/{segments...}?{query}`, each segment percent-encoded (mail and drive ids
     /// may hold characters that are not safe in a path).
     pub(crate) fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url, GraphError> {
-        let mut url = self.client.inner.graph_v1.clone();
+        self.url_at(self.client.inner.graph_v1.clone(), segments, query)
+    }
+
+    /// Like `url`, under `{graph}/beta/` — for what Microsoft offers only in beta (archive
+    /// mailboxes).
+    pub(crate) fn beta_url(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Url, GraphError> {
+        let beta = self
+            .client
+            .inner
+            .graph_v1
+            .join("../beta/")
+            .map_err(|e| GraphError::Settings(format!("cannot build the beta base: {e}")))?;
+        self.url_at(beta, segments, query)
+    }
+
+    fn url_at(
+        &self,
+        base: Url,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Url, GraphError> {
+        let mut url = base;
         url.path_segments_mut()
             .map_err(|()| GraphError::Settings("graph_url cannot be a base".into()))?
             .pop_if_empty()

@@ -3,7 +3,11 @@
 //! try — 401 `InvalidAuthenticationToken` (fresh token, once), 429/503/504 (Retry-After or
 //! backoff, pausing the resource), network errors. It owns retries and the rule that a bearer
 //! token is only ever sent to the configured Graph origin; it must never follow redirects on its
-//! own (a 302 to a pre-authenticated download URL must not carry the token, §4.3).
+//! own (a 302 to a pre-authenticated download URL must not carry the token, §4.3). The one
+//! redirect it follows is a 308 that a request opts into (an archive mailbox's folder living in
+//! an auxiliary archive), and only when its `Location` stays on the Graph origin. Requests to a
+//! pre-authenticated URL (a mailbox import URL) carry no token, and their URL — which holds the
+//! credential in its query — is never written to a log or an error.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,24 +25,95 @@ use crate::m365::settings::RetryPolicy;
 use crate::m365::throttle::{Governor, Permit, Resource, backoff_delay, parse_retry_after};
 use crate::m365::types::TenantId;
 
+/// How a request proves who sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Auth {
+    /// The tenant's bearer token; only ever sent to the Graph origin.
+    Bearer,
+    /// The URL itself holds the credential (a mailbox import URL): no token, and the URL is
+    /// never logged.
+    PreAuthenticated,
+}
+
 /// One Graph request, described so it can be sent again.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct GraphRequest {
     pub(crate) url: Url,
+    pub(crate) method: Method,
+    /// The body, kept whole so a retry sends it again.
+    pub(crate) body: Option<Bytes>,
     pub(crate) resource: Resource,
     /// Resource units the request costs against its resource's bucket (§5.3 table).
     pub(crate) cost: u32,
     /// Extra headers (`Prefer`, `ConsistencyLevel`), resent on every page (§2.1).
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) auth: Auth,
+    /// Follow a 308 Permanent Redirect whose `Location` is on the Graph origin, same method and
+    /// body (archive mailboxes with auxiliary archives answer so).
+    pub(crate) follow_permanent_redirects: bool,
+    /// Whether sending it twice does no harm. A request that creates something is retried only
+    /// when the service surely did not act on it (429, 503, no connection).
+    pub(crate) idempotent: bool,
+}
+
+/// Prints the URL without its query: a pre-authenticated URL carries its credential there.
+impl std::fmt::Debug for GraphRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphRequest")
+            .field("method", &self.method)
+            .field("url", &self.loggable_url())
+            .field("resource", &self.resource)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GraphRequest {
     pub(crate) fn get(url: Url, resource: Resource) -> Self {
         Self {
             url,
+            method: Method::GET,
+            body: None,
             resource,
             cost: 1,
             headers: Vec::new(),
+            auth: Auth::Bearer,
+            follow_permanent_redirects: false,
+            idempotent: true,
+        }
+    }
+
+    /// Makes it a POST of `body` as JSON (`Content-Type: application/json`). Idempotent unless
+    /// marked otherwise with [`GraphRequest::creates`].
+    pub(crate) fn post_json(mut self, body: Bytes) -> Self {
+        self.method = Method::POST;
+        self.body = Some(body);
+        self.header("content-type", "application/json")
+    }
+
+    /// Marks a request that creates something: sending it twice would create it twice.
+    pub(crate) fn creates(mut self) -> Self {
+        self.idempotent = false;
+        self
+    }
+
+    /// Sends no token; the URL carries the credential.
+    pub(crate) fn pre_authenticated(mut self) -> Self {
+        self.auth = Auth::PreAuthenticated;
+        self
+    }
+
+    pub(crate) fn follow_permanent_redirects(mut self) -> Self {
+        self.follow_permanent_redirects = true;
+        self
+    }
+
+    /// The URL as it may appear in logs and errors: whole for Graph, without its query (the
+    /// credential) for a pre-authenticated URL.
+    pub(crate) fn loggable_url(&self) -> String {
+        match self.auth {
+            Auth::Bearer => self.url.to_string(),
+            Auth::PreAuthenticated => without_query(&self.url),
         }
     }
 
@@ -75,23 +150,29 @@ impl GraphResponse {
         self.response.status()
     }
 
-    pub(crate) async fn json<T: DeserializeOwned>(self) -> Result<T, GraphError> {
-        let url = self.response.url().to_string();
+    /// The whole body. Errors name the URL without its query, which may hold a credential.
+    pub(crate) async fn bytes(self) -> Result<Bytes, GraphError> {
+        let url = self.response.url().clone();
         let body = self
             .response
             .bytes()
             .await
             .map_err(|e| GraphError::Transport {
-                host: host_of(&url),
-                message: e.to_string(),
+                host: url.host_str().unwrap_or_default().to_string(),
+                message: e.without_url().to_string(),
                 retries: 0,
             })?;
         drop(self.permit);
-        serde_json::from_slice(&body).map_err(|e| GraphError::Decode {
-            url,
-            message: e.to_string(),
-        })
+        Ok(body)
     }
+}
+
+/// `scheme://host/path`, for logs and errors about URLs that may hold a credential.
+pub(crate) fn without_query(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
 }
 
 /// A response body as a stream of chunks; holding it keeps the request's permit.
@@ -113,13 +194,6 @@ pub(crate) fn body_stream(response: reqwest::Response, permit: Permit) -> ByteSt
     }))
 }
 
-fn host_of(url: &str) -> String {
-    Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 /// Sends Graph requests with tokens, the governor and retries.
 #[derive(Debug)]
 pub(crate) struct Executor {
@@ -134,6 +208,8 @@ pub(crate) struct Executor {
 
 /// How many times `max_retries` a request may be retried while it is only being throttled.
 const THROTTLED_RETRY_FACTOR: u32 = 5;
+/// Permanent redirects followed for one request (archive → auxiliary archive is one).
+const MAX_PERMANENT_REDIRECTS: usize = 4;
 
 /// Why a retry happens, for the wait it needs.
 enum RetryReason {
@@ -166,13 +242,53 @@ impl Executor {
     }
 
     /// Sends `request` for `tenant`, retrying what can be retried. 2xx and 3xx come back as
-    /// `Ok`; everything else as a typed error.
+    /// `Ok`; everything else as a typed error. A 308 is followed when the request opts in and
+    /// its `Location` stays on the Graph origin; one that leaves it is refused.
     pub(crate) async fn send(
         &self,
         tenant: TenantId,
         request: &GraphRequest,
     ) -> Result<GraphResponse, GraphError> {
-        if !self.is_graph_url(&request.url) {
+        let mut hop: Option<GraphRequest> = None;
+        for _ in 0..MAX_PERMANENT_REDIRECTS {
+            let current = hop.as_ref().unwrap_or(request);
+            let response = self.send_once(tenant, current).await?;
+            if !(current.follow_permanent_redirects
+                && response.status() == StatusCode::PERMANENT_REDIRECT)
+            {
+                return Ok(response);
+            }
+            let location = response
+                .response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| current.url.join(l).ok())
+                .ok_or_else(|| GraphError::Decode {
+                    url: current.loggable_url(),
+                    message: "308 without a usable Location".into(),
+                })?;
+            drop(response);
+            if !self.is_graph_url(&location) {
+                return Err(GraphError::UntrustedLink(location.to_string()));
+            }
+            tracing::debug!(from = %current.loggable_url(), to = %location, "following a permanent redirect");
+            hop = Some(current.with_url(location));
+        }
+        Err(GraphError::Decode {
+            url: request.loggable_url(),
+            message: format!("more than {MAX_PERMANENT_REDIRECTS} permanent redirects"),
+        })
+    }
+
+    /// One request with its retries; no redirect is followed.
+    async fn send_once(
+        &self,
+        tenant: TenantId,
+        request: &GraphRequest,
+    ) -> Result<GraphResponse, GraphError> {
+        let bearer = request.auth == Auth::Bearer;
+        if bearer && !self.is_graph_url(&request.url) {
             return Err(GraphError::UntrustedLink(request.url.to_string()));
         }
         let mut retries: u32 = 0;
@@ -180,12 +296,21 @@ impl Executor {
         let mut token_refreshed = false;
         loop {
             let permit = self.governor.acquire(&request.resource, request.cost).await;
-            let token = self.tokens.token(tenant).await?;
+            let token = if bearer {
+                Some(self.tokens.token(tenant).await?)
+            } else {
+                None
+            };
             let mut builder = self
                 .http
-                .request(Method::GET, request.url.clone())
-                .bearer_auth(&token.secret)
+                .request(request.method.clone(), request.url.clone())
                 .header("client-request-id", uuid::Uuid::new_v4().to_string());
+            if let Some(token) = &token {
+                builder = builder.bearer_auth(&token.secret);
+            }
+            if let Some(body) = &request.body {
+                builder = builder.body(body.clone());
+            }
             if retries > 0 {
                 // Graph SDK convention (§5.6): tell the service this is a retry.
                 builder = builder.header("retry-attempt", retries.to_string());
@@ -204,13 +329,14 @@ impl Executor {
                     let body = response.bytes().await.unwrap_or_default();
                     drop(permit);
                     let error = self.error_from(status, &headers, &body);
-                    if status == StatusCode::UNAUTHORIZED
+                    if let Some(token) = &token
+                        && status == StatusCode::UNAUTHORIZED
                         && error.code() == Some("InvalidAuthenticationToken")
                         && !token_refreshed
                     {
                         // §1.6: expired or rejected token; one fresh token, then give up.
                         token_refreshed = true;
-                        self.tokens.invalidate(tenant, &token).await;
+                        self.tokens.invalidate(tenant, token).await;
                         continue;
                     }
                     let throttled = |status| RetryReason::Throttled {
@@ -222,7 +348,11 @@ impl Executor {
                         429 => throttled(429),
                         // 503 with Retry-After is SharePoint's "Server Too Busy" throttle (§5.3).
                         503 if error.retry_after().is_some() => throttled(503),
-                        503 | 504 => RetryReason::Unavailable {
+                        503 => RetryReason::Unavailable {
+                            retry_after: error.retry_after(),
+                        },
+                        // A gateway timeout may come after the service acted on the request.
+                        504 if request.idempotent => RetryReason::Unavailable {
                             retry_after: error.retry_after(),
                         },
                         _ => return Err(error.with_retries(retries)),
@@ -231,11 +361,16 @@ impl Executor {
                 }
                 Err(e) => {
                     drop(permit);
+                    // Only a failed connection surely never reached the service.
+                    let unsent = e.is_connect();
                     let error = GraphError::Transport {
                         host: request.url.host_str().unwrap_or_default().to_string(),
-                        message: e.to_string(),
+                        message: e.without_url().to_string(),
                         retries,
                     };
+                    if !(request.idempotent || unsent) {
+                        return Err(error);
+                    }
                     (RetryReason::Network, error)
                 }
             };
@@ -297,7 +432,7 @@ impl Executor {
         }
         *retries = next;
         *waited += wait;
-        tracing::debug!(url = %request.url, retry = next, wait_ms = wait.as_millis() as u64, "retrying Graph request");
+        tracing::debug!(url = %request.loggable_url(), retry = next, wait_ms = wait.as_millis() as u64, "retrying Graph request");
         Ok(())
     }
 
@@ -333,26 +468,38 @@ impl Executor {
         )
     }
 
-    /// GET and decode JSON.
-    /// GET and decode JSON. A body cut off mid-way (connection reset after the headers) is
-    /// fetched again, with the same backoff as a failed request.
+    /// Sends and decodes JSON. A body cut off mid-way (connection reset after the headers) is
+    /// fetched again, with the same backoff as a failed request, when sending twice is harmless.
     pub(crate) async fn get_json<T: DeserializeOwned>(
         &self,
         tenant: TenantId,
         request: &GraphRequest,
     ) -> Result<T, GraphError> {
+        let body = self.get_bytes(tenant, request).await?;
+        serde_json::from_slice(&body).map_err(|e| GraphError::Decode {
+            url: request.loggable_url(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Sends and reads the whole body of a success answer; see `get_json`.
+    pub(crate) async fn get_bytes(
+        &self,
+        tenant: TenantId,
+        request: &GraphRequest,
+    ) -> Result<Bytes, GraphError> {
         let mut broken_bodies: u32 = 0;
         loop {
             let response = self.send(tenant, request).await?;
             if response.status().is_redirection() {
                 return Err(GraphError::Decode {
-                    url: request.url.to_string(),
+                    url: request.loggable_url(),
                     message: format!("unexpected redirect {}", response.status()),
                 });
             }
-            match response.json().await {
+            match response.bytes().await {
                 Err(GraphError::Transport { host, message, .. })
-                    if broken_bodies < self.policy.max_retries =>
+                    if request.idempotent && broken_bodies < self.policy.max_retries =>
                 {
                     broken_bodies += 1;
                     tracing::debug!(%host, %message, "response body broke off; fetching again");

@@ -22,11 +22,17 @@
 //!   [`collect_round`];
 //! - *Backup*: `mail_folders`, `message_delta`, `message_mime`; `user_drive`, `group_drive`,
 //!   `site_drives`, `drive_delta`, `download`;
+//! - *Mailboxes at full fidelity* ([`mailbox`]): `exchange_mailboxes(user)` gives the primary and
+//!   archive ids ([`ExchangeMailboxes::primary_ref`] / `archive_ref` make a [`MailboxRef`]);
+//!   `mailbox_folders_delta`, `mailbox_items_delta`, `export_mailbox_items` (20 per request);
+//!   restore with `create_import_session` and `import_mailbox_item`; `event_json`,
+//!   `contact_json`; group conversations with `group_threads` and `thread_posts`;
 //! - *Throttling view*: [`GraphClient::throttle_log`] (recent events, live subscription) and
 //!   [`GraphClient::paused_resources`];
 //! - errors are [`GraphError`]: `is_retryable()`, `kind()`, `status()`, `code()`, `request_id()`.
 
 mod client;
+mod conversations;
 pub mod delta;
 mod directory;
 mod download;
@@ -35,12 +41,15 @@ pub mod error;
 mod http;
 pub mod identity;
 mod mail;
+pub mod mailbox;
+mod outlook_items;
 pub mod paging;
 pub mod settings;
 pub mod throttle;
 pub mod types;
 
 pub use client::{GraphClient, GraphClientBuilder, TenantClient, TenantProof};
+pub use conversations::{ConversationThread, Post};
 pub use delta::{
     DeltaChange, DeltaLink, DeltaPage, DeltaRound, DeltaStart, DeltaStream, RemovedReason,
     collect_round,
@@ -51,6 +60,10 @@ pub use http::ByteStream;
 pub use identity::{
     AdminSignInError, AdminSignInStart, CONSENTING_ROLES, ConsentError, ConsentGrant,
     ConsentRefusal, ConsentTenant, ProvenAdmin, parse_consent_callback, parse_sign_in_callback,
+};
+pub use mailbox::{
+    EXPORT_BATCH, ExchangeMailboxes, ExportedData, ExportedItem, ImportSession, ImportedItem,
+    ItemError, MailboxApi, MailboxFolder, MailboxItem, MailboxRef, import_target_mailbox,
 };
 pub use paging::ItemStream;
 pub use settings::{GovernorLimits, M365Settings, RetryPolicy};

@@ -10,7 +10,9 @@ mod directory;
 mod drive;
 mod identity;
 mod mail;
+mod mailbox;
 mod recording_server;
+mod scripted_graph;
 mod throttling;
 
 use std::sync::Arc;
