@@ -96,7 +96,9 @@ impl ExportLoader {
             .map_err(|err| io::Error::other(err.to_string()))?;
         match exported.pop() {
             Some(item) => item_result(item).map_err(io::Error::other),
-            None => Err(io::Error::other("Microsoft returned no export for the item")),
+            None => Err(io::Error::other(
+                "Microsoft returned no export for the item",
+            )),
         }
     }
 }

@@ -78,20 +78,17 @@ async fn back_up_group(
     }
 
     requests.add(1);
-    let threads: Vec<ConversationThread> = match tenant
-        .group_threads(&target.graph_id)
-        .try_collect()
-        .await
-    {
-        Ok(threads) => threads,
-        Err(err) if err.kind() == ErrorKind::NotFound => {
-            return Err(BackupError::Unavailable(
-                "This group has no mailbox (only Microsoft 365 groups have conversations)."
-                    .into(),
-            ));
-        }
-        Err(err) => return Err(err.into()),
-    };
+    let threads: Vec<ConversationThread> =
+        match tenant.group_threads(&target.graph_id).try_collect().await {
+            Ok(threads) => threads,
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                return Err(BackupError::Unavailable(
+                    "This group has no mailbox (only Microsoft 365 groups have conversations)."
+                        .into(),
+                ));
+            }
+            Err(err) => return Err(err.into()),
+        };
 
     let mut state = GroupState::default();
     let mut events = Vec::new();
@@ -201,14 +198,24 @@ fn post_item(dir: &str, thread: &ConversationThread, post: Post) -> SourceItem {
             change_key: post.change_key.clone(),
             last_modified: post.last_modified.or(post.received),
             subject: thread.topic.clone(),
-            sender: post.sender_address(),
+            sender: sender_of(&post.raw),
             sent_at: post.received,
             has_attachments: post.has_attachments,
             item_class: Some("IPM.Post".into()),
             ..ItemMetadata::default()
         },
-        content: ItemContent::from_bytes(post.raw.clone()),
+        content: ItemContent::from_bytes(serde_json::to_vec(&post.raw).unwrap_or_default()),
     }
+}
+
+/// `from` of a post's Graph JSON as `Name <address>`.
+fn sender_of(raw: &serde_json::Value) -> Option<String> {
+    let address = &raw["from"]["emailAddress"];
+    let mail = address["address"].as_str()?;
+    Some(match address["name"].as_str() {
+        Some(name) if !name.is_empty() => format!("{name} <{mail}>"),
+        _ => mail.to_string(),
+    })
 }
 
 /// A post the parent point has, at its thread's path now.

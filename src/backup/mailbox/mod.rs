@@ -24,8 +24,8 @@ mod state;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures::TryStreamExt;
 use futures::future::BoxFuture;
-use futures::{StreamExt, TryStreamExt};
 use tokio_util::io::StreamReader;
 
 use crate::m365::delta::{DeltaChange, DeltaRound, DeltaStart, DeltaStream};
@@ -102,8 +102,11 @@ async fn back_up_mailbox(
 
     // Folders: the hierarchy as last stored, changed by the folder delta.
     let folder_start = start_from(state.folders_link.as_deref());
-    let round = collect_counted(tenant.mailbox_folders_delta(&mailbox, folder_start), &requests)
-        .await?;
+    let round = collect_counted(
+        tenant.mailbox_folders_delta(&mailbox, folder_start),
+        &requests,
+    )
+    .await?;
     let previous_folders = state.folders.clone();
     apply_folder_changes(&mut state, &round);
     state.folders_link = Some(round.delta_link.as_str().to_string());
@@ -165,7 +168,10 @@ async fn back_up_mailbox(
                 Current::Changed(item) => {
                     let stem = item_stem(&item.id);
                     to_export.push((format!("{}/{stem}.item", folder.path), item.id.clone()));
-                    events.extend(plan.fetched(&folder.path, &stem, &item).map(SourceEvent::Item));
+                    events.extend(
+                        plan.fetched(&folder.path, &stem, &item)
+                            .map(SourceEvent::Item),
+                    );
                 }
             }
         }
@@ -545,12 +551,14 @@ impl ItemPlan {
             let tenant = &plan.tenant;
             let owner = &plan.mailbox.owner;
             let to_io = |err: GraphError| std::io::Error::other(plain_graph_error(&err));
-            plan.requests.add(if how == Readable::Export { 0 } else { 1 });
+            plan.requests
+                .add(if how == Readable::Export { 0 } else { 1 });
             let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = match how {
                 Readable::Export => {
-                    let loader = plan.export.get().cloned().ok_or_else(|| {
-                        std::io::Error::other("export batches were not planned")
-                    })?;
+                    let loader =
+                        plan.export.get().cloned().ok_or_else(|| {
+                            std::io::Error::other("export batches were not planned")
+                        })?;
                     Box::new(std::io::Cursor::new(loader.fetch(id).await?))
                 }
                 Readable::Mime => {

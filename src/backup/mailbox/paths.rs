@@ -170,7 +170,10 @@ mod tests {
         assert_eq!(paths["p1"], "Top of Information Store/Inbox/Projects");
         assert_eq!(
             paths["p2"],
-            format!("Top of Information Store/Inbox/projects ({})", short_hash("p2"))
+            format!(
+                "Top of Information Store/Inbox/projects ({})",
+                short_hash("p2")
+            )
         );
         assert_eq!(paths["x"], "Orphan");
         // Stable: the same folders give the same paths in any order.

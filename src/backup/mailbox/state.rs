@@ -98,6 +98,10 @@ mod tests {
         assert_eq!(back.folders["a"].items_link.as_deref(), Some("old-a"));
         assert_eq!(back.folders["b"].items_link.as_deref(), Some("new-b"));
         // Another mailbox's state is not used.
-        assert!(MailboxState::restore(Some(&text), "MBX:2").folders.is_empty());
+        assert!(
+            MailboxState::restore(Some(&text), "MBX:2")
+                .folders
+                .is_empty()
+        );
     }
 }
