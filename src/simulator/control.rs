@@ -2,7 +2,8 @@
 //! admin bearer token, that register apps and consents, create/update/soft-delete/restore/purge
 //! users, groups and sites, add mail, forward any Graph write without auth or throttling
 //! (`/_sim/tenants/{t}/graph/...`: change, move and delete messages and files), set limits,
-//! faults and retention, and read counters and throttling events. It changes the world the way
+//! faults and retention, read counters and throttling events, and change mailbox items of every
+//! type (`.../users/{u}/mailbox/...`, in `control_mailbox`). It changes the world the way
 //! an admin or a user would; it must never bypass the state module's life-cycle rules.
 
 use std::sync::Arc;
@@ -134,6 +135,9 @@ fn route(sim: &Simulator, req: &HttpRequest, segments: &[String], body: &[u8]) -
         ("POST", ["tenants", t, "users", id, "messages"]) => {
             add_message(sim, tenant(sim, t)?, id, body)
         }
+        (_, ["tenants", t, "users", id, "mailbox", rest @ ..]) => {
+            mailbox_control(sim, tenant(sim, t)?, m, id, rest, body)
+        }
         ("POST", ["tenants", t, "groups"]) => create_group(tenant(sim, t)?, body),
         ("POST", ["tenants", t, "sites"]) => create_site(tenant(sim, t)?, body),
         ("DELETE", ["tenants", t, kind @ ("users" | "groups" | "sites"), id]) => {
@@ -207,6 +211,44 @@ fn route(sim: &Simulator, req: &HttpRequest, segments: &[String], body: &[u8]) -
             ok(json!({"seconds": r.seconds}))
         }
         _ => Err(ControlError::not_found("control endpoint")),
+    }
+}
+
+/// `/_sim/tenants/{t}/users/{u}/mailbox/...` (see `control_mailbox`).
+fn mailbox_control(
+    sim: &Simulator,
+    t: &Tenant,
+    method: &str,
+    user: &str,
+    rest: &[&str],
+    body: &[u8],
+) -> ControlResult {
+    use super::control_mailbox as cm;
+    let now = sim.now();
+    let result = match (method, rest) {
+        ("GET", []) => cm::mailbox_ids(t, user),
+        ("POST", ["items"]) => cm::add_item(t, user, parse(body)?, now),
+        ("PATCH", ["items", item]) => cm::change_item(t, user, item, parse(body)?, now),
+        ("POST", ["items", item, "move"]) => cm::move_item(t, user, item, &parse(body)?, now),
+        ("DELETE", ["items", item]) => cm::delete_item(t, user, item, now),
+        ("PUT" | "DELETE", ["items", item, "export-failure"]) => {
+            cm::export_failure(t, user, item, method == "PUT")
+        }
+        ("POST", ["resync"]) => cm::expire_delta_tokens(t, user),
+        _ => return Err(ControlError::not_found("control endpoint")),
+    };
+    match result {
+        Ok(value) if method == "POST" && rest == ["items"] => created(value),
+        Ok(value) => ok(value),
+        Err((status, message)) => Err(ControlError(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            match status {
+                404 => "notFound",
+                409 => "conflict",
+                _ => "invalidRequest",
+            },
+            message,
+        )),
     }
 }
 

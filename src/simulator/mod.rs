@@ -9,14 +9,19 @@
 //! (`/_sim/...`), `server` (HTTP plumbing).
 
 mod control;
+mod control_mailbox;
 mod faults;
 mod generate;
 mod graph;
 mod identity;
+mod import;
+mod mailbox;
 mod metrics;
 mod mime;
 mod oidc;
+mod pim;
 mod quickxor;
+mod record;
 mod server;
 mod state;
 mod throttle;
@@ -199,6 +204,11 @@ pub const BACKUP_PERMISSIONS: &[&str] = &[
     "MailboxSettings.Read",
     "Files.ReadWrite.All",
     "Sites.ReadWrite.All",
+    "Calendars.Read",
+    "Contacts.Read",
+    "MailboxFolder.Read.All",
+    "MailboxItem.Read.All",
+    "MailboxItem.ImportExport.All",
 ];
 
 #[derive(Debug, Default, Deserialize)]

@@ -46,6 +46,8 @@ pub struct Simulator {
     pub faults: super::faults::Faults,
     pub metrics: super::metrics::Metrics,
     pub uploads: Mutex<HashMap<String, super::graph::drive::UploadSession>>,
+    /// Open mailbox import sessions by the token in their `importUrl`.
+    pub import_sessions: super::import::ImportSessions,
 }
 
 impl Simulator {
@@ -82,6 +84,7 @@ impl Simulator {
             faults: super::faults::Faults::default(),
             metrics: super::metrics::Metrics::default(),
             uploads: Mutex::new(HashMap::new()),
+            import_sessions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -227,6 +230,34 @@ pub struct MailboxOverlay {
     pub created_folders: Vec<FolderState>,
 }
 
+/// A non-message item of a user's mailboxes (event, contact, task, note, archived message)
+/// that differs from its generated self, or was added.
+#[derive(Debug, Clone)]
+pub struct StoredItem {
+    pub folder: u16,
+    /// `None`: still the generated content.
+    pub record: Option<Arc<super::record::ItemRecord>>,
+    pub deleted: bool,
+    pub version: u64,
+    /// Folders the item left, with the change number of leaving (for per-folder delta).
+    pub left: Vec<(u16, u64)>,
+    pub modified: DateTime<Utc>,
+}
+
+/// What changed in a user's mailboxes besides messages (those stay in `MailboxOverlay`), and
+/// the mailbox import/export API's per-user switches.
+#[derive(Debug, Clone, Default)]
+pub struct ItemsOverlay {
+    /// By (`mail_kind`, key).
+    pub items: HashMap<(u8, u32), StoredItem>,
+    /// Next key to give an added item, by `mail_kind`.
+    pub next_keys: HashMap<u8, u32>,
+    /// Item ids whose export answers a per-item error (control API).
+    pub export_failures: std::collections::HashSet<String>,
+    /// Mailbox API delta tokens older than this change number answer 410 `syncStateNotFound`.
+    pub resync_floor: u64,
+}
+
 #[derive(Debug, Clone)]
 pub enum ItemContent {
     Folder,
@@ -269,6 +300,8 @@ pub struct TenantState {
     pub sites: Vec<Site>,
     pub drives: Vec<Drive>,
     pub mailboxes: HashMap<u32, MailboxOverlay>,
+    /// By user: events, contacts, tasks, notes and archive items that changed.
+    pub items: HashMap<u32, ItemsOverlay>,
     pub drive_overlays: HashMap<u32, DriveOverlay>,
     pub user_keys: HashMap<String, u32>,
     pub group_keys: HashMap<String, u32>,
@@ -597,6 +630,17 @@ pub mod mail_kind {
     pub const MESSAGE: u8 = 2;
     pub const IMMUTABLE_MESSAGE: u8 = 3;
     pub const ATTACHMENT: u8 = 4;
+    pub const EVENT: u8 = 5;
+    pub const CONTACT: u8 = 6;
+    pub const TASK: u8 = 7;
+    pub const NOTE: u8 = 8;
+    /// Folders of the archive mailbox (and of its auxiliary archive, which shares their ids).
+    pub const ARCHIVE_FOLDER: u8 = 9;
+    pub const ARCHIVE_ITEM: u8 = 10;
+    /// Group mailboxes: the `user` part of the id is the group's index.
+    pub const CONVERSATION: u8 = 11;
+    pub const THREAD: u8 = 12;
+    pub const POST: u8 = 13;
 }
 
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -808,6 +852,7 @@ impl TenantState {
         user.version = version;
         let drive = user.drive;
         self.mailboxes.remove(&index);
+        self.items.remove(&index);
         self.drive_overlays.remove(&drive);
     }
 

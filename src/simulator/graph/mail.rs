@@ -46,13 +46,7 @@ fn mailbox_route(ctx: &Ctx<'_>, user_key: &str, rest: &[&str]) -> GraphResult {
         match state.find_user(user_key) {
             Found::Active(i) if state.users[i as usize].licensed => i,
             // Unlicensed users answer like soft-deleted ones (§2.3).
-            Found::Active(_) | Found::SoftDeleted(_) => {
-                return Err(GraphError::new(
-                    404,
-                    "MailboxNotEnabledForRESTAPI",
-                    "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
-                ));
-            }
+            Found::Active(_) | Found::SoftDeleted(_) => return Err(mailbox_not_enabled()),
             Found::Missing => {
                 return Err(GraphError::new(
                     404,
@@ -87,11 +81,208 @@ fn mailbox_route(ctx: &Ctx<'_>, user_key: &str, rest: &[&str]) -> GraphResult {
 }
 
 /// A message as seen now: its folder, content and overlay entry (if changed).
-struct MessageView {
+pub struct MessageView {
+    pub key: u32,
+    pub folder: u16,
+    pub meta: Arc<MessageMeta>,
+    pub state: Option<MessageState>,
+}
+
+/// The answer for a mailbox that does not serve REST (unlicensed or soft-deleted owner).
+pub fn mailbox_not_enabled() -> GraphError {
+    GraphError::new(
+        404,
+        "MailboxNotEnabledForRESTAPI",
+        "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+    )
+}
+
+/// `changeKey` (and the etag) of a message at `version`.
+pub fn change_key(version: u64, key: u32) -> String {
+    base64::engine::general_purpose::STANDARD.encode(
+        [
+            b"CQAAABYAAAA".as_slice(),
+            &version.to_be_bytes(),
+            &key.to_be_bytes(),
+        ]
+        .concat(),
+    )
+}
+
+fn generated_count(state: &TenantState, user: u32) -> u32 {
+    state
+        .users
+        .get(user as usize)
+        .map_or(0, |u| u.generated_messages)
+}
+
+/// Every live message key of a mailbox with its folder and read state, in key order, without
+/// building content.
+pub fn message_keys(tenant: &Tenant, state: &TenantState, user: u32) -> Vec<(u32, u16, bool)> {
+    let seed = tenant.spec.seed;
+    let overlay = state.mailboxes.get(&user);
+    let generated = generated_count(state, user);
+    let mut out = Vec::with_capacity(generated as usize);
+    for key in 0..generated {
+        match overlay.and_then(|o| o.messages.get(&key)) {
+            Some(s) if s.deleted => {}
+            Some(s) => out.push((
+                key,
+                s.folder,
+                s.meta.as_ref().map_or_else(
+                    || generate::generated_is_read(seed, user, key),
+                    |m| m.is_read,
+                ),
+            )),
+            None => out.push((
+                key,
+                generate::generated_folder(seed, user, key),
+                generate::generated_is_read(seed, user, key),
+            )),
+        }
+    }
+    if let Some(overlay) = overlay {
+        let mut added: Vec<(&u32, &MessageState)> = overlay
+            .messages
+            .iter()
+            .filter(|(k, s)| **k >= generated && !s.deleted)
+            .collect();
+        added.sort_by_key(|(k, _)| **k);
+        out.extend(
+            added
+                .into_iter()
+                .map(|(k, s)| (*k, s.folder, s.meta.as_ref().is_some_and(|m| m.is_read))),
+        );
+    }
+    out
+}
+
+/// A live message of a mailbox by key.
+pub fn message_view(
+    tenant: &Tenant,
+    state: &TenantState,
+    user: u32,
     key: u32,
-    folder: u16,
-    meta: Arc<MessageMeta>,
-    state: Option<MessageState>,
+) -> Option<MessageView> {
+    let overlay_state = state
+        .mailboxes
+        .get(&user)
+        .and_then(|o| o.messages.get(&key))
+        .cloned();
+    let generated = generated_count(state, user);
+    match overlay_state {
+        Some(s) if s.deleted => None,
+        Some(s) => {
+            let meta = match &s.meta {
+                Some(meta) => meta.clone(),
+                None if key < generated => Arc::new(generate::generated_message(
+                    &tenant.mailbox_context(state, user),
+                    key,
+                )),
+                None => return None,
+            };
+            Some(MessageView {
+                key,
+                folder: s.folder,
+                meta,
+                state: Some(s),
+            })
+        }
+        None if key < generated => Some(MessageView {
+            key,
+            folder: generate::generated_folder(tenant.spec.seed, user, key),
+            meta: Arc::new(generate::generated_message(
+                &tenant.mailbox_context(state, user),
+                key,
+            )),
+            state: None,
+        }),
+        None => None,
+    }
+}
+
+/// Stores a changed message (taking the next change number) and returns its new view.
+pub fn store_message(
+    tenant: &Tenant,
+    state: &mut TenantState,
+    user: u32,
+    key: u32,
+    now: DateTime<Utc>,
+    update: impl FnOnce(&mut MessageState),
+) -> Option<MessageView> {
+    let base = message_view(tenant, state, user, key)?;
+    let version = state.bump();
+    let overlay = state.mailboxes.entry(user).or_default();
+    let entry = overlay.messages.entry(key).or_insert_with(|| MessageState {
+        folder: base.folder,
+        meta: None,
+        mime: None,
+        deleted: false,
+        version,
+        moves: 0,
+        left: Vec::new(),
+        modified: now,
+    });
+    entry.version = version;
+    entry.modified = now;
+    update(entry);
+    message_view(tenant, state, user, key).or(Some(MessageView {
+        key,
+        folder: base.folder,
+        meta: base.meta,
+        state: None,
+    }))
+}
+
+/// Moves a message (its regular id changes, its immutable id stays); delta shows it leaving.
+pub fn move_message(
+    tenant: &Tenant,
+    state: &mut TenantState,
+    user: u32,
+    view: MessageView,
+    target: u16,
+    now: DateTime<Utc>,
+) -> Option<MessageView> {
+    if view.folder == target {
+        return Some(view);
+    }
+    let from = view.folder;
+    let seq = state.seq + 1;
+    store_message(tenant, state, user, view.key, now, |e| {
+        e.left.push((from, seq));
+        e.folder = target;
+        e.moves += 1;
+    })
+}
+
+/// Adds a message to a folder of a mailbox; returns its key.
+pub fn add_message(
+    state: &mut TenantState,
+    user: u32,
+    folder_key: u16,
+    meta: MessageMeta,
+    raw: Option<Arc<Vec<u8>>>,
+    now: DateTime<Utc>,
+) -> Option<u32> {
+    let generated = state.users.get(user as usize)?.generated_messages;
+    let version = state.bump();
+    let overlay: &mut MailboxOverlay = state.mailboxes.entry(user).or_default();
+    let key = overlay.next_key.unwrap_or(generated).max(generated);
+    overlay.next_key = Some(key + 1);
+    overlay.messages.insert(
+        key,
+        MessageState {
+            folder: folder_key,
+            meta: Some(Arc::new(meta)),
+            mime: raw,
+            deleted: false,
+            version,
+            moves: 0,
+            left: Vec::new(),
+            modified: now,
+        },
+    );
+    Some(key)
 }
 
 struct Mailbox<'a, 'b> {
@@ -175,88 +366,16 @@ impl Mailbox<'_, '_> {
     }
 
     fn generated_count(&self, state: &TenantState) -> u32 {
-        state
-            .users
-            .get(self.user as usize)
-            .map_or(0, |u| u.generated_messages)
+        generated_count(state, self.user)
     }
 
     /// Every live message key with its folder, in key order, without building content.
     fn keys(&self, state: &TenantState) -> Vec<(u32, u16, bool)> {
-        let seed = self.tenant().spec.seed;
-        let overlay = state.mailboxes.get(&self.user);
-        let generated = self.generated_count(state);
-        let mut out = Vec::with_capacity(generated as usize);
-        for key in 0..generated {
-            match overlay.and_then(|o| o.messages.get(&key)) {
-                Some(s) if s.deleted => {}
-                Some(s) => out.push((
-                    key,
-                    s.folder,
-                    s.meta.as_ref().map_or_else(
-                        || generate::generated_is_read(seed, self.user, key),
-                        |m| m.is_read,
-                    ),
-                )),
-                None => out.push((
-                    key,
-                    generate::generated_folder(seed, self.user, key),
-                    generate::generated_is_read(seed, self.user, key),
-                )),
-            }
-        }
-        if let Some(overlay) = overlay {
-            let mut added: Vec<(&u32, &MessageState)> = overlay
-                .messages
-                .iter()
-                .filter(|(k, s)| **k >= generated && !s.deleted)
-                .collect();
-            added.sort_by_key(|(k, _)| **k);
-            out.extend(
-                added
-                    .into_iter()
-                    .map(|(k, s)| (*k, s.folder, s.meta.as_ref().is_some_and(|m| m.is_read))),
-            );
-        }
-        out
+        message_keys(self.tenant(), state, self.user)
     }
 
     fn view(&self, state: &TenantState, key: u32) -> Option<MessageView> {
-        let overlay_state = state
-            .mailboxes
-            .get(&self.user)
-            .and_then(|o| o.messages.get(&key))
-            .cloned();
-        let generated = self.generated_count(state);
-        match overlay_state {
-            Some(s) if s.deleted => None,
-            Some(s) => {
-                let meta = match &s.meta {
-                    Some(meta) => meta.clone(),
-                    None if key < generated => Arc::new(generate::generated_message(
-                        &self.tenant().mailbox_context(state, self.user),
-                        key,
-                    )),
-                    None => return None,
-                };
-                Some(MessageView {
-                    key,
-                    folder: s.folder,
-                    meta,
-                    state: Some(s),
-                })
-            }
-            None if key < generated => Some(MessageView {
-                key,
-                folder: generate::generated_folder(self.tenant().spec.seed, self.user, key),
-                meta: Arc::new(generate::generated_message(
-                    &self.tenant().mailbox_context(state, self.user),
-                    key,
-                )),
-                state: None,
-            }),
-            None => None,
-        }
+        message_view(self.tenant(), state, self.user, key)
     }
 
     fn message_id(&self, view: &MessageView) -> String {
@@ -489,14 +608,7 @@ impl Mailbox<'_, '_> {
     fn message_json(&self, view: &MessageView) -> Value {
         let meta = &view.meta;
         let version = view.state.as_ref().map_or(0, |s| s.version);
-        let change_key = base64::engine::general_purpose::STANDARD.encode(
-            [
-                b"CQAAABYAAAA".as_slice(),
-                &version.to_be_bytes(),
-                &view.key.to_be_bytes(),
-            ]
-            .concat(),
-        );
+        let change_key = change_key(version, view.key);
         let modified = view.state.as_ref().map_or(meta.received, |s| s.modified);
         let address =
             |a: &MailAddress| json!({"emailAddress": {"name": a.name, "address": a.address}});
@@ -902,29 +1014,14 @@ impl Mailbox<'_, '_> {
         key: u32,
         update: impl FnOnce(&mut MessageState),
     ) -> Option<MessageView> {
-        let base = self.view(state, key)?;
-        let now = self.ctx.sim.now();
-        let version = state.bump();
-        let overlay = state.mailboxes.entry(self.user).or_default();
-        let entry = overlay.messages.entry(key).or_insert_with(|| MessageState {
-            folder: base.folder,
-            meta: None,
-            mime: None,
-            deleted: false,
-            version,
-            moves: 0,
-            left: Vec::new(),
-            modified: now,
-        });
-        entry.version = version;
-        entry.modified = now;
-        update(entry);
-        self.view(state, key).or(Some(MessageView {
+        store_message(
+            self.tenant(),
+            state,
+            self.user,
             key,
-            folder: base.folder,
-            meta: base.meta,
-            state: None,
-        }))
+            self.ctx.sim.now(),
+            update,
+        )
     }
 
     fn patch(&self, id: &str) -> GraphResult {
@@ -993,16 +1090,14 @@ impl Mailbox<'_, '_> {
         view: MessageView,
         target: u16,
     ) -> Option<MessageView> {
-        if view.folder == target {
-            return Some(view);
-        }
-        let from = view.folder;
-        let seq = state.seq + 1;
-        self.store(state, view.key, |e| {
-            e.left.push((from, seq));
-            e.folder = target;
-            e.moves += 1;
-        })
+        move_message(
+            self.tenant(),
+            state,
+            self.user,
+            view,
+            target,
+            self.ctx.sim.now(),
+        )
     }
 
     fn add_attachment(&self, id: &str) -> GraphResult {
@@ -1053,24 +1148,8 @@ impl Mailbox<'_, '_> {
             (message_from_json(&body, &self.owner_address(), now)?, None)
         };
         let mut state = write(&self.tenant().state);
-        let generated = self.generated_count(&state);
-        let version = state.bump();
-        let overlay: &mut MailboxOverlay = state.mailboxes.entry(self.user).or_default();
-        let key = overlay.next_key.unwrap_or(generated).max(generated);
-        overlay.next_key = Some(key + 1);
-        overlay.messages.insert(
-            key,
-            MessageState {
-                folder: folder_key,
-                meta: Some(Arc::new(meta)),
-                mime: raw,
-                deleted: false,
-                version,
-                moves: 0,
-                left: Vec::new(),
-                modified: now,
-            },
-        );
+        let key = add_message(&mut state, self.user, folder_key, meta, raw, now)
+            .ok_or_else(item_not_found)?;
         let view = self.view(&state, key).ok_or_else(item_not_found)?;
         Ok(Reply::Json(201, with_type(self.message_json(&view))))
     }
@@ -1313,24 +1392,6 @@ pub mod control {
             .map(|f| f.0)
             .unwrap_or(folder::INBOX);
         let mut state = write(&tenant.state);
-        let generated = state.users.get(user as usize)?.generated_messages;
-        let version = state.bump();
-        let overlay = state.mailboxes.entry(user).or_default();
-        let key = overlay.next_key.unwrap_or(generated).max(generated);
-        overlay.next_key = Some(key + 1);
-        overlay.messages.insert(
-            key,
-            MessageState {
-                folder: folder_key,
-                meta: Some(Arc::new(meta)),
-                mime: None,
-                deleted: false,
-                version,
-                moves: 0,
-                left: Vec::new(),
-                modified: now,
-            },
-        );
-        Some(key)
+        super::add_message(&mut state, user, folder_key, meta, None, now)
     }
 }

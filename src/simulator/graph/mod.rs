@@ -4,9 +4,13 @@
 //! error bodies of graph-protocol.md §5.5). Workload modules must never render HTTP themselves.
 
 mod batch;
+pub mod calendar;
+pub mod conversations;
 pub mod directory;
 pub mod drive;
+pub mod export;
 pub mod mail;
+pub mod mailbox_api;
 pub mod odata;
 
 use std::time::Duration as StdDuration;
@@ -96,7 +100,15 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub fn base(&self) -> String {
-        format!("{}/v1.0", self.sim.base_url)
+        format!(
+            "{}/{}",
+            self.sim.base_url,
+            if self.is_beta() { "beta" } else { "v1.0" }
+        )
+    }
+    /// A `/beta/...` request (only the mailbox import/export API answers there).
+    pub fn is_beta(&self) -> bool {
+        self.req.path().starts_with("/beta/")
     }
     pub fn header(&self, name: &str) -> Option<&str> {
         self.req.headers().get(name).and_then(|v| v.to_str().ok())
@@ -195,6 +207,15 @@ fn classify(tenant: &Tenant, method: &str, segments: &[String], query: &odata::Q
             .join("/")
     );
     let has = |name: &str| segments.iter().any(|s| s == name);
+    if let Some((user, key)) = mailbox_owner(tenant, segments) {
+        return RouteInfo {
+            workload: Workload::Mail,
+            scope: Scope::Mailbox { user },
+            cost: 1.0,
+            endpoint,
+            mailbox: Some(key),
+        };
+    }
     let is_mail = segments.first().is_some_and(|s| s == "users")
         && (has("mailFolders") || has("messages") || has("mailboxSettings"));
     let is_drive = has("drive")
@@ -261,6 +282,76 @@ fn classify(tenant: &Tenant, method: &str, segments: &[String], query: &odata::Q
         endpoint,
         mailbox: None,
     }
+}
+
+/// The mailbox (owner's user index, counter key) of a request to the mailbox import/export API,
+/// events, contacts or a group's conversations: they share the owner's Outlook limits (§5.2).
+/// Group mailboxes take indexes from the top of the range so they never meet a user's.
+fn mailbox_owner(tenant: &Tenant, segments: &[String]) -> Option<(u32, String)> {
+    let strs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let state = read(&tenant.state);
+    match strs.as_slice() {
+        ["admin", "exchange", "mailboxes", id, ..] => {
+            let owner = super::mailbox::parse_mailbox_id(tenant, id)?;
+            let key = state.users.get(owner.user as usize)?.id.to_string();
+            Some((owner.user, key))
+        }
+        ["users", key, "settings" | "events" | "contacts", ..] => match state.find_user(key) {
+            Found::Active(i) | Found::SoftDeleted(i) => Some((i, key.to_ascii_lowercase())),
+            Found::Missing => Some((u32::MAX, key.to_ascii_lowercase())),
+        },
+        ["groups", key, "threads" | "conversations", ..] => match state.find_group(key) {
+            Found::Active(i) | Found::SoftDeleted(i) => Some((
+                u32::MAX - 1 - i,
+                format!("group:{}", key.to_ascii_lowercase()),
+            )),
+            Found::Missing => None,
+        },
+        _ => None,
+    }
+}
+
+/// Application permissions of the mailbox import/export API, events, contacts and group
+/// conversations (their reference pages' permission tables); `None` for other paths.
+fn outlook_roles(segments: &[String]) -> Option<&'static [&'static str]> {
+    let strs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    Some(match strs.as_slice() {
+        ["admin", "exchange", "mailboxes", _, "exportItems"] => {
+            &["MailboxItem.Export.All", "MailboxItem.ImportExport.All"]
+        }
+        ["admin", "exchange", "mailboxes", _, "createImportSession"] => {
+            &["MailboxItem.ImportExport.All"]
+        }
+        [
+            "admin",
+            "exchange",
+            "mailboxes",
+            _,
+            "folders",
+            _,
+            "items",
+            ..,
+        ] => &[
+            "MailboxItem.Read.All",
+            "MailboxItem.Export.All",
+            "MailboxItem.ImportExport.All",
+        ],
+        ["admin", "exchange", "mailboxes", ..] => {
+            &["MailboxFolder.Read.All", "MailboxFolder.ReadWrite.All"]
+        }
+        ["users", _, "settings", "exchange"] => &[
+            "User.Read.All",
+            "User.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ],
+        ["users", _, "events", ..] => &["Calendars.Read", "Calendars.ReadWrite"],
+        ["users", _, "contacts", ..] => &["Contacts.Read", "Contacts.ReadWrite"],
+        ["groups", _, "threads" | "conversations", ..] => {
+            &["Group.Read.All", "Group.ReadWrite.All"]
+        }
+        _ => return None,
+    })
 }
 
 /// Handles a `/v1.0/...` request.
@@ -407,6 +498,17 @@ fn authorize(
             .iter()
             .any(|n| claims.roles.iter().any(|r| r.eq_ignore_ascii_case(n)))
     };
+    if let Some(roles) = outlook_roles(segments) {
+        return if has(roles) {
+            Ok(())
+        } else {
+            Err(GraphError::new(
+                403,
+                "ErrorAccessDenied",
+                "Access is denied. Check credentials and try again.",
+            ))
+        };
+    }
     let write = method != "GET";
     let allowed = match workload {
         Workload::Mail if segments.iter().any(|s| s == "mailboxSettings") => {
@@ -488,12 +590,15 @@ fn user_fault(
     segments: &[String],
     workload: Workload,
 ) -> Option<GraphError> {
-    if segments.len() < 3 || segments[0] != "users" {
-        return None;
-    }
-    let user = match read(&tenant.state).find_user(&segments[1]) {
-        Found::Active(i) | Found::SoftDeleted(i) => i,
-        Found::Missing => return None,
+    let user = match segments {
+        [admin, _, _, id, ..] if admin == "admin" => {
+            super::mailbox::parse_mailbox_id(tenant, id)?.user
+        }
+        [users, key, _, ..] if users == "users" => match read(&tenant.state).find_user(key) {
+            Found::Active(i) | Found::SoftDeleted(i) => i,
+            Found::Missing => return None,
+        },
+        _ => return None,
     };
     let fault = sim.faults.user_fault(tenant.index, user)?;
     let status = match workload {
@@ -642,6 +747,15 @@ fn respond(
 }
 
 fn route(ctx: &Ctx<'_>, segments: &[&str]) -> GraphResult {
+    if let Some(result) = mailbox_api::route(ctx, segments) {
+        return result;
+    }
+    if let Some(result) = calendar::route(ctx, segments) {
+        return result;
+    }
+    if let Some(result) = conversations::route(ctx, segments) {
+        return result;
+    }
     if let Some(result) = drive::route(ctx, segments) {
         return result;
     }
@@ -679,8 +793,24 @@ fn normalise(segments: Vec<String>) -> Vec<String> {
     out
 }
 
+/// `/beta/...`: only the mailbox import/export API (archives are reachable there) is served.
+pub async fn handle_beta(
+    sim: &Simulator,
+    req: &HttpRequest,
+    segments: &[String],
+    body: Bytes,
+) -> HttpResponse {
+    let strs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match strs.as_slice() {
+        ["admin", "exchange", "mailboxes", ..] | ["users", _, "settings", "exchange"] => {
+            handle(sim, req, segments, body).await
+        }
+        _ => not_supported_version(),
+    }
+}
+
 pub fn not_supported_version() -> HttpResponse {
-    HttpResponse::BadRequest().content_type("application/json").body(json!({"error": {"code": "BadRequest", "message": "The simulator serves Graph v1.0 only."}}).to_string())
+    HttpResponse::BadRequest().content_type("application/json").body(json!({"error": {"code": "BadRequest", "message": "The simulator serves Graph v1.0, and on beta only the mailbox import and export API."}}).to_string())
 }
 
 /// Page size from `Prefer: odata.maxpagesize`, bounded.
