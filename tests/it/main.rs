@@ -5,6 +5,7 @@
 
 mod support;
 
+mod backup;
 mod browser;
 
 mod console;

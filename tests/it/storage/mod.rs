@@ -7,8 +7,8 @@
 
 mod backup;
 mod contract;
-mod fixture;
-mod interop;
+pub(crate) mod fixture;
+pub(crate) mod interop;
 mod lifecycle;
 mod locks;
 mod s3;
