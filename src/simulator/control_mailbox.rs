@@ -72,8 +72,7 @@ fn template(
     owner: &Address,
     now: DateTime<Utc>,
 ) -> Result<ItemRecord, Failure> {
-    let n =
-        generate::hash(&[now.timestamp_nanos_opt().unwrap_or(0) as u64, 500]) as u32 | 0x8000_0000;
+    let n = generate::hash(&[now.timestamp_nanos_opt().unwrap_or(0) as u64, 500]) as u32 % 10_000;
     let mut record = match kind {
         "event" => pim::event(ctx, n),
         "contact" => pim::contact(ctx, n),

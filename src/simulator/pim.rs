@@ -76,11 +76,16 @@ const PLACES: &[&str] = &[
     "Building 20 / 1101",
 ];
 
+/// How far back item `key` goes, bounded so any key gives a valid date.
+fn age(key: u32) -> i64 {
+    (key % 2_000) as i64
+}
+
 /// Event `key` of a mailbox's calendar: every third one repeats weekly with attendees.
 pub fn event(ctx: &MailboxContext, key: u32) -> ItemRecord {
     let mut rng = Stream::new(&[ctx.seed, 300, ctx.user_index as u64, key as u64]);
     let epoch = content_epoch();
-    let day = epoch - Duration::days(key as i64 * 3) + Duration::days(rng.below(10) as i64);
+    let day = epoch - Duration::days(age(key) * 3) + Duration::days(rng.below(10) as i64);
     let start = day
         .with_hour(9 + rng.below(8) as u32)
         .and_then(|t| t.with_minute(if rng.percent(50) { 0 } else { 30 }))
@@ -170,7 +175,7 @@ pub fn contact(ctx: &MailboxContext, key: u32) -> ItemRecord {
         "{}@{domain}",
         generate::ascii_fold(&person.display_name.replace(' ', "."))
     );
-    let created = content_epoch() - Duration::days(200 + key as i64 * 5);
+    let created = content_epoch() - Duration::days(200 + age(key) * 5);
     ItemRecord {
         created,
         modified: created + Duration::days(rng.below(30) as i64),
@@ -212,7 +217,7 @@ pub fn contact(ctx: &MailboxContext, key: u32) -> ItemRecord {
 
 pub fn task(ctx: &MailboxContext, key: u32) -> ItemRecord {
     let mut rng = Stream::new(&[ctx.seed, 320, ctx.user_index as u64, key as u64]);
-    let created = content_epoch() - Duration::days(20 + key as i64 * 4);
+    let created = content_epoch() - Duration::days(20 + age(key) * 4);
     let done = key % 3 == 2;
     ItemRecord {
         created,
@@ -231,7 +236,7 @@ pub fn task(ctx: &MailboxContext, key: u32) -> ItemRecord {
 
 pub fn note(ctx: &MailboxContext, key: u32) -> ItemRecord {
     let mut rng = Stream::new(&[ctx.seed, 330, ctx.user_index as u64, key as u64]);
-    let created = content_epoch() - Duration::days(60 + key as i64 * 11);
+    let created = content_epoch() - Duration::days(60 + age(key) * 11);
     ItemRecord {
         created,
         modified: created,
@@ -290,7 +295,7 @@ pub fn group_conversation(
         words(&mut rng, 3)
     );
     let count = 1 + rng.below(4) as u32;
-    let start = content_epoch() - Duration::days(key as i64 * 9 + 2);
+    let start = content_epoch() - Duration::days(age(key) * 9 + 2);
     let posts = (0..count)
         .map(|i| {
             let from = members[rng.below(members.len() as u64) as usize].clone();

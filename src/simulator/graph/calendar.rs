@@ -18,7 +18,12 @@ fn ts(time: DateTime<Utc>) -> String {
 
 /// Outlook's `dateTimeTimeZone`: local time without offset, seven fractional digits.
 fn date_time_zone(time: DateTime<Utc>) -> Value {
-    json!({"dateTime": time.format("%Y-%m-%dT%H:%M:%S%.7f").to_string(), "timeZone": "UTC"})
+    let local = format!(
+        "{}.{:07}",
+        time.format("%Y-%m-%dT%H:%M:%S"),
+        time.timestamp_subsec_nanos() / 100
+    );
+    json!({"dateTime": local, "timeZone": "UTC"})
 }
 
 fn email(a: &Address) -> Value {

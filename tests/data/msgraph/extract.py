@@ -13,7 +13,9 @@ import xml.etree.ElementTree as ET
 
 NS = {"edm": "http://docs.oasis-open.org/odata/ns/edm"}
 ROOTS = ["organization", "user", "group", "site", "drive", "driveItem", "message", "mailFolder",
-         "fileAttachment", "uploadSession", "mailboxSettings", "domain", "directoryObject"]
+         "fileAttachment", "uploadSession", "mailboxSettings", "domain", "directoryObject",
+         "mailboxFolder", "mailboxItem", "exchangeSettings", "exportItemResponse",
+         "mailboxItemImportSession", "event", "contact", "conversation", "conversationThread", "post"]
 
 tree = ET.parse(sys.argv[1])
 schema = next(s for s in tree.getroot().iter("{%s}Schema" % NS["edm"]) if s.get("Namespace") == "microsoft.graph")

@@ -5,8 +5,11 @@
 
 mod directory;
 mod drive;
+mod export;
+mod groups;
 mod identity;
 mod mail;
+mod mailbox_api;
 mod schema;
 mod throttling;
 

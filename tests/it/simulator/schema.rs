@@ -301,6 +301,8 @@ async fn every_emitted_entity_matches_the_v1_schema() {
         .unwrap();
     add("uploadSession", vec![session]);
 
+    add_mailbox_entities(&sim, &user, &mut add).await;
+
     let mut errors = Vec::new();
     for (type_name, value) in &checked {
         schema.check_entity(type_name, value, type_name, &mut errors);
@@ -316,4 +318,95 @@ async fn every_emitted_entity_matches_the_v1_schema() {
         errors.len(),
         errors.join("\n")
     );
+}
+
+/// The mailbox import/export API, events, contacts and group conversations.
+async fn add_mailbox_entities(
+    sim: &super::Sim,
+    user: &str,
+    add: &mut impl FnMut(&str, Vec<Value>),
+) {
+    let owner = super::mailbox_api::owner(sim, 1).await;
+    let settings = sim.json(&format!("users/{user}/settings/exchange")).await;
+    add("exchangeSettings", vec![settings]);
+    let path = super::mailbox_api::mailbox(&owner.primary);
+    // `wellKnownName` is on the v1.0 reference page (2026-08) but not yet in the committed CSDL.
+    let folders: Vec<Value> = items(&sim.json(&format!("{path}/folders?$top=100")).await)
+        .into_iter()
+        .map(|mut f| {
+            f.as_object_mut().unwrap().remove("wellKnownName");
+            f
+        })
+        .collect();
+    add("mailboxFolder", folders.clone());
+    let mut exported_ids = Vec::new();
+    for folder in &folders {
+        let folder_items = items(
+            &sim.json(&format!(
+                "{path}/folders/{}/items",
+                folder["id"].as_str().unwrap()
+            ))
+            .await,
+        );
+        if let Some(first) = folder_items.first() {
+            exported_ids.push(first["id"].clone());
+        }
+        add("mailboxItem", folder_items);
+    }
+    let exported = sim
+        .http
+        .post(format!("{}/v1.0/{path}/exportItems", sim.base()))
+        .bearer_auth(&sim.token)
+        .json(&json!({"itemIds": exported_ids}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    add("exportItemResponse", items(&exported));
+    let session = sim
+        .http
+        .post(format!("{}/v1.0/{path}/createImportSession", sim.base()))
+        .bearer_auth(&sim.token)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    add("mailboxItemImportSession", vec![session]);
+    add(
+        "event",
+        items(
+            &sim.json(&format!("users/{}/events?$top=50", owner.id))
+                .await,
+        ),
+    );
+    add(
+        "contact",
+        items(
+            &sim.json(&format!("users/{}/contacts?$top=50", owner.id))
+                .await,
+        ),
+    );
+    let group = items(&sim.json("groups").await)
+        .into_iter()
+        .find(|g| g["mailEnabled"] == true)
+        .unwrap();
+    let group = group["id"].as_str().unwrap();
+    add(
+        "conversation",
+        items(&sim.json(&format!("groups/{group}/conversations")).await),
+    );
+    let threads = items(&sim.json(&format!("groups/{group}/threads")).await);
+    let posts = items(
+        &sim.json(&format!(
+            "groups/{group}/threads/{}/posts",
+            threads[0]["id"].as_str().unwrap()
+        ))
+        .await,
+    );
+    add("conversationThread", threads);
+    add("post", posts);
 }
