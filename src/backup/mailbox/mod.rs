@@ -173,6 +173,18 @@ async fn back_up_mailbox(
                             .map(SourceEvent::Item),
                     );
                 }
+                Current::Moved(item, entries) => {
+                    let stem = item_stem(&item.id);
+                    to_export.push((format!("{}/{stem}.item", folder.path), item.id.clone()));
+                    events.extend(
+                        plan.fetched(&folder.path, &stem, &item)
+                            .filter(|fresh| fresh.metadata.kind == Some(ItemKind::MailboxItem))
+                            .map(SourceEvent::Item),
+                    );
+                    for entry in entries.iter().filter(|e| e.kind != ItemKind::MailboxItem) {
+                        events.push(SourceEvent::Item(plan.carried(&folder.path, entry)));
+                    }
+                }
             }
         }
     }
@@ -219,7 +231,8 @@ async fn find_mailbox(
     target: &BackupTarget,
     requests: &RequestCounter,
 ) -> Result<MailboxRef, BackupError> {
-    requests.add(1);
+    // `settings/exchange` on v1.0 for the primary mailbox and on beta for the archive.
+    requests.add(2);
     let mailboxes = match tenant.exchange_mailboxes(&target.graph_id).await {
         Ok(found) => found,
         Err(err) if err.kind() == ErrorKind::NotFound => {
@@ -342,6 +355,11 @@ enum Current {
     Unchanged(Vec<CatalogEntry>),
     /// New or changed: fetched.
     Changed(MailboxItem),
+    /// Moved here from another folder, with a new change key (Exchange gives a moved item one).
+    /// Its MIME and JSON copies cannot change with a move and are carried over by Graph id; its
+    /// export stream is taken again, in batches of 20, because only it holds what may have
+    /// changed with the move (flags, categories).
+    Moved(MailboxItem, Vec<CatalogEntry>),
 }
 
 /// The parent point's mailbox items: every entry (`.item`, `.eml`, `.json`) by Graph id, and
@@ -379,16 +397,17 @@ impl ParentItems {
             .collect()
     }
 
-    /// The parent's entries of a listed item when it is the same item: the same change key, or
-    /// (a move, which may give a new change key) the same modification time and size.
-    fn same_item(&self, item: &MailboxItem) -> Option<Vec<CatalogEntry>> {
+    /// The parent's entries of a listed item with the same change key.
+    fn unchanged(&self, item: &MailboxItem) -> Option<Vec<CatalogEntry>> {
         let entries = self.by_id.get(&item.id)?;
         let export = entries.iter().find(|e| e.kind == ItemKind::MailboxItem)?;
-        let same_key = export.change_key.is_some() && export.change_key == item.change_key;
-        let only_moved = export.last_modified.is_some()
-            && export.last_modified == item.last_modified
-            && export.source_size == item.size;
-        (same_key || only_moved).then(|| entries.clone())
+        (export.change_key.is_some() && export.change_key == item.change_key)
+            .then(|| entries.clone())
+    }
+
+    /// The parent's entries of an item it held in another folder.
+    fn moved(&self, item: &MailboxItem) -> Option<Vec<CatalogEntry>> {
+        self.by_id.get(&item.id).cloned()
     }
 }
 
@@ -417,10 +436,13 @@ fn current_items(
     }
     let mut current = Vec::new();
     for item in changed {
-        previous.remove(&item.id);
-        match parent.same_item(&item) {
-            Some(entries) => current.push(Current::Unchanged(entries)),
-            None => current.push(Current::Changed(item)),
+        let here_before = previous.remove(&item.id).is_some();
+        if let Some(entries) = parent.unchanged(&item) {
+            current.push(Current::Unchanged(entries));
+        } else if let Some(entries) = parent.moved(&item).filter(|_| !here_before) {
+            current.push(Current::Moved(item, entries));
+        } else {
+            current.push(Current::Changed(item));
         }
     }
     if !round.full_sync {

@@ -189,6 +189,18 @@ const KEYWORDS: &[&str] = &[
     "$count",
     "microsoft.graph.delta()",
     "root:",
+    "settings",
+    "exchange",
+    "admin",
+    "mailboxes",
+    "folders",
+    "exportItems",
+    "createImportSession",
+    "events",
+    "contacts",
+    "threads",
+    "posts",
+    "conversations",
 ];
 
 fn classify(tenant: &Tenant, method: &str, segments: &[String], query: &odata::Query) -> RouteInfo {

@@ -43,7 +43,10 @@ impl BackupFixture {
             .await
             .unwrap();
         let user = &users[index];
-        (user.id.clone(), user.display_name.clone().unwrap_or_default())
+        (
+            user.id.clone(),
+            user.display_name.clone().unwrap_or_default(),
+        )
     }
 
     pub fn target(&self, graph_id: &str, workload: Workload, item: ItemId) -> BackupTarget {
@@ -63,7 +66,9 @@ impl BackupFixture {
     }
 
     pub async fn items(&self, point: RecoveryPointId) -> Vec<CatalogEntry> {
-        catalog::list_items(self.f.storage.db(), point).await.unwrap()
+        catalog::list_items(self.f.storage.db(), point)
+            .await
+            .unwrap()
     }
 
     pub async fn bytes(&self, point: RecoveryPointId, path: &str) -> Vec<u8> {
@@ -75,7 +80,11 @@ impl BackupFixture {
     /// The simulator's mailbox ids of a user: `primary`, `archive`, `auxiliaryArchive`.
     pub async fn mailbox_ids(&self, user: &str) -> Value {
         self.h
-            .control("GET", &format!("tenants/default/users/{user}/mailbox"), None)
+            .control(
+                "GET",
+                &format!("tenants/default/users/{user}/mailbox"),
+                None,
+            )
             .await
     }
 
