@@ -708,11 +708,24 @@ mod tests {
             match c {
                 Current::Unchanged(entries) => unchanged.push(entries[0].graph_id.clone().unwrap()),
                 Current::Changed(item) => changed.push(item.id),
+                Current::Moved(item, _) => panic!("{} did not move", item.id),
             }
         }
         changed.sort();
         assert_eq!(unchanged, vec!["a".to_string()]);
         assert_eq!(changed, vec!["b".to_string(), "d".to_string()]);
+    }
+
+    #[test]
+    fn an_item_the_parent_had_in_another_folder_is_a_move() {
+        let elsewhere = ParentItems::new(vec![entry("m", "1", "m.item")]);
+        let current = current_items(
+            round(vec![DeltaChange::Upsert(item("m", "2"))], false),
+            HashMap::new(),
+            &elsewhere,
+        );
+        assert!(matches!(&current[0], Current::Moved(item, entries)
+            if item.id == "m" && entries.len() == 1));
     }
 
     #[test]
