@@ -220,6 +220,35 @@ async fn a_mailbox_is_backed_up_exactly_and_then_only_its_changes_are_fetched() 
     assert!(before.contains(&deleted));
     assert_exact(&x, &user, point3.id).await;
     crate::storage::interop::restic_check(&x.f).await;
+
+    // Without Skyvault: `restic dump` of a message gives the MIME Microsoft served.
+    if crate::storage::interop::restic_installed() {
+        let password =
+            x.f.storage
+                .reveal_repository_password(x.f.customer)
+                .await
+                .unwrap();
+        let eml = by_kind(&after, ItemKind::Message)[0];
+        let dumped = crate::storage::interop::restic(
+            &x.f,
+            &password,
+            &[
+                "dump",
+                &point3.snapshot_id,
+                &format!("/mailbox/{}", eml.path),
+            ],
+        );
+        assert!(
+            dumped.status.success(),
+            "{}",
+            String::from_utf8_lossy(&dumped.stderr)
+        );
+        assert_eq!(dumped.stdout, x.bytes(point3.id, &eml.path).await);
+        let parsed = mail_parser::MessageParser::new()
+            .parse(&dumped.stdout)
+            .unwrap();
+        assert!(parsed.subject().is_some(), "a valid message");
+    }
 }
 
 #[tokio::test]
