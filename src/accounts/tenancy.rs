@@ -122,6 +122,69 @@ pub async fn sub_partners(
         .await?)
 }
 
+/// A sub-partner with what its list shows: its administrators and how many customers it has.
+#[derive(Debug, Clone)]
+pub struct SubPartnerSummary {
+    pub partner: partner::Model,
+    pub admins: Vec<console_user::Model>,
+    pub customers: usize,
+}
+
+/// The partners directly below `parent`, each with its administrators and customer count.
+pub async fn sub_partner_summaries(
+    db: &DatabaseConnection,
+    access: &Access,
+    parent: PartnerId,
+) -> Result<Vec<SubPartnerSummary>, AccountError> {
+    let children = sub_partners(db, access, parent).await?;
+    let ids: Vec<_> = children.iter().map(|p| p.id).collect();
+    let admins = console_user::Entity::find()
+        .filter(console_user::Column::PartnerId.is_in(ids.clone()))
+        .order_by_asc(console_user::Column::Email)
+        .all(db)
+        .await?;
+    let customers = customer::Entity::find()
+        .filter(customer::Column::PartnerId.is_in(ids))
+        .all(db)
+        .await?;
+    Ok(children
+        .into_iter()
+        .map(|p| SubPartnerSummary {
+            admins: admins
+                .iter()
+                .filter(|a| a.partner_id == Some(p.id))
+                .cloned()
+                .collect(),
+            customers: customers.iter().filter(|c| c.partner_id == p.id).count(),
+            partner: p,
+        })
+        .collect())
+}
+
+/// One sub-partner below the caller, with its administrators and customer count.
+pub async fn sub_partner_summary(
+    db: &DatabaseConnection,
+    access: &Access,
+    id: PartnerId,
+) -> Result<SubPartnerSummary, AccountError> {
+    let partner = sub_partner(db, access, id).await?;
+    let admins = console_user::Entity::find()
+        .filter(console_user::Column::PartnerId.eq(partner.id))
+        .order_by_asc(console_user::Column::Email)
+        .all(db)
+        .await?;
+    let customers = customer::Entity::find()
+        .filter(customer::Column::PartnerId.eq(partner.id))
+        .all(db)
+        .await?
+        .len();
+    Ok(SubPartnerSummary {
+        partner,
+        admins,
+        customers,
+    })
+}
+
 pub async fn create_customer(
     db: &DatabaseConnection,
     clock: &dyn Clock,

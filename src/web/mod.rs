@@ -2,6 +2,7 @@
 //! request, turn ids into scopes through `accounts::Access`, call one domain function, render.
 
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod console;
 pub mod csrf;
@@ -15,6 +16,7 @@ pub mod partner;
 pub mod people;
 pub mod sorting;
 pub mod storage;
+pub mod sub_partners;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -103,8 +105,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/reset/{token}", web::get().to(people::reset_page))
         .route("/reset/{token}", web::post().to(people::reset))
-        .route("/partners", web::get().to(partner::partners_page))
-        .route("/partners", web::post().to(partner::create_sub_partner))
+        .route("/partners", web::get().to(sub_partners::partners_page))
+        .route(
+            "/partners",
+            web::post().to(sub_partners::create_sub_partner),
+        )
+        .route(
+            "/partners/{partner}",
+            web::get().to(sub_partners::sub_partner_page),
+        )
+        .route(
+            "/partners/{partner}/rename",
+            web::post().to(sub_partners::rename_sub_partner),
+        )
+        .route(
+            "/partners/{partner}/disable",
+            web::post().to(sub_partners::disable_sub_partner),
+        )
+        .route(
+            "/partners/{partner}/enable",
+            web::post().to(sub_partners::enable_sub_partner),
+        )
+        .route("/audit", web::get().to(audit::partner_audit_page))
         .route(
             "/c/{customer}/settings/users",
             web::post().to(console::add_user),

@@ -104,7 +104,7 @@ async fn partner_context(
     ))
 }
 
-fn partner_admin(signed_in: &SignedIn) -> Result<PartnerId, WebError> {
+pub(super) fn partner_admin(signed_in: &SignedIn) -> Result<PartnerId, WebError> {
     signed_in
         .access
         .require_partner_admin()
@@ -289,6 +289,7 @@ pub struct UserRow {
     /// The signed-in user's own row: no actions on it.
     pub is_self: bool,
     pub created: String,
+    added_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// What the console-users table needs besides its rows.
@@ -302,7 +303,16 @@ pub struct UsersTable {
     pub from: &'static str,
     /// A password-reset link just made, shown once.
     pub reset: Option<super::people::ResetLink>,
+    pub sort: TableSort,
 }
+
+const USER_COLUMNS: &[Column] = &[
+    sorting::column("name"),
+    sorting::column("email"),
+    sorting::column("role"),
+    sorting::column("status"),
+    sorting::column_desc("added"),
+];
 
 #[derive(Template)]
 #[template(path = "customer.html")]
@@ -334,6 +344,7 @@ impl UsersTable {
                     disabled: u.disabled,
                     is_self: u.id == me,
                     created: u.created_at.format("%Y-%m-%d").to_string(),
+                    added_at: u.created_at,
                     email: u.email,
                     display_name: u.display_name,
                 })
@@ -343,7 +354,32 @@ impl UsersTable {
             action_base: format!("/c/{}/users", scope.id()),
             from,
             reset: None,
+            sort: TableSort::new(Self::page_path(scope, from), USER_COLUMNS, "", ""),
         }
+    }
+
+    /// The page the table is on: the partner's customer page or the customer's Settings.
+    fn page_path(scope: &crate::accounts::access::CustomerScope, from: &str) -> String {
+        if from == "partner" {
+            format!("/customers/{}", scope.id())
+        } else {
+            format!("/c/{}/settings", scope.id())
+        }
+    }
+
+    /// Sorts the rows as the page's URL asks.
+    pub fn sorted(mut self, scope: &crate::accounts::access::CustomerScope, query: &str) -> Self {
+        let path = Self::page_path(scope, self.from);
+        self.sort = TableSort::from_query(path, USER_COLUMNS, query);
+        self.sort
+            .apply(&mut self.rows, |column, a, b| match column {
+                "email" => sorting::text(&a.email, &b.email),
+                "role" => a.role.cmp(b.role),
+                "status" => a.disabled.cmp(&b.disabled),
+                "added" => a.added_at.cmp(&b.added_at),
+                _ => sorting::text(&a.display_name, &b.display_name),
+            });
+        self
     }
 }
 
@@ -390,6 +426,8 @@ pub async fn customer_page(
         FormState::default(),
     )
     .await?;
+    let scope = signed_in.customer(&state, &id).await?;
+    page.users = page.users.sorted(&scope, request.query_string());
     page.notice = super::people::user_message(&flash::take_notice(&signed_in.session));
     ok(&page)
 }
@@ -536,105 +574,6 @@ pub async fn add_customer_user(
             let page =
                 customer_view(&state, &signed_in, &id, FormState::default(), user_form).await?;
             forms::unprocessable(&code, &page)
-        }
-    }
-}
-
-pub struct PartnerRow {
-    pub name: String,
-    pub created: String,
-    pub admins: Vec<String>,
-}
-
-#[derive(Template)]
-#[template(path = "partners.html")]
-struct PartnersPage {
-    chrome: Chrome,
-    partners: Vec<PartnerRow>,
-    form: FormState,
-}
-
-async fn partners_view(
-    state: &AppState,
-    signed_in: &SignedIn,
-    form: FormState,
-) -> Result<PartnersPage, WebError> {
-    let own = partner_admin(signed_in)?;
-    let children = tenancy::sub_partners(&state.db, &signed_in.access, own).await?;
-    let ids: Vec<_> = children.iter().map(|p| p.id).collect();
-    let admins = console_user::Entity::find()
-        .filter(console_user::Column::PartnerId.is_in(ids))
-        .all(&state.db)
-        .await?;
-    let partners = children
-        .into_iter()
-        .map(|p| PartnerRow {
-            admins: admins
-                .iter()
-                .filter(|a| a.partner_id == Some(p.id))
-                .map(|a| a.email.clone())
-                .collect(),
-            created: p.created_at.format("%Y-%m-%d").to_string(),
-            name: p.name,
-        })
-        .collect();
-    Ok(PartnersPage {
-        chrome: Chrome::new(signed_in, None, "partners"),
-        partners,
-        form,
-    })
-}
-
-pub async fn partners_page(
-    state: web::Data<AppState>,
-    signed_in: SignedIn,
-) -> Result<HttpResponse, WebError> {
-    ok(&partners_view(&state, &signed_in, FormState::default()).await?)
-}
-
-#[derive(Deserialize)]
-pub struct SubPartnerForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    display_name: String,
-    #[serde(default)]
-    password: String,
-}
-
-/// A sub-partner always comes with its first administrator, so it is never left unmanaged.
-pub async fn create_sub_partner(
-    state: web::Data<AppState>,
-    signed_in: SignedIn,
-    form: web::Form<SubPartnerForm>,
-) -> Result<HttpResponse, WebError> {
-    let own = partner_admin(&signed_in)?;
-    let retained = FormState::with_values([
-        ("name", form.name.as_str()),
-        ("email", form.email.as_str()),
-        ("display_name", form.display_name.as_str()),
-    ]);
-    let result = tenancy::create_sub_partner_with_admin(
-        &state.db,
-        state.clock.as_ref(),
-        &signed_in.access,
-        own,
-        &form.name,
-        tenancy::PartnerAdmin {
-            email: &form.email,
-            display_name: &form.display_name,
-            password: &form.password,
-        },
-    )
-    .await;
-    match result {
-        Ok(_) => Ok(see_other("/partners")),
-        Err(err) => {
-            let form = retained.absorb(err)?;
-            let code = form.error_code();
-            forms::unprocessable(&code, &partners_view(&state, &signed_in, form).await?)
         }
     }
 }

@@ -6,6 +6,8 @@
 
 use std::cmp::Ordering;
 
+use serde::Deserialize;
+
 /// A column a table can be sorted by: its code in the URL, and whether a first click sorts it
 /// newest or largest first (dates and counts) rather than A to Z.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +62,15 @@ impl TableSort {
             column: chosen.code,
             descending,
         }
+    }
+
+    /// The sort asked for by a page's query string (its `sort` and `dir`); a query that does
+    /// not parse sorts by the default.
+    pub fn from_query(path: impl Into<String>, columns: &'static [Column], query: &str) -> Self {
+        let asked = actix_web::web::Query::<TableQuery>::from_query(query)
+            .map(actix_web::web::Query::into_inner)
+            .unwrap_or_default();
+        Self::new(path, columns, &asked.sort, &asked.dir)
     }
 
     /// Keeps a parameter (when not empty) in the header links.
@@ -169,6 +180,15 @@ impl TableSort {
 /// Case-insensitive text order, for names and addresses.
 pub fn text(a: &str, b: &str) -> Ordering {
     a.to_lowercase().cmp(&b.to_lowercase())
+}
+
+/// A table's sort as a page's URL carries it.
+#[derive(Deserialize, Default)]
+struct TableQuery {
+    #[serde(default)]
+    sort: String,
+    #[serde(default)]
+    dir: String,
 }
 
 #[cfg(test)]
