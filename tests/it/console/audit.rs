@@ -45,25 +45,11 @@ async fn customers_read_their_own_audit_log_filtered_sorted_and_paged_from_the_u
         .await;
     let casey = app.visitor();
     casey.sign_in("casey@contoso.example", PASSWORD).await;
-    casey.get(&format!("/c/{contoso}/settings")).await;
-    casey
-        .post(
-            &format!("/c/{contoso}/settings/users"),
-            &[
-                ("display_name", "Robin Reader"),
-                ("email", "robin@contoso.example"),
-                ("password", PASSWORD),
-                ("role", "read_only"),
-            ],
-        )
-        .await
-        .expect_redirect(&format!("/c/{contoso}/settings"));
+    let robin = app.read_only_user(&casey, &contoso).await;
     role_changes(&app, &contoso, "casey@contoso.example", 55).await;
     role_changes(&app, &fabrikam, "fran@fabrikam.example", 3).await;
 
     // A read-only user reads the log: newest first, 50 to a page, with who and from where.
-    let robin = app.visitor();
-    robin.sign_in("robin@contoso.example", PASSWORD).await;
     let log = format!("/c/{contoso}/audit");
     let first = robin.get(&log).await.expect_status(StatusCode::OK);
     assert!(

@@ -115,9 +115,15 @@ async fn the_demo_tenant_page_changes_the_tenant_through_guarded_forms() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let page = browser.get(&url).send().await.unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    let body = page.text().await.unwrap();
+    let page_text = |address: String| {
+        let request = browser.get(address).send();
+        async move {
+            let response = request.await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.text().await.unwrap()
+        }
+    };
+    let body = page_text(url.clone()).await;
     let start = body.find("name=\"token\" value=\"").unwrap() + 20;
     let token = body[start..start + 32].to_string();
     let post = |action: &str, fields: Vec<(&str, &str)>| {
@@ -143,14 +149,7 @@ async fn the_demo_tenant_page_changes_the_tenant_through_guarded_forms() {
     .await
     .unwrap();
     assert!(done(deleted).contains("done=deleted"));
-    let shown = browser
-        .get(format!("{url}?done=deleted"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let shown = page_text(format!("{url}?done=deleted")).await;
     assert!(shown.contains("(restorable)") && shown.contains("soft-deleted"));
     let gone = control(
         &app,
@@ -184,14 +183,7 @@ async fn the_demo_tenant_page_changes_the_tenant_through_guarded_forms() {
         .await
         .unwrap(),
     );
-    let page = browser
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(url.clone()).await;
     assert!(page.contains("Demo Newcomer"));
     let mail = post(
         "mail",
@@ -200,14 +192,7 @@ async fn the_demo_tenant_page_changes_the_tenant_through_guarded_forms() {
     .await
     .unwrap();
     assert!(done(mail).contains("done=mail_delivered"));
-    let files = browser
-        .get(format!("{url}?user={alex}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let files = page_text(format!("{url}?user={alex}")).await;
     let start = files.find("name=\"item\" value=\"").unwrap() + 19;
     let item = files[start..start + files[start..].find('"').unwrap()].to_string();
     let changed = post("file-change", vec![("user", &alex), ("item", &item)])
