@@ -20,6 +20,7 @@ use crate::ids::{CustomerId, PartnerId};
 
 /// Every action code the log holds, with the words the audit page shows for it.
 pub const ACTIONS: &[(&str, &str)] = &[
+    ("user_added", "Console user added"),
     ("user_disabled", "Console user disabled"),
     ("user_enabled", "Console user enabled"),
     ("user_removed", "Console user removed"),

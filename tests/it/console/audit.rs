@@ -53,8 +53,8 @@ async fn customers_read_their_own_audit_log_filtered_sorted_and_paged_from_the_u
     let log = format!("/c/{contoso}/audit");
     let first = robin.get(&log).await.expect_status(StatusCode::OK);
     assert!(
-        first.body.contains("56 events"),
-        "55 role changes and the creation"
+        first.body.contains("58 events"),
+        "55 role changes, two users added and the creation"
     );
     assert!(first.body.contains("Page 1 of 2"));
     assert!(first.body.contains("worker54@contoso.example"));
@@ -74,6 +74,11 @@ async fn customers_read_their_own_audit_log_filtered_sorted_and_paged_from_the_u
     assert!(second.body.contains("Page 2 of 2"));
     assert!(second.body.contains("worker00@contoso.example"));
     assert!(second.body.contains(CREATED_ROW));
+    assert!(
+        second
+            .body
+            .contains("<span class=\"strong\">Console user added</span>: robin@contoso.example")
+    );
 
     // Oldest first, and filtered by action and actor; the filters stay in the links.
     let oldest = robin.get(&format!("{log}?dir=asc")).await;
@@ -88,7 +93,7 @@ async fn customers_read_their_own_audit_log_filtered_sorted_and_paged_from_the_u
         .get(&format!("{log}?actor=casey%40contoso.example&sort=who"))
         .await
         .expect_status(StatusCode::OK);
-    assert!(by_casey.body.contains("55 events"));
+    assert!(by_casey.body.contains("56 events"));
     let links = by_casey.body.replace("&#38;", "&");
     assert!(
         links.contains(&format!(
