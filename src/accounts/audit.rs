@@ -31,6 +31,7 @@ pub const ACTIONS: &[(&str, &str)] = &[
     ("customer_renamed", "Customer renamed"),
     ("customer_disabled", "Customer disabled"),
     ("customer_enabled", "Customer enabled"),
+    ("partner_created", "Sub-partner created"),
     ("partner_renamed", "Sub-partner renamed"),
     ("partner_disabled", "Sub-partner disabled"),
     ("partner_enabled", "Sub-partner enabled"),

@@ -103,7 +103,9 @@ pub async fn create_sub_partner_with_admin(
     }
     let txn = db.begin().await?;
     let sub = insert_partner(&txn, clock, sub_id, name, Some(parent)).await?;
-    super::users::insert_user(&txn, clock, checked).await?;
+    let admin = super::users::insert_user(&txn, clock, checked).await?;
+    let detail = format!("administrator: {}", admin.email);
+    record_partner(&txn, clock, access, &sub, "partner_created", detail).await?;
     txn.commit().await?;
     Ok(sub)
 }

@@ -128,6 +128,8 @@ async fn a_partner_opens_renames_and_disables_a_sub_partner_whose_customers_carr
     // sub-partner does not read its parent's decisions about it.
     let log = partner.get("/audit").await.expect_status(StatusCode::OK);
     for words in [
+        "<span class=\"strong\">Sub-partner created</span>",
+        "administrator: sam@east.example",
         "<span class=\"strong\">Sub-partner renamed</span>",
         "was Reseller East",
         "<span class=\"strong\">Sub-partner disabled</span>",
