@@ -73,6 +73,7 @@ pub async fn prepare(settings: Settings, clock: SharedClock) -> Result<AppState,
         graph,
         storage,
         demo: false,
+        demo_page: None,
     })
 }
 
@@ -91,6 +92,7 @@ pub async fn prepare_serving(
     let mut state = prepare(settings, clock).await?;
     if let Some(simulator) = &simulator {
         state.demo = true;
+        state.demo_page = Some(simulator.demo_page_url());
         let restored = crate::demo::restore_consent(&state.db, simulator).await?;
         if restored > 0 {
             tracing::info!("demo mode: consent restored for {restored} organization(s)");

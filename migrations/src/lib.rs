@@ -10,6 +10,7 @@ mod m20261129_000001_admin_sign_in;
 mod m20261129_000010_discovery_checks;
 mod m20261129_091000_master_key_check;
 mod m20261129_100000_console_users_admin;
+mod m20261129_140000_audit_log_and_partner_status;
 mod m20261129_150000_backup_source_state;
 
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000010_discovery_checks::Migration),
             Box::new(m20261129_091000_master_key_check::Migration),
             Box::new(m20261129_100000_console_users_admin::Migration),
+            Box::new(m20261129_140000_audit_log_and_partner_status::Migration),
             Box::new(m20261129_150000_backup_source_state::Migration),
         ]
     }

@@ -30,6 +30,8 @@ pub struct Access {
     pub display_name: String,
     pub role: Role,
     pub home: Home,
+    /// The address the current request came from (set by the web layer), for the audit log.
+    pub address: Option<String>,
 }
 
 /// Proof that the signed-in user may see this customer. Only [`Access::customer`] makes one.
@@ -86,7 +88,12 @@ impl Access {
             return Ok(None);
         };
         let home = match (role, user.partner_id, user.customer_id) {
-            (Role::PartnerAdmin, Some(partner), _) => Home::Partner(PartnerId(partner)),
+            (Role::PartnerAdmin, Some(partner), _) => {
+                if partner_disabled(db, partner).await? {
+                    return Ok(None);
+                }
+                Home::Partner(PartnerId(partner))
+            }
             (Role::CustomerAdmin | Role::ReadOnly, _, Some(customer_id)) => {
                 let customer = customer::Entity::find_by_id(customer_id).one(db).await?;
                 match customer {
@@ -102,6 +109,7 @@ impl Access {
             display_name: user.display_name,
             role,
             home,
+            address: None,
         }))
     }
 
@@ -126,20 +134,7 @@ impl Access {
         let Home::Partner(root) = self.home else {
             return Ok(Vec::new());
         };
-        let mut reached: HashSet<Uuid> = HashSet::from([root.0]);
-        let mut frontier = vec![root.0];
-        while !frontier.is_empty() {
-            let children = partner::Entity::find()
-                .filter(partner::Column::ParentId.is_in(frontier.clone()))
-                .all(db)
-                .await?;
-            frontier = children
-                .into_iter()
-                .map(|p| p.id)
-                .filter(|id| reached.insert(*id))
-                .collect();
-        }
-        Ok(reached.into_iter().collect())
+        partner_subtree(db, root).await
     }
 
     /// The scoping function: the customer `id` if this user may see it, else `NotFound`.
@@ -230,4 +225,42 @@ impl Access {
             _ => Err(AccountError::NotFound),
         }
     }
+}
+
+/// `root` and every partner below it.
+pub async fn partner_subtree<C: ConnectionTrait>(
+    db: &C,
+    root: PartnerId,
+) -> Result<Vec<Uuid>, AccountError> {
+    let mut reached: HashSet<Uuid> = HashSet::from([root.0]);
+    let mut frontier = vec![root.0];
+    while !frontier.is_empty() {
+        let children = partner::Entity::find()
+            .filter(partner::Column::ParentId.is_in(frontier.clone()))
+            .all(db)
+            .await?;
+        frontier = children
+            .into_iter()
+            .map(|p| p.id)
+            .filter(|id| reached.insert(*id))
+            .collect();
+    }
+    Ok(reached.into_iter().collect())
+}
+
+/// True when the partner, or a partner above it, is disabled or gone: a partner cut off by
+/// whoever is above it takes the partners below it along.
+async fn partner_disabled(db: &DatabaseConnection, id: Uuid) -> Result<bool, AccountError> {
+    let mut next = Some(id);
+    let mut seen = HashSet::new();
+    while let Some(id) = next {
+        if !seen.insert(id) {
+            break;
+        }
+        match partner::Entity::find_by_id(id).one(db).await? {
+            Some(p) if !p.disabled => next = p.parent_id,
+            _ => return Ok(true),
+        }
+    }
+    Ok(false)
 }

@@ -11,6 +11,9 @@ pub mod partner {
         pub parent_id: Option<Uuid>,
         pub name: String,
         pub created_at: ChronoDateTimeUtc,
+        /// Its administrators (and those of partners below it) cannot sign in; its customers
+        /// are kept as they are (`m20261129_140000_audit_log_and_partner_status`).
+        pub disabled: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -155,12 +158,16 @@ pub mod audit_event {
         /// Kept as text so the record outlives the actor's account.
         pub actor_email: String,
         pub customer_id: Option<Uuid>,
-        /// A stable code: `user_disabled`, `user_enabled`, `user_removed`, `user_role_changed`,
-        /// `user_password_reset_issued`, `user_password_reset_used`.
+        /// A stable code (`crate::accounts::audit::ACTIONS` lists them with their labels).
         pub action: String,
         /// Whom or what it was done to, as text (an e-mail address).
         pub subject: String,
         pub detail: String,
+        /// The partner a partner-level change belongs to (a sub-partner renamed or disabled is
+        /// recorded under its parent); `None` for a customer's events.
+        pub partner_id: Option<Uuid>,
+        /// The address the request came from, as the server saw it.
+        pub address: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

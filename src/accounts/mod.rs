@@ -4,6 +4,7 @@
 //! This module knows nothing of HTTP beyond implementing actix-session's store trait.
 
 pub mod access;
+pub mod audit;
 pub mod entities;
 pub mod password;
 pub mod session_store;

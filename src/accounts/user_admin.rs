@@ -8,17 +8,18 @@ use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    EntityTrait, QueryFilter, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 
 use super::access::CustomerScope;
-use super::entities::{audit_event, console_user, password_reset};
+use super::audit;
+use super::entities::{console_user, password_reset};
 use super::password::hash_password;
 use super::session_store::revoke_user_sessions;
 use super::{Access, AccountError, FieldError, Role, validate_new_password};
 use crate::clock::Clock;
-use crate::ids::UserId;
+use crate::ids::{CustomerId, UserId};
 
 /// How long a password-reset link works.
 pub const RESET_LINK_HOURS: i64 = 24;
@@ -34,7 +35,7 @@ pub enum UserChange {
 }
 
 impl UserChange {
-    fn action(self) -> &'static str {
+    pub fn action(self) -> &'static str {
         match self {
             UserChange::Disabled => "user_disabled",
             UserChange::Enabled => "user_enabled",
@@ -97,19 +98,18 @@ async fn record(
     subject: &console_user::Model,
     change: UserChange,
 ) -> Result<(), AccountError> {
-    audit_event::ActiveModel {
-        id: Set(uuid::Uuid::new_v4()),
-        at: Set(clock.now()),
-        actor_id: Set(Some(access.user_id.0)),
-        actor_email: Set(access.email.clone()),
-        customer_id: Set(Some(scope.id().0)),
-        action: Set(change.action().into()),
-        subject: Set(subject.email.clone()),
-        detail: Set(change.detail()),
-    }
-    .insert(db)
-    .await?;
-    Ok(())
+    audit::record(
+        db,
+        clock,
+        access.into(),
+        audit::Event {
+            owner: audit::Owner::Customer(scope.id()),
+            action: change.action(),
+            subject: &subject.email,
+            detail: change.detail(),
+        },
+    )
+    .await
 }
 
 /// Disables (signing the user out at once) or re-enables a console user.
@@ -261,13 +261,15 @@ pub async fn reset_link_user(
         .map(|user| user.email))
 }
 
-/// Sets a new password through a reset link, spends the link and ends the user's sessions.
+/// Sets a new password through a reset link, spends the link and ends the user's sessions;
+/// `address` is where the request came from, for the audit log.
 pub async fn reset_password(
     db: &DatabaseConnection,
     clock: &dyn Clock,
     token: &str,
     new: &str,
     confirm: &str,
+    address: Option<&str>,
 ) -> Result<(), AccountError> {
     let mut errors = Vec::new();
     validate_new_password("new_password", new, &mut errors);
@@ -303,35 +305,27 @@ pub async fn reset_password(
     let mut model: console_user::ActiveModel = user.clone().into();
     model.password_hash = Set(hash);
     model.update(&txn).await?;
-    audit_event::ActiveModel {
-        id: Set(uuid::Uuid::new_v4()),
-        at: Set(clock.now()),
-        actor_id: Set(Some(user.id)),
-        actor_email: Set(user.email.clone()),
-        customer_id: Set(user.customer_id),
-        action: Set("user_password_reset_used".into()),
-        subject: Set(user.email.clone()),
-        detail: Set(String::new()),
+    if let Some(customer) = user.customer_id {
+        audit::record(
+            &txn,
+            clock,
+            audit::Actor {
+                id: user.id,
+                email: &user.email,
+                address,
+            },
+            audit::Event {
+                owner: audit::Owner::Customer(CustomerId(customer)),
+                action: "user_password_reset_used",
+                subject: &user.email,
+                detail: String::new(),
+            },
+        )
+        .await?;
     }
-    .insert(&txn)
-    .await?;
     txn.commit().await?;
     revoke_user_sessions(db, UserId(user.id)).await?;
     Ok(())
-}
-
-/// The customer's most recent audit events, newest first.
-pub async fn recent_events(
-    db: &DatabaseConnection,
-    scope: &CustomerScope,
-    limit: u64,
-) -> Result<Vec<audit_event::Model>, AccountError> {
-    Ok(audit_event::Entity::find()
-        .filter(audit_event::Column::CustomerId.eq(scope.id().0))
-        .order_by_desc(audit_event::Column::At)
-        .limit(limit)
-        .all(db)
-        .await?)
 }
 
 fn token_hash(token: &str) -> String {

@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 
 use super::access::{CustomerScope, Home};
@@ -174,7 +174,22 @@ pub async fn create_customer_user(
         home: Home::Customer(scope.id()),
     };
     let checked = check_new_user(db, Some(access), &new).await?;
-    insert_user(db, clock, checked).await
+    let txn = db.begin().await?;
+    let created = insert_user(&txn, clock, checked).await?;
+    super::audit::record(
+        &txn,
+        clock,
+        access.into(),
+        super::audit::Event {
+            owner: super::audit::Owner::Customer(scope.id()),
+            action: "user_added",
+            subject: &created.email,
+            detail: format!("role: {}", user.role.label()),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(created)
 }
 
 pub async fn customer_users(

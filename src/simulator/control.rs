@@ -22,7 +22,7 @@ use super::identity::Claims;
 use super::state::{Found, Group, Life, Simulator, Site, Tenant, User, read, write};
 use super::throttle::{ThrottleLimits, Workload};
 
-struct ControlError(StatusCode, &'static str, String);
+pub(super) struct ControlError(pub StatusCode, pub &'static str, pub String);
 
 impl ControlError {
     fn bad(message: impl Into<String>) -> Self {
@@ -37,7 +37,7 @@ impl ControlError {
     }
 }
 
-type ControlResult = Result<HttpResponse, ControlError>;
+pub(super) type ControlResult = Result<HttpResponse, ControlError>;
 
 fn ok(value: Value) -> ControlResult {
     Ok(HttpResponse::Ok()
@@ -280,7 +280,7 @@ struct NewUser {
     licensed: bool,
 }
 
-fn create_user(sim: &Simulator, t: &Tenant, body: &[u8]) -> ControlResult {
+pub(super) fn create_user(sim: &Simulator, t: &Tenant, body: &[u8]) -> ControlResult {
     let new: NewUser = parse(body)?;
     let nickname = new
         .mail_nickname
@@ -480,7 +480,13 @@ fn site_index(t: &Tenant, state: &super::state::TenantState, id: &str) -> Option
         .map(|i| i as u32)
 }
 
-fn life_cycle(sim: &Simulator, t: &Tenant, kind: &str, id: &str, action: &str) -> ControlResult {
+pub(super) fn life_cycle(
+    sim: &Simulator,
+    t: &Tenant,
+    kind: &str,
+    id: &str,
+    action: &str,
+) -> ControlResult {
     let now = sim.now();
     let mut state = write(&t.state);
     let done = match kind {
@@ -537,7 +543,7 @@ fn life_cycle(sim: &Simulator, t: &Tenant, kind: &str, id: &str, action: &str) -
 }
 
 /// Adds a received (non-draft) message to a mailbox folder.
-fn add_message(sim: &Simulator, t: &Tenant, id: &str, body: &[u8]) -> ControlResult {
+pub(super) fn add_message(sim: &Simulator, t: &Tenant, id: &str, body: &[u8]) -> ControlResult {
     let v: Value = parse(body)?;
     let (user, owner) = {
         let state = read(&t.state);
@@ -613,24 +619,16 @@ fn forward(
     rest: &[&str],
     body: &[u8],
 ) -> ControlResult {
-    let claims = Claims {
-        tenant: t.index,
-        app_id: "_sim".to_owned(),
-        roles: Vec::new(),
-        user: None,
-    };
-    let query =
-        odata::Query::parse(req.query_string()).map_err(|e| ControlError::bad(e.message))?;
-    let ctx = Ctx {
+    let reply = graph_as_tenant(
         sim,
-        tenant: t,
-        claims: &claims,
         req,
-        query,
+        t,
+        req.method().as_str(),
+        req.query_string(),
+        rest,
         body,
-        method: req.method().as_str(),
-    };
-    match graph::route_for_control(&ctx, rest) {
+    )?;
+    match reply {
         Ok(Reply::Json(status, value)) => Ok(HttpResponse::build(
             StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
         )
@@ -661,4 +659,34 @@ fn forward(
         .content_type("application/json")
         .body(json!({"error": {"code": code, "message": message}}).to_string())),
     }
+}
+
+/// A Graph request (`method` on `rest` with `query`) run as the tenant itself, as `forward`
+/// and the demo page make it: Graph's own answer, or a bad query string.
+pub(super) fn graph_as_tenant(
+    sim: &Simulator,
+    req: &HttpRequest,
+    t: &Tenant,
+    method: &str,
+    query: &str,
+    rest: &[&str],
+    body: &[u8],
+) -> Result<Result<Reply, GraphError>, ControlError> {
+    let claims = Claims {
+        tenant: t.index,
+        app_id: "_sim".to_owned(),
+        roles: Vec::new(),
+        user: None,
+    };
+    let query = odata::Query::parse(query).map_err(|e| ControlError::bad(e.message))?;
+    let ctx = Ctx {
+        sim,
+        tenant: t,
+        claims: &claims,
+        req,
+        query,
+        body,
+        method,
+    };
+    Ok(graph::route_for_control(&ctx, rest))
 }

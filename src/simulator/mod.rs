@@ -6,10 +6,12 @@
 //! Layout: `state` (tenants, directory objects, overlays of changes), `generate` (deterministic
 //! lazy content), `identity` (consent, sign-in, tokens), `graph` (the `/v1.0` surface),
 //! `throttle` and `faults` (Microsoft's published limits, injected failures), `control`
-//! (`/_sim/...`), `server` (HTTP plumbing).
+//! (`/_sim/...`), `demo_page` (`/_demo/...`, the same changes from a web page), `server` (HTTP
+//! plumbing).
 
 mod control;
 mod control_mailbox;
+mod demo_page;
 mod faults;
 mod generate;
 mod graph;
@@ -351,6 +353,12 @@ impl RunningSimulator {
     /// Bearer token of the control API.
     pub fn admin_token(&self) -> &str {
         &self.admin_token
+    }
+
+    /// The tenant's control page for people (`/_demo/{secret}`): whoever has this address can
+    /// change the first tenant, so it is shown only to those allowed to.
+    pub fn demo_page_url(&self) -> String {
+        format!("{}/_demo/{}", self.base_url, demo_page::page_key(&self.sim))
     }
 
     pub fn tenants(&self) -> &[TenantInfo] {

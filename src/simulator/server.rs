@@ -10,7 +10,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 use super::state::Simulator;
-use super::{control, graph, identity, import};
+use super::{control, demo_page, graph, identity, import};
 
 /// Largest request body accepted (an upload-session chunk must be under 60 MiB).
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -70,6 +70,7 @@ async fn dispatch(req: HttpRequest, body: web::Bytes, sim: web::Data<Simulator>)
         None => index(sim),
         Some("v1.0") => graph::handle(sim, &req, &segments[1..], body).await,
         Some("_sim") => control::handle(sim, &req, &segments[1..], &body).await,
+        Some("_demo") => demo_page::handle(sim, &req, &segments[1..], &body),
         Some("_dl") => graph::drive::download(sim, &req, &segments[1..]).await,
         Some("_up") => graph::drive::upload_chunk(sim, &req, &segments[1..], &body).await,
         Some("beta") => graph::handle_beta(sim, &req, &segments[1..], body).await,

@@ -65,10 +65,7 @@ pub async fn signin(
     request: HttpRequest,
     form: web::Form<SigninForm>,
 ) -> Result<HttpResponse, WebError> {
-    let address = request
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let address = super::client_address(&request).unwrap_or_default();
     let result = users::authenticate(
         &state.db,
         state.clock.as_ref(),

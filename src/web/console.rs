@@ -7,7 +7,7 @@ use askama::Template;
 use super::flash;
 use super::forms::{self, FormState};
 use super::partner::{UserForm, UsersTable};
-use super::{AppState, Chrome, SignedIn, WebError, m365, ok, people, see_other, storage};
+use super::{AppState, Chrome, SignedIn, WebError, audit, m365, ok, people, see_other, storage};
 use crate::accounts::access::CustomerScope;
 use crate::accounts::users;
 
@@ -19,6 +19,7 @@ pub const SECTIONS: &[(&str, &str)] = &[
     ("storage", "Backup storage"),
     ("activities", "Activities"),
     ("alerts", "Alerts"),
+    ("audit", "Audit log"),
     ("settings", "Settings"),
 ];
 
@@ -60,6 +61,7 @@ pub async fn section(
     match section {
         "settings" => {
             let mut page = settings_view(&state, &signed_in, &scope, FormState::default()).await?;
+            page.users = page.users.sorted(&scope, request.query_string());
             page.notice = people::user_message(&flash::take_notice(&signed_in.session));
             return ok(&page);
         }
@@ -74,9 +76,17 @@ pub async fn section(
                 })?;
             return m365::activities(&state, &signed_in, &scope, &query).await;
         }
+        "audit" => return audit::customer_audit(&state, &signed_in, &scope, &request).await,
         "storage" => {
             let notice = flash::take_notice(&signed_in.session);
-            return storage::storage_page(&state, &signed_in, &scope, &notice).await;
+            return storage::storage_page(
+                &state,
+                &signed_in,
+                &scope,
+                &notice,
+                request.query_string(),
+            )
+            .await;
         }
         "m365" => {
             if let Some(response) = m365::m365_section(&state, &scope).await? {

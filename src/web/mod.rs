@@ -2,6 +2,7 @@
 //! request, turn ids into scopes through `accounts::Access`, call one domain function, render.
 
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod console;
 pub mod csrf;
@@ -13,7 +14,9 @@ pub mod m365;
 pub mod middleware;
 pub mod partner;
 pub mod people;
+pub mod sorting;
 pub mod storage;
+pub mod sub_partners;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -50,6 +53,9 @@ pub struct AppState {
     pub storage: crate::storage::BackupStorage,
     /// The Graph client talks to the built-in simulator (no Microsoft app configured).
     pub demo: bool,
+    /// In demo mode, the address of the simulated tenant's own control page (on the
+    /// simulator's port, with its secret path).
+    pub demo_page: Option<String>,
 }
 
 impl AppState {
@@ -99,8 +105,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/reset/{token}", web::get().to(people::reset_page))
         .route("/reset/{token}", web::post().to(people::reset))
-        .route("/partners", web::get().to(partner::partners_page))
-        .route("/partners", web::post().to(partner::create_sub_partner))
+        .route("/partners", web::get().to(sub_partners::partners_page))
+        .route(
+            "/partners",
+            web::post().to(sub_partners::create_sub_partner),
+        )
+        .route(
+            "/partners/{partner}",
+            web::get().to(sub_partners::sub_partner_page),
+        )
+        .route(
+            "/partners/{partner}/rename",
+            web::post().to(sub_partners::rename_sub_partner),
+        )
+        .route(
+            "/partners/{partner}/disable",
+            web::post().to(sub_partners::disable_sub_partner),
+        )
+        .route(
+            "/partners/{partner}/enable",
+            web::post().to(sub_partners::enable_sub_partner),
+        )
+        .route("/audit", web::get().to(audit::partner_audit_page))
         .route(
             "/c/{customer}/settings/users",
             web::post().to(console::add_user),
@@ -184,12 +210,21 @@ fn session_cookie_key(master: &MasterKey) -> Key {
     Key::derive_from(&master.derive_subkey("skyvault session cookie signing"))
 }
 
+/// The address a request came from, as the audit log and sign-in throttling record it: the
+/// peer's, since a forwarded-for header is whatever the client wrote.
+pub fn client_address(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|addr| addr.ip().to_string())
+}
+
 /// A signed-in user, loaded from the session for every handler that asks for it.
 pub struct SignedIn {
     pub access: Access,
     pub csrf: String,
     pub partner_name: Option<String>,
     pub session: Session,
+    /// The demo tenant's control page, when this is demo mode and the user a partner
+    /// administrator (it changes the tenant, so customers' users are not shown it).
+    pub demo_page: Option<String>,
 }
 
 impl FromRequest for SignedIn {
@@ -199,6 +234,7 @@ impl FromRequest for SignedIn {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let session = req.get_session();
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let address = client_address(req);
         Box::pin(async move {
             let state = state.ok_or_else(|| WebError::internal("application state missing"))?;
             let user_id = session
@@ -207,10 +243,11 @@ impl FromRequest for SignedIn {
                 .flatten()
                 .and_then(|id| id.parse::<UserId>().ok())
                 .ok_or(WebError::SignInRequired)?;
-            let Some(access) = Access::load(&state.db, user_id).await? else {
+            let Some(mut access) = Access::load(&state.db, user_id).await? else {
                 session.purge();
                 return Err(WebError::SignInRequired);
             };
+            access.address = address;
             let partner_name = match access.home {
                 Home::Partner(id) => partner_entity::Entity::find_by_id(id.0)
                     .one(&state.db)
@@ -219,11 +256,16 @@ impl FromRequest for SignedIn {
                 Home::Customer(_) => None,
             };
             let csrf = csrf::ensure_token(&session);
+            let demo_page = state
+                .demo_page
+                .clone()
+                .filter(|_| access.role == Role::PartnerAdmin);
             Ok(SignedIn {
                 access,
                 csrf,
                 partner_name,
                 session,
+                demo_page,
             })
         })
     }
@@ -254,6 +296,10 @@ pub struct Chrome {
     pub customer: Option<CustomerRef>,
     pub csrf: String,
     pub active: &'static str,
+    /// A sub-partner the partner is working inside (its customers, its details).
+    pub sub_partner: Option<partner::PartnerRef>,
+    /// The demo tenant's control page, for partner administrators in demo mode.
+    pub demo_page: Option<String>,
 }
 
 impl Chrome {
@@ -273,6 +319,8 @@ impl Chrome {
             }),
             csrf: signed_in.csrf.clone(),
             active,
+            sub_partner: None,
+            demo_page: signed_in.demo_page.clone(),
         }
     }
 

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::flash;
 use super::forms::{self, FormState};
+use super::sorting::{self, Column, TableSort};
 use super::{AppState, Chrome, SignedIn, WebError, ok, see_other};
 use crate::accounts::entities::{console_user, customer, partner};
 use crate::accounts::users;
@@ -30,10 +31,10 @@ pub struct CustomerRow {
 }
 
 /// Customers shown on one page of the list.
-const CUSTOMERS_PAGE_SIZE: usize = 50;
+const CUSTOMERS_PAGE_SIZE: u64 = 50;
 
-/// The Customers list's search, filter and page, kept in the URL (a plain GET form), so Back
-/// and reload show the same rows.
+/// The Customers list's search, filter, sort, page and sub-partner, kept in the URL (a plain
+/// GET form), so Back and reload show the same rows.
 #[derive(Deserialize, Default)]
 pub struct CustomersQuery {
     #[serde(default)]
@@ -42,8 +43,24 @@ pub struct CustomersQuery {
     #[serde(default)]
     status: String,
     #[serde(default)]
-    page: usize,
+    sort: String,
+    #[serde(default)]
+    dir: String,
+    #[serde(default)]
+    page: u64,
+    /// A sub-partner the partner is working inside: only its customers are listed, and new
+    /// customers are created under it.
+    #[serde(default)]
+    partner: String,
 }
+
+const CUSTOMER_COLUMNS: &[Column] = &[
+    sorting::column("name"),
+    sorting::column("partner"),
+    sorting::column_desc("users"),
+    sorting::column("status"),
+    sorting::column_desc("created"),
+];
 
 #[derive(Template)]
 #[template(path = "customers.html")]
@@ -53,36 +70,41 @@ struct CustomersPage {
     form: FormState,
     search: String,
     status: &'static str,
+    sort: TableSort,
+    /// The sub-partner worked inside, if any.
+    context: Option<PartnerRef>,
     /// Customers in all before filtering, to tell "none yet" from "none match".
     all: usize,
     matching: usize,
-    page: usize,
-    pages: usize,
+    page: u64,
+    pages: u64,
     notice: Option<(&'static str, &'static str)>,
 }
 
-impl CustomersPage {
-    fn href(&self, page: usize) -> String {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        if !self.search.is_empty() {
-            query.append_pair("q", &self.search);
-        }
-        if !self.status.is_empty() {
-            query.append_pair("status", self.status);
-        }
-        if page > 0 {
-            query.append_pair("page", &page.to_string());
-        }
-        let query = query.finish();
-        if query.is_empty() {
-            "/customers".into()
-        } else {
-            format!("/customers?{query}")
-        }
-    }
+/// A sub-partner a link points at.
+#[derive(Debug, Clone)]
+pub struct PartnerRef {
+    pub id: String,
+    pub name: String,
 }
 
-fn partner_admin(signed_in: &SignedIn) -> Result<PartnerId, WebError> {
+/// The sub-partner named by a `partner` parameter: one below the signed-in partner, else not
+/// found; none when the parameter is empty.
+async fn partner_context(
+    state: &AppState,
+    signed_in: &SignedIn,
+    id: &str,
+) -> Result<Option<partner::Model>, WebError> {
+    if id.is_empty() {
+        return Ok(None);
+    }
+    let id: PartnerId = id.parse().map_err(|_| WebError::NotFound)?;
+    Ok(Some(
+        tenancy::sub_partner(&state.db, &signed_in.access, id).await?,
+    ))
+}
+
+pub(super) fn partner_admin(signed_in: &SignedIn) -> Result<PartnerId, WebError> {
     signed_in
         .access
         .require_partner_admin()
@@ -95,7 +117,14 @@ async fn customers_view(
     form: FormState,
     query: &CustomersQuery,
 ) -> Result<CustomersPage, WebError> {
-    let customers = signed_in.access.customers(&state.db).await?;
+    let context = partner_context(state, signed_in, &query.partner).await?;
+    let customers: Vec<_> = signed_in
+        .access
+        .customers(&state.db)
+        .await?
+        .into_iter()
+        .filter(|c| context.as_ref().is_none_or(|p| p.id == c.partner_id))
+        .collect();
     let partner_ids: Vec<_> = customers.iter().map(|c| c.partner_id).collect();
     let owners: HashMap<_, _> = partner::Entity::find()
         .filter(partner::Column::Id.is_in(partner_ids))
@@ -115,39 +144,66 @@ async fn customers_view(
         "sync_failed" => "sync_failed",
         _ => "",
     };
-    let rows: Vec<CustomerRow> = customers
+    let mut rows: Vec<(CustomerRow, chrono::DateTime<chrono::Utc>)> = customers
         .into_iter()
-        .map(|c| CustomerRow {
-            id: c.id.to_string(),
-            owner: owners.get(&c.partner_id).cloned().unwrap_or_default(),
-            console_users: user_counts.get(&c.id).copied().unwrap_or(0),
-            sync: health.get(&c.id).copied().unwrap_or_default(),
-            created: c.created_at.format("%Y-%m-%d").to_string(),
-            disabled: c.disabled,
-            name: c.name,
+        .map(|c| {
+            let row = CustomerRow {
+                id: c.id.to_string(),
+                owner: owners.get(&c.partner_id).cloned().unwrap_or_default(),
+                console_users: user_counts.get(&c.id).copied().unwrap_or(0),
+                sync: health.get(&c.id).copied().unwrap_or_default(),
+                created: c.created_at.format("%Y-%m-%d").to_string(),
+                disabled: c.disabled,
+                name: c.name,
+            };
+            (row, c.created_at)
         })
-        .filter(|row| needle.is_empty() || row.name.to_lowercase().contains(&needle))
-        .filter(|row| match status {
+        .filter(|(row, _)| needle.is_empty() || row.name.to_lowercase().contains(&needle))
+        .filter(|(row, _)| match status {
             "active" => !row.disabled,
             "disabled" => row.disabled,
             "sync_failed" => row.sync.failed > 0,
             _ => true,
         })
         .collect();
+    let partner_param = context
+        .as_ref()
+        .map(|p| p.id.to_string())
+        .unwrap_or_default();
+    let sort = TableSort::new("/customers", CUSTOMER_COLUMNS, &query.sort, &query.dir)
+        .keep("partner", &partner_param)
+        .keep("q", query.q.trim())
+        .keep("status", status);
+    sort.apply(&mut rows, |column, (a, at), (b, bt)| match column {
+        "partner" => sorting::text(&a.owner, &b.owner),
+        "users" => a.console_users.cmp(&b.console_users),
+        "status" => a.disabled.cmp(&b.disabled),
+        "created" => at.cmp(bt),
+        _ => sorting::text(&a.name, &b.name),
+    });
     let matching = rows.len();
-    let pages = matching.div_ceil(CUSTOMERS_PAGE_SIZE).max(1);
+    let pages = (matching as u64).div_ceil(CUSTOMERS_PAGE_SIZE).max(1);
     let page = query.page.min(pages - 1);
     let customers = rows
         .into_iter()
-        .skip(page * CUSTOMERS_PAGE_SIZE)
-        .take(CUSTOMERS_PAGE_SIZE)
+        .map(|(row, _)| row)
+        .skip((page * CUSTOMERS_PAGE_SIZE) as usize)
+        .take(CUSTOMERS_PAGE_SIZE as usize)
         .collect();
+    let context = context.map(|p| PartnerRef {
+        id: p.id.to_string(),
+        name: p.name,
+    });
+    let mut chrome = Chrome::new(signed_in, None, "customers");
+    chrome.sub_partner = context.clone();
     Ok(CustomersPage {
-        chrome: Chrome::new(signed_in, None, "customers"),
+        chrome,
         customers,
         form,
         search: query.q.trim().to_string(),
         status,
+        sort,
+        context,
         all,
         matching,
         page,
@@ -178,12 +234,24 @@ pub struct NameForm {
     name: String,
 }
 
+#[derive(Deserialize)]
+pub struct NewCustomerForm {
+    #[serde(default)]
+    name: String,
+    /// The sub-partner the list was showing: the new customer is created under it.
+    #[serde(default)]
+    partner: String,
+}
+
 pub async fn create_customer(
     state: web::Data<AppState>,
     signed_in: SignedIn,
-    form: web::Form<NameForm>,
+    form: web::Form<NewCustomerForm>,
 ) -> Result<HttpResponse, WebError> {
-    let owner = partner_admin(&signed_in)?;
+    let own = partner_admin(&signed_in)?;
+    let owner = partner_context(&state, &signed_in, &form.partner)
+        .await?
+        .map_or(own, |p| PartnerId(p.id));
     match tenancy::create_customer(
         &state.db,
         state.clock.as_ref(),
@@ -195,11 +263,16 @@ pub async fn create_customer(
     {
         Ok(created) => Ok(see_other(&format!("/customers/{}", created.id))),
         Err(err) => {
+            let form_partner = form.partner.clone();
             let form = FormState::with_values([("name", form.name.as_str())]).absorb(err)?;
             let code = form.error_code();
+            let query = CustomersQuery {
+                partner: form_partner,
+                ..CustomersQuery::default()
+            };
             forms::unprocessable(
                 &code,
-                &customers_view(&state, &signed_in, form, &CustomersQuery::default()).await?,
+                &customers_view(&state, &signed_in, form, &query).await?,
             )
         }
     }
@@ -216,6 +289,7 @@ pub struct UserRow {
     /// The signed-in user's own row: no actions on it.
     pub is_self: bool,
     pub created: String,
+    added_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// What the console-users table needs besides its rows.
@@ -229,7 +303,16 @@ pub struct UsersTable {
     pub from: &'static str,
     /// A password-reset link just made, shown once.
     pub reset: Option<super::people::ResetLink>,
+    pub sort: TableSort,
 }
+
+const USER_COLUMNS: &[Column] = &[
+    sorting::column("name"),
+    sorting::column("email"),
+    sorting::column("role"),
+    sorting::column("status"),
+    sorting::column_desc("added"),
+];
 
 #[derive(Template)]
 #[template(path = "customer.html")]
@@ -261,6 +344,7 @@ impl UsersTable {
                     disabled: u.disabled,
                     is_self: u.id == me,
                     created: u.created_at.format("%Y-%m-%d").to_string(),
+                    added_at: u.created_at,
                     email: u.email,
                     display_name: u.display_name,
                 })
@@ -270,7 +354,32 @@ impl UsersTable {
             action_base: format!("/c/{}/users", scope.id()),
             from,
             reset: None,
+            sort: TableSort::new(Self::page_path(scope, from), USER_COLUMNS, "", ""),
         }
+    }
+
+    /// The page the table is on: the partner's customer page or the customer's Settings.
+    fn page_path(scope: &crate::accounts::access::CustomerScope, from: &str) -> String {
+        if from == "partner" {
+            format!("/customers/{}", scope.id())
+        } else {
+            format!("/c/{}/settings", scope.id())
+        }
+    }
+
+    /// Sorts the rows as the page's URL asks.
+    pub fn sorted(mut self, scope: &crate::accounts::access::CustomerScope, query: &str) -> Self {
+        let path = Self::page_path(scope, self.from);
+        self.sort = TableSort::from_query(path, USER_COLUMNS, query);
+        self.sort
+            .apply(&mut self.rows, |column, a, b| match column {
+                "email" => sorting::text(&a.email, &b.email),
+                "role" => a.role.cmp(b.role),
+                "status" => a.disabled.cmp(&b.disabled),
+                "added" => a.added_at.cmp(&b.added_at),
+                _ => sorting::text(&a.display_name, &b.display_name),
+            });
+        self
     }
 }
 
@@ -317,6 +426,8 @@ pub async fn customer_page(
         FormState::default(),
     )
     .await?;
+    let scope = signed_in.customer(&state, &id).await?;
+    page.users = page.users.sorted(&scope, request.query_string());
     page.notice = super::people::user_message(&flash::take_notice(&signed_in.session));
     ok(&page)
 }
@@ -348,7 +459,15 @@ pub async fn rename_customer(
 ) -> Result<HttpResponse, WebError> {
     partner_admin(&signed_in)?;
     let scope = signed_in.customer(&state, &id).await?;
-    match tenancy::rename_customer(&state.db, &signed_in.access, &scope, &form.name).await {
+    match tenancy::rename_customer(
+        &state.db,
+        state.clock.as_ref(),
+        &signed_in.access,
+        &scope,
+        &form.name,
+    )
+    .await
+    {
         Ok(_) => Ok(see_other(&format!("/customers/{id}"))),
         Err(err) => {
             let rename = FormState::with_values([("name", form.name.as_str())]).absorb(err)?;
@@ -367,7 +486,14 @@ async fn set_disabled(
 ) -> Result<HttpResponse, WebError> {
     partner_admin(signed_in)?;
     let scope = signed_in.customer(state, id).await?;
-    tenancy::set_customer_disabled(&state.db, &signed_in.access, &scope, disabled).await?;
+    tenancy::set_customer_disabled(
+        &state.db,
+        state.clock.as_ref(),
+        &signed_in.access,
+        &scope,
+        disabled,
+    )
+    .await?;
     Ok(see_other(&format!("/customers/{id}")))
 }
 
@@ -448,105 +574,6 @@ pub async fn add_customer_user(
             let page =
                 customer_view(&state, &signed_in, &id, FormState::default(), user_form).await?;
             forms::unprocessable(&code, &page)
-        }
-    }
-}
-
-pub struct PartnerRow {
-    pub name: String,
-    pub created: String,
-    pub admins: Vec<String>,
-}
-
-#[derive(Template)]
-#[template(path = "partners.html")]
-struct PartnersPage {
-    chrome: Chrome,
-    partners: Vec<PartnerRow>,
-    form: FormState,
-}
-
-async fn partners_view(
-    state: &AppState,
-    signed_in: &SignedIn,
-    form: FormState,
-) -> Result<PartnersPage, WebError> {
-    let own = partner_admin(signed_in)?;
-    let children = tenancy::sub_partners(&state.db, &signed_in.access, own).await?;
-    let ids: Vec<_> = children.iter().map(|p| p.id).collect();
-    let admins = console_user::Entity::find()
-        .filter(console_user::Column::PartnerId.is_in(ids))
-        .all(&state.db)
-        .await?;
-    let partners = children
-        .into_iter()
-        .map(|p| PartnerRow {
-            admins: admins
-                .iter()
-                .filter(|a| a.partner_id == Some(p.id))
-                .map(|a| a.email.clone())
-                .collect(),
-            created: p.created_at.format("%Y-%m-%d").to_string(),
-            name: p.name,
-        })
-        .collect();
-    Ok(PartnersPage {
-        chrome: Chrome::new(signed_in, None, "partners"),
-        partners,
-        form,
-    })
-}
-
-pub async fn partners_page(
-    state: web::Data<AppState>,
-    signed_in: SignedIn,
-) -> Result<HttpResponse, WebError> {
-    ok(&partners_view(&state, &signed_in, FormState::default()).await?)
-}
-
-#[derive(Deserialize)]
-pub struct SubPartnerForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    display_name: String,
-    #[serde(default)]
-    password: String,
-}
-
-/// A sub-partner always comes with its first administrator, so it is never left unmanaged.
-pub async fn create_sub_partner(
-    state: web::Data<AppState>,
-    signed_in: SignedIn,
-    form: web::Form<SubPartnerForm>,
-) -> Result<HttpResponse, WebError> {
-    let own = partner_admin(&signed_in)?;
-    let retained = FormState::with_values([
-        ("name", form.name.as_str()),
-        ("email", form.email.as_str()),
-        ("display_name", form.display_name.as_str()),
-    ]);
-    let result = tenancy::create_sub_partner_with_admin(
-        &state.db,
-        state.clock.as_ref(),
-        &signed_in.access,
-        own,
-        &form.name,
-        tenancy::PartnerAdmin {
-            email: &form.email,
-            display_name: &form.display_name,
-            password: &form.password,
-        },
-    )
-    .await;
-    match result {
-        Ok(_) => Ok(see_other("/partners")),
-        Err(err) => {
-            let form = retained.absorb(err)?;
-            let code = form.error_code();
-            forms::unprocessable(&code, &partners_view(&state, &signed_in, form).await?)
         }
     }
 }

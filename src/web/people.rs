@@ -5,7 +5,7 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -188,6 +188,7 @@ pub struct ResetForm {
 
 pub async fn reset(
     state: web::Data<AppState>,
+    request: HttpRequest,
     session: Session,
     token: web::Path<String>,
     form: web::Form<ResetForm>,
@@ -199,6 +200,7 @@ pub async fn reset(
         &token,
         &form.new_password,
         &form.confirm_password,
+        super::client_address(&request).as_deref(),
     )
     .await;
     let mut page = ResetPage {

@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use bytesize::ByteSize;
 
+use super::sorting::{self, Column, TableSort};
 use super::{AppState, Chrome, SignedIn, WebError, ok, see_other};
 use crate::accounts::access::CustomerScope;
 use crate::jobs::backup_check::workload_label;
@@ -130,18 +131,43 @@ struct StoragePage {
     used: String,
     archives: Vec<ArchiveRow>,
     check: CheckStatus,
+    sort: TableSort,
     can_change: bool,
     notice: Option<(&'static str, &'static str)>,
 }
 
-/// The Backup storage section.
+const ARCHIVE_COLUMNS: &[Column] = &[
+    sorting::column("name"),
+    sorting::column("workload"),
+    sorting::column_desc("points"),
+    sorting::column_desc("latest"),
+    sorting::column_desc("size"),
+    sorting::column_desc("stored"),
+];
+
+/// The Backup storage section; `query` is the page's query string (the archives' sort).
 pub async fn storage_page(
     state: &AppState,
     signed_in: &SignedIn,
     scope: &CustomerScope,
     notice: &str,
+    query: &str,
 ) -> Result<HttpResponse, WebError> {
-    let archives = catalog::list_archive_summaries(&state.db, scope.id()).await?;
+    let mut archives = catalog::list_archive_summaries(&state.db, scope.id()).await?;
+    let sort = TableSort::from_query(format!("/c/{}/storage", scope.id()), ARCHIVE_COLUMNS, query);
+    sort.apply(&mut archives, |column, a, b| {
+        let newest = |s: &ArchiveSummary| s.newest.as_ref().map(|p| (p.taken_at, p.bytes_total));
+        match column {
+            "workload" => {
+                workload_label(a.archive.workload).cmp(workload_label(b.archive.workload))
+            }
+            "points" => a.recovery_points.cmp(&b.recovery_points),
+            "latest" => newest(a).map(|n| n.0).cmp(&newest(b).map(|n| n.0)),
+            "size" => newest(a).map(|n| n.1).cmp(&newest(b).map(|n| n.1)),
+            "stored" => a.bytes_added.cmp(&b.bytes_added),
+            _ => sorting::text(&a.archive.display_name, &b.archive.display_name),
+        }
+    });
     let used = ByteSize::b(archives.iter().map(|a| a.bytes_added).sum()).to_string();
     let latest = queue::latest_job(&state.db, scope.id(), JobKind::Verify).await?;
     ok(&StoragePage {
@@ -155,6 +181,7 @@ pub async fn storage_page(
         used,
         archives: archives.into_iter().map(ArchiveRow::of).collect(),
         check: CheckStatus::of(latest),
+        sort,
         can_change: scope.can_change(),
         notice: storage_message(notice),
     })

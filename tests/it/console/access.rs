@@ -228,28 +228,7 @@ async fn read_only_users_see_but_cannot_change() {
         .await;
     let admin = app.visitor();
     admin.sign_in("casey@contoso.example", PASSWORD).await;
-    admin
-        .get(&format!("/c/{id}/settings"))
-        .await
-        .expect_status(StatusCode::OK);
-    admin
-        .post(
-            &format!("/c/{id}/settings/users"),
-            &[
-                ("display_name", "Robin Reader"),
-                ("email", "robin@contoso.example"),
-                ("password", PASSWORD),
-                ("role", "read_only"),
-            ],
-        )
-        .await
-        .expect_redirect(&format!("/c/{id}/settings"));
-
-    let reader = app.visitor();
-    reader
-        .sign_in("robin@contoso.example", PASSWORD)
-        .await
-        .expect_redirect(&format!("/c/{id}/devices"));
+    let reader = app.read_only_user(&admin, &id).await;
     let settings = reader
         .get(&format!("/c/{id}/settings"))
         .await
@@ -337,24 +316,7 @@ async fn no_role_reaches_another_tenant_through_any_route() {
         .sign_in("casey@contoso.example", PASSWORD)
         .await
         .expect_redirect(&format!("/c/{contoso}/devices"));
-    casey.get(&format!("/c/{contoso}/settings")).await;
-    casey
-        .post(
-            &format!("/c/{contoso}/settings/users"),
-            &[
-                ("display_name", "Robin Reader"),
-                ("email", "robin@contoso.example"),
-                ("password", PASSWORD),
-                ("role", "read_only"),
-            ],
-        )
-        .await
-        .expect_redirect(&format!("/c/{contoso}/settings"));
-    let robin = app.visitor();
-    robin
-        .sign_in("robin@contoso.example", PASSWORD)
-        .await
-        .expect_redirect(&format!("/c/{contoso}/devices"));
+    let robin = app.read_only_user(&casey, &contoso).await;
 
     let fabrikam_t = Foreign {
         customer: fabrikam.clone(),

@@ -182,19 +182,7 @@ async fn hostile_values_in_every_field_of_every_route_never_get_a_5xx() {
         .await;
     let casey = app.visitor();
     sign_in(&app, &casey, "casey@contoso.example").await;
-    casey.get(&format!("/c/{customer}/settings")).await;
-    casey
-        .post(
-            &format!("/c/{customer}/settings/users"),
-            &[
-                ("display_name", "Robin Reader"),
-                ("email", "robin@contoso.example"),
-                ("password", PASSWORD),
-                ("role", "read_only"),
-            ],
-        )
-        .await
-        .expect_redirect(&format!("/c/{customer}/settings"));
+    app.read_only_user(&casey, &customer).await;
     let org = organization_fixture(&app, &customer, "ContosoOrg").await;
     let mut walker = Walker {
         app: &app,

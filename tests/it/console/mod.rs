@@ -4,6 +4,7 @@
 
 mod access;
 mod accounts;
+mod audit;
 mod demo;
 mod discovery;
 mod hostile;
@@ -12,6 +13,7 @@ mod input;
 mod jobs;
 mod master_key;
 pub mod organizations;
+pub mod partners;
 mod people;
 mod routes;
 mod sessions;

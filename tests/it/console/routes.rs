@@ -40,14 +40,23 @@ pub const ROUTES: &[Route] = &[
         "/account/password",
         &["current_password", "new_password", "confirm_password"],
     ),
-    route("GET", "/customers", &["q", "status", "page"]),
-    route("POST", "/customers", &["name"]),
-    route("GET", "/customers/{customer}", &[]),
+    route(
+        "GET",
+        "/customers",
+        &["q", "status", "page", "sort", "dir", "partner"],
+    ),
+    route("POST", "/customers", &["name", "partner"]),
+    route("GET", "/customers/{customer}", &["sort", "dir"]),
     route("POST", "/customers/{customer}/rename", &["name"]),
     route("POST", "/customers/{customer}/disable", &[]),
     route("POST", "/customers/{customer}/enable", &[]),
     route("POST", "/customers/{customer}/users", USER_FIELDS),
-    route("GET", "/partners", &[]),
+    route("GET", "/partners", &["sort", "dir"]),
+    route("GET", "/partners/{partner}", &[]),
+    route("POST", "/partners/{partner}/rename", &["name"]),
+    route("POST", "/partners/{partner}/disable", &[]),
+    route("POST", "/partners/{partner}/enable", &[]),
+    route("GET", "/audit", &["actor", "action", "sort", "dir", "page"]),
     route(
         "POST",
         "/partners",
@@ -92,7 +101,9 @@ pub const ROUTES: &[Route] = &[
     route(
         "GET",
         "/c/{customer}/{section}",
-        &["notice", "kind", "status", "page"],
+        &[
+            "notice", "kind", "status", "page", "sort", "dir", "actor", "action",
+        ],
     ),
 ];
 
@@ -129,6 +140,8 @@ impl Route {
             .replace("{token}", token)
             // A console user of nobody's: the route must answer 404 for it in any tenant.
             .replace("{user}", "00000000-0000-4000-8000-000000000000")
+            // A partner of nobody's, likewise (`partners::` walks real sub-partners).
+            .replace("{partner}", "00000000-0000-4000-8000-00000000beef")
             .replace("{action}", "disable")
             .replace("{path:.*}", "app.css");
         if filled.contains("{section}") {

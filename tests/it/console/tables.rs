@@ -141,3 +141,105 @@ async fn item_lists_filter_sort_and_page_from_the_url_and_a_failed_sync_is_expla
     let theirs = partner.get(&format!("/c/{customer}/storage")).await;
     assert!(theirs.body.contains(&location));
 }
+
+/// The position of each name in a page, in the order they appear.
+fn order_of<'a>(body: &str, names: &[&'a str]) -> Vec<&'a str> {
+    let mut found: Vec<(usize, &str)> = names
+        .iter()
+        .map(|name| {
+            (
+                body.find(name).unwrap_or_else(|| panic!("{name} listed")),
+                *name,
+            )
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, name)| name).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_console_users_and_sub_partners_sort_from_their_headers() {
+    let (app, partner) = TestApp::with_partner_admin().await;
+    for name in ["Bravo Ltd", "Alpha Ltd", "Charlie Ltd"] {
+        app.clock.advance(chrono::Duration::minutes(1));
+        app.customer_with_admin(&partner, name, &format!("admin@{}.example", &name[..5]))
+            .await;
+    }
+    let names = ["Alpha Ltd", "Bravo Ltd", "Charlie Ltd"];
+
+    // By name by default, with the sorted header saying so; the header links the other way.
+    let list = partner
+        .get("/customers")
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(order_of(&list.body, &names), names);
+    assert!(list.body.contains("<th scope=\"col\" aria-sort=\"ascending\"><a class=\"th-sort\" href=\"/customers?dir=desc\">Name"));
+    let desc = partner.get("/customers?dir=desc").await;
+    assert_eq!(
+        order_of(&desc.body, &names),
+        ["Charlie Ltd", "Bravo Ltd", "Alpha Ltd"]
+    );
+    // Newest first when sorting by creation, and the search form keeps the sort.
+    let newest = partner
+        .get("/customers?sort=created")
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(
+        order_of(&newest.body, &names),
+        ["Charlie Ltd", "Alpha Ltd", "Bravo Ltd"]
+    );
+    assert!(
+        newest
+            .body
+            .contains("<input type=\"hidden\" name=\"sort\" value=\"created\">")
+    );
+    // Unknown columns and directions fall back to the default order.
+    let odd = partner
+        .get("/customers?sort=%3Cb%3E&dir=sideways")
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(order_of(&odd.body, &names), names);
+
+    // Console users on the customer page, by e-mail descending.
+    let alpha = partner.get("/customers?q=Alpha").await;
+    let start = alpha.body.find("href=\"/customers/").unwrap() + 17;
+    let id = &alpha.body[start..start + 36];
+    partner.get(&format!("/customers/{id}")).await;
+    partner
+        .post(
+            &format!("/customers/{id}/users"),
+            &[
+                ("display_name", "Zed Reader"),
+                ("email", "aaron@alpha.example"),
+                ("password", PASSWORD),
+                ("role", "read_only"),
+            ],
+        )
+        .await;
+    let by_name = partner.get(&format!("/customers/{id}")).await;
+    assert_eq!(
+        order_of(&by_name.body, &["Casey Admin", "Zed Reader"]),
+        ["Casey Admin", "Zed Reader"]
+    );
+    let by_email = partner
+        .get(&format!("/customers/{id}?sort=email"))
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(
+        order_of(&by_email.body, &["Casey Admin", "Zed Reader"]),
+        ["Zed Reader", "Casey Admin"]
+    );
+    assert!(
+        by_email
+            .body
+            .contains("aria-sort=\"ascending\"><a class=\"th-sort\" href=\"/customers/")
+    );
+
+    // Sub-partners by customer count, most first.
+    app.sub_partner_with_admin(&partner).await;
+    let subs = partner
+        .get("/partners?sort=customers")
+        .await
+        .expect_status(StatusCode::OK);
+    assert!(subs.body.contains("aria-sort=\"descending\""));
+}

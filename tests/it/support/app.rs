@@ -227,6 +227,33 @@ impl TestApp {
         sub
     }
 
+    /// Has the customer's administrator `admin` (signed in) add Robin Reader, a read-only user
+    /// of `customer`, and returns Robin's browser, signed in.
+    pub async fn read_only_user(&self, admin: &Visitor, customer: &str) -> Visitor {
+        admin
+            .get(&format!("/c/{customer}/settings"))
+            .await
+            .expect_status(StatusCode::OK);
+        admin
+            .post(
+                &format!("/c/{customer}/settings/users"),
+                &[
+                    ("display_name", "Robin Reader"),
+                    ("email", "robin@contoso.example"),
+                    ("password", PASSWORD),
+                    ("role", "read_only"),
+                ],
+            )
+            .await
+            .expect_redirect(&format!("/c/{customer}/settings"));
+        let robin = self.visitor();
+        robin
+            .sign_in("robin@contoso.example", PASSWORD)
+            .await
+            .expect_redirect(&format!("/c/{customer}/devices"));
+        robin
+    }
+
     /// Creates a customer with one administrator as the partner `admin`; returns the customer id.
     pub async fn customer_with_admin(
         &self,
