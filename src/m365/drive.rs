@@ -82,11 +82,57 @@ impl TenantClient {
 
     /// A file's content, streamed; see `download` for how failures are handled.
     pub async fn download(&self, drive_id: &str, item_id: &str) -> Result<ByteStream, GraphError> {
+        self.download_from(drive_id, item_id, 0, None).await
+    }
+
+    /// A file's content from byte `offset` on (a download cut off by a crash goes on where it
+    /// stopped), streamed and resumed by itself when the connection breaks. `download_url` is
+    /// the item's `@microsoft.graph.downloadUrl` from the delta feed, tried first so no
+    /// `/content` request is spent; when it has expired a fresh one is asked for. A file deleted
+    /// since it was listed answers `ErrorKind::NotFound`.
+    pub async fn download_from(
+        &self,
+        drive_id: &str,
+        item_id: &str,
+        offset: u64,
+        download_url: Option<&str>,
+    ) -> Result<ByteStream, GraphError> {
         let request = self.request(
             &["drives", drive_id, "items", item_id, "content"],
             &[],
             self.files(),
         )?;
-        crate::m365::download::resumable(self.clone(), request).await
+        let known = download_url.and_then(|u| url::Url::parse(u).ok());
+        crate::m365::download::resumable(self.clone(), request, offset, known).await
+    }
+
+    /// One drive item by id, with the fields delta gives plus `parentReference.path`.
+    pub async fn drive_item(
+        &self,
+        drive_id: &str,
+        item_id: &str,
+    ) -> Result<Option<DriveItem>, GraphError> {
+        let request = self.request(&["drives", drive_id, "items", item_id], &[], self.files())?;
+        match self
+            .executor()
+            .get_json::<DriveItem>(self.tenant_id(), &request)
+            .await
+        {
+            Ok(item) => Ok(Some(item)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The children of a folder or package (a OneNote notebook's sections), 2 RU per page.
+    pub fn drive_children(&self, drive_id: &str, item_id: &str) -> ItemStream<DriveItem> {
+        match self.request(
+            &["drives", drive_id, "items", item_id, "children"],
+            &[],
+            self.files(),
+        ) {
+            Ok(request) => paged(self.executor().clone(), self.tenant_id(), request.cost(2)),
+            Err(e) => Box::pin(futures::stream::once(async move { Err(e) })),
+        }
     }
 }
