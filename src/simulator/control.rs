@@ -167,6 +167,14 @@ fn route(sim: &Simulator, req: &HttpRequest, segments: &[String], body: &[u8]) -
             ok(json!({"resync_floor": seq}))
         }
         (_, ["tenants", t, "graph", rest @ ..]) => forward(sim, req, tenant(sim, t)?, rest, body),
+        ("POST", ["tenants", t, "drives", drive, "synthetic-files"]) => {
+            forward_with(sim, req, tenant(sim, t)?, body, |ctx| {
+                graph::drive::add_synthetic_file(ctx, drive)
+            })
+        }
+        (_, ["tenants", t, "teams", rest @ ..]) => forward_with(sim, req, tenant(sim, t)?, body, |ctx| {
+            graph::teams::control(ctx, rest)
+        }),
         ("GET", ["throttling"]) => ok(json!(sim.throttle.limits())),
         ("PUT", ["throttling"]) => {
             let limits: ThrottleLimits = parse(body)?;
@@ -571,6 +579,18 @@ fn forward(
     rest: &[&str],
     body: &[u8],
 ) -> ControlResult {
+    forward_with(sim, req, t, body, |ctx| graph::route_for_control(ctx, rest))
+}
+
+/// Runs a Graph-side handler for the control API (no token, throttling or faults) and renders
+/// its answer as plain JSON.
+fn forward_with(
+    sim: &Simulator,
+    req: &HttpRequest,
+    t: &Tenant,
+    body: &[u8],
+    handler: impl FnOnce(&Ctx<'_>) -> graph::GraphResult,
+) -> ControlResult {
     let claims = Claims {
         tenant: t.index,
         app_id: "_sim".to_owned(),
@@ -588,7 +608,7 @@ fn forward(
         body,
         method: req.method().as_str(),
     };
-    match graph::route_for_control(&ctx, rest) {
+    match handler(&ctx) {
         Ok(Reply::Json(status, value)) => Ok(HttpResponse::build(
             StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
         )

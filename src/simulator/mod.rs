@@ -199,6 +199,8 @@ pub const BACKUP_PERMISSIONS: &[&str] = &[
     "MailboxSettings.Read",
     "Files.ReadWrite.All",
     "Sites.ReadWrite.All",
+    "Channel.ReadBasic.All",
+    "ChannelMessage.Read.All",
 ];
 
 #[derive(Debug, Default, Deserialize)]
