@@ -8,6 +8,8 @@ mod drive;
 mod identity;
 mod mail;
 mod schema;
+mod sites;
+mod teams;
 mod throttling;
 
 use std::sync::Arc;
