@@ -11,6 +11,8 @@ mod drive;
 mod identity;
 mod mail;
 mod recording_server;
+mod sites;
+mod teams;
 mod throttling;
 
 use std::sync::Arc;
