@@ -66,8 +66,8 @@ pub use identity::{
 };
 pub use paging::ItemStream;
 pub use quickxor::{QuickXorHasher, quick_xor_hash, same_quick_xor_hash};
+pub use settings::{GovernorLimits, M365Settings, RetryPolicy};
 pub use sites::{ListInfo, ListItem, SiteList};
 pub use teams::{Channel, ChannelKind, ChatMessage, HostedContent, MessageBody, MessageRef};
-pub use settings::{GovernorLimits, M365Settings, RetryPolicy};
 pub use throttle::{Resource, Sleeper, ThrottleEvent, ThrottleLog, TokioSleeper};
 pub use types::TenantId;

@@ -147,7 +147,11 @@ impl TenantClient {
         &self,
         request: crate::m365::http::GraphRequest,
     ) -> Result<Option<T>, GraphError> {
-        match self.executor().get_json::<T>(self.tenant_id(), &request).await {
+        match self
+            .executor()
+            .get_json::<T>(self.tenant_id(), &request)
+            .await
+        {
             Ok(value) => Ok(Some(value)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
@@ -171,8 +175,14 @@ mod tests {
         });
         let item: ListItem = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(item.fields["Title"], "Plan");
-        assert_eq!(serde_json::to_value(&item).unwrap()["contentType"]["name"], "Item");
-        assert_eq!(serde_json::to_value(&item).unwrap()["webUrl"], json["webUrl"]);
+        assert_eq!(
+            serde_json::to_value(&item).unwrap()["contentType"]["name"],
+            "Item"
+        );
+        assert_eq!(
+            serde_json::to_value(&item).unwrap()["webUrl"],
+            json["webUrl"]
+        );
     }
 
     #[test]

@@ -246,7 +246,9 @@ impl TenantClient {
         start: DeltaStart,
     ) -> DeltaStream<ChatMessage> {
         match self.request(
-            &["teams", team_id, "channels", channel_id, "messages", "delta"],
+            &[
+                "teams", team_id, "channels", channel_id, "messages", "delta",
+            ],
             &[("$top", MESSAGE_PAGE)],
             self.directory(),
         ) {
@@ -362,13 +364,8 @@ mod tests {
             unpaid.protected_api_refusal().map(|r| r.reason),
             Some(ProtectedApiReason::LicenceRequired)
         );
-        let missing = protected("channel messages")(GraphError::from_response(
-            404,
-            None,
-            None,
-            None,
-            b"{}",
-        ));
+        let missing =
+            protected("channel messages")(GraphError::from_response(404, None, None, None, b"{}"));
         assert!(missing.protected_api_refusal().is_none());
     }
 
@@ -387,6 +384,9 @@ mod tests {
         assert_eq!(channel(None).kind(), ChannelKind::Standard);
         assert_eq!(channel(Some("private")).kind(), ChannelKind::Private);
         assert_eq!(channel(Some("shared")).kind(), ChannelKind::Shared);
-        assert_eq!(channel(Some("unknownFutureValue")).kind(), ChannelKind::Unknown);
+        assert_eq!(
+            channel(Some("unknownFutureValue")).kind(),
+            ChannelKind::Unknown
+        );
     }
 }

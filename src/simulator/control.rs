@@ -172,9 +172,11 @@ fn route(sim: &Simulator, req: &HttpRequest, segments: &[String], body: &[u8]) -
                 graph::drive::add_synthetic_file(ctx, drive)
             })
         }
-        (_, ["tenants", t, "teams", rest @ ..]) => forward_with(sim, req, tenant(sim, t)?, body, |ctx| {
-            graph::teams::control(ctx, rest)
-        }),
+        (_, ["tenants", t, "teams", rest @ ..]) => {
+            forward_with(sim, req, tenant(sim, t)?, body, |ctx| {
+                graph::teams::control(ctx, rest)
+            })
+        }
         ("GET", ["throttling"]) => ok(json!(sim.throttle.limits())),
         ("PUT", ["throttling"]) => {
             let limits: ThrottleLimits = parse(body)?;

@@ -240,7 +240,10 @@ pub enum ItemContent {
     },
     /// Deterministic bytes of any size (up to many gigabytes) computed block by block as they
     /// are served; nothing is held in memory.
-    Synthetic { seed: u64, size: u64 },
+    Synthetic {
+        seed: u64,
+        size: u64,
+    },
     /// A package such as a OneNote notebook: neither file nor folder, with children.
     Package(&'static str),
 }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse};
 use base64::Engine;
-use futures::StreamExt;
 use bytes::Bytes;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -134,7 +134,9 @@ fn item_view(tenant: &Tenant, state: &TenantState, drive: u32, key: u32) -> Opti
 /// The OneNote notebook SharePoint keeps in a site's "Site Assets" library: (key, parent,
 /// name, size), size 0 for the notebook package itself. Its sections are `.one` files and the
 /// table of contents an `.onetoc2` file, as a notebook looks through the drive API.
-fn notebook_items(drive: &crate::simulator::state::Drive) -> &'static [(u32, u32, &'static str, u64)] {
+fn notebook_items(
+    drive: &crate::simulator::state::Drive,
+) -> &'static [(u32, u32, &'static str, u64)] {
     const NOTEBOOK: &[(u32, u32, &str, u64)] = &[
         (5, 0, "Team Notebook", 0),
         (6, 5, "Open Notebook.onetoc2", 4_096),
@@ -195,7 +197,8 @@ fn synthetic_stream(
         let index = position / SYNTHETIC_BLOCK;
         let block_start = index * SYNTHETIC_BLOCK;
         let stop = (end + 1 - block_start).min(SYNTHETIC_BLOCK);
-        let chunk = synthetic_block(seed, index).slice((position - block_start) as usize..stop as usize);
+        let chunk =
+            synthetic_block(seed, index).slice((position - block_start) as usize..stop as usize);
         Some((Ok(chunk), block_start + stop))
     })
 }
@@ -230,12 +233,7 @@ pub(super) fn library_files(
     all_keys(state, drive)
         .into_iter()
         .filter_map(|key| item_view(tenant, state, drive, key))
-        .filter(|view| {
-            !matches!(
-                view.content,
-                ItemContent::Folder | ItemContent::Package(_)
-            )
-        })
+        .filter(|view| !matches!(view.content, ItemContent::Folder | ItemContent::Package(_)))
         .map(|view| (tenant.item_id(drive, view.key), view.name, view.modified))
         .collect()
 }
@@ -1581,7 +1579,10 @@ pub async fn download(sim: &Simulator, req: &HttpRequest, segments: &[String]) -
                 match inner.next().await {
                     Some(Ok(chunk)) => {
                         let take = left.min(chunk.len() as u64);
-                        Some((Ok(chunk.slice(..take as usize)), (inner, left - take, false)))
+                        Some((
+                            Ok(chunk.slice(..take as usize)),
+                            (inner, left - take, false),
+                        ))
                     }
                     Some(Err(e)) => Some((Err(e), (inner, 0, true))),
                     None => None,

@@ -14,7 +14,10 @@ use crate::simulator::generate::{self, Stream};
 use crate::simulator::state::{Life, TenantState, read};
 
 /// Generic lists every site has, with how many items each holds.
-const GENERIC_LISTS: &[(&str, &str, u32)] = &[("Tasks", "genericList", 7), ("Announcements", "genericList", 4)];
+const GENERIC_LISTS: &[(&str, &str, u32)] = &[
+    ("Tasks", "genericList", 7),
+    ("Announcements", "genericList", 4),
+];
 const PAGE_DEFAULT: usize = 100;
 const PAGE_MAX: usize = 999;
 
@@ -168,7 +171,12 @@ pub(super) fn paged_with(
             "$skiptoken={}",
             odata::encode_token(&json!({"i": start + top}))
         ));
-        format!("{}{}?{}", ctx.sim.base_url, ctx.req.path(), params.join("&"))
+        format!(
+            "{}{}?{}",
+            ctx.sim.base_url,
+            ctx.req.path(),
+            params.join("&")
+        )
     });
     let page = values.into_iter().skip(start).take(top).collect();
     Ok(Reply::Json(
@@ -184,7 +192,9 @@ fn subsites(ctx: &Ctx<'_>, id: &str) -> GraphResult {
     let values = state
         .site_parents
         .iter()
-        .filter(|(child, parent)| **parent == site && state.sites[**child as usize].life == Life::Active)
+        .filter(|(child, parent)| {
+            **parent == site && state.sites[**child as usize].life == Life::Active
+        })
         .map(|(child, _)| *child)
         .collect::<std::collections::BTreeSet<u32>>()
         .into_iter()
@@ -206,7 +216,14 @@ fn lists(ctx: &Ctx<'_>, id: &str) -> GraphResult {
     let select = ctx.query.select();
     let values = site_lists(ctx, &state, site)
         .iter()
-        .map(|l| odata::project(&list_json(ctx, &state, site, l), select.as_deref(), "list", None))
+        .map(|l| {
+            odata::project(
+                &list_json(ctx, &state, site, l),
+                select.as_deref(),
+                "list",
+                None,
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
     paged(ctx, values, "lists")
 }
@@ -262,7 +279,13 @@ fn list_items(ctx: &Ctx<'_>, state: &TenantState, site: u32, list: &ListView) ->
         }
         ListKind::Generic { index, items } => {
             for n in 1..=items {
-                let mut rng = Stream::new(&[ctx.tenant.spec.seed, 502, site as u64, index as u64, n as u64]);
+                let mut rng = Stream::new(&[
+                    ctx.tenant.spec.seed,
+                    502,
+                    site as u64,
+                    index as u64,
+                    n as u64,
+                ]);
                 let created = list.created + Duration::hours(n as i64 * 5);
                 let modified = created + Duration::minutes(rng.below(3_000) as i64);
                 let author = people
@@ -328,5 +351,7 @@ fn one_item(ctx: &Ctx<'_>, site: &str, list: &str, item: &str) -> GraphResult {
         .into_iter()
         .find(|v| v["id"] == item)
         .map(|v| Reply::Json(200, v))
-        .ok_or_else(|| GraphError::new(404, "itemNotFound", "The specified list item was not found"))
+        .ok_or_else(|| {
+            GraphError::new(404, "itemNotFound", "The specified list item was not found")
+        })
 }

@@ -183,7 +183,9 @@ fn hosted_or_message(
                 odata::collection(ctx.context("chatMessageHostedContents"), values, None, None),
             ))
         }
-        ["hostedContents", id, "$value"] if hosted_ids(ctx, at, message).iter().any(|h| h == id) => {
+        ["hostedContents", id, "$value"]
+            if hosted_ids(ctx, at, message).iter().any(|h| h == id) =>
+        {
             Ok(Reply::Bytes {
                 status: 200,
                 content_type: "image/png".to_owned(),
@@ -317,8 +319,7 @@ fn generated_message(
         reply.map_or(0, |r| r as u64 + 1),
     ]);
     let group = &state.groups[at.team as usize];
-    let post_time = generate::content_epoch()
-        - Duration::days(40)
+    let post_time = generate::content_epoch() - Duration::days(40)
         + Duration::minutes((at.channel as i64) * 97 + post as i64 * 1_441);
     let created = match reply {
         None => post_time,
@@ -418,7 +419,12 @@ fn keys(ctx: &Ctx<'_>, at: ChannelRef, post: Option<u32>) -> Vec<MessageKey> {
     out
 }
 
-fn message_view(ctx: &Ctx<'_>, at: ChannelRef, post: u32, reply: Option<u32>) -> Option<MessageView> {
+fn message_view(
+    ctx: &Ctx<'_>,
+    at: ChannelRef,
+    post: u32,
+    reply: Option<u32>,
+) -> Option<MessageView> {
     let key = (at.team, at.channel, post, reply);
     let overlay = lock(&ctx.sim.teams.tenants)
         .get(&ctx.tenant.index)
@@ -471,7 +477,8 @@ fn message_json(ctx: &Ctx<'_>, at: ChannelRef, view: &MessageView) -> Value {
             "userIdentityType": "aadUser", "tenantId": ctx.tenant.id.to_string()}}),
         _ => Value::Null,
     };
-    let edited = (view.modified > view.created && view.deleted.is_none()).then(|| ts_ms(view.modified));
+    let edited =
+        (view.modified > view.created && view.deleted.is_none()).then(|| ts_ms(view.modified));
     json!({
         "@odata.type": "#microsoft.graph.chatMessage",
         "id": view.id,
@@ -516,7 +523,7 @@ fn list_posts(ctx: &Ctx<'_>, at: ChannelRef) -> GraphResult {
         .filter_map(|k| message_view(ctx, at, k.2, None))
         .collect();
     // Newest first, as Teams lists a channel.
-    views.sort_by(|a, b| b.created.cmp(&a.created));
+    views.sort_by_key(|v| std::cmp::Reverse(v.created));
     let values = views.iter().map(|v| message_json(ctx, at, v)).collect();
     page_of(ctx, values, "teams('id')/channels('id')/messages")
 }
@@ -526,9 +533,13 @@ fn list_replies(ctx: &Ctx<'_>, at: ChannelRef, post: u32) -> GraphResult {
         .into_iter()
         .filter_map(|k| message_view(ctx, at, k.2, k.3))
         .collect();
-    views.sort_by(|a, b| b.created.cmp(&a.created));
+    views.sort_by_key(|v| std::cmp::Reverse(v.created));
     let values = views.iter().map(|v| message_json(ctx, at, v)).collect();
-    page_of(ctx, values, "teams('id')/channels('id')/messages('id')/replies")
+    page_of(
+        ctx,
+        values,
+        "teams('id')/channels('id')/messages('id')/replies",
+    )
 }
 
 /// The version a post has now: its own or that of its latest changed reply.
@@ -577,7 +588,12 @@ fn delta(ctx: &Ctx<'_>, at: ChannelRef) -> GraphResult {
             let v = odata::decode_token(token).ok_or_else(expired)?;
             let top = v["t"].as_u64().unwrap_or(PAGE_DEFAULT as u64) as usize;
             match v["u"].as_u64() {
-                Some(upto) => (v["s"].as_u64(), upto, v["c"].as_u64().unwrap_or(0) as usize, top),
+                Some(upto) => (
+                    v["s"].as_u64(),
+                    upto,
+                    v["c"].as_u64().unwrap_or(0) as usize,
+                    top,
+                ),
                 None => (Some(v["s"].as_u64().ok_or_else(expired)?), seq, 0, top),
             }
         }
@@ -594,7 +610,7 @@ fn delta(ctx: &Ctx<'_>, at: ChannelRef) -> GraphResult {
                 }
         })
         .collect();
-    posts.sort_by(|a, b| a.created.cmp(&b.created));
+    posts.sort_by_key(|v| v.created);
     let base = format!(
         "{}/teams/{}/channels/{}/messages/delta",
         ctx.base(),
@@ -609,7 +625,8 @@ fn delta(ctx: &Ctx<'_>, at: ChannelRef) -> GraphResult {
         .collect();
     let more = cursor + top < posts.len();
     let (next, delta_link) = if more {
-        let token = odata::encode_token(&json!({"s": since, "u": upto, "c": cursor + top, "t": top}));
+        let token =
+            odata::encode_token(&json!({"s": since, "u": upto, "c": cursor + top, "t": top}));
         (Some(format!("{base}?$skiptoken={token}")), None)
     } else {
         let token = odata::encode_token(&json!({"s": upto, "t": top}));
@@ -617,7 +634,12 @@ fn delta(ctx: &Ctx<'_>, at: ChannelRef) -> GraphResult {
     };
     Ok(Reply::Json(
         200,
-        odata::collection(ctx.context("Collection(chatMessage)"), values, next, delta_link),
+        odata::collection(
+            ctx.context("Collection(chatMessage)"),
+            values,
+            next,
+            delta_link,
+        ),
     ))
 }
 
@@ -662,14 +684,19 @@ pub fn control(ctx: &Ctx<'_>, rest: &[&str]) -> GraphResult {
                 _ => Err(GraphError::new(405, "MethodNotAllowed", "Not supported.")),
             }
         }
-        _ => Err(GraphError::segment_not_found(rest.first().unwrap_or(&"teams"))),
+        _ => Err(GraphError::segment_not_found(
+            rest.first().unwrap_or(&"teams"),
+        )),
     }
 }
 
 fn add_message(ctx: &Ctx<'_>, at: ChannelRef) -> GraphResult {
     let body: Value = serde_json::from_slice(ctx.body)
         .map_err(|_| GraphError::bad_request("invalidRequest", "Invalid JSON."))?;
-    let text = body["body"].as_str().unwrap_or("<p>New message</p>").to_owned();
+    let text = body["body"]
+        .as_str()
+        .unwrap_or("<p>New message</p>")
+        .to_owned();
     let post = match body["replyTo"].as_str() {
         Some(id) => Some(find_message(ctx, at, id, None)?),
         None => None,
@@ -678,8 +705,16 @@ fn add_message(ctx: &Ctx<'_>, at: ChannelRef) -> GraphResult {
         let state = read(&ctx.tenant.state);
         match body["from"].as_str().map(|u| state.find_user(u)) {
             Some(Found::Active(u)) => u,
-            Some(_) => return Err(GraphError::directory_not_found(body["from"].as_str().unwrap_or(""))),
-            None => state.groups[at.team as usize].members.first().copied().unwrap_or(0),
+            Some(_) => {
+                return Err(GraphError::directory_not_found(
+                    body["from"].as_str().unwrap_or(""),
+                ));
+            }
+            None => state.groups[at.team as usize]
+                .members
+                .first()
+                .copied()
+                .unwrap_or(0),
         }
     };
     let now = ctx.sim.now();

@@ -43,7 +43,10 @@ async fn a_site_tree_its_libraries_lists_and_items() {
     assert_eq!(items.len(), 7);
     let json = serde_json::to_value(&items[0]).unwrap();
     assert!(json["fields"]["Title"].is_string());
-    assert!(json["webUrl"].is_string(), "properties beyond the typed ones are kept");
+    assert!(
+        json["webUrl"].is_string(),
+        "properties beyond the typed ones are kept"
+    );
 
     let assets = libraries
         .iter()
@@ -80,7 +83,11 @@ async fn a_group_site_and_a_missing_site() {
     let graph = h.graph();
     let groups: Vec<_> = graph.groups().try_collect().await.unwrap();
     let unified = groups.iter().find(|g| g.is_microsoft365()).unwrap();
-    let site = graph.group_site(&unified.id).await.unwrap().expect("a team site");
+    let site = graph
+        .group_site(&unified.id)
+        .await
+        .unwrap()
+        .expect("a team site");
     let drives = graph.site_drive_list(&site.id).await.unwrap();
     let group_drive = graph.group_drive(&unified.id).await.unwrap().unwrap();
     assert_eq!(drives[0].id, group_drive.id);

@@ -45,7 +45,11 @@ async fn channels_posts_replies_and_inline_images() {
             .try_collect()
             .await
             .unwrap();
-        assert!(answers.iter().all(|r| r.reply_to_id.as_deref() == Some(&post.id)));
+        assert!(
+            answers
+                .iter()
+                .all(|r| r.reply_to_id.as_deref() == Some(&post.id))
+        );
         replies += answers.len();
     }
     assert!(replies > 0);
@@ -93,9 +97,14 @@ async fn the_channel_delta_brings_only_changed_posts() {
     let replied = first.changes[0].id().to_string();
     let deleted = first.changes[1].id().to_string();
     let control = format!("tenants/default/teams/{team}/channels/{channel}/messages");
-    h.control("POST", &control, Some(json!({"body": "<p>+1</p>", "replyTo": replied})))
+    h.control(
+        "POST",
+        &control,
+        Some(json!({"body": "<p>+1</p>", "replyTo": replied})),
+    )
+    .await;
+    h.control("DELETE", &format!("{control}/{deleted}"), None)
         .await;
-    h.control("DELETE", &format!("{control}/{deleted}"), None).await;
 
     let next = collect_round(graph.channel_messages_delta(
         &team,
@@ -136,18 +145,17 @@ async fn a_refused_protected_api_is_a_typed_error_and_channels_still_list() {
         .try_collect::<Vec<_>>()
         .await
         .unwrap_err();
-    let refusal = error.protected_api_refusal().expect("a protected-API refusal");
+    let refusal = error
+        .protected_api_refusal()
+        .expect("a protected-API refusal");
     assert_eq!(refusal.reason, ProtectedApiReason::NotApproved);
     assert!(refusal.explanation().contains("not approved"), "{refusal}");
     assert!(!error.is_retryable());
 
-    let error = collect_round(graph.channel_messages_delta(
-        &team,
-        &channels[0].id,
-        DeltaStart::Initial,
-    ))
-    .await
-    .unwrap_err();
+    let error =
+        collect_round(graph.channel_messages_delta(&team, &channels[0].id, DeltaStart::Initial))
+            .await
+            .unwrap_err();
     assert!(error.protected_api_refusal().is_some(), "{error:?}");
 
     h.control(

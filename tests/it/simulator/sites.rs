@@ -67,19 +67,26 @@ async fn lists_and_their_items_with_fields() {
     let tasks = lists.iter().find(|l| l["displayName"] == "Tasks").unwrap();
     let list = tasks["id"].as_str().unwrap();
     let (items, _) = sim
-        .collect(&format!("sites/{id}/lists/{list}/items?$expand=fields&$top=3"), &[])
+        .collect(
+            &format!("sites/{id}/lists/{list}/items?$expand=fields&$top=3"),
+            &[],
+        )
         .await;
     assert_eq!(items.len(), 7);
     assert!(items.iter().all(|i| i["fields"]["Title"].is_string()));
     assert!(items.iter().all(|i| i["fields"]["Status"].is_string()));
-    let (bare, _) = sim.collect(&format!("sites/{id}/lists/{list}/items"), &[]).await;
+    let (bare, _) = sim
+        .collect(&format!("sites/{id}/lists/{list}/items"), &[])
+        .await;
     assert!(bare.iter().all(|i| i.get("fields").is_none()));
     let one = sim.json(&format!("sites/{id}/lists/{list}/items/2")).await;
     assert_eq!(one["id"], "2");
     assert_eq!(
-        sim.get(&format!("sites/{id}/lists/00000000-0000-0000-0000-000000000000"))
-            .await
-            .status(),
+        sim.get(&format!(
+            "sites/{id}/lists/00000000-0000-0000-0000-000000000000"
+        ))
+        .await
+        .status(),
         404
     );
 }
@@ -147,7 +154,11 @@ async fn synthetic_files_of_gigabytes_are_served_by_range_and_hash_right() {
     let path = format!("tenants/default/drives/{drive}/synthetic-files");
     let ten_gb: u64 = 10 * 1024 * 1024 * 1024;
     let (status, big) = sim
-        .control(Method::POST, &path, Some(json!({"name": "disk image.vhdx", "size": ten_gb})))
+        .control(
+            Method::POST,
+            &path,
+            Some(json!({"name": "disk image.vhdx", "size": ten_gb})),
+        )
         .await;
     assert_eq!(status, 201, "{big}");
     assert_eq!(big["size"].as_u64(), Some(ten_gb));
@@ -170,10 +181,22 @@ async fn synthetic_files_of_gigabytes_are_served_by_range_and_hash_right() {
     // Larger than the 40 MiB period, so repeated blocks are part of the hash.
     let size: u64 = 45 * 1024 * 1024 + 12_345;
     let (_, file) = sim
-        .control(Method::POST, &path, Some(json!({"name": "export.bin", "size": size})))
+        .control(
+            Method::POST,
+            &path,
+            Some(json!({"name": "export.bin", "size": size})),
+        )
         .await;
     let url = file["@microsoft.graph.downloadUrl"].as_str().unwrap();
-    let whole = sim.http.get(url).send().await.unwrap().bytes().await.unwrap();
+    let whole = sim
+        .http
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(whole.len() as u64, size);
     assert_eq!(
         quick_xor_hash(&whole),
@@ -192,7 +215,11 @@ async fn synthetic_files_of_gigabytes_are_served_by_range_and_hash_right() {
     assert_eq!(&middle[..], &whole[1_000_000..1_001_000]);
 
     let (status, _) = sim
-        .control(Method::POST, &path, Some(json!({"name": "export.bin", "size": 1})))
+        .control(
+            Method::POST,
+            &path,
+            Some(json!({"name": "export.bin", "size": 1})),
+        )
         .await;
     assert_eq!(status, 409, "names stay unique in a folder");
     let (status, _) = sim

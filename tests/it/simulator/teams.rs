@@ -53,16 +53,26 @@ async fn channels_posts_replies_and_hosted_content() {
     assert!(channel.starts_with("19:"), "{channel}");
 
     let (posts, _) = sim
-        .collect(&format!("teams/{team}/channels/{channel}/messages?$top=3"), &[])
+        .collect(
+            &format!("teams/{team}/channels/{channel}/messages?$top=3"),
+            &[],
+        )
         .await;
     assert_eq!(posts.len(), 8, "pages of three reach every post");
     assert!(posts.iter().all(|p| p["replyToId"].is_null()));
-    assert!(posts.iter().all(|p| p["from"]["user"]["displayName"].is_string()));
+    assert!(
+        posts
+            .iter()
+            .all(|p| p["from"]["user"]["displayName"].is_string())
+    );
     let mut replies_seen = 0;
     for post in &posts {
         let id = post["id"].as_str().unwrap();
         let (replies, _) = sim
-            .collect(&format!("teams/{team}/channels/{channel}/messages/{id}/replies"), &[])
+            .collect(
+                &format!("teams/{team}/channels/{channel}/messages/{id}/replies"),
+                &[],
+            )
             .await;
         assert!(replies.iter().all(|r| r["replyToId"] == post["id"]));
         replies_seen += replies.len();
@@ -71,11 +81,18 @@ async fn channels_posts_replies_and_hosted_content() {
 
     let with_image = posts
         .iter()
-        .find(|p| p["body"]["content"].as_str().unwrap().contains("hostedContents"))
+        .find(|p| {
+            p["body"]["content"]
+                .as_str()
+                .unwrap()
+                .contains("hostedContents")
+        })
         .expect("a post with an inline image");
     let id = with_image["id"].as_str().unwrap();
     let hosted = sim
-        .json(&format!("teams/{team}/channels/{channel}/messages/{id}/hostedContents"))
+        .json(&format!(
+            "teams/{team}/channels/{channel}/messages/{id}/hostedContents"
+        ))
         .await;
     let hosted_id = hosted["value"][0]["id"].as_str().unwrap().to_owned();
     assert!(
@@ -92,7 +109,11 @@ async fn channels_posts_replies_and_hosted_content() {
     assert_eq!(image.status(), 200);
     assert!(image.bytes().await.unwrap().starts_with(b"\x89PNG"));
 
-    let missing = sim.get(&format!("teams/{team}/channels/19:nope@thread.tacv2/messages")).await;
+    let missing = sim
+        .get(&format!(
+            "teams/{team}/channels/19:nope@thread.tacv2/messages"
+        ))
+        .await;
     assert_eq!(missing.status(), 404);
 }
 
@@ -121,7 +142,11 @@ async fn the_channel_delta_returns_new_replied_and_deleted_posts() {
     assert_eq!(status, 201, "{reply}");
     assert_eq!(reply["replyToId"], replied.as_str());
     let (status, post) = sim
-        .control(Method::POST, &control, Some(json!({"body": "<p>New topic</p>"})))
+        .control(
+            Method::POST,
+            &control,
+            Some(json!({"body": "<p>New topic</p>"})),
+        )
         .await;
     assert_eq!(status, 201, "{post}");
     let (status, _) = sim
@@ -132,14 +157,19 @@ async fn the_channel_delta_returns_new_replied_and_deleted_posts() {
     let (changes, _) = delta_round(&sim, &link).await;
     let mut ids: Vec<&str> = changes.iter().map(|c| c["id"].as_str().unwrap()).collect();
     ids.sort_unstable();
-    let mut expected = vec![replied.as_str(), deleted.as_str(), post["id"].as_str().unwrap()];
+    let mut expected = vec![
+        replied.as_str(),
+        deleted.as_str(),
+        post["id"].as_str().unwrap(),
+    ];
     expected.sort_unstable();
     assert_eq!(ids, expected);
-    let gone = changes.iter().find(|c| c["id"] == deleted.as_str()).unwrap();
+    let gone = changes
+        .iter()
+        .find(|c| c["id"] == deleted.as_str())
+        .unwrap();
     assert!(gone["deletedDateTime"].is_string());
-    let (replies, _) = sim
-        .collect(&format!("{base}/{replied}/replies"), &[])
-        .await;
+    let (replies, _) = sim.collect(&format!("{base}/{replied}/replies"), &[]).await;
     assert!(replies.iter().any(|r| r["id"] == reply["id"]));
 }
 
