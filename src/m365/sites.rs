@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::m365::client::TenantClient;
 use crate::m365::error::GraphError;
-use crate::m365::paging::{ItemStream, paged};
+use crate::m365::paging::ItemStream;
 use crate::m365::types::{IdentitySet, Site};
 
 /// How deep `site_tree` follows subsites. SharePoint allows deeper nesting, but a loop in what
@@ -82,18 +82,18 @@ impl TenantClient {
     /// One site by id (`host,collectionId,webId`), or `None` when it is gone.
     pub async fn site(&self, site_id: &str) -> Result<Option<Site>, GraphError> {
         let request = self.request(&["sites", site_id], &[], self.files())?;
-        self.optional(request).await
+        self.get_optional(request).await
     }
 
     /// The site of a Microsoft 365 group (its team site), or `None` when it has none yet.
     pub async fn group_site(&self, group_id: &str) -> Result<Option<Site>, GraphError> {
         let request = self.request(&["groups", group_id, "sites", "root"], &[], self.files())?;
-        self.optional(request).await
+        self.get_optional(request).await
     }
 
     /// The direct subsites of a site (`/sites/{id}/sites`).
     pub fn subsites(&self, site_id: &str) -> ItemStream<Site> {
-        self.listing(&["sites", site_id, "sites"], &[])
+        self.files_listing(&["sites", site_id, "sites"], &[])
     }
 
     /// A site and every subsite below it, parents before children. Backing up "a site" means
@@ -122,40 +122,15 @@ impl TenantClient {
 
     /// The lists of a site, document libraries included (`SiteList::is_document_library`).
     pub fn site_lists(&self, site_id: &str) -> ItemStream<SiteList> {
-        self.listing(&["sites", site_id, "lists"], &[])
+        self.files_listing(&["sites", site_id, "lists"], &[])
     }
 
     /// A list's items with their column values (`$expand=fields`).
     pub fn list_items(&self, site_id: &str, list_id: &str) -> ItemStream<ListItem> {
-        self.listing(
+        self.files_listing(
             &["sites", site_id, "lists", list_id, "items"],
             &[("$expand", "fields")],
         )
-    }
-
-    fn listing<T>(&self, segments: &[&str], query: &[(&str, &str)]) -> ItemStream<T>
-    where
-        T: serde::de::DeserializeOwned + Send + 'static,
-    {
-        match self.request(segments, query, self.files()) {
-            Ok(request) => paged(self.executor().clone(), self.tenant_id(), request.cost(2)),
-            Err(e) => Box::pin(futures::stream::once(async move { Err(e) })),
-        }
-    }
-
-    async fn optional<T: serde::de::DeserializeOwned>(
-        &self,
-        request: crate::m365::http::GraphRequest,
-    ) -> Result<Option<T>, GraphError> {
-        match self
-            .executor()
-            .get_json::<T>(self.tenant_id(), &request)
-            .await
-        {
-            Ok(value) => Ok(Some(value)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 }
 

@@ -761,26 +761,8 @@ impl DriveCtx<'_, '_> {
                 )?);
             }
         }
-        let next = (start + top < keys.len()).then(|| {
-            let mut params: Vec<String> = self
-                .ctx
-                .query
-                .pairs
-                .iter()
-                .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken"))
-                .map(|(k, v)| format!("{}={}", odata::escape(k), odata::escape(v)))
-                .collect();
-            params.push(format!(
-                "$skiptoken={}",
-                odata::encode_token(&json!({"i": start + top}))
-            ));
-            format!(
-                "{}{}?{}",
-                self.ctx.sim.base_url,
-                self.ctx.req.path(),
-                params.join("&")
-            )
-        });
+        let next =
+            (start + top < keys.len()).then(|| super::sites::next_page_link(self.ctx, start + top));
         Ok(Reply::Json(
             200,
             odata::collection(self.ctx.context("Collection(driveItem)"), items, next, None),

@@ -145,6 +145,27 @@ fn paged(ctx: &Ctx<'_>, values: Vec<Value>, context: &str) -> GraphResult {
     paged_with(ctx, values, context, top)
 }
 
+/// The request's URL with the same query and a `$skiptoken` for position `next`.
+pub(super) fn next_page_link(ctx: &Ctx<'_>, next: usize) -> String {
+    let mut params: Vec<String> = ctx
+        .query
+        .pairs
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken"))
+        .map(|(k, v)| format!("{}={}", odata::escape(k), odata::escape(v)))
+        .collect();
+    params.push(format!(
+        "$skiptoken={}",
+        odata::encode_token(&json!({"i": next}))
+    ));
+    format!(
+        "{}{}?{}",
+        ctx.sim.base_url,
+        ctx.req.path(),
+        params.join("&")
+    )
+}
+
 /// A page of `top` of `values` from `$skiptoken` on; the next link repeats the query.
 pub(super) fn paged_with(
     ctx: &Ctx<'_>,
@@ -159,25 +180,7 @@ pub(super) fn paged_with(
             as usize,
         None => 0,
     };
-    let next = (start + top < values.len()).then(|| {
-        let mut params: Vec<String> = ctx
-            .query
-            .pairs
-            .iter()
-            .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken"))
-            .map(|(k, v)| format!("{}={}", odata::escape(k), odata::escape(v)))
-            .collect();
-        params.push(format!(
-            "$skiptoken={}",
-            odata::encode_token(&json!({"i": start + top}))
-        ));
-        format!(
-            "{}{}?{}",
-            ctx.sim.base_url,
-            ctx.req.path(),
-            params.join("&")
-        )
-    });
+    let next = (start + top < values.len()).then(|| next_page_link(ctx, start + top));
     let page = values.into_iter().skip(start).take(top).collect();
     Ok(Reply::Json(
         200,

@@ -53,16 +53,19 @@ enum Refusal {
 /// A message by position: team (group index), channel, post and, for replies, the reply.
 type MessageKey = (u32, u8, u32, Option<u32>);
 
-/// What changed about a generated message, or a message added through the control API.
+/// A post or reply as it is now: generated, or added or changed through the control API (then
+/// kept in the overlay).
 #[derive(Debug, Clone)]
-struct Overlay {
+struct Message {
+    key: MessageKey,
     id: String,
     author: u32,
     body: String,
     created: DateTime<Utc>,
     modified: DateTime<Utc>,
     deleted: Option<DateTime<Utc>>,
-    /// Change number; a post's is raised too when one of its replies changes.
+    /// Change number (0 for generated content); a post's is raised too when one of its replies
+    /// changes (`TenantTeams::touched`).
     version: u64,
 }
 
@@ -70,7 +73,7 @@ struct Overlay {
 struct TenantTeams {
     refusal: Option<Refusal>,
     seq: u64,
-    messages: BTreeMap<MessageKey, Overlay>,
+    messages: BTreeMap<MessageKey, Message>,
     /// Posts touched by a change to one of their replies: (team, channel, post) → version.
     touched: HashMap<(u32, u8, u32), u64>,
     next_added: u32,
@@ -291,24 +294,13 @@ fn generated_replies(seed: u64, at: ChannelRef, post: u32) -> u32 {
     (generate::hash(&[seed, 601, at.team as u64, at.channel as u64, post as u64]) % 4) as u32
 }
 
-/// A message as it is now, generated or from the overlay.
-struct MessageView {
-    key: MessageKey,
-    id: String,
-    author: u32,
-    body: String,
-    created: DateTime<Utc>,
-    modified: DateTime<Utc>,
-    deleted: Option<DateTime<Utc>>,
-}
-
 fn generated_message(
     ctx: &Ctx<'_>,
     state: &TenantState,
     at: ChannelRef,
     post: u32,
     reply: Option<u32>,
-) -> MessageView {
+) -> Message {
     let seed = ctx.tenant.spec.seed;
     let mut rng = Stream::new(&[
         seed,
@@ -345,7 +337,7 @@ fn generated_message(
             hosted_id(key)
         ));
     }
-    MessageView {
+    Message {
         key: (at.team, at.channel, post, reply),
         id: created.timestamp_millis().to_string(),
         author,
@@ -353,6 +345,7 @@ fn generated_message(
         created,
         modified: created,
         deleted: None,
+        version: 0,
     }
 }
 
@@ -419,26 +412,13 @@ fn keys(ctx: &Ctx<'_>, at: ChannelRef, post: Option<u32>) -> Vec<MessageKey> {
     out
 }
 
-fn message_view(
-    ctx: &Ctx<'_>,
-    at: ChannelRef,
-    post: u32,
-    reply: Option<u32>,
-) -> Option<MessageView> {
+fn message_view(ctx: &Ctx<'_>, at: ChannelRef, post: u32, reply: Option<u32>) -> Option<Message> {
     let key = (at.team, at.channel, post, reply);
     let overlay = lock(&ctx.sim.teams.tenants)
         .get(&ctx.tenant.index)
         .and_then(|t| t.messages.get(&key).cloned());
-    if let Some(o) = overlay {
-        return Some(MessageView {
-            key,
-            id: o.id,
-            author: o.author,
-            body: o.body,
-            created: o.created,
-            modified: o.modified,
-            deleted: o.deleted,
-        });
+    if overlay.is_some() {
+        return overlay;
     }
     let state = read(&ctx.tenant.state);
     let generated_exists = match reply {
@@ -461,7 +441,7 @@ fn find_message(
         .ok_or_else(|| not_found("Message"))
 }
 
-fn message_json(ctx: &Ctx<'_>, at: ChannelRef, view: &MessageView) -> Value {
+fn message_json(ctx: &Ctx<'_>, at: ChannelRef, view: &Message) -> Value {
     let state = read(&ctx.tenant.state);
     let group = &state.groups[at.team as usize];
     let channel = channel_id(ctx, at.team, at.channel);
@@ -518,7 +498,7 @@ fn page_of(ctx: &Ctx<'_>, values: Vec<Value>, context: &str) -> GraphResult {
 }
 
 fn list_posts(ctx: &Ctx<'_>, at: ChannelRef) -> GraphResult {
-    let mut views: Vec<MessageView> = keys(ctx, at, None)
+    let mut views: Vec<Message> = keys(ctx, at, None)
         .into_iter()
         .filter_map(|k| message_view(ctx, at, k.2, None))
         .collect();
@@ -529,7 +509,7 @@ fn list_posts(ctx: &Ctx<'_>, at: ChannelRef) -> GraphResult {
 }
 
 fn list_replies(ctx: &Ctx<'_>, at: ChannelRef, post: u32) -> GraphResult {
-    let mut views: Vec<MessageView> = keys(ctx, at, Some(post))
+    let mut views: Vec<Message> = keys(ctx, at, Some(post))
         .into_iter()
         .filter_map(|k| message_view(ctx, at, k.2, k.3))
         .collect();
@@ -598,7 +578,7 @@ fn delta(ctx: &Ctx<'_>, at: ChannelRef) -> GraphResult {
             }
         }
     };
-    let mut posts: Vec<MessageView> = keys(ctx, at, None)
+    let mut posts: Vec<Message> = keys(ctx, at, None)
         .into_iter()
         .filter_map(|k| message_view(ctx, at, k.2, None))
         .filter(|v| {
@@ -733,7 +713,8 @@ fn add_message(ctx: &Ctx<'_>, at: ChannelRef) -> GraphResult {
         };
         t.messages.insert(
             key,
-            Overlay {
+            Message {
+                key,
                 id: created.timestamp_millis().to_string(),
                 author,
                 body: text,
@@ -778,14 +759,10 @@ fn change_message(ctx: &Ctx<'_>, at: ChannelRef, id: &str) -> GraphResult {
         let t = teams.entry(ctx.tenant.index).or_default();
         t.seq += 1;
         let version = t.seq;
-        let mut overlay = Overlay {
-            id: view.id.clone(),
-            author: view.author,
-            body: view.body.clone(),
-            created: view.created,
+        let mut overlay = Message {
             modified: now.max(view.created + Duration::milliseconds(1)),
-            deleted: view.deleted,
             version,
+            ..view
         };
         if ctx.method == "DELETE" {
             overlay.deleted = Some(overlay.modified);

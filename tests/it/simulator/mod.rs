@@ -58,6 +58,17 @@ impl Sim {
         request.send().await.unwrap()
     }
 
+    /// The bytes of a pre-authenticated download URL (no token), optionally a `Range`.
+    pub async fn download(&self, url: &str, range: Option<&str>) -> bytes::Bytes {
+        let mut request = self.http.get(url);
+        if let Some(range) = range {
+            request = request.header("Range", range);
+        }
+        let response = request.send().await.unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        response.bytes().await.unwrap()
+    }
+
     pub async fn json(&self, path: &str) -> Value {
         let response = self.get(path).await;
         let status = response.status();

@@ -125,14 +125,11 @@ async fn site_assets_hold_a_onenote_notebook() {
         .unwrap();
     assert_eq!(section["file"]["mimeType"], "application/msonenote");
     let content = sim
-        .http
-        .get(section["@microsoft.graph.downloadUrl"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+        .download(
+            section["@microsoft.graph.downloadUrl"].as_str().unwrap(),
+            None,
+        )
+        .await;
     assert_eq!(content.len() as u64, section["size"].as_u64().unwrap());
     assert_eq!(
         quick_xor_hash(&content),
@@ -143,14 +140,7 @@ async fn site_assets_hold_a_onenote_notebook() {
 #[tokio::test]
 async fn synthetic_files_of_gigabytes_are_served_by_range_and_hash_right() {
     let sim = start_sim(|_| {}).await;
-    let user = sim.json("users?$top=1").await["value"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let drive = sim.json(&format!("users/{user}/drive")).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let drive = super::drive::user_drive(&sim).await;
     let path = format!("tenants/default/drives/{drive}/synthetic-files");
     let ten_gb: u64 = 10 * 1024 * 1024 * 1024;
     let (status, big) = sim
@@ -188,30 +178,13 @@ async fn synthetic_files_of_gigabytes_are_served_by_range_and_hash_right() {
         )
         .await;
     let url = file["@microsoft.graph.downloadUrl"].as_str().unwrap();
-    let whole = sim
-        .http
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let whole = sim.download(url, None).await;
     assert_eq!(whole.len() as u64, size);
     assert_eq!(
         quick_xor_hash(&whole),
         file["file"]["hashes"]["quickXorHash"].as_str().unwrap()
     );
-    let middle = sim
-        .http
-        .get(url)
-        .header("Range", "bytes=1000000-1000999")
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let middle = sim.download(url, Some("bytes=1000000-1000999")).await;
     assert_eq!(&middle[..], &whole[1_000_000..1_001_000]);
 
     let (status, _) = sim
