@@ -17,7 +17,7 @@ use crate::m365::delta::{DeltaItem, DeltaStart, DeltaStream, delta_pages};
 use crate::m365::error::{GraphError, ProtectedApiReason, ProtectedApiRefusal};
 use crate::m365::http::{ByteStream, GraphRequest, body_stream};
 use crate::m365::paging::{ItemStream, paged};
-use crate::m365::types::IdentitySet;
+use crate::m365::types::{DriveItem, IdentitySet};
 
 /// Graph's page limit for channel messages and their delta (`$top` ≤ 50).
 const MESSAGE_PAGE: &str = "50";
@@ -209,6 +209,22 @@ impl TenantClient {
             Ok(request) => paged(self.executor().clone(), self.tenant_id(), request),
             Err(e) => Box::pin(futures::stream::once(async move { Err(e) })),
         }
+    }
+
+    /// Where a channel's files are: a folder of a drive (`parentReference.driveId`). A standard
+    /// channel's folder is in the team's site library; private and shared channels have sites
+    /// of their own, so their folder is in another drive. `None` when it cannot be found.
+    pub async fn channel_files_folder(
+        &self,
+        team_id: &str,
+        channel_id: &str,
+    ) -> Result<Option<DriveItem>, GraphError> {
+        let request = self.request(
+            &["teams", team_id, "channels", channel_id, "filesFolder"],
+            &[],
+            self.files(),
+        )?;
+        self.get_optional(request).await
     }
 
     /// A channel's top-level posts, without replies (protected API).

@@ -1336,6 +1336,34 @@ pub fn add_synthetic_file(ctx: &Ctx<'_>, drive_id: &str) -> GraphResult {
     Ok(Reply::Json(201, drive_ctx.item_json(&state, &view, true)))
 }
 
+/// `GET /teams/{id}/channels/{id}/filesFolder` of a standard channel: the folder named like
+/// the channel at the root of the team's default library, created on first use as Teams does.
+pub(super) fn channel_folder(ctx: &Ctx<'_>, drive: u32, name: &str) -> GraphResult {
+    let drive_ctx = DriveCtx { ctx, drive };
+    let mut state = write(&ctx.tenant.state);
+    let key = match drive_ctx.child_named(&state, 0, name) {
+        Some(key) => key,
+        None => {
+            let key = drive_ctx.new_key(&mut state);
+            drive_ctx.write_item(&mut state, key, None, |e| {
+                e.parent = 0;
+                e.name = name.to_owned();
+                e.content = ItemContent::Folder;
+            });
+            key
+        }
+    };
+    let view = item_view(ctx.tenant, &state, drive, key).ok_or_else(not_found)?;
+    if !view.is_folder() {
+        return Err(GraphError::new(
+            409,
+            "nameAlreadyExists",
+            "A file has the channel folder's name.",
+        ));
+    }
+    Ok(Reply::Json(200, drive_ctx.item_json(&state, &view, true)))
+}
+
 fn drive_type(state: &TenantState, drive: u32) -> &'static str {
     match state.drives.get(drive as usize).map(|d| d.owner) {
         Some(DriveOwner::User(_)) => "business",

@@ -1,5 +1,6 @@
 //! Teams channel conversations on Graph v1.0 (graph-protocol.md §4.6): a team's channels
-//! (standard, private, shared), top-level posts (`$top` ≤ 50), replies, the channel's post
+//! (standard, private, shared) and where a standard channel's files are (`filesFolder`),
+//! top-level posts (`$top` ≤ 50), replies, the channel's post
 //! delta (`$skiptoken` / `$deltatoken`, deleted posts carry `deletedDateTime`) and hosted
 //! contents (inline images). Reading messages with application permissions is a protected API:
 //! the control API can make the tenant refuse it as Microsoft does for an app that is not
@@ -138,6 +139,7 @@ fn team_route(ctx: &Ctx<'_>, team: &str, rest: &[&str]) -> GraphResult {
             };
             match messages {
                 [] => Ok(Reply::Json(200, channel_json(ctx, at))),
+                ["filesFolder"] => files_folder(ctx, at),
                 ["messages", ..] => {
                     check_protected(ctx)?;
                     messages_route(ctx, at, &messages[1..])
@@ -198,6 +200,26 @@ fn hosted_or_message(
         }
         ["hostedContents", ..] => Err(not_found("Hosted content")),
         [first, ..] => Err(GraphError::segment_not_found(first)),
+    }
+}
+
+/// Where a channel's files are. A standard channel's are a folder of the team's site library;
+/// private and shared channels have sites of their own, which the simulator does not model.
+fn files_folder(ctx: &Ctx<'_>, at: ChannelRef) -> GraphResult {
+    let (name, membership) = CHANNELS[at.channel as usize];
+    let drive = {
+        let state = read(&ctx.tenant.state);
+        state.groups[at.team as usize]
+            .site
+            .and_then(|site| state.sites[site as usize].drives.first().copied())
+    };
+    match drive {
+        Some(drive) if membership == "standard" => super::drive::channel_folder(ctx, drive, name),
+        _ => Err(GraphError::new(
+            404,
+            "itemNotFound",
+            "The channel's files location could not be found.",
+        )),
     }
 }
 

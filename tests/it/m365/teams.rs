@@ -77,6 +77,29 @@ async fn channels_posts_replies_and_inline_images() {
         .await
         .unwrap();
     assert!(image.concat().starts_with(b"\x89PNG"));
+    // A standard channel's files are a folder of the team's library; asking twice finds the
+    // same folder.
+    let folder = graph
+        .channel_files_folder(&team, &general.id)
+        .await
+        .unwrap()
+        .expect("a files folder");
+    assert!(folder.is_folder());
+    assert_eq!(folder.name.as_deref(), Some("General"));
+    let library = graph.group_drive(&team).await.unwrap().unwrap();
+    assert_eq!(
+        folder
+            .parent_reference
+            .as_ref()
+            .and_then(|p| p.drive_id.as_deref()),
+        Some(library.id.as_str())
+    );
+    let again = graph
+        .channel_files_folder(&team, &general.id)
+        .await
+        .unwrap();
+    assert_eq!(again.map(|f| f.id), Some(folder.id));
+
     // The stored JSON is Microsoft's: properties the client does not model survive.
     let stored = serde_json::to_value(with_image).unwrap();
     assert_eq!(stored["channelIdentity"]["teamId"], team.as_str());

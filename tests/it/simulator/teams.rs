@@ -109,6 +109,20 @@ async fn channels_posts_replies_and_hosted_content() {
     assert_eq!(image.status(), 200);
     assert!(image.bytes().await.unwrap().starts_with(b"\x89PNG"));
 
+    let folder = sim
+        .json(&format!("teams/{team}/channels/{channel}/filesFolder"))
+        .await;
+    assert_eq!(folder["name"], "General");
+    assert!(folder["folder"].is_object());
+    let private = channels[2]["id"].as_str().unwrap();
+    assert_eq!(
+        sim.get(&format!("teams/{team}/channels/{private}/filesFolder"))
+            .await
+            .status(),
+        404,
+        "private channels keep their files in a site of their own"
+    );
+
     let missing = sim
         .get(&format!(
             "teams/{team}/channels/19:nope@thread.tacv2/messages"
