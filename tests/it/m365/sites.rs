@@ -99,3 +99,58 @@ async fn a_group_site_and_a_missing_site() {
         None
     );
 }
+
+/// Sleeping moves the shared manual clock, so a minute's wait for SharePoint's window costs
+/// nothing.
+#[derive(Debug)]
+struct AdvanceClock(skyvault::clock::ManualClock);
+
+impl skyvault::m365::Sleeper for AdvanceClock {
+    fn sleep(&self, duration: std::time::Duration) -> futures::future::BoxFuture<'static, ()> {
+        self.0
+            .advance(chrono::Duration::from_std(duration).unwrap_or_default());
+        Box::pin(async {})
+    }
+}
+
+/// SharePoint's resource units (scaled down to 40 per minute) are announced by `RateLimit`
+/// headers from 80 % on; the client holds back when none remain, so site listings that need
+/// two minutes' worth of units all succeed without a single 429.
+#[tokio::test]
+async fn rate_limit_headers_pre_empt_sharepoint_throttling() {
+    use chrono::TimeZone;
+    let clock = skyvault::clock::ManualClock::new(
+        chrono::Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap(),
+    );
+    let h = super::harness_with(super::Setup {
+        limits: skyvault::simulator::ThrottleLimits {
+            spo_resource_units_per_minute: Some(40.0),
+            ..skyvault::simulator::ThrottleLimits::default()
+        },
+        sim_clock: super::shared(clock.clone()),
+        ..super::Setup::default()
+    })
+    .await;
+    let client = skyvault::m365::GraphClient::builder(
+        super::settings_for(&h.sim),
+        super::shared(clock.clone()),
+    )
+    .sleeper(std::sync::Arc::new(AdvanceClock(clock.clone())))
+    .build()
+    .unwrap();
+    // The client's own bucket is generous: only Microsoft's headers can hold it back.
+    client.set_tenant_files_limit(h.tenant, 6_000);
+    let graph = client.tenant(h.tenant);
+    let started = skyvault::clock::Clock::now(&clock);
+    let sites = graph.sites().await.unwrap();
+    for _ in 0..40 {
+        let lists: Vec<_> = graph.site_lists(&sites[0].id).try_collect().await.unwrap();
+        assert!(!lists.is_empty());
+    }
+    let refusals = h.control("GET", "throttling/events", None).await;
+    assert_eq!(refusals.as_array().unwrap().len(), 0, "{refusals}");
+    assert!(
+        skyvault::clock::Clock::now(&clock) - started >= chrono::Duration::seconds(60),
+        "the client waited for SharePoint's next window"
+    );
+}
