@@ -187,6 +187,23 @@ async fn synthetic_files_of_gigabytes_are_served_by_range_and_hash_right() {
     let middle = sim.download(url, Some("bytes=1000000-1000999")).await;
     assert_eq!(&middle[..], &whole[1_000_000..1_001_000]);
 
+    // A zero-byte file: no content, the hash of nothing, and a range cannot be served.
+    let (_, empty) = sim
+        .control(
+            Method::POST,
+            &path,
+            Some(json!({"name": "empty.txt", "size": 0})),
+        )
+        .await;
+    assert_eq!(empty["size"], 0);
+    assert_eq!(
+        empty["file"]["hashes"]["quickXorHash"],
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAA="
+    );
+    let url = empty["@microsoft.graph.downloadUrl"].as_str().unwrap();
+    assert!(sim.download(url, None).await.is_empty());
+    assert!(sim.download(url, Some("bytes=0-")).await.is_empty());
+
     let (status, _) = sim
         .control(
             Method::POST,
