@@ -324,6 +324,35 @@ impl TenantClient {
         Ok(GraphRequest::get(self.url(segments, query)?, resource))
     }
 
+    /// GETs one object; a 404 (deleted, never provisioned) is `None`.
+    pub(crate) async fn get_optional<T: serde::de::DeserializeOwned>(
+        &self,
+        request: GraphRequest,
+    ) -> Result<Option<T>, GraphError> {
+        match self.executor().get_json::<T>(self.tenant, &request).await {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A OneDrive/SharePoint collection, paged; a listing costs 2 resource units (§5.3).
+    pub(crate) fn files_listing<T>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> crate::m365::paging::ItemStream<T>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        match self.request(segments, query, self.files()) {
+            Ok(request) => {
+                crate::m365::paging::paged(self.executor().clone(), self.tenant, request.cost(2))
+            }
+            Err(e) => Box::pin(futures::stream::once(async move { Err(e) })),
+        }
+    }
+
     pub(crate) fn directory(&self) -> Resource {
         Resource::Directory {
             tenant: self.tenant,

@@ -10,10 +10,12 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderValue, LOCATION, RANGE, RETRY_AFTER};
+use url::Url;
 
 use crate::m365::client::TenantClient;
 use crate::m365::error::GraphError;
 use crate::m365::http::{ByteStream, GraphRequest};
+use crate::m365::quickxor::{QuickXorHasher, same_quick_xor_hash};
 use crate::m365::throttle::{Permit, backoff_delay, parse_retry_after};
 
 /// An open body and how many of its leading bytes were already delivered.
@@ -30,31 +32,47 @@ async fn open(
     client: &TenantClient,
     request: &GraphRequest,
     offset: u64,
+    known_url: &mut Option<Url>,
 ) -> Result<Opened, GraphError> {
     let executor = client.executor();
     let mut retries = 0;
     loop {
-        let response = executor.send(client.tenant_id(), request).await?;
-        if response.status().is_success() {
-            // Served directly, without a redirect: no range support here, so skip what we have.
-            let body = response.response.bytes_stream().boxed();
-            return Ok(Opened {
-                body,
-                _permit: response.permit,
-                skip: offset,
-            });
-        }
-        let status = response.status();
-        let location = response
-            .response
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|l| request.url.join(l).ok())
-            .ok_or_else(|| GraphError::Decode {
-                url: request.url.to_string(),
-                message: format!("{status} without a usable Location"),
-            })?;
+        // A URL the delta feed already gave saves the `/content` round trip; it still costs a
+        // download against the tenant's bucket (§5.3). Used once: a failure asks for a fresh one.
+        let (location, permit) = match known_url.take() {
+            Some(url) => (
+                url,
+                executor
+                    .governor
+                    .acquire(&request.resource, request.cost)
+                    .await,
+            ),
+            None => {
+                let response = executor.send(client.tenant_id(), request).await?;
+                if response.status().is_success() {
+                    // Served directly, without a redirect: no range support here, so skip what
+                    // we have.
+                    let body = response.response.bytes_stream().boxed();
+                    return Ok(Opened {
+                        body,
+                        _permit: response.permit,
+                        skip: offset,
+                    });
+                }
+                let status = response.status();
+                let location = response
+                    .response
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|l| request.url.join(l).ok())
+                    .ok_or_else(|| GraphError::Decode {
+                        url: request.url.to_string(),
+                        message: format!("{status} without a usable Location"),
+                    })?;
+                (location, response.permit)
+            }
+        };
         let mut get = executor.anonymous.get(location.clone());
         if offset > 0
             && let Ok(range) = HeaderValue::from_str(&format!("bytes={offset}-"))
@@ -65,14 +83,14 @@ async fn open(
             Ok(answer) if answer.status() == StatusCode::PARTIAL_CONTENT => {
                 return Ok(Opened {
                     body: answer.bytes_stream().boxed(),
-                    _permit: response.permit,
+                    _permit: permit,
                     skip: 0,
                 });
             }
             Ok(answer) if answer.status() == StatusCode::OK => {
                 return Ok(Opened {
                     body: answer.bytes_stream().boxed(),
-                    _permit: response.permit,
+                    _permit: permit,
                     skip: offset,
                 });
             }
@@ -100,7 +118,7 @@ async fn open(
                 retries,
             },
         };
-        drop(response.permit);
+        drop(permit);
         // An expired URL (401/403/410) is cured by a fresh one; so are busy answers.
         let expired = matches!(error.status(), Some(401 | 403 | 410));
         if !(error.is_retryable() || expired) || retries >= executor.policy.max_retries {
@@ -132,22 +150,28 @@ struct Download {
     client: TenantClient,
     request: GraphRequest,
     current: Option<Opened>,
+    /// Bytes delivered so far, counted from the start of the file (a resumed download starts
+    /// at its offset).
     delivered: u64,
     breaks: u32,
     finished: bool,
 }
 
-/// Opens a download whose stream resumes by itself after a broken body.
+/// Opens a download, from byte `offset` on, whose stream resumes by itself after a broken
+/// body. `known_url` is a pre-authenticated URL to try first (`@microsoft.graph.downloadUrl`).
 pub(crate) async fn resumable(
     client: TenantClient,
     request: GraphRequest,
+    offset: u64,
+    known_url: Option<Url>,
 ) -> Result<ByteStream, GraphError> {
-    let first = open(&client, &request, 0).await?;
+    let mut known_url = known_url;
+    let first = open(&client, &request, offset, &mut known_url).await?;
     let state = Download {
         client,
         request,
         current: Some(first),
-        delivered: 0,
+        delivered: offset,
         breaks: 0,
         finished: false,
     };
@@ -161,7 +185,7 @@ async fn next_chunk(mut state: Download) -> Option<(Result<Bytes, GraphError>, D
     loop {
         let opened = match state.current.as_mut() {
             Some(opened) => opened,
-            None => match open(&state.client, &state.request, state.delivered).await {
+            None => match open(&state.client, &state.request, state.delivered, &mut None).await {
                 Ok(opened) => state.current.insert(opened),
                 Err(e) => {
                     state.finished = true;
@@ -205,4 +229,52 @@ async fn next_chunk(mut state: Download) -> Option<(Result<Bytes, GraphError>, D
             }
         }
     }
+}
+
+/// Passes `stream` through, hashing it, and ends it with [`GraphError::ContentMismatch`] when
+/// the bytes do not hash to `expected` (a file that changed while it was read, or a corrupted
+/// transfer). Nothing is buffered; the caller keeps what it already wrote only if the stream
+/// ends cleanly.
+pub fn verify_quick_xor(stream: ByteStream, expected: impl Into<String>) -> ByteStream {
+    struct Verify {
+        inner: ByteStream,
+        hasher: QuickXorHasher,
+        expected: String,
+        done: bool,
+    }
+    let state = Verify {
+        inner: stream,
+        hasher: QuickXorHasher::new(),
+        expected: expected.into(),
+        done: false,
+    };
+    Box::pin(futures::stream::unfold(state, |mut state| async move {
+        if state.done {
+            return None;
+        }
+        match state.inner.next().await {
+            Some(Ok(chunk)) => {
+                state.hasher.update(&chunk);
+                Some((Ok(chunk), state))
+            }
+            Some(Err(e)) => {
+                state.done = true;
+                Some((Err(e), state))
+            }
+            None => {
+                state.done = true;
+                let actual = state.hasher.base64();
+                if same_quick_xor_hash(&actual, &state.expected) {
+                    None
+                } else {
+                    let error = GraphError::ContentMismatch {
+                        expected: state.expected.clone(),
+                        actual,
+                        bytes: state.hasher.len(),
+                    };
+                    Some((Err(error), state))
+                }
+            }
+        }
+    }))
 }

@@ -8,7 +8,7 @@ use crate::m365::client::TenantClient;
 use crate::m365::delta::{DeltaStart, DeltaStream, delta_pages};
 use crate::m365::error::GraphError;
 use crate::m365::http::ByteStream;
-use crate::m365::paging::{ItemStream, paged};
+use crate::m365::paging::ItemStream;
 use crate::m365::types::{Drive, DriveItem};
 
 const DRIVE_FIELDS: &str = "id,name,driveType,webUrl,quota";
@@ -26,14 +26,7 @@ impl TenantClient {
 
     /// A site's drives, one per document library.
     pub fn site_drives(&self, site_id: &str) -> ItemStream<Drive> {
-        match self.request(
-            &["sites", site_id, "drives"],
-            &[("$select", DRIVE_FIELDS)],
-            self.files(),
-        ) {
-            Ok(request) => paged(self.executor().clone(), self.tenant_id(), request.cost(2)),
-            Err(e) => Box::pin(futures::stream::once(async move { Err(e) })),
-        }
+        self.files_listing(&["sites", site_id, "drives"], &[("$select", DRIVE_FIELDS)])
     }
 
     /// All drives of a site, gathered.
@@ -42,18 +35,10 @@ impl TenantClient {
     }
 
     async fn optional_drive(&self, segments: &[&str]) -> Result<Option<Drive>, GraphError> {
+        // "User's mysite not found", "404 FILE NOT FOUND", "Tenant does not have a SPO
+        // license": every flavour is a 404 (§4.1).
         let request = self.request(segments, &[("$select", DRIVE_FIELDS)], self.files())?;
-        match self
-            .executor()
-            .get_json::<Drive>(self.tenant_id(), &request)
-            .await
-        {
-            Ok(drive) => Ok(Some(drive)),
-            // "User's mysite not found", "404 FILE NOT FOUND", "Tenant does not have a SPO
-            // license": every flavour is a 404 (§4.1).
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.get_optional(request).await
     }
 
     /// `root/delta` of a drive (§4.2). A round without a token costs 2 RU per page, with one 1.
@@ -82,11 +67,42 @@ impl TenantClient {
 
     /// A file's content, streamed; see `download` for how failures are handled.
     pub async fn download(&self, drive_id: &str, item_id: &str) -> Result<ByteStream, GraphError> {
+        self.download_from(drive_id, item_id, 0, None).await
+    }
+
+    /// A file's content from byte `offset` on (a download cut off by a crash goes on where it
+    /// stopped), streamed and resumed by itself when the connection breaks. `download_url` is
+    /// the item's `@microsoft.graph.downloadUrl` from the delta feed, tried first so no
+    /// `/content` request is spent; when it has expired a fresh one is asked for. A file deleted
+    /// since it was listed answers `ErrorKind::NotFound`.
+    pub async fn download_from(
+        &self,
+        drive_id: &str,
+        item_id: &str,
+        offset: u64,
+        download_url: Option<&str>,
+    ) -> Result<ByteStream, GraphError> {
         let request = self.request(
             &["drives", drive_id, "items", item_id, "content"],
             &[],
             self.files(),
         )?;
-        crate::m365::download::resumable(self.clone(), request).await
+        let known = download_url.and_then(|u| url::Url::parse(u).ok());
+        crate::m365::download::resumable(self.clone(), request, offset, known).await
+    }
+
+    /// One drive item by id, with the fields delta gives plus `parentReference.path`.
+    pub async fn drive_item(
+        &self,
+        drive_id: &str,
+        item_id: &str,
+    ) -> Result<Option<DriveItem>, GraphError> {
+        let request = self.request(&["drives", drive_id, "items", item_id], &[], self.files())?;
+        self.get_optional(request).await
+    }
+
+    /// The children of a folder or package (a OneNote notebook's sections), 2 RU per page.
+    pub fn drive_children(&self, drive_id: &str, item_id: &str) -> ItemStream<DriveItem> {
+        self.files_listing(&["drives", drive_id, "items", item_id, "children"], &[])
     }
 }

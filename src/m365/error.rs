@@ -36,6 +36,63 @@ pub enum GraphError {
     /// Settings are unusable (bad URL, empty client id).
     #[error("invalid Microsoft 365 settings: {0}")]
     Settings(String),
+    /// Microsoft refused a protected Teams API (channel messages, replies, hosted content):
+    /// the app is not approved for it, or the tenant lacks the licence or payment it needs.
+    /// Retrying cannot help until an administrator acts; the rest of the item still backs up.
+    #[error(transparent)]
+    ProtectedApi(Box<ProtectedApiRefusal>),
+    /// Downloaded bytes do not hash to the `quickXorHash` Graph gave: the file changed while it
+    /// was read, or the transfer was corrupted. Fetching it again can help.
+    #[error(
+        "downloaded content does not match its quickXorHash (expected {expected}, got {actual} over {bytes} bytes)"
+    )]
+    ContentMismatch {
+        expected: String,
+        actual: String,
+        bytes: u64,
+    },
+}
+
+/// Why Microsoft refused a protected API (graph-protocol.md §4.6; Microsoft's
+/// `teams-protected-apis` and `teams-licenses` pages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtectedApiReason {
+    /// 403: the application has not been granted access to the protected API by Microsoft.
+    NotApproved,
+    /// 402: the call needs a licence or a billing (payment model) setup the tenant lacks.
+    LicenceRequired,
+}
+
+/// A refusal of a protected API, with what to tell the customer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", self.explanation())]
+pub struct ProtectedApiRefusal {
+    pub reason: ProtectedApiReason,
+    /// What was asked for, in words (`channel messages`).
+    pub api: String,
+    pub status: u16,
+    pub code: String,
+    /// Microsoft's own message, verbatim.
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+impl ProtectedApiRefusal {
+    /// One sentence a customer can act on.
+    pub fn explanation(&self) -> String {
+        let what = match self.reason {
+            ProtectedApiReason::NotApproved => format!(
+                "Microsoft has not approved this app for the protected Teams API needed to read {}; \
+                 request access (aka.ms/teamsgraph/requestaccess)",
+                self.api
+            ),
+            ProtectedApiReason::LicenceRequired => format!(
+                "Microsoft requires a licence or billing setup to read {}",
+                self.api
+            ),
+        };
+        format!("{what}. Microsoft said: {}", self.message)
+    }
 }
 
 /// What Graph said when it answered with an error status (§5.5).
@@ -98,9 +155,11 @@ impl GraphError {
             GraphError::Token(e) => e.is_retryable(),
             GraphError::Transport { .. } => true,
             GraphError::ResyncLoop(_) => true,
-            GraphError::Decode { .. } | GraphError::UntrustedLink(_) | GraphError::Settings(_) => {
-                false
-            }
+            GraphError::ContentMismatch { .. } => true,
+            GraphError::Decode { .. }
+            | GraphError::UntrustedLink(_)
+            | GraphError::Settings(_)
+            | GraphError::ProtectedApi(_) => false,
         }
     }
 
@@ -142,9 +201,20 @@ impl GraphError {
             },
             GraphError::Transport { .. } => ErrorKind::Unavailable,
             GraphError::ResyncLoop(_) => ErrorKind::SyncStateLost,
-            GraphError::Decode { .. } | GraphError::UntrustedLink(_) | GraphError::Settings(_) => {
-                ErrorKind::Other
-            }
+            // A refusal by policy: `protected_api_refusal()` says which and why.
+            GraphError::ProtectedApi(_) => ErrorKind::Forbidden,
+            GraphError::Decode { .. }
+            | GraphError::UntrustedLink(_)
+            | GraphError::Settings(_)
+            | GraphError::ContentMismatch { .. } => ErrorKind::Other,
+        }
+    }
+
+    /// The protected-API refusal this error is, if it is one.
+    pub fn protected_api_refusal(&self) -> Option<&ProtectedApiRefusal> {
+        match self {
+            GraphError::ProtectedApi(refusal) => Some(refusal),
+            _ => None,
         }
     }
 
@@ -153,6 +223,7 @@ impl GraphError {
         match self {
             GraphError::Service(e) => Some(e.status),
             GraphError::Token(e) => e.status,
+            GraphError::ProtectedApi(e) => Some(e.status),
             _ => None,
         }
     }
@@ -162,6 +233,7 @@ impl GraphError {
         match self {
             GraphError::Service(e) => Some(&e.code),
             GraphError::Token(e) => Some(&e.error),
+            GraphError::ProtectedApi(e) => Some(&e.code),
             _ => None,
         }
     }
@@ -170,6 +242,7 @@ impl GraphError {
         match self {
             GraphError::Service(e) => e.request_id.as_deref(),
             GraphError::Token(e) => e.trace_id.as_deref(),
+            GraphError::ProtectedApi(e) => e.request_id.as_deref(),
             _ => None,
         }
     }

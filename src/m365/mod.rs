@@ -21,7 +21,12 @@
 //!   [`GraphClient::set_tenant_files_limit`]), `users_delta` / `groups_delta` with
 //!   [`collect_round`];
 //! - *Backup*: `mail_folders`, `message_delta`, `message_mime`; `user_drive`, `group_drive`,
-//!   `site_drives`, `drive_delta`, `download`;
+//!   `site_drives`, `drive_delta`, `download` / `download_from` (resume at an offset, try the
+//!   delta's download URL first) checked with [`verify_quick_xor`] ([`QuickXorHasher`]);
+//!   `site`, `site_tree` (a site and its subsites), `group_site`, `site_lists`, `list_items`;
+//!   `team_channels`, `channel_messages`, `message_replies`, `channel_messages_delta`,
+//!   `hosted_contents`, `hosted_content` (protected APIs: a refusal is
+//!   [`GraphError::ProtectedApi`]);
 //! - *Mailboxes at full fidelity* ([`mailbox`]): `exchange_mailboxes(user)` gives the primary and
 //!   archive ids ([`ExchangeMailboxes::primary_ref`] / `archive_ref` make a [`MailboxRef`]);
 //!   `mailbox_folders_delta`, `mailbox_items_delta`, `export_mailbox_items` (20 per request);
@@ -44,7 +49,10 @@ mod mail;
 pub mod mailbox;
 mod outlook_items;
 pub mod paging;
+pub mod quickxor;
 pub mod settings;
+mod sites;
+mod teams;
 pub mod throttle;
 pub mod types;
 
@@ -55,7 +63,11 @@ pub use delta::{
     collect_round,
 };
 pub use directory::{MailboxStatus, SiteListing, UserWorkloads};
-pub use error::{ErrorKind, GraphError, ServiceError, TokenError, TokenErrorKind};
+pub use download::verify_quick_xor;
+pub use error::{
+    ErrorKind, GraphError, ProtectedApiReason, ProtectedApiRefusal, ServiceError, TokenError,
+    TokenErrorKind,
+};
 pub use http::ByteStream;
 pub use identity::{
     AdminSignInError, AdminSignInStart, CONSENTING_ROLES, ConsentError, ConsentGrant,
@@ -66,6 +78,9 @@ pub use mailbox::{
     ItemError, MailboxApi, MailboxFolder, MailboxItem, MailboxRef, import_target_mailbox,
 };
 pub use paging::ItemStream;
+pub use quickxor::{QuickXorHasher, quick_xor_hash, same_quick_xor_hash};
 pub use settings::{GovernorLimits, M365Settings, RetryPolicy};
+pub use sites::{ListInfo, ListItem, SiteList};
+pub use teams::{Channel, ChannelKind, ChatMessage, HostedContent, MessageBody, MessageRef};
 pub use throttle::{Resource, Sleeper, ThrottleEvent, ThrottleLog, TokioSleeper};
 pub use types::TenantId;

@@ -320,7 +320,13 @@ pub struct DriveItem {
     /// Present on items deleted since the last round.
     pub deleted: Option<DeletedFacet>,
     pub file_system_info: Option<FileSystemInfo>,
-    pub package: Option<serde_json::Value>,
+    /// Set on items that are neither file nor folder to a client, notably OneNote notebooks
+    /// (`{"type":"oneNote"}`): their children hold the sections.
+    pub package: Option<PackageFacet>,
+    pub created_by: Option<IdentitySet>,
+    pub last_modified_by: Option<IdentitySet>,
+    pub web_url: Option<String>,
+    /// The pre-authenticated URL of the content, valid a few minutes (§4.3).
     #[serde(rename = "@microsoft.graph.downloadUrl")]
     pub download_url: Option<String>,
 }
@@ -332,6 +338,18 @@ impl DriveItem {
 
     pub fn is_file(&self) -> bool {
         self.file.is_some()
+    }
+
+    /// A OneNote notebook (or another package): treat it as a folder of its children.
+    pub fn is_package(&self) -> bool {
+        self.package.is_some()
+    }
+
+    pub fn is_onenote_notebook(&self) -> bool {
+        self.package
+            .as_ref()
+            .and_then(|p| p.package_type.as_deref())
+            .is_some_and(|t| t.eq_ignore_ascii_case("oneNote"))
     }
 
     /// OneDrive for Business and SharePoint give only `quickXorHash` (§4.2).
@@ -354,6 +372,41 @@ pub struct ItemReference {
     pub name: Option<String>,
     pub path: Option<String>,
     pub site_id: Option<String>,
+}
+
+/// `package` facet of a drive item (`oneNote` for notebooks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageFacet {
+    #[serde(rename = "type")]
+    pub package_type: Option<String>,
+}
+
+/// Who did something (`createdBy`, `lastModifiedBy`, a message's `from`): a user, an
+/// application or a device, each an `identity`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct IdentitySet {
+    pub user: Option<Identity>,
+    pub application: Option<Identity>,
+    pub device: Option<Identity>,
+}
+
+impl IdentitySet {
+    /// The name to show: the user's, else the application's, else the device's.
+    pub fn display_name(&self) -> Option<&str> {
+        [&self.user, &self.application, &self.device]
+            .into_iter()
+            .flatten()
+            .find_map(|i| i.display_name.as_deref())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    pub id: Option<String>,
+    pub display_name: Option<String>,
+    /// On Teams identities: `aadUser`, `onPremiseAadUser`, `anonymousGuest`, …
+    pub user_identity_type: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

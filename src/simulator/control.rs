@@ -171,6 +171,16 @@ fn route(sim: &Simulator, req: &HttpRequest, segments: &[String], body: &[u8]) -
             ok(json!({"resync_floor": seq}))
         }
         (_, ["tenants", t, "graph", rest @ ..]) => forward(sim, req, tenant(sim, t)?, rest, body),
+        ("POST", ["tenants", t, "drives", drive, "synthetic-files"]) => {
+            forward_with(sim, req, tenant(sim, t)?, body, |ctx| {
+                graph::drive::add_synthetic_file(ctx, drive)
+            })
+        }
+        (_, ["tenants", t, "teams", rest @ ..]) => {
+            forward_with(sim, req, tenant(sim, t)?, body, |ctx| {
+                graph::teams::control(ctx, rest)
+            })
+        }
         ("GET", ["throttling"]) => ok(json!(sim.throttle.limits())),
         ("PUT", ["throttling"]) => {
             let limits: ThrottleLimits = parse(body)?;
@@ -619,14 +629,26 @@ fn forward(
     rest: &[&str],
     body: &[u8],
 ) -> ControlResult {
-    let reply = graph_as_tenant(
+    forward_with(sim, req, t, body, |ctx| graph::route_for_control(ctx, rest))
+}
+
+/// Runs a Graph-side handler for the control API (no token, throttling or faults) and renders
+/// its answer as plain JSON.
+fn forward_with(
+    sim: &Simulator,
+    req: &HttpRequest,
+    t: &Tenant,
+    body: &[u8],
+    handler: impl FnOnce(&Ctx<'_>) -> graph::GraphResult,
+) -> ControlResult {
+    let reply = run_as_tenant(
         sim,
         req,
         t,
         req.method().as_str(),
         req.query_string(),
-        rest,
         body,
+        handler,
     )?;
     match reply {
         Ok(Reply::Json(status, value)) => Ok(HttpResponse::build(
@@ -672,6 +694,20 @@ pub(super) fn graph_as_tenant(
     rest: &[&str],
     body: &[u8],
 ) -> Result<Result<Reply, GraphError>, ControlError> {
+    run_as_tenant(sim, req, t, method, query, body, |ctx| {
+        graph::route_for_control(ctx, rest)
+    })
+}
+
+fn run_as_tenant(
+    sim: &Simulator,
+    req: &HttpRequest,
+    t: &Tenant,
+    method: &str,
+    query: &str,
+    body: &[u8],
+    handler: impl FnOnce(&Ctx<'_>) -> graph::GraphResult,
+) -> Result<Result<Reply, GraphError>, ControlError> {
     let claims = Claims {
         tenant: t.index,
         app_id: "_sim".to_owned(),
@@ -688,5 +724,5 @@ pub(super) fn graph_as_tenant(
         body,
         method,
     };
-    Ok(graph::route_for_control(&ctx, rest))
+    Ok(handler(&ctx))
 }

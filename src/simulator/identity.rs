@@ -1321,6 +1321,8 @@ fn permission_label(permission: &str) -> String {
         "Sites.Read.All" => "Read items in all site collections",
         "Sites.ReadWrite.All" => "Read and write items in all site collections",
         "Directory.Read.All" => "Read directory data",
+        "Channel.ReadBasic.All" => "Read the names and descriptions of all channels",
+        "ChannelMessage.Read.All" => "Read all channel messages",
         _ => "",
     };
     if label.is_empty() {

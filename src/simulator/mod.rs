@@ -211,6 +211,8 @@ pub const BACKUP_PERMISSIONS: &[&str] = &[
     "MailboxFolder.Read.All",
     "MailboxItem.Read.All",
     "MailboxItem.ImportExport.All",
+    "Channel.ReadBasic.All",
+    "ChannelMessage.Read.All",
 ];
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,9 +8,16 @@ const SHIFT: usize = 11;
 
 /// base64 of the 20-byte QuickXorHash of `data`.
 pub fn quick_xor_hash(data: &[u8]) -> String {
+    finish(xor_block(data), data.len() as u64)
+}
+
+/// The 160-bit XOR block of `data` as if it started at offset 0, before the length is mixed
+/// in. Byte i is XORed into the block rotated left by (i * 11) mod 160 bits. The rotation
+/// repeats every 160 bytes, so the blocks of pieces whose offsets are multiples of 160 combine
+/// by plain XOR: that is how a file of many gigabytes is hashed from a few distinct pieces.
+pub fn xor_block(data: &[u8]) -> [u8; 20] {
     let mut block = [0u8; 20];
-    // Byte i is XORed into the 160-bit block rotated left by (i * 11) mod 160 bits. Work per
-    // bit offset: byte at bit offset `o` touches bits o..o+8 (wrapping at 160).
+    // Work per bit offset: byte at bit offset `o` touches bits o..o+8 (wrapping at 160).
     let mut shift = 0usize;
     for &byte in data {
         let byte_index = shift / 8;
@@ -23,8 +30,19 @@ pub fn quick_xor_hash(data: &[u8]) -> String {
         }
         shift = (shift + SHIFT) % WIDTH_BITS;
     }
-    let length = (data.len() as u64).to_le_bytes();
-    for (k, byte) in length.iter().enumerate() {
+    block
+}
+
+/// XORs `other` into `block`.
+pub fn combine(block: &mut [u8; 20], other: &[u8; 20]) {
+    for (a, b) in block.iter_mut().zip(other) {
+        *a ^= b;
+    }
+}
+
+/// Mixes the total length into the block's last 8 bytes and encodes it.
+pub fn finish(mut block: [u8; 20], length: u64) -> String {
+    for (k, byte) in length.to_le_bytes().iter().enumerate() {
         block[20 - 8 + k] ^= byte;
     }
     base64::engine::general_purpose::STANDARD.encode(block)
@@ -66,6 +84,14 @@ mod tests {
                 .unwrap_or_default();
             assert_eq!(quick_xor_hash(&data), expected, "input {input}");
         }
+    }
+
+    #[test]
+    fn pieces_at_multiples_of_160_combine_by_xor() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
+        let mut block = xor_block(&data[..320]);
+        combine(&mut block, &xor_block(&data[320..]));
+        assert_eq!(finish(block, 1000), quick_xor_hash(&data));
     }
 
     #[test]

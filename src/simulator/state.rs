@@ -48,6 +48,8 @@ pub struct Simulator {
     pub uploads: Mutex<HashMap<String, super::graph::drive::UploadSession>>,
     /// Open mailbox import sessions by the token in their `importUrl`.
     pub import_sessions: super::import::ImportSessions,
+    /// Teams messages added or changed through the control API, and the protected-API switch.
+    pub teams: super::graph::teams::TeamsState,
 }
 
 impl Simulator {
@@ -85,6 +87,7 @@ impl Simulator {
             metrics: super::metrics::Metrics::default(),
             uploads: Mutex::new(HashMap::new()),
             import_sessions: Mutex::new(HashMap::new()),
+            teams: super::graph::teams::TeamsState::default(),
         }
     }
 
@@ -266,6 +269,14 @@ pub enum ItemContent {
         bytes: Arc<Vec<u8>>,
         mime_type: String,
     },
+    /// Deterministic bytes of any size (up to many gigabytes) computed block by block as they
+    /// are served; nothing is held in memory.
+    Synthetic {
+        seed: u64,
+        size: u64,
+    },
+    /// A package such as a OneNote notebook: neither file nor folder, with children.
+    Package(&'static str),
 }
 
 /// A drive item that differs from its generated self, or was added.
@@ -308,6 +319,9 @@ pub struct TenantState {
     pub oldest_soft_delete: Option<DateTime<Utc>>,
     /// Directory delta tokens older than this answer 410 (control API `.../resync`).
     pub directory_resync_floor: u64,
+    /// Subsite → the site it lives under (`/sites/{id}/sites`). Subsites are not site
+    /// collections, so discovery does not list them.
+    pub site_parents: HashMap<u32, u32>,
 }
 
 /// (drive, item key, content revision).
@@ -495,7 +509,27 @@ impl Tenant {
             } else {
                 &["Documents"]
             };
-            state.add_site(site, libraries, spec.files_per_drive);
+            let parent = state.add_site(site, libraries, spec.files_per_drive);
+            if c == 0 {
+                // One subsite with a library of its own, so "a site" means more than one web.
+                let mut rng = Stream::new(&[spec.seed, 110, c as u64]);
+                let parent_site = &state.sites[parent as usize];
+                let subsite = Site {
+                    collection_id: parent_site.collection_id,
+                    web_id: rng.uuid(),
+                    url_name: format!("{}/projects", parent_site.url_name),
+                    display_name: format!("{} Projects", parent_site.display_name),
+                    description: "Project workspace".to_owned(),
+                    is_root: false,
+                    group: None,
+                    created: parent_site.created + Duration::days(3),
+                    drives: Vec::new(),
+                    life: Life::Active,
+                    version: 0,
+                };
+                let child = state.add_site(subsite, &["Documents"], spec.files_per_drive / 2);
+                state.site_parents.insert(child, parent);
+            }
         }
         self.state = RwLock::new(state);
     }

@@ -589,11 +589,17 @@ fn list_sites(ctx: &Ctx<'_>, all: bool) -> GraphResult {
     let term = search
         .filter(|s| s != "*" && !s.is_empty())
         .map(|s| s.trim_matches('"').to_lowercase());
+    // Subsites are reached through their parent (`/sites/{id}/sites`), not listed here.
+    let subsites: std::collections::HashSet<uuid::Uuid> = state
+        .site_parents
+        .keys()
+        .map(|&i| state.sites[i as usize].web_id)
+        .collect();
     page(
         ctx,
         &state.sites,
         |s| {
-            if s.life != Life::Active {
+            if s.life != Life::Active || subsites.contains(&s.web_id) {
                 return None;
             }
             let full = site_json(ctx.tenant, s);
@@ -652,7 +658,10 @@ fn sites_delta(ctx: &Ctx<'_>) -> GraphResult {
     let mut out = Vec::new();
     let mut next = None;
     for (i, site) in state.sites.iter().enumerate().skip(cursor) {
-        if site.version > upto || since.is_some_and(|s| site.version <= s) {
+        if site.version > upto
+            || since.is_some_and(|s| site.version <= s)
+            || state.site_parents.contains_key(&(i as u32))
+        {
             continue;
         }
         let value = match (since, site.life) {

@@ -12,13 +12,14 @@ use actix_web::{HttpRequest, HttpResponse};
 use base64::Engine;
 use bytes::Bytes;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::odata;
 use super::{Ctx, GraphError, GraphResult, Reply};
 use crate::simulator::generate::{self, DRIVE_FOLDERS, FIRST_FILE_KEY};
-use crate::simulator::quickxor::quick_xor_hash;
+use crate::simulator::quickxor::{combine, finish, quick_xor_hash, xor_block};
 use crate::simulator::state::{
     DriveOwner, Found, ItemContent, ItemState, Life, Simulator, Tenant, TenantState, lock, read,
     write,
@@ -78,6 +79,20 @@ fn generated_item(tenant: &Tenant, state: &TenantState, drive: u32, key: u32) ->
     if let Some(&(_, parent, name)) = DRIVE_FOLDERS.iter().find(|f| f.0 == key) {
         return Some(folder(parent, name));
     }
+    if let Some(&(_, parent, name, size)) = notebook_items(d).iter().find(|n| n.0 == key) {
+        let content = if size == 0 {
+            ItemContent::Package("oneNote")
+        } else {
+            ItemContent::Synthetic {
+                seed: generate::hash(&[tenant.spec.seed, 401, drive as u64, key as u64]),
+                size,
+            }
+        };
+        return Some(ItemView {
+            content,
+            ..folder(parent, name)
+        });
+    }
     if key >= FIRST_FILE_KEY && key < FIRST_FILE_KEY + d.generated_files {
         let spec =
             generate::generated_file(tenant.spec.seed, drive, key, tenant.spec.max_file_size);
@@ -116,6 +131,78 @@ fn item_view(tenant: &Tenant, state: &TenantState, drive: u32, key: u32) -> Opti
     }
 }
 
+/// The OneNote notebook SharePoint keeps in a site's "Site Assets" library: (key, parent,
+/// name, size), size 0 for the notebook package itself. Its sections are `.one` files and the
+/// table of contents an `.onetoc2` file, as a notebook looks through the drive API.
+fn notebook_items(
+    drive: &crate::simulator::state::Drive,
+) -> &'static [(u32, u32, &'static str, u64)] {
+    const NOTEBOOK: &[(u32, u32, &str, u64)] = &[
+        (5, 0, "Team Notebook", 0),
+        (6, 5, "Open Notebook.onetoc2", 4_096),
+        (7, 5, "Meetings.one", 27_000),
+        (8, 5, "Projects.one", 61_440),
+    ];
+    if drive.name == "Site Assets" {
+        NOTEBOOK
+    } else {
+        &[]
+    }
+}
+
+/// Synthetic content is made of blocks of this size. A multiple of 160 bytes, so each block's
+/// contribution to quickXorHash does not depend on where it sits (the rotation repeats every
+/// 160 bytes) and a file of any size hashes from its distinct blocks alone.
+const SYNTHETIC_BLOCK: u64 = 160 * 4096;
+/// Distinct blocks before synthetic content repeats (40 MiB): large files stay cheap to hash.
+const SYNTHETIC_PERIOD: u64 = 64;
+
+fn synthetic_block(seed: u64, index: u64) -> Bytes {
+    let mut rng = generate::Stream::new(&[seed, 402, index % SYNTHETIC_PERIOD]);
+    let mut block = Vec::with_capacity(SYNTHETIC_BLOCK as usize);
+    while block.len() < SYNTHETIC_BLOCK as usize {
+        block.extend_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    Bytes::from(block)
+}
+
+/// quickXorHash of synthetic content, from its distinct blocks: a block that occurs an even
+/// number of times cancels out.
+fn synthetic_hash(seed: u64, size: u64) -> String {
+    let full = size / SYNTHETIC_BLOCK;
+    let tail = (size % SYNTHETIC_BLOCK) as usize;
+    let mut block = [0u8; 20];
+    for r in 0..SYNTHETIC_PERIOD.min(full) {
+        let occurrences = full / SYNTHETIC_PERIOD + u64::from(r < full % SYNTHETIC_PERIOD);
+        if occurrences % 2 == 1 {
+            combine(&mut block, &xor_block(&synthetic_block(seed, r)));
+        }
+    }
+    if tail > 0 {
+        combine(&mut block, &xor_block(&synthetic_block(seed, full)[..tail]));
+    }
+    finish(block, size)
+}
+
+/// Bytes `start..=end` of synthetic content, one block at a time.
+fn synthetic_stream(
+    seed: u64,
+    start: u64,
+    end: u64,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + 'static {
+    futures::stream::unfold(start, move |position| async move {
+        if position > end {
+            return None;
+        }
+        let index = position / SYNTHETIC_BLOCK;
+        let block_start = index * SYNTHETIC_BLOCK;
+        let stop = (end + 1 - block_start).min(SYNTHETIC_BLOCK);
+        let chunk =
+            synthetic_block(seed, index).slice((position - block_start) as usize..stop as usize);
+        Some((Ok(chunk), block_start + stop))
+    })
+}
+
 /// Every live item key of a drive, in key order.
 fn all_keys(state: &TenantState, drive: u32) -> Vec<u32> {
     let Some(d) = state.drives.get(drive as usize) else {
@@ -124,6 +211,7 @@ fn all_keys(state: &TenantState, drive: u32) -> Vec<u32> {
     let overlay = state.drive_overlays.get(&drive);
     let mut keys: Vec<u32> = std::iter::once(0)
         .chain(DRIVE_FOLDERS.iter().map(|f| f.0))
+        .chain(notebook_items(d).iter().map(|n| n.0))
         .chain(FIRST_FILE_KEY..FIRST_FILE_KEY + d.generated_files)
         .collect();
     if let Some(o) = overlay {
@@ -136,11 +224,34 @@ fn all_keys(state: &TenantState, drive: u32) -> Vec<u32> {
     keys
 }
 
+/// The files of a drive as its library's list items see them: (item id, name, modified).
+pub(super) fn library_files(
+    tenant: &Tenant,
+    state: &TenantState,
+    drive: u32,
+) -> Vec<(String, String, DateTime<Utc>)> {
+    all_keys(state, drive)
+        .into_iter()
+        .filter_map(|key| item_view(tenant, state, drive, key))
+        .filter(|view| !matches!(view.content, ItemContent::Folder | ItemContent::Package(_)))
+        .map(|view| (tenant.item_id(drive, view.key), view.name, view.modified))
+        .collect()
+}
+
 /// Size and quickXorHash of a file, cached for generated content.
 fn file_facts(tenant: &Tenant, drive: u32, view: &ItemView) -> (u64, String) {
     match &view.content {
-        ItemContent::Folder => (0, String::new()),
+        ItemContent::Folder | ItemContent::Package(_) => (0, String::new()),
         ItemContent::Stored { bytes, .. } => (bytes.len() as u64, quick_xor_hash(bytes)),
+        ItemContent::Synthetic { seed, size } => {
+            let key = (drive, view.key, view.content_rev);
+            if let Some(found) = lock(&tenant.hash_cache).get(&key) {
+                return found.clone();
+            }
+            let facts = (*size, synthetic_hash(*seed, *size));
+            lock(&tenant.hash_cache).insert(key, facts.clone());
+            facts
+        }
         ItemContent::Generated(spec) => {
             let key = (drive, view.key, view.content_rev);
             if let Some(found) = lock(&tenant.hash_cache).get(&key) {
@@ -160,7 +271,7 @@ fn file_facts(tenant: &Tenant, drive: u32, view: &ItemView) -> (u64, String) {
 
 fn content_bytes(view: &ItemView) -> Option<Vec<u8>> {
     match &view.content {
-        ItemContent::Folder => None,
+        ItemContent::Folder | ItemContent::Package(_) | ItemContent::Synthetic { .. } => None,
         ItemContent::Stored { bytes, .. } => Some(bytes.as_ref().clone()),
         ItemContent::Generated(spec) => Some(generate::file_bytes(
             spec.kind,
@@ -174,7 +285,11 @@ fn mime_type(view: &ItemView) -> String {
     match &view.content {
         ItemContent::Stored { mime_type, .. } => mime_type.clone(),
         ItemContent::Generated(spec) => spec.kind.mime_type().to_owned(),
-        ItemContent::Folder => String::new(),
+        ItemContent::Synthetic { .. } if view.name.ends_with(".one") => {
+            "application/msonenote".to_owned()
+        }
+        ItemContent::Synthetic { .. } => mime_for(&view.name),
+        ItemContent::Folder | ItemContent::Package(_) => String::new(),
     }
 }
 
@@ -574,7 +689,11 @@ impl DriveCtx<'_, '_> {
             }
             value["parentReference"] = parent;
         }
-        if view.is_folder() {
+        if let ItemContent::Package(kind) = &view.content {
+            // Neither file nor folder to a client; its children are listed like a folder's.
+            value["package"] = json!({"type": kind});
+            value["size"] = json!(0);
+        } else if view.is_folder() {
             let children = all_keys(state, self.drive)
                 .into_iter()
                 .filter(|&k| {
@@ -642,26 +761,8 @@ impl DriveCtx<'_, '_> {
                 )?);
             }
         }
-        let next = (start + top < keys.len()).then(|| {
-            let mut params: Vec<String> = self
-                .ctx
-                .query
-                .pairs
-                .iter()
-                .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken"))
-                .map(|(k, v)| format!("{}={}", odata::escape(k), odata::escape(v)))
-                .collect();
-            params.push(format!(
-                "$skiptoken={}",
-                odata::encode_token(&json!({"i": start + top}))
-            ));
-            format!(
-                "{}{}?{}",
-                self.ctx.sim.base_url,
-                self.ctx.req.path(),
-                params.join("&")
-            )
-        });
+        let next =
+            (start + top < keys.len()).then(|| super::sites::next_page_link(self.ctx, start + top));
         Ok(Reply::Json(
             200,
             odata::collection(self.ctx.context("Collection(driveItem)"), items, next, None),
@@ -805,7 +906,7 @@ impl DriveCtx<'_, '_> {
         let state = read(&self.tenant().state);
         let key = self.existing(&state, address)?;
         let view = item_view(self.tenant(), &state, self.drive, key).ok_or_else(not_found)?;
-        if view.is_folder() {
+        if view.is_folder() || matches!(view.content, ItemContent::Package(_)) {
             return Err(not_found());
         }
         let guid = generate::Stream::new(&[
@@ -1190,6 +1291,79 @@ impl DriveCtx<'_, '_> {
     }
 }
 
+/// Control API (`POST /_sim/tenants/{t}/drives/{drive}/synthetic-files`): adds a file of
+/// `size` deterministic bytes, up to many gigabytes, without holding it in memory. Body:
+/// `{"name": "big.bin", "size": 10737418240, "parentId": "<item id>"}` (the root without
+/// `parentId`). Answers the new driveItem.
+pub fn add_synthetic_file(ctx: &Ctx<'_>, drive_id: &str) -> GraphResult {
+    let body: Value = serde_json::from_slice(ctx.body).map_err(|_| invalid_json())?;
+    let name = body["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| GraphError::bad_request("invalidRequest", "The name is missing."))?
+        .to_owned();
+    let size = body["size"]
+        .as_u64()
+        .ok_or_else(|| GraphError::bad_request("invalidRequest", "The size is missing."))?;
+    let drive = resolve_drive_id(ctx, drive_id)?;
+    let drive_ctx = DriveCtx { ctx, drive };
+    let mut state = write(&ctx.tenant.state);
+    let parent = match body["parentId"].as_str() {
+        Some(id) => item_key(ctx.tenant, drive, id)?,
+        None => 0,
+    };
+    if !item_view(ctx.tenant, &state, drive, parent).is_some_and(|v| v.is_folder()) {
+        return Err(GraphError::bad_request(
+            "invalidRequest",
+            "The parent is not a folder.",
+        ));
+    }
+    if drive_ctx.child_named(&state, parent, &name).is_some() {
+        return Err(GraphError::new(
+            409,
+            "nameAlreadyExists",
+            "The specified item name already exists.",
+        ));
+    }
+    let key = drive_ctx.new_key(&mut state);
+    let seed = generate::hash(&[ctx.tenant.spec.seed, 403, drive as u64, key as u64]);
+    drive_ctx.write_item(&mut state, key, None, |e| {
+        e.parent = parent;
+        e.name = name;
+        e.content = ItemContent::Synthetic { seed, size };
+    });
+    let view = item_view(ctx.tenant, &state, drive, key).ok_or_else(not_found)?;
+    Ok(Reply::Json(201, drive_ctx.item_json(&state, &view, true)))
+}
+
+/// `GET /teams/{id}/channels/{id}/filesFolder` of a standard channel: the folder named like
+/// the channel at the root of the team's default library, created on first use as Teams does.
+pub(super) fn channel_folder(ctx: &Ctx<'_>, drive: u32, name: &str) -> GraphResult {
+    let drive_ctx = DriveCtx { ctx, drive };
+    let mut state = write(&ctx.tenant.state);
+    let key = match drive_ctx.child_named(&state, 0, name) {
+        Some(key) => key,
+        None => {
+            let key = drive_ctx.new_key(&mut state);
+            drive_ctx.write_item(&mut state, key, None, |e| {
+                e.parent = 0;
+                e.name = name.to_owned();
+                e.content = ItemContent::Folder;
+            });
+            key
+        }
+    };
+    let view = item_view(ctx.tenant, &state, drive, key).ok_or_else(not_found)?;
+    if !view.is_folder() {
+        return Err(GraphError::new(
+            409,
+            "nameAlreadyExists",
+            "A file has the channel folder's name.",
+        ));
+    }
+    Ok(Reply::Json(200, drive_ctx.item_json(&state, &view, true)))
+}
+
 fn drive_type(state: &TenantState, drive: u32) -> &'static str {
     match state.drives.get(drive as usize).map(|d| d.owner) {
         Some(DriveOwner::User(_)) => "business",
@@ -1253,7 +1427,7 @@ async fn admit_spo(
     app_id: &str,
     cost: f64,
     resource: &str,
-) -> Result<(), GraphError> {
+) -> Result<crate::simulator::faults::Fault, GraphError> {
     let (fault, latency) = sim.faults.pick(Workload::Drive);
     if latency > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
@@ -1287,7 +1461,7 @@ async fn admit_spo(
     };
     sim.throttle
         .admit(&caller, Scope::Spo, cost, 0)
-        .map(|_| ())
+        .map(|_| fault)
         .map_err(|refusal| {
             let mut error = GraphError::new(refusal.status, refusal.code, &refusal.message);
             if let Some(retry) = refusal.retry_after {
@@ -1349,40 +1523,104 @@ pub async fn download(sim: &Simulator, req: &HttpRequest, segments: &[String]) -
     let Some(tenant) = sim.tenants.get(tenant) else {
         return plain_error(sim, not_found());
     };
-    if let Err(error) = admit_spo(sim, tenant, parts[5], 1.0, "GET /_dl/{token}").await {
-        return plain_error(sim, error);
-    }
-    let bytes = {
+    let fault = match admit_spo(sim, tenant, parts[5], 1.0, "GET /_dl/{token}").await {
+        Ok(fault) => fault,
+        Err(error) => return plain_error(sim, error),
+    };
+    let body = {
         let state = read(&tenant.state);
         if drive_gone(&state, drive).is_err() {
             return plain_error(sim, not_found());
         }
-        match item_view(tenant, &state, drive, key).and_then(|v| content_bytes(&v)) {
-            Some(bytes) => bytes,
-            None => return plain_error(sim, not_found()),
+        let Some(view) = item_view(tenant, &state, drive, key) else {
+            return plain_error(sim, not_found());
+        };
+        match &view.content {
+            ItemContent::Synthetic { seed, size } => Body::Synthetic(*seed, *size),
+            _ => match content_bytes(&view) {
+                Some(bytes) => Body::Bytes(Bytes::from(bytes)),
+                None => return plain_error(sim, not_found()),
+            },
         }
     };
-    let total = bytes.len();
+    let total = body.len();
     let range = req
         .headers()
         .get("range")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_range(v, total));
-    match range {
-        Some((start, end)) => HttpResponse::PartialContent()
-            .insert_header(("Content-Range", format!("bytes {start}-{end}/{total}")))
-            .insert_header(("Accept-Ranges", "bytes"))
-            .content_type("application/octet-stream")
-            .body(Bytes::from(bytes).slice(start..end + 1)),
-        None => HttpResponse::Ok()
-            .insert_header(("Accept-Ranges", "bytes"))
-            .content_type("application/octet-stream")
-            .body(bytes),
+    let (start, end) = range.unwrap_or((0, total.saturating_sub(1)));
+    let length = if total == 0 { 0 } else { end + 1 - start };
+    let mut builder = match range {
+        Some(_) => {
+            let mut b = HttpResponse::PartialContent();
+            b.insert_header(("Content-Range", format!("bytes {start}-{end}/{total}")));
+            b
+        }
+        None => HttpResponse::Ok(),
+    };
+    builder
+        .insert_header(("Accept-Ranges", "bytes"))
+        .insert_header(("Content-Length", length.to_string()))
+        .content_type("application/octet-stream");
+    let stream: futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>> =
+        match (body, length) {
+            (_, 0) => Box::pin(futures::stream::empty()),
+            (Body::Bytes(bytes), _) => Box::pin(futures::stream::once(async move {
+                Ok(bytes.slice(start as usize..end as usize + 1))
+            })),
+            (Body::Synthetic(seed, _), _) => Box::pin(synthetic_stream(seed, start, end)),
+        };
+    // An injected reset cuts the body off half-way, as a dropped connection would.
+    if fault == crate::simulator::faults::Fault::ConnectionReset {
+        let truncated = futures::stream::unfold(
+            (stream, length / 2, false),
+            |(mut inner, left, done)| async move {
+                if done {
+                    return None;
+                }
+                if left == 0 {
+                    let reset = std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "injected connection reset",
+                    );
+                    return Some((Err(reset), (inner, 0, true)));
+                }
+                match inner.next().await {
+                    Some(Ok(chunk)) => {
+                        let take = left.min(chunk.len() as u64);
+                        Some((
+                            Ok(chunk.slice(..take as usize)),
+                            (inner, left - take, false),
+                        ))
+                    }
+                    Some(Err(e)) => Some((Err(e), (inner, 0, true))),
+                    None => None,
+                }
+            },
+        );
+        return builder.streaming(truncated);
+    }
+    builder.streaming(stream)
+}
+
+/// What a download serves: bytes in memory, or synthetic content computed as it is sent.
+enum Body {
+    Bytes(Bytes),
+    Synthetic(u64, u64),
+}
+
+impl Body {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Bytes(bytes) => bytes.len() as u64,
+            Body::Synthetic(_, size) => *size,
+        }
     }
 }
 
 /// `bytes=a-b`, `bytes=a-`, `bytes=-n`; `None` when it cannot be served (a plain 200 then).
-fn parse_range(header: &str, total: usize) -> Option<(usize, usize)> {
+fn parse_range(header: &str, total: u64) -> Option<(u64, u64)> {
     let spec = header.trim().strip_prefix("bytes=")?;
     if spec.contains(',') || total == 0 {
         return None;
@@ -1390,11 +1628,11 @@ fn parse_range(header: &str, total: usize) -> Option<(usize, usize)> {
     let (a, b) = spec.split_once('-')?;
     let (start, end) = match (a.trim(), b.trim()) {
         ("", n) => {
-            let n: usize = n.parse().ok()?;
+            let n: u64 = n.parse().ok()?;
             (total.saturating_sub(n), total - 1)
         }
         (a, "") => (a.parse().ok()?, total - 1),
-        (a, b) => (a.parse().ok()?, b.parse::<usize>().ok()?.min(total - 1)),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(total - 1)),
     };
     (start <= end && start < total).then_some((start, end))
 }

@@ -12,6 +12,8 @@ pub mod export;
 pub mod mail;
 pub mod mailbox_api;
 pub mod odata;
+pub mod sites;
+pub mod teams;
 
 use std::time::Duration as StdDuration;
 
@@ -201,6 +203,11 @@ const KEYWORDS: &[&str] = &[
     "threads",
     "posts",
     "conversations",
+    "lists",
+    "teams",
+    "channels",
+    "replies",
+    "hostedContents",
 ];
 
 fn classify(tenant: &Tenant, method: &str, segments: &[String], query: &odata::Query) -> RouteInfo {
@@ -254,9 +261,9 @@ fn classify(tenant: &Tenant, method: &str, segments: &[String], query: &odata::Q
         // 2 listing or delta without token or any write.
         let listing = has("children")
             || (has("delta") || has("delta()")) && query.get("token").is_none()
-            || segments
-                .last()
-                .is_some_and(|s| s == "drives" || s == "getAllSites")
+            || segments.last().is_some_and(|s| {
+                ["drives", "getAllSites", "sites", "lists", "items"].contains(&s.as_str())
+            })
             || segments.len() == 1;
         let cost = if method != "GET" || listing { 2.0 } else { 1.0 };
         return RouteInfo {
@@ -556,6 +563,14 @@ fn authorize(
                 "Directory.Read.All",
                 "Directory.ReadWrite.All",
             ]),
+            // Channels need Channel.ReadBasic.All; messages ChannelMessage.Read.All, checked
+            // in `teams` (which also plays the protected-API approval).
+            Some("teams") => has(&[
+                "Channel.ReadBasic.All",
+                "ChannelMessage.Read.All",
+                "Group.Read.All",
+                "Directory.Read.All",
+            ]),
             _ => has(&[
                 "User.Read.All",
                 "User.ReadWrite.All",
@@ -769,6 +784,12 @@ fn route(ctx: &Ctx<'_>, segments: &[&str]) -> GraphResult {
         return result;
     }
     if let Some(result) = drive::route(ctx, segments) {
+        return result;
+    }
+    if let Some(result) = sites::route(ctx, segments) {
+        return result;
+    }
+    if let Some(result) = teams::route(ctx, segments) {
         return result;
     }
     if let Some(result) = mail::route(ctx, segments) {

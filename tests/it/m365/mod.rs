@@ -13,6 +13,8 @@ mod mail;
 mod mailbox;
 mod recording_server;
 mod scripted_graph;
+mod sites;
+mod teams;
 mod throttling;
 
 use std::sync::Arc;

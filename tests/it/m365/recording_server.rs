@@ -5,7 +5,9 @@
 //! HTTP client's own redirect handling would keep the `Authorization` header) and the
 //! pre-authenticated URL, and records every request's headers. The same server hands out a
 //! next link to a foreign host, which must be refused rather than sent the token, and refuses
-//! `getAllSites` so the search fallback is used.
+//! `getAllSites` so the search fallback is used. It also serves a pre-authenticated URL that
+//! works and one that has expired, to show that a download URL from the delta saves the
+//! `/content` request and that an expired one is replaced by a fresh one.
 
 use std::sync::{Arc, Mutex};
 
@@ -131,6 +133,18 @@ async fn serve(listener: TcpListener, seen: Arc<Mutex<Vec<Seen>>>) {
                 }
                 let _ = socket.shutdown().await;
                 return;
+            } else if path.starts_with("/download/known") {
+                (
+                    "200 OK",
+                    "Content-Type: application/octet-stream\r\n".to_string(),
+                    "known bytes".to_string(),
+                )
+            } else if path.starts_with("/download/expired") {
+                (
+                    "401 Unauthorized",
+                    "Content-Type: application/json\r\n".to_string(),
+                    r#"{"error":{"code":"unauthenticated","message":"The download URL has expired."}}"#.to_string(),
+                )
             } else if path.starts_with("/download/preauth") {
                 (
                     "200 OK",
@@ -288,4 +302,56 @@ async fn sites_fall_back_to_search_when_get_all_sites_is_refused() {
         paths.iter().any(|p| p.contains("/sites/getAllSites")),
         "{paths:?}"
     );
+}
+
+#[tokio::test]
+async fn the_delta_download_url_is_used_first_and_a_fresh_one_asked_for_when_it_expired() {
+    let (client, tenant, seen) = recording_graph().await;
+    let graph = client.tenant(tenant);
+    let host = |seen: &Arc<Mutex<Vec<Seen>>>| {
+        seen.lock().unwrap()[0]
+            .header("host")
+            .unwrap_or_default()
+            .to_string()
+    };
+    // The token request comes first; any request names the server's host.
+    let _ = graph.download("d1", "i1").await.unwrap();
+    let base = format!("http://{}", host(&seen));
+    seen.lock().unwrap().clear();
+
+    let known = format!("{base}/download/known?tempauth=1");
+    let body: Vec<bytes::Bytes> = graph
+        .download_from("d1", "i1", 0, Some(&known))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(body.concat(), b"known bytes");
+    let contents = |seen: &Arc<Mutex<Vec<Seen>>>| {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.request_line.contains("/content"))
+            .count()
+    };
+    assert_eq!(contents(&seen), 0, "no /content request was spent");
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|s| s.header("authorization").is_none()),
+        "the known URL gets no token"
+    );
+
+    let expired = format!("{base}/download/expired?tempauth=1");
+    let body: Vec<bytes::Bytes> = graph
+        .download_from("d1", "i1", 0, Some(&expired))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(body.concat(), b"file bytes");
+    assert_eq!(contents(&seen), 1, "a fresh URL was asked for once");
 }

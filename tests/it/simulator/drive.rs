@@ -21,7 +21,8 @@ async fn delta_round(sim: &super::Sim, url: &str) -> (Vec<Value>, String) {
     }
 }
 
-async fn user_drive(sim: &super::Sim) -> String {
+/// The OneDrive of the tenant's second user.
+pub(super) async fn user_drive(sim: &super::Sim) -> String {
     let user = sim.json("users?$top=2").await["value"][1]["id"]
         .as_str()
         .unwrap()

@@ -11,6 +11,8 @@ mod identity;
 mod mail;
 mod mailbox_api;
 mod schema;
+mod sites;
+mod teams;
 mod throttling;
 
 use std::sync::Arc;
@@ -57,6 +59,17 @@ impl Sim {
             request = request.header(*name, *value);
         }
         request.send().await.unwrap()
+    }
+
+    /// The bytes of a pre-authenticated download URL (no token), optionally a `Range`.
+    pub async fn download(&self, url: &str, range: Option<&str>) -> bytes::Bytes {
+        let mut request = self.http.get(url);
+        if let Some(range) = range {
+            request = request.header("Range", range);
+        }
+        let response = request.send().await.unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        response.bytes().await.unwrap()
     }
 
     pub async fn json(&self, path: &str) -> Value {
