@@ -366,7 +366,7 @@ fn change_key(item: ItemKey, version: u64) -> String {
     )
 }
 
-fn stored<'a>(state: &'a TenantState, user: u32, item: ItemKey) -> Option<&'a StoredItem> {
+fn stored(state: &TenantState, user: u32, item: ItemKey) -> Option<&StoredItem> {
     state.items.get(&user)?.items.get(&(item.kind, item.key))
 }
 

@@ -91,7 +91,7 @@ pub fn event(ctx: &MailboxContext, key: u32) -> ItemRecord {
         .and_then(|t| t.with_minute(if rng.percent(50) { 0 } else { 30 }))
         .unwrap_or(day);
     let end = start + Duration::minutes(30 * (1 + rng.below(3) as i64));
-    let recurring = key % 3 == 0;
+    let recurring = key.is_multiple_of(3);
     let attendees: Vec<Attendee> = if recurring || rng.percent(50) {
         (0..1 + rng.below(3))
             .map(|i| Attendee {
@@ -118,9 +118,9 @@ pub fn event(ctx: &MailboxContext, key: u32) -> ItemRecord {
         interval: 1 + (key % 2),
         days_of_week: vec![weekday.to_owned()],
         start_date: start.date_naive(),
-        range: if key % 2 == 0 { "numbered" } else { "noEnd" }.to_owned(),
+        range: if key.is_multiple_of(2) { "numbered" } else { "noEnd" }.to_owned(),
         end_date: None,
-        occurrences: if key % 2 == 0 { 10 } else { 0 },
+        occurrences: if key.is_multiple_of(2) { 10 } else { 0 },
     });
     let topic = words(&mut rng, 3);
     let created = start - Duration::days(7);
@@ -227,7 +227,7 @@ pub fn task(ctx: &MailboxContext, key: u32) -> ItemRecord {
             subject: format!("Follow up: {}", words(&mut rng, 3)),
             body_text: words(&mut rng, 15),
             status: if done { "completed" } else { "notStarted" }.to_owned(),
-            importance: if key % 4 == 0 { "high" } else { "normal" }.to_owned(),
+            importance: if key.is_multiple_of(4) { "high" } else { "normal" }.to_owned(),
             due: Some(created + Duration::days(14)),
             completed: done.then(|| created + Duration::days(3)),
         }),
