@@ -118,7 +118,12 @@ pub fn event(ctx: &MailboxContext, key: u32) -> ItemRecord {
         interval: 1 + (key % 2),
         days_of_week: vec![weekday.to_owned()],
         start_date: start.date_naive(),
-        range: if key.is_multiple_of(2) { "numbered" } else { "noEnd" }.to_owned(),
+        range: if key.is_multiple_of(2) {
+            "numbered"
+        } else {
+            "noEnd"
+        }
+        .to_owned(),
         end_date: None,
         occurrences: if key.is_multiple_of(2) { 10 } else { 0 },
     });
@@ -227,7 +232,12 @@ pub fn task(ctx: &MailboxContext, key: u32) -> ItemRecord {
             subject: format!("Follow up: {}", words(&mut rng, 3)),
             body_text: words(&mut rng, 15),
             status: if done { "completed" } else { "notStarted" }.to_owned(),
-            importance: if key.is_multiple_of(4) { "high" } else { "normal" }.to_owned(),
+            importance: if key.is_multiple_of(4) {
+                "high"
+            } else {
+                "normal"
+            }
+            .to_owned(),
             due: Some(created + Duration::days(14)),
             completed: done.then(|| created + Duration::days(3)),
         }),

@@ -217,24 +217,6 @@ impl MailboxApi<'_, '_> {
         Ok((top, skip))
     }
 
-    fn link_with_skip(&self, skip: usize) -> String {
-        let mut params: Vec<String> = self
-            .ctx
-            .query
-            .pairs
-            .iter()
-            .filter(|(k, _)| !k.eq_ignore_ascii_case("$skip"))
-            .map(|(k, v)| format!("{}={}", odata::escape(k), odata::escape(v)))
-            .collect();
-        params.push(format!("%24skip={skip}"));
-        format!(
-            "{}{}?{}",
-            self.ctx.sim.base_url,
-            self.ctx.req.path(),
-            params.join("&")
-        )
-    }
-
     /// Applies `$filter`, `$select`, `$skip` and `$top` to rendered entities.
     fn page(&self, all: Vec<Value>, type_name: &str, context: String) -> GraphResult {
         let (top, skip) = self.page_params()?;
@@ -255,7 +237,7 @@ impl MailboxApi<'_, '_> {
             .take(top)
             .map(|v| odata::project(v, select.as_deref(), type_name, None))
             .collect::<Result<Vec<_>, _>>()?;
-        let next = (skip + top < matching.len()).then(|| self.link_with_skip(skip + top));
+        let next = (skip + top < matching.len()).then(|| self.ctx.link_with_skip(skip + top));
         Ok(Reply::Json(
             200,
             odata::collection(context, page, next, None),
@@ -426,17 +408,38 @@ impl MailboxApi<'_, '_> {
 
     fn list_items(&self, f: &Folder) -> GraphResult {
         let state = read(&self.ctx.tenant.state);
-        let all: Vec<Value> = mailbox::folder_items(self.ctx.tenant, &state, self.mb, f.key)
-            .into_iter()
-            .filter_map(|item| mailbox::summary(self.ctx.tenant, &state, self.mb.user, item))
-            .map(|s| self.item_json(&s))
-            .collect();
+        let keys = mailbox::folder_items(self.ctx.tenant, &state, self.mb, f.key);
         let context = self.ctx.context(&format!(
             "admin/exchange/mailboxes/{}/folders('{}')/items",
             self.id,
             mailbox::folder_id(self.ctx.tenant, self.mb, f.key)
         ));
-        self.page(all, "mailboxItem", context)
+        let render = |item: ItemKey| {
+            mailbox::summary(self.ctx.tenant, &state, self.mb.user, item)
+                .map(|s| self.item_json(&s))
+        };
+        if self.ctx.query.get("$filter").is_some() {
+            return self.page(
+                keys.into_iter().filter_map(render).collect(),
+                "mailboxItem",
+                context,
+            );
+        }
+        // Without a filter only the requested page is built: a folder may hold many thousands.
+        let (top, skip) = self.page_params()?;
+        let select = self.ctx.query.select();
+        let page = keys
+            .iter()
+            .skip(skip)
+            .take(top)
+            .filter_map(|item| render(*item))
+            .map(|v| odata::project(&v, select.as_deref(), "mailboxItem", None))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = (skip + top < keys.len()).then(|| self.ctx.link_with_skip(skip + top));
+        Ok(Reply::Json(
+            200,
+            odata::collection(context, page, next, None),
+        ))
     }
 
     fn get_item(&self, f: &Folder, id: &str) -> GraphResult {

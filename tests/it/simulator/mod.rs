@@ -59,6 +59,25 @@ impl Sim {
         request.send().await.unwrap()
     }
 
+    /// POST JSON to a Graph path (or absolute URL) with the app token: status and JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}/v1.0/{path}", self.base())
+        };
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn json(&self, path: &str) -> Value {
         let response = self.get(path).await;
         let status = response.status();
