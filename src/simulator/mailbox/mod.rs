@@ -93,3 +93,38 @@ pub fn exists(tenant: &Tenant, state: &TenantState, mailbox: MailboxRef) -> bool
         MailboxKind::Auxiliary => generated && pim::has_auxiliary_archive(mailbox.user),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulator::TenantSpec;
+
+    #[test]
+    fn mailbox_ids_parse_back_only_in_their_own_tenant() {
+        let contoso = Tenant::generate(0, &TenantSpec::small("Contoso", 3));
+        let fabrikam = Tenant::generate(1, &TenantSpec::small("Fabrikam", 3));
+        for kind in [
+            MailboxKind::Primary,
+            MailboxKind::Archive,
+            MailboxKind::Auxiliary,
+        ] {
+            let mailbox = MailboxRef { user: 4, kind };
+            let id = mailbox_id(&contoso, mailbox);
+            assert!(id.starts_with("MBX:") && id.ends_with(&format!("@{}", contoso.id)));
+            assert_eq!(parse_mailbox_id(&contoso, &id), Some(mailbox));
+            assert_eq!(parse_mailbox_id(&fabrikam, &id), None);
+        }
+        let id = mailbox_id(
+            &contoso,
+            MailboxRef {
+                user: 4,
+                kind: MailboxKind::Primary,
+            },
+        );
+        let forged = id
+            .replacen("MBX:0", "MBX:1", 1)
+            .replacen("MBX:00000004", "MBX:00000005", 1);
+        assert_eq!(parse_mailbox_id(&contoso, &forged), None);
+        assert_eq!(parse_mailbox_id(&contoso, "MBX:e0643f21@a7809c93"), None);
+    }
+}
