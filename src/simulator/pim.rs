@@ -8,8 +8,7 @@ use chrono::{Datelike, Duration, NaiveDate, Timelike};
 
 use super::generate::{self, MailAddress, MailboxContext, Stream, content_epoch, words};
 use super::record::{
-    Address, Attendee, ContactRecord, Content, EventRecord, ItemRecord, NoteRecord, Recurrence,
-    TaskRecord,
+    Attendee, ContactRecord, Content, EventRecord, ItemRecord, NoteRecord, Recurrence, TaskRecord,
 };
 
 /// How many items of each kind a mailbox with `messages` generated messages holds.
@@ -52,17 +51,13 @@ pub fn archive_count(messages: u32) -> u32 {
     (messages / 3).max(6)
 }
 
-fn address(a: &MailAddress) -> Address {
-    a.into()
-}
-
-fn colleague(ctx: &MailboxContext, rng: &mut Stream) -> Address {
+fn colleague(ctx: &MailboxContext, rng: &mut Stream) -> MailAddress {
     let mut other = rng.below(ctx.user_count.max(1) as u64) as u32;
     if other == ctx.user_index && ctx.user_count > 1 {
         other = (other + 1) % ctx.user_count;
     }
     let person = generate::person(ctx.seed, other, &ctx.organization);
-    Address {
+    MailAddress {
         name: person.display_name,
         address: format!("{}@{}", person.nickname, ctx.domain),
     }
@@ -151,7 +146,7 @@ pub fn event(ctx: &MailboxContext, key: u32) -> ItemRecord {
             end,
             is_all_day: false,
             location: (*rng.pick(PLACES)).to_owned(),
-            organizer: address(&ctx.owner),
+            organizer: ctx.owner.clone(),
             attendees,
             recurrence,
             show_as: "busy".to_owned(),
@@ -195,7 +190,7 @@ pub fn contact(ctx: &MailboxContext, key: u32) -> ItemRecord {
                 ctx.organization.clone()
             }),
             job_title: Some(person.job_title.clone()),
-            email_addresses: vec![Address {
+            email_addresses: vec![MailAddress {
                 name: person.display_name,
                 address,
             }],

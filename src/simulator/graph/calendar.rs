@@ -8,8 +8,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::{Ctx, GraphError, GraphResult, Reply, mail, odata};
+use crate::simulator::generate::MailAddress;
 use crate::simulator::mailbox::{self, ItemKey, MailboxKind, MailboxRef};
-use crate::simulator::record::{Address, ContactRecord, Content, EventRecord, ItemRecord};
+use crate::simulator::record::{ContactRecord, Content, EventRecord, ItemRecord};
 use crate::simulator::state::{Found, mail_kind, read};
 
 fn ts(time: DateTime<Utc>) -> String {
@@ -26,7 +27,7 @@ fn date_time_zone(time: DateTime<Utc>) -> Value {
     json!({"dateTime": local, "timeZone": "UTC"})
 }
 
-fn email(a: &Address) -> Value {
+fn email(a: &MailAddress) -> Value {
     json!({"name": a.name, "address": a.address})
 }
 
