@@ -78,6 +78,20 @@ impl Sim {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// The child folders of `folder` in `collection` (`users/{u}/mailFolders` or
+    /// `admin/exchange/mailboxes/{m}/folders`), checked against its `childFolderCount`.
+    pub async fn child_folders(&self, collection: &str, folder: &Value) -> Vec<Value> {
+        let id = folder["id"].as_str().unwrap();
+        let (children, _) = self
+            .collect(&format!("{collection}/{id}/childFolders"), &[])
+            .await;
+        assert_eq!(
+            children.len() as u64,
+            folder["childFolderCount"].as_u64().unwrap()
+        );
+        children
+    }
+
     pub async fn json(&self, path: &str) -> Value {
         let response = self.get(path).await;
         let status = response.status();
