@@ -8,9 +8,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::generate::{self, MailboxContext};
+use super::generate::{MailAddress, MessageMeta};
 use super::mailbox::{self, ItemKey, MailboxKind, MailboxRef};
 use super::pim;
-use super::record::{Address, Content, ItemRecord, MessageRecord};
+use super::record::{Content, ItemRecord};
 use super::state::{Found, Tenant, TenantState, mail_kind, read, write};
 
 /// A control failure: HTTP status and message (rendered by `control`).
@@ -69,7 +70,7 @@ fn mailbox_of(user: u32, item: ItemKey) -> MailboxRef {
 fn template(
     ctx: &MailboxContext,
     kind: &str,
-    owner: &Address,
+    owner: &MailAddress,
     now: DateTime<Utc>,
 ) -> Result<ItemRecord, Failure> {
     let n = generate::hash(&[now.timestamp_nanos_opt().unwrap_or(0) as u64, 500]) as u32 % 10_000;
@@ -82,9 +83,9 @@ fn template(
             created: now,
             modified: now,
             categories: Vec::new(),
-            content: Content::Message(MessageRecord {
+            content: Content::Message(MessageMeta {
                 subject: "Simulated message".to_owned(),
-                from: Address {
+                from: MailAddress {
                     name: "Northwind Traders".to_owned(),
                     address: "orders@northwindtraders.example".to_owned(),
                 },
@@ -101,6 +102,7 @@ fn template(
                 is_draft: false,
                 importance: "normal".to_owned(),
                 flagged: false,
+                categories: Vec::new(),
                 attachments: Vec::new(),
             }),
         },
@@ -186,7 +188,7 @@ pub fn add_item(
         return Err(fail(404, "the user has no such mailbox"));
     }
     let ctx = tenant.mailbox_context(&state, user);
-    let owner = Address::from(&ctx.owner);
+    let owner = ctx.owner.clone();
     let mut record = template(&ctx, &new.kind, &owner, now)?;
     edit(
         &mut record,

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// All generated dates count back from this instant, so content does not depend on when it runs.
@@ -410,7 +411,7 @@ pub const FOLDERS: &[(u16, u16, &str, Option<&str>, bool)] = &[
     ),
 ];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MailAddress {
     pub name: String,
     pub address: String,
@@ -424,7 +425,33 @@ pub enum AttachmentBytes {
     Stored(Arc<Vec<u8>>),
 }
 
-#[derive(Debug, Clone)]
+/// Serialised as base64 of the bytes. A company document has no bytes of its own here (they
+/// depend on the tenant's seed): callers materialise it first, and serialising one fails.
+impl Serialize for AttachmentBytes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine;
+        match self {
+            AttachmentBytes::Stored(bytes) => serializer
+                .serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes.as_slice())),
+            AttachmentBytes::Pool(_) => Err(serde::ser::Error::custom(
+                "company documents are materialised before serialising",
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AttachmentBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use base64::Engine;
+        let text = String::deserialize(deserializer)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map(|bytes| AttachmentBytes::Stored(Arc::new(bytes)))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AttachmentSpec {
     pub name: String,
     pub content_type: String,
@@ -434,7 +461,9 @@ pub struct AttachmentSpec {
 }
 
 /// Everything about a message except its folder; generated or created, rendered to JSON and MIME.
-#[derive(Debug, Clone)]
+/// Serialisable for the mailbox export stream (`record`), where attachments travel as base64.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MessageMeta {
     pub subject: String,
     pub from: MailAddress,

@@ -8,8 +8,7 @@ use chrono::{Datelike, Duration, NaiveDate, Timelike};
 
 use super::generate::{self, MailAddress, MailboxContext, Stream, content_epoch, words};
 use super::record::{
-    Address, Attendee, ContactRecord, Content, EventRecord, ItemRecord, NoteRecord, Recurrence,
-    TaskRecord,
+    Attendee, ContactRecord, Content, EventRecord, ItemRecord, NoteRecord, Recurrence, TaskRecord,
 };
 
 /// How many items of each kind a mailbox with `messages` generated messages holds.
@@ -52,17 +51,13 @@ pub fn archive_count(messages: u32) -> u32 {
     (messages / 3).max(6)
 }
 
-fn address(a: &MailAddress) -> Address {
-    a.into()
-}
-
-fn colleague(ctx: &MailboxContext, rng: &mut Stream) -> Address {
+fn colleague(ctx: &MailboxContext, rng: &mut Stream) -> MailAddress {
     let mut other = rng.below(ctx.user_count.max(1) as u64) as u32;
     if other == ctx.user_index && ctx.user_count > 1 {
         other = (other + 1) % ctx.user_count;
     }
     let person = generate::person(ctx.seed, other, &ctx.organization);
-    Address {
+    MailAddress {
         name: person.display_name,
         address: format!("{}@{}", person.nickname, ctx.domain),
     }
@@ -91,7 +86,7 @@ pub fn event(ctx: &MailboxContext, key: u32) -> ItemRecord {
         .and_then(|t| t.with_minute(if rng.percent(50) { 0 } else { 30 }))
         .unwrap_or(day);
     let end = start + Duration::minutes(30 * (1 + rng.below(3) as i64));
-    let recurring = key % 3 == 0;
+    let recurring = key.is_multiple_of(3);
     let attendees: Vec<Attendee> = if recurring || rng.percent(50) {
         (0..1 + rng.below(3))
             .map(|i| Attendee {
@@ -118,9 +113,14 @@ pub fn event(ctx: &MailboxContext, key: u32) -> ItemRecord {
         interval: 1 + (key % 2),
         days_of_week: vec![weekday.to_owned()],
         start_date: start.date_naive(),
-        range: if key % 2 == 0 { "numbered" } else { "noEnd" }.to_owned(),
+        range: if key.is_multiple_of(2) {
+            "numbered"
+        } else {
+            "noEnd"
+        }
+        .to_owned(),
         end_date: None,
-        occurrences: if key % 2 == 0 { 10 } else { 0 },
+        occurrences: if key.is_multiple_of(2) { 10 } else { 0 },
     });
     let topic = words(&mut rng, 3);
     let created = start - Duration::days(7);
@@ -146,7 +146,7 @@ pub fn event(ctx: &MailboxContext, key: u32) -> ItemRecord {
             end,
             is_all_day: false,
             location: (*rng.pick(PLACES)).to_owned(),
-            organizer: address(&ctx.owner),
+            organizer: ctx.owner.clone(),
             attendees,
             recurrence,
             show_as: "busy".to_owned(),
@@ -190,7 +190,7 @@ pub fn contact(ctx: &MailboxContext, key: u32) -> ItemRecord {
                 ctx.organization.clone()
             }),
             job_title: Some(person.job_title.clone()),
-            email_addresses: vec![Address {
+            email_addresses: vec![MailAddress {
                 name: person.display_name,
                 address,
             }],
@@ -227,7 +227,12 @@ pub fn task(ctx: &MailboxContext, key: u32) -> ItemRecord {
             subject: format!("Follow up: {}", words(&mut rng, 3)),
             body_text: words(&mut rng, 15),
             status: if done { "completed" } else { "notStarted" }.to_owned(),
-            importance: if key % 4 == 0 { "high" } else { "normal" }.to_owned(),
+            importance: if key.is_multiple_of(4) {
+                "high"
+            } else {
+                "normal"
+            }
+            .to_owned(),
             due: Some(created + Duration::days(14)),
             completed: done.then(|| created + Duration::days(3)),
         }),

@@ -8,8 +8,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::{Ctx, GraphError, GraphResult, Reply, mail, odata};
+use crate::simulator::generate::MailAddress;
 use crate::simulator::mailbox::{self, ItemKey, MailboxKind, MailboxRef};
-use crate::simulator::record::{Address, ContactRecord, Content, EventRecord, ItemRecord};
+use crate::simulator::record::{ContactRecord, Content, EventRecord, ItemRecord};
 use crate::simulator::state::{Found, mail_kind, read};
 
 fn ts(time: DateTime<Utc>) -> String {
@@ -26,7 +27,7 @@ fn date_time_zone(time: DateTime<Utc>) -> Value {
     json!({"dateTime": local, "timeZone": "UTC"})
 }
 
-fn email(a: &Address) -> Value {
+fn email(a: &MailAddress) -> Value {
     json!({"name": a.name, "address": a.address})
 }
 
@@ -150,22 +151,36 @@ fn not_found(id: &str) -> GraphError {
 }
 
 fn preview(html: &str) -> String {
-    let mut text = String::new();
-    let mut inside = false;
-    for ch in html.chars() {
-        match ch {
-            '<' => inside = true,
-            '>' => inside = false,
-            _ if !inside => text.push(ch),
-            _ => {}
-        }
-    }
-    text.split_whitespace()
+    mail::strip_tags(html)
+        .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
         .chars()
         .take(255)
         .collect()
+}
+
+/// The `outlookItem` part every event and contact starts with.
+fn outlook_item(id: &str, change_key: &str, record: &ItemRecord) -> serde_json::Map<String, Value> {
+    let header = json!({
+        "@odata.etag": format!("W/\"{change_key}\""),
+        "id": id,
+        "createdDateTime": ts(record.created),
+        "lastModifiedDateTime": ts(record.modified),
+        "changeKey": change_key,
+        "categories": record.categories,
+    });
+    match header {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+fn with_header(mut header: serde_json::Map<String, Value>, rest: Value) -> Value {
+    if let Value::Object(rest) = rest {
+        header.extend(rest);
+    }
+    Value::Object(header)
 }
 
 fn event_json(id: &str, change_key: &str, record: &ItemRecord, event: &EventRecord) -> Value {
@@ -205,47 +220,44 @@ fn event_json(id: &str, change_key: &str, record: &ItemRecord, event: &EventReco
         "locationType": "default",
         "uniqueIdType": "unknown",
     });
-    json!({
-        "@odata.etag": format!("W/\"{change_key}\""),
-        "id": id,
-        "createdDateTime": ts(record.created),
-        "lastModifiedDateTime": ts(record.modified),
-        "changeKey": change_key,
-        "categories": record.categories,
-        "originalStartTimeZone": "UTC",
-        "originalEndTimeZone": "UTC",
-        "iCalUId": event.ical_uid,
-        "reminderMinutesBeforeStart": event.reminder_minutes.unwrap_or(0),
-        "isReminderOn": event.reminder_minutes.is_some(),
-        "hasAttachments": false,
-        "subject": event.subject,
-        "bodyPreview": preview(&event.body_html),
-        "importance": event.importance,
-        "sensitivity": event.sensitivity,
-        "isAllDay": event.is_all_day,
-        "isCancelled": false,
-        "isOrganizer": true,
-        "responseRequested": true,
-        "seriesMasterId": null,
-        "showAs": event.show_as,
-        "type": if recurrence.is_some() { "seriesMaster" } else { "singleInstance" },
-        "webLink": format!("https://outlook.office365.com/owa/?itemid={}&exvsurl=1&path=/calendar/item", odata::escape(id)),
-        "onlineMeetingUrl": null,
-        "isOnlineMeeting": false,
-        "onlineMeetingProvider": "unknown",
-        "allowNewTimeProposals": true,
-        "isDraft": false,
-        "hideAttendees": false,
-        "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
-        "body": {"contentType": "html", "content": event.body_html},
-        "start": date_time_zone(event.start),
-        "end": date_time_zone(event.end),
-        "location": location,
-        "locations": [location],
-        "recurrence": recurrence,
-        "attendees": attendees,
-        "organizer": {"emailAddress": email(&event.organizer)},
-    })
+    with_header(
+        outlook_item(id, change_key, record),
+        json!({
+            "originalStartTimeZone": "UTC",
+            "originalEndTimeZone": "UTC",
+            "iCalUId": event.ical_uid,
+            "reminderMinutesBeforeStart": event.reminder_minutes.unwrap_or(0),
+            "isReminderOn": event.reminder_minutes.is_some(),
+            "hasAttachments": false,
+            "subject": event.subject,
+            "bodyPreview": preview(&event.body_html),
+            "importance": event.importance,
+            "sensitivity": event.sensitivity,
+            "isAllDay": event.is_all_day,
+            "isCancelled": false,
+            "isOrganizer": true,
+            "responseRequested": true,
+            "seriesMasterId": null,
+            "showAs": event.show_as,
+            "type": if recurrence.is_some() { "seriesMaster" } else { "singleInstance" },
+            "webLink": format!("https://outlook.office365.com/owa/?itemid={}&exvsurl=1&path=/calendar/item", odata::escape(id)),
+            "onlineMeetingUrl": null,
+            "isOnlineMeeting": false,
+            "onlineMeetingProvider": "unknown",
+            "allowNewTimeProposals": true,
+            "isDraft": false,
+            "hideAttendees": false,
+            "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
+            "body": {"contentType": "html", "content": event.body_html},
+            "start": date_time_zone(event.start),
+            "end": date_time_zone(event.end),
+            "location": location,
+            "locations": [location],
+            "recurrence": recurrence,
+            "attendees": attendees,
+            "organizer": {"emailAddress": email(&event.organizer)},
+        }),
+    )
 }
 
 fn contact_json(
@@ -255,42 +267,39 @@ fn contact_json(
     record: &ItemRecord,
     contact: &ContactRecord,
 ) -> Value {
-    json!({
-        "@odata.etag": format!("W/\"{change_key}\""),
-        "id": id,
-        "createdDateTime": ts(record.created),
-        "lastModifiedDateTime": ts(record.modified),
-        "changeKey": change_key,
-        "categories": record.categories,
-        "parentFolderId": parent,
-        "birthday": contact.birthday.map(|d| format!("{d}T11:59:00Z")),
-        "fileAs": "",
-        "displayName": contact.display_name,
-        "givenName": contact.given_name,
-        "initials": null,
-        "middleName": null,
-        "nickName": null,
-        "surname": contact.surname,
-        "title": null,
-        "generation": null,
-        "imAddresses": [],
-        "jobTitle": contact.job_title,
-        "companyName": contact.company_name,
-        "department": null,
-        "officeLocation": null,
-        "profession": null,
-        "businessHomePage": null,
-        "assistantName": null,
-        "manager": null,
-        "homePhones": contact.home_phones,
-        "mobilePhone": contact.mobile_phone,
-        "businessPhones": contact.business_phones,
-        "spouseName": null,
-        "personalNotes": contact.personal_notes,
-        "children": [],
-        "emailAddresses": contact.email_addresses.iter().map(email).collect::<Vec<_>>(),
-        "homeAddress": {},
-        "businessAddress": {},
-        "otherAddress": {},
-    })
+    with_header(
+        outlook_item(id, change_key, record),
+        json!({
+            "parentFolderId": parent,
+            "birthday": contact.birthday.map(|d| format!("{d}T11:59:00Z")),
+            "fileAs": "",
+            "displayName": contact.display_name,
+            "givenName": contact.given_name,
+            "initials": null,
+            "middleName": null,
+            "nickName": null,
+            "surname": contact.surname,
+            "title": null,
+            "generation": null,
+            "imAddresses": [],
+            "jobTitle": contact.job_title,
+            "companyName": contact.company_name,
+            "department": null,
+            "officeLocation": null,
+            "profession": null,
+            "businessHomePage": null,
+            "assistantName": null,
+            "manager": null,
+            "homePhones": contact.home_phones,
+            "mobilePhone": contact.mobile_phone,
+            "businessPhones": contact.business_phones,
+            "spouseName": null,
+            "personalNotes": contact.personal_notes,
+            "children": [],
+            "emailAddresses": contact.email_addresses.iter().map(email).collect::<Vec<_>>(),
+            "homeAddress": {},
+            "businessAddress": {},
+            "otherAddress": {},
+        }),
+    )
 }

@@ -74,17 +74,10 @@ impl GroupMailbox<'_> {
 
     fn preview(c: &GroupConversation) -> String {
         c.posts.last().map_or_else(String::new, |p| {
-            let mut text = String::new();
-            let mut inside = false;
-            for ch in p.body_html.chars() {
-                match ch {
-                    '<' => inside = true,
-                    '>' => inside = false,
-                    _ if !inside => text.push(ch),
-                    _ => {}
-                }
-            }
-            text.chars().take(255).collect()
+            super::mail::strip_tags(&p.body_html)
+                .chars()
+                .take(255)
+                .collect()
         })
     }
 

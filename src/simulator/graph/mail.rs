@@ -458,7 +458,7 @@ impl Mailbox<'_, '_> {
             .and_then(|s| s.parse::<usize>().ok())
             .unwrap_or(0);
         let page: Vec<Value> = items.iter().skip(skip).take(top).cloned().collect();
-        let next = (skip + top < items.len()).then(|| self.link_with_skip(skip + top));
+        let next = (skip + top < items.len()).then(|| self.ctx.link_with_skip(skip + top));
         Ok(Reply::Json(
             200,
             odata::collection(
@@ -473,24 +473,6 @@ impl Mailbox<'_, '_> {
 
     fn user_id(&self, state: &TenantState) -> String {
         state.users[self.user as usize].id.to_string()
-    }
-
-    fn link_with_skip(&self, skip: usize) -> String {
-        let mut params: Vec<String> = self
-            .ctx
-            .query
-            .pairs
-            .iter()
-            .filter(|(k, _)| !k.eq_ignore_ascii_case("$skip"))
-            .map(|(k, v)| format!("{}={}", odata::escape(k), odata::escape(v)))
-            .collect();
-        params.push(format!("$skip={skip}"));
-        format!(
-            "{}{}?{}",
-            self.ctx.sim.base_url,
-            self.ctx.req.path(),
-            params.join("&")
-        )
     }
 
     fn get_folder(&self, id: &str) -> GraphResult {
@@ -702,7 +684,7 @@ impl Mailbox<'_, '_> {
                 )?);
             }
         }
-        let next = (skip + top < keys.len()).then(|| self.link_with_skip(skip + top));
+        let next = (skip + top < keys.len()).then(|| self.ctx.link_with_skip(skip + top));
         Ok(Reply::Json(
             200,
             odata::collection(
@@ -1360,7 +1342,8 @@ fn parse_time(value: &str) -> Result<DateTime<Utc>, GraphError> {
         })
 }
 
-fn strip_tags(html: &str) -> String {
+/// The text of an HTML body (tags dropped), for previews.
+pub fn strip_tags(html: &str) -> String {
     let mut out = String::new();
     let mut inside = false;
     for ch in html.chars() {

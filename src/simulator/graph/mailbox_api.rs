@@ -91,7 +91,7 @@ fn mailbox_route(ctx: &Ctx<'_>, id: &str, rest: &[&str]) -> GraphResult {
     let m = ctx.method;
     match rest {
         ["folders"] if m == "GET" => api.list_folders(folder::ROOT),
-        ["folders", "delta" | "delta()"] if m == "GET" => api.folder_delta(),
+        ["folders", "delta" | "delta()"] if m == "GET" => api.folder_delta(None),
         ["folders", f, tail @ ..] => {
             let found = api.folder(f)?;
             if mailbox::is_expanded(mb, found.key) {
@@ -100,6 +100,9 @@ fn mailbox_route(ctx: &Ctx<'_>, id: &str, rest: &[&str]) -> GraphResult {
             match tail {
                 [] if m == "GET" => api.get_folder(&found),
                 ["childFolders"] if m == "GET" => api.list_folders(found.key),
+                ["childFolders", "delta" | "delta()"] if m == "GET" => {
+                    api.folder_delta(Some(found.key))
+                }
                 ["items"] if m == "GET" => api.list_items(&found),
                 ["items", "delta" | "delta()"] if m == "GET" => api.item_delta(&found),
                 ["items", item] if m == "GET" => api.get_item(&found, item),
@@ -217,24 +220,6 @@ impl MailboxApi<'_, '_> {
         Ok((top, skip))
     }
 
-    fn link_with_skip(&self, skip: usize) -> String {
-        let mut params: Vec<String> = self
-            .ctx
-            .query
-            .pairs
-            .iter()
-            .filter(|(k, _)| !k.eq_ignore_ascii_case("$skip"))
-            .map(|(k, v)| format!("{}={}", odata::escape(k), odata::escape(v)))
-            .collect();
-        params.push(format!("%24skip={skip}"));
-        format!(
-            "{}{}?{}",
-            self.ctx.sim.base_url,
-            self.ctx.req.path(),
-            params.join("&")
-        )
-    }
-
     /// Applies `$filter`, `$select`, `$skip` and `$top` to rendered entities.
     fn page(&self, all: Vec<Value>, type_name: &str, context: String) -> GraphResult {
         let (top, skip) = self.page_params()?;
@@ -255,7 +240,7 @@ impl MailboxApi<'_, '_> {
             .take(top)
             .map(|v| odata::project(v, select.as_deref(), type_name, None))
             .collect::<Result<Vec<_>, _>>()?;
-        let next = (skip + top < matching.len()).then(|| self.link_with_skip(skip + top));
+        let next = (skip + top < matching.len()).then(|| self.ctx.link_with_skip(skip + top));
         Ok(Reply::Json(
             200,
             odata::collection(context, page, next, None),
@@ -325,10 +310,11 @@ impl MailboxApi<'_, '_> {
         Ok(Some(token))
     }
 
-    fn folder_delta(&self) -> GraphResult {
+    /// `folders/delta` (every folder) or `folders/{id}/childFolders/delta` (its children).
+    fn folder_delta(&self, parent: Option<u16>) -> GraphResult {
         let page_size = max_page_size(self.ctx, 100, 1000);
         let state = read(&self.ctx.tenant.state);
-        let token = self.token(&state, None)?;
+        let token = self.token(&state, parent)?;
         let since = token.as_ref().and_then(|t| t["s"].as_u64());
         let offset = token.as_ref().and_then(|t| t["o"].as_u64()).unwrap_or(0) as usize;
         let upto = token
@@ -344,7 +330,8 @@ impl MailboxApi<'_, '_> {
                 .and_then(|o| o.created_folders.iter().find(|c| c.key == key))
                 .map_or(0, |c| c.version)
         };
-        for f in all.iter().filter(|f| f.key != folder::ROOT) {
+        let wanted = |f: &&Folder| f.key != folder::ROOT && parent.is_none_or(|p| f.parent == p);
+        for f in all.iter().filter(wanted) {
             if since.is_none_or(|s| version_of(f.key) > s) {
                 entries.push(self.folder_json(&state, f, &all));
             }
@@ -353,7 +340,7 @@ impl MailboxApi<'_, '_> {
             for gone in overlay
                 .created_folders
                 .iter()
-                .filter(|c| c.deleted && c.version > s)
+                .filter(|c| c.deleted && c.version > s && parent.is_none_or(|p| c.parent == p))
             {
                 entries.push(json!({
                     "@odata.type": "#microsoft.graph.mailboxFolder",
@@ -378,10 +365,17 @@ impl MailboxApi<'_, '_> {
             .take(page_size)
             .map(|v| odata::project(v, select.as_deref(), "mailboxFolder", None))
             .collect::<Result<Vec<_>, _>>()?;
-        let base = format!("{}/folders/delta", self.root());
+        let base = match parent {
+            None => format!("{}/folders/delta", self.root()),
+            Some(p) => format!(
+                "{}/folders/{}/childFolders/delta",
+                self.root(),
+                mailbox::folder_id(self.ctx.tenant, self.mb, p)
+            ),
+        };
         let kind = kind_name(self.mb.kind);
         let (next, delta) = if offset + page_size < entries.len() {
-            let state_token = json!({"k": kind, "f": null, "s": since, "u": upto, "o": offset + page_size, "sel": select});
+            let state_token = json!({"k": kind, "f": parent, "s": since, "u": upto, "o": offset + page_size, "sel": select});
             (
                 Some(format!(
                     "{base}?$skiptoken={}",
@@ -390,7 +384,7 @@ impl MailboxApi<'_, '_> {
                 None,
             )
         } else {
-            let state_token = json!({"k": kind, "f": null, "s": upto, "sel": select});
+            let state_token = json!({"k": kind, "f": parent, "s": upto, "sel": select});
             (
                 None,
                 Some(format!(
@@ -426,17 +420,38 @@ impl MailboxApi<'_, '_> {
 
     fn list_items(&self, f: &Folder) -> GraphResult {
         let state = read(&self.ctx.tenant.state);
-        let all: Vec<Value> = mailbox::folder_items(self.ctx.tenant, &state, self.mb, f.key)
-            .into_iter()
-            .filter_map(|item| mailbox::summary(self.ctx.tenant, &state, self.mb.user, item))
-            .map(|s| self.item_json(&s))
-            .collect();
+        let keys = mailbox::folder_items(self.ctx.tenant, &state, self.mb, f.key);
         let context = self.ctx.context(&format!(
             "admin/exchange/mailboxes/{}/folders('{}')/items",
             self.id,
             mailbox::folder_id(self.ctx.tenant, self.mb, f.key)
         ));
-        self.page(all, "mailboxItem", context)
+        let render = |item: ItemKey| {
+            mailbox::summary(self.ctx.tenant, &state, self.mb.user, item)
+                .map(|s| self.item_json(&s))
+        };
+        if self.ctx.query.get("$filter").is_some() {
+            return self.page(
+                keys.into_iter().filter_map(render).collect(),
+                "mailboxItem",
+                context,
+            );
+        }
+        // Without a filter only the requested page is built: a folder may hold many thousands.
+        let (top, skip) = self.page_params()?;
+        let select = self.ctx.query.select();
+        let page = keys
+            .iter()
+            .skip(skip)
+            .take(top)
+            .filter_map(|item| render(*item))
+            .map(|v| odata::project(&v, select.as_deref(), "mailboxItem", None))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = (skip + top < keys.len()).then(|| self.ctx.link_with_skip(skip + top));
+        Ok(Reply::Json(
+            200,
+            odata::collection(context, page, next, None),
+        ))
     }
 
     fn get_item(&self, f: &Folder, id: &str) -> GraphResult {

@@ -130,6 +130,23 @@ impl Ctx<'_> {
                     .then(|| value.trim().trim_matches('"').to_owned())
             })
     }
+    /// This request's URL with `$skip` replaced (the `nextLink` of a `$skip`-paged listing).
+    pub fn link_with_skip(&self, skip: usize) -> String {
+        let mut params: Vec<String> = self
+            .query
+            .pairs
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("$skip"))
+            .map(|(k, v)| format!("{}={}", odata::escape(k), odata::escape(v)))
+            .collect();
+        params.push(format!("$skip={skip}"));
+        format!(
+            "{}{}?{}",
+            self.sim.base_url,
+            self.req.path(),
+            params.join("&")
+        )
+    }
     pub fn context(&self, fragment: &str) -> String {
         format!("{}/$metadata#{fragment}", self.base())
     }

@@ -10,21 +10,7 @@ use super::mailbox_api::{delta_round, folder_by_name, mailbox, owner};
 use super::{Sim, start_sim};
 
 async fn post(sim: &Sim, url: &str, body: Value) -> (u16, Value) {
-    let url = if url.starts_with("http") {
-        url.to_owned()
-    } else {
-        format!("{}/v1.0/{url}", sim.base())
-    };
-    let response = sim
-        .http
-        .post(url)
-        .bearer_auth(&sim.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    sim.post_json(url, &body).await
 }
 
 /// Imports without any bearer token: the URL is the credential.

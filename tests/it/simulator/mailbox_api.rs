@@ -158,19 +158,30 @@ async fn folders_cover_mail_calendar_contacts_tasks_and_notes() {
         .await;
     assert_eq!(inbox["id"], mail_inbox["id"]);
     assert_eq!(inbox["totalItemCount"], mail_inbox["totalItemCount"]);
-    let (children, _) = sim
-        .collect(
-            &format!(
-                "{path}/folders/{}/childFolders",
-                inbox["id"].as_str().unwrap()
-            ),
-            &[],
+    let children = sim.child_folders(&format!("{path}/folders"), inbox).await;
+    let (child_delta, child_link) = delta_round(
+        &sim,
+        &format!(
+            "{}/v1.0/{path}/folders/{}/childFolders/delta",
+            sim.base(),
+            inbox["id"].as_str().unwrap()
+        ),
+        1,
+    )
+    .await;
+    assert_eq!(super::ids(&child_delta), super::ids(&children));
+    // A folder created in Outlook shows in the next round.
+    let (status, _) = sim
+        .post_json(
+            &format!("users/{}/mailFolders/inbox/childFolders", user.id),
+            &json!({"displayName": "Invoices"}),
         )
         .await;
-    assert_eq!(
-        children.len() as u64,
-        inbox["childFolderCount"].as_u64().unwrap()
-    );
+    assert_eq!(status, 201);
+    let (created, _) = delta_round(&sim, &child_link, 5).await;
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["displayName"], "Invoices");
+    assert_eq!(created[0]["type"], "IPF.Note");
     let calendars = sim
         .json(&format!("{path}/folders?$filter=type eq 'IPF.Appointment'"))
         .await;

@@ -72,6 +72,39 @@ impl Sim {
         response.bytes().await.unwrap()
     }
 
+    /// POST JSON to a Graph path (or absolute URL) with the app token: status and JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}/v1.0/{path}", self.base())
+        };
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The child folders of `folder` in `collection` (`users/{u}/mailFolders` or
+    /// `admin/exchange/mailboxes/{m}/folders`), checked against its `childFolderCount`.
+    pub async fn child_folders(&self, collection: &str, folder: &Value) -> Vec<Value> {
+        let id = folder["id"].as_str().unwrap();
+        let (children, _) = self
+            .collect(&format!("{collection}/{id}/childFolders"), &[])
+            .await;
+        assert_eq!(
+            children.len() as u64,
+            folder["childFolderCount"].as_u64().unwrap()
+        );
+        children
+    }
+
     pub async fn json(&self, path: &str) -> Value {
         let response = self.get(path).await;
         let status = response.status();

@@ -353,28 +353,16 @@ async fn add_mailbox_entities(
         }
         add("mailboxItem", folder_items);
     }
-    let exported = sim
-        .http
-        .post(format!("{}/v1.0/{path}/exportItems", sim.base()))
-        .bearer_auth(&sim.token)
-        .json(&json!({"itemIds": exported_ids}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let (_, exported) = sim
+        .post_json(
+            &format!("{path}/exportItems"),
+            &json!({"itemIds": exported_ids}),
+        )
+        .await;
     add("exportItemResponse", items(&exported));
-    let session = sim
-        .http
-        .post(format!("{}/v1.0/{path}/createImportSession", sim.base()))
-        .bearer_auth(&sim.token)
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let (_, session) = sim
+        .post_json(&format!("{path}/createImportSession"), &Value::Null)
+        .await;
     add("mailboxItemImportSession", vec![session]);
     add(
         "event",
