@@ -162,7 +162,7 @@ async fn back_up_group(
         Some(source_state),
     )
     .await?;
-    report.items_done = outcome.fetched + outcome.reused;
+    report.items_done = report.items_seen;
     progress.report(&report);
     Ok(BackupReport {
         outcome,

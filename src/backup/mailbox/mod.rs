@@ -30,7 +30,8 @@ use tokio_util::io::StreamReader;
 
 use crate::m365::delta::{DeltaChange, DeltaRound, DeltaStart, DeltaStream};
 use crate::m365::{
-    ErrorKind, GraphError, MailboxApi, MailboxFolder, MailboxItem, MailboxRef, TenantClient,
+    ErrorKind, GraphError, MailboxApi, MailboxFolder, MailboxItem, MailboxRef, Resource,
+    TenantClient,
 };
 use crate::storage::catalog::{CatalogEntry, ItemKind, Workload};
 use crate::storage::{
@@ -122,6 +123,10 @@ async fn back_up_mailbox(
             continue;
         };
         report.current = Some(folder.path.clone());
+        report.throttled_until = services.graph.paused_until(&Resource::Mailbox {
+            tenant: target.tenant,
+            user: mailbox.owner.clone(),
+        });
         progress.report(&report);
         let before = previous_folders.get(&folder_id);
         let previous_items = before.map_or_else(HashMap::new, |f| parent_items.in_folder(&f.path));
@@ -206,7 +211,7 @@ async fn back_up_mailbox(
         Some(source_state),
     )
     .await?;
-    report.items_done = outcome.fetched + outcome.reused;
+    report.items_done = report.items_seen;
     progress.report(&report);
     let mut notes = Vec::new();
     if mailbox.api == MailboxApi::Beta {

@@ -435,3 +435,35 @@ async fn a_groups_conversations_are_kept_and_unchanged_threads_are_not_listed_ag
     assert_eq!(second.outcome.fetched, 0);
     assert_eq!(endpoint(&x.counters().await, "/posts"), 0);
 }
+
+/// Collects what a backup reports.
+#[derive(Default)]
+struct Collected(std::sync::Mutex<Vec<skyvault::backup::Progress>>);
+
+impl skyvault::backup::ProgressSink for Collected {
+    fn report(&self, progress: &skyvault::backup::Progress) {
+        self.0.lock().unwrap().push(progress.clone());
+    }
+}
+
+#[tokio::test]
+async fn a_backup_reports_its_progress_until_every_item_is_done() {
+    let x = backup_fixture().await;
+    let (user, _) = x.user(0).await;
+    let target = x.target(&user, Workload::Mailbox, ItemId::new());
+    let sink = Collected::default();
+    let report = back_up(&x.services, &target, &sink).await.unwrap();
+    let seen = sink.0.lock().unwrap();
+    assert!(
+        seen.iter().any(|p| p.current.is_some()),
+        "it names the folder it reads"
+    );
+    let last = seen.last().unwrap();
+    assert_eq!(last.items_total, Some(last.items_seen));
+    assert!(last.items_seen > 0);
+    assert_eq!(last.items_done, last.items_seen, "every item is done");
+    assert!(
+        report.outcome.fetched >= last.items_seen,
+        "an export stream each at least"
+    );
+}
