@@ -467,3 +467,74 @@ async fn a_backup_reports_its_progress_until_every_item_is_done() {
         "an export stream each at least"
     );
 }
+
+#[tokio::test]
+async fn hostile_folder_names_become_safe_paths_and_restic_checks_the_repository() {
+    let x = backup_fixture().await;
+    let (user, _) = x.user(0).await;
+    let long = "L".repeat(255);
+    let names = [
+        "a/b",
+        "a\u{2215}b",
+        "..",
+        "bell\u{7}tab\tend",
+        long.as_str(),
+    ];
+    let mut folder_ids = Vec::new();
+    for name in names {
+        let created =
+            x.h.control(
+                "POST",
+                &format!("tenants/default/graph/users/{user}/mailFolders"),
+                Some(json!({"displayName": name})),
+            )
+            .await;
+        let id = created["id"].as_str().unwrap().to_string();
+        x.h.control(
+            "POST",
+            &format!("tenants/default/users/{user}/mailbox/items"),
+            Some(json!({"type": "message", "folder": id, "subject": format!("in {name}")})),
+        )
+        .await;
+        folder_ids.push(id);
+    }
+    let target = x.target(&user, Workload::Mailbox, ItemId::new());
+    let report = x.run(&target).await;
+    let point = report.outcome.recovery_point.clone();
+    assert_eq!(
+        point.status,
+        RecoveryPointStatus::Complete,
+        "{:?}",
+        report.outcome.failed
+    );
+    let items = x.items(point.id).await;
+    let dirs: HashSet<String> = items
+        .iter()
+        .map(|e| {
+            e.path
+                .rsplit_once('/')
+                .map_or(String::new(), |(d, _)| d.to_string())
+        })
+        .collect();
+    for dir in &dirs {
+        for part in dir.split('/') {
+            assert!(!part.is_empty() && part != "." && part != "..", "{dir}");
+            assert!(part.len() <= 255, "{dir}");
+            assert!(!part.chars().any(char::is_control), "{dir:?}");
+        }
+    }
+    // Five folders, five distinct places, each with its message.
+    let subjects: HashSet<String> = by_kind(&items, ItemKind::Message)
+        .iter()
+        .filter_map(|e| e.subject.clone())
+        .filter(|s| s.starts_with("in "))
+        .collect();
+    assert_eq!(subjects.len(), names.len(), "{subjects:?}");
+    let homes: HashSet<&str> = by_kind(&items, ItemKind::Message)
+        .iter()
+        .filter(|e| e.subject.as_deref().is_some_and(|s| s.starts_with("in ")))
+        .map(|e| e.path.rsplit_once('/').unwrap().0)
+        .collect();
+    assert_eq!(homes.len(), names.len(), "{homes:?}");
+    crate::storage::interop::restic_check(&x.f).await;
+}
