@@ -63,10 +63,14 @@ use super::repository::{CustomerRepository, RepositoryOpener, run_blocking};
 
 /// Items up to this size are spooled in memory, larger ones in a temporary file.
 const SPOOL_IN_MEMORY_LIMIT: usize = 4 << 20;
-/// How many items are fetched from the source at once, ahead of the archiver.
-const FETCH_CONCURRENCY: usize = 4;
+/// How many items are fetched from the source at once, ahead of the archiver. More than the
+/// four requests Microsoft allows per mailbox: the Graph client's governor keeps it at four in
+/// flight, and the extra ones keep those four busy while the archiver takes items in path order
+/// (one slow item would otherwise hold the others back). Memory stays bounded: each holds one
+/// item, in memory up to `SPOOL_IN_MEMORY_LIMIT` and in a temporary file beyond.
+const FETCH_CONCURRENCY: usize = 16;
 /// Entries waiting for the archiver; bounds memory together with the fetch concurrency.
-const ENTRY_QUEUE: usize = 8;
+const ENTRY_QUEUE: usize = 16;
 /// The snapshot tag restic users see on a recovery point with failed items.
 pub const PARTIAL_TAG: &str = "partial";
 
