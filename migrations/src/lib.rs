@@ -10,6 +10,7 @@ mod m20261129_000001_admin_sign_in;
 mod m20261129_000010_discovery_checks;
 mod m20261129_091000_master_key_check;
 mod m20261129_100000_console_users_admin;
+mod m20261129_200000_plans_jobs;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000010_discovery_checks::Migration),
             Box::new(m20261129_091000_master_key_check::Migration),
             Box::new(m20261129_100000_console_users_admin::Migration),
+            Box::new(m20261129_200000_plans_jobs::Migration),
         ]
     }
 }

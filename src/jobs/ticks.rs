@@ -13,6 +13,7 @@ use crate::accounts::{session_store, throttle};
 use crate::clock::SharedClock;
 use crate::inventory::entities::organization;
 use crate::inventory::organizations::next_sync_after;
+use crate::jobs::plan_run;
 use crate::jobs::queue::{self, JobKind};
 use crate::storage::catalog;
 
@@ -94,6 +95,60 @@ pub async fn enqueue_due_checks(db: &DatabaseConnection, clock: &SharedClock) ->
     queued
 }
 
+/// Queues the plan runs that are due (see `plan_run::enqueue_due_plans`).
+pub async fn enqueue_due_plans(db: &DatabaseConnection, clock: &SharedClock) -> u64 {
+    match plan_run::enqueue_due_plans(db, clock.as_ref()).await {
+        Ok(queued) => queued,
+        Err(err) => {
+            tracing::warn!("cannot queue the plans that are due: {err}");
+            0
+        }
+    }
+}
+
+/// How often each customer's repository is pruned.
+pub fn prune_interval() -> ChronoDuration {
+    ChronoDuration::days(1)
+}
+
+/// Queues a prune of every customer with backups whose last prune finished more than a day ago
+/// (or that was never pruned), and fails jobs whose worker kept dying on them.
+pub async fn enqueue_due_prunes(db: &DatabaseConnection, clock: &SharedClock) -> u32 {
+    match queue::fail_abandoned(db, clock.as_ref()).await {
+        Ok(0) => {}
+        Ok(failed) => tracing::warn!(failed, "jobs given up after their last attempt lapsed"),
+        Err(err) => tracing::warn!("cannot fail abandoned jobs: {err}"),
+    }
+    let customers = match catalog::customers_with_archives(db).await {
+        Ok(customers) => customers,
+        Err(err) => {
+            tracing::warn!("cannot read which customers have backups: {err}");
+            return 0;
+        }
+    };
+    let due_before = clock.now() - prune_interval();
+    let mut queued = 0;
+    for customer in customers {
+        let due = match queue::latest_job(db, customer, JobKind::Prune).await {
+            Ok(None) => true,
+            Ok(Some(last)) => last.finished_at.is_some_and(|at| at <= due_before),
+            Err(err) => {
+                tracing::warn!(%customer, "cannot read the last prune: {err}");
+                continue;
+            }
+        };
+        if !due {
+            continue;
+        }
+        match queue::enqueue(db, clock.as_ref(), queue::NewJob::prune(customer)).await {
+            Ok((_, true)) => queued += 1,
+            Ok((_, false)) => {}
+            Err(err) => tracing::warn!(%customer, "cannot queue the daily prune: {err}"),
+        }
+    }
+    queued
+}
+
 /// Deletes expired sessions and sign-in failures older than the throttling window.
 pub async fn tidy_accounts(db: &DatabaseConnection, clock: &SharedClock) {
     match session_store::delete_expired_sessions(db, clock.now()).await {
@@ -106,9 +161,9 @@ pub async fn tidy_accounts(db: &DatabaseConnection, clock: &SharedClock) {
     }
 }
 
-/// Starts the ticks: due syncs are queued at once (catching up after downtime), then every 30
-/// seconds; due backup checks are queued at once, then with the tidying of account tables every 5
-/// minutes.
+/// Starts the ticks: due syncs and plan runs are queued at once (catching up after downtime),
+/// then every 30 seconds; due backup checks and prunes are queued at once, then with the tidying
+/// of account tables every 5 minutes.
 pub async fn start_ticks(
     db: DatabaseConnection,
     clock: SharedClock,
@@ -116,7 +171,9 @@ pub async fn start_ticks(
 ) -> Result<JobScheduler, JobSchedulerError> {
     let scheduler = JobScheduler::new().await?;
     enqueue_due_syncs(&db, &clock, sync_interval).await;
+    enqueue_due_plans(&db, &clock).await;
     enqueue_due_checks(&db, &clock).await;
+    enqueue_due_prunes(&db, &clock).await;
     {
         let (db, clock) = (db.clone(), clock.clone());
         scheduler
@@ -124,6 +181,7 @@ pub async fn start_ticks(
                 let (db, clock) = (db.clone(), clock.clone());
                 Box::pin(async move {
                     enqueue_due_syncs(&db, &clock, sync_interval).await;
+                    enqueue_due_plans(&db, &clock).await;
                 })
             })?)
             .await?;
@@ -134,6 +192,7 @@ pub async fn start_ticks(
             let clock = clock.clone();
             Box::pin(async move {
                 enqueue_due_checks(&db, &clock).await;
+                enqueue_due_prunes(&db, &clock).await;
                 tidy_accounts(&db, &clock).await;
             })
         })?)
