@@ -78,6 +78,9 @@ enum AdminTask {
     /// process using this database first; console sessions end (their cookies are signed with a
     /// key derived from the master key).
     RotateMasterKey,
+    /// Reassign every protection plan's daily start time so the day's load is as even as
+    /// possible (new plans are placed as they come; this evens out what changed since).
+    RebalanceSchedule,
 }
 
 fn main() -> ExitCode {
@@ -179,6 +182,13 @@ async fn serve(settings: Settings, role: ServeRole) -> anyhow::Result<()> {
 async fn admin(settings: Settings, task: AdminTask) -> anyhow::Result<()> {
     match task {
         AdminTask::RotateMasterKey => rotate_master_key(&settings).await,
+        AdminTask::RebalanceSchedule => {
+            let db = db::connect_and_migrate(&settings.database_url()).await?;
+            let moved =
+                skyvault::plans::schedule::rebalance(&db, clock::system().as_ref().now()).await?;
+            println!("{moved} plan(s) got a new daily start time");
+            Ok(())
+        }
         AdminTask::CreateUser {
             email,
             name,

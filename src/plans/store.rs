@@ -750,8 +750,8 @@ pub struct Coverage {
 }
 
 impl Coverage {
-    /// The names of the plans protecting this item ("" when none).
-    pub fn plans_of(&self, item: &protected_item::Model) -> String {
+    /// The names of the plans protecting this item.
+    pub fn plans_of(&self, item: &protected_item::Model) -> Vec<&str> {
         let mut names: Vec<&str> = self
             .by_kind
             .get(item.kind.as_str())
@@ -761,7 +761,7 @@ impl Coverage {
             .map(String::as_str)
             .collect();
         names.dedup();
-        names.join(", ")
+        names
     }
 }
 
@@ -789,4 +789,67 @@ pub async fn coverage(db: &DatabaseConnection, org: &OrgScope) -> Result<Coverag
         coverage.plans.push((plan.id, plan.name));
     }
     Ok(coverage)
+}
+
+/// The most items the plan form lists to choose from; larger organizations use All users (or
+/// Protect on the Microsoft 365 page, which searches and pages).
+pub const CHOOSABLE_ITEMS: u64 = 500;
+
+/// Items of an organization to choose from in the plan form, by kind and name, with the ones
+/// already chosen (`chosen`) always included.
+pub async fn choosable_items(
+    db: &DatabaseConnection,
+    org: &OrgScope,
+    chosen: &[Uuid],
+) -> Result<Vec<protected_item::Model>, PlanError> {
+    use sea_orm::QuerySelect;
+    let mut items = protected_item::Entity::find()
+        .filter(protected_item::Column::OrgId.eq(org.id().as_uuid()))
+        .order_by_asc(protected_item::Column::Kind)
+        .order_by_asc(protected_item::Column::DisplayName)
+        .limit(CHOOSABLE_ITEMS)
+        .all(db)
+        .await?;
+    let listed: HashSet<Uuid> = items.iter().map(|i| i.id).collect();
+    let missing: Vec<Uuid> = chosen
+        .iter()
+        .copied()
+        .filter(|id| !listed.contains(id))
+        .collect();
+    for chunk in missing.chunks(500) {
+        items.extend(
+            protected_item::Entity::find()
+                .filter(protected_item::Column::OrgId.eq(org.id().as_uuid()))
+                .filter(protected_item::Column::Id.is_in(chunk.iter().copied()))
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(items)
+}
+
+/// The names of the customer's items a job's outcomes name (items of other customers are never
+/// looked up: the job was found through the same scope).
+pub async fn item_names(
+    db: &DatabaseConnection,
+    scope: &CustomerScope,
+    items: &[Uuid],
+) -> Result<HashMap<Uuid, String>, PlanError> {
+    let orgs: Vec<Uuid> = organizations::organizations(db, scope)
+        .await?
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
+    let mut names = HashMap::new();
+    for chunk in items.chunks(500) {
+        for item in protected_item::Entity::find()
+            .filter(protected_item::Column::Id.is_in(chunk.iter().copied()))
+            .filter(protected_item::Column::OrgId.is_in(orgs.iter().copied()))
+            .all(db)
+            .await?
+        {
+            names.insert(item.id, item.display_name);
+        }
+    }
+    Ok(names)
 }

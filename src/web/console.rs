@@ -7,7 +7,9 @@ use askama::Template;
 use super::flash;
 use super::forms::{self, FormState};
 use super::partner::{UserForm, UsersTable};
-use super::{AppState, Chrome, SignedIn, WebError, m365, ok, people, see_other, storage};
+use super::{
+    AppState, Chrome, SignedIn, WebError, m365, ok, people, plans, see_other, storage,
+};
 use crate::accounts::access::CustomerScope;
 use crate::accounts::users;
 
@@ -73,6 +75,10 @@ pub async fn section(
                     WebError::BadRequest("A filter or page number is malformed.".into())
                 })?;
             return m365::activities(&state, &signed_in, &scope, &query).await;
+        }
+        "plans" => {
+            let notice = flash::take_notice(&signed_in.session);
+            return plans::plans_page(&state, &signed_in, &scope, &notice).await;
         }
         "storage" => {
             let notice = flash::take_notice(&signed_in.session);
