@@ -263,6 +263,13 @@ impl NewJob {
     }
 }
 
+/// `ON CONFLICT DO NOTHING` without a target: the only constraint a new row can meet is the
+/// unique key (ids are random). Naming the target would make SQLite match it against the schema
+/// a pooled connection read before the migration that added the index, and fail.
+fn any_conflict() -> sea_orm::sea_query::OnConflict {
+    sea_orm::sea_query::OnConflict::new().do_nothing().to_owned()
+}
+
 /// Queues a job, or returns the pending one with the same unique key; `true` when this call
 /// queued it.
 pub async fn enqueue(
@@ -274,7 +281,8 @@ pub async fn enqueue(
     for _ in 0..2 {
         let id = JobId::new().0;
         let inserted = job::Entity::insert(new.row(id, clock.now()))
-            .on_conflict_do_nothing_on([job::Column::UniqueKey])
+            .on_conflict(any_conflict())
+            .try_insert()
             .exec_without_returning(db)
             .await?;
         if matches!(inserted, sea_orm::TryInsertResult::Inserted(1)) {
@@ -305,7 +313,8 @@ pub async fn enqueue_many(
     // Well under SQLite's limit of bound parameters per statement.
     for chunk in jobs.chunks(500) {
         let inserted = job::Entity::insert_many(chunk.iter().map(|j| j.row(JobId::new().0, now)))
-            .on_conflict_do_nothing_on([job::Column::UniqueKey])
+            .on_conflict(any_conflict())
+            .try_insert()
             .exec_without_returning(db)
             .await?;
         if let sea_orm::TryInsertResult::Inserted(n) = inserted {

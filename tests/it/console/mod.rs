@@ -13,6 +13,7 @@ mod jobs;
 mod master_key;
 pub mod organizations;
 mod people;
+mod plans;
 mod routes;
 mod sessions;
 mod setup;
