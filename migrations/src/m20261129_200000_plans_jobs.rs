@@ -104,7 +104,11 @@ impl MigrationTrait for Migration {
                     .table(PlanItems::Table)
                     .col(uuid(PlanItems::PlanId))
                     .col(uuid(PlanItems::ItemId))
-                    .primary_key(Index::create().col(PlanItems::PlanId).col(PlanItems::ItemId))
+                    .primary_key(
+                        Index::create()
+                            .col(PlanItems::PlanId)
+                            .col(PlanItems::ItemId),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .from(PlanItems::Table, PlanItems::PlanId)

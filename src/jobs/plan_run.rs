@@ -203,7 +203,9 @@ async fn run_plan_inner(
         ));
     };
     let Ok(tenant) = org.tenant_id.parse::<TenantId>() else {
-        return Ok(JobOutcome::failed("The organization's tenant id is not valid."));
+        return Ok(JobOutcome::failed(
+            "The organization's tenant id is not valid.",
+        ));
     };
     let targets = plans::plan_targets(db, &plan, false).await?;
     let finished: HashSet<(uuid::Uuid, String)> = queue::job_items(db, job.id)
@@ -363,7 +365,10 @@ pub async fn apply_plan_retention(ctx: &WorkerContext, plan_id: PlanId) -> JobOu
         }
     }
     JobOutcome::Succeeded(if checked == 0 {
-        format!("No backups yet to apply retention to ({}).", retention_words(&plan))
+        format!(
+            "No backups yet to apply retention to ({}).",
+            retention_words(&plan)
+        )
     } else {
         format!(
             "{} removed, {} kept in {} ({}).",
@@ -416,8 +421,8 @@ fn storage_failure(err: crate::storage::StorageError) -> JobOutcome {
 
 /// Queues the daily run of every enabled plan whose time has come, and moves each plan's next
 /// run to its start time tomorrow (after downtime, a plan that missed several runs runs once).
-/// Moving the time and queuing the run commit together, and only the node whose update moved a
-/// plan queues its run, so nodes ticking at once queue each run once. Returns how many runs
+/// Moving the times and queuing the runs commit together, and only the node whose update moved
+/// a plan queues its run, so nodes ticking at once queue each run once. Returns how many runs
 /// were queued.
 pub async fn enqueue_due_plans(
     db: &DatabaseConnection,
@@ -443,10 +448,12 @@ pub async fn enqueue_due_plans(
     for (id, minute) in due {
         by_minute.entry(minute).or_default().push(id);
     }
+    // One transaction for the whole tick: one commit however many plans are due. A node
+    // ticking at the same moment waits on the rows this one moved, then finds them no longer due.
+    let txn = db.begin().await?;
     let mut queued = 0;
     for (minute, ids) in by_minute {
         for chunk in ids.chunks(500) {
-            let txn = db.begin().await?;
             let moved = plan::Entity::update_many()
                 .col_expr(
                     plan::Column::NextRunAt,
@@ -469,8 +476,8 @@ pub async fn enqueue_due_plans(
                 })
                 .collect();
             queued += queue::enqueue_many(&txn, clock, &runs).await?;
-            txn.commit().await?;
         }
     }
+    txn.commit().await?;
     Ok(queued)
 }

@@ -20,9 +20,8 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -267,7 +266,9 @@ impl NewJob {
 /// unique key (ids are random). Naming the target would make SQLite match it against the schema
 /// a pooled connection read before the migration that added the index, and fail.
 fn any_conflict() -> sea_orm::sea_query::OnConflict {
-    sea_orm::sea_query::OnConflict::new().do_nothing().to_owned()
+    sea_orm::sea_query::OnConflict::new()
+        .do_nothing()
+        .to_owned()
 }
 
 /// Queues a job, or returns the pending one with the same unique key; `true` when this call
@@ -500,10 +501,16 @@ async fn claim_among(
     order.sort_by_key(|c| busy(c.customer_id));
     for candidate in order {
         let claimed = job::Entity::update_many()
-            .col_expr(job::Column::Status, Expr::value(JobStatus::Running.as_str()))
+            .col_expr(
+                job::Column::Status,
+                Expr::value(JobStatus::Running.as_str()),
+            )
             .col_expr(job::Column::StartedAt, Expr::value(Some(now)))
             .col_expr(job::Column::LeaseUntil, Expr::value(Some(now + lease)))
-            .col_expr(job::Column::Attempts, Expr::col(job::Column::Attempts).add(1))
+            .col_expr(
+                job::Column::Attempts,
+                Expr::col(job::Column::Attempts).add(1),
+            )
             .filter(job::Column::Id.eq(candidate.id))
             .filter(job::Column::Attempts.eq(candidate.attempts))
             .filter(claimable(now))
@@ -602,19 +609,23 @@ pub async fn finish(
         )
         .filter(fenced(lease));
     let update = match outcome {
-        JobOutcome::Failed { error, retryable } if retryable && current.attempts < current.max_attempts => update
-            .col_expr(job::Column::Status, Expr::value(JobStatus::Queued.as_str()))
-            .col_expr(
-                job::Column::NotBefore,
-                Expr::value(Some(now + backoff(lease.attempt))),
-            )
-            .col_expr(
-                job::Column::Error,
-                Expr::value(Some(format!(
-                    "{error} (attempt {} of {}; trying again)",
-                    current.attempts, current.max_attempts
-                ))),
-            ),
+        JobOutcome::Failed { error, retryable }
+            if retryable && current.attempts < current.max_attempts =>
+        {
+            update
+                .col_expr(job::Column::Status, Expr::value(JobStatus::Queued.as_str()))
+                .col_expr(
+                    job::Column::NotBefore,
+                    Expr::value(Some(now + backoff(lease.attempt))),
+                )
+                .col_expr(
+                    job::Column::Error,
+                    Expr::value(Some(format!(
+                        "{error} (attempt {} of {}; trying again)",
+                        current.attempts, current.max_attempts
+                    ))),
+                )
+        }
         outcome => {
             let (status, summary, error) = match outcome {
                 JobOutcome::Succeeded(summary) => (JobStatus::Succeeded, Some(summary), None),

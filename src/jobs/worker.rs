@@ -44,8 +44,7 @@ pub const LEASE_SECONDS: i64 = 120;
 async fn heartbeat(db: DatabaseConnection, clock: SharedClock, lease: Lease) {
     loop {
         tokio::time::sleep(StdDuration::from_secs(LEASE_SECONDS as u64 / 3)).await;
-        match queue::renew_lease(&db, lease, clock.now() + Duration::seconds(LEASE_SECONDS)).await
-        {
+        match queue::renew_lease(&db, lease, clock.now() + Duration::seconds(LEASE_SECONDS)).await {
             Ok(true) => {}
             Ok(false) => return,
             // The database may come back before the lease lapses: keep trying.
@@ -56,8 +55,12 @@ async fn heartbeat(db: DatabaseConnection, clock: SharedClock, lease: Lease) {
 
 /// Claims and runs one job; `false` when none was waiting.
 pub async fn run_one(ctx: &WorkerContext) -> Result<bool, sea_orm::DbErr> {
-    let Some(claimed) =
-        queue::claim_next(&ctx.db, ctx.clock.as_ref(), Duration::seconds(LEASE_SECONDS)).await?
+    let Some(claimed) = queue::claim_next(
+        &ctx.db,
+        ctx.clock.as_ref(),
+        Duration::seconds(LEASE_SECONDS),
+    )
+    .await?
     else {
         return Ok(false);
     };
@@ -108,14 +111,10 @@ async fn run_job(ctx: &WorkerContext, job: &job::Model) -> JobOutcome {
     let customer = CustomerId(job.customer_id);
     match payload {
         JobPayload::DirectorySync { .. } => run_sync(ctx, job).await.into(),
-        JobPayload::Verify => {
-            backup_check::check_backups(&ctx.storage, customer, ctx.check_scope)
-                .await
-                .into()
-        }
-        JobPayload::PlanRun { plan, trigger } => {
-            plan_run::run_plan(ctx, job, plan, trigger).await
-        }
+        JobPayload::Verify => backup_check::check_backups(&ctx.storage, customer, ctx.check_scope)
+            .await
+            .into(),
+        JobPayload::PlanRun { plan, trigger } => plan_run::run_plan(ctx, job, plan, trigger).await,
         JobPayload::Retention { plan } => plan_run::apply_plan_retention(ctx, plan).await,
         JobPayload::Prune => plan_run::prune_customer(ctx, customer).await,
     }

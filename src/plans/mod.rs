@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 
 pub use store::{
     CHOOSABLE_ITEMS, Coverage, PlanTarget, choosable_items, coverage, create_plan, delete_plan,
-    find_plan, item_names, list_plans, plan_for_run, plan_targets, protect_items, record_run, set_enabled,
-    update_plan,
+    find_plan, item_names, list_plans, plan_for_run, plan_targets, protect_items, record_run,
+    set_enabled, update_plan,
 };
 
 use crate::ids::{CustomerId, ItemId, OrgId, PlanId};

@@ -113,7 +113,10 @@ pub async fn assign_start_minute(db: &impl ConnectionTrait) -> Result<i32, sea_o
 
 /// Reassigns every plan's start time so the slots' loads are as even as possible; returns how
 /// many plans moved. Each moved plan's next run is its new time after `now`.
-pub async fn rebalance(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, sea_orm::DbErr> {
+pub async fn rebalance(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+) -> Result<u64, sea_orm::DbErr> {
     let plans: Vec<(uuid::Uuid, i32, i64)> = plan::Entity::find()
         .select_only()
         .column(plan::Column::Id)
@@ -166,9 +169,15 @@ mod tests {
             .map(|_| rng.random_range(1..=500i64) * rng.random_range(30..=120i64))
             .collect();
         let as_created = busiest_over_mean(&loads, &place_in_order(&loads));
-        assert!(as_created <= 1.10, "as created: busiest/mean = {as_created}");
+        assert!(
+            as_created <= 1.10,
+            "as created: busiest/mean = {as_created}"
+        );
         let rebalanced = busiest_over_mean(&loads, &place_balanced(&loads));
-        assert!(rebalanced <= 1.10, "rebalanced: busiest/mean = {rebalanced}");
+        assert!(
+            rebalanced <= 1.10,
+            "rebalanced: busiest/mean = {rebalanced}"
+        );
         assert!(rebalanced <= as_created);
     }
 

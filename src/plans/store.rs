@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::entities::{plan, plan_item};
 use super::{
-    DEFAULT_SECONDS_PER_ITEM, FieldError, MAX_NAME_CHARS, MAX_RETENTION_DAYS,
-    MAX_RETENTION_POINTS, Plan, PlanDraft, PlanError, all_label, schedule, workloads_of,
+    DEFAULT_SECONDS_PER_ITEM, FieldError, MAX_NAME_CHARS, MAX_RETENTION_DAYS, MAX_RETENTION_POINTS,
+    Plan, PlanDraft, PlanError, all_label, schedule, workloads_of,
 };
 use crate::accounts::access::CustomerScope;
 use crate::clock::Clock;
@@ -148,7 +148,10 @@ async fn validate(
             format!("Keep the name to {MAX_NAME_CHARS} characters."),
         ));
     } else if name.chars().any(char::is_control) {
-        errors.push(message("name", "The name cannot contain control characters."));
+        errors.push(message(
+            "name",
+            "The name cannot contain control characters.",
+        ));
     } else {
         let same_name = plan::Entity::find()
             .filter(plan::Column::CustomerId.eq(scope.id().as_uuid()))
@@ -192,7 +195,10 @@ async fn validate(
         match ItemKind::parse(text) {
             Some(kind) => all_kinds.push(kind),
             None => {
-                errors.push(message("items", "Choose All users, groups, sites or teams from the list."));
+                errors.push(message(
+                    "items",
+                    "Choose All users, groups, sites or teams from the list.",
+                ));
                 break;
             }
         }
@@ -687,7 +693,9 @@ pub async fn plan_targets(
         rows.extend(
             protected_item::Entity::find()
                 .filter(protected_item::Column::OrgId.eq(plan.org.as_uuid()))
-                .filter(protected_item::Column::Kind.is_in(plan.all_kinds.iter().map(|k| k.as_str())))
+                .filter(
+                    protected_item::Column::Kind.is_in(plan.all_kinds.iter().map(|k| k.as_str())),
+                )
                 .all(db)
                 .await?,
         );

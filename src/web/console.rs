@@ -7,9 +7,7 @@ use askama::Template;
 use super::flash;
 use super::forms::{self, FormState};
 use super::partner::{UserForm, UsersTable};
-use super::{
-    AppState, Chrome, SignedIn, WebError, m365, ok, people, plans, see_other, storage,
-};
+use super::{AppState, Chrome, SignedIn, WebError, m365, ok, people, plans, see_other, storage};
 use crate::accounts::access::CustomerScope;
 use crate::accounts::users;
 

@@ -508,14 +508,16 @@ async fn last_backups(
     org: &OrgScope,
 ) -> Result<std::collections::HashMap<uuid::Uuid, chrono::DateTime<chrono::Utc>>, WebError> {
     let mut newest = std::collections::HashMap::new();
-    for summary in crate::storage::catalog::list_archive_summaries(&state.db, org.customer().id())
-        .await?
+    for summary in
+        crate::storage::catalog::list_archive_summaries(&state.db, org.customer().id()).await?
     {
         if summary.archive.org != org.id() {
             continue;
         }
         if let Some(point) = summary.newest {
-            let at = newest.entry(summary.archive.item.0).or_insert(point.taken_at);
+            let at = newest
+                .entry(summary.archive.item.0)
+                .or_insert(point.taken_at);
             *at = (*at).max(point.taken_at);
         }
     }

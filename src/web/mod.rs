@@ -136,7 +136,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/c/{customer}/plans/new", web::get().to(plans::new_plan))
         .route("/c/{customer}/plans", web::post().to(plans::create))
-        .route("/c/{customer}/plans/{plan}", web::get().to(plans::plan_page))
+        .route(
+            "/c/{customer}/plans/{plan}",
+            web::get().to(plans::plan_page),
+        )
         .route("/c/{customer}/plans/{plan}", web::post().to(plans::update))
         .route(
             "/c/{customer}/plans/{plan}/enable",

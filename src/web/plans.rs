@@ -50,7 +50,10 @@ fn plan_message(code: &str) -> Option<(&'static str, &'static str)> {
             "info",
             "This plan's backup is already queued or running; it is not started twice.",
         ),
-        "enabled" => ("success", "The plan was enabled; it runs at its daily time."),
+        "enabled" => (
+            "success",
+            "The plan was enabled; it runs at its daily time.",
+        ),
         "disabled" => (
             "info",
             "The plan was disabled: it does not run until enabled again. Its backups are kept.",
@@ -277,10 +280,7 @@ async fn form_page(
                 next_run: when(Some(plan.next_run_at)),
                 last_run: when(plan.last_run_at),
                 run_url: format!("{base}/run"),
-                toggle_url: format!(
-                    "{base}/{}",
-                    if plan.enabled { "disable" } else { "enable" }
-                ),
+                toggle_url: format!("{base}/{}", if plan.enabled { "disable" } else { "enable" }),
                 delete_url: format!("{base}/delete"),
                 activities_url: format!("/c/{}/activities?kind=plan_run", scope.id()),
                 pending: queue::pending(&state.db, &format!("plan:{}", plan.id))

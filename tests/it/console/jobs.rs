@@ -62,7 +62,10 @@ async fn work_is_queued_once_and_one_resource_runs_one_job_at_a_time() {
 
     let first = queue::enqueue_sync(&db.conn, &clock, &org).await.unwrap();
     assert_eq!(
-        queue::enqueue_sync(&db.conn, &clock, &org).await.unwrap().id,
+        queue::enqueue_sync(&db.conn, &clock, &org)
+            .await
+            .unwrap()
+            .id,
         first.id,
         "deduplicated"
     );
@@ -79,7 +82,9 @@ async fn work_is_queued_once_and_one_resource_runs_one_job_at_a_time() {
     clock.advance(Duration::seconds(1));
     let mut same_resource = NewJob::sync(&org);
     same_resource.unique_key = None;
-    let (waiting, _) = queue::enqueue(&db.conn, &clock, same_resource).await.unwrap();
+    let (waiting, _) = queue::enqueue(&db.conn, &clock, same_resource)
+        .await
+        .unwrap();
     let other_job = queue::enqueue_sync(&db.conn, &clock, &other).await.unwrap();
 
     let claimed = claim(&db.conn, &clock).await.unwrap();
@@ -87,9 +92,14 @@ async fn work_is_queued_once_and_one_resource_runs_one_job_at_a_time() {
     let other_claimed = claim(&db.conn, &clock).await.unwrap();
     assert_eq!(other_claimed.id, other_job.id);
     assert!(claim(&db.conn, &clock).await.is_none());
-    queue::finish(&db.conn, &clock, Lease::of(&other_claimed), JobOutcome::Succeeded("done".into()))
-        .await
-        .unwrap();
+    queue::finish(
+        &db.conn,
+        &clock,
+        Lease::of(&other_claimed),
+        JobOutcome::Succeeded("done".into()),
+    )
+    .await
+    .unwrap();
 
     // The worker holding the first sync dies: once its lease lapses, the job is claimed again.
     clock.advance(Duration::seconds(LEASE + 1));
@@ -97,9 +107,14 @@ async fn work_is_queued_once_and_one_resource_runs_one_job_at_a_time() {
     assert_eq!(again.id, first.id);
     assert_eq!(again.attempts, 2);
     assert!(
-        queue::finish(&db.conn, &clock, Lease::of(&again), JobOutcome::Succeeded("done".into()))
-            .await
-            .unwrap()
+        queue::finish(
+            &db.conn,
+            &clock,
+            Lease::of(&again),
+            JobOutcome::Succeeded("done".into())
+        )
+        .await
+        .unwrap()
     );
     // Finished, its key is free: a new sync can be queued, and the waiting job runs.
     assert_eq!(reload(&db.conn, first.id).await.unique_key, None);
@@ -126,12 +141,20 @@ async fn a_worker_whose_lease_lapsed_cannot_overwrite_the_next_owners_result() {
             .await
             .unwrap()
     );
-    assert_eq!(reload(&db.conn, queued.id).await.status, JobStatus::Running.as_str());
+    assert_eq!(
+        reload(&db.conn, queued.id).await.status,
+        JobStatus::Running.as_str()
+    );
     assert!(queue::renew_lease(&db.conn, owner, until).await.unwrap());
     assert!(
-        queue::finish(&db.conn, &clock, owner, JobOutcome::Succeeded("owner's result".into()))
-            .await
-            .unwrap()
+        queue::finish(
+            &db.conn,
+            &clock,
+            owner,
+            JobOutcome::Succeeded("owner's result".into())
+        )
+        .await
+        .unwrap()
     );
     let done = reload(&db.conn, queued.id).await;
     assert_eq!(done.status, JobStatus::Succeeded.as_str());
@@ -183,10 +206,18 @@ async fn failures_that_may_pass_are_retried_after_a_backoff_up_to_the_attempt_li
     // A failure retrying cannot help fails at once.
     let again = queue::enqueue_sync(&db.conn, &clock, &org).await.unwrap();
     let claimed = claim(&db.conn, &clock).await.unwrap();
-    queue::finish(&db.conn, &clock, Lease::of(&claimed), JobOutcome::failed("consent revoked"))
-        .await
-        .unwrap();
-    assert_eq!(reload(&db.conn, again.id).await.status, JobStatus::Failed.as_str());
+    queue::finish(
+        &db.conn,
+        &clock,
+        Lease::of(&claimed),
+        JobOutcome::failed("consent revoked"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        reload(&db.conn, again.id).await.status,
+        JobStatus::Failed.as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,7 +278,10 @@ async fn two_workers_draining_one_queue_run_every_job_exactly_once() {
             job
         })
         .collect();
-    assert_eq!(queue::enqueue_many(&db.conn, &clock, &jobs).await.unwrap(), 200);
+    assert_eq!(
+        queue::enqueue_many(&db.conn, &clock, &jobs).await.unwrap(),
+        200
+    );
     let runs: Arc<Mutex<HashMap<uuid::Uuid, u32>>> = Arc::default();
     let mut workers = Vec::new();
     for _ in 0..2 {
@@ -261,9 +295,14 @@ async fn two_workers_draining_one_queue_run_every_job_exactly_once() {
             {
                 *runs.lock().unwrap().entry(job.id).or_default() += 1;
                 assert!(
-                    queue::finish(&conn, &clock, Lease::of(&job), JobOutcome::Succeeded("ok".into()))
-                        .await
-                        .unwrap()
+                    queue::finish(
+                        &conn,
+                        &clock,
+                        Lease::of(&job),
+                        JobOutcome::Succeeded("ok".into())
+                    )
+                    .await
+                    .unwrap()
                 );
             }
         }));

@@ -74,13 +74,20 @@ async fn item_id(app: &TestApp, org: &str) -> String {
 /// Two customers, each with an organization holding Alice; Contoso's administrator signed in.
 async fn two_customers() -> (TestApp, Visitor, String, String, Visitor, String, String) {
     let (app, partner) = TestApp::with_partner_admin().await;
-    let (contoso, casey) =
-        customer_admin(&app, &partner, "Contoso", "casey@contoso.example").await;
+    let (contoso, casey) = customer_admin(&app, &partner, "Contoso", "casey@contoso.example").await;
     let (fabrikam, fiona) =
         customer_admin(&app, &partner, "Fabrikam", "fiona@fabrikam.example").await;
     let contoso_org = organization_fixture(&app, &contoso, "ContosoOrg").await;
     let fabrikam_org = organization_fixture(&app, &fabrikam, "FabrikamOrg").await;
-    (app, casey, contoso, contoso_org, fiona, fabrikam, fabrikam_org)
+    (
+        app,
+        casey,
+        contoso,
+        contoso_org,
+        fiona,
+        fabrikam,
+        fabrikam_org,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,19 +106,47 @@ async fn plan_form_refuses_bad_input_with_messages_beside_the_fields_and_changes
             "Keep between 1 and 9999 recovery points.",
         ),
         (
-            plan_form("Huge", &org, &["mailbox"], &["user"], &[], ("days", "100000")),
+            plan_form(
+                "Huge",
+                &org,
+                &["mailbox"],
+                &["user"],
+                &[],
+                ("days", "100000"),
+            ),
             "Keep recovery points between 1 and 3650 days.",
         ),
         (
-            plan_form("Unknown", &org, &["mailbox"], &[], &[&unknown], ("points", "7")),
+            plan_form(
+                "Unknown",
+                &org,
+                &["mailbox"],
+                &[],
+                &[&unknown],
+                ("points", "7"),
+            ),
             "Some chosen items are not items of this organization.",
         ),
         (
-            plan_form("Foreign", &org, &["mailbox"], &[], &[&foreign_alice], ("points", "7")),
+            plan_form(
+                "Foreign",
+                &org,
+                &["mailbox"],
+                &[],
+                &[&foreign_alice],
+                ("points", "7"),
+            ),
             "Some chosen items are not items of this organization.",
         ),
         (
-            plan_form("Garbage", &org, &["mailbox"], &[], &["not-an-id"], ("points", "7")),
+            plan_form(
+                "Garbage",
+                &org,
+                &["mailbox"],
+                &[],
+                &["not-an-id"],
+                ("points", "7"),
+            ),
             "Some chosen items are not items of this organization.",
         ),
         (
@@ -119,11 +154,25 @@ async fn plan_form_refuses_bad_input_with_messages_beside_the_fields_and_changes
             "Choose at least one workload to back up.",
         ),
         (
-            plan_form("Bad workload", &org, &["tape"], &["user"], &[], ("points", "7")),
+            plan_form(
+                "Bad workload",
+                &org,
+                &["tape"],
+                &["user"],
+                &[],
+                ("points", "7"),
+            ),
             "Choose workloads from the list.",
         ),
         (
-            plan_form("Foreign org", &fabrikam_org, &["mailbox"], &["user"], &[], ("points", "7")),
+            plan_form(
+                "Foreign org",
+                &fabrikam_org,
+                &["mailbox"],
+                &["user"],
+                &[],
+                ("points", "7"),
+            ),
             "Choose one of this customer&#39;s Microsoft 365 organizations.",
         ),
         (
@@ -131,11 +180,25 @@ async fn plan_form_refuses_bad_input_with_messages_beside_the_fields_and_changes
             "Give the plan a name.",
         ),
         (
-            plan_form("Sites only", &org, &["drive"], &["site"], &[], ("points", "7")),
+            plan_form(
+                "Sites only",
+                &org,
+                &["drive"],
+                &["site"],
+                &[],
+                ("points", "7"),
+            ),
             "None of the chosen workloads applies",
         ),
         (
-            plan_form("No rule", &org, &["mailbox"], &["user"], &[], ("weeks", "7")),
+            plan_form(
+                "No rule",
+                &org,
+                &["mailbox"],
+                &["user"],
+                &[],
+                ("weeks", "7"),
+            ),
             "Choose whether to keep a number of recovery points or a number of days.",
         ),
     ];
@@ -157,7 +220,9 @@ async fn plan_form_refuses_bad_input_with_messages_beside_the_fields_and_changes
         &plan_form("Zero", &org, &["mailbox"], &[], &[&alice], ("points", "0")),
     )
     .await;
-    assert!(page.body.contains(&format!("value=\"{alice}\" aria-label=\"Protect Alice Example\" checked")));
+    assert!(page.body.contains(&format!(
+        "value=\"{alice}\" aria-label=\"Protect Alice Example\" checked"
+    )));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,13 +232,27 @@ async fn one_item_is_in_at_most_one_plan_per_workload_and_the_console_says_which
     created(
         &casey,
         &contoso,
-        &plan_form("All mailboxes", &org, &["mailbox"], &["user"], &[], ("points", "7")),
+        &plan_form(
+            "All mailboxes",
+            &org,
+            &["mailbox"],
+            &["user"],
+            &[],
+            ("points", "7"),
+        ),
     )
     .await;
     let clash = create(
         &casey,
         &contoso,
-        &plan_form("Alice", &org, &["mailbox", "drive"], &[], &[&alice], ("days", "30")),
+        &plan_form(
+            "Alice",
+            &org,
+            &["mailbox", "drive"],
+            &[],
+            &[&alice],
+            ("days", "30"),
+        ),
     )
     .await;
     assert_eq!(clash.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -188,7 +267,14 @@ async fn one_item_is_in_at_most_one_plan_per_workload_and_the_console_says_which
     let drive = created(
         &casey,
         &contoso,
-        &plan_form("Alice drive", &org, &["drive"], &[], &[&alice], ("days", "30")),
+        &plan_form(
+            "Alice drive",
+            &org,
+            &["drive"],
+            &[],
+            &[&alice],
+            ("days", "30"),
+        ),
     )
     .await;
     // The Microsoft 365 page names both plans on Alice's row; the plan page shows its time.
@@ -196,7 +282,11 @@ async fn one_item_is_in_at_most_one_plan_per_workload_and_the_console_says_which
         .get(&format!("/c/{contoso}/m365/{org}"))
         .await
         .expect_status(StatusCode::OK);
-    assert!(page.body.contains("All mailboxes, Alice drive"), "{}", page.body);
+    assert!(
+        page.body.contains("All mailboxes, Alice drive"),
+        "{}",
+        page.body
+    );
     let plan_page = casey
         .get(&format!("/c/{contoso}/plans/{drive}"))
         .await
@@ -226,20 +316,41 @@ async fn two_browsers_editing_one_plan_the_later_save_is_told_and_nothing_is_los
     let url = format!("/c/{contoso}/plans/{id}");
     casey.get(&url).await.expect_status(StatusCode::OK);
     other.get(&url).await.expect_status(StatusCode::OK);
-    let mut first = plan_form("Daily", &org, &["mailbox"], &["user"], &[], ("points", "14"));
+    let mut first = plan_form(
+        "Daily",
+        &org,
+        &["mailbox"],
+        &["user"],
+        &[],
+        ("points", "14"),
+    );
     first.push(("version", "1"));
     casey
         .post(&url, &first)
         .await
         .expect_redirect(&format!("{url}?notice=saved"));
-    let mut second = plan_form("Renamed", &org, &["mailbox"], &["user"], &[], ("points", "3"));
+    let mut second = plan_form(
+        "Renamed",
+        &org,
+        &["mailbox"],
+        &["user"],
+        &[],
+        ("points", "3"),
+    );
     second.push(("version", "1"));
     let told = other.post(&url, &second).await;
     assert_eq!(told.status, StatusCode::CONFLICT, "{}", told.body);
     assert!(told.body.contains("changed by someone else"));
     assert_eq!(told.error_code().as_deref(), Some("plan_changed"));
-    let saved = plan::Entity::find().one(&app.state.db).await.unwrap().unwrap();
-    assert_eq!((saved.name.as_str(), saved.retention_value, saved.version), ("Daily", 14, 2));
+    let saved = plan::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (saved.name.as_str(), saved.retention_value, saved.version),
+        ("Daily", 14, 2)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,13 +359,27 @@ async fn other_customers_plan_and_job_ids_answer_404_on_every_plan_and_job_route
     created(
         &casey,
         &contoso,
-        &plan_form("Contoso daily", &org, &["mailbox"], &["user"], &[], ("points", "7")),
+        &plan_form(
+            "Contoso daily",
+            &org,
+            &["mailbox"],
+            &["user"],
+            &[],
+            ("points", "7"),
+        ),
     )
     .await;
     let theirs = created(
         &fiona,
         &fabrikam,
-        &plan_form("Fabrikam daily", &fabrikam_org, &["mailbox"], &["user"], &[], ("points", "7")),
+        &plan_form(
+            "Fabrikam daily",
+            &fabrikam_org,
+            &["mailbox"],
+            &["user"],
+            &[],
+            ("points", "7"),
+        ),
     )
     .await;
     fiona.get(&format!("/c/{fabrikam}/plans/{theirs}")).await;
@@ -285,13 +410,25 @@ async fn other_customers_plan_and_job_ids_answer_404_on_every_plan_and_job_route
                 casey
                     .post(
                         &path,
-                        &plan_form("Stolen", &org, &["mailbox"], &["user"], &[], ("points", "1")),
+                        &plan_form(
+                            "Stolen",
+                            &org,
+                            &["mailbox"],
+                            &["user"],
+                            &[],
+                            ("points", "1"),
+                        ),
                     )
                     .await
             }
         };
         walked += 1;
-        assert_eq!(page.status, StatusCode::NOT_FOUND, "{} {path}", route.method);
+        assert_eq!(
+            page.status,
+            StatusCode::NOT_FOUND,
+            "{} {path}",
+            route.method
+        );
         assert!(!page.body.contains("Fabrikam"), "{path} leaked a name");
     }
     assert!(walked >= 8, "walked {walked}");
@@ -310,7 +447,14 @@ async fn other_customers_plan_and_job_ids_answer_404_on_every_plan_and_job_route
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((theirs_now.name.as_str(), theirs_now.enabled, theirs_now.version), ("Fabrikam daily", true, 1));
+    assert_eq!(
+        (
+            theirs_now.name.as_str(),
+            theirs_now.enabled,
+            theirs_now.version
+        ),
+        ("Fabrikam daily", true, 1)
+    );
     assert_eq!(
         job::Entity::find()
             .filter(job::Column::Kind.eq(JobKind::PlanRun.as_str()))
@@ -378,15 +522,32 @@ async fn the_daily_cycle_runs_each_plan_at_its_time_once_with_run_now_and_retent
         )
         .await;
     assert_eq!(protect.status, StatusCode::SEE_OTHER);
-    let form = admin.get(&protect.location()).await.expect_status(StatusCode::OK);
-    assert!(form.body.contains(&format!("value=\"{user_id}\" aria-label=\"Protect {}\" checked", user.display_name)));
+    let form = admin
+        .get(&protect.location())
+        .await
+        .expect_status(StatusCode::OK);
+    assert!(form.body.contains(&format!(
+        "value=\"{user_id}\" aria-label=\"Protect {}\" checked",
+        user.display_name
+    )));
     let id = created(
         &admin,
         &customer,
-        &plan_form("Mailboxes", &org, &["mailbox"], &[], &[&user_id], ("points", "2")),
+        &plan_form(
+            "Mailboxes",
+            &org,
+            &["mailbox"],
+            &[],
+            &[&user_id],
+            ("points", "2"),
+        ),
     )
     .await;
-    let row = plan::Entity::find().one(&app.state.db).await.unwrap().unwrap();
+    let row = plan::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.start_minute % 15, 0);
     let page = admin.get(&format!("/c/{customer}/plans/{id}")).await;
     assert!(page.body.contains(&format!(
@@ -415,7 +576,11 @@ async fn the_daily_cycle_runs_each_plan_at_its_time_once_with_run_now_and_retent
     assert_eq!(runs[0].status, JobStatus::Succeeded.as_str(), "{runs:?}");
     let outcomes = job_item::Entity::find().all(&app.state.db).await.unwrap();
     assert_eq!(outcomes.len(), 1);
-    assert_eq!(outcomes[0].status, expected_mailbox_outcome().as_str(), "{outcomes:?}");
+    assert_eq!(
+        outcomes[0].status,
+        expected_mailbox_outcome().as_str(),
+        "{outcomes:?}"
+    );
     assert_eq!(outcomes[0].item_id, user.id);
     // Retention followed the run, and Activities lists both with their outcome.
     let retention = jobs_of(&app, JobKind::Retention).await;
@@ -425,7 +590,11 @@ async fn the_daily_cycle_runs_each_plan_at_its_time_once_with_run_now_and_retent
         .get(&format!("/c/{customer}/activities?kind=plan_run"))
         .await
         .expect_status(StatusCode::OK);
-    assert!(activities.body.contains("Plan “Mailboxes”"), "{}", activities.body);
+    assert!(
+        activities.body.contains("Plan “Mailboxes”"),
+        "{}",
+        activities.body
+    );
     let detail = admin
         .get(&format!("/c/{customer}/activities/{}", runs[0].id))
         .await
@@ -446,7 +615,10 @@ async fn the_daily_cycle_runs_each_plan_at_its_time_once_with_run_now_and_retent
     run_jobs(&app).await;
     let runs = jobs_of(&app, JobKind::PlanRun).await;
     assert_eq!(runs.len(), 3);
-    assert!(runs.iter().all(|j| j.status == JobStatus::Succeeded.as_str()));
+    assert!(
+        runs.iter()
+            .all(|j| j.status == JobStatus::Succeeded.as_str())
+    );
     if expected_mailbox_outcome() == ItemOutcome::BackedUp {
         // Retention kept the last two recovery points of the three runs.
         let points = skyvault::storage::catalog::list_archive_summaries(
@@ -478,7 +650,10 @@ async fn the_daily_cycle_runs_each_plan_at_its_time_once_with_run_now_and_retent
     // Deleting the plan keeps its backups by default.
     admin.get(&format!("/c/{customer}/plans/{id}/delete")).await;
     admin
-        .post(&format!("/c/{customer}/plans/{id}/delete"), &[("backups", "keep")])
+        .post(
+            &format!("/c/{customer}/plans/{id}/delete"),
+            &[("backups", "keep")],
+        )
         .await
         .expect_redirect(&format!("/c/{customer}/plans?notice=deleted"));
     assert_eq!(plan_count(&app).await, 0);

@@ -84,7 +84,11 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/c/{customer}/plans/{plan}/run", &[]),
     route("GET", "/c/{customer}/plans/{plan}/delete", &[]),
     route("POST", "/c/{customer}/plans/{plan}/delete", &["backups"]),
-    route("POST", "/c/{customer}/m365/{org}/protect", &["item", "plan"]),
+    route(
+        "POST",
+        "/c/{customer}/m365/{org}/protect",
+        &["item", "plan"],
+    ),
     route("GET", "/c/{customer}/activities/{job}", &[]),
     route(
         "GET",
