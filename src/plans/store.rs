@@ -88,10 +88,10 @@ pub async fn find_plan(
         .one(db)
         .await?
         .ok_or(PlanError::NotFound)?;
-    Ok(with_items(db, vec![row])
+    with_items(db, vec![row])
         .await?
         .pop()
-        .ok_or(PlanError::NotFound)?)
+        .ok_or(PlanError::NotFound)
 }
 
 /// A plan read by the job system, which runs plans of every customer (its system scope).
