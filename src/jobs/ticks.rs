@@ -11,10 +11,11 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Quer
 
 use crate::accounts::{session_store, throttle};
 use crate::clock::SharedClock;
+use crate::ids::CustomerId;
 use crate::inventory::entities::organization;
 use crate::inventory::organizations::next_sync_after;
 use crate::jobs::plan_run;
-use crate::jobs::queue::{self, JobKind};
+use crate::jobs::queue::{self, JobKind, NewJob};
 use crate::storage::catalog;
 
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
@@ -65,6 +66,20 @@ pub fn check_interval() -> ChronoDuration {
 /// than a week ago (or that was never checked). A check already queued or running is left alone,
 /// so running this often is harmless.
 pub async fn enqueue_due_checks(db: &DatabaseConnection, clock: &SharedClock) -> u32 {
+    enqueue_for_customers_with_backups(db, clock, JobKind::Verify, check_interval(), NewJob::verify)
+        .await
+}
+
+/// Queues `job` for every customer with backups whose last job of `kind` finished more than
+/// `interval` ago, or that never had one; one already pending is left alone (its unique key).
+async fn enqueue_for_customers_with_backups(
+    db: &DatabaseConnection,
+    clock: &SharedClock,
+    kind: JobKind,
+    interval: ChronoDuration,
+    job: fn(CustomerId) -> NewJob,
+) -> u32 {
+    let what = JobKind::label(kind.as_str());
     let customers = match catalog::customers_with_archives(db).await {
         Ok(customers) => customers,
         Err(err) => {
@@ -72,24 +87,24 @@ pub async fn enqueue_due_checks(db: &DatabaseConnection, clock: &SharedClock) ->
             return 0;
         }
     };
-    let due_before = clock.now() - check_interval();
+    let due_before = clock.now() - interval;
     let mut queued = 0;
     for customer in customers {
-        let due = match queue::latest_job(db, customer, JobKind::Verify).await {
+        let due = match queue::latest_job(db, customer, kind).await {
             Ok(None) => true,
             Ok(Some(last)) => last.finished_at.is_some_and(|at| at <= due_before),
             Err(err) => {
-                tracing::warn!(%customer, "cannot read the last backup check: {err}");
+                tracing::warn!(%customer, "cannot read the last {what}: {err}");
                 continue;
             }
         };
         if !due {
             continue;
         }
-        match queue::enqueue_verify(db, clock.as_ref(), customer).await {
+        match queue::enqueue(db, clock.as_ref(), job(customer)).await {
             Ok((_, true)) => queued += 1,
             Ok((_, false)) => {}
-            Err(err) => tracing::warn!(%customer, "cannot queue the weekly backup check: {err}"),
+            Err(err) => tracing::warn!(%customer, "cannot queue the scheduled {what}: {err}"),
         }
     }
     queued
@@ -119,34 +134,8 @@ pub async fn enqueue_due_prunes(db: &DatabaseConnection, clock: &SharedClock) ->
         Ok(failed) => tracing::warn!(failed, "jobs given up after their last attempt lapsed"),
         Err(err) => tracing::warn!("cannot fail abandoned jobs: {err}"),
     }
-    let customers = match catalog::customers_with_archives(db).await {
-        Ok(customers) => customers,
-        Err(err) => {
-            tracing::warn!("cannot read which customers have backups: {err}");
-            return 0;
-        }
-    };
-    let due_before = clock.now() - prune_interval();
-    let mut queued = 0;
-    for customer in customers {
-        let due = match queue::latest_job(db, customer, JobKind::Prune).await {
-            Ok(None) => true,
-            Ok(Some(last)) => last.finished_at.is_some_and(|at| at <= due_before),
-            Err(err) => {
-                tracing::warn!(%customer, "cannot read the last prune: {err}");
-                continue;
-            }
-        };
-        if !due {
-            continue;
-        }
-        match queue::enqueue(db, clock.as_ref(), queue::NewJob::prune(customer)).await {
-            Ok((_, true)) => queued += 1,
-            Ok((_, false)) => {}
-            Err(err) => tracing::warn!(%customer, "cannot queue the daily prune: {err}"),
-        }
-    }
-    queued
+    enqueue_for_customers_with_backups(db, clock, JobKind::Prune, prune_interval(), NewJob::prune)
+        .await
 }
 
 /// Deletes expired sessions and sign-in failures older than the throttling window.
