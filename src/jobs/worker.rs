@@ -64,8 +64,20 @@ pub async fn run_one(ctx: &WorkerContext) -> Result<bool, sea_orm::DbErr> {
     else {
         return Ok(false);
     };
-    let lease = Lease::of(&claimed);
-    let work = std::panic::AssertUnwindSafe(run_job(ctx, &claimed)).catch_unwind();
+    let work = run_job(ctx, &claimed);
+    run_claimed(ctx, &claimed, work).await?;
+    Ok(true)
+}
+
+/// Runs `work` for a claimed job under its heartbeat and records its outcome, a panic included
+/// (as a failure that is not retried). A lost lease stops the work and records nothing.
+pub async fn run_claimed(
+    ctx: &WorkerContext,
+    claimed: &job::Model,
+    work: impl std::future::Future<Output = JobOutcome>,
+) -> Result<(), sea_orm::DbErr> {
+    let lease = Lease::of(claimed);
+    let work = std::panic::AssertUnwindSafe(work).catch_unwind();
     let outcome = tokio::select! {
         outcome = work => match outcome {
             Ok(outcome) => outcome,
@@ -83,7 +95,7 @@ pub async fn run_one(ctx: &WorkerContext) -> Result<bool, sea_orm::DbErr> {
         },
         () = heartbeat(ctx.db.clone(), ctx.clock.clone(), lease) => {
             tracing::warn!(job = %claimed.id, "lease lost; the job was stopped and left to its new owner");
-            return Ok(true);
+            return Ok(());
         }
     };
     if let JobOutcome::Failed { error, .. } = &outcome {
@@ -92,7 +104,7 @@ pub async fn run_one(ctx: &WorkerContext) -> Result<bool, sea_orm::DbErr> {
     if !queue::finish(&ctx.db, ctx.clock.as_ref(), lease, outcome).await? {
         tracing::warn!(job = %claimed.id, "lease lost before the job finished; its outcome was discarded");
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Runs jobs until none is waiting; for tests and start-up catch-up.

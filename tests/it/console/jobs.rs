@@ -314,3 +314,31 @@ async fn two_workers_draining_one_queue_run_every_job_exactly_once() {
     assert_eq!(runs.len(), 200);
     assert!(runs.values().all(|n| *n == 1), "a job ran twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_panics_is_recorded_as_failed_not_lost_or_left_running() {
+    let app = crate::support::app::TestApp::start().await;
+    let ctx = skyvault::app::worker_context(&app.state);
+    let customer = CustomerId::new();
+    let (queued, _) = queue::enqueue(&app.state.db, &app.clock, NewJob::prune(customer))
+        .await
+        .unwrap();
+    let claimed = claim(&app.state.db, &app.clock).await.unwrap();
+    skyvault::jobs::worker::run_claimed(&ctx, &claimed, async {
+        panic!("a bug in a runner");
+    })
+    .await
+    .unwrap();
+    let failed = reload(&app.state.db, queued.id).await;
+    assert_eq!(failed.status, JobStatus::Failed.as_str());
+    assert!(failed.error.unwrap().contains("a bug in a runner"));
+    assert_eq!(failed.unique_key, None, "the next prune can be queued");
+    // The process goes on: the next job runs.
+    queue::enqueue(&app.state.db, &app.clock, NewJob::prune(customer))
+        .await
+        .unwrap();
+    assert_eq!(
+        skyvault::jobs::worker::run_until_idle(&ctx).await.unwrap(),
+        1
+    );
+}

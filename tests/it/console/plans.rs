@@ -658,3 +658,66 @@ async fn the_daily_cycle_runs_each_plan_at_its_time_once_with_run_now_and_retent
         .expect_redirect(&format!("/c/{customer}/plans?notice=deleted"));
     assert_eq!(plan_count(&app).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_resumed_after_its_worker_died_skips_the_items_it_finished() {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    use skyvault::clock::Clock;
+    let (app, casey, contoso, org, _, _, _) = two_customers().await;
+    let alice = item_id(&app, &org).await;
+    let id = created(
+        &casey,
+        &contoso,
+        &plan_form(
+            "Alice",
+            &org,
+            &["mailbox", "drive"],
+            &[],
+            &[&alice],
+            ("points", "7"),
+        ),
+    )
+    .await;
+    casey
+        .post(&format!("/c/{contoso}/plans/{id}/run"), &[])
+        .await
+        .expect_redirect(&format!("/c/{contoso}/plans/{id}?notice=run_queued"));
+    // A worker claimed the run, finished Alice's mailbox and died.
+    let claimed = skyvault::jobs::queue::claim_next(
+        &app.state.db,
+        &app.clock,
+        Duration::seconds(skyvault::jobs::worker::LEASE_SECONDS),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    job_item::ActiveModel {
+        job_id: Set(claimed.id),
+        item_id: Set(alice.parse().unwrap()),
+        workload: Set(Workload::Mailbox.as_str().into()),
+        status: Set(ItemOutcome::BackedUp.as_str().into()),
+        detail: Set("done by the first worker".into()),
+        finished_at: Set(app.clock.now()),
+    }
+    .insert(&app.state.db)
+    .await
+    .unwrap();
+    app.clock
+        .advance(Duration::seconds(skyvault::jobs::worker::LEASE_SECONDS + 1));
+    run_jobs(&app).await;
+    let run = job::Entity::find_by_id(claimed.id)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.attempts, 2);
+    assert_ne!(run.status, JobStatus::Running.as_str());
+    let rows = job_item::Entity::find().all(&app.state.db).await.unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let mailbox = rows.iter().find(|r| r.workload == "mailbox").unwrap();
+    assert_eq!(
+        mailbox.detail, "done by the first worker",
+        "not backed up again"
+    );
+    assert!(rows.iter().any(|r| r.workload == "drive"));
+}
