@@ -174,6 +174,7 @@ mod tests {
             "as created: busiest/mean = {as_created}"
         );
         let rebalanced = busiest_over_mean(&loads, &place_balanced(&loads));
+        eprintln!("busiest slot / mean: {as_created:.4} as created, {rebalanced:.4} rebalanced");
         assert!(
             rebalanced <= 1.10,
             "rebalanced: busiest/mean = {rebalanced}"
