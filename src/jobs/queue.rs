@@ -399,25 +399,27 @@ impl Lease {
     }
 }
 
-/// Jobs a worker may claim at `now`.
-fn claimable(now: DateTime<Utc>) -> Condition {
-    let ready = Condition::any()
+/// Queued jobs whose not-before time has come.
+fn ready(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(job::Column::Status.eq(JobStatus::Queued.as_str()))
         .add(
-            Condition::all()
-                .add(job::Column::Status.eq(JobStatus::Queued.as_str()))
-                .add(
-                    Condition::any()
-                        .add(job::Column::NotBefore.is_null())
-                        .add(job::Column::NotBefore.lte(now)),
-                ),
+            Condition::any()
+                .add(job::Column::NotBefore.is_null())
+                .add(job::Column::NotBefore.lte(now)),
         )
-        .add(
-            // A worker died: its lease lapsed, and the job has attempts left.
-            Condition::all()
-                .add(job::Column::Status.eq(JobStatus::Running.as_str()))
-                .add(job::Column::LeaseUntil.lt(now))
-                .add(Expr::col(job::Column::Attempts).lt(Expr::col(job::Column::MaxAttempts))),
-        );
+}
+
+/// Running jobs whose worker died (the lease lapsed) and that have attempts left.
+fn lapsed(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .add(job::Column::LeaseUntil.lt(now))
+        .add(Expr::col(job::Column::Attempts).lt(Expr::col(job::Column::MaxAttempts)))
+}
+
+/// No other job of the same resource runs under a live lease.
+fn resource_free(now: DateTime<Utc>) -> Condition {
     let other = Alias::new("other_job");
     let resource_busy = Query::select()
         .expr(Expr::val(1))
@@ -433,9 +435,14 @@ fn claimable(now: DateTime<Utc>) -> Condition {
         .and_where(Expr::col((other.clone(), job::Column::Status)).eq(JobStatus::Running.as_str()))
         .and_where(Expr::col((other, job::Column::LeaseUntil)).gte(now))
         .to_owned();
+    Condition::all().add(Expr::exists(resource_busy).not())
+}
+
+/// Jobs a worker may claim at `now`.
+fn claimable(now: DateTime<Utc>) -> Condition {
     Condition::all()
-        .add(ready)
-        .add(Expr::exists(resource_busy).not())
+        .add(Condition::any().add(ready(now)).add(lapsed(now)))
+        .add(resource_free(now))
 }
 
 /// How many candidates a claim looks at to pick the least busy customer.
@@ -466,15 +473,26 @@ async fn claim_among(
     lease: Duration,
     skip_locked: bool,
 ) -> Result<Option<job::Model>, sea_orm::DbErr> {
-    let mut candidates = job::Entity::find()
-        .filter(claimable(now))
-        .order_by_asc(job::Column::QueuedAt)
-        .order_by_asc(job::Column::Id)
-        .limit(CLAIM_WINDOW);
-    if skip_locked {
-        candidates = candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    // Jobs of dead workers first (they were claimed before anything still queued), then queued
+    // jobs, oldest first: the status and queue-time index serves each without reading the
+    // whole queue.
+    let mut candidates = Vec::new();
+    for (condition, order) in [
+        (lapsed(now), job::Column::LeaseUntil),
+        (ready(now), job::Column::QueuedAt),
+    ] {
+        let mut select = job::Entity::find()
+            .filter(condition.add(resource_free(now)))
+            .order_by_asc(order)
+            .limit(CLAIM_WINDOW);
+        if skip_locked {
+            select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        candidates = select.all(conn).await?;
+        if !candidates.is_empty() {
+            break;
+        }
     }
-    let candidates = candidates.all(conn).await?;
     if candidates.is_empty() {
         return Ok(None);
     }
