@@ -161,6 +161,8 @@ settings! {
     sync_interval_hours: u64 = "24",
     /// Percentage of the backed-up data that each backup check (weekly, or Check backups now) reads and verifies, a random sample of packs; 0: structure only, 100: all of it.
     check_read_percent: u64 = "10",
+    /// Jobs (backups, syncs, retention, checks) one worker process runs at once, 1 to 64.
+    worker_concurrency: u64 = "4",
     /// Log filter (tracing `EnvFilter` syntax).
     log: String = "info",
 }

@@ -87,6 +87,9 @@ enum AdminTask {
         #[arg(long, default_value = "mailbox")]
         workload: String,
     },
+    /// Reassign every protection plan's daily start time so the day's load is as even as
+    /// possible (new plans are placed as they come; this evens out what changed since).
+    RebalanceSchedule,
 }
 
 fn main() -> ExitCode {
@@ -189,6 +192,13 @@ async fn admin(settings: Settings, task: AdminTask) -> anyhow::Result<()> {
     match task {
         AdminTask::RotateMasterKey => rotate_master_key(&settings).await,
         AdminTask::BackUp { item, workload } => back_up_item(settings, &item, &workload).await,
+        AdminTask::RebalanceSchedule => {
+            let db = db::connect_and_migrate(&settings.database_url()).await?;
+            let moved =
+                skyvault::plans::schedule::rebalance(&db, clock::system().as_ref().now()).await?;
+            println!("{moved} plan(s) got a new daily start time");
+            Ok(())
+        }
         AdminTask::CreateUser {
             email,
             name,

@@ -12,6 +12,7 @@ mod m20261129_091000_master_key_check;
 mod m20261129_100000_console_users_admin;
 mod m20261129_140000_audit_log_and_partner_status;
 mod m20261129_150000_backup_source_state;
+mod m20261129_200000_plans_jobs;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_100000_console_users_admin::Migration),
             Box::new(m20261129_140000_audit_log_and_partner_status::Migration),
             Box::new(m20261129_150000_backup_source_state::Migration),
+            Box::new(m20261129_200000_plans_jobs::Migration),
         ]
     }
 }

@@ -1,8 +1,10 @@
-//! Background work: the job queue (directory syncs and backup checks, later backups and restores,
-//! as rows claimed with leases), the workers that run jobs, and the ticks that queue scheduled work.
+//! Background work: the job queue (directory syncs, plan runs with their retention, prune and
+//! backup checks, as rows claimed with fenced leases), the workers that run jobs, and the ticks
+//! that queue scheduled work.
 
 pub mod backup_check;
 pub mod entities;
+pub mod plan_run;
 pub mod queue;
 pub mod ticks;
 pub mod worker;

@@ -1,19 +1,34 @@
-//! The job queue in the database. A job is claimed by flipping its status with a conditional
-//! UPDATE (only one worker's update matches), under a lease the worker renews while it runs; a
-//! worker that dies leaves a lapsed lease, and the job is claimed again. One organization never
-//! has two syncs queued or running at once, nor a customer two backup checks: enqueueing returns
-//! the pending one instead.
+//! The job queue in the database, shared by every worker process.
+//!
+//! - A job has a typed kind and payload (`JobPayload`). Work that must be queued once (an
+//!   organization's sync, a plan's run, a customer's check) carries a *unique key* while it is
+//!   queued or running: the database's unique index makes a second enqueue, from this node or
+//!   another, find the pending job instead of adding one.
+//! - A worker claims a job under a lease it renews while it runs. The claim increments
+//!   `attempts`, which is also the claim's fencing token: renewing, reporting progress and
+//!   finishing all require the row to still carry the attempt the worker claimed, so a worker
+//!   whose lease lapsed (and whose job another worker took) can no longer change it.
+//! - PostgreSQL hands out candidates with `FOR UPDATE SKIP LOCKED`, so concurrent workers
+//!   never queue up behind one row; on SQLite the conditional UPDATE alone decides.
+//! - Jobs name the resource they occupy (an organization's directory, a plan's items, a
+//!   customer's repository); two jobs of one resource never run at once, jobs of different
+//!   resources do. Among claimable jobs, the customer with the fewest running jobs goes first.
+//! - A failure that may pass (throttling, an unreachable storage) is queued again with backoff
+//!   and a not-before time, up to the job's attempt limit; a lease that lapsed that often fails
+//!   the job instead of running it forever.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
+use serde::{Deserialize, Serialize};
 
-use super::entities::job;
+use super::entities::{job, job_item};
+use crate::accounts::access::CustomerScope;
 use crate::clock::Clock;
-use crate::ids::{CustomerId, JobId};
+use crate::ids::{CustomerId, JobId, OrgId, PlanId};
 use crate::inventory::entities::organization;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,22 +36,46 @@ pub enum JobKind {
     DirectorySync,
     /// A check of a customer's backup storage (`storage::verify`); names no organization.
     Verify,
+    /// A protection plan's run: every item's workloads backed up.
+    PlanRun,
+    /// A plan's retention rule applied to its archives, after each run.
+    Retention,
+    /// Space of deleted recovery points reclaimed in a customer's repository.
+    Prune,
 }
 
 impl JobKind {
+    pub const ALL: [JobKind; 5] = [
+        JobKind::DirectorySync,
+        JobKind::Verify,
+        JobKind::PlanRun,
+        JobKind::Retention,
+        JobKind::Prune,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::DirectorySync => "directory_sync",
             JobKind::Verify => "verify",
+            JobKind::PlanRun => "plan_run",
+            JobKind::Retention => "retention",
+            JobKind::Prune => "prune",
         }
     }
 
     pub fn label(kind: &str) -> &'static str {
-        match kind {
-            "directory_sync" => "Directory sync",
-            "verify" => "Backup check",
-            _ => "Job",
+        match Self::parse(kind) {
+            Some(JobKind::DirectorySync) => "Directory sync",
+            Some(JobKind::Verify) => "Backup check",
+            Some(JobKind::PlanRun) => "Backup",
+            Some(JobKind::Retention) => "Retention",
+            Some(JobKind::Prune) => "Prune",
+            None => "Job",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 }
 
@@ -61,6 +100,240 @@ impl JobStatus {
     pub fn is_pending(status: &str) -> bool {
         status == JobStatus::Queued.as_str() || status == JobStatus::Running.as_str()
     }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            JobStatus::Queued,
+            JobStatus::Running,
+            JobStatus::Succeeded,
+            JobStatus::Failed,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
+}
+
+/// Why a plan run was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunTrigger {
+    Schedule,
+    RunNow,
+}
+
+/// What a job works on, stored as JSON in the row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobPayload {
+    DirectorySync { org: OrgId },
+    Verify,
+    PlanRun { plan: PlanId, trigger: RunTrigger },
+    Retention { plan: PlanId },
+    Prune,
+}
+
+impl JobPayload {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            JobPayload::DirectorySync { .. } => JobKind::DirectorySync,
+            JobPayload::Verify => JobKind::Verify,
+            JobPayload::PlanRun { .. } => JobKind::PlanRun,
+            JobPayload::Retention { .. } => JobKind::Retention,
+            JobPayload::Prune => JobKind::Prune,
+        }
+    }
+
+    /// The payload of a stored job; rows queued before payloads existed are read from their kind.
+    pub fn of(job: &job::Model) -> Option<JobPayload> {
+        if let Some(payload) = job.payload.as_deref() {
+            return serde_json::from_str(payload).ok();
+        }
+        match JobKind::parse(&job.kind)? {
+            JobKind::DirectorySync => Some(JobPayload::DirectorySync {
+                org: OrgId(job.org_id?),
+            }),
+            JobKind::Verify => Some(JobPayload::Verify),
+            JobKind::Prune => Some(JobPayload::Prune),
+            JobKind::PlanRun | JobKind::Retention => None,
+        }
+    }
+}
+
+/// A job to queue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub customer: CustomerId,
+    pub org: Option<OrgId>,
+    pub plan: Option<PlanId>,
+    pub payload: JobPayload,
+    pub unique_key: Option<String>,
+    pub resource_key: Option<String>,
+    pub max_attempts: i32,
+}
+
+/// Attempts a job gets unless its kind says otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
+
+impl NewJob {
+    pub fn sync(org: &organization::Model) -> NewJob {
+        NewJob {
+            customer: CustomerId(org.customer_id),
+            org: Some(OrgId(org.id)),
+            plan: None,
+            payload: JobPayload::DirectorySync { org: OrgId(org.id) },
+            unique_key: Some(format!("sync:{}", org.id)),
+            resource_key: Some(format!("directory:{}", org.id)),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+
+    pub fn verify(customer: CustomerId) -> NewJob {
+        NewJob {
+            customer,
+            org: None,
+            plan: None,
+            payload: JobPayload::Verify,
+            unique_key: Some(format!("verify:{customer}")),
+            resource_key: Some(format!("repository:{customer}")),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+
+    /// A plan's run, queued once however often the schedule and Run now ask while it is pending.
+    /// Plans hold disjoint items, so runs of different plans run side by side.
+    pub fn plan_run(customer: CustomerId, org: OrgId, plan: PlanId, trigger: RunTrigger) -> NewJob {
+        NewJob {
+            customer,
+            org: Some(org),
+            plan: Some(plan),
+            payload: JobPayload::PlanRun { plan, trigger },
+            unique_key: Some(format!("plan:{plan}")),
+            resource_key: Some(format!("plan:{plan}")),
+            max_attempts: 5,
+        }
+    }
+
+    pub fn retention(customer: CustomerId, org: OrgId, plan: PlanId) -> NewJob {
+        NewJob {
+            customer,
+            org: Some(org),
+            plan: Some(plan),
+            payload: JobPayload::Retention { plan },
+            unique_key: Some(format!("retention:{plan}")),
+            resource_key: Some(format!("repository:{customer}")),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+
+    pub fn prune(customer: CustomerId) -> NewJob {
+        NewJob {
+            customer,
+            org: None,
+            plan: None,
+            payload: JobPayload::Prune,
+            unique_key: Some(format!("prune:{customer}")),
+            resource_key: Some(format!("repository:{customer}")),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+
+    fn row(&self, id: uuid::Uuid, now: DateTime<Utc>) -> job::ActiveModel {
+        job::ActiveModel {
+            id: Set(id),
+            kind: Set(self.payload.kind().as_str().into()),
+            customer_id: Set(self.customer.as_uuid()),
+            org_id: Set(self.org.map(|o| o.0)),
+            status: Set(JobStatus::Queued.as_str().into()),
+            queued_at: Set(now),
+            started_at: Set(None),
+            finished_at: Set(None),
+            lease_until: Set(None),
+            attempts: Set(0),
+            progress: Set(None),
+            summary: Set(None),
+            error: Set(None),
+            payload: Set(serde_json::to_string(&self.payload).ok()),
+            unique_key: Set(self.unique_key.clone()),
+            not_before: Set(None),
+            max_attempts: Set(Ord::max(self.max_attempts, 1)),
+            resource_key: Set(self.resource_key.clone()),
+            plan_id: Set(self.plan.map(|p| p.0)),
+        }
+    }
+}
+
+/// `ON CONFLICT DO NOTHING` without a target: the only constraint a new row can meet is the
+/// unique key (ids are random). Naming the target would make SQLite match it against the schema
+/// a pooled connection read before the migration that added the index, and fail.
+fn any_conflict() -> sea_orm::sea_query::OnConflict {
+    sea_orm::sea_query::OnConflict::new()
+        .do_nothing()
+        .to_owned()
+}
+
+/// Queues a job, or returns the pending one with the same unique key; `true` when this call
+/// queued it.
+pub async fn enqueue(
+    db: &impl ConnectionTrait,
+    clock: &dyn Clock,
+    new: NewJob,
+) -> Result<(job::Model, bool), sea_orm::DbErr> {
+    // Twice: the pending job may finish (and free its key) between our insert and our read.
+    for _ in 0..2 {
+        let id = JobId::new().0;
+        let inserted = job::Entity::insert(new.row(id, clock.now()))
+            .on_conflict(any_conflict())
+            .try_insert()
+            .exec_without_returning(db)
+            .await?;
+        if matches!(inserted, sea_orm::TryInsertResult::Inserted(1)) {
+            let job = job::Entity::find_by_id(id)
+                .one(db)
+                .await?
+                .ok_or(sea_orm::DbErr::RecordNotInserted)?;
+            return Ok((job, true));
+        }
+        if let Some(key) = &new.unique_key
+            && let Some(pending) = pending(db, key).await?
+        {
+            return Ok((pending, false));
+        }
+    }
+    Err(sea_orm::DbErr::RecordNotInserted)
+}
+
+/// Queues many jobs in few statements (a tick with thousands of plans due); jobs whose unique
+/// key is pending are skipped. Returns how many were queued.
+pub async fn enqueue_many(
+    db: &impl ConnectionTrait,
+    clock: &dyn Clock,
+    jobs: &[NewJob],
+) -> Result<u64, sea_orm::DbErr> {
+    let now = clock.now();
+    let mut queued = 0;
+    // Well under SQLite's limit of bound parameters per statement.
+    for chunk in jobs.chunks(500) {
+        let inserted = job::Entity::insert_many(chunk.iter().map(|j| j.row(JobId::new().0, now)))
+            .on_conflict(any_conflict())
+            .try_insert()
+            .exec_without_returning(db)
+            .await?;
+        if let sea_orm::TryInsertResult::Inserted(n) = inserted {
+            queued += n;
+        }
+    }
+    Ok(queued)
+}
+
+/// The queued or running job holding `unique_key`.
+pub async fn pending(
+    db: &impl ConnectionTrait,
+    unique_key: &str,
+) -> Result<Option<job::Model>, sea_orm::DbErr> {
+    job::Entity::find()
+        .filter(job::Column::UniqueKey.eq(unique_key))
+        .one(db)
+        .await
 }
 
 /// Queues a directory sync of `org`, or returns the one already queued or running.
@@ -69,50 +342,14 @@ pub async fn enqueue_sync(
     clock: &dyn Clock,
     org: &organization::Model,
 ) -> Result<job::Model, sea_orm::DbErr> {
-    if let Some(pending) = pending_sync(db, org.id).await? {
-        return Ok(pending);
-    }
-    queued(JobKind::DirectorySync, org.customer_id, Some(org.id), clock)
-        .insert(db)
-        .await
-}
-
-/// A new queued job row.
-fn queued(
-    kind: JobKind,
-    customer_id: uuid::Uuid,
-    org_id: Option<uuid::Uuid>,
-    clock: &dyn Clock,
-) -> job::ActiveModel {
-    job::ActiveModel {
-        id: Set(JobId::new().0),
-        kind: Set(kind.as_str().into()),
-        customer_id: Set(customer_id),
-        org_id: Set(org_id),
-        status: Set(JobStatus::Queued.as_str().into()),
-        queued_at: Set(clock.now()),
-        started_at: Set(None),
-        finished_at: Set(None),
-        lease_until: Set(None),
-        attempts: Set(0),
-        progress: Set(None),
-        summary: Set(None),
-        error: Set(None),
-    }
+    Ok(enqueue(db, clock, NewJob::sync(org)).await?.0)
 }
 
 pub async fn pending_sync(
     db: &DatabaseConnection,
     org_id: uuid::Uuid,
 ) -> Result<Option<job::Model>, sea_orm::DbErr> {
-    job::Entity::find()
-        .filter(job::Column::OrgId.eq(org_id))
-        .filter(job::Column::Kind.eq(JobKind::DirectorySync.as_str()))
-        .filter(
-            job::Column::Status.is_in([JobStatus::Queued.as_str(), JobStatus::Running.as_str()]),
-        )
-        .one(db)
-        .await
+    pending(db, &format!("sync:{org_id}")).await
 }
 
 /// Queues a check of the customer's backup storage, or returns the one already queued or running;
@@ -122,27 +359,14 @@ pub async fn enqueue_verify(
     clock: &dyn Clock,
     customer: CustomerId,
 ) -> Result<(job::Model, bool), sea_orm::DbErr> {
-    if let Some(pending) = pending_verify(db, customer).await? {
-        return Ok((pending, false));
-    }
-    let job = queued(JobKind::Verify, customer.as_uuid(), None, clock)
-        .insert(db)
-        .await?;
-    Ok((job, true))
+    enqueue(db, clock, NewJob::verify(customer)).await
 }
 
 pub async fn pending_verify(
     db: &DatabaseConnection,
     customer: CustomerId,
 ) -> Result<Option<job::Model>, sea_orm::DbErr> {
-    job::Entity::find()
-        .filter(job::Column::CustomerId.eq(customer.as_uuid()))
-        .filter(job::Column::Kind.eq(JobKind::Verify.as_str()))
-        .filter(
-            job::Column::Status.is_in([JobStatus::Queued.as_str(), JobStatus::Running.as_str()]),
-        )
-        .one(db)
-        .await
+    pending(db, &format!("verify:{customer}")).await
 }
 
 /// The customer's most recent job of a kind (queued, running or finished), by time queued.
@@ -159,52 +383,141 @@ pub async fn latest_job(
         .await
 }
 
-/// Claims the oldest job that is queued, or running under a lapsed lease.
+/// The claim a worker holds: the job and the attempt it claimed (the fencing token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub job: uuid::Uuid,
+    pub attempt: i32,
+}
+
+impl Lease {
+    pub fn of(job: &job::Model) -> Lease {
+        Lease {
+            job: job.id,
+            attempt: job.attempts,
+        }
+    }
+}
+
+/// Queued jobs whose not-before time has come.
+fn ready(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(job::Column::Status.eq(JobStatus::Queued.as_str()))
+        .add(
+            Condition::any()
+                .add(job::Column::NotBefore.is_null())
+                .add(job::Column::NotBefore.lte(now)),
+        )
+}
+
+/// Running jobs whose worker died (the lease lapsed) and that have attempts left.
+fn lapsed(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .add(job::Column::LeaseUntil.lt(now))
+        .add(Expr::col(job::Column::Attempts).lt(Expr::col(job::Column::MaxAttempts)))
+}
+
+/// No other job of the same resource runs under a live lease.
+fn resource_free(now: DateTime<Utc>) -> Condition {
+    let other = Alias::new("other_job");
+    let resource_busy = Query::select()
+        .expr(Expr::val(1))
+        .from_as(job::Entity, other.clone())
+        .and_where(
+            Expr::col((other.clone(), job::Column::ResourceKey))
+                .equals((job::Entity, job::Column::ResourceKey)),
+        )
+        .and_where(
+            Expr::col((other.clone(), job::Column::Id))
+                .ne(Expr::col((job::Entity, job::Column::Id))),
+        )
+        .and_where(Expr::col((other.clone(), job::Column::Status)).eq(JobStatus::Running.as_str()))
+        .and_where(Expr::col((other, job::Column::LeaseUntil)).gte(now))
+        .to_owned();
+    Condition::all().add(Expr::exists(resource_busy).not())
+}
+
+/// Jobs a worker may claim at `now`.
+fn claimable(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(Condition::any().add(ready(now)).add(lapsed(now)))
+        .add(resource_free(now))
+}
+
+/// How many candidates a claim looks at to pick the least busy customer.
+const CLAIM_WINDOW: u64 = 16;
+
+/// Claims a job: among the oldest claimable ones, that of the customer with the fewest running
+/// jobs. Returns it with `attempts` raised (its fencing token).
 pub async fn claim_next(
     db: &DatabaseConnection,
     clock: &dyn Clock,
     lease: Duration,
 ) -> Result<Option<job::Model>, sea_orm::DbErr> {
-    let now = clock.now();
-    let claimable = || {
-        let lease_free = Condition::any()
-            .add(job::Column::Status.eq(JobStatus::Queued.as_str()))
-            .add(
-                Condition::all()
-                    .add(job::Column::Status.eq(JobStatus::Running.as_str()))
-                    .add(job::Column::LeaseUntil.lt(now)),
-            );
-        // Two syncs of one organization never run at once, even if two were queued in a race
-        // between a Refresh and the schedule: a job waits while another of its organization
-        // holds a live lease.
-        let other = Alias::new("other_job");
-        let live_sync_of_same_org = Query::select()
-            .expr(Expr::val(1))
-            .from_as(job::Entity, other.clone())
-            .and_where(
-                Expr::col((other.clone(), job::Column::OrgId))
-                    .equals((job::Entity, job::Column::OrgId)),
-            )
-            .and_where(
-                Expr::col((other.clone(), job::Column::Id))
-                    .ne(Expr::col((job::Entity, job::Column::Id))),
-            )
-            .and_where(
-                Expr::col((other.clone(), job::Column::Status)).eq(JobStatus::Running.as_str()),
-            )
-            .and_where(Expr::col((other, job::Column::LeaseUntil)).gte(now))
-            .to_owned();
-        let organization_idle = Expr::exists(live_sync_of_same_org).not();
-        Condition::all().add(lease_free).add(organization_idle)
-    };
-    // A few candidates, in case another worker takes the first between our read and update.
-    let candidates = job::Entity::find()
-        .filter(claimable())
-        .order_by_asc(job::Column::QueuedAt)
-        .limit(4)
-        .all(db)
+    if db.get_database_backend() == DbBackend::Postgres {
+        // The candidates stay locked until the claim commits; other workers skip them.
+        let txn = db.begin().await?;
+        let claimed = claim_among(&txn, clock.now(), lease, true).await?;
+        txn.commit().await?;
+        Ok(claimed)
+    } else {
+        // SQLite has one writer at a time; the conditional UPDATE alone decides who wins.
+        claim_among(db, clock.now(), lease, false).await
+    }
+}
+
+async fn claim_among(
+    conn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    lease: Duration,
+    skip_locked: bool,
+) -> Result<Option<job::Model>, sea_orm::DbErr> {
+    // Jobs of dead workers first (they were claimed before anything still queued), then queued
+    // jobs, oldest first: the status and queue-time index serves each without reading the
+    // whole queue.
+    let mut candidates = Vec::new();
+    for (condition, order) in [
+        (lapsed(now), job::Column::LeaseUntil),
+        (ready(now), job::Column::QueuedAt),
+    ] {
+        let mut select = job::Entity::find()
+            .filter(condition.add(resource_free(now)))
+            .order_by_asc(order)
+            .limit(CLAIM_WINDOW);
+        if skip_locked {
+            select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        candidates = select.all(conn).await?;
+        if !candidates.is_empty() {
+            break;
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    let customers: Vec<uuid::Uuid> = candidates.iter().map(|c| c.customer_id).collect();
+    let running: Vec<(uuid::Uuid, i64)> = job::Entity::find()
+        .select_only()
+        .column(job::Column::CustomerId)
+        .column_as(job::Column::Id.count(), "running")
+        .filter(job::Column::CustomerId.is_in(customers))
+        .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .filter(job::Column::LeaseUntil.gte(now))
+        .group_by(job::Column::CustomerId)
+        .into_tuple()
+        .all(conn)
         .await?;
-    for candidate in candidates {
+    let busy = |customer: uuid::Uuid| {
+        running
+            .iter()
+            .find(|(c, _)| *c == customer)
+            .map_or(0, |(_, n)| *n)
+    };
+    let mut order: Vec<&job::Model> = candidates.iter().collect();
+    // Stable: within one level of busyness, the oldest first.
+    order.sort_by_key(|c| busy(c.customer_id));
+    for candidate in order {
         let claimed = job::Entity::update_many()
             .col_expr(
                 job::Column::Status,
@@ -217,67 +530,187 @@ pub async fn claim_next(
                 Expr::col(job::Column::Attempts).add(1),
             )
             .filter(job::Column::Id.eq(candidate.id))
-            .filter(claimable())
-            .exec(db)
+            .filter(job::Column::Attempts.eq(candidate.attempts))
+            .filter(claimable(now))
+            .exec(conn)
             .await?;
         if claimed.rows_affected == 1 {
-            return job::Entity::find_by_id(candidate.id).one(db).await;
+            return job::Entity::find_by_id(candidate.id).one(conn).await;
         }
     }
     Ok(None)
 }
 
+/// The row as long as it is still this worker's claim.
+fn fenced(lease: Lease) -> Condition {
+    Condition::all()
+        .add(job::Column::Id.eq(lease.job))
+        .add(job::Column::Attempts.eq(lease.attempt))
+        .add(job::Column::Status.eq(JobStatus::Running.as_str()))
+}
+
+/// Extends the lease; `false` when the claim was lost (the job belongs to another worker now).
 pub async fn renew_lease(
     db: &DatabaseConnection,
-    id: uuid::Uuid,
+    lease: Lease,
     until: DateTime<Utc>,
-) -> Result<(), sea_orm::DbErr> {
-    job::Entity::update_many()
+) -> Result<bool, sea_orm::DbErr> {
+    let renewed = job::Entity::update_many()
         .col_expr(job::Column::LeaseUntil, Expr::value(Some(until)))
-        .filter(job::Column::Id.eq(id))
-        .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .filter(fenced(lease))
         .exec(db)
         .await?;
-    Ok(())
+    Ok(renewed.rows_affected == 1)
 }
 
 pub async fn set_progress(
     db: &DatabaseConnection,
-    id: uuid::Uuid,
+    lease: Lease,
     line: &str,
-) -> Result<(), sea_orm::DbErr> {
-    job::Entity::update_many()
+) -> Result<bool, sea_orm::DbErr> {
+    let set = job::Entity::update_many()
         .col_expr(job::Column::Progress, Expr::value(Some(line.to_string())))
-        .filter(job::Column::Id.eq(id))
+        .filter(fenced(lease))
         .exec(db)
         .await?;
-    Ok(())
+    Ok(set.rows_affected == 1)
 }
 
-/// Records the end of a job: a summary when it succeeded, the error when it failed.
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    Succeeded(String),
+    Failed { error: String, retryable: bool },
+}
+
+impl JobOutcome {
+    pub fn failed(error: impl Into<String>) -> JobOutcome {
+        JobOutcome::Failed {
+            error: error.into(),
+            retryable: false,
+        }
+    }
+}
+
+impl From<Result<String, String>> for JobOutcome {
+    fn from(result: Result<String, String>) -> Self {
+        match result {
+            Ok(summary) => JobOutcome::Succeeded(summary),
+            Err(error) => JobOutcome::failed(error),
+        }
+    }
+}
+
+/// The wait before attempt `attempt + 1`: 30 s, 2 min, 8 min… at most an hour.
+pub fn backoff(attempt: i32) -> Duration {
+    let exponent = u32::try_from(attempt.saturating_sub(1).clamp(0, 6)).unwrap_or(0);
+    Duration::seconds(Ord::min(30 * 4i64.pow(exponent), 3600))
+}
+
+/// Records how the claimed attempt ended: done (its unique key freed), or queued again after
+/// a backoff when the failure may pass and attempts are left. `false` when the claim was lost
+/// meanwhile: the outcome is then discarded, since the job's next owner records its own.
 pub async fn finish(
     db: &DatabaseConnection,
     clock: &dyn Clock,
-    id: uuid::Uuid,
-    outcome: Result<String, String>,
-) -> Result<(), sea_orm::DbErr> {
-    let (status, summary, error) = match outcome {
-        Ok(summary) => (JobStatus::Succeeded, Some(summary), None),
-        Err(error) => (JobStatus::Failed, None, Some(error)),
+    lease: Lease,
+    outcome: JobOutcome,
+) -> Result<bool, sea_orm::DbErr> {
+    let now = clock.now();
+    let Some(current) = job::Entity::find().filter(fenced(lease)).one(db).await? else {
+        return Ok(false);
     };
-    job::Entity::update_many()
-        .col_expr(job::Column::Status, Expr::value(status.as_str()))
-        .col_expr(job::Column::FinishedAt, Expr::value(Some(clock.now())))
+    let update = job::Entity::update_many()
         .col_expr(
             job::Column::LeaseUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
-        .col_expr(job::Column::Summary, Expr::value(summary))
-        .col_expr(job::Column::Error, Expr::value(error))
-        .filter(job::Column::Id.eq(id))
+        .filter(fenced(lease));
+    let update = match outcome {
+        JobOutcome::Failed { error, retryable }
+            if retryable && current.attempts < current.max_attempts =>
+        {
+            update
+                .col_expr(job::Column::Status, Expr::value(JobStatus::Queued.as_str()))
+                .col_expr(
+                    job::Column::NotBefore,
+                    Expr::value(Some(now + backoff(lease.attempt))),
+                )
+                .col_expr(
+                    job::Column::Error,
+                    Expr::value(Some(format!(
+                        "{error} (attempt {} of {}; trying again)",
+                        current.attempts, current.max_attempts
+                    ))),
+                )
+        }
+        outcome => {
+            let (status, summary, error) = match outcome {
+                JobOutcome::Succeeded(summary) => (JobStatus::Succeeded, Some(summary), None),
+                JobOutcome::Failed { error, .. } => (JobStatus::Failed, None, Some(error)),
+            };
+            update
+                .col_expr(job::Column::Status, Expr::value(status.as_str()))
+                .col_expr(job::Column::FinishedAt, Expr::value(Some(now)))
+                .col_expr(job::Column::Summary, Expr::value(summary))
+                .col_expr(job::Column::Error, Expr::value(error))
+                .col_expr(job::Column::UniqueKey, Expr::value(Option::<String>::None))
+        }
+    };
+    Ok(update.exec(db).await?.rows_affected == 1)
+}
+
+/// Fails running jobs whose lease lapsed after their last allowed attempt (their worker keeps
+/// dying on them), so no job stays "running" for ever. Returns how many.
+pub async fn fail_abandoned(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+) -> Result<u64, sea_orm::DbErr> {
+    let now = clock.now();
+    let failed = job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value(JobStatus::Failed.as_str()))
+        .col_expr(job::Column::FinishedAt, Expr::value(Some(now)))
+        .col_expr(
+            job::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(job::Column::UniqueKey, Expr::value(Option::<String>::None))
+        .col_expr(
+            job::Column::Error,
+            Expr::value(Some(
+                "The worker running this job stopped on every attempt, so it was given up. It runs again at the next scheduled time or with Run now.".to_string(),
+            )),
+        )
+        .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .filter(job::Column::LeaseUntil.lt(now))
+        .filter(Expr::col(job::Column::Attempts).gte(Expr::col(job::Column::MaxAttempts)))
         .exec(db)
         .await?;
-    Ok(())
+    Ok(failed.rows_affected)
+}
+
+/// One of the customer's jobs; another customer's is not found.
+pub async fn find_job(
+    db: &DatabaseConnection,
+    scope: &CustomerScope,
+    id: JobId,
+) -> Result<Option<job::Model>, sea_orm::DbErr> {
+    job::Entity::find_by_id(id.0)
+        .filter(job::Column::CustomerId.eq(scope.id().as_uuid()))
+        .one(db)
+        .await
+}
+
+/// The per-item outcomes of a plan run, by item name order of recording.
+pub async fn job_items(
+    db: &impl ConnectionTrait,
+    job: uuid::Uuid,
+) -> Result<Vec<job_item::Model>, sea_orm::DbErr> {
+    job_item::Entity::find()
+        .filter(job_item::Column::JobId.eq(job))
+        .order_by_asc(job_item::Column::FinishedAt)
+        .all(db)
+        .await
 }
 
 /// A customer's jobs, newest first, for Activities.
@@ -328,23 +761,27 @@ pub async fn jobs_page(
     Ok((jobs, total))
 }
 
-impl JobKind {
-    pub fn parse(text: &str) -> Option<Self> {
-        [JobKind::DirectorySync, JobKind::Verify]
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl JobStatus {
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            JobStatus::Queued,
-            JobStatus::Running,
-            JobStatus::Succeeded,
-            JobStatus::Failed,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == text)
+    #[test]
+    fn backoff_grows_and_is_capped_at_an_hour() {
+        assert_eq!(backoff(1), Duration::seconds(30));
+        assert_eq!(backoff(2), Duration::seconds(120));
+        assert_eq!(backoff(3), Duration::seconds(480));
+        assert_eq!(backoff(50), Duration::seconds(3600));
+    }
+
+    #[test]
+    fn payloads_round_trip_and_name_their_kind() {
+        let plan = PlanId::new();
+        let payload = JobPayload::PlanRun {
+            plan,
+            trigger: RunTrigger::RunNow,
+        };
+        let text = serde_json::to_string(&payload).unwrap();
+        assert_eq!(serde_json::from_str::<JobPayload>(&text).unwrap(), payload);
+        assert_eq!(payload.kind(), JobKind::PlanRun);
     }
 }

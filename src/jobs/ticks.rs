@@ -11,9 +11,11 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Quer
 
 use crate::accounts::{session_store, throttle};
 use crate::clock::SharedClock;
+use crate::ids::CustomerId;
 use crate::inventory::entities::organization;
 use crate::inventory::organizations::next_sync_after;
-use crate::jobs::queue::{self, JobKind};
+use crate::jobs::plan_run;
+use crate::jobs::queue::{self, JobKind, NewJob};
 use crate::storage::catalog;
 
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
@@ -64,6 +66,20 @@ pub fn check_interval() -> ChronoDuration {
 /// than a week ago (or that was never checked). A check already queued or running is left alone,
 /// so running this often is harmless.
 pub async fn enqueue_due_checks(db: &DatabaseConnection, clock: &SharedClock) -> u32 {
+    enqueue_for_customers_with_backups(db, clock, JobKind::Verify, check_interval(), NewJob::verify)
+        .await
+}
+
+/// Queues `job` for every customer with backups whose last job of `kind` finished more than
+/// `interval` ago, or that never had one; one already pending is left alone (its unique key).
+async fn enqueue_for_customers_with_backups(
+    db: &DatabaseConnection,
+    clock: &SharedClock,
+    kind: JobKind,
+    interval: ChronoDuration,
+    job: fn(CustomerId) -> NewJob,
+) -> u32 {
+    let what = JobKind::label(kind.as_str());
     let customers = match catalog::customers_with_archives(db).await {
         Ok(customers) => customers,
         Err(err) => {
@@ -71,27 +87,55 @@ pub async fn enqueue_due_checks(db: &DatabaseConnection, clock: &SharedClock) ->
             return 0;
         }
     };
-    let due_before = clock.now() - check_interval();
+    let due_before = clock.now() - interval;
     let mut queued = 0;
     for customer in customers {
-        let due = match queue::latest_job(db, customer, JobKind::Verify).await {
+        let due = match queue::latest_job(db, customer, kind).await {
             Ok(None) => true,
             Ok(Some(last)) => last.finished_at.is_some_and(|at| at <= due_before),
             Err(err) => {
-                tracing::warn!(%customer, "cannot read the last backup check: {err}");
+                tracing::warn!(%customer, "cannot read the last {what}: {err}");
                 continue;
             }
         };
         if !due {
             continue;
         }
-        match queue::enqueue_verify(db, clock.as_ref(), customer).await {
+        match queue::enqueue(db, clock.as_ref(), job(customer)).await {
             Ok((_, true)) => queued += 1,
             Ok((_, false)) => {}
-            Err(err) => tracing::warn!(%customer, "cannot queue the weekly backup check: {err}"),
+            Err(err) => tracing::warn!(%customer, "cannot queue the scheduled {what}: {err}"),
         }
     }
     queued
+}
+
+/// Queues the plan runs that are due (see `plan_run::enqueue_due_plans`).
+pub async fn enqueue_due_plans(db: &DatabaseConnection, clock: &SharedClock) -> u64 {
+    match plan_run::enqueue_due_plans(db, clock.as_ref()).await {
+        Ok(queued) => queued,
+        Err(err) => {
+            tracing::warn!("cannot queue the plans that are due: {err}");
+            0
+        }
+    }
+}
+
+/// How often each customer's repository is pruned.
+pub fn prune_interval() -> ChronoDuration {
+    ChronoDuration::days(1)
+}
+
+/// Queues a prune of every customer with backups whose last prune finished more than a day ago
+/// (or that was never pruned), and fails jobs whose worker kept dying on them.
+pub async fn enqueue_due_prunes(db: &DatabaseConnection, clock: &SharedClock) -> u32 {
+    match queue::fail_abandoned(db, clock.as_ref()).await {
+        Ok(0) => {}
+        Ok(failed) => tracing::warn!(failed, "jobs given up after their last attempt lapsed"),
+        Err(err) => tracing::warn!("cannot fail abandoned jobs: {err}"),
+    }
+    enqueue_for_customers_with_backups(db, clock, JobKind::Prune, prune_interval(), NewJob::prune)
+        .await
 }
 
 /// Deletes expired sessions and sign-in failures older than the throttling window.
@@ -106,9 +150,9 @@ pub async fn tidy_accounts(db: &DatabaseConnection, clock: &SharedClock) {
     }
 }
 
-/// Starts the ticks: due syncs are queued at once (catching up after downtime), then every 30
-/// seconds; due backup checks are queued at once, then with the tidying of account tables every 5
-/// minutes.
+/// Starts the ticks: due syncs and plan runs are queued at once (catching up after downtime),
+/// then every 30 seconds; due backup checks and prunes are queued at once, then with the tidying
+/// of account tables every 5 minutes.
 pub async fn start_ticks(
     db: DatabaseConnection,
     clock: SharedClock,
@@ -116,7 +160,9 @@ pub async fn start_ticks(
 ) -> Result<JobScheduler, JobSchedulerError> {
     let scheduler = JobScheduler::new().await?;
     enqueue_due_syncs(&db, &clock, sync_interval).await;
+    enqueue_due_plans(&db, &clock).await;
     enqueue_due_checks(&db, &clock).await;
+    enqueue_due_prunes(&db, &clock).await;
     {
         let (db, clock) = (db.clone(), clock.clone());
         scheduler
@@ -124,6 +170,7 @@ pub async fn start_ticks(
                 let (db, clock) = (db.clone(), clock.clone());
                 Box::pin(async move {
                     enqueue_due_syncs(&db, &clock, sync_interval).await;
+                    enqueue_due_plans(&db, &clock).await;
                 })
             })?)
             .await?;
@@ -134,6 +181,7 @@ pub async fn start_ticks(
             let clock = clock.clone();
             Box::pin(async move {
                 enqueue_due_checks(&db, &clock).await;
+                enqueue_due_prunes(&db, &clock).await;
                 tidy_accounts(&db, &clock).await;
             })
         })?)

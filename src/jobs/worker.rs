@@ -1,17 +1,21 @@
-//! Workers: claim a job, run it, record how it ended. A job that fails is recorded as failed
-//! with its reason and never leaves half-written state behind; a worker that dies mid-job leaves
-//! a lease that lapses, and another worker runs the job again (syncs and backup checks are
-//! idempotent).
+//! Workers: claim a job, run it, record how it ended. A process runs `worker_concurrency` jobs
+//! at once. A job that fails is recorded with its reason (queued again with backoff when retrying
+//! can help); a job that panics is recorded as failed, not lost; a worker that dies mid-job
+//! leaves a lease that lapses, and another worker runs the job again (every kind is idempotent,
+//! and a plan run skips the items it finished). A worker that loses its lease stops the job and
+//! records nothing: the job's new owner does.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
+use futures::FutureExt;
 use sea_orm::{DatabaseConnection, EntityTrait};
 
 use super::backup_check;
 use super::entities::job;
-use super::queue::{self, JobKind};
+use super::plan_run;
+use super::queue::{self, JobOutcome, JobPayload, Lease};
 use crate::clock::SharedClock;
 use crate::ids::CustomerId;
 use crate::inventory::entities::organization;
@@ -29,38 +33,78 @@ pub struct WorkerContext {
     pub storage: BackupStorage,
     /// How much a backup check reads.
     pub check_scope: VerifyScope,
+    /// Jobs this process runs at once.
+    pub concurrency: usize,
 }
 
-const LEASE: i64 = 120;
+/// Seconds a claim lasts without a heartbeat.
+pub const LEASE_SECONDS: i64 = 120;
+
+/// Renews the lease every third of its length; returns when the claim is lost.
+async fn heartbeat(db: DatabaseConnection, clock: SharedClock, lease: Lease) {
+    loop {
+        tokio::time::sleep(StdDuration::from_secs(LEASE_SECONDS as u64 / 3)).await;
+        match queue::renew_lease(&db, lease, clock.now() + Duration::seconds(LEASE_SECONDS)).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            // The database may come back before the lease lapses: keep trying.
+            Err(err) => tracing::warn!(job = %lease.job, "could not renew the job's lease: {err}"),
+        }
+    }
+}
 
 /// Claims and runs one job; `false` when none was waiting.
 pub async fn run_one(ctx: &WorkerContext) -> Result<bool, sea_orm::DbErr> {
-    let Some(claimed) =
-        queue::claim_next(&ctx.db, ctx.clock.as_ref(), Duration::seconds(LEASE)).await?
+    let Some(claimed) = queue::claim_next(
+        &ctx.db,
+        ctx.clock.as_ref(),
+        Duration::seconds(LEASE_SECONDS),
+    )
+    .await?
     else {
         return Ok(false);
     };
-    let heartbeat = {
-        let (db, clock, id) = (ctx.db.clone(), ctx.clock.clone(), claimed.id);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(StdDuration::from_secs(LEASE as u64 / 3)).await;
-                if queue::renew_lease(&db, id, clock.now() + Duration::seconds(LEASE))
-                    .await
-                    .is_err()
-                {
-                    tracing::warn!(job = %id, "could not renew the job's lease");
-                }
+    let work = run_job(ctx, &claimed);
+    run_claimed(ctx, &claimed, work).await?;
+    Ok(true)
+}
+
+/// Runs `work` for a claimed job under its heartbeat and records its outcome, a panic included
+/// (as a failure that is not retried). A lost lease stops the work and records nothing.
+pub async fn run_claimed(
+    ctx: &WorkerContext,
+    claimed: &job::Model,
+    work: impl std::future::Future<Output = JobOutcome>,
+) -> Result<(), sea_orm::DbErr> {
+    let lease = Lease::of(claimed);
+    let work = std::panic::AssertUnwindSafe(work).catch_unwind();
+    let outcome = tokio::select! {
+        outcome = work => match outcome {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(job = %claimed.id, kind = %claimed.kind, "job panicked: {message}");
+                JobOutcome::failed(format!(
+                    "The job stopped on an internal error in Skyvault ({message}). It was not retried; report this with the server's log."
+                ))
             }
-        })
+        },
+        () = heartbeat(ctx.db.clone(), ctx.clock.clone(), lease) => {
+            tracing::warn!(job = %claimed.id, "lease lost; the job was stopped and left to its new owner");
+            return Ok(());
+        }
     };
-    let outcome = run_job(ctx, &claimed).await;
-    heartbeat.abort();
-    if let Err(error) = &outcome {
+    if let JobOutcome::Failed { error, .. } = &outcome {
         tracing::warn!(job = %claimed.id, kind = %claimed.kind, "job failed: {error}");
     }
-    queue::finish(&ctx.db, ctx.clock.as_ref(), claimed.id, outcome).await?;
-    Ok(true)
+    if !queue::finish(&ctx.db, ctx.clock.as_ref(), lease, outcome).await? {
+        tracing::warn!(job = %claimed.id, "lease lost before the job finished; its outcome was discarded");
+    }
+    Ok(())
 }
 
 /// Runs jobs until none is waiting; for tests and start-up catch-up.
@@ -72,14 +116,19 @@ pub async fn run_until_idle(ctx: &WorkerContext) -> Result<u32, sea_orm::DbErr> 
     Ok(ran)
 }
 
-async fn run_job(ctx: &WorkerContext, job: &job::Model) -> Result<String, String> {
-    match job.kind.as_str() {
-        kind if kind == JobKind::DirectorySync.as_str() => run_sync(ctx, job).await,
-        kind if kind == JobKind::Verify.as_str() => {
-            backup_check::check_backups(&ctx.storage, CustomerId(job.customer_id), ctx.check_scope)
-                .await
-        }
-        other => Err(format!("unknown job kind {other}")),
+async fn run_job(ctx: &WorkerContext, job: &job::Model) -> JobOutcome {
+    let Some(payload) = JobPayload::of(job) else {
+        return JobOutcome::failed(format!("unknown job kind {}", job.kind));
+    };
+    let customer = CustomerId(job.customer_id);
+    match payload {
+        JobPayload::DirectorySync { .. } => run_sync(ctx, job).await.into(),
+        JobPayload::Verify => backup_check::check_backups(&ctx.storage, customer, ctx.check_scope)
+            .await
+            .into(),
+        JobPayload::PlanRun { plan, trigger } => plan_run::run_plan(ctx, job, plan, trigger).await,
+        JobPayload::Retention { plan } => plan_run::apply_plan_retention(ctx, plan).await,
+        JobPayload::Prune => plan_run::prune_customer(ctx, customer).await,
     }
 }
 
@@ -94,11 +143,11 @@ async fn run_sync(ctx: &WorkerContext, job: &job::Model) -> Result<String, Strin
     else {
         return Ok("The organization was removed before the sync started.".into());
     };
-    let (db, id) = (ctx.db.clone(), job.id);
+    let (db, lease) = (ctx.db.clone(), Lease::of(job));
     let progress = move |line: &str| {
         let (db, line) = (db.clone(), line.to_string());
         tokio::spawn(async move {
-            let _ = queue::set_progress(&db, id, &line).await;
+            let _ = queue::set_progress(&db, lease, &line).await;
         });
     };
     progress.report(if org.is_verifying() {
@@ -141,8 +190,8 @@ async fn run_sync(ctx: &WorkerContext, job: &job::Model) -> Result<String, Strin
     }
 }
 
-/// The worker loop: runs jobs as they come, polling once a second when idle.
-pub async fn run_worker(ctx: Arc<WorkerContext>) {
+/// One of the process's worker loops: runs jobs as they come, polling once a second when idle.
+async fn worker_loop(ctx: Arc<WorkerContext>) {
     loop {
         match run_one(&ctx).await {
             Ok(true) => continue,
@@ -150,5 +199,15 @@ pub async fn run_worker(ctx: Arc<WorkerContext>) {
             Err(err) => tracing::warn!("worker could not reach the database: {err}"),
         }
         tokio::time::sleep(StdDuration::from_secs(1)).await;
+    }
+}
+
+/// The process's workers: `concurrency` loops, each running one job at a time.
+pub async fn run_worker(ctx: Arc<WorkerContext>) {
+    let loops: Vec<_> = (0..ctx.concurrency.max(1))
+        .map(|_| tokio::spawn(worker_loop(ctx.clone())))
+        .collect();
+    for handle in loops {
+        let _ = handle.await;
     }
 }

@@ -7,7 +7,9 @@ use askama::Template;
 use super::flash;
 use super::forms::{self, FormState};
 use super::partner::{UserForm, UsersTable};
-use super::{AppState, Chrome, SignedIn, WebError, audit, m365, ok, people, see_other, storage};
+use super::{
+    AppState, Chrome, SignedIn, WebError, audit, m365, ok, people, plans, see_other, storage,
+};
 use crate::accounts::access::CustomerScope;
 use crate::accounts::users;
 
@@ -77,6 +79,10 @@ pub async fn section(
             return m365::activities(&state, &signed_in, &scope, &query).await;
         }
         "audit" => return audit::customer_audit(&state, &signed_in, &scope, &request).await,
+        "plans" => {
+            let notice = flash::take_notice(&signed_in.session);
+            return plans::plans_page(&state, &signed_in, &scope, &notice).await;
+        }
         "storage" => {
             let notice = flash::take_notice(&signed_in.session);
             return storage::storage_page(

@@ -369,6 +369,10 @@ pub struct OrgQuery {
 }
 
 pub struct ItemRow {
+    pub id: String,
+    /// The plans protecting it ("" when none) and when it was last backed up.
+    pub plan: String,
+    pub last_backup: String,
     pub name: String,
     pub address: String,
     pub detail: String,
@@ -403,6 +407,11 @@ struct ItemsFragment {
     page: u64,
     pages: u64,
     total: u64,
+    /// Protect: where the selected rows are posted, with the organization's plans to choose.
+    protect_url: String,
+    plans: Vec<(String, String)>,
+    csrf: String,
+    can_change: bool,
 }
 
 impl ItemsFragment {
@@ -492,6 +501,29 @@ fn tab_slug(kind: ItemKind) -> &'static str {
     }
 }
 
+/// When each of the customer's items was last backed up (its newest recovery point of any
+/// workload).
+async fn last_backups(
+    state: &AppState,
+    org: &OrgScope,
+) -> Result<std::collections::HashMap<uuid::Uuid, chrono::DateTime<chrono::Utc>>, WebError> {
+    let mut newest = std::collections::HashMap::new();
+    for summary in
+        crate::storage::catalog::list_archive_summaries(&state.db, org.customer().id()).await?
+    {
+        if summary.archive.org != org.id() {
+            continue;
+        }
+        if let Some(point) = summary.newest {
+            let at = newest
+                .entry(summary.archive.item.0)
+                .or_insert(point.taken_at);
+            *at = (*at).max(point.taken_at);
+        }
+    }
+    Ok(newest)
+}
+
 fn item_row(item: protected_item::Model) -> ItemRow {
     let inactive = item.state == ItemState::Inactive.as_str();
     let workloads = match (item.kind.as_str(), item.has_mailbox, item.has_drive) {
@@ -519,6 +551,9 @@ fn item_row(item: protected_item::Model) -> ItemRow {
         _ => "Site".to_string(),
     };
     ItemRow {
+        id: item.id.to_string(),
+        plan: String::new(),
+        last_backup: String::new(),
         inactive,
         inactive_since: when(item.inactive_since),
         name: item.display_name,
@@ -543,7 +578,10 @@ async fn items_fragment(
     state: &AppState,
     org: &OrgScope,
     query: &OrgQuery,
+    csrf: &str,
 ) -> Result<ItemsFragment, WebError> {
+    let coverage = crate::plans::coverage(&state.db, org).await?;
+    let backed_up = last_backups(state, org).await?;
     let kind = tab_kind(&query.tab);
     let (search, search_error) = match forms::search_text(&query.q) {
         Ok(search) => (search, None),
@@ -627,10 +665,32 @@ async fn items_fragment(
             sort.as_str()
         },
         descending: query.dir == "desc",
-        rows: items.into_iter().map(item_row).collect(),
+        rows: items
+            .into_iter()
+            .map(|item| {
+                let plan = coverage.plans_of(&item).join(", ");
+                let last_backup = backed_up
+                    .get(&item.id)
+                    .map(|at| when(Some(*at)))
+                    .unwrap_or_default();
+                ItemRow {
+                    plan,
+                    last_backup,
+                    ..item_row(item)
+                }
+            })
+            .collect(),
         page,
         pages,
         total,
+        protect_url: format!("/c/{}/m365/{}/protect", org.customer().id(), org.id()),
+        plans: coverage
+            .plans
+            .iter()
+            .map(|(id, name)| (id.to_string(), name.clone()))
+            .collect(),
+        csrf: csrf.to_string(),
+        can_change: org.customer().can_change(),
     })
 }
 
@@ -646,7 +706,7 @@ pub async fn organization_page(
     }
     let (customer, org) = path.into_inner();
     let org = org_scope(&state, &signed_in, &customer, &org).await?;
-    let items = items_fragment(&state, &org, &query).await?;
+    let items = items_fragment(&state, &org, &query, &signed_in.csrf).await?;
     // htmx asks for the list only when searching, paging or after a sync.
     if request
         .headers()
@@ -666,6 +726,7 @@ pub async fn organization_page(
         // The sync status says the items are being discovered, for as long as they are.
         notice: match flash::take_notice(&signed_in.session).as_str() {
             "added" => Some(("success", "The organization was added.")),
+            "protected" => Some(("success", "The selected items were added to the plan.")),
             other => consent_message(other),
         },
     })
@@ -858,6 +919,8 @@ pub async fn remove(
 }
 
 pub struct ActivityRow {
+    /// The activity's own page.
+    pub url: String,
     pub what: &'static str,
     pub subject: String,
     pub status: String,
@@ -950,6 +1013,12 @@ pub async fn activities(
             .into_iter()
             .map(|o| (o.id, o.display_name))
             .collect();
+    let plans: std::collections::HashMap<uuid::Uuid, String> =
+        crate::plans::list_plans(&state.db, scope)
+            .await?
+            .into_iter()
+            .map(|p| (p.id.0, p.name))
+            .collect();
     let any_pending = jobs.iter().any(|j| JobStatus::is_pending(&j.status));
     let rows = jobs
         .into_iter()
@@ -967,9 +1036,15 @@ pub async fn activities(
             };
             let (detail, more) = storage::outcome_lines(text);
             ActivityRow {
+                url: format!("/c/{}/activities/{}", scope.id(), j.id),
                 what: queue::JobKind::label(&j.kind),
-                subject: if storage::is_check(&j.kind) {
+                subject: if storage::is_check(&j.kind) || j.kind == JobKind::Prune.as_str() {
                     storage::CHECK_SUBJECT.into()
+                } else if let Some(plan) = j.plan_id {
+                    plans
+                        .get(&plan)
+                        .map(|name| format!("Plan “{name}”"))
+                        .unwrap_or_else(|| "Deleted plan".into())
                 } else {
                     j.org_id
                         .and_then(|id| orgs.get(&id).cloned())

@@ -15,6 +15,7 @@ pub mod middleware;
 pub mod partner;
 pub mod people;
 pub mod sorting;
+pub mod plans;
 pub mod storage;
 pub mod sub_partners;
 
@@ -158,6 +159,41 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/c/{customer}/storage/check",
             web::post().to(storage::check_now),
+        )
+        .route("/c/{customer}/plans/new", web::get().to(plans::new_plan))
+        .route("/c/{customer}/plans", web::post().to(plans::create))
+        .route(
+            "/c/{customer}/plans/{plan}",
+            web::get().to(plans::plan_page),
+        )
+        .route("/c/{customer}/plans/{plan}", web::post().to(plans::update))
+        .route(
+            "/c/{customer}/plans/{plan}/enable",
+            web::post().to(plans::enable),
+        )
+        .route(
+            "/c/{customer}/plans/{plan}/disable",
+            web::post().to(plans::disable),
+        )
+        .route(
+            "/c/{customer}/plans/{plan}/run",
+            web::post().to(plans::run_now),
+        )
+        .route(
+            "/c/{customer}/plans/{plan}/delete",
+            web::get().to(plans::delete_page),
+        )
+        .route(
+            "/c/{customer}/plans/{plan}/delete",
+            web::post().to(plans::delete),
+        )
+        .route(
+            "/c/{customer}/m365/{org}/protect",
+            web::post().to(plans::protect),
+        )
+        .route(
+            "/c/{customer}/activities/{job}",
+            web::get().to(plans::job_page),
         )
         .route(
             "/m365/consent/callback",

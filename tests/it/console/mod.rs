@@ -15,6 +15,7 @@ mod master_key;
 pub mod organizations;
 pub mod partners;
 mod people;
+mod plans;
 mod routes;
 mod sessions;
 mod setup;

@@ -142,7 +142,8 @@ pub(crate) async fn customer_admin(
 
 /// A customer administrator who has added the simulator's first tenant, after its first sync.
 /// Returns the app, the administrator's browser, the organization page's path and the tenant.
-async fn added_and_synced() -> (TestApp, Visitor, String, skyvault::simulator::TenantInfo) {
+pub(crate) async fn added_and_synced() -> (TestApp, Visitor, String, skyvault::simulator::TenantInfo)
+{
     let (app, partner) = TestApp::with_partner_admin().await;
     let (customer, admin) =
         customer_admin(&app, &partner, "Contoso Ltd", "casey@contoso.example").await;

@@ -13,6 +13,16 @@ pub struct Route {
 }
 
 const USER_FIELDS: &[&str] = &["email", "display_name", "password", "role"];
+const PLAN_FIELDS: &[&str] = &[
+    "name",
+    "org",
+    "workload",
+    "all",
+    "item",
+    "retention_kind",
+    "retention_value",
+    "version",
+];
 
 pub const ROUTES: &[Route] = &[
     route("GET", "/static/{path:.*}", &[]),
@@ -74,6 +84,21 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/c/{customer}/m365/{org}/sync", &["was"]),
     route("POST", "/c/{customer}/m365/{org}/refresh", &[]),
     route("POST", "/c/{customer}/storage/check", &[]),
+    route("GET", "/c/{customer}/plans/new", &["org", "item"]),
+    route("POST", "/c/{customer}/plans", PLAN_FIELDS),
+    route("GET", "/c/{customer}/plans/{plan}", &["notice"]),
+    route("POST", "/c/{customer}/plans/{plan}", PLAN_FIELDS),
+    route("POST", "/c/{customer}/plans/{plan}/enable", &[]),
+    route("POST", "/c/{customer}/plans/{plan}/disable", &[]),
+    route("POST", "/c/{customer}/plans/{plan}/run", &[]),
+    route("GET", "/c/{customer}/plans/{plan}/delete", &[]),
+    route("POST", "/c/{customer}/plans/{plan}/delete", &["backups"]),
+    route(
+        "POST",
+        "/c/{customer}/m365/{org}/protect",
+        &["item", "plan"],
+    ),
+    route("GET", "/c/{customer}/activities/{job}", &[]),
     route(
         "GET",
         "/m365/consent/callback",
@@ -127,7 +152,8 @@ impl Route {
         self.method == "POST"
             && (self.path == "/signout"
                 || self.path.ends_with("/disable")
-                || self.path.ends_with("/remove"))
+                || self.path.ends_with("/remove")
+                || self.path.ends_with("/delete"))
     }
 
     /// The concrete paths of this route for the given ids; `{section}` stands for each section
@@ -143,6 +169,10 @@ impl Route {
             // A partner of nobody's, likewise (`partners::` walks real sub-partners).
             .replace("{partner}", "00000000-0000-4000-8000-00000000beef")
             .replace("{action}", "disable")
+            // Plans and jobs of nobody's: `plans::other_customers_plan_and_job_ids_answer_404`
+            // walks these routes with another customer's real ones.
+            .replace("{plan}", "00000000-0000-4000-8000-000000000001")
+            .replace("{job}", "00000000-0000-4000-8000-000000000002")
             .replace("{path:.*}", "app.css");
         if filled.contains("{section}") {
             skyvault::web::console::SECTIONS

@@ -1,0 +1,237 @@
+//! Protection plans: which workloads of which items of one Microsoft 365 organization are backed
+//! up, how long recovery points are kept, and the daily start time Skyvault chose for the plan
+//! (`schedule`). A plan names items one by one or a whole kind ("All users"); one item's
+//! workload is in at most one plan. Every function takes a `CustomerScope`; only the job system
+//! reads plans without one (`plan_for_run`), to run them. Plans never back anything up
+//! themselves: `jobs` runs them.
+
+pub mod entities;
+pub mod schedule;
+mod store;
+
+use chrono::{DateTime, Utc};
+
+pub use store::{
+    CHOOSABLE_ITEMS, Coverage, PlanTarget, choosable_items, coverage, create_plan, delete_plan,
+    find_plan, item_names, list_plans, plan_for_run, plan_targets, protect_items, record_run,
+    set_enabled, update_plan,
+};
+
+use crate::ids::{CustomerId, ItemId, OrgId, PlanId};
+use crate::inventory::ItemKind;
+use crate::jobs::backup_check::workload_label;
+use crate::storage::RetentionRule;
+use crate::storage::catalog::Workload;
+
+/// The most recovery points, and days, a plan may keep.
+pub const MAX_RETENTION_POINTS: u32 = 9_999;
+pub const MAX_RETENTION_DAYS: u32 = 3_650;
+/// Seconds one item's backup is assumed to take until a run has measured it.
+pub const DEFAULT_SECONDS_PER_ITEM: i32 = 60;
+/// The longest plan name.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// The workloads an item of `kind` can have.
+pub fn workloads_of(kind: ItemKind) -> &'static [Workload] {
+    match kind {
+        ItemKind::User => &[
+            Workload::Mailbox,
+            Workload::ArchiveMailbox,
+            Workload::OneDrive,
+        ],
+        ItemKind::Group => &[Workload::GroupMailbox, Workload::Site],
+        ItemKind::Site => &[Workload::Site],
+        ItemKind::Team => &[Workload::Team],
+    }
+}
+
+/// "All users", "All groups"…
+pub fn all_label(kind: ItemKind) -> &'static str {
+    match kind {
+        ItemKind::User => "All users",
+        ItemKind::Group => "All groups",
+        ItemKind::Site => "All sites",
+        ItemKind::Team => "All teams",
+    }
+}
+
+/// A plan form as submitted: every field as text, validated by `create_plan`/`update_plan`
+/// with a message per field.
+#[derive(Debug, Clone, Default)]
+pub struct PlanDraft {
+    pub name: String,
+    pub org: String,
+    pub workloads: Vec<String>,
+    pub all_kinds: Vec<String>,
+    pub items: Vec<String>,
+    /// "points" or "days".
+    pub retention_kind: String,
+    pub retention_value: String,
+    /// The version the form was opened at (edits only).
+    pub version: String,
+}
+
+/// A message shown beside one field of the plan form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("not found")]
+    NotFound,
+    #[error("you do not have permission to do that")]
+    Forbidden,
+    #[error("the plan has mistakes: {}", .0.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join(" "))]
+    Invalid(Vec<FieldError>),
+    #[error(
+        "This plan was changed by someone else after you opened it, so your changes were not saved. Reload it to see the current plan, then make your changes again."
+    )]
+    Stale,
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("backup storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+impl From<crate::accounts::AccountError> for PlanError {
+    fn from(err: crate::accounts::AccountError) -> Self {
+        match err {
+            crate::accounts::AccountError::Forbidden => PlanError::Forbidden,
+            crate::accounts::AccountError::Database(db) => PlanError::Database(db),
+            _ => PlanError::NotFound,
+        }
+    }
+}
+
+impl From<crate::inventory::InventoryError> for PlanError {
+    fn from(err: crate::inventory::InventoryError) -> Self {
+        use crate::inventory::InventoryError;
+        match err {
+            InventoryError::Forbidden => PlanError::Forbidden,
+            InventoryError::Database(db) => PlanError::Database(db),
+            _ => PlanError::NotFound,
+        }
+    }
+}
+
+/// A protection plan as the rest of Skyvault sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub id: PlanId,
+    pub customer: CustomerId,
+    pub org: OrgId,
+    pub name: String,
+    pub enabled: bool,
+    pub workloads: Vec<Workload>,
+    pub all_kinds: Vec<ItemKind>,
+    /// Items chosen one by one.
+    pub items: Vec<ItemId>,
+    pub retention: RetentionRule,
+    pub start_minute: i32,
+    pub estimated_load: i64,
+    pub seconds_per_item: i32,
+    pub next_run_at: DateTime<Utc>,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub version: i32,
+}
+
+impl Plan {
+    fn from_row(row: entities::plan::Model, items: Vec<ItemId>) -> Plan {
+        let retention_value = u32::try_from(row.retention_value).unwrap_or(1).max(1);
+        Plan {
+            id: PlanId(row.id),
+            customer: CustomerId(row.customer_id),
+            org: OrgId(row.org_id),
+            name: row.name,
+            enabled: row.enabled,
+            workloads: split(&row.workloads)
+                .filter_map(|w| w.parse().ok())
+                .collect(),
+            all_kinds: split(&row.all_kinds).filter_map(ItemKind::parse).collect(),
+            items,
+            retention: if row.retention_kind == "days" {
+                RetentionRule::KeepYoungerThanDays(retention_value)
+            } else {
+                RetentionRule::KeepLast(retention_value)
+            },
+            start_minute: row.start_minute,
+            estimated_load: row.estimated_load,
+            seconds_per_item: row.seconds_per_item,
+            next_run_at: row.next_run_at,
+            last_run_at: row.last_run_at,
+            version: row.version,
+        }
+    }
+
+    /// "Runs daily at 02:15 UTC, chosen by Skyvault to spread load".
+    pub fn schedule_sentence(&self) -> String {
+        schedule::schedule_sentence(self.start_minute)
+    }
+
+    /// "Keeps the last 30 recovery points" / "Keeps recovery points for 90 days".
+    pub fn retention_sentence(&self) -> String {
+        match self.retention {
+            RetentionRule::KeepLast(1) => "Keeps the last recovery point".into(),
+            RetentionRule::KeepLast(n) => format!("Keeps the last {n} recovery points"),
+            RetentionRule::KeepYoungerThanDays(1) => "Keeps recovery points for 1 day".into(),
+            RetentionRule::KeepYoungerThanDays(n) => format!("Keeps recovery points for {n} days"),
+        }
+    }
+
+    /// "Mailbox, OneDrive".
+    pub fn workloads_sentence(&self) -> String {
+        self.workloads
+            .iter()
+            .map(|w| workload_label(*w))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// "All users, 3 chosen items".
+    pub fn items_sentence(&self) -> String {
+        let mut parts: Vec<String> = self
+            .all_kinds
+            .iter()
+            .map(|k| all_label(*k).to_string())
+            .collect();
+        match self.items.len() {
+            0 => {}
+            1 => parts.push("1 chosen item".into()),
+            n => parts.push(format!("{n} chosen items")),
+        }
+        parts.join(", ")
+    }
+
+    /// The plan as its edit form starts.
+    pub fn draft(&self) -> PlanDraft {
+        let (kind, value) = match self.retention {
+            RetentionRule::KeepLast(n) => ("points", n),
+            RetentionRule::KeepYoungerThanDays(n) => ("days", n),
+        };
+        PlanDraft {
+            name: self.name.clone(),
+            org: self.org.to_string(),
+            workloads: self
+                .workloads
+                .iter()
+                .map(|w| w.as_str().to_string())
+                .collect(),
+            all_kinds: self
+                .all_kinds
+                .iter()
+                .map(|k| k.as_str().to_string())
+                .collect(),
+            items: self.items.iter().map(ItemId::to_string).collect(),
+            retention_kind: kind.into(),
+            retention_value: value.to_string(),
+            version: self.version.to_string(),
+        }
+    }
+}
+
+fn split(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
