@@ -14,8 +14,8 @@ pub mod m365;
 pub mod middleware;
 pub mod partner;
 pub mod people;
-pub mod sorting;
 pub mod plans;
+pub mod sorting;
 pub mod storage;
 pub mod sub_partners;
 
