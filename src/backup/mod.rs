@@ -132,6 +132,33 @@ pub(crate) fn storage_request(target: &BackupTarget) -> BackupRequest {
     }
 }
 
+/// The last step every runner shares: writes the recovery point from the enumerated `events`
+/// with the runner's source state, reports every item done and says what it cost.
+pub(crate) async fn write_point(
+    services: &BackupServices,
+    target: &BackupTarget,
+    events: Vec<crate::storage::SourceEvent>,
+    state: crate::storage::SourceState,
+    mut report: Progress,
+    progress: &dyn ProgressSink,
+    requests: &RequestCounter,
+) -> Result<BackupReport, BackupError> {
+    let outcome = crate::storage::ingest::back_up_source(
+        &services.storage,
+        &storage_request(target),
+        futures::stream::iter(events),
+        Some(state),
+    )
+    .await?;
+    report.items_done = report.items_seen;
+    progress.report(&report);
+    Ok(BackupReport {
+        outcome,
+        requests: requests.get(),
+        notes: Vec::new(),
+    })
+}
+
 /// One workload's backup.
 pub trait Runner: Send + Sync {
     fn workload(&self) -> Workload;

@@ -257,10 +257,20 @@ fn parse_change<T: DeltaItem>(value: serde_json::Value) -> Result<DeltaChange<T>
 /// the full enumeration that follows is authoritative. Everything is held in memory: fine for a
 /// directory or a mail folder, but a large drive's first round should be consumed page by page
 /// from the stream instead.
-pub async fn collect_round<T>(mut pages: DeltaStream<T>) -> Result<DeltaRound<T>, GraphError> {
+pub async fn collect_round<T>(pages: DeltaStream<T>) -> Result<DeltaRound<T>, GraphError> {
+    collect_round_with(pages, || {}).await
+}
+
+/// `collect_round`, calling `on_page` for every page received (one request each), so a caller
+/// can count what a round cost.
+pub async fn collect_round_with<T>(
+    mut pages: DeltaStream<T>,
+    mut on_page: impl FnMut(),
+) -> Result<DeltaRound<T>, GraphError> {
     let mut changes = Vec::new();
     let mut full_sync = false;
     while let Some(page) = pages.try_next().await? {
+        on_page();
         if page.starts_full_sync {
             changes.clear();
             full_sync = true;

@@ -19,7 +19,7 @@ use super::paths::{folder_component, item_stem, short_hash};
 use super::plain_graph_error;
 use crate::backup::{
     BackupError, BackupReport, BackupServices, BackupTarget, Progress, ProgressSink,
-    RequestCounter, Runner, storage_request,
+    RequestCounter, Runner, storage_request, write_point,
 };
 
 /// The folder of the archive that holds the conversations.
@@ -155,20 +155,16 @@ async fn back_up_group(
         }
         serde_json::to_string(&state).ok()
     });
-    let outcome = ingest::back_up_source(
-        &services.storage,
-        &request,
-        futures::stream::iter(events),
-        Some(source_state),
+    write_point(
+        services,
+        target,
+        events,
+        source_state,
+        report,
+        progress,
+        &requests,
     )
-    .await?;
-    report.items_done = report.items_seen;
-    progress.report(&report);
-    Ok(BackupReport {
-        outcome,
-        requests: requests.get(),
-        notes: Vec::new(),
-    })
+    .await
 }
 
 async fn posts_of(

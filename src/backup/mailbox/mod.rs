@@ -204,29 +204,25 @@ async fn back_up_mailbox(
     let finish_state = state;
     let source_state: SourceState =
         Box::new(move |failed: &[FailedItem]| Some(finish_state.finish(failed)));
-    let outcome = ingest::back_up_source(
-        &services.storage,
-        &request,
-        futures::stream::iter(events),
-        Some(source_state),
+    let mut written = super::write_point(
+        services,
+        target,
+        events,
+        source_state,
+        report,
+        progress,
+        &requests,
     )
     .await?;
-    report.items_done = report.items_seen;
-    progress.report(&report);
-    let mut notes = Vec::new();
     if mailbox.api == MailboxApi::Beta {
-        notes.push(
+        written.notes.push(
             "Archive mailboxes are reached through Microsoft's beta API; their messages are kept \
              at full fidelity but without a readable .eml copy, which Microsoft's message API \
              cannot read from an archive."
                 .to_string(),
         );
     }
-    Ok(BackupReport {
-        outcome,
-        requests: requests.get(),
-        notes,
-    })
+    Ok(written)
 }
 
 /// The Exchange mailbox of the target's workload, or why there is none to back up.
@@ -278,33 +274,12 @@ fn start_from(link: Option<&str>) -> DeltaStart {
     }
 }
 
-/// Runs a delta round to its end, counting its pages as requests. A resync in the middle drops
-/// what came before it: the full enumeration that follows is authoritative.
+/// Runs a delta round to its end, counting its pages as requests.
 async fn collect_counted<T>(
-    mut pages: DeltaStream<T>,
+    pages: DeltaStream<T>,
     requests: &RequestCounter,
 ) -> Result<DeltaRound<T>, GraphError> {
-    let mut changes = Vec::new();
-    let mut full_sync = false;
-    while let Some(page) = pages.try_next().await? {
-        requests.add(1);
-        if page.starts_full_sync {
-            changes.clear();
-            full_sync = true;
-        }
-        changes.extend(page.changes);
-        if let Some(delta_link) = page.delta_link {
-            return Ok(DeltaRound {
-                changes,
-                delta_link,
-                full_sync,
-            });
-        }
-    }
-    Err(GraphError::Decode {
-        url: "mailbox delta".into(),
-        message: "the delta round ended without @odata.deltaLink".into(),
-    })
+    crate::m365::delta::collect_round_with(pages, || requests.add(1)).await
 }
 
 /// Applies a folder delta round to the stored hierarchy and recomputes every folder's path.
