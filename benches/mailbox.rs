@@ -3,7 +3,8 @@
 //! A simulated tenant of 50 mailboxes, each about 2,000 items of mixed types (1,650 messages,
 //! 165 calendar items, 110 contacts, 82 tasks, 2 notes), answers with 20–50 ms latency per request
 //! and enforces Microsoft's per-mailbox limits (4 concurrent requests, 10,000 requests per 10
-//! minutes). Every mailbox is backed up at once into a local repository and a fresh SQLite
+//! minutes). The mailboxes are backed up `SKYVAULT_BENCH_CONCURRENCY` (10) at a time, as the
+//! job system runs them, into a local repository and a fresh SQLite
 //! catalog (PostgreSQL with `SKYVAULT_BENCH_DATABASE_URL`), then again after 1 % of the items
 //! changed. It prints the wall time, the requests sent (the simulator's own count, per 1,000
 //! items), the ceiling Microsoft's per-mailbox limits put on those requests, the ratio between
@@ -17,7 +18,7 @@
 
 use std::time::Instant;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use skyvault::backup::{BackupServices, BackupTarget, back_up};
 use skyvault::crypto::MasterKey;
@@ -212,10 +213,10 @@ async fn run() {
         full.requests - full.export - full.mime - full.json
     );
     println!(
-        "full: ceiling from Microsoft's per-mailbox limits {:.1} s (busiest mailbox: {} requests × {:.0} ms mean latency / 4 concurrent); ratio {:.2}",
+        "full: ceiling from Microsoft's per-mailbox limits {:.1} s (each mailbox: requests × {:.0} ms mean latency / 4 concurrent, SKYVAULT_BENCH_CONCURRENCY mailboxes at a time; busiest mailbox {} requests); ratio {:.2}",
         full.ceiling,
-        full.busiest,
         (LATENCY_MS as f64 + JITTER_MS as f64 / 2.0),
+        full.busiest,
         full.seconds / full.ceiling
     );
 
@@ -328,12 +329,13 @@ struct Run {
 async fn back_up_all(services: &BackupServices, targets: &[BackupTarget], control: &Sim) -> Run {
     control.control("DELETE", "counters", None).await;
     let started = Instant::now();
-    let reports = futures::future::join_all(
-        targets
-            .iter()
-            .map(|target| async move { back_up(services, target, &()).await.unwrap() }),
-    )
-    .await;
+    // As the job system runs them: a bounded number of backups at once per process.
+    let concurrency = size("SKYVAULT_BENCH_CONCURRENCY", 10) as usize;
+    let reports: Vec<_> = futures::stream::iter(targets)
+        .map(|target| async move { back_up(services, target, &()).await.unwrap() })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
     let seconds = started.elapsed().as_secs_f64();
     let counters = control.control("GET", "counters", None).await;
     let endpoint = |suffix: &str| -> u64 {
@@ -345,13 +347,13 @@ async fn back_up_all(services: &BackupServices, targets: &[BackupTarget], contro
             .map(|(_, n)| n.as_u64().unwrap())
             .sum()
     };
-    let busiest = counters["by_mailbox"]
+    let per_mailbox: Vec<u64> = counters["by_mailbox"]
         .as_object()
         .unwrap()
         .values()
         .map(|n| n.as_u64().unwrap())
-        .max()
-        .unwrap_or(0);
+        .collect();
+    let busiest = per_mailbox.iter().copied().max().unwrap_or(0);
     let failed: usize = reports.iter().map(|r| r.outcome.failed.len()).sum();
     assert_eq!(failed, 0, "items failed");
     let latency = (LATENCY_MS as f64 + JITTER_MS as f64 / 2.0) / 1000.0;
@@ -363,6 +365,14 @@ async fn back_up_all(services: &BackupServices, targets: &[BackupTarget], contro
         mime: endpoint("/$value"),
         json: endpoint("/events/{id}") + endpoint("/contacts/{id}"),
         busiest,
-        ceiling: mailbox_ceiling(busiest as f64, latency),
+        // With `concurrency` mailboxes at a time no schedule beats the busiest mailbox's own
+        // ceiling, nor the sum of all mailboxes' ceilings shared among the slots.
+        ceiling: mailbox_ceiling(busiest as f64, latency).max(
+            per_mailbox
+                .iter()
+                .map(|n| mailbox_ceiling(*n as f64, latency))
+                .sum::<f64>()
+                / concurrency.min(targets.len()) as f64,
+        ),
     }
 }
