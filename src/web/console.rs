@@ -69,7 +69,8 @@ pub async fn section(
         }
         "devices" => {
             let notice = flash::take_notice(&signed_in.session);
-            return m365::devices(&state, &signed_in, &scope, &notice).await;
+            return m365::devices(&state, &signed_in, &scope, &notice, request.query_string())
+                .await;
         }
         "activities" => {
             let query = web::Query::<m365::ActivitiesQuery>::from_query(request.query_string())

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::explain::FailureView;
 use super::flash;
+use super::sorting::{self, Column, TableSort};
 use super::{AppState, Chrome, SignedIn, WebError, forms, ok, see_other, storage};
 use crate::accounts::access::CustomerScope;
 use crate::ids::OrgId;
@@ -146,7 +147,33 @@ pub struct OrgRow {
     pub groups: u64,
     pub sites: u64,
     pub teams: u64,
+    /// The raw times and state the Devices table sorts by (the strings above are for reading).
+    last_sync_at: Option<chrono::DateTime<chrono::Utc>>,
+    next_sync_at: chrono::DateTime<chrono::Utc>,
 }
+
+impl OrgRow {
+    /// Worst first when sorted by status: a failed sync needs a person, a running one will end.
+    fn status_rank(&self) -> u8 {
+        if self.failure.is_some() && !self.syncing {
+            0
+        } else if self.syncing {
+            1
+        } else if self.never_synced {
+            2
+        } else {
+            3
+        }
+    }
+}
+
+const ORG_COLUMNS: &[Column] = &[
+    sorting::column("name"),
+    sorting::column_desc("items"),
+    sorting::column_desc("last"),
+    sorting::column("next"),
+    sorting::column("status"),
+];
 
 #[derive(Template)]
 #[template(path = "devices.html")]
@@ -154,6 +181,7 @@ struct DevicesPage {
     chrome: Chrome,
     customer_id: String,
     orgs: Vec<OrgRow>,
+    sort: TableSort,
     can_change: bool,
     notice: Option<(&'static str, &'static str)>,
     demo: bool,
@@ -183,6 +211,8 @@ async fn org_row(state: &AppState, org: organization::Model) -> Result<OrgRow, W
         sites: count(ItemKind::Site),
         teams: count(ItemKind::Team),
         name: shown_name(&org),
+        last_sync_at: org.last_sync_at,
+        next_sync_at: org.next_sync_at,
     })
 }
 
@@ -191,15 +221,28 @@ pub async fn devices(
     signed_in: &SignedIn,
     scope: &CustomerScope,
     notice: &str,
+    query: &str,
 ) -> Result<HttpResponse, WebError> {
     let mut orgs = Vec::new();
     for org in organizations::organizations(&state.db, scope).await? {
         orgs.push(org_row(state, org).await?);
     }
+    let sort = TableSort::from_query(format!("/c/{}/devices", scope.id()), ORG_COLUMNS, query);
+    sort.apply(&mut orgs, |column, a, b| match column {
+        "items" => {
+            let items = |o: &OrgRow| o.users + o.groups + o.sites + o.teams;
+            items(a).cmp(&items(b))
+        }
+        "last" => a.last_sync_at.cmp(&b.last_sync_at),
+        "next" => a.next_sync_at.cmp(&b.next_sync_at),
+        "status" => a.status_rank().cmp(&b.status_rank()),
+        _ => sorting::text(&a.name, &b.name),
+    });
     ok(&DevicesPage {
         chrome: Chrome::new(signed_in, Some(scope), "devices"),
         customer_id: scope.id().to_string(),
         orgs,
+        sort,
         can_change: scope.can_change(),
         notice: consent_message(notice),
         demo: state.demo,

@@ -243,3 +243,72 @@ async fn customers_console_users_and_sub_partners_sort_from_their_headers() {
         .expect_status(StatusCode::OK);
     assert!(subs.body.contains("aria-sort=\"descending\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_sort_from_their_headers() {
+    use crate::console::organizations::{consent, customer_admin, run_jobs};
+
+    let (app, partner) = TestApp::with_partner_admin().await;
+    let (customer, admin) = customer_admin(
+        &app,
+        &partner,
+        "Northwind Traders",
+        "casey@northwind.example",
+    )
+    .await;
+    let tenants = app.simulator.tenants();
+    for tenant in &tenants[..2] {
+        consent(
+            &app,
+            &admin,
+            &customer,
+            &tenant.admin_user_principal_name,
+            &tenant.admin_password,
+            "accept",
+        )
+        .await;
+    }
+    assert_eq!(run_jobs(&app).await, 2, "both first syncs ran");
+    let mut names: Vec<&str> = tenants[..2]
+        .iter()
+        .map(|t| t.display_name.as_str())
+        .collect();
+    names.sort();
+
+    // By organization name, A to Z by default; the header says so and links the other way.
+    let devices = admin
+        .get(&format!("/c/{customer}/devices"))
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(order_of(&devices.body, &names), names);
+    assert!(devices.body.contains(&format!(
+        "<th scope=\"col\" aria-sort=\"ascending\"><a class=\"th-sort\" href=\"/c/{customer}/devices?dir=desc\">Organization"
+    )));
+    let reversed = admin
+        .get(&format!("/c/{customer}/devices?dir=desc"))
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(
+        order_of(&reversed.body, &names),
+        [names[1], names[0]],
+        "Z to A after one click"
+    );
+    // Every column has a header link, and an unknown column falls back to the name.
+    for column in ["items", "last", "next", "status"] {
+        assert!(
+            devices
+                .body
+                .contains(&format!("href=\"/c/{customer}/devices?sort={column}")),
+            "{column} header"
+        );
+        admin
+            .get(&format!("/c/{customer}/devices?sort={column}"))
+            .await
+            .expect_status(StatusCode::OK);
+    }
+    let odd = admin
+        .get(&format!("/c/{customer}/devices?sort=%3Cb%3E&dir=sideways"))
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(order_of(&odd.body, &names), names);
+}
