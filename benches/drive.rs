@@ -321,7 +321,11 @@ async fn run() {
     let before = peak_memory_mib();
     let started = Instant::now();
     let report = back_up(&services, &single, &()).await.unwrap();
-    assert!(report.outcome.failed.is_empty(), "{:?}", report.outcome.failed);
+    assert!(
+        report.outcome.failed.is_empty(),
+        "{:?}",
+        report.outcome.failed
+    );
     println!(
         "single OneDrive of {:.1} GB ({count} files): {:.1} s; peak RSS {:.0} MiB (before it {:.0} MiB)",
         (count * file) as f64 / 1e9,

@@ -255,7 +255,11 @@ async fn back_up_item(settings: Settings, item: &str, workload: &str) -> anyhow:
     let state = app::prepare(settings, clock::system()).await?;
     let item: skyvault::ids::ItemId = item.parse()?;
     // "onedrive" is what people type; the archive's workload is called "drive".
-    let workload = if workload == "onedrive" { "drive" } else { workload };
+    let workload = if workload == "onedrive" {
+        "drive"
+    } else {
+        workload
+    };
     let workload: skyvault::storage::Workload = workload.parse()?;
     let target = backup::target::target_for_item(&state.db, item, workload).await?;
     let services = backup::BackupServices {

@@ -101,7 +101,9 @@ pub(crate) async fn collect_drive(
     {
         match read::read_item_to_vec(&services.storage, point, &state.manifest).await {
             Ok(bytes) => tree = parse_manifest(&bytes),
-            Err(err) => tracing::warn!(drive = %source.drive_id, %err, "the drive's manifest could not be read; enumerating the drive"),
+            Err(err) => {
+                tracing::warn!(drive = %source.drive_id, %err, "the drive's manifest could not be read; enumerating the drive")
+            }
         }
     }
     let start = match (&tree, previous.and_then(|s| s.delta_link.as_deref())) {
@@ -382,10 +384,14 @@ mod tests {
 
     #[test]
     fn content_keys_prefer_the_hash_and_ignore_renames() {
-        let a = file(serde_json::json!({"id":"1","name":"a.txt","size":3,"eTag":"e1",
-            "file":{"hashes":{"quickXorHash":"h"}}}));
-        let b = file(serde_json::json!({"id":"1","name":"b.txt","size":3,"eTag":"e2",
-            "file":{"hashes":{"quickXorHash":"h"}}}));
+        let a = file(
+            serde_json::json!({"id":"1","name":"a.txt","size":3,"eTag":"e1",
+            "file":{"hashes":{"quickXorHash":"h"}}}),
+        );
+        let b = file(
+            serde_json::json!({"id":"1","name":"b.txt","size":3,"eTag":"e2",
+            "file":{"hashes":{"quickXorHash":"h"}}}),
+        );
         assert_eq!(content_key(&a), content_key(&b));
         let c = file(serde_json::json!({"id":"1","cTag":"c1","eTag":"e1","file":{}}));
         assert_eq!(content_key(&c).as_deref(), Some("ctag:c1"));
@@ -408,7 +414,9 @@ mod tests {
     #[tokio::test]
     async fn a_short_stream_is_refused() {
         let chunks = || -> ByteStream {
-            Box::pin(futures::stream::iter(vec![Ok(bytes::Bytes::from_static(b"ab"))]))
+            Box::pin(futures::stream::iter(vec![Ok(bytes::Bytes::from_static(
+                b"ab",
+            ))]))
         };
         let got: Vec<_> = expect_length(chunks(), 3).collect().await;
         assert!(got.last().unwrap().is_err());

@@ -22,8 +22,8 @@ use crate::storage::catalog::Workload;
 use crate::storage::{FailedItem, SourceState, ingest};
 
 pub(crate) use self::collect::{DriveCollected, DriveSource, collect_drive};
-pub(crate) use self::state::DrivesState;
 pub use self::site::SiteRunner;
+pub(crate) use self::state::DrivesState;
 
 use super::{
     BackupError, BackupReport, BackupServices, BackupTarget, Progress, ProgressSink,

@@ -130,7 +130,14 @@ mod tests {
 
     #[test]
     fn awkward_but_legal_names_are_kept() {
-        for name in ["  lead space", "trail.", "~$lock.docx", "CON", "日本語 ファイル.txt", "%20"] {
+        for name in [
+            "  lead space",
+            "trail.",
+            "~$lock.docx",
+            "CON",
+            "日本語 ファイル.txt",
+            "%20",
+        ] {
             assert_eq!(name_component(name), name);
         }
         assert_eq!(name_component("a\u{1}b"), "a_b");

@@ -81,8 +81,8 @@ async fn back_up_site(
     let tenant = services.graph.tenant(target.tenant);
     let requests = RequestCounter::default();
     let root = find_site(&tenant, target, &requests).await?;
-    let parent = ingest::parent_point(&services.storage, &crate::backup::storage_request(target))
-        .await?;
+    let parent =
+        ingest::parent_point(&services.storage, &crate::backup::storage_request(target)).await?;
     let (stored, parent_id) = match &parent {
         Some(parent) => (parent.source_state.as_deref(), Some(parent.point.id)),
         None => (None, None),
@@ -123,7 +123,10 @@ async fn back_up_site(
                     let name = drive.name.clone().unwrap_or_else(|| drive.id.clone());
                     let source = DriveSource {
                         drive_id: drive.id.clone(),
-                        prefix: join(&site_prefix, &format!("libraries/{}", name_component(&name))),
+                        prefix: join(
+                            &site_prefix,
+                            &format!("libraries/{}", name_component(&name)),
+                        ),
                         label: format!("Library \u{201c}{name}\u{201d}"),
                     };
                     let prior = previous.drives.get(&drive.id);
@@ -203,7 +206,11 @@ fn site_prefix(root: &Site, site: &Site) -> String {
     if site.id == root.id {
         return String::new();
     }
-    let base = root.web_url.as_deref().unwrap_or_default().trim_end_matches('/');
+    let base = root
+        .web_url
+        .as_deref()
+        .unwrap_or_default()
+        .trim_end_matches('/');
     let relative = site
         .web_url
         .as_deref()

@@ -58,7 +58,11 @@ mod tests {
             },
         );
         assert_eq!(DrivesState::restore(Some(&state.to_text())), state);
-        assert!(DrivesState::restore(Some("{\"folders\":{}}")).drives.is_empty());
+        assert!(
+            DrivesState::restore(Some("{\"folders\":{}}"))
+                .drives
+                .is_empty()
+        );
         assert!(DrivesState::restore(Some("not json")).drives.is_empty());
     }
 }
