@@ -8,7 +8,7 @@
 //! download or delta page with a token, 2 per delta page without). The drives are backed up
 //! `SKYVAULT_BENCH_CONCURRENCY` (10) at a time into a local repository and a fresh SQLite
 //! catalog, then again after 1 % of the files changed. Then one user's drive alone holds
-//! `SKYVAULT_BENCH_SINGLE_GB` (5) GB and is backed up by itself, for peak memory.
+//! `SKYVAULT_BENCH_SINGLE_MB` (5,000) MB and is backed up by itself, for peak memory.
 //!
 //! It prints the wall time, the requests (the simulator's own count) and resource units, the
 //! ceiling SharePoint's limits put on them (RU at 1,200 per minute, and bytes at the 400 GB per
@@ -17,7 +17,7 @@
 //! the simulator together).
 //!
 //! The full setting: `cargo bench --bench drive`. A scaled-down one for a shared machine:
-//! `SKYVAULT_BENCH_FILES=100 SKYVAULT_BENCH_SINGLE_GB=1 cargo bench --bench drive`.
+//! `SKYVAULT_BENCH_FILES=25 SKYVAULT_BENCH_SINGLE_MB=500 cargo bench --profile dev --bench drive`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -132,7 +132,7 @@ fn main() {
 async fn run() {
     let drives = size("SKYVAULT_BENCH_DRIVES", 20);
     let per_drive = size("SKYVAULT_BENCH_FILES", 500);
-    let single_gb = size("SKYVAULT_BENCH_SINGLE_GB", 5);
+    let single_mb = size("SKYVAULT_BENCH_SINGLE_MB", 5_000);
     let clock = skyvault::clock::system();
     let dir = tempfile::tempdir().unwrap();
     let sim = skyvault::simulator::start(SimulatorOptions {
@@ -306,9 +306,9 @@ async fn run() {
         peak_memory_mib()
     );
 
-    // One OneDrive of `single_gb` GB: 50 MB files.
+    // One OneDrive of `single_mb` MB: 50 MB files.
     let file = 50_000_000u64;
-    let count = single_gb * 1_000_000_000 / file;
+    let count = single_mb * 1_000_000 / file;
     for n in 0..count {
         control
             .control(
