@@ -83,7 +83,7 @@ enum AdminTask {
         /// The protected item's id (as in the console's URLs).
         #[arg(long)]
         item: String,
-        /// mailbox, archive-mailbox, group-mailbox, drive, site or team.
+        /// mailbox, archive-mailbox, group-mailbox, drive (or onedrive), site or team.
         #[arg(long, default_value = "mailbox")]
         workload: String,
     },
@@ -254,6 +254,12 @@ async fn back_up_item(settings: Settings, item: &str, workload: &str) -> anyhow:
     use skyvault::backup;
     let state = app::prepare(settings, clock::system()).await?;
     let item: skyvault::ids::ItemId = item.parse()?;
+    // "onedrive" is what people type; the archive's workload is called "drive".
+    let workload = if workload == "onedrive" {
+        "drive"
+    } else {
+        workload
+    };
     let workload: skyvault::storage::Workload = workload.parse()?;
     let target = backup::target::target_for_item(&state.db, item, workload).await?;
     let services = backup::BackupServices {

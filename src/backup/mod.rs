@@ -4,6 +4,7 @@
 //! `storage::ingest`; it owns the mapping between the two (paths, metadata, incremental state)
 //! and must never write the catalog itself.
 
+pub mod drive;
 pub mod mailbox;
 pub mod target;
 
@@ -179,7 +180,9 @@ pub fn runner(workload: Workload) -> Option<Arc<dyn Runner>> {
         Workload::Mailbox => Some(Arc::new(mailbox::MailboxRunner::primary())),
         Workload::ArchiveMailbox => Some(Arc::new(mailbox::MailboxRunner::archive())),
         Workload::GroupMailbox => Some(Arc::new(mailbox::group::GroupMailboxRunner)),
-        Workload::OneDrive | Workload::Site | Workload::Team => None,
+        Workload::OneDrive => Some(Arc::new(drive::OneDriveRunner)),
+        Workload::Site => Some(Arc::new(drive::SiteRunner)),
+        Workload::Team => None,
     }
 }
 

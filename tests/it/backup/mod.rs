@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod drive;
 mod mailbox;
 
 use std::sync::Arc;
