@@ -6,6 +6,7 @@
 
 pub mod mailbox;
 pub mod target;
+pub mod team;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -179,7 +180,8 @@ pub fn runner(workload: Workload) -> Option<Arc<dyn Runner>> {
         Workload::Mailbox => Some(Arc::new(mailbox::MailboxRunner::primary())),
         Workload::ArchiveMailbox => Some(Arc::new(mailbox::MailboxRunner::archive())),
         Workload::GroupMailbox => Some(Arc::new(mailbox::group::GroupMailboxRunner)),
-        Workload::OneDrive | Workload::Site | Workload::Team => None,
+        Workload::Team => Some(Arc::new(team::TeamRunner)),
+        Workload::OneDrive | Workload::Site => None,
     }
 }
 

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod mailbox;
+mod team;
 
 use std::sync::Arc;
 
