@@ -287,7 +287,10 @@ impl TenantClient {
     }
 
     /// One post or reply, as it is now (protected API); `None` when it is gone.
-    pub async fn channel_message(&self, message: MessageRef<'_>) -> Result<Option<ChatMessage>, GraphError> {
+    pub async fn channel_message(
+        &self,
+        message: MessageRef<'_>,
+    ) -> Result<Option<ChatMessage>, GraphError> {
         let request = self.request(&message.segments(), &[], self.directory())?;
         self.get_optional(request)
             .await
@@ -408,7 +411,10 @@ mod tests {
         let back = serde_json::to_value(&message).unwrap();
         assert_eq!(back["importance"], "normal");
         assert_eq!(back["reactions"], serde_json::json!([]));
-        assert_eq!(message.raw, json, "the raw message is kept exactly, nulls included");
+        assert_eq!(
+            message.raw, json,
+            "the raw message is kept exactly, nulls included"
+        );
     }
 
     #[test]

@@ -133,13 +133,16 @@ pub(crate) async fn collect_channels(
     let prefix = source.prefix.trim_matches('/');
 
     source.requests.add(1);
-    let channels: Vec<Channel> = match source.tenant.team_channels(source.team_id).try_collect().await
+    let channels: Vec<Channel> = match source
+        .tenant
+        .team_channels(source.team_id)
+        .try_collect()
+        .await
     {
         Ok(channels) => channels,
         Err(err) if err.kind() == ErrorKind::NotFound => {
             return Err(BackupError::Unavailable(
-                "This team no longer exists in Microsoft 365; its earlier backups are kept."
-                    .into(),
+                "This team no longer exists in Microsoft 365; its earlier backups are kept.".into(),
             ));
         }
         Err(err) => {
@@ -162,7 +165,8 @@ pub(crate) async fn collect_channels(
     for channel in &channels {
         let before = previous.channels.remove(&channel.id).unwrap_or_default();
         let path = format!("{prefix}/{}", channel_folder(channel));
-        run.events.push(SourceEvent::Item(channel_item(&path, channel)));
+        run.events
+            .push(SourceEvent::Item(channel_item(&path, channel)));
         report.items_seen += 1;
         if let Some(reason) = run.refusal.as_ref().map(ToString::to_string) {
             // Microsoft refused already: asking again for this channel cannot succeed.
@@ -179,10 +183,13 @@ pub(crate) async fn collect_channels(
                  messages only to that organization, so its messages are not in this backup.",
                 channel.display_name.as_deref().unwrap_or_default()
             ));
-            state.channels.insert(channel.id.clone(), ChannelState {
-                path,
-                ..ChannelState::default()
-            });
+            state.channels.insert(
+                channel.id.clone(),
+                ChannelState {
+                    path,
+                    ..ChannelState::default()
+                },
+            );
             continue;
         }
         report.current = channel.display_name.clone();
@@ -698,7 +705,10 @@ impl ParentThreads {
 
 /// `{name} ({hash of the id})`: names repeat and change, ids do not.
 fn channel_folder(channel: &Channel) -> String {
-    let name = channel.display_name.as_deref().unwrap_or("(unnamed channel)");
+    let name = channel
+        .display_name
+        .as_deref()
+        .unwrap_or("(unnamed channel)");
     format!("{} ({})", folder_component(name), short_hash(&channel.id))
 }
 

@@ -22,7 +22,10 @@ pub(crate) fn thread_html(
     replies: &[ChatMessage],
     hosted: &HostedFiles,
 ) -> String {
-    let channel_name = channel.display_name.as_deref().unwrap_or("(unnamed channel)");
+    let channel_name = channel
+        .display_name
+        .as_deref()
+        .unwrap_or("(unnamed channel)");
     let title = root
         .subject
         .as_deref()
@@ -60,7 +63,11 @@ pub(crate) fn thread_html(
         page.push_str(&format!(
             "<h2>{} {}</h2>\n",
             replies.len(),
-            if replies.len() == 1 { "reply" } else { "replies" }
+            if replies.len() == 1 {
+                "reply"
+            } else {
+                "replies"
+            }
         ));
     }
     for reply in replies {
@@ -153,10 +160,7 @@ fn attachments_html(page: &mut String, message: &ChatMessage) {
         })
         .collect();
     if !files.is_empty() {
-        page.push_str(&format!(
-            "<ul class=\"files\">{}</ul>\n",
-            files.concat()
-        ));
+        page.push_str(&format!("<ul class=\"files\">{}</ul>\n", files.concat()));
     }
 }
 

@@ -142,9 +142,7 @@ async fn channel_threads_are_kept_readable_and_then_only_changed_threads_are_fet
     assert!(html.contains(&format!("src=\"hosted/{file}\"")), "{html}");
     assert!(!html.contains("<script"));
     assert!(!html.contains("graph.microsoft.com") && !html.contains("/hostedContents/"));
-    let json = x
-        .bytes(point.id, &format!("{dir}/thread.json"))
-        .await;
+    let json = x.bytes(point.id, &format!("{dir}/thread.json")).await;
     let thread: Value = serde_json::from_slice(&json).unwrap();
     let text = thread["message"]["body"]["content"].as_str().unwrap();
     let first_words = text
@@ -160,8 +158,7 @@ async fn channel_threads_are_kept_readable_and_then_only_changed_threads_are_fet
     let second = x.run(&target).await;
     assert_eq!(second.outcome.fetched, 0);
     assert_eq!(
-        second.outcome.recovery_point.item_count,
-        point.item_count,
+        second.outcome.recovery_point.item_count, point.item_count,
         "every thread carried over"
     );
     let counters = x.counters().await;
@@ -281,7 +278,10 @@ async fn edited_and_deleted_messages_between_runs() {
     assert_eq!(stored["body"]["content"], "<p>Reply, corrected</p>");
     assert!(stored["lastEditedDateTime"].is_string());
     let thread = thread_of(&x, after, &edited).await.unwrap();
-    assert_eq!(thread["message"]["body"]["content"], "<p>Post, corrected</p>");
+    assert_eq!(
+        thread["message"]["body"]["content"],
+        "<p>Post, corrected</p>"
+    );
     assert!(
         thread_of(&x, after, &deleted).await.is_none(),
         "a deleted post leaves the new point"
@@ -313,8 +313,7 @@ async fn a_refused_protected_api_keeps_what_was_read_and_says_so() {
     assert_eq!(point.status, RecoveryPointStatus::Partial);
     let note = refused.notes.join("\n");
     assert!(
-        note.contains("Teams channel messages were not backed up")
-            && note.contains("approved"),
+        note.contains("Teams channel messages were not backed up") && note.contains("approved"),
         "{note}"
     );
     assert!(
@@ -368,7 +367,11 @@ async fn a_refused_protected_api_keeps_what_was_read_and_says_so() {
         report.outcome.recovery_point.status,
         RecoveryPointStatus::Partial
     );
-    assert!(report.notes.join(" ").contains("licence"), "{:?}", report.notes);
+    assert!(
+        report.notes.join(" ").contains("licence"),
+        "{:?}",
+        report.notes
+    );
     let items = x.items(report.outcome.recovery_point.id).await;
     assert_eq!(items.len(), 4, "the four channels' descriptions: {items:?}");
     assert!(items.iter().all(|e| e.path.ends_with("/channel.json")));
@@ -435,6 +438,10 @@ async fn injected_faults_lose_nothing_and_say_what_is_missing() {
     let faulty = x.run(&target).await;
     x.h.control("DELETE", "faults", None).await;
     let point = &faulty.outcome.recovery_point;
+    eprintln!(
+        "faulty run: {:?}, failed {:?}",
+        point.status, faulty.outcome.failed
+    );
     let after = x.items(point.id).await;
     // Every thread of the first point is still there (nothing was deleted in Teams).
     let ids: HashSet<Option<&str>> = threads(&after)
@@ -442,7 +449,11 @@ async fn injected_faults_lose_nothing_and_say_what_is_missing() {
         .map(|e| e.graph_id.as_deref())
         .collect();
     for entry in threads(&before) {
-        assert!(ids.contains(&entry.graph_id.as_deref()), "{} lost", entry.path);
+        assert!(
+            ids.contains(&entry.graph_id.as_deref()),
+            "{} lost",
+            entry.path
+        );
     }
     if point.status == RecoveryPointStatus::Partial {
         assert!(!faulty.outcome.failed.is_empty());
