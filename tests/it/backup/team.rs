@@ -462,6 +462,33 @@ async fn injected_faults_lose_nothing_and_say_what_is_missing() {
         assert!(faulty.outcome.failed.is_empty());
     }
 
+    // Microsoft down for the whole run: the point is partial, says why, and keeps every thread.
+    x.h.control(
+        "PUT",
+        "faults/directory",
+        Some(json!({"rate_503": 100.0, "retry_after_seconds": 0.01})),
+    )
+    .await;
+    let down = x.run(&target).await;
+    x.h.control("DELETE", "faults", None).await;
+    assert_eq!(
+        down.outcome.recovery_point.status,
+        RecoveryPointStatus::Partial
+    );
+    assert!(
+        down.outcome
+            .failed
+            .iter()
+            .any(|f| f.reason.contains("could not be listed") && f.reason.contains("unavailable")),
+        "{:?}",
+        down.outcome.failed
+    );
+    let kept = x.items(down.outcome.recovery_point.id).await;
+    let kept: HashSet<&str> = kept.iter().map(|e| e.path.as_str()).collect();
+    for entry in &after {
+        assert!(kept.contains(entry.path.as_str()), "{} lost", entry.path);
+    }
+
     // A clean run completes, and every late reply is in.
     let clean = x.run(&target).await;
     assert_eq!(
