@@ -399,6 +399,8 @@ async fn a_team_deleted_between_runs_keeps_its_backups() {
     let items = x.items(point).await;
     let thread = threads(&items)[0].clone();
     let _: Value = serde_json::from_slice(&x.bytes(point, &thread.path).await).unwrap();
+    // The repository is sound for restic itself.
+    crate::storage::interop::restic_check(&x.f).await;
 }
 
 #[tokio::test]
