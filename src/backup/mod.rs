@@ -7,6 +7,7 @@
 pub mod drive;
 pub mod mailbox;
 pub mod target;
+pub mod team;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -182,7 +183,7 @@ pub fn runner(workload: Workload) -> Option<Arc<dyn Runner>> {
         Workload::GroupMailbox => Some(Arc::new(mailbox::group::GroupMailboxRunner)),
         Workload::OneDrive => Some(Arc::new(drive::OneDriveRunner)),
         Workload::Site => Some(Arc::new(drive::SiteRunner)),
-        Workload::Team => None,
+        Workload::Team => Some(Arc::new(team::TeamRunner)),
     }
 }
 

@@ -60,10 +60,10 @@ impl Channel {
     }
 }
 
-/// A channel post or reply (`chatMessage`). The commonly used properties are typed; every
-/// property Graph sent is kept in `other`, so serializing the message gives back the JSON as
-/// Microsoft wrote it (what a backup stores).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A channel post or reply (`chatMessage`). The commonly used properties are typed; `raw` is
+/// the message exactly as Graph sent it (explicit `null`s included), which is what a backup
+/// stores. Serializing gives the typed properties plus every other one Graph sent (`other`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatMessage {
     pub id: String,
@@ -90,6 +90,57 @@ pub struct ChatMessage {
     pub body: Option<MessageBody>,
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
+    /// The message as Graph sent it.
+    #[serde(skip)]
+    pub raw: serde_json::Value,
+}
+
+/// The typed part of a `chatMessage`, read from the raw JSON.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChatMessageFields {
+    id: String,
+    #[serde(default)]
+    reply_to_id: Option<String>,
+    #[serde(default)]
+    etag: Option<String>,
+    #[serde(default)]
+    message_type: Option<String>,
+    #[serde(default)]
+    created_date_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    last_modified_date_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    deleted_date_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    from: Option<IdentitySet>,
+    #[serde(default)]
+    body: Option<MessageBody>,
+    #[serde(flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'de> Deserialize<'de> for ChatMessage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = serde_json::Value::deserialize(d)?;
+        let fields = ChatMessageFields::deserialize(&raw).map_err(serde::de::Error::custom)?;
+        Ok(ChatMessage {
+            id: fields.id,
+            reply_to_id: fields.reply_to_id,
+            etag: fields.etag,
+            message_type: fields.message_type,
+            created_date_time: fields.created_date_time,
+            last_modified_date_time: fields.last_modified_date_time,
+            deleted_date_time: fields.deleted_date_time,
+            subject: fields.subject,
+            from: fields.from,
+            body: fields.body,
+            other: fields.other,
+            raw,
+        })
+    }
 }
 
 /// `itemBody`: `text` or `html` content.
@@ -235,6 +286,17 @@ impl TenantClient {
         )
     }
 
+    /// One post or reply, as it is now (protected API); `None` when it is gone.
+    pub async fn channel_message(
+        &self,
+        message: MessageRef<'_>,
+    ) -> Result<Option<ChatMessage>, GraphError> {
+        let request = self.request(&message.segments(), &[], self.directory())?;
+        self.get_optional(request)
+            .await
+            .map_err(protected("channel messages"))
+    }
+
     /// The replies to one post (protected API).
     pub fn message_replies(
         &self,
@@ -339,7 +401,7 @@ mod tests {
             "body": {"contentType": "html", "content": "<img src=\"https://graph.microsoft.com/v1.0/teams/t/channels/19:c@thread.tacv2/messages/1616963377068/hostedContents/aWQ9eF8w/$value\"><img src=\"https://graph.microsoft.com/v1.0/teams/t/channels/c/messages/1/hostedContents/aWQ9eF8x/$value\">"},
             "reactions": []
         });
-        let message: ChatMessage = serde_json::from_value(json).unwrap();
+        let message: ChatMessage = serde_json::from_value(json.clone()).unwrap();
         assert!(!message.is_reply());
         assert_eq!(message.hosted_content_ids(), vec!["aWQ9eF8w", "aWQ9eF8x"]);
         assert_eq!(
@@ -349,6 +411,10 @@ mod tests {
         let back = serde_json::to_value(&message).unwrap();
         assert_eq!(back["importance"], "normal");
         assert_eq!(back["reactions"], serde_json::json!([]));
+        assert_eq!(
+            message.raw, json,
+            "the raw message is kept exactly, nulls included"
+        );
     }
 
     #[test]

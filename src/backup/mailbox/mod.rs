@@ -18,7 +18,7 @@
 
 mod export;
 pub mod group;
-mod paths;
+pub(crate) mod paths;
 mod state;
 
 use std::collections::HashMap;

@@ -5,6 +5,7 @@
 
 mod drive;
 mod mailbox;
+mod team;
 
 use std::sync::Arc;
 
