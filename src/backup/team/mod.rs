@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! channels/…   every channel's threads as JSON and readable HTML, with inline images
-//! files/…      the team site's library (see `FILES_PREFIX`; not collected yet)
+//! files/…      the team site's document library, where channel files live (`collect_drive`)
 //! ```
 //!
 //! Each part is a collector returning source events under its own prefix and its own state;
@@ -32,6 +32,69 @@ pub const CHANNELS_PREFIX: &str = "channels";
 pub const FILES_PREFIX: &str = "files";
 
 pub struct TeamRunner;
+
+/// What the team's files contributed: their events, state (as JSON, kept in `TeamState`), count
+/// and notes.
+struct TeamFiles {
+    events: Vec<crate::storage::SourceEvent>,
+    state: serde_json::Value,
+    files: u64,
+    notes: Vec<String>,
+}
+
+/// Backs up the team's group drive under `FILES_PREFIX`; `None` when the team has no drive
+/// (Microsoft provisions it on first use), which leaves the conversations alone in the point.
+async fn collect_team_files(
+    services: &BackupServices,
+    tenant: &crate::m365::TenantClient,
+    target: &BackupTarget,
+    previous: &crate::backup::drive::DrivesState,
+    parent: Option<crate::storage::RecoveryPointId>,
+    requests: &RequestCounter,
+) -> Result<Option<TeamFiles>, BackupError> {
+    use crate::backup::drive::{DriveCollected, DriveSource, DrivesState, collect_drive};
+    use crate::m365::ErrorKind;
+    requests.add(1);
+    let drive = match tenant.group_drive(&target.graph_id).await {
+        Ok(Some(drive)) => drive,
+        Ok(None) => return Ok(None),
+        Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err.into()),
+    };
+    let source = DriveSource {
+        drive_id: drive.id.clone(),
+        prefix: FILES_PREFIX.to_string(),
+        label: "the team's files".into(),
+    };
+    let collected = match collect_drive(
+        services,
+        tenant,
+        &source,
+        previous.drives.get(&drive.id),
+        parent,
+        requests,
+    )
+    .await
+    {
+        Ok(collected) => collected,
+        Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err.into()),
+    };
+    let DriveCollected {
+        events,
+        state,
+        files,
+        notes,
+    } = collected;
+    let mut next = DrivesState::restore(None);
+    next.drives.insert(drive.id.clone(), state);
+    Ok(Some(TeamFiles {
+        events,
+        state: serde_json::from_str(&next.to_text()).unwrap_or_default(),
+        files,
+        notes,
+    }))
+}
 
 impl Runner for TeamRunner {
     fn workload(&self) -> Workload {
@@ -66,9 +129,9 @@ async fn back_up_team(
     let tenant = services.graph.tenant(target.tenant);
     let requests = RequestCounter::default();
     let parent = ingest::parent_point(&services.storage, &storage_request(target)).await?;
-    let (stored, entries) = match parent {
-        Some(parent) => (parent.source_state, parent.entries),
-        None => (None, Vec::new()),
+    let (stored, entries, parent_point_id) = match parent {
+        Some(parent) => (parent.source_state, parent.entries, Some(parent.point.id)),
+        None => (None, Vec::new(), None),
     };
     let previous: TeamState = stored
         .as_deref()
@@ -97,13 +160,25 @@ async fn back_up_team(
         refusal,
     } = collected;
 
-    // The team site's files join here, under `FILES_PREFIX`, in the same recovery point:
-    // drive-backup's `collect_drive` over the team's group drive (`/groups/{id}/drive`) with
-    // `previous.files` as its state, its events appended to `events`, its state stored in
-    // `TeamState::files` and its notes added to `notes`. Until then the files part keeps
-    // whatever state it had, and this point holds the conversations only.
-    let files_state = previous.files;
-    let files_backed_up = false;
+    // The team site's files (the group's document library, where channel files live) join the
+    // same point under `FILES_PREFIX`, with their own drive state.
+    let mut events = events;
+    let previous_files = crate::backup::drive::DrivesState::restore(
+        previous.files.as_ref().map(|v| v.to_string()).as_deref(),
+    );
+    let parent_id = parent_point_id;
+    let (files_state, files_backed_up) =
+        match collect_team_files(services, &tenant, target, &previous_files, parent_id, &requests)
+            .await?
+        {
+            Some(files) => {
+                report.items_seen += files.files;
+                events.extend(files.events);
+                notes.extend(files.notes);
+                (Some(files.state), true)
+            }
+            None => (previous.files, false),
+        };
 
     if let Some(refusal) = &refusal {
         notes.push(format!(
