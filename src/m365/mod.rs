@@ -55,6 +55,8 @@ mod sites;
 mod teams;
 pub mod throttle;
 pub mod types;
+pub mod mail_create;
+pub mod upload;
 
 pub use client::{GraphClient, GraphClientBuilder, TenantClient, TenantProof};
 pub use conversations::{ConversationThread, Post};
