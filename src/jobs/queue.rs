@@ -130,10 +130,17 @@ pub enum RunTrigger {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum JobPayload {
-    DirectorySync { org: OrgId },
+    DirectorySync {
+        org: OrgId,
+    },
     Verify,
-    PlanRun { plan: PlanId, trigger: RunTrigger },
-    Retention { plan: PlanId },
+    PlanRun {
+        plan: PlanId,
+        trigger: RunTrigger,
+    },
+    Retention {
+        plan: PlanId,
+    },
     Prune,
     Restore {
         request: Box<crate::restore::job::RestoreRequest>,

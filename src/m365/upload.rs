@@ -93,8 +93,11 @@ impl TenantClient {
     ) -> Result<Option<DriveItem>, GraphError> {
         let parent = format!("{parent_id}:");
         let child = format!("{name}:");
-        let request = self
-            .request(&["drives", drive_id, "items", &parent, &child], &[], self.files())?;
+        let request = self.request(
+            &["drives", drive_id, "items", &parent, &child],
+            &[],
+            self.files(),
+        )?;
         self.get_optional(request).await
     }
 
@@ -112,7 +115,11 @@ impl TenantClient {
             "@microsoft.graph.conflictBehavior": conflict.as_str(),
         });
         let request = self
-            .request(&["drives", drive_id, "items", parent_id, "children"], &[], self.files())?
+            .request(
+                &["drives", drive_id, "items", parent_id, "children"],
+                &[],
+                self.files(),
+            )?
             .cost(2)
             .post_json(Bytes::from(body.to_string()))
             .creates();
@@ -145,7 +152,14 @@ impl TenantClient {
         let child = format!("{name}:");
         let request = self
             .request(
-                &["drives", drive_id, "items", &parent, &child, "createUploadSession"],
+                &[
+                    "drives",
+                    drive_id,
+                    "items",
+                    &parent,
+                    &child,
+                    "createUploadSession",
+                ],
                 &[],
                 self.files(),
             )?
@@ -185,8 +199,8 @@ impl TenantClient {
         match self.executor().get_bytes(self.tenant_id(), &request).await {
             Ok(body) => parse_chunk_answer(&request, &body),
             Err(e) if e.status() == Some(416) => {
-                let status = GraphRequest::get(session.upload_url.clone(), self.files())
-                    .pre_authenticated();
+                let status =
+                    GraphRequest::get(session.upload_url.clone(), self.files()).pre_authenticated();
                 let answer: SessionStatus =
                     self.executor().get_json(self.tenant_id(), &status).await?;
                 match first_expected(&answer.next_expected_ranges) {
@@ -229,18 +243,16 @@ fn parse_chunk_answer(request: &GraphRequest, body: &[u8]) -> Result<ChunkAnswer
             message: e.to_string(),
         })?;
     if value.get("id").is_some() {
-        let item: DriveItem =
-            serde_json::from_value(value).map_err(|e| GraphError::Decode {
-                url: request.loggable_url(),
-                message: e.to_string(),
-            })?;
-        return Ok(ChunkAnswer::Done(Box::new(item)));
-    }
-    let status: SessionStatus =
-        serde_json::from_value(value).map_err(|e| GraphError::Decode {
+        let item: DriveItem = serde_json::from_value(value).map_err(|e| GraphError::Decode {
             url: request.loggable_url(),
             message: e.to_string(),
         })?;
+        return Ok(ChunkAnswer::Done(Box::new(item)));
+    }
+    let status: SessionStatus = serde_json::from_value(value).map_err(|e| GraphError::Decode {
+        url: request.loggable_url(),
+        message: e.to_string(),
+    })?;
     let next = first_expected(&status.next_expected_ranges).ok_or_else(|| GraphError::Decode {
         url: request.loggable_url(),
         message: "neither a driveItem nor nextExpectedRanges".into(),

@@ -213,7 +213,10 @@ async fn restore_file(
                     "the backup holds more bytes than its catalog entry says".into(),
                 ));
             }
-            match client.upload_chunk(&session, sent, size, piece.clone()).await? {
+            match client
+                .upload_chunk(&session, sent, size, piece.clone())
+                .await?
+            {
                 ChunkAnswer::Continue { next } => sent = next,
                 ChunkAnswer::Done(_) => {
                     sent += piece.len() as u64;

@@ -162,7 +162,9 @@ pub async fn start_restore(
     scope: &CustomerScope,
     request: RestoreRequest,
 ) -> Result<job::Model, RestoreError> {
-    scope.require_change().map_err(|_| RestoreError::Forbidden)?;
+    scope
+        .require_change()
+        .map_err(|_| RestoreError::Forbidden)?;
     let (archive, point) = scoped_point(db, scope, request.archive, request.point).await?;
     let (target, org) = scoped_target(db, scope.id(), request.target).await?;
     if !accepts(archive.workload, &target.kind) {
@@ -190,7 +192,9 @@ pub async fn start_restore(
         ));
     }
     if request.paths.is_empty() {
-        return Err(RestoreError::Invalid("Choose at least one item to restore.".into()));
+        return Err(RestoreError::Invalid(
+            "Choose at least one item to restore.".into(),
+        ));
     }
     let entries = selected_entries(db, &point, &request.paths).await?;
     if entries.is_empty() {
@@ -347,7 +351,9 @@ async fn run_inner(
     }
     let (target, org) = scoped_target(db, customer, request.target).await?;
     let Ok(tenant) = org.tenant_id.parse::<TenantId>() else {
-        return Ok(JobOutcome::failed("The organization's tenant id is not valid."));
+        return Ok(JobOutcome::failed(
+            "The organization's tenant id is not valid.",
+        ));
     };
     let client = ctx.graph.tenant(tenant);
     let finished: HashSet<String> = queue::job_items(db, job.id)
@@ -429,15 +435,9 @@ async fn run_inner(
                 },
                 collision: request.collision,
             };
-            let summary = drive::restore_files(
-                &client,
-                &ctx.storage,
-                point.id,
-                files,
-                &drive_target,
-                &sink,
-            )
-            .await;
+            let summary =
+                drive::restore_files(&client, &ctx.storage, point.id, files, &drive_target, &sink)
+                    .await;
             let mut parts = vec![format!(
                 "{} ({}) restored into {}",
                 counted(summary.restored, "file"),
@@ -486,11 +486,18 @@ async fn resolve_drive(
     client: &TenantClient,
     target: &protected_item::Model,
 ) -> Result<String, String> {
-    let unreachable =
-        |e: crate::m365::GraphError| format!("The target drive could not be reached: {}", e.to_string());
+    let unreachable = |e: crate::m365::GraphError| {
+        format!("The target drive could not be reached: {}", e.to_string())
+    };
     let drive = match target.kind.as_str() {
-        "user" => client.user_drive(&target.graph_id).await.map_err(unreachable)?,
-        "group" | "team" => client.group_drive(&target.graph_id).await.map_err(unreachable)?,
+        "user" => client
+            .user_drive(&target.graph_id)
+            .await
+            .map_err(unreachable)?,
+        "group" | "team" => client
+            .group_drive(&target.graph_id)
+            .await
+            .map_err(unreachable)?,
         _ => client
             .site_drive_list(&target.graph_id)
             .await
@@ -526,8 +533,10 @@ pub async fn target_choices(
         .filter(organization::Column::CustomerId.eq(scope.id().as_uuid()))
         .all(db)
         .await?;
-    let org_names: std::collections::HashMap<Uuid, String> =
-        orgs.iter().map(|o| (o.id, o.display_name.clone())).collect();
+    let org_names: std::collections::HashMap<Uuid, String> = orgs
+        .iter()
+        .map(|o| (o.id, o.display_name.clone()))
+        .collect();
     let rows = protected_item::Entity::find()
         .filter(protected_item::Column::OrgId.is_in(orgs.iter().map(|o| o.id)))
         .filter(protected_item::Column::State.eq("active"))

@@ -132,7 +132,9 @@ fn display_name(component: &str) -> String {
 fn stop_reason(error: &GraphError) -> Option<String> {
     let code = error.code().unwrap_or_default().to_ascii_lowercase();
     if error.status() == Some(507) || code.contains("quota") {
-        return Some("The target mailbox is over its quota; nothing more can be added to it.".into());
+        return Some(
+            "The target mailbox is over its quota; nothing more can be added to it.".into(),
+        );
     }
     if code.contains("invalidmailbox")
         || code.contains("mailboxnotenabled")
@@ -271,7 +273,12 @@ fn failed(shared: &Shared<'_>, what: &str, error: &GraphError) -> (ItemResult, S
 async fn import(shared: &Shared<'_>, export: &CatalogEntry, folder: &str) -> (ItemResult, String) {
     let data = match read::read_item_to_vec(shared.storage, shared.point, &export.path).await {
         Ok(data) => data,
-        Err(e) => return (ItemResult::Failed, format!("Could not read the backup: {e}")),
+        Err(e) => {
+            return (
+                ItemResult::Failed,
+                format!("Could not read the backup: {e}"),
+            );
+        }
     };
     for attempt in 0..2 {
         let Some(session) = shared.session.lock().await.clone() else {
@@ -314,11 +321,7 @@ async fn target_folder(shared: &Shared<'_>, path: &str) -> Result<String, GraphE
     if let FolderMode::NewFolder(name) = &shared.target.folders {
         components.push(name.clone());
     }
-    components.extend(
-        path.split('/')
-            .filter(|c| !c.is_empty())
-            .map(display_name),
-    );
+    components.extend(path.split('/').filter(|c| !c.is_empty()).map(display_name));
     if components.is_empty() {
         // An item at the top of the archive: the inbox takes it.
         components.push("Inbox".into());
@@ -364,7 +367,12 @@ async fn create_from_mime(
 ) -> (ItemResult, String) {
     let raw = match read::read_item_to_vec(shared.storage, shared.point, &mime.path).await {
         Ok(raw) => raw,
-        Err(e) => return (ItemResult::Failed, format!("Could not read the backup: {e}")),
+        Err(e) => {
+            return (
+                ItemResult::Failed,
+                format!("Could not read the backup: {e}"),
+            );
+        }
     };
     let Some((message, attachments, mut lost)) = message_json(&raw) else {
         return (
@@ -382,7 +390,11 @@ async fn create_from_mime(
         Err(e) => return failed(shared, "Microsoft refused to create the message", &e),
     };
     for attachment in attachments {
-        if let Err(e) = shared.client.add_file_attachment(user, &id, &attachment).await {
+        if let Err(e) = shared
+            .client
+            .add_file_attachment(user, &id, &attachment)
+            .await
+        {
             lost.push(format!(
                 "attachment “{}” could not be added ({})",
                 attachment.name,
@@ -422,7 +434,10 @@ pub fn message_json(raw: &[u8]) -> Option<(serde_json::Value, Vec<NewAttachment>
         Some(html) => ("html", html.into_owned()),
         None => (
             "text",
-            parsed.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+            parsed
+                .body_text(0)
+                .map(|t| t.into_owned())
+                .unwrap_or_default(),
         ),
     };
     let sent = parsed
@@ -496,7 +511,10 @@ Date: Tue, 22 Sep 2026 10:00:00 +0000\r\nMessage-ID: <abc@contoso.com>\r\n\r\nHi
         let (json, attachments, lost) = message_json(raw).unwrap();
         assert_eq!(json["subject"], "Hello");
         assert_eq!(json["from"]["emailAddress"]["address"], "ann@contoso.com");
-        assert_eq!(json["toRecipients"][0]["emailAddress"]["address"], "bob@contoso.com");
+        assert_eq!(
+            json["toRecipients"][0]["emailAddress"]["address"],
+            "bob@contoso.com"
+        );
         assert_eq!(json["internetMessageId"], "<abc@contoso.com>");
         let flags = &json["singleValueExtendedProperties"][0];
         assert_eq!(flags["id"], "Integer 0x0E07");

@@ -56,7 +56,10 @@ fn ids(archive: &str, point: &str) -> Result<(ArchiveId, RecoveryPointId), WebEr
 }
 
 fn is_drive(workload: Workload) -> bool {
-    matches!(workload, Workload::OneDrive | Workload::Site | Workload::Team)
+    matches!(
+        workload,
+        Workload::OneDrive | Workload::Site | Workload::Team
+    )
 }
 
 /// The default name of a new folder: "Restored 2026-11-30 14:05".
@@ -134,7 +137,11 @@ async fn form_page(
         archive_name: loaded.archive.display_name.clone(),
         workload: workload_label(loaded.archive.workload),
         is_drive: is_drive(loaded.archive.workload),
-        taken_at: loaded.point.taken_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        taken_at: loaded
+            .point
+            .taken_at
+            .format("%Y-%m-%d %H:%M UTC")
+            .to_string(),
         paths,
         targets,
         chosen_target,
@@ -198,8 +205,15 @@ pub async fn start_restore(
         _ => Collision::KeepBoth,
     };
     let refused = |message: String| async {
-        let page = form_page(&state, &signed_in, &loaded, paths.clone(), &fields, Some(message))
-            .await?;
+        let page = form_page(
+            &state,
+            &signed_in,
+            &loaded,
+            paths.clone(),
+            &fields,
+            Some(message),
+        )
+        .await?;
         render(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, &page)
     };
     let Some(target) = target else {

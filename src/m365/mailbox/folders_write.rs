@@ -44,9 +44,7 @@ impl TenantClient {
             }
         };
         let body = serde_json::json!({ "displayName": name });
-        let request = request
-            .post_json(Bytes::from(body.to_string()))
-            .creates();
+        let request = request.post_json(Bytes::from(body.to_string())).creates();
         self.executor().get_json(self.tenant_id(), &request).await
     }
 }

@@ -286,10 +286,9 @@ impl MailboxApi<'_, '_> {
             ));
         }
         let mut state = crate::simulator::state::write(&self.ctx.tenant.state);
-        if mailbox::folders(&state, self.mb)
-            .iter()
-            .any(|f| f.parent == parent && f.key != folder::ROOT && f.name.eq_ignore_ascii_case(name))
-        {
+        if mailbox::folders(&state, self.mb).iter().any(|f| {
+            f.parent == parent && f.key != folder::ROOT && f.name.eq_ignore_ascii_case(name)
+        }) {
             return Err(GraphError::new(
                 409,
                 "ErrorFolderExists",

@@ -536,9 +536,21 @@ fn authorize(
     };
     let creates_folder = method == "POST"
         && matches!(
-            segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+            segments
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice(),
             ["admin", "exchange", "mailboxes", _, "folders"]
-                | ["admin", "exchange", "mailboxes", _, "folders", _, "childFolders"]
+                | [
+                    "admin",
+                    "exchange",
+                    "mailboxes",
+                    _,
+                    "folders",
+                    _,
+                    "childFolders"
+                ]
         );
     // mailbox-post-folders: only the ReadWrite permission creates folders.
     let roles = if creates_folder {

@@ -26,7 +26,12 @@ async fn alice(app: &TestApp, org: &str) -> protected_item::Model {
 }
 
 /// A OneDrive archive of `customer` with two files; answers (archive, point).
-async fn drive_archive(app: &TestApp, customer: &str, org: &str, item: uuid::Uuid) -> (String, String) {
+async fn drive_archive(
+    app: &TestApp,
+    customer: &str,
+    org: &str,
+    item: uuid::Uuid,
+) -> (String, String) {
     let request = BackupRequest {
         customer: CustomerId(customer.parse().unwrap()),
         org: OrgId(org.parse().unwrap()),
@@ -40,9 +45,10 @@ async fn drive_archive(app: &TestApp, customer: &str, org: &str, item: uuid::Uui
     ];
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let items: Vec<_> = files.iter().map(|f| f.source(&counter)).collect();
-    let outcome = ingest::back_up_archive(&app.state.storage, &request, futures::stream::iter(items))
-        .await
-        .unwrap();
+    let outcome =
+        ingest::back_up_archive(&app.state.storage, &request, futures::stream::iter(items))
+            .await
+            .unwrap();
     let point = outcome.recovery_point;
     (point.archive.to_string(), point.id.to_string())
 }
@@ -96,7 +102,11 @@ async fn restores_are_for_administrators_of_the_customer_and_are_audited() {
     let url = form(&contoso, &ours, &our_point);
     let page = casey.get(&format!("{url}?path=Docs")).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(page.body.contains("The original: Alice Example"), "{}", page.body);
+    assert!(
+        page.body.contains("The original: Alice Example"),
+        "{}",
+        page.body
+    );
     assert!(!page.body.contains("FabrikamOrg"));
 
     // Their item as the target is refused, and nothing is queued.
@@ -111,8 +121,17 @@ async fn restores_are_for_administrators_of_the_customer_and_are_audited() {
             ],
         )
         .await;
-    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", page.body);
-    assert!(page.body.contains("not among this customer"), "{}", page.body);
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("not among this customer"),
+        "{}",
+        page.body
+    );
     assert!(restore_jobs(&app).await.is_empty());
 
     // A read-only user of Contoso may not restore.
