@@ -42,15 +42,18 @@ pub enum JobKind {
     Retention,
     /// Space of deleted recovery points reclaimed in a customer's repository.
     Prune,
+    /// Items of a recovery point put back into a mailbox or drive (`restore::job`).
+    Restore,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 5] = [
+    pub const ALL: [JobKind; 6] = [
         JobKind::DirectorySync,
         JobKind::Verify,
         JobKind::PlanRun,
         JobKind::Retention,
         JobKind::Prune,
+        JobKind::Restore,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +63,7 @@ impl JobKind {
             JobKind::PlanRun => "plan_run",
             JobKind::Retention => "retention",
             JobKind::Prune => "prune",
+            JobKind::Restore => "restore",
         }
     }
 
@@ -70,6 +74,7 @@ impl JobKind {
             Some(JobKind::PlanRun) => "Backup",
             Some(JobKind::Retention) => "Retention",
             Some(JobKind::Prune) => "Prune",
+            Some(JobKind::Restore) => "Restore",
             None => "Job",
         }
     }
@@ -125,11 +130,21 @@ pub enum RunTrigger {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum JobPayload {
-    DirectorySync { org: OrgId },
+    DirectorySync {
+        org: OrgId,
+    },
     Verify,
-    PlanRun { plan: PlanId, trigger: RunTrigger },
-    Retention { plan: PlanId },
+    PlanRun {
+        plan: PlanId,
+        trigger: RunTrigger,
+    },
+    Retention {
+        plan: PlanId,
+    },
     Prune,
+    Restore {
+        request: Box<crate::restore::job::RestoreRequest>,
+    },
 }
 
 impl JobPayload {
@@ -140,6 +155,7 @@ impl JobPayload {
             JobPayload::PlanRun { .. } => JobKind::PlanRun,
             JobPayload::Retention { .. } => JobKind::Retention,
             JobPayload::Prune => JobKind::Prune,
+            JobPayload::Restore { .. } => JobKind::Restore,
         }
     }
 
@@ -154,7 +170,7 @@ impl JobPayload {
             }),
             JobKind::Verify => Some(JobPayload::Verify),
             JobKind::Prune => Some(JobPayload::Prune),
-            JobKind::PlanRun | JobKind::Retention => None,
+            JobKind::PlanRun | JobKind::Retention | JobKind::Restore => None,
         }
     }
 }

@@ -129,6 +129,9 @@ async fn run_job(ctx: &WorkerContext, job: &job::Model) -> JobOutcome {
         JobPayload::PlanRun { plan, trigger } => plan_run::run_plan(ctx, job, plan, trigger).await,
         JobPayload::Retention { plan } => plan_run::apply_plan_retention(ctx, plan).await,
         JobPayload::Prune => plan_run::prune_customer(ctx, customer).await,
+        JobPayload::Restore { request } => {
+            crate::restore::job::run_restore(ctx, job, &request).await
+        }
     }
 }
 

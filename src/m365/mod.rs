@@ -46,6 +46,7 @@ pub mod error;
 mod http;
 pub mod identity;
 mod mail;
+pub mod mail_create;
 pub mod mailbox;
 mod outlook_items;
 pub mod paging;
@@ -55,6 +56,7 @@ mod sites;
 mod teams;
 pub mod throttle;
 pub mod types;
+pub mod upload;
 
 pub use client::{GraphClient, GraphClientBuilder, TenantClient, TenantProof};
 pub use conversations::{ConversationThread, Post};

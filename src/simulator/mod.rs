@@ -209,6 +209,7 @@ pub const BACKUP_PERMISSIONS: &[&str] = &[
     "Calendars.Read",
     "Contacts.Read",
     "MailboxFolder.Read.All",
+    "MailboxFolder.ReadWrite.All",
     "MailboxItem.Read.All",
     "MailboxItem.ImportExport.All",
     "Channel.ReadBasic.All",

@@ -15,6 +15,7 @@ pub mod middleware;
 pub mod partner;
 pub mod people;
 pub mod plans;
+pub mod restore;
 pub mod sorting;
 pub mod storage;
 pub mod sub_partners;
@@ -198,6 +199,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/m365/consent/callback",
             web::get().to(m365::consent_callback),
+        )
+        .route(
+            "/c/{customer}/backups/{archive}/points/{point}/restore",
+            web::get().to(restore::restore_form),
+        )
+        .route(
+            "/c/{customer}/backups/{archive}/points/{point}/restore",
+            web::post().to(restore::start_restore),
         )
         .route("/c/{customer}/{section}", web::get().to(console::section))
         .default_service(web::to(not_found));

@@ -666,6 +666,20 @@ struct JobPage {
     plan_url: Option<String>,
 }
 
+/// A restore's row: it names the restored path (`restore::job`).
+fn restored_row(row: crate::jobs::entities::job_item::Model) -> ItemOutcomeRow {
+    use crate::restore::job::ItemResult;
+    let result = ItemResult::parse(&row.status);
+    ItemOutcomeRow {
+        name: row.workload,
+        workload: "Item",
+        outcome: result.map_or("Unknown", ItemResult::label),
+        status: result.map_or("", ItemResult::as_str),
+        detail: row.detail,
+        finished: when(Some(row.finished_at)),
+    }
+}
+
 /// One activity with, for a backup, how each item's workload ended.
 pub async fn job_page(
     state: web::Data<AppState>,
@@ -685,9 +699,13 @@ pub async fn job_page(
     let rows = queue::job_items(&state.db, job.id).await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.item_id).collect();
     let names = plans::item_names(&state.db, &scope, &ids).await?;
+    let restore = job.kind == JobKind::Restore.as_str();
     let items = rows
         .into_iter()
         .map(|row| {
+            if restore {
+                return restored_row(row);
+            }
             let outcome = plan_run::ItemOutcome::parse(&row.status);
             ItemOutcomeRow {
                 name: names

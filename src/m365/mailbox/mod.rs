@@ -12,6 +12,7 @@
 //! redirected. It must never follow a redirect off the Graph origin: the bearer token goes with it.
 
 mod export;
+mod folders_write;
 mod import;
 
 use chrono::{DateTime, Utc};

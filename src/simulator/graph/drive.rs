@@ -1277,6 +1277,10 @@ impl DriveCtx<'_, '_> {
             data: Vec::new(),
             expires,
             app_id: self.ctx.claims.app_id.clone(),
+            modified: body["item"]["fileSystemInfo"]["lastModifiedDateTime"]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc)),
         };
         lock(&self.ctx.sim.uploads).insert(id.clone(), session);
         Ok(Reply::Json(
@@ -1405,6 +1409,8 @@ pub struct UploadSession {
     data: Vec<u8>,
     expires: DateTime<Utc>,
     app_id: String,
+    /// `item.fileSystemInfo.lastModifiedDateTime` of the session, applied at commit.
+    modified: Option<DateTime<Utc>>,
 }
 
 fn plain_error(sim: &Simulator, error: GraphError) -> HttpResponse {
@@ -1843,6 +1849,11 @@ fn commit(
         session.replace,
     );
     lock(&sim.uploads).remove(id);
+    if let (Ok((key, _)), Some(modified)) = (&result, session.modified) {
+        // The client's own times (fileSystemInfo) replace the upload's.
+        let base = item_view(tenant, &state, session.drive, *key);
+        drive.write_item(&mut state, *key, base, |e| e.modified = modified);
+    }
     match result {
         Ok((key, created)) => match item_view(tenant, &state, session.drive, key) {
             Some(view) => plain_json(

@@ -91,6 +91,7 @@ fn mailbox_route(ctx: &Ctx<'_>, id: &str, rest: &[&str]) -> GraphResult {
     let m = ctx.method;
     match rest {
         ["folders"] if m == "GET" => api.list_folders(folder::ROOT),
+        ["folders"] if m == "POST" => api.create_folder(folder::ROOT),
         ["folders", "delta" | "delta()"] if m == "GET" => api.folder_delta(None),
         ["folders", f, tail @ ..] => {
             let found = api.folder(f)?;
@@ -100,6 +101,7 @@ fn mailbox_route(ctx: &Ctx<'_>, id: &str, rest: &[&str]) -> GraphResult {
             match tail {
                 [] if m == "GET" => api.get_folder(&found),
                 ["childFolders"] if m == "GET" => api.list_folders(found.key),
+                ["childFolders"] if m == "POST" => api.create_folder(found.key),
                 ["childFolders", "delta" | "delta()"] if m == "GET" => {
                     api.folder_delta(Some(found.key))
                 }
@@ -259,6 +261,65 @@ impl MailboxApi<'_, '_> {
             .ctx
             .context(&format!("admin/exchange/mailboxes/{}/folders", self.id));
         self.page(children, "mailboxFolder", context)
+    }
+
+    /// `mailbox-post-folders`: a new folder of the primary mailbox (it shares its folders with
+    /// `mailFolders`); a name taken under the parent answers 409 `ErrorFolderExists`.
+    fn create_folder(&self, parent: u16) -> GraphResult {
+        let body: Value = serde_json::from_slice(self.ctx.body).map_err(|_| {
+            GraphError::bad_request("RequestBodyRead", "The request body is not valid JSON.")
+        })?;
+        let Some(name) = body["displayName"]
+            .as_str()
+            .filter(|n| !n.trim().is_empty())
+        else {
+            return Err(GraphError::bad_request(
+                "ErrorInvalidParameter",
+                "The value of the parameter 'DisplayName' is empty.",
+            ));
+        };
+        if self.mb.kind != MailboxKind::Primary {
+            return Err(GraphError::new(
+                403,
+                "ErrorAccessDenied",
+                "Folders can be created only in primary mailboxes in this simulator.",
+            ));
+        }
+        let mut state = crate::simulator::state::write(&self.ctx.tenant.state);
+        if mailbox::folders(&state, self.mb).iter().any(|f| {
+            f.parent == parent && f.key != folder::ROOT && f.name.eq_ignore_ascii_case(name)
+        }) {
+            return Err(GraphError::new(
+                409,
+                "ErrorFolderExists",
+                "A folder with the specified name already exists.",
+            ));
+        }
+        let version = state.bump();
+        let overlay = state.mailboxes.entry(self.mb.user).or_default();
+        let key = folder::FIRST_CREATED + overlay.created_folders.len() as u16;
+        overlay
+            .created_folders
+            .push(crate::simulator::state::FolderState {
+                key,
+                parent,
+                display_name: name.to_owned(),
+                hidden: false,
+                deleted: false,
+                version,
+            });
+        let all = mailbox::folders(&state, self.mb);
+        let created = all
+            .iter()
+            .find(|f| f.key == key)
+            .cloned()
+            .ok_or_else(item_not_found)?;
+        let mut value = self.folder_json(&state, &created, &all);
+        value["@odata.context"] = json!(self.ctx.context(&format!(
+            "admin/exchange/mailboxes/{}/folders/$entity",
+            self.id
+        )));
+        Ok(Reply::Json(201, value))
     }
 
     fn get_folder(&self, f: &Folder) -> GraphResult {

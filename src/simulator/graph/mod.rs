@@ -534,7 +534,31 @@ fn authorize(
             .iter()
             .any(|n| claims.roles.iter().any(|r| r.eq_ignore_ascii_case(n)))
     };
-    if let Some(roles) = outlook_roles(segments) {
+    let creates_folder = method == "POST"
+        && matches!(
+            segments
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice(),
+            ["admin", "exchange", "mailboxes", _, "folders"]
+                | [
+                    "admin",
+                    "exchange",
+                    "mailboxes",
+                    _,
+                    "folders",
+                    _,
+                    "childFolders"
+                ]
+        );
+    // mailbox-post-folders: only the ReadWrite permission creates folders.
+    let roles = if creates_folder {
+        Some(&["MailboxFolder.ReadWrite.All"][..])
+    } else {
+        outlook_roles(segments)
+    };
+    if let Some(roles) = roles {
         return if has(roles) {
             Ok(())
         } else {

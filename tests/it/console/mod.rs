@@ -16,6 +16,7 @@ pub mod organizations;
 pub mod partners;
 mod people;
 mod plans;
+mod restore;
 mod routes;
 mod sessions;
 mod setup;

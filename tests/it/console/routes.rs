@@ -101,6 +101,16 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/c/{customer}/activities/{job}", &[]),
     route(
         "GET",
+        "/c/{customer}/backups/{archive}/points/{point}/restore",
+        &["path"],
+    ),
+    route(
+        "POST",
+        "/c/{customer}/backups/{archive}/points/{point}/restore",
+        &["path", "target", "folders", "new_folder", "collision"],
+    ),
+    route(
+        "GET",
         "/m365/consent/callback",
         &[
             "state",
@@ -173,6 +183,10 @@ impl Route {
             // walks these routes with another customer's real ones.
             .replace("{plan}", "00000000-0000-4000-8000-000000000001")
             .replace("{job}", "00000000-0000-4000-8000-000000000002")
+            // Archives and recovery points of nobody's: `restore::jobs` walks the restore routes
+            // with another customer's real ones.
+            .replace("{archive}", "00000000-0000-4000-8000-000000000003")
+            .replace("{point}", "00000000-0000-4000-8000-000000000004")
             .replace("{path:.*}", "app.css");
         if filled.contains("{section}") {
             skyvault::web::console::SECTIONS

@@ -1,0 +1,282 @@
+//! Restoring files into a drive (a OneDrive or a document library): the original place or
+//! another drive, under the original folder path or a new folder. Each file goes through an
+//! upload session, streamed from the repository in chunks that are multiples of 320 KiB, so
+//! memory stays bounded whatever the file's size; the original modified time travels as the
+//! session's `fileSystemInfo`. When the name is taken the collision policy decides: skip, keep
+//! both (Microsoft renames the new one) or overwrite. It never deletes anything in the drive.
+
+use std::collections::HashMap;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::job::{ItemResult, RestoreSink};
+use crate::m365::upload::{ChunkAnswer, ConflictBehavior, UPLOAD_UNIT};
+use crate::m365::{ErrorKind, GraphError, TenantClient};
+use crate::storage::catalog::{CatalogEntry, ItemKind, RecoveryPointId};
+use crate::storage::{BackupStorage, read};
+
+/// Bytes per chunk: 32 × 320 KiB = 10 MiB, well under the 60 MiB a request may carry. At most
+/// one chunk and one read step are held at a time.
+pub const CHUNK: usize = 32 * UPLOAD_UNIT;
+
+/// What happens when a file of the same name is already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Collision {
+    Skip,
+    /// Both stay: the restored file gets a new name (`report 1.docx`).
+    KeepBoth,
+    Overwrite,
+}
+
+impl Collision {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Skip => "Skip files that exist",
+            Self::KeepBoth => "Keep both (rename the restored file)",
+            Self::Overwrite => "Overwrite existing files",
+        }
+    }
+}
+
+/// The drive to restore into.
+#[derive(Debug, Clone)]
+pub struct DriveTarget {
+    pub drive_id: String,
+    /// A folder (at the top of the drive) to restore under, or `None` for the original paths.
+    pub under: Option<String>,
+    pub collision: Collision,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DriveSummary {
+    pub restored: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub bytes: u64,
+}
+
+/// The files among `entries`.
+pub fn plan_files(entries: &[CatalogEntry]) -> Vec<CatalogEntry> {
+    entries
+        .iter()
+        .filter(|e| e.kind == ItemKind::File)
+        .cloned()
+        .collect()
+}
+
+/// Restores `files` of recovery point `point` into the target drive, one at a time (the
+/// upload limits, not the number of files, bound a drive restore), recording each with `sink`.
+pub async fn restore_files(
+    client: &TenantClient,
+    storage: &BackupStorage,
+    point: RecoveryPointId,
+    files: Vec<CatalogEntry>,
+    target: &DriveTarget,
+    sink: &dyn RestoreSink,
+) -> DriveSummary {
+    let mut summary = DriveSummary::default();
+    let mut folders: HashMap<String, String> = HashMap::new();
+    let total = files.len() as u64;
+    let mut stopped: Option<String> = None;
+    for (index, file) in files.iter().enumerate() {
+        let (result, detail) = match &stopped {
+            Some(reason) => (ItemResult::Failed, format!("Not restored: {reason}")),
+            None => match restore_file(client, storage, point, file, target, &mut folders).await {
+                Ok((result, bytes)) => {
+                    summary.bytes += bytes;
+                    (result, String::new())
+                }
+                Err(RestoreFileError::Graph(e)) => {
+                    if let Some(reason) = stop_reason(&e) {
+                        stopped = Some(reason.clone());
+                        (ItemResult::Failed, format!("Not restored: {reason}"))
+                    } else {
+                        (ItemResult::Failed, e.to_string())
+                    }
+                }
+                Err(RestoreFileError::Read(message)) => (
+                    ItemResult::Failed,
+                    format!("Could not read the backup: {message}"),
+                ),
+            },
+        };
+        let detail = if result == ItemResult::Skipped {
+            "A file with that name is already there; skipped as asked".to_string()
+        } else {
+            detail
+        };
+        match result {
+            ItemResult::Restored | ItemResult::RestoredWithLoss => summary.restored += 1,
+            ItemResult::Skipped => summary.skipped += 1,
+            ItemResult::Failed => summary.failed += 1,
+        }
+        sink.record(&file.path, result, &detail).await;
+        sink.progress(index as u64 + 1, total);
+    }
+    summary
+}
+
+fn stop_reason(error: &GraphError) -> Option<String> {
+    if error.status() == Some(507) || error.code().is_some_and(|c| c.contains("quota")) {
+        return Some("The target drive is out of space.".into());
+    }
+    if error.kind() == ErrorKind::Throttled {
+        return Some(
+            "Microsoft kept throttling the drive past every retry; try the restore again later."
+                .into(),
+        );
+    }
+    None
+}
+
+enum RestoreFileError {
+    Graph(GraphError),
+    Read(String),
+}
+
+impl From<GraphError> for RestoreFileError {
+    fn from(e: GraphError) -> Self {
+        Self::Graph(e)
+    }
+}
+
+async fn restore_file(
+    client: &TenantClient,
+    storage: &BackupStorage,
+    point: RecoveryPointId,
+    file: &CatalogEntry,
+    target: &DriveTarget,
+    folders: &mut HashMap<String, String>,
+) -> Result<(ItemResult, u64), RestoreFileError> {
+    let (dir, name) = file.path.rsplit_once('/').unwrap_or(("", &file.path));
+    let mut components: Vec<&str> = Vec::new();
+    if let Some(under) = &target.under {
+        components.push(under);
+    }
+    components.extend(dir.split('/').filter(|c| !c.is_empty()));
+    let parent = ensure_folder(client, &target.drive_id, &components, folders).await?;
+    let conflict = match target.collision {
+        Collision::Skip => {
+            if client
+                .drive_child(&target.drive_id, &parent, name)
+                .await?
+                .is_some()
+            {
+                return Ok((ItemResult::Skipped, 0));
+            }
+            // Someone may add it meanwhile: still never overwrite.
+            ConflictBehavior::Fail
+        }
+        Collision::KeepBoth => ConflictBehavior::Rename,
+        Collision::Overwrite => ConflictBehavior::Replace,
+    };
+    let size = file.size;
+    if size == 0 {
+        client
+            .put_empty_file(&target.drive_id, &parent, name, conflict)
+            .await?;
+        return Ok((ItemResult::Restored, 0));
+    }
+    let session = client
+        .create_upload_session(
+            &target.drive_id,
+            &parent,
+            name,
+            conflict,
+            size,
+            file.last_modified,
+        )
+        .await?;
+    let mut stream = read::read_item(storage, point, &file.path)
+        .await
+        .map_err(|e| RestoreFileError::Read(e.to_string()))?;
+    let mut buffer = BytesMut::with_capacity(CHUNK);
+    let mut sent: u64 = 0;
+    let mut done = false;
+    loop {
+        let next = stream.next().await;
+        if let Some(chunk) = &next {
+            let chunk = chunk
+                .as_ref()
+                .map_err(|e| RestoreFileError::Read(e.to_string()))?;
+            buffer.extend_from_slice(chunk);
+        }
+        let last = next.is_none();
+        while buffer.len() >= CHUNK || (last && !buffer.is_empty()) {
+            let take = buffer.len().min(CHUNK);
+            let piece: Bytes = buffer.split_to(take).freeze();
+            if sent + piece.len() as u64 > size {
+                return Err(RestoreFileError::Read(
+                    "the backup holds more bytes than its catalog entry says".into(),
+                ));
+            }
+            match client
+                .upload_chunk(&session, sent, size, piece.clone())
+                .await?
+            {
+                ChunkAnswer::Continue { next } => sent = next,
+                ChunkAnswer::Done(_) => {
+                    sent += piece.len() as u64;
+                    done = true;
+                }
+            }
+        }
+        if last {
+            break;
+        }
+    }
+    if !done || sent != size {
+        return Err(RestoreFileError::Read(format!(
+            "the upload ended at {sent} of {size} bytes"
+        )));
+    }
+    Ok((ItemResult::Restored, size))
+}
+
+/// The id of the folder at `components` under the drive's root, made where missing.
+async fn ensure_folder(
+    client: &TenantClient,
+    drive_id: &str,
+    components: &[&str],
+    known: &mut HashMap<String, String>,
+) -> Result<String, GraphError> {
+    let mut parent = "root".to_string();
+    let mut key = String::new();
+    for name in components {
+        key.push('/');
+        key.push_str(&name.to_lowercase());
+        if let Some(id) = known.get(&key) {
+            parent = id.clone();
+            continue;
+        }
+        let id = match client.drive_child(drive_id, &parent, name).await? {
+            Some(item) if item.is_folder() => item.id,
+            Some(_) => {
+                // A file holds the name: the folder goes beside it under a new name.
+                client
+                    .create_drive_folder(drive_id, &parent, name, ConflictBehavior::Rename)
+                    .await?
+                    .id
+            }
+            None => match client
+                .create_drive_folder(drive_id, &parent, name, ConflictBehavior::Fail)
+                .await
+            {
+                Ok(item) => item.id,
+                // Made meanwhile by someone else: use it.
+                Err(e) if e.status() == Some(409) => client
+                    .drive_child(drive_id, &parent, name)
+                    .await?
+                    .map(|item| item.id)
+                    .ok_or(e)?,
+                Err(e) => return Err(e),
+            },
+        };
+        known.insert(key.clone(), id.clone());
+        parent = id;
+    }
+    Ok(parent)
+}
