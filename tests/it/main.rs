@@ -10,5 +10,6 @@ mod browser;
 
 mod console;
 mod m365;
+mod restore;
 mod simulator;
 mod storage;

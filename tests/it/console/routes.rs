@@ -123,6 +123,39 @@ pub const ROUTES: &[Route] = &[
         "/reset/{token}",
         &["new_password", "confirm_password"],
     ),
+    route("GET", "/c/{customer}/backups/repository-password", &[]),
+    route("POST", "/c/{customer}/backups/repository-password", &[]),
+    route("GET", "/c/{customer}/backups/{archive}", &["day"]),
+    route(
+        "GET",
+        "/c/{customer}/backups/{archive}/points/{point}",
+        &["folder", "sort", "dir", "page"],
+    ),
+    route(
+        "GET",
+        "/c/{customer}/backups/{archive}/points/{point}/preview",
+        &["path"],
+    ),
+    route(
+        "GET",
+        "/c/{customer}/backups/{archive}/points/{point}/body",
+        &["path"],
+    ),
+    route(
+        "GET",
+        "/c/{customer}/backups/{archive}/points/{point}/download",
+        &["path"],
+    ),
+    route(
+        "GET",
+        "/c/{customer}/backups/{archive}/points/{point}/zip",
+        &["path"],
+    ),
+    route(
+        "GET",
+        "/c/{customer}/backups/{archive}/points/{point}/mbox",
+        &["folder"],
+    ),
     route(
         "GET",
         "/c/{customer}/{section}",
@@ -173,6 +206,10 @@ impl Route {
             // walks these routes with another customer's real ones.
             .replace("{plan}", "00000000-0000-4000-8000-000000000001")
             .replace("{job}", "00000000-0000-4000-8000-000000000002")
+            // Archives and points of nobody's: `restore::console` walks the backup routes with
+            // another customer's real ones.
+            .replace("{archive}", "00000000-0000-4000-8000-000000000003")
+            .replace("{point}", "00000000-0000-4000-8000-000000000004")
             .replace("{path:.*}", "app.css");
         if filled.contains("{section}") {
             skyvault::web::console::SECTIONS
