@@ -20,8 +20,8 @@ use skyvault::ids::{CustomerId, ItemId, OrgId};
 use skyvault::restore::browse::{self, BrowseRequest};
 use skyvault::storage::catalog::ItemOrder;
 use skyvault::storage::{
-    BackupRequest, BackupStorage, ItemContent, ItemKind, ItemMetadata, SourceItem,
-    StorageLocation, SystemScope, Workload, ingest,
+    BackupRequest, BackupStorage, ItemContent, ItemKind, ItemMetadata, SourceItem, StorageLocation,
+    SystemScope, Workload, ingest,
 };
 
 fn main() {

@@ -30,8 +30,7 @@ use skyvault::crypto::MasterKey;
 use skyvault::ids::{CustomerId, ItemId, OrgId};
 use skyvault::storage::{
     BackupRequest, BackupStorage, ItemContent, ItemKind, ItemMetadata, SourceItem, StorageLocation,
-    SystemScope,
-    Workload, catalog, ingest, read,
+    SystemScope, Workload, catalog, ingest, read,
 };
 
 const RESTIC_PASSWORD: &str = "skyvault-bench";
@@ -381,7 +380,8 @@ impl SkyvaultBench {
         let scope = SystemScope::worker(self.customer, "benchmark");
         let archives = catalog::list_archives(self.storage.db(), &scope).await?;
         for archive in archives {
-            let points = catalog::list_recovery_points(self.storage.db(), &scope, archive.id).await?;
+            let points =
+                catalog::list_recovery_points(self.storage.db(), &scope, archive.id).await?;
             let point = points.last().context("archive without a point")?;
             let folder = match archive.workload {
                 Workload::Mailbox => "mailbox",

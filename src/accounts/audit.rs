@@ -37,7 +37,10 @@ pub const ACTIONS: &[(&str, &str)] = &[
     ("partner_enabled", "Sub-partner enabled"),
     ("backup_previewed", "Backup content previewed"),
     ("backup_downloaded", "Backup downloaded"),
-    ("repository_password_revealed", "Repository password revealed"),
+    (
+        "repository_password_revealed",
+        "Repository password revealed",
+    ),
 ];
 
 /// The words for an action code (the code itself for one this version does not know).

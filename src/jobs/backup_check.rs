@@ -44,9 +44,12 @@ pub async fn check_backups(
     customer: CustomerId,
     scope: VerifyScope,
 ) -> Result<String, String> {
-    let archives = catalog::list_archive_summaries(storage.db(), &SystemScope::worker(customer, "backup check"))
-        .await
-        .map_err(|err| format!("Cannot read the backup catalog: {err}"))?;
+    let archives = catalog::list_archive_summaries(
+        storage.db(),
+        &SystemScope::worker(customer, "backup check"),
+    )
+    .await
+    .map_err(|err| format!("Cannot read the backup catalog: {err}"))?;
     if archives.is_empty() {
         return Ok(NOTHING_TO_CHECK.into());
     }

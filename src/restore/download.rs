@@ -82,13 +82,17 @@ pub async fn folder_mbox(
 ) -> StorageResult<Download> {
     let folder = folder.trim_matches('/');
     let prefix = format!("{folder}/");
-    let messages: Vec<String> = catalog::expand_selection(storage.db(), scope, point, &[folder.to_string()])
-        .await?
-        .into_iter()
-        .filter(|e| e.kind == ItemKind::Message)
-        .map(|e| e.path)
-        .filter(|p| p.strip_prefix(&prefix).is_some_and(|rest| !rest.contains('/')))
-        .collect();
+    let messages: Vec<String> =
+        catalog::expand_selection(storage.db(), scope, point, &[folder.to_string()])
+            .await?
+            .into_iter()
+            .filter(|e| e.kind == ItemKind::Message)
+            .map(|e| e.path)
+            .filter(|p| {
+                p.strip_prefix(&prefix)
+                    .is_some_and(|rest| !rest.contains('/'))
+            })
+            .collect();
     if messages.is_empty() {
         return Err(StorageError::Invalid(format!(
             "the folder `{folder}` has no messages of its own"

@@ -298,56 +298,58 @@ fn json_preview(entry: CatalogEntry, bytes: &[u8]) -> Preview {
             None => at,
         })
     };
-    let (what, title, candidates): (&'static str, Option<String>, Vec<(&'static str, Option<String>)>) =
-        match entry.kind {
-            ItemKind::Event => (
-                "Calendar item",
-                text("/subject"),
-                vec![
-                    ("Starts", when("/start")),
-                    ("Ends", when("/end")),
-                    ("All day", text("/isAllDay")),
-                    ("Location", text("/location/displayName")),
-                    ("Organizer", text("/organizer/emailAddress/address")),
-                    ("Attendees", list("/attendees", "/emailAddress/address")),
-                    ("Recurrence", text("/recurrence/pattern/type")),
-                ],
-            ),
-            ItemKind::Contact => (
-                "Contact",
-                text("/displayName"),
-                vec![
-                    ("E-mail", list("/emailAddresses", "/address")),
-                    ("Mobile", text("/mobilePhone")),
-                    ("Business phone", list("/businessPhones", "")),
-                    ("Home phone", list("/homePhones", "")),
-                    ("Company", text("/companyName")),
-                    ("Job title", text("/jobTitle")),
-                    ("Department", text("/department")),
-                ],
-            ),
-            _ => (
-                if entry.kind == ItemKind::Post {
-                    "Post"
-                } else {
-                    kind_words(&entry)
-                },
-                text("/subject")
-                    .or_else(|| text("/topic"))
-                    .or_else(|| entry.subject.clone()),
-                vec![
-                    (
-                        "From",
-                        text("/from/emailAddress/address")
-                            .or_else(|| text("/from/user/displayName")),
-                    ),
-                    (
-                        "Date",
-                        text("/receivedDateTime").or_else(|| text("/createdDateTime")),
-                    ),
-                ],
-            ),
-        };
+    let (what, title, candidates): (
+        &'static str,
+        Option<String>,
+        Vec<(&'static str, Option<String>)>,
+    ) = match entry.kind {
+        ItemKind::Event => (
+            "Calendar item",
+            text("/subject"),
+            vec![
+                ("Starts", when("/start")),
+                ("Ends", when("/end")),
+                ("All day", text("/isAllDay")),
+                ("Location", text("/location/displayName")),
+                ("Organizer", text("/organizer/emailAddress/address")),
+                ("Attendees", list("/attendees", "/emailAddress/address")),
+                ("Recurrence", text("/recurrence/pattern/type")),
+            ],
+        ),
+        ItemKind::Contact => (
+            "Contact",
+            text("/displayName"),
+            vec![
+                ("E-mail", list("/emailAddresses", "/address")),
+                ("Mobile", text("/mobilePhone")),
+                ("Business phone", list("/businessPhones", "")),
+                ("Home phone", list("/homePhones", "")),
+                ("Company", text("/companyName")),
+                ("Job title", text("/jobTitle")),
+                ("Department", text("/department")),
+            ],
+        ),
+        _ => (
+            if entry.kind == ItemKind::Post {
+                "Post"
+            } else {
+                kind_words(&entry)
+            },
+            text("/subject")
+                .or_else(|| text("/topic"))
+                .or_else(|| entry.subject.clone()),
+            vec![
+                (
+                    "From",
+                    text("/from/emailAddress/address").or_else(|| text("/from/user/displayName")),
+                ),
+                (
+                    "Date",
+                    text("/receivedDateTime").or_else(|| text("/createdDateTime")),
+                ),
+            ],
+        ),
+    };
     let fields = candidates
         .into_iter()
         .filter_map(|(label, value)| value.map(|value| Field { label, value }))
@@ -452,13 +454,32 @@ mod tests {
 <div style="behavior:url(x.htc);-moz-binding:url(x)">x</div><object data="x.swf"></object>"#;
         let clean = sanitize_html(hostile).to_lowercase();
         for bad in [
-            "<script", "onclick", "onerror", "onload", "javascript:", "<svg", "<style", "<iframe",
-            "<form", "<object", "evil.example", "expression", "url(", "behavior", "binding",
+            "<script",
+            "onclick",
+            "onerror",
+            "onload",
+            "javascript:",
+            "<svg",
+            "<style",
+            "<iframe",
+            "<form",
+            "<object",
+            "evil.example",
+            "expression",
+            "url(",
+            "behavior",
+            "binding",
         ] {
             assert!(!clean.contains(bad), "{bad} survived: {clean}");
         }
-        assert!(clean.contains("color:red") || clean.contains("color: red"), "{clean}");
-        assert!(clean.contains(r#"href="https://example.com/ok""#), "{clean}");
+        assert!(
+            clean.contains("color:red") || clean.contains("color: red"),
+            "{clean}"
+        );
+        assert!(
+            clean.contains(r#"href="https://example.com/ok""#),
+            "{clean}"
+        );
         assert!(clean.contains("alt=\"logo\""), "{clean}");
     }
 }

@@ -38,8 +38,8 @@ pub use ingest::{
 };
 pub use location::{S3Location, StorageLocation};
 pub use repository::CustomerRepository;
-pub use scope::{SystemScope, TenantScope};
 pub use retention::{ArchiveDeletion, PruneReport, PruneSettings, RetentionReport, RetentionRule};
+pub use scope::{SystemScope, TenantScope};
 pub use verify::{DamagedPack, VerifyReport, VerifyScope};
 
 /// How many secrets backup storage keeps sealed with the master key (repository passwords).

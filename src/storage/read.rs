@@ -302,7 +302,9 @@ pub async fn read_archive_as_zip(
     scope: &dyn TenantScope,
     archive: catalog::ArchiveId,
 ) -> StorageResult<ByteStream> {
-    let archive = catalog::find_archive(storage.db(), scope, archive).await?.id;
+    let archive = catalog::find_archive(storage.db(), scope, archive)
+        .await?
+        .id;
     let point = catalog::latest_recovery_point(storage.db(), archive)
         .await?
         .ok_or_else(|| StorageError::not_found(format!("recovery point of archive {archive}")))?;
@@ -628,7 +630,11 @@ mod tests {
     fn mboxrd_quotes_from_lines_across_chunks() {
         let mut quote = MboxQuoting::default();
         let mut out = Vec::new();
-        for chunk in [&b"Subject: x\n\nFr"[..], b"om here\n>From there\nFrog\n", b"From"] {
+        for chunk in [
+            &b"Subject: x\n\nFr"[..],
+            b"om here\n>From there\nFrog\n",
+            b"From",
+        ] {
             out.extend(quote.feed(chunk));
         }
         out.extend(quote.finish());

@@ -69,7 +69,10 @@ fn query_values(query: &str, name: &str) -> Vec<String> {
 }
 
 fn query_value(query: &str, name: &str) -> String {
-    query_values(query, name).into_iter().next().unwrap_or_default()
+    query_values(query, name)
+        .into_iter()
+        .next()
+        .unwrap_or_default()
 }
 
 // ---- archive page ---------------------------------------------------------------------------
@@ -139,7 +142,9 @@ pub async fn archive_page(
                 None => {
                     notice = Some((
                         "info",
-                        format!("No backup had been taken by the end of {date}. The oldest recovery point is listed last."),
+                        format!(
+                            "No backup had been taken by the end of {date}. The oldest recovery point is listed last."
+                        ),
                     ))
                 }
             },
@@ -246,14 +251,12 @@ struct BrowsePage {
 }
 
 fn item_row(base: &str, entry: &CatalogEntry, mail: bool) -> ItemRow {
-    let encoded = |path: &str| url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>();
+    let encoded =
+        |path: &str| url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>();
     let date = entry.sent_at.or(entry.last_modified);
     ItemRow {
         title: if mail {
-            entry
-                .subject
-                .clone()
-                .unwrap_or_else(|| entry.name.clone())
+            entry.subject.clone().unwrap_or_else(|| entry.name.clone())
         } else {
             entry.name.clone()
         },
@@ -279,12 +282,18 @@ pub async fn point_page(
 ) -> Result<HttpResponse, WebError> {
     let (customer, archive, point) = path.into_inner();
     let scope = scoped(&state, &signed_in, &customer).await?;
-    let (archive, point) = (ArchiveId(parse_id(&archive)?), RecoveryPointId(parse_id(&point)?));
+    let (archive, point) = (
+        ArchiveId(parse_id(&archive)?),
+        RecoveryPointId(parse_id(&point)?),
+    );
     let query = req.query_string();
     let folder = query_value(query, "folder");
     let base = point_url(scope.id(), archive, point);
     let sort = TableSort::from_query(base.clone(), ITEM_COLUMNS, query).keep("folder", &folder);
-    let page = query_value(query, "page").parse::<u64>().unwrap_or(0).min(1 << 40);
+    let page = query_value(query, "page")
+        .parse::<u64>()
+        .unwrap_or(0)
+        .min(1 << 40);
     let view = browse::open_point(
         &state.db,
         &scope,
@@ -383,7 +392,10 @@ async fn content_scope(
 ) -> Result<(CustomerScope, ArchiveId, RecoveryPointId, String), WebError> {
     let (customer, archive, point) = ids;
     let scope = scoped(state, signed_in, &customer).await?;
-    let (archive, point) = (ArchiveId(parse_id(&archive)?), RecoveryPointId(parse_id(&point)?));
+    let (archive, point) = (
+        ArchiveId(parse_id(&archive)?),
+        RecoveryPointId(parse_id(&point)?),
+    );
     let found = crate::storage::catalog::find_recovery_point(&state.db, &scope, point).await?;
     if found.archive != archive {
         return Err(WebError::NotFound);
@@ -401,7 +413,8 @@ pub async fn preview_page(
     path: web::Path<(String, String, String)>,
     query: web::Query<PathQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let (scope, archive, point, name) = content_scope(&state, &signed_in, path.into_inner()).await?;
+    let (scope, archive, point, name) =
+        content_scope(&state, &signed_in, path.into_inner()).await?;
     let preview = preview::preview(&state.storage, &scope, point, &query.path).await?;
     restore::audit_content(
         &state.db,
@@ -414,7 +427,8 @@ pub async fn preview_page(
     )
     .await?;
     let base = point_url(scope.id(), archive, point);
-    let encoded: String = url::form_urlencoded::byte_serialize(preview.entry.path.as_bytes()).collect();
+    let encoded: String =
+        url::form_urlencoded::byte_serialize(preview.entry.path.as_bytes()).collect();
     let folder = preview
         .entry
         .path

@@ -957,10 +957,7 @@ async fn backup_pages_fit_and_a_hostile_preview_stays_inert_in_chromium() {
     for width in [1280, 390] {
         client.set_window_size(width, 900).await.unwrap();
         for (name, path) in &pages {
-            client
-                .goto(&format!("{}{path}", app.base))
-                .await
-                .unwrap();
+            client.goto(&format!("{}{path}", app.base)).await.unwrap();
             heading(&client).await;
             // Give the framed body time to load (and anything in it time to try to run).
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -971,7 +968,10 @@ async fn backup_pages_fit_and_a_hostile_preview_stays_inert_in_chromium() {
     }
     // Nothing in the preview ran or reached the sender's server.
     client
-        .goto(&format!("{}{point}/preview?path=Inbox%2Fhostile.eml", app.base))
+        .goto(&format!(
+            "{}{point}/preview?path=Inbox%2Fhostile.eml",
+            app.base
+        ))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -713,8 +713,8 @@ pub async fn folder_page(
     point: RecoveryPointId,
     query: &FolderPageQuery,
 ) -> StorageResult<FolderPage> {
-    use sea_orm::sea_query::{Order, SimpleExpr};
     use sea_orm::PaginatorTrait;
+    use sea_orm::sea_query::{Order, SimpleExpr};
     let point = find_recovery_point(db, scope, point).await?;
     let folder = query.folder.trim_matches('/');
     let mut select = catalog_entry::Entity::find()

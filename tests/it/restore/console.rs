@@ -72,7 +72,13 @@ pub(crate) async fn back_up_mailbox(app: &TestApp, customer: &str, org: &str) ->
     for n in 0..60 {
         items.push(TestItem::new(
             &format!("Archive/m{n:03}.eml"),
-            mime_message(100 + n, &format!("Old message {n:03}"), "dave@contoso.example", "alice@contoso.example", None),
+            mime_message(
+                100 + n,
+                &format!("Old message {n:03}"),
+                "dave@contoso.example",
+                "alice@contoso.example",
+                None,
+            ),
             ItemKind::Message,
         ));
     }
@@ -85,9 +91,10 @@ pub(crate) async fn back_up_mailbox(app: &TestApp, customer: &str, org: &str) ->
     };
     let fetches = Arc::new(AtomicUsize::new(0));
     let sources: Vec<_> = items.iter().map(|i| i.source(&fetches)).collect();
-    let outcome = ingest::back_up_archive(&app.state.storage, &request, futures::stream::iter(sources))
-        .await
-        .unwrap();
+    let outcome =
+        ingest::back_up_archive(&app.state.storage, &request, futures::stream::iter(sources))
+            .await
+            .unwrap();
     Backed {
         customer: customer.to_string(),
         outcome,
@@ -128,43 +135,88 @@ async fn an_administrator_browses_previews_and_downloads_and_each_is_audited() {
     let archive_url = format!("/c/{c}/backups/{}", ours.outcome.archive.id);
 
     // Backup storage lists the archive and links to it; the archive lists its point.
-    let storage = casey.get(&format!("/c/{c}/storage")).await.expect_status(StatusCode::OK);
+    let storage = casey
+        .get(&format!("/c/{c}/storage"))
+        .await
+        .expect_status(StatusCode::OK);
     assert!(storage.body.contains(&archive_url), "{}", storage.body);
     let archive = casey.get(&archive_url).await.expect_status(StatusCode::OK);
     assert!(archive.body.contains(&ours.point_url()));
     assert!(archive.body.contains("type=\"date\""));
     // The state on a day: the point taken that day; nothing before the first backup.
-    let today = ours.outcome.recovery_point.taken_at.format("%Y-%m-%d").to_string();
+    let today = ours
+        .outcome
+        .recovery_point
+        .taken_at
+        .format("%Y-%m-%d")
+        .to_string();
     casey
         .get(&format!("{archive_url}?day={today}"))
         .await
         .expect_redirect(&ours.point_url());
-    let before = casey.get(&format!("{archive_url}?day=1999-01-01")).await.expect_status(StatusCode::OK);
-    assert!(before.body.contains("No backup had been taken by the end of 1999-01-01"));
-    let bad = casey.get(&format!("{archive_url}?day=%3Cscript%3E")).await.expect_status(StatusCode::OK);
+    let before = casey
+        .get(&format!("{archive_url}?day=1999-01-01"))
+        .await
+        .expect_status(StatusCode::OK);
+    assert!(
+        before
+            .body
+            .contains("No backup had been taken by the end of 1999-01-01")
+    );
+    let bad = casey
+        .get(&format!("{archive_url}?day=%3Cscript%3E"))
+        .await
+        .expect_status(StatusCode::OK);
     assert!(bad.body.contains("Enter the day as a date"));
     assert!(!bad.body.contains("<script>"));
 
     // Browsing: the folder tree, and the Inbox's messages, each once (the export is folded).
-    let top = casey.get(&ours.point_url()).await.expect_status(StatusCode::OK);
+    let top = casey
+        .get(&ours.point_url())
+        .await
+        .expect_status(StatusCode::OK);
     for folder in ["Inbox", "Projects", "Calendar", "Archive"] {
-        assert!(top.body.contains(&format!(">{folder}</a>")), "{folder}: {}", top.body);
+        assert!(
+            top.body.contains(&format!(">{folder}</a>")),
+            "{folder}: {}",
+            top.body
+        );
     }
     let inbox = casey
-        .get(&format!("{}?folder=Inbox&sort=subject&dir=asc", ours.point_url()))
+        .get(&format!(
+            "{}?folder=Inbox&sort=subject&dir=asc",
+            ours.point_url()
+        ))
         .await
         .expect_status(StatusCode::OK);
     assert!(inbox.body.contains("2 items"), "{}", inbox.body);
-    let (budget, hostile) = (inbox.body.find("Budget report").unwrap(), inbox.body.find("Hostile numbers").unwrap());
+    let (budget, hostile) = (
+        inbox.body.find("Budget report").unwrap(),
+        inbox.body.find("Hostile numbers").unwrap(),
+    );
     assert!(budget < hostile, "sorted by subject");
-    assert!(inbox.body.contains(&format!("/c/{c}/backups/{}/points/{}/restore", ours.outcome.archive.id, ours.outcome.recovery_point.id)));
-    assert!(inbox.body.contains("name=\"path\" value=\"Inbox/report.eml\""));
+    assert!(inbox.body.contains(&format!(
+        "/c/{c}/backups/{}/points/{}/restore",
+        ours.outcome.archive.id, ours.outcome.recovery_point.id
+    )));
+    assert!(
+        inbox
+            .body
+            .contains("name=\"path\" value=\"Inbox/report.eml\"")
+    );
     // Paging happens in the database: 60 messages are 2 pages of 50, newest first by default.
     let archive_folder = casey
-        .get(&format!("{}?folder=Archive&sort=subject&dir=desc&page=1", ours.point_url()))
+        .get(&format!(
+            "{}?folder=Archive&sort=subject&dir=desc&page=1",
+            ours.point_url()
+        ))
         .await
         .expect_status(StatusCode::OK);
-    assert!(archive_folder.body.contains("Page 2 of 2"), "{}", archive_folder.body);
+    assert!(
+        archive_folder.body.contains("Page 2 of 2"),
+        "{}",
+        archive_folder.body
+    );
     assert!(archive_folder.body.contains("Old message 009"));
     assert!(!archive_folder.body.contains("Old message 010"));
     // A folder the point does not have is not found.
@@ -175,47 +227,98 @@ async fn an_administrator_browses_previews_and_downloads_and_each_is_audited() {
 
     // Preview: headers in the page, the body only in a sandboxed frame without scripts.
     let preview = casey
-        .get(&format!("{}/preview?path={}", ours.point_url(), encoded("Inbox/hostile.eml")))
+        .get(&format!(
+            "{}/preview?path={}",
+            ours.point_url(),
+            encoded("Inbox/hostile.eml")
+        ))
         .await
         .expect_status(StatusCode::OK);
     assert!(preview.body.contains("mallory@evil.example"));
-    assert!(preview.body.contains("<iframe class=\"message-body\" sandbox "), "{}", preview.body);
+    assert!(
+        preview
+            .body
+            .contains("<iframe class=\"message-body\" sandbox "),
+        "{}",
+        preview.body
+    );
     assert!(!preview.body.contains("allow-scripts"));
     assert!(!preview.body.contains("onclick"));
     let body = casey
-        .get(&format!("{}/body?path={}", ours.point_url(), encoded("Inbox/hostile.eml")))
+        .get(&format!(
+            "{}/body?path={}",
+            ours.point_url(),
+            encoded("Inbox/hostile.eml")
+        ))
         .await
         .expect_status(StatusCode::OK);
     assert_eq!(
         body.headers["content-security-policy"],
         skyvault::web::backups::BODY_CSP
     );
-    assert!(body.headers["content-security-policy"].to_str().unwrap().starts_with("default-src 'none';"));
+    assert!(
+        body.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none';")
+    );
     assert_eq!(body.headers["x-frame-options"], "SAMEORIGIN");
     assert!(body.body.contains("Quarterly numbers"));
     let lower = body.body.to_lowercase();
-    for inert in ["<script", "onclick", "onerror", "onload", "javascript:", "<svg", "evil.example", "expression", "<iframe", "url("] {
+    for inert in [
+        "<script",
+        "onclick",
+        "onerror",
+        "onload",
+        "javascript:",
+        "<svg",
+        "evil.example",
+        "expression",
+        "<iframe",
+        "url(",
+    ] {
         assert!(!lower.contains(inert), "{inert} survived: {}", body.body);
     }
     // A calendar item reads as fields; its HTML body goes through the same frame.
     let event = casey
-        .get(&format!("{}/preview?path={}", ours.point_url(), encoded("Calendar/standup.json")))
+        .get(&format!(
+            "{}/preview?path={}",
+            ours.point_url(),
+            encoded("Calendar/standup.json")
+        ))
         .await
         .expect_status(StatusCode::OK);
     assert!(event.body.contains("Stand-up") && event.body.contains("Room 4"));
     let event_body = casey
-        .get(&format!("{}/body?path={}", ours.point_url(), encoded("Calendar/standup.json")))
+        .get(&format!(
+            "{}/body?path={}",
+            ours.point_url(),
+            encoded("Calendar/standup.json")
+        ))
         .await;
     assert!(event_body.body.contains("Agenda") && !event_body.body.contains("onmouseover"));
 
     // Download: the .eml exactly as stored.
     let (status, headers, eml, _) = casey
-        .get_bytes(&format!("{}/download?path={}", ours.point_url(), encoded("Inbox/report.eml")))
+        .get_bytes(&format!(
+            "{}/download?path={}",
+            ours.point_url(),
+            encoded("Inbox/report.eml")
+        ))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "message/rfc822");
-    assert!(headers["content-disposition"].to_str().unwrap().starts_with("attachment"));
-    let stored = ours.items.iter().find(|i| i.path == "Inbox/report.eml").unwrap();
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let stored = ours
+        .items
+        .iter()
+        .find(|i| i.path == "Inbox/report.eml")
+        .unwrap();
     assert!(eml == *stored.bytes);
 
     // A selection and a folder as a zip, streamed; the Inbox as mbox.
@@ -232,7 +335,10 @@ async fn an_administrator_browses_previews_and_downloads_and_each_is_audited() {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(zipped)).unwrap();
     assert_eq!(zip.len(), 61);
     let mut inside = Vec::new();
-    zip.by_name("Inbox/report.eml").unwrap().read_to_end(&mut inside).unwrap();
+    zip.by_name("Inbox/report.eml")
+        .unwrap()
+        .read_to_end(&mut inside)
+        .unwrap();
     assert!(inside == *stored.bytes);
     let (status, _, mbox_zip, _) = casey
         .get_bytes(&format!("{}/mbox?folder=Inbox", ours.point_url()))
@@ -240,7 +346,10 @@ async fn an_administrator_browses_previews_and_downloads_and_each_is_audited() {
     assert_eq!(status, StatusCode::OK);
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(mbox_zip)).unwrap();
     let mut mbox = String::new();
-    zip.by_name("Inbox.mbox").unwrap().read_to_string(&mut mbox).unwrap();
+    zip.by_name("Inbox.mbox")
+        .unwrap()
+        .read_to_string(&mut mbox)
+        .unwrap();
     assert_eq!(mbox.matches("From MAILER-DAEMON").count(), 2);
     assert!(mbox.contains("Subject: Budget report"));
 
@@ -271,7 +380,11 @@ async fn an_administrator_browses_previews_and_downloads_and_each_is_audited() {
     assert_eq!(count("backup_previewed"), 2);
     assert_eq!(count("backup_downloaded"), 3);
     assert_eq!(count("repository_password_revealed"), 1);
-    assert!(events.iter().all(|e| e.actor_email == "casey@contoso.example" && e.address.is_some()));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.actor_email == "casey@contoso.example" && e.address.is_some())
+    );
     // The customer's audit page filters by these actions.
     let audit = casey
         .get(&format!("/c/{c}/audit?action=backup_downloaded"))
@@ -299,7 +412,9 @@ async fn read_only_users_see_metadata_but_no_content() {
         format!("/zip?path={path}"),
         "/mbox?folder=Inbox".to_string(),
     ] {
-        let (status, _, body, _) = robin.get_bytes(&format!("{}{tail}", ours.point_url())).await;
+        let (status, _, body, _) = robin
+            .get_bytes(&format!("{}{tail}", ours.point_url()))
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{tail}");
         assert!(!String::from_utf8_lossy(&body).contains("Budget"), "{tail}");
     }
@@ -360,16 +475,26 @@ async fn another_customers_real_ids_answer_404_on_every_backup_route() {
                 };
                 assert_eq!(status, StatusCode::NOT_FOUND, "{} {url}", route.method);
                 let body = String::from_utf8_lossy(&body);
-                assert!(!body.contains("Budget report") && !body.contains("Alice Example"), "{url} leaked");
+                assert!(
+                    !body.contains("Budget report") && !body.contains("Alice Example"),
+                    "{url} leaked"
+                );
             }
         }
     }
     let downloads = audit_event::Entity::find()
-        .filter(audit_event::Column::Action.is_in(["backup_previewed", "backup_downloaded", "repository_password_revealed"]))
+        .filter(audit_event::Column::Action.is_in([
+            "backup_previewed",
+            "backup_downloaded",
+            "repository_password_revealed",
+        ]))
         .all(&app.state.db)
         .await
         .unwrap();
-    assert!(downloads.is_empty(), "nothing was read, so nothing was audited");
+    assert!(
+        downloads.is_empty(),
+        "nothing was read, so nothing was audited"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,9 +523,10 @@ async fn a_large_zip_download_streams_in_many_chunks() {
     };
     let fetches = Arc::new(AtomicUsize::new(0));
     let sources: Vec<_> = items.iter().map(|i| i.source(&fetches)).collect();
-    let outcome = ingest::back_up_archive(&app.state.storage, &request, futures::stream::iter(sources))
-        .await
-        .unwrap();
+    let outcome =
+        ingest::back_up_archive(&app.state.storage, &request, futures::stream::iter(sources))
+            .await
+            .unwrap();
     let casey = app.visitor();
     casey
         .sign_in("casey@contoso.example", crate::support::app::PASSWORD)
@@ -417,7 +543,10 @@ async fn a_large_zip_download_streams_in_many_chunks() {
     assert_eq!(zip.len(), 6);
     for item in &items {
         let mut inside = Vec::new();
-        zip.by_name(&item.path).unwrap().read_to_end(&mut inside).unwrap();
+        zip.by_name(&item.path)
+            .unwrap()
+            .read_to_end(&mut inside)
+            .unwrap();
         assert!(inside == *item.bytes, "{}", item.path);
     }
 }

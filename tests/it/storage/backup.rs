@@ -36,7 +36,9 @@ async fn round_trip_is_byte_exact_and_the_catalog_browses_and_searches() {
         );
     }
 
-    let top = catalog::browse(f.storage.db(), &f.scope(), point.id, "").await.unwrap();
+    let top = catalog::browse(f.storage.db(), &f.scope(), point.id, "")
+        .await
+        .unwrap();
     let folders: Vec<&str> = top
         .iter()
         .filter_map(|e| match e {
@@ -167,9 +169,10 @@ async fn an_unchanged_backup_whose_parent_snapshot_was_removed_by_hand_backs_up_
         "without a parent snapshot every item is read again"
     );
     for item in &items {
-        let bytes = read::read_item_to_vec(&f.storage, &f.scope(), second.recovery_point.id, &item.path)
-            .await
-            .unwrap();
+        let bytes =
+            read::read_item_to_vec(&f.storage, &f.scope(), second.recovery_point.id, &item.path)
+                .await
+                .unwrap();
         assert!(bytes == *item.bytes, "{} differs", item.path);
     }
     super::interop::restic_check(&f).await;
@@ -207,13 +210,23 @@ async fn one_percent_changed_adds_about_one_percent() {
         added <= total * 3 / 100,
         "1 % changed added {added} of {total} bytes"
     );
-    let bytes = read::read_item_to_vec(&f.storage, &f.scope(), second.recovery_point.id, "Files/f042.bin")
-        .await
-        .unwrap();
+    let bytes = read::read_item_to_vec(
+        &f.storage,
+        &f.scope(),
+        second.recovery_point.id,
+        "Files/f042.bin",
+    )
+    .await
+    .unwrap();
     assert!(bytes == *items[42].bytes);
-    let old = read::read_item_to_vec(&f.storage, &f.scope(), first.recovery_point.id, "Files/f042.bin")
-        .await
-        .unwrap();
+    let old = read::read_item_to_vec(
+        &f.storage,
+        &f.scope(),
+        first.recovery_point.id,
+        "Files/f042.bin",
+    )
+    .await
+    .unwrap();
     assert!(old != bytes, "the first point keeps the old version");
     // One row per version of the changed item, one per unchanged item.
     let rows = catalog::count_entry_rows(f.storage.db(), first.archive.id)
@@ -322,9 +335,14 @@ async fn items_that_fail_to_arrive_make_a_partial_point_and_are_taken_next_time(
         1,
         "only the failed item is fetched again"
     );
-    let bytes = read::read_item_to_vec(&f.storage, &f.scope(), next.recovery_point.id, &items[3].path)
-        .await
-        .unwrap();
+    let bytes = read::read_item_to_vec(
+        &f.storage,
+        &f.scope(),
+        next.recovery_point.id,
+        &items[3].path,
+    )
+    .await
+    .unwrap();
     assert!(bytes == *items[3].bytes);
 }
 
@@ -370,9 +388,14 @@ async fn a_cancelled_backup_saves_no_snapshot_and_the_next_backup_completes() {
         .await
         .unwrap();
     assert_eq!(points.len(), 1);
-    let mut stream = read::read_item(&f.storage, &f.scope(), next.recovery_point.id, &items[5].path)
-        .await
-        .unwrap();
+    let mut stream = read::read_item(
+        &f.storage,
+        &f.scope(),
+        next.recovery_point.id,
+        &items[5].path,
+    )
+    .await
+    .unwrap();
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
         bytes.extend_from_slice(&chunk.unwrap());
@@ -398,9 +421,14 @@ async fn duplicate_and_unsafe_paths_are_recorded_as_failed() {
     assert_eq!(outcome.recovery_point.status, RecoveryPointStatus::Partial);
     assert_eq!(outcome.failed.len(), 2);
     assert_eq!(outcome.recovery_point.item_count, 1);
-    let bytes = read::read_item_to_vec(&f.storage, &f.scope(), outcome.recovery_point.id, "Docs/a.txt")
-        .await
-        .unwrap();
+    let bytes = read::read_item_to_vec(
+        &f.storage,
+        &f.scope(),
+        outcome.recovery_point.id,
+        "Docs/a.txt",
+    )
+    .await
+    .unwrap();
     assert_eq!(bytes, b"hello");
 }
 
@@ -468,9 +496,15 @@ async fn a_recovery_point_restores_into_a_folder() {
         )
         .await;
     let target = tempfile::tempdir().unwrap();
-    let report = read::restore_to_folder(&f.storage, &f.scope(), outcome.recovery_point.id, "", target.path())
-        .await
-        .unwrap();
+    let report = read::restore_to_folder(
+        &f.storage,
+        &f.scope(),
+        outcome.recovery_point.id,
+        "",
+        target.path(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.files, items.len() as u64);
     for item in &items {
         let bytes = std::fs::read(target.path().join(&item.path)).unwrap();

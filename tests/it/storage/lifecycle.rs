@@ -33,9 +33,10 @@ async fn retention_keeps_exactly_what_the_rules_say() {
     }
     let archive = points[0].archive;
 
-    let report = retention::apply_retention(&f.storage, &f.scope(), archive, RetentionRule::KeepLast(3))
-        .await
-        .unwrap();
+    let report =
+        retention::apply_retention(&f.storage, &f.scope(), archive, RetentionRule::KeepLast(3))
+            .await
+            .unwrap();
     let removed: Vec<i64> = report.removed.iter().map(|p| p.seq).collect();
     assert_eq!(removed, [1, 2, 3]);
     let left: Vec<i64> = catalog::list_recovery_points(f.storage.db(), &f.scope(), archive)
@@ -48,10 +49,14 @@ async fn retention_keeps_exactly_what_the_rules_say() {
     assert_eq!(count_files(&f.repository_path().join("snapshots")), 3);
 
     // The clock is one day after the last backup: points are 3, 2 and 1 days old.
-    let report =
-        retention::apply_retention(&f.storage, &f.scope(), archive, RetentionRule::KeepYoungerThanDays(2))
-            .await
-            .unwrap();
+    let report = retention::apply_retention(
+        &f.storage,
+        &f.scope(),
+        archive,
+        RetentionRule::KeepYoungerThanDays(2),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         report.removed.iter().map(|p| p.seq).collect::<Vec<_>>(),
         [4, 5]
@@ -193,9 +198,10 @@ async fn deleting_an_archive_forgets_it_and_prune_reclaims_its_space() {
         report.bytes_reclaimed > 6 << 20,
         "the 6 MiB video should be gone: {report:?}"
     );
-    let bytes = read::read_item_to_vec(&f.storage, &f.scope(), bob.recovery_point.id, "Inbox/b.eml")
-        .await
-        .unwrap();
+    let bytes =
+        read::read_item_to_vec(&f.storage, &f.scope(), bob.recovery_point.id, "Inbox/b.eml")
+            .await
+            .unwrap();
     assert!(bytes == *bob_items[0].bytes);
     let check = verify::verify(&f.storage, f.customer, VerifyScope::AllData)
         .await
@@ -345,8 +351,13 @@ async fn prune_forgets_snapshots_the_catalog_never_recorded_once_old_enough() {
         lost.recovery_point.snapshot_id
     );
     assert_eq!(count_files(&f.repository_path().join("snapshots")), 1);
-    let bytes = read::read_item_to_vec(&f.storage, &f.scope(), recorded.recovery_point.id, &items[0].path)
-        .await
-        .unwrap();
+    let bytes = read::read_item_to_vec(
+        &f.storage,
+        &f.scope(),
+        recorded.recovery_point.id,
+        &items[0].path,
+    )
+    .await
+    .unwrap();
     assert!(bytes == *items[0].bytes);
 }

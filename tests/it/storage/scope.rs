@@ -28,8 +28,14 @@ async fn another_customers_archive_point_and_item_ids_read_nothing() {
     let path = items[0].path.clone();
     let stranger = SystemScope::worker(CustomerId::new(), "test");
 
-    not_found(catalog::find_archive(db, &stranger, archive).await, "archive");
-    not_found(catalog::find_recovery_point(db, &stranger, point).await, "point");
+    not_found(
+        catalog::find_archive(db, &stranger, archive).await,
+        "archive",
+    );
+    not_found(
+        catalog::find_recovery_point(db, &stranger, point).await,
+        "point",
+    );
     assert!(
         catalog::list_recovery_points(db, &stranger, archive)
             .await
@@ -49,7 +55,10 @@ async fn another_customers_archive_point_and_item_ids_read_nothing() {
             .is_empty()
     );
     not_found(catalog::list_items(db, &stranger, point).await, "items");
-    not_found(catalog::find_item(db, &stranger, point, &path).await, "item");
+    not_found(
+        catalog::find_item(db, &stranger, point, &path).await,
+        "item",
+    );
     not_found(catalog::browse(db, &stranger, point, "").await, "browse");
     not_found(
         catalog::search(db, &stranger, point, &SearchQuery::default()).await,
