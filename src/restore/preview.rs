@@ -434,10 +434,24 @@ pub fn sanitize_html(html: &str) -> String {
         .filter_style_properties(HashSet::from(STYLE_PROPERTIES))
         .attribute_filter(|_element, attribute, value| match attribute {
             "src" | "srcset" | "background" => None,
+            "style" => Some(inert_style(value).into()),
             _ => Some(value.into()),
         })
         .clean(html)
         .to_string()
+}
+
+/// Drops every declaration of a `style` attribute whose value calls a function or escapes
+/// characters (`expression(…)`, `url(…)`, `\75rl(…)`): the kept properties are plain values.
+fn inert_style(style: &str) -> String {
+    style
+        .split(';')
+        .filter(|declaration| {
+            let value = declaration.split_once(':').map_or("", |(_, v)| v);
+            !value.contains('(') && !value.contains('\\') && !value.contains("/*")
+        })
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 #[cfg(test)]

@@ -990,7 +990,7 @@ async fn backup_pages_fit_and_a_hostile_preview_stays_inert_in_chromium() {
         .await
         .unwrap();
     assert_eq!(frame.attr("sandbox").await.unwrap().as_deref(), Some(""));
-    client.enter_frame(Some(0)).await.unwrap();
+    client.enter_frame(0).await.unwrap();
     let inside = client.source().await.unwrap();
     assert!(inside.contains("Quarterly numbers"));
     assert!(!inside.contains("<script") && !inside.contains("evil.example"));
