@@ -303,6 +303,7 @@ async fn mailbox_items(
     for report in reports {
         let entries = skyvault::storage::catalog::list_items(
             services.storage.db(),
+            &skyvault::storage::SystemScope::worker(report.outcome.archive.customer, "benchmark"),
             report.outcome.recovery_point.id,
         )
         .await

@@ -30,7 +30,7 @@ use skyvault::crypto::MasterKey;
 use skyvault::ids::{CustomerId, ItemId, OrgId};
 use skyvault::storage::{
     BackupRequest, BackupStorage, ItemContent, ItemKind, ItemMetadata, SourceItem, StorageLocation,
-    Workload, catalog, ingest, read,
+    SystemScope, Workload, catalog, ingest, read,
 };
 
 const RESTIC_PASSWORD: &str = "skyvault-bench";
@@ -377,16 +377,18 @@ impl SkyvaultBench {
     async fn restore_all(&self, target: &Path) -> Result<Measure> {
         reset_peak_memory();
         let started = Instant::now();
-        let archives = catalog::list_archives(self.storage.db(), self.customer).await?;
+        let scope = SystemScope::worker(self.customer, "benchmark");
+        let archives = catalog::list_archives(self.storage.db(), &scope).await?;
         for archive in archives {
-            let points = catalog::list_recovery_points(self.storage.db(), archive.id).await?;
+            let points =
+                catalog::list_recovery_points(self.storage.db(), &scope, archive.id).await?;
             let point = points.last().context("archive without a point")?;
             let folder = match archive.workload {
                 Workload::Mailbox => "mailbox",
                 _ => "drive",
             };
             let into = target.join(&archive.display_name).join(folder);
-            read::restore_to_folder(&self.storage, point.id, "", &into).await?;
+            read::restore_to_folder(&self.storage, &scope, point.id, "", &into).await?;
         }
         let measure = Measure {
             seconds: started.elapsed().as_secs_f64(),

@@ -36,6 +36,12 @@ pub const ACTIONS: &[(&str, &str)] = &[
     ("partner_disabled", "Sub-partner disabled"),
     ("partner_enabled", "Sub-partner enabled"),
     ("restore_started", "Restore started"),
+    ("backup_previewed", "Backup content previewed"),
+    ("backup_downloaded", "Backup downloaded"),
+    (
+        "repository_password_revealed",
+        "Repository password revealed",
+    ),
 ];
 
 /// The words for an action code (the code itself for one this version does not know).

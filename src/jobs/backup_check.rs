@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::ids::CustomerId;
 use crate::storage::catalog::{self, ArchiveId, ArchiveSummary};
-use crate::storage::{BackupStorage, VerifyReport, VerifyScope, Workload, verify};
+use crate::storage::{BackupStorage, SystemScope, VerifyReport, VerifyScope, Workload, verify};
 
 /// What Activities says of a check of a customer with no archive.
 pub const NOTHING_TO_CHECK: &str = "No backups to check yet";
@@ -44,9 +44,12 @@ pub async fn check_backups(
     customer: CustomerId,
     scope: VerifyScope,
 ) -> Result<String, String> {
-    let archives = catalog::list_archive_summaries(storage.db(), customer)
-        .await
-        .map_err(|err| format!("Cannot read the backup catalog: {err}"))?;
+    let archives = catalog::list_archive_summaries(
+        storage.db(),
+        &SystemScope::worker(customer, "backup check"),
+    )
+    .await
+    .map_err(|err| format!("Cannot read the backup catalog: {err}"))?;
     if archives.is_empty() {
         return Ok(NOTHING_TO_CHECK.into());
     }

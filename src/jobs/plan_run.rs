@@ -20,7 +20,7 @@ use crate::jobs::backup_check::workload_label;
 use crate::m365::TenantId;
 use crate::plans::{self, Plan, PlanTarget};
 use crate::storage::catalog::{self, Workload};
-use crate::storage::{PruneSettings, retention};
+use crate::storage::{PruneSettings, SystemScope, retention};
 
 /// How one item's workload ended in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -346,7 +346,8 @@ pub async fn apply_plan_retention(ctx: &WorkerContext, plan_id: PlanId) -> JobOu
     };
     let wanted: HashSet<(uuid::Uuid, Workload)> =
         targets.iter().map(|t| (t.item.id, t.workload)).collect();
-    let archives = match catalog::list_archives(&ctx.db, plan.customer).await {
+    let scope = SystemScope::worker(plan.customer, "retention");
+    let archives = match catalog::list_archives(&ctx.db, &scope).await {
         Ok(archives) => archives,
         Err(err) => return storage_failure(err),
     };
@@ -355,7 +356,7 @@ pub async fn apply_plan_retention(ctx: &WorkerContext, plan_id: PlanId) -> JobOu
         .into_iter()
         .filter(|a| a.org == plan.org && wanted.contains(&(a.item.0, a.workload)))
     {
-        match retention::apply_retention(&ctx.storage, archive.id, plan.retention).await {
+        match retention::apply_retention(&ctx.storage, &scope, archive.id, plan.retention).await {
             Ok(report) => {
                 checked += 1;
                 removed += report.removed.len();
@@ -386,7 +387,8 @@ fn retention_words(plan: &Plan) -> String {
 
 /// Reclaims the space of removed recovery points in the customer's repository.
 pub async fn prune_customer(ctx: &WorkerContext, customer: CustomerId) -> JobOutcome {
-    match catalog::list_archives(&ctx.db, customer).await {
+    let scope = SystemScope::worker(customer, "prune");
+    match catalog::list_archives(&ctx.db, &scope).await {
         Ok(archives) if archives.is_empty() => {
             return JobOutcome::Succeeded("No backups, nothing to prune.".into());
         }

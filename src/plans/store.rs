@@ -642,9 +642,9 @@ pub async fn delete_plan(
         let targets = plan_targets(db, &plan, true).await?;
         let wanted: HashSet<(Uuid, Workload)> =
             targets.iter().map(|t| (t.item.id, t.workload)).collect();
-        for archive in catalog::list_archives(db, scope.id()).await? {
+        for archive in catalog::list_archives(db, scope).await? {
             if archive.org == plan.org && wanted.contains(&(archive.item.0, archive.workload)) {
-                retention::delete_archive(storage, archive.id).await?;
+                retention::delete_archive(storage, scope, archive.id).await?;
                 deleted += 1;
             }
         }

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod read;
 pub mod repository;
 pub mod retention;
+pub mod scope;
 mod sealed;
 pub mod verify;
 
@@ -38,6 +39,7 @@ pub use ingest::{
 pub use location::{S3Location, StorageLocation};
 pub use repository::CustomerRepository;
 pub use retention::{ArchiveDeletion, PruneReport, PruneSettings, RetentionReport, RetentionRule};
+pub use scope::{SystemScope, TenantScope};
 pub use verify::{DamagedPack, VerifyReport, VerifyScope};
 
 /// How many secrets backup storage keeps sealed with the master key (repository passwords).

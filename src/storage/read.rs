@@ -19,6 +19,7 @@ use super::catalog::{self, RecoveryPoint, RecoveryPointId};
 use super::error::{StorageError, StorageResult};
 use super::lock::LockKind;
 use super::repository::run_blocking;
+use super::scope::TenantScope;
 
 /// Bytes read from the repository per step.
 const READ_CHUNK: usize = 1 << 20;
@@ -31,13 +32,14 @@ pub type ByteStream = std::pin::Pin<Box<dyn Stream<Item = io::Result<Bytes>> + S
 /// Streams one item of a recovery point (`path` relative to the archive root, as in the catalog).
 pub async fn read_item(
     storage: &BackupStorage,
+    scope: &dyn TenantScope,
     point: RecoveryPointId,
     path: &str,
 ) -> StorageResult<ByteStream> {
-    let point = catalog::find_recovery_point(storage.db(), point).await?;
-    let archive = catalog::find_archive(storage.db(), point.archive).await?;
+    let point = catalog::find_recovery_point(storage.db(), scope, point).await?;
+    let archive = catalog::find_archive(storage.db(), scope, point.archive).await?;
     // Only catalogued paths are served: the catalog is what the user browsed.
-    catalog::find_item(storage.db(), point.id, path).await?;
+    catalog::find_item(storage.db(), scope, point.id, path).await?;
     let full_path = PathBuf::from(archive.workload.root()).join(path);
     // Held until the last byte is read: a prune elsewhere must not remove packs mid-stream.
     let lock = storage.lock(point.customer, LockKind::Shared).await?;
@@ -64,11 +66,12 @@ pub async fn read_item(
 /// Reads one item entirely into memory; for tests and small items only.
 pub async fn read_item_to_vec(
     storage: &BackupStorage,
+    scope: &dyn TenantScope,
     point: RecoveryPointId,
     path: &str,
 ) -> StorageResult<Vec<u8>> {
     use futures::StreamExt;
-    let mut stream = read_item(storage, point, path).await?;
+    let mut stream = read_item(storage, scope, point, path).await?;
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
         out.extend_from_slice(&chunk?);
@@ -80,11 +83,12 @@ pub async fn read_item_to_vec(
 /// the zip relative to the archive root.
 pub async fn read_folder_as_zip(
     storage: &BackupStorage,
+    scope: &dyn TenantScope,
     point: RecoveryPointId,
     folder: &str,
 ) -> StorageResult<ByteStream> {
-    let point = catalog::find_recovery_point(storage.db(), point).await?;
-    let archive = catalog::find_archive(storage.db(), point.archive).await?;
+    let point = catalog::find_recovery_point(storage.db(), scope, point).await?;
+    let archive = catalog::find_archive(storage.db(), scope, point.archive).await?;
     let folder = folder.trim_matches('/').to_string();
     let prefix = if folder.is_empty() {
         String::new()
@@ -92,7 +96,7 @@ pub async fn read_folder_as_zip(
         format!("{folder}/")
     };
     // The catalog answers whether the folder exists and gives an item to probe the index with.
-    let first_item = catalog::list_items(storage.db(), point.id)
+    let first_item = catalog::list_items(storage.db(), scope, point.id)
         .await?
         .into_iter()
         .map(|entry| entry.path)
@@ -142,12 +146,13 @@ const RESTORE_THREADS: usize = 4;
 /// few threads, each streaming one file at a time in chunks.
 pub async fn restore_to_folder(
     storage: &BackupStorage,
+    scope: &dyn TenantScope,
     point: RecoveryPointId,
     folder: &str,
     target: &Path,
 ) -> StorageResult<RestoreReport> {
-    let point = catalog::find_recovery_point(storage.db(), point).await?;
-    let archive = catalog::find_archive(storage.db(), point.archive).await?;
+    let point = catalog::find_recovery_point(storage.db(), scope, point).await?;
+    let archive = catalog::find_archive(storage.db(), scope, point.archive).await?;
     let folder = folder.trim_matches('/').to_string();
     let root = PathBuf::from(archive.workload.root());
     let start = if folder.is_empty() {
@@ -294,12 +299,16 @@ fn read_node(
 /// Streams a zip of the whole newest recovery point of an archive.
 pub async fn read_archive_as_zip(
     storage: &BackupStorage,
+    scope: &dyn TenantScope,
     archive: catalog::ArchiveId,
 ) -> StorageResult<ByteStream> {
+    let archive = catalog::find_archive(storage.db(), scope, archive)
+        .await?
+        .id;
     let point = catalog::latest_recovery_point(storage.db(), archive)
         .await?
         .ok_or_else(|| StorageError::not_found(format!("recovery point of archive {archive}")))?;
-    read_folder_as_zip(storage, point.id, "").await
+    read_folder_as_zip(storage, scope, point.id, "").await
 }
 
 /// An indexed repository whose index knows the snapshot's blobs: the cached one when it does,
@@ -424,4 +433,214 @@ fn receiver_stream(receiver: mpsc::Receiver<io::Result<Bytes>>) -> ByteStream {
         receiver,
         |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) },
     ))
+}
+
+/// How a selection is laid out in a zip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZipLayout {
+    /// Each item as a file, at its path relative to the archive root.
+    Files,
+    /// Every message (`.eml`) of the selection in one mbox file of this name (mboxrd quoting).
+    Mbox(String),
+}
+
+/// Streams a zip of the given catalogued items of a recovery point (from
+/// `catalog::expand_selection`). The zip is written to an unlinked spool file on a blocking
+/// thread and streamed from there, so memory stays bounded whatever the size.
+pub async fn read_items_as_zip(
+    storage: &BackupStorage,
+    scope: &dyn TenantScope,
+    point: RecoveryPointId,
+    paths: Vec<String>,
+    layout: ZipLayout,
+) -> StorageResult<ByteStream> {
+    let point = catalog::find_recovery_point(storage.db(), scope, point).await?;
+    let archive = catalog::find_archive(storage.db(), scope, point.archive).await?;
+    // Only catalogued paths are served: the catalog is what the user browsed.
+    for path in &paths {
+        catalog::find_item(storage.db(), scope, point.id, path).await?;
+    }
+    let root = PathBuf::from(archive.workload.root());
+    let lock = storage.lock(point.customer, LockKind::Shared).await?;
+    let probe = root.join(paths.first().cloned().unwrap_or_default());
+    let repo = indexed_for(storage, &point, &probe).await?;
+    let (sender, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    let snapshot = point.snapshot_id.clone();
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let error_sender = sender.clone();
+        let result = spool_zip(ChannelWriter { sender }, |zip, options| {
+            write_selection(&repo, &snapshot, &root, &paths, &layout, zip, options)
+        });
+        if let Err(err) = result {
+            let _ = error_sender.blocking_send(Err(io::Error::other(err.to_string())));
+        }
+        runtime.block_on(lock.release());
+        drop(error_sender);
+    });
+    Ok(receiver_stream(receiver))
+}
+
+type SpoolZip<'a> = zip::ZipWriter<io::BufWriter<&'a mut std::fs::File>>;
+
+fn zip_error(err: zip::result::ZipError) -> StorageError {
+    StorageError::Io(io::Error::other(err.to_string()))
+}
+
+/// Writes a zip with `fill` into an unlinked temporary file, then copies it to `out` in chunks.
+fn spool_zip(
+    mut out: ChannelWriter,
+    fill: impl FnOnce(&mut SpoolZip<'_>, zip::write::SimpleFileOptions) -> StorageResult<()>,
+) -> StorageResult<()> {
+    use std::io::{Read, Seek};
+    let spool_path = std::env::temp_dir().join(format!("skyvault-zip-{}", uuid::Uuid::new_v4()));
+    let mut spool = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&spool_path)?;
+    let _ = std::fs::remove_file(&spool_path);
+    {
+        let mut zip = zip::ZipWriter::new(io::BufWriter::with_capacity(256 << 10, &mut spool));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(true);
+        fill(&mut zip, options)?;
+        let mut inner = zip.finish().map_err(zip_error)?;
+        inner.flush()?;
+    }
+    spool.seek(io::SeekFrom::Start(0))?;
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let n = spool.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        out.write_all(&buf[..n])?;
+    }
+}
+
+fn write_selection(
+    repo: &Repository<IndexedFullStatus>,
+    snapshot: &str,
+    root: &Path,
+    paths: &[String],
+    layout: &ZipLayout,
+    zip: &mut SpoolZip<'_>,
+    options: zip::write::SimpleFileOptions,
+) -> StorageResult<()> {
+    let snaps = repo.get_snapshots(&[snapshot])?;
+    let snap = snaps
+        .first()
+        .ok_or_else(|| StorageError::not_found(format!("snapshot {snapshot}")))?;
+    match layout {
+        ZipLayout::Files => {
+            for path in paths {
+                let node = repo.node_from_path(snap.tree, &root.join(path))?;
+                zip.start_file(path.as_str(), options).map_err(zip_error)?;
+                read_node(repo, &node, &mut |chunk| zip.write_all(&chunk))?;
+            }
+        }
+        ZipLayout::Mbox(name) => {
+            zip.start_file(name.as_str(), options).map_err(zip_error)?;
+            for path in paths.iter().filter(|p| p.ends_with(".eml")) {
+                let node = repo.node_from_path(snap.tree, &root.join(path))?;
+                zip.write_all(b"From MAILER-DAEMON Thu Jan  1 00:00:00 1970\n")?;
+                let mut quote = MboxQuoting::default();
+                read_node(repo, &node, &mut |chunk| {
+                    let quoted = quote.feed(&chunk);
+                    zip.write_all(&quoted)
+                })?;
+                let mut tail = quote.finish();
+                if !quote.ended_with_newline() {
+                    tail.push(b'\n');
+                }
+                tail.push(b'\n');
+                zip.write_all(&tail)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// mboxrd quoting, streamed: a line that starts with zero or more `>` and then `From ` gets one
+/// more `>`, so the separator lines stay unambiguous and unquoting gives the message back.
+#[derive(Debug)]
+pub struct MboxQuoting {
+    /// Bytes at the start of the current line that may still become a `>*From ` prefix.
+    pending: Vec<u8>,
+    at_line_start: bool,
+    last: Option<u8>,
+}
+
+impl Default for MboxQuoting {
+    fn default() -> Self {
+        Self {
+            pending: Vec::new(),
+            at_line_start: true,
+            last: None,
+        }
+    }
+}
+
+impl MboxQuoting {
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(chunk.len() + 8);
+        for &byte in chunk {
+            self.last = Some(byte);
+            if !self.at_line_start {
+                out.push(byte);
+                if byte == b'\n' {
+                    self.at_line_start = true;
+                }
+                continue;
+            }
+            self.pending.push(byte);
+            let quotes = self.pending.iter().take_while(|&&b| b == b'>').count();
+            let rest = &self.pending[quotes..];
+            if rest == b"From " {
+                out.push(b'>');
+                out.append(&mut self.pending);
+                self.at_line_start = false;
+            } else if !b"From ".starts_with(rest) {
+                let newline = byte == b'\n';
+                out.append(&mut self.pending);
+                self.at_line_start = newline;
+            }
+        }
+        out
+    }
+
+    /// What is still held back at the end of the message.
+    pub fn finish(&mut self) -> Vec<u8> {
+        self.at_line_start = true;
+        std::mem::take(&mut self.pending)
+    }
+
+    pub fn ended_with_newline(&self) -> bool {
+        self.last.is_none_or(|b| b == b'\n')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MboxQuoting;
+
+    #[test]
+    fn mboxrd_quotes_from_lines_across_chunks() {
+        let mut quote = MboxQuoting::default();
+        let mut out = Vec::new();
+        for chunk in [
+            &b"Subject: x\n\nFr"[..],
+            b"om here\n>From there\nFrog\n",
+            b"From",
+        ] {
+            out.extend(quote.feed(chunk));
+        }
+        out.extend(quote.finish());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "Subject: x\n\n>From here\n>>From there\nFrog\nFrom"
+        );
+    }
 }

@@ -27,6 +27,7 @@ use super::catalog::{self, Archive, ArchiveId, RecoveryPoint, RecoveryPointId};
 use super::error::{StorageError, StorageResult};
 use super::lock::LockKind;
 use super::repository::run_blocking;
+use super::scope::TenantScope;
 
 /// A plan's retention rule for each archive it protects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,12 +122,15 @@ pub fn points_to_remove(
 /// Applies a plan's rule to one archive: removes the points it does not keep.
 pub async fn apply_retention(
     storage: &BackupStorage,
+    scope: &dyn TenantScope,
     archive: ArchiveId,
     rule: RetentionRule,
 ) -> StorageResult<RetentionReport> {
-    let points = catalog::list_recovery_points(storage.db(), archive).await?;
+    // Another customer's archive is not found, rather than an archive with nothing to remove.
+    catalog::find_archive(storage.db(), scope, archive).await?;
+    let points = catalog::list_recovery_points(storage.db(), scope, archive).await?;
     let remove = points_to_remove(&points, rule, storage.clock().now())?;
-    let removed = delete_recovery_points(storage, archive, &remove).await?;
+    let removed = delete_recovery_points(storage, scope, archive, &remove).await?;
     let removed_ids: HashSet<RecoveryPointId> = removed.iter().map(|p| p.id).collect();
     Ok(RetentionReport {
         archive,
@@ -143,15 +147,16 @@ pub async fn apply_retention(
 /// reclaimed by the next `prune`.
 pub async fn delete_recovery_points(
     storage: &BackupStorage,
+    scope: &dyn TenantScope,
     archive_id: ArchiveId,
     ids: &[RecoveryPointId],
 ) -> StorageResult<Vec<RecoveryPoint>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let archive = catalog::find_archive(storage.db(), archive_id).await?;
+    let archive = catalog::find_archive(storage.db(), scope, archive_id).await?;
     let wanted: HashSet<RecoveryPointId> = ids.iter().copied().collect();
-    let points: Vec<RecoveryPoint> = catalog::list_recovery_points(storage.db(), archive_id)
+    let points: Vec<RecoveryPoint> = catalog::list_recovery_points(storage.db(), scope, archive_id)
         .await?
         .into_iter()
         .filter(|p| wanted.contains(&p.id))
@@ -179,10 +184,11 @@ pub async fn delete_recovery_points(
 /// backups an admin no longer wants).
 pub async fn delete_archive(
     storage: &BackupStorage,
+    scope: &dyn TenantScope,
     archive_id: ArchiveId,
 ) -> StorageResult<ArchiveDeletion> {
-    let archive = catalog::find_archive(storage.db(), archive_id).await?;
-    let points = catalog::list_recovery_points(storage.db(), archive_id).await?;
+    let archive = catalog::find_archive(storage.db(), scope, archive_id).await?;
+    let points = catalog::list_recovery_points(storage.db(), scope, archive_id).await?;
     // Catalog entries, points and failed items go with the archive row (foreign keys cascade);
     // deleted explicitly as well, for databases where cascades are off.
     let txn = storage.db().begin().await?;

@@ -416,6 +416,8 @@ pub struct ItemRow {
     /// The plans protecting it ("" when none) and when it was last backed up.
     pub plan: String,
     pub last_backup: String,
+    /// Its archives' pages in Backup storage: (workload, address), where recovery starts.
+    pub recovery: Vec<(&'static str, String)>,
     pub name: String,
     pub address: String,
     pub detail: String,
@@ -544,27 +546,38 @@ fn tab_slug(kind: ItemKind) -> &'static str {
     }
 }
 
+/// An item's backups as its row shows them.
+#[derive(Default)]
+struct ItemBackups {
+    newest: Option<chrono::DateTime<chrono::Utc>>,
+    /// (workload, archive page) of each of its archives with a recovery point.
+    archives: Vec<(&'static str, String)>,
+}
+
 /// When each of the customer's items was last backed up (its newest recovery point of any
-/// workload).
+/// workload), and where its archives are browsed.
 async fn last_backups(
     state: &AppState,
     org: &OrgScope,
-) -> Result<std::collections::HashMap<uuid::Uuid, chrono::DateTime<chrono::Utc>>, WebError> {
-    let mut newest = std::collections::HashMap::new();
+) -> Result<std::collections::HashMap<uuid::Uuid, ItemBackups>, WebError> {
+    let mut items: std::collections::HashMap<uuid::Uuid, ItemBackups> =
+        std::collections::HashMap::new();
     for summary in
-        crate::storage::catalog::list_archive_summaries(&state.db, org.customer().id()).await?
+        crate::storage::catalog::list_archive_summaries(&state.db, org.customer()).await?
     {
         if summary.archive.org != org.id() {
             continue;
         }
         if let Some(point) = summary.newest {
-            let at = newest
-                .entry(summary.archive.item.0)
-                .or_insert(point.taken_at);
-            *at = (*at).max(point.taken_at);
+            let backups = items.entry(summary.archive.item.0).or_default();
+            backups.newest = backups.newest.max(Some(point.taken_at));
+            backups.archives.push((
+                crate::jobs::backup_check::workload_label(summary.archive.workload),
+                super::backups::archive_url(org.customer().id(), summary.archive.id),
+            ));
         }
     }
-    Ok(newest)
+    Ok(items)
 }
 
 fn item_row(item: protected_item::Model) -> ItemRow {
@@ -597,6 +610,7 @@ fn item_row(item: protected_item::Model) -> ItemRow {
         id: item.id.to_string(),
         plan: String::new(),
         last_backup: String::new(),
+        recovery: Vec::new(),
         inactive,
         inactive_since: when(item.inactive_since),
         name: item.display_name,
@@ -624,7 +638,7 @@ async fn items_fragment(
     csrf: &str,
 ) -> Result<ItemsFragment, WebError> {
     let coverage = crate::plans::coverage(&state.db, org).await?;
-    let backed_up = last_backups(state, org).await?;
+    let mut backed_up = last_backups(state, org).await?;
     let kind = tab_kind(&query.tab);
     let (search, search_error) = match forms::search_text(&query.q) {
         Ok(search) => (search, None),
@@ -712,13 +726,11 @@ async fn items_fragment(
             .into_iter()
             .map(|item| {
                 let plan = coverage.plans_of(&item).join(", ");
-                let last_backup = backed_up
-                    .get(&item.id)
-                    .map(|at| when(Some(*at)))
-                    .unwrap_or_default();
+                let backups = backed_up.remove(&item.id).unwrap_or_default();
                 ItemRow {
                     plan,
-                    last_backup,
+                    last_backup: backups.newest.map(|at| when(Some(at))).unwrap_or_default(),
+                    recovery: backups.archives,
                     ..item_row(item)
                 }
             })

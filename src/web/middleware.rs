@@ -52,7 +52,11 @@ pub async fn security_headers(
             "camera=(), microphone=(), geolocation=()",
         ),
     ] {
-        headers.insert(name, HeaderValue::from_static(value));
+        // A response that set its own policy keeps it: a backed-up message's body is served
+        // under a stricter CSP, and framed by the console (`web::backups::BODY_CSP`).
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
     }
     if https {
         headers.insert(

@@ -4,6 +4,7 @@
 pub mod assets;
 pub mod audit;
 pub mod auth;
+pub mod backups;
 pub mod console;
 pub mod csrf;
 pub mod error;
@@ -195,6 +196,42 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/c/{customer}/activities/{job}",
             web::get().to(plans::job_page),
+        )
+        .route(
+            "/c/{customer}/backups/repository-password",
+            web::get().to(backups::password_page),
+        )
+        .route(
+            "/c/{customer}/backups/repository-password",
+            web::post().to(backups::reveal_password),
+        )
+        .route(
+            "/c/{customer}/backups/{archive}",
+            web::get().to(backups::archive_page),
+        )
+        .route(
+            "/c/{customer}/backups/{archive}/points/{point}",
+            web::get().to(backups::point_page),
+        )
+        .route(
+            "/c/{customer}/backups/{archive}/points/{point}/preview",
+            web::get().to(backups::preview_page),
+        )
+        .route(
+            "/c/{customer}/backups/{archive}/points/{point}/body",
+            web::get().to(backups::body),
+        )
+        .route(
+            "/c/{customer}/backups/{archive}/points/{point}/download",
+            web::get().to(backups::download_item),
+        )
+        .route(
+            "/c/{customer}/backups/{archive}/points/{point}/zip",
+            web::get().to(backups::download_zip),
+        )
+        .route(
+            "/c/{customer}/backups/{archive}/points/{point}/mbox",
+            web::get().to(backups::download_mbox),
         )
         .route(
             "/m365/consent/callback",

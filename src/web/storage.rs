@@ -40,6 +40,8 @@ fn storage_message(code: &str) -> Option<(&'static str, &'static str)> {
 }
 
 pub struct ArchiveRow {
+    /// The archive's page: its recovery points, where browsing and restoring start.
+    pub url: String,
     pub name: String,
     pub workload: &'static str,
     pub points: u64,
@@ -53,6 +55,7 @@ impl ArchiveRow {
     fn of(summary: ArchiveSummary) -> Self {
         let newest = summary.newest.as_ref();
         Self {
+            url: super::backups::archive_url(summary.archive.customer, summary.archive.id),
             workload: workload_label(summary.archive.workload),
             points: summary.recovery_points,
             newest: super::m365::when(newest.map(|p| p.taken_at)),
@@ -153,7 +156,7 @@ pub async fn storage_page(
     notice: &str,
     query: &str,
 ) -> Result<HttpResponse, WebError> {
-    let mut archives = catalog::list_archive_summaries(&state.db, scope.id()).await?;
+    let mut archives = catalog::list_archive_summaries(&state.db, scope).await?;
     let sort = TableSort::from_query(format!("/c/{}/storage", scope.id()), ARCHIVE_COLUMNS, query);
     sort.apply(&mut archives, |column, a, b| {
         let newest = |s: &ArchiveSummary| s.newest.as_ref().map(|p| (p.taken_at, p.bytes_total));

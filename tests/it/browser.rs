@@ -915,3 +915,84 @@ async fn every_page_fits_from_phone_to_wide_screen_and_paging_survives_back() {
     assert_eq!(gone.status, reqwest::StatusCode::UNAUTHORIZED);
     client.close().await.unwrap();
 }
+
+/// The backup pages (an archive's points, a point's folders and items, a message preview) fit a
+/// laptop and a phone, and a hostile message's preview runs nothing and loads nothing from its
+/// sender's server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_pages_fit_and_a_hostile_preview_stays_inert_in_chromium() {
+    use crate::console::access::organization_fixture;
+    use crate::restore::console::back_up_mailbox;
+    use crate::support::app::PARTNER_EMAIL;
+
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    let (app, partner) = TestApp::with_partner_admin().await;
+    let customer = app
+        .customer_with_admin(&partner, "Contoso", "casey@contoso.example")
+        .await;
+    let org = organization_fixture(&app, &customer, "ContosoOrg").await;
+    let backed = back_up_mailbox(&app, &customer, &org).await;
+    let point = backed.point_url();
+    let pages = [
+        (
+            "backup-archive",
+            format!("/c/{customer}/backups/{}", backed.outcome.archive.id),
+        ),
+        ("backup-browse", format!("{point}?folder=Inbox")),
+        ("backup-browse-archive", format!("{point}?folder=Archive")),
+        (
+            "backup-preview",
+            format!("{point}/preview?path=Inbox%2Fhostile.eml"),
+        ),
+        (
+            "backup-preview-event",
+            format!("{point}/preview?path=Calendar%2Fstandup.json"),
+        ),
+    ];
+    let profile = tempfile::tempdir().unwrap();
+    let client = browser(&driver, profile.path()).await;
+    sign_in(&client, &app, PARTNER_EMAIL).await;
+    for width in [1280, 390] {
+        client.set_window_size(width, 900).await.unwrap();
+        for (name, path) in &pages {
+            client.goto(&format!("{}{path}", app.base)).await.unwrap();
+            heading(&client).await;
+            // Give the framed body time to load (and anything in it time to try to run).
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let over = overflow(&client).await;
+            screenshot(&client, &format!("fit-{width}-{name}")).await;
+            assert!(over <= 0, "{path} is {over} px wider than {width} px");
+        }
+    }
+    // Nothing in the preview ran or reached the sender's server.
+    client
+        .goto(&format!(
+            "{}{point}/preview?path=Inbox%2Fhostile.eml",
+            app.base
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let requested = client
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => e.name).join(' ');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(!requested.as_str().unwrap().contains("evil.example"));
+    let title = client.title().await.unwrap();
+    assert_ne!(title, "pwned");
+    let frame = client
+        .find(Locator::Css("iframe.message-body"))
+        .await
+        .unwrap();
+    assert_eq!(frame.attr("sandbox").await.unwrap().as_deref(), Some(""));
+    client.enter_frame(0).await.unwrap();
+    let inside = client.source().await.unwrap();
+    assert!(inside.contains("Quarterly numbers"));
+    assert!(!inside.contains("<script") && !inside.contains("evil.example"));
+    drop(driver);
+}

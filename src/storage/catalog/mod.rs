@@ -24,6 +24,7 @@ use uuid::Uuid;
 use crate::ids::{CustomerId, ItemId, OrgId};
 
 use super::error::{StorageError, StorageResult};
+use super::scope::TenantScope;
 use entity::{archive, catalog_entry, recovery_point};
 
 macro_rules! storage_id {
@@ -304,10 +305,10 @@ pub(crate) fn entry_from_row(row: &catalog_entry::Model) -> CatalogEntry {
 /// The archives of a customer, including those whose item is gone from Microsoft 365.
 pub async fn list_archives(
     db: &DatabaseConnection,
-    customer: CustomerId,
+    scope: &dyn TenantScope,
 ) -> StorageResult<Vec<Archive>> {
     archive::Entity::find()
-        .filter(archive::Column::CustomerId.eq(customer.as_uuid()))
+        .filter(archive::Column::CustomerId.eq(scope.tenant().as_uuid()))
         .order_by_asc(archive::Column::DisplayName)
         .all(db)
         .await?
@@ -316,21 +317,29 @@ pub async fn list_archives(
         .collect()
 }
 
-pub async fn find_archive(db: &impl ConnectionTrait, id: ArchiveId) -> StorageResult<Archive> {
+/// An archive of the scope's customer; another customer's id is *not found*.
+pub async fn find_archive(
+    db: &impl ConnectionTrait,
+    scope: &dyn TenantScope,
+    id: ArchiveId,
+) -> StorageResult<Archive> {
     let row = archive::Entity::find_by_id(id.0)
+        .filter(archive::Column::CustomerId.eq(scope.tenant().as_uuid()))
         .one(db)
         .await?
         .ok_or_else(|| StorageError::not_found(format!("archive {id}")))?;
     archive_from_row(row)
 }
 
-/// Recovery points of an archive, oldest first.
+/// Recovery points of an archive, oldest first; none for another customer's archive.
 pub async fn list_recovery_points(
     db: &impl ConnectionTrait,
+    scope: &dyn TenantScope,
     archive_id: ArchiveId,
 ) -> StorageResult<Vec<RecoveryPoint>> {
     Ok(recovery_point::Entity::find()
         .filter(recovery_point::Column::ArchiveId.eq(archive_id.0))
+        .filter(recovery_point::Column::CustomerId.eq(scope.tenant().as_uuid()))
         .order_by_asc(recovery_point::Column::Seq)
         .all(db)
         .await?
@@ -339,11 +348,14 @@ pub async fn list_recovery_points(
         .collect())
 }
 
+/// A recovery point of the scope's customer; another customer's id is *not found*.
 pub async fn find_recovery_point(
     db: &impl ConnectionTrait,
+    scope: &dyn TenantScope,
     id: RecoveryPointId,
 ) -> StorageResult<RecoveryPoint> {
     recovery_point::Entity::find_by_id(id.0)
+        .filter(recovery_point::Column::CustomerId.eq(scope.tenant().as_uuid()))
         .one(db)
         .await?
         .map(point_from_row)
@@ -390,9 +402,10 @@ pub(crate) async fn entry_rows_at(
 /// Every item of a recovery point, ordered by path.
 pub async fn list_items(
     db: &DatabaseConnection,
+    scope: &dyn TenantScope,
     point: RecoveryPointId,
 ) -> StorageResult<Vec<CatalogEntry>> {
-    let point = find_recovery_point(db, point).await?;
+    let point = find_recovery_point(db, scope, point).await?;
     Ok(entry_rows_at(db, point.archive, point.seq)
         .await?
         .iter()
@@ -403,10 +416,11 @@ pub async fn list_items(
 /// One item of a recovery point by its path.
 pub async fn find_item(
     db: &DatabaseConnection,
+    scope: &dyn TenantScope,
     point: RecoveryPointId,
     path: &str,
 ) -> StorageResult<CatalogEntry> {
-    let point = find_recovery_point(db, point).await?;
+    let point = find_recovery_point(db, scope, point).await?;
     catalog_entry::Entity::find()
         .filter(live_at(point.archive, point.seq))
         .filter(catalog_entry::Column::Path.eq(path))
@@ -421,10 +435,11 @@ pub async fn find_item(
 /// The folders and items directly inside `folder` ("" for the top) of a recovery point.
 pub async fn browse(
     db: &DatabaseConnection,
+    scope: &dyn TenantScope,
     point: RecoveryPointId,
     folder: &str,
 ) -> StorageResult<Vec<BrowseEntry>> {
-    let point = find_recovery_point(db, point).await?;
+    let point = find_recovery_point(db, scope, point).await?;
     let folder = folder.trim_matches('/');
     let prefix = if folder.is_empty() {
         String::new()
@@ -465,10 +480,11 @@ pub async fn browse(
 /// Items of a recovery point matching every field of `query`.
 pub async fn search(
     db: &DatabaseConnection,
+    scope: &dyn TenantScope,
     point: RecoveryPointId,
     query: &SearchQuery,
 ) -> StorageResult<Vec<CatalogEntry>> {
-    let point = find_recovery_point(db, point).await?;
+    let point = find_recovery_point(db, scope, point).await?;
     let mut select = catalog_entry::Entity::find().filter(live_at(point.archive, point.seq));
     let contains = |column: catalog_entry::Column, needle: &str| {
         // LIKE is case-sensitive on PostgreSQL and not on SQLite: lower both sides everywhere.
@@ -534,10 +550,11 @@ pub struct ArchiveSummary {
 /// whatever the number of archives.
 pub async fn list_archive_summaries(
     db: &DatabaseConnection,
-    customer: CustomerId,
+    scope: &dyn TenantScope,
 ) -> StorageResult<Vec<ArchiveSummary>> {
     use sea_orm::sea_query::{Alias, Query};
-    let archives = list_archives(db, customer).await?;
+    let customer = scope.tenant();
+    let archives = list_archives(db, scope).await?;
     // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back so both databases answer an integer.
     let stats: Vec<(Uuid, i64, Option<i64>)> = recovery_point::Entity::find()
         .select_only()
@@ -602,4 +619,233 @@ pub async fn customers_with_archives(db: &DatabaseConnection) -> StorageResult<V
         .all(db)
         .await?;
     Ok(customers.into_iter().map(CustomerId).collect())
+}
+
+// ---- browsing a recovery point page by page -------------------------------------------------
+
+/// The order of a folder's item list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemOrder {
+    /// Sent date, or last change for items without one (files, events).
+    Date,
+    Sender,
+    /// Subject, or name for items without one.
+    Subject,
+    Size,
+    HasAttachments,
+    Kind,
+    Name,
+}
+
+/// One page of the items directly inside a folder of a recovery point.
+#[derive(Debug, Clone)]
+pub struct FolderPageQuery {
+    /// `""` for the top of the archive.
+    pub folder: String,
+    pub order: ItemOrder,
+    pub descending: bool,
+    pub offset: u64,
+    pub limit: u64,
+    /// Leave out a mailbox item's full-fidelity export (`.item`) where the backup also keeps its
+    /// readable copy (`.eml` or `.json`) beside it: the list shows each item once.
+    pub collapse_exports: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct FolderPage {
+    pub items: Vec<CatalogEntry>,
+    /// Items in the folder (all pages).
+    pub total: u64,
+}
+
+/// The exclusive upper bound of the paths that start with `prefix` (which ends with `/`): the
+/// same string with its last `/` bumped to `0`, the next character. With `path >= prefix AND
+/// path < bound` both databases walk the `(archive_id, path)` index instead of matching LIKE.
+fn prefix_bound(prefix: &str) -> String {
+    let mut bound = prefix.to_string();
+    bound.pop();
+    bound.push('0');
+    bound
+}
+
+/// The condition "directly inside `folder`".
+fn directly_in(folder: &str) -> Condition {
+    let not_deeper = |pattern: String| {
+        Expr::col(catalog_entry::Column::Path)
+            .not_like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\'))
+    };
+    if folder.is_empty() {
+        return Condition::all().add(not_deeper("%/%".into()));
+    }
+    let prefix = format!("{folder}/");
+    Condition::all()
+        .add(catalog_entry::Column::Path.gte(prefix.clone()))
+        .add(catalog_entry::Column::Path.lt(prefix_bound(&prefix)))
+        .add(not_deeper(format!("{}%/%", escape_like(&prefix))))
+}
+
+/// Message classes whose items the mailbox backup also keeps as a readable copy (MIME or JSON);
+/// the same rule as the mailbox runner's. An item without a class is a message.
+const CLASSES_WITH_READABLE_COPY: [&str; 5] = [
+    "IPM.Note",
+    "IPM.Schedule.Meeting",
+    "REPORT",
+    "IPM.Appointment",
+    "IPM.Contact",
+];
+
+fn export_with_readable_copy() -> Condition {
+    let mut class = Condition::any().add(catalog_entry::Column::ItemClass.is_null());
+    for prefix in CLASSES_WITH_READABLE_COPY {
+        class = class
+            .add(catalog_entry::Column::ItemClass.eq(prefix))
+            .add(catalog_entry::Column::ItemClass.starts_with(format!("{prefix}.")));
+    }
+    Condition::all()
+        .add(catalog_entry::Column::Kind.eq(ItemKind::MailboxItem.as_str()))
+        .add(class)
+}
+
+/// One page of the items directly inside a folder, sorted in the database.
+pub async fn folder_page(
+    db: &DatabaseConnection,
+    scope: &dyn TenantScope,
+    point: RecoveryPointId,
+    query: &FolderPageQuery,
+) -> StorageResult<FolderPage> {
+    use sea_orm::PaginatorTrait;
+    use sea_orm::sea_query::{Order, SimpleExpr};
+    let point = find_recovery_point(db, scope, point).await?;
+    let folder = query.folder.trim_matches('/');
+    let mut select = catalog_entry::Entity::find()
+        .filter(live_at(point.archive, point.seq))
+        .filter(directly_in(folder));
+    if query.collapse_exports {
+        select = select.filter(export_with_readable_copy().not());
+    }
+    let total = select.clone().count(db).await?;
+    let order = if query.descending {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
+    let column = |c: catalog_entry::Column| -> SimpleExpr { Expr::col(c).into() };
+    let key: SimpleExpr = match query.order {
+        ItemOrder::Date => Func::coalesce([
+            column(catalog_entry::Column::SentAt),
+            column(catalog_entry::Column::LastModified),
+        ])
+        .into(),
+        ItemOrder::Sender => Func::lower(Expr::col(catalog_entry::Column::Sender)).into(),
+        ItemOrder::Subject => Func::lower(Func::coalesce([
+            column(catalog_entry::Column::Subject),
+            column(catalog_entry::Column::Name),
+        ]))
+        .into(),
+        ItemOrder::Size => column(catalog_entry::Column::Size),
+        ItemOrder::HasAttachments => column(catalog_entry::Column::HasAttachments),
+        ItemOrder::Kind => column(catalog_entry::Column::Kind),
+        ItemOrder::Name => Func::lower(Expr::col(catalog_entry::Column::Name)).into(),
+    };
+    let rows = select
+        .order_by(key, order.clone())
+        .order_by(catalog_entry::Column::Path, order)
+        .offset(query.offset)
+        .limit(query.limit)
+        .all(db)
+        .await?;
+    Ok(FolderPage {
+        items: rows.iter().map(entry_from_row).collect(),
+        total,
+    })
+}
+
+/// Every folder of a recovery point (`Inbox`, `Inbox/Projects`, …), sorted, ancestors included.
+/// The database reduces each path to its folder (`rtrim(path, <path without slashes>)` strips
+/// the name after the last `/`, on SQLite and PostgreSQL alike), so only distinct folders travel.
+pub async fn list_folders(
+    db: &DatabaseConnection,
+    scope: &dyn TenantScope,
+    point: RecoveryPointId,
+) -> StorageResult<Vec<String>> {
+    let point = find_recovery_point(db, scope, point).await?;
+    let folder_of = Expr::cust("rtrim(path, replace(path, '/', ''))");
+    let folders: Vec<String> = catalog_entry::Entity::find()
+        .select_only()
+        .column_as(folder_of, "folder")
+        .filter(live_at(point.archive, point.seq))
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut all = std::collections::BTreeSet::new();
+    for folder in folders {
+        let mut folder = folder.trim_end_matches('/');
+        while !folder.is_empty() {
+            if !all.insert(folder.to_string()) {
+                break;
+            }
+            folder = folder.rsplit_once('/').map_or("", |(parent, _)| parent);
+        }
+    }
+    Ok(all.into_iter().collect())
+}
+
+/// The items of a recovery point at or below each of `paths` (an item's path, or a folder's),
+/// ordered by path: what a download of a selection holds. Unknown paths are *not found*.
+pub async fn expand_selection(
+    db: &DatabaseConnection,
+    scope: &dyn TenantScope,
+    point: RecoveryPointId,
+    paths: &[String],
+) -> StorageResult<Vec<CatalogEntry>> {
+    let point = find_recovery_point(db, scope, point).await?;
+    let mut found = BTreeMap::new();
+    for path in paths {
+        let path = path.trim_matches('/');
+        let prefix = format!("{path}/");
+        let mut wanted = Condition::any().add(catalog_entry::Column::Path.eq(path));
+        if !path.is_empty() {
+            wanted = wanted.add(
+                Condition::all()
+                    .add(catalog_entry::Column::Path.gte(prefix.clone()))
+                    .add(catalog_entry::Column::Path.lt(prefix_bound(&prefix))),
+            );
+        }
+        let query = catalog_entry::Entity::find().filter(live_at(point.archive, point.seq));
+        let query = if path.is_empty() {
+            query
+        } else {
+            query.filter(wanted)
+        };
+        let rows = query.all(db).await?;
+        if rows.is_empty() {
+            return Err(StorageError::not_found(format!(
+                "`{path}` in recovery point {}",
+                point.id
+            )));
+        }
+        for row in &rows {
+            found.insert(row.path.clone(), entry_from_row(row));
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
+/// The newest recovery point of an archive taken before `before`, if any.
+pub async fn point_before(
+    db: &DatabaseConnection,
+    scope: &dyn TenantScope,
+    archive_id: ArchiveId,
+    before: DateTime<Utc>,
+) -> StorageResult<Option<RecoveryPoint>> {
+    find_archive(db, scope, archive_id).await?;
+    Ok(recovery_point::Entity::find()
+        .filter(recovery_point::Column::ArchiveId.eq(archive_id.0))
+        .filter(recovery_point::Column::CustomerId.eq(scope.tenant().as_uuid()))
+        .filter(recovery_point::Column::TakenAt.lt(before))
+        .order_by_desc(recovery_point::Column::Seq)
+        .one(db)
+        .await?
+        .map(point_from_row))
 }

@@ -68,13 +68,13 @@ impl BackupFixture {
     }
 
     pub async fn items(&self, point: RecoveryPointId) -> Vec<CatalogEntry> {
-        catalog::list_items(self.f.storage.db(), point)
+        catalog::list_items(self.f.storage.db(), &self.f.scope(), point)
             .await
             .unwrap()
     }
 
     pub async fn bytes(&self, point: RecoveryPointId, path: &str) -> Vec<u8> {
-        read::read_item_to_vec(&self.f.storage, point, path)
+        read::read_item_to_vec(&self.f.storage, &self.f.scope(), point, path)
             .await
             .unwrap()
     }

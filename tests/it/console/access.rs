@@ -14,7 +14,7 @@ use crate::support::app::{PARTNER_EMAIL, PASSWORD, TestApp, Visitor};
 /// An organization of `customer` as the consent flow stores it, with one user (Alice Example),
 /// without the flow: these tests are about the routes that take its id, not about how it was
 /// added.
-pub(super) async fn organization_fixture(app: &TestApp, customer: &str, name: &str) -> String {
+pub(crate) async fn organization_fixture(app: &TestApp, customer: &str, name: &str) -> String {
     let id = uuid::Uuid::new_v4();
     let now = app.state.clock.now();
     organization::ActiveModel {

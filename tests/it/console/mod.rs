@@ -2,7 +2,7 @@
 //! isolation between customers; Backup storage and its backup checks; the master key and demo
 //! mode across restarts.
 
-mod access;
+pub(crate) mod access;
 mod accounts;
 mod audit;
 mod demo;
@@ -17,7 +17,7 @@ pub mod partners;
 mod people;
 mod plans;
 mod restore;
-mod routes;
+pub(crate) mod routes;
 mod sessions;
 mod setup;
 pub mod storage;

@@ -623,7 +623,7 @@ async fn the_daily_cycle_runs_each_plan_at_its_time_once_with_run_now_and_retent
         // Retention kept the last two recovery points of the three runs.
         let points = skyvault::storage::catalog::list_archive_summaries(
             &app.state.db,
-            customer.parse().unwrap(),
+            &skyvault::storage::SystemScope::worker(customer.parse().unwrap(), "test"),
         )
         .await
         .unwrap();

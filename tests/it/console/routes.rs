@@ -133,6 +133,39 @@ pub const ROUTES: &[Route] = &[
         "/reset/{token}",
         &["new_password", "confirm_password"],
     ),
+    route("GET", "/c/{customer}/backups/repository-password", &[]),
+    route("POST", "/c/{customer}/backups/repository-password", &[]),
+    route("GET", "/c/{customer}/backups/{archive}", &["day"]),
+    route(
+        "GET",
+        "/c/{customer}/backups/{archive}/points/{point}",
+        &["folder", "sort", "dir", "page"],
+    ),
+    route(
+        "GET",
+        "/c/{customer}/backups/{archive}/points/{point}/preview",
+        &["path"],
+    ),
+    route(
+        "GET",
+        "/c/{customer}/backups/{archive}/points/{point}/body",
+        &["path"],
+    ),
+    route(
+        "GET",
+        "/c/{customer}/backups/{archive}/points/{point}/download",
+        &["path"],
+    ),
+    route(
+        "GET",
+        "/c/{customer}/backups/{archive}/points/{point}/zip",
+        &["path"],
+    ),
+    route(
+        "GET",
+        "/c/{customer}/backups/{archive}/points/{point}/mbox",
+        &["folder"],
+    ),
     route(
         "GET",
         "/c/{customer}/{section}",
@@ -183,8 +216,8 @@ impl Route {
             // walks these routes with another customer's real ones.
             .replace("{plan}", "00000000-0000-4000-8000-000000000001")
             .replace("{job}", "00000000-0000-4000-8000-000000000002")
-            // Archives and recovery points of nobody's: `restore::jobs` walks the restore routes
-            // with another customer's real ones.
+            // Archives and points of nobody's: `restore::console` and `restore::jobs` walk the
+            // backup and restore routes with another customer's real ones.
             .replace("{archive}", "00000000-0000-4000-8000-000000000003")
             .replace("{point}", "00000000-0000-4000-8000-000000000004")
             .replace("{path:.*}", "app.css");

@@ -26,7 +26,7 @@ async fn round_trip_is_byte_exact_and_the_catalog_browses_and_searches() {
     assert_eq!(point.seq, 1);
 
     for item in &items {
-        let bytes = read::read_item_to_vec(&f.storage, point.id, &item.path)
+        let bytes = read::read_item_to_vec(&f.storage, &f.scope(), point.id, &item.path)
             .await
             .unwrap();
         assert!(
@@ -36,7 +36,9 @@ async fn round_trip_is_byte_exact_and_the_catalog_browses_and_searches() {
         );
     }
 
-    let top = catalog::browse(f.storage.db(), point.id, "").await.unwrap();
+    let top = catalog::browse(f.storage.db(), &f.scope(), point.id, "")
+        .await
+        .unwrap();
     let folders: Vec<&str> = top
         .iter()
         .filter_map(|e| match e {
@@ -45,7 +47,7 @@ async fn round_trip_is_byte_exact_and_the_catalog_browses_and_searches() {
         })
         .collect();
     assert_eq!(folders, ["Documents", "Inbox", "Sent Items"]);
-    let inbox = catalog::browse(f.storage.db(), point.id, "Inbox")
+    let inbox = catalog::browse(f.storage.db(), &f.scope(), point.id, "Inbox")
         .await
         .unwrap();
     assert_eq!(inbox.len(), 8);
@@ -53,7 +55,8 @@ async fn round_trip_is_byte_exact_and_the_catalog_browses_and_searches() {
     let search = |query: SearchQuery| {
         let db = f.storage.db().clone();
         let id = point.id;
-        async move { catalog::search(&db, id, &query).await.unwrap() }
+        let scope = f.scope();
+        async move { catalog::search(&db, &scope, id, &query).await.unwrap() }
     };
     let hits = search(SearchQuery {
         subject: Some("REPORT 5".into()),
@@ -128,7 +131,7 @@ async fn unchanged_rerun_adds_no_pack_reads_nothing_and_adds_no_catalog_row() {
 
     // Both points still read back the same bytes.
     for point in [&first.recovery_point, &second.recovery_point] {
-        let bytes = read::read_item_to_vec(&f.storage, point.id, &items[0].path)
+        let bytes = read::read_item_to_vec(&f.storage, &f.scope(), point.id, &items[0].path)
             .await
             .unwrap();
         assert!(bytes == *items[0].bytes);
@@ -166,9 +169,10 @@ async fn an_unchanged_backup_whose_parent_snapshot_was_removed_by_hand_backs_up_
         "without a parent snapshot every item is read again"
     );
     for item in &items {
-        let bytes = read::read_item_to_vec(&f.storage, second.recovery_point.id, &item.path)
-            .await
-            .unwrap();
+        let bytes =
+            read::read_item_to_vec(&f.storage, &f.scope(), second.recovery_point.id, &item.path)
+                .await
+                .unwrap();
         assert!(bytes == *item.bytes, "{} differs", item.path);
     }
     super::interop::restic_check(&f).await;
@@ -206,13 +210,23 @@ async fn one_percent_changed_adds_about_one_percent() {
         added <= total * 3 / 100,
         "1 % changed added {added} of {total} bytes"
     );
-    let bytes = read::read_item_to_vec(&f.storage, second.recovery_point.id, "Files/f042.bin")
-        .await
-        .unwrap();
+    let bytes = read::read_item_to_vec(
+        &f.storage,
+        &f.scope(),
+        second.recovery_point.id,
+        "Files/f042.bin",
+    )
+    .await
+    .unwrap();
     assert!(bytes == *items[42].bytes);
-    let old = read::read_item_to_vec(&f.storage, first.recovery_point.id, "Files/f042.bin")
-        .await
-        .unwrap();
+    let old = read::read_item_to_vec(
+        &f.storage,
+        &f.scope(),
+        first.recovery_point.id,
+        "Files/f042.bin",
+    )
+    .await
+    .unwrap();
     assert!(old != bytes, "the first point keeps the old version");
     // One row per version of the changed item, one per unchanged item.
     let rows = catalog::count_entry_rows(f.storage.db(), first.archive.id)
@@ -287,7 +301,7 @@ async fn items_that_fail_to_arrive_make_a_partial_point_and_are_taken_next_time(
     assert_eq!(outcome.failed.len(), 1);
     assert_eq!(outcome.failed[0].path, items[3].path);
     assert!(outcome.failed[0].reason.contains("503"));
-    let missing = catalog::find_item(f.storage.db(), point.id, &items[3].path).await;
+    let missing = catalog::find_item(f.storage.db(), &f.scope(), point.id, &items[3].path).await;
     assert!(
         missing.is_err(),
         "a failed item must not be listed in the point"
@@ -321,9 +335,14 @@ async fn items_that_fail_to_arrive_make_a_partial_point_and_are_taken_next_time(
         1,
         "only the failed item is fetched again"
     );
-    let bytes = read::read_item_to_vec(&f.storage, next.recovery_point.id, &items[3].path)
-        .await
-        .unwrap();
+    let bytes = read::read_item_to_vec(
+        &f.storage,
+        &f.scope(),
+        next.recovery_point.id,
+        &items[3].path,
+    )
+    .await
+    .unwrap();
     assert!(bytes == *items[3].bytes);
 }
 
@@ -365,13 +384,18 @@ async fn a_cancelled_backup_saves_no_snapshot_and_the_next_backup_completes() {
     let next = f.back_up(&request, &items).await;
     assert_eq!(next.recovery_point.status, RecoveryPointStatus::Complete);
     assert_eq!(next.recovery_point.seq, 1);
-    let points = catalog::list_recovery_points(f.storage.db(), next.archive.id)
+    let points = catalog::list_recovery_points(f.storage.db(), &f.scope(), next.archive.id)
         .await
         .unwrap();
     assert_eq!(points.len(), 1);
-    let mut stream = read::read_item(&f.storage, next.recovery_point.id, &items[5].path)
-        .await
-        .unwrap();
+    let mut stream = read::read_item(
+        &f.storage,
+        &f.scope(),
+        next.recovery_point.id,
+        &items[5].path,
+    )
+    .await
+    .unwrap();
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
         bytes.extend_from_slice(&chunk.unwrap());
@@ -397,9 +421,14 @@ async fn duplicate_and_unsafe_paths_are_recorded_as_failed() {
     assert_eq!(outcome.recovery_point.status, RecoveryPointStatus::Partial);
     assert_eq!(outcome.failed.len(), 2);
     assert_eq!(outcome.recovery_point.item_count, 1);
-    let bytes = read::read_item_to_vec(&f.storage, outcome.recovery_point.id, "Docs/a.txt")
-        .await
-        .unwrap();
+    let bytes = read::read_item_to_vec(
+        &f.storage,
+        &f.scope(),
+        outcome.recovery_point.id,
+        "Docs/a.txt",
+    )
+    .await
+    .unwrap();
     assert_eq!(bytes, b"hello");
 }
 
@@ -423,7 +452,7 @@ async fn a_folder_and_a_whole_archive_download_as_zip() {
         bytes
     };
     let inbox = collect(
-        read::read_folder_as_zip(&f.storage, outcome.recovery_point.id, "Inbox")
+        read::read_folder_as_zip(&f.storage, &f.scope(), outcome.recovery_point.id, "Inbox")
             .await
             .unwrap(),
     )
@@ -442,7 +471,7 @@ async fn a_folder_and_a_whole_archive_download_as_zip() {
     }
 
     let whole = collect(
-        read::read_archive_as_zip(&f.storage, outcome.archive.id)
+        read::read_archive_as_zip(&f.storage, &f.scope(), outcome.archive.id)
             .await
             .unwrap(),
     )
@@ -450,7 +479,7 @@ async fn a_folder_and_a_whole_archive_download_as_zip() {
     let zip = zip::ZipArchive::new(std::io::Cursor::new(whole)).unwrap();
     assert_eq!(zip.len(), items.len());
     assert!(
-        read::read_folder_as_zip(&f.storage, outcome.recovery_point.id, "Nope")
+        read::read_folder_as_zip(&f.storage, &f.scope(), outcome.recovery_point.id, "Nope")
             .await
             .is_err()
     );
@@ -467,9 +496,15 @@ async fn a_recovery_point_restores_into_a_folder() {
         )
         .await;
     let target = tempfile::tempdir().unwrap();
-    let report = read::restore_to_folder(&f.storage, outcome.recovery_point.id, "", target.path())
-        .await
-        .unwrap();
+    let report = read::restore_to_folder(
+        &f.storage,
+        &f.scope(),
+        outcome.recovery_point.id,
+        "",
+        target.path(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.files, items.len() as u64);
     for item in &items {
         let bytes = std::fs::read(target.path().join(&item.path)).unwrap();
@@ -478,6 +513,7 @@ async fn a_recovery_point_restores_into_a_folder() {
     let only_documents = tempfile::tempdir().unwrap();
     let report = read::restore_to_folder(
         &f.storage,
+        &f.scope(),
         outcome.recovery_point.id,
         "Documents",
         only_documents.path(),

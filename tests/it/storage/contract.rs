@@ -67,17 +67,27 @@ async fn a_moved_item_is_not_fetched_again_and_reads_back_at_its_new_path() {
     assert_eq!(fetched, 0, "a moved item keeps its Graph id and change key");
     assert_eq!(second.reused, items.len() as u64);
     assert_eq!(second.recovery_point.status, RecoveryPointStatus::Complete);
-    let bytes = read::read_item_to_vec(&f.storage, second.recovery_point.id, &moved[0].path)
-        .await
-        .unwrap();
+    let bytes = read::read_item_to_vec(
+        &f.storage,
+        &f.scope(),
+        second.recovery_point.id,
+        &moved[0].path,
+    )
+    .await
+    .unwrap();
     assert!(bytes == *items[0].bytes, "the moved item's bytes differ");
     assert!(
-        catalog::find_item(f.storage.db(), second.recovery_point.id, &old_path)
-            .await
-            .is_err(),
+        catalog::find_item(
+            f.storage.db(),
+            &f.scope(),
+            second.recovery_point.id,
+            &old_path
+        )
+        .await
+        .is_err(),
         "the old path is gone from the new point"
     );
-    let before = read::read_item_to_vec(&f.storage, first.recovery_point.id, &old_path)
+    let before = read::read_item_to_vec(&f.storage, &f.scope(), first.recovery_point.id, &old_path)
         .await
         .unwrap();
     assert!(
@@ -115,7 +125,7 @@ async fn a_folder_that_could_not_be_listed_keeps_its_items_and_the_point_is_part
         "no item looks deleted"
     );
     for item in &items {
-        let bytes = read::read_item_to_vec(&f.storage, point.id, &item.path)
+        let bytes = read::read_item_to_vec(&f.storage, &f.scope(), point.id, &item.path)
             .await
             .unwrap();
         assert!(bytes == *item.bytes, "{} differs", item.path);
@@ -147,7 +157,7 @@ async fn a_changed_item_whose_new_bytes_fail_keeps_its_previous_version() {
     let point = &second.recovery_point;
     assert_eq!(point.status, RecoveryPointStatus::Partial);
     assert_eq!(point.item_count, items.len() as u64);
-    let bytes = read::read_item_to_vec(&f.storage, point.id, &items[2].path)
+    let bytes = read::read_item_to_vec(&f.storage, &f.scope(), point.id, &items[2].path)
         .await
         .unwrap();
     assert!(bytes == *items[2].bytes, "the previous version is kept");
@@ -164,9 +174,14 @@ async fn a_changed_item_whose_new_bytes_fail_keeps_its_previous_version() {
     let (third, fetched, _) = back_up_events(&f, &request, &changed, &[], "s3").await;
     assert_eq!(fetched, 1);
     assert_eq!(third.recovery_point.status, RecoveryPointStatus::Complete);
-    let bytes = read::read_item_to_vec(&f.storage, third.recovery_point.id, &items[2].path)
-        .await
-        .unwrap();
+    let bytes = read::read_item_to_vec(
+        &f.storage,
+        &f.scope(),
+        third.recovery_point.id,
+        &items[2].path,
+    )
+    .await
+    .unwrap();
     assert_eq!(bytes, b"new text");
 }
 

@@ -15,7 +15,7 @@ use skyvault::crypto::MasterKey;
 use skyvault::ids::{CustomerId, ItemId, OrgId};
 use skyvault::storage::{
     BackupOutcome, BackupRequest, BackupStorage, ItemContent, ItemKind, ItemMetadata, SourceItem,
-    StorageLocation, Workload, ingest,
+    StorageLocation, SystemScope, Workload, ingest,
 };
 use tempfile::TempDir;
 
@@ -61,6 +61,11 @@ pub async fn fixture() -> Fixture {
 }
 
 impl Fixture {
+    /// The storage scope of the fixture's customer, as a worker would hold it.
+    pub fn scope(&self) -> SystemScope {
+        SystemScope::worker(self.customer, "test")
+    }
+
     pub fn request(&self, item: ItemId, workload: Workload, name: &str) -> BackupRequest {
         BackupRequest {
             customer: self.customer,

@@ -33,12 +33,13 @@ async fn retention_keeps_exactly_what_the_rules_say() {
     }
     let archive = points[0].archive;
 
-    let report = retention::apply_retention(&f.storage, archive, RetentionRule::KeepLast(3))
-        .await
-        .unwrap();
+    let report =
+        retention::apply_retention(&f.storage, &f.scope(), archive, RetentionRule::KeepLast(3))
+            .await
+            .unwrap();
     let removed: Vec<i64> = report.removed.iter().map(|p| p.seq).collect();
     assert_eq!(removed, [1, 2, 3]);
-    let left: Vec<i64> = catalog::list_recovery_points(f.storage.db(), archive)
+    let left: Vec<i64> = catalog::list_recovery_points(f.storage.db(), &f.scope(), archive)
         .await
         .unwrap()
         .iter()
@@ -48,10 +49,14 @@ async fn retention_keeps_exactly_what_the_rules_say() {
     assert_eq!(count_files(&f.repository_path().join("snapshots")), 3);
 
     // The clock is one day after the last backup: points are 3, 2 and 1 days old.
-    let report =
-        retention::apply_retention(&f.storage, archive, RetentionRule::KeepYoungerThanDays(2))
-            .await
-            .unwrap();
+    let report = retention::apply_retention(
+        &f.storage,
+        &f.scope(),
+        archive,
+        RetentionRule::KeepYoungerThanDays(2),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         report.removed.iter().map(|p| p.seq).collect::<Vec<_>>(),
         [4, 5]
@@ -59,12 +64,12 @@ async fn retention_keeps_exactly_what_the_rules_say() {
     assert_eq!(report.kept, [points[5].id]);
 
     // The kept point still browses and reads every item, and the catalog holds one row per item.
-    let listed = catalog::list_items(f.storage.db(), points[5].id)
+    let listed = catalog::list_items(f.storage.db(), &f.scope(), points[5].id)
         .await
         .unwrap();
     assert_eq!(listed.len(), items.len());
     for item in &items {
-        let bytes = read::read_item_to_vec(&f.storage, points[5].id, &item.path)
+        let bytes = read::read_item_to_vec(&f.storage, &f.scope(), points[5].id, &item.path)
             .await
             .unwrap();
         assert!(bytes == *item.bytes);
@@ -80,14 +85,14 @@ async fn retention_keeps_exactly_what_the_rules_say() {
     let next = f.back_up(&request, &items).await;
     assert_eq!(next.recovery_point.seq, 7);
     assert_eq!(next.reused, items.len() as u64);
-    retention::delete_recovery_points(&f.storage, archive, &[next.recovery_point.id])
+    retention::delete_recovery_points(&f.storage, &f.scope(), archive, &[next.recovery_point.id])
         .await
         .unwrap();
     let again = f.back_up(&request, &items).await;
     assert_eq!(again.recovery_point.seq, 8);
     assert_eq!(again.reused, items.len() as u64);
     assert_eq!(
-        catalog::list_items(f.storage.db(), again.recovery_point.id)
+        catalog::list_items(f.storage.db(), &f.scope(), again.recovery_point.id)
             .await
             .unwrap()
             .len(),
@@ -116,11 +121,11 @@ async fn prune_reclaims_space_and_keeps_every_byte_a_kept_point_needs() {
         f.clock.advance(Duration::days(1));
         f.back_up(&request, &items).await;
     }
-    let archive = catalog::list_archives(f.storage.db(), f.customer)
+    let archive = catalog::list_archives(f.storage.db(), &f.scope())
         .await
         .unwrap()[0]
         .id;
-    retention::apply_retention(&f.storage, archive, RetentionRule::KeepLast(1))
+    retention::apply_retention(&f.storage, &f.scope(), archive, RetentionRule::KeepLast(1))
         .await
         .unwrap();
 
@@ -134,12 +139,12 @@ async fn prune_reclaims_space_and_keeps_every_byte_a_kept_point_needs() {
         .await
         .unwrap();
     assert!(check.ok, "{check:?}");
-    let kept = catalog::list_recovery_points(f.storage.db(), archive)
+    let kept = catalog::list_recovery_points(f.storage.db(), &f.scope(), archive)
         .await
         .unwrap();
     assert_eq!(kept.len(), 1);
     for item in &items {
-        let bytes = read::read_item_to_vec(&f.storage, kept[0].id, &item.path)
+        let bytes = read::read_item_to_vec(&f.storage, &f.scope(), kept[0].id, &item.path)
             .await
             .unwrap();
         assert!(bytes == *item.bytes, "{} lost by prune", item.path);
@@ -169,11 +174,11 @@ async fn deleting_an_archive_forgets_it_and_prune_reclaims_its_space() {
         )
         .await;
 
-    let deleted = retention::delete_archive(&f.storage, alice.archive.id)
+    let deleted = retention::delete_archive(&f.storage, &f.scope(), alice.archive.id)
         .await
         .unwrap();
     assert_eq!(deleted.removed.len(), 1);
-    let left = catalog::list_archives(f.storage.db(), f.customer)
+    let left = catalog::list_archives(f.storage.db(), &f.scope())
         .await
         .unwrap();
     assert_eq!(
@@ -181,7 +186,7 @@ async fn deleting_an_archive_forgets_it_and_prune_reclaims_its_space() {
         [bob.archive.id]
     );
     assert!(
-        catalog::find_recovery_point(f.storage.db(), alice.recovery_point.id)
+        catalog::find_recovery_point(f.storage.db(), &f.scope(), alice.recovery_point.id)
             .await
             .is_err()
     );
@@ -193,9 +198,10 @@ async fn deleting_an_archive_forgets_it_and_prune_reclaims_its_space() {
         report.bytes_reclaimed > 6 << 20,
         "the 6 MiB video should be gone: {report:?}"
     );
-    let bytes = read::read_item_to_vec(&f.storage, bob.recovery_point.id, "Inbox/b.eml")
-        .await
-        .unwrap();
+    let bytes =
+        read::read_item_to_vec(&f.storage, &f.scope(), bob.recovery_point.id, "Inbox/b.eml")
+            .await
+            .unwrap();
     assert!(bytes == *bob_items[0].bytes);
     let check = verify::verify(&f.storage, f.customer, VerifyScope::AllData)
         .await
@@ -292,7 +298,7 @@ async fn backups_of_two_archives_run_at_the_same_time() {
     assert!(check.ok, "{check:?}");
     assert_eq!(check.snapshots_checked, 2);
     for point in [a.recovery_point.id, b.recovery_point.id] {
-        let bytes = read::read_item_to_vec(&f.storage, point, &items[0].path)
+        let bytes = read::read_item_to_vec(&f.storage, &f.scope(), point, &items[0].path)
             .await
             .unwrap();
         assert!(bytes == *items[0].bytes);
@@ -323,7 +329,7 @@ async fn prune_forgets_snapshots_the_catalog_never_recorded_once_old_enough() {
     .await
     .unwrap();
     assert!(
-        catalog::find_recovery_point(f.storage.db(), lost.recovery_point.id)
+        catalog::find_recovery_point(f.storage.db(), &f.scope(), lost.recovery_point.id)
             .await
             .is_err()
     );
@@ -345,8 +351,13 @@ async fn prune_forgets_snapshots_the_catalog_never_recorded_once_old_enough() {
         lost.recovery_point.snapshot_id
     );
     assert_eq!(count_files(&f.repository_path().join("snapshots")), 1);
-    let bytes = read::read_item_to_vec(&f.storage, recorded.recovery_point.id, &items[0].path)
-        .await
-        .unwrap();
+    let bytes = read::read_item_to_vec(
+        &f.storage,
+        &f.scope(),
+        recorded.recovery_point.id,
+        &items[0].path,
+    )
+    .await
+    .unwrap();
     assert!(bytes == *items[0].bytes);
 }

@@ -12,3 +12,4 @@ pub(crate) mod interop;
 mod lifecycle;
 mod locks;
 mod s3;
+mod scope;

@@ -89,6 +89,7 @@ async fn backups_round_trip_through_an_s3_bucket() {
         Arc::new(clock.clone()),
     );
     let customer = CustomerId::new();
+    let scope = skyvault::storage::SystemScope::worker(customer, "test");
     let request = BackupRequest {
         customer,
         org: OrgId::new(),
@@ -113,7 +114,7 @@ async fn backups_round_trip_through_an_s3_bucket() {
     assert_eq!(second.recovery_point.bytes_added, 0);
 
     for item in &items {
-        let bytes = read::read_item_to_vec(&storage, second.recovery_point.id, &item.path)
+        let bytes = read::read_item_to_vec(&storage, &scope, second.recovery_point.id, &item.path)
             .await
             .unwrap();
         assert!(

@@ -499,6 +499,26 @@ impl Visitor {
             .await
     }
 
+    /// A GET whose body is kept as bytes (downloads), read chunk by chunk as it streams;
+    /// returns the status, headers, body and the number of chunks it arrived in.
+    pub async fn get_bytes(&self, path: &str) -> (StatusCode, HeaderMap, Vec<u8>, usize) {
+        let mut response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let mut body = Vec::new();
+        let mut chunks = 0;
+        while let Some(chunk) = response.chunk().await.expect("body chunk") {
+            chunks += 1;
+            body.extend_from_slice(&chunk);
+        }
+        (status, headers, body, chunks)
+    }
+
     async fn read(&self, response: reqwest::Response) -> Page {
         let status = response.status();
         let headers = response.headers().clone();
