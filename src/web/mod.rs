@@ -15,6 +15,7 @@ pub mod middleware;
 pub mod partner;
 pub mod people;
 pub mod plans;
+pub mod search;
 pub mod sorting;
 pub mod storage;
 pub mod sub_partners;
@@ -159,6 +160,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/c/{customer}/storage/check",
             web::post().to(storage::check_now),
+        )
+        .route(
+            "/c/{customer}/storage/search",
+            web::get().to(search::search_page),
         )
         .route("/c/{customer}/plans/new", web::get().to(plans::new_plan))
         .route("/c/{customer}/plans", web::post().to(plans::create))

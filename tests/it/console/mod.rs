@@ -17,6 +17,7 @@ pub mod partners;
 mod people;
 mod plans;
 mod routes;
+mod search;
 mod sessions;
 mod setup;
 pub mod storage;
