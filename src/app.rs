@@ -141,6 +141,7 @@ pub fn worker_context(state: &AppState) -> crate::jobs::worker::WorkerContext {
         storage: state.storage.clone(),
         check_scope: crate::jobs::backup_check::scope_for(state.settings.check_read_percent),
         concurrency: state.settings.worker_concurrency.clamp(1, 64) as usize,
+        search: crate::restore::search::SearchIndexes::new(state.settings.data_dir()),
     }
 }
 

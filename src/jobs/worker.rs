@@ -35,6 +35,8 @@ pub struct WorkerContext {
     pub check_scope: VerifyScope,
     /// Jobs this process runs at once.
     pub concurrency: usize,
+    /// The full-text search indexes, updated after backups.
+    pub search: crate::restore::search::SearchIndexes,
 }
 
 /// Seconds a claim lasts without a heartbeat.

@@ -10,6 +10,7 @@ pub mod drive;
 pub mod job;
 pub mod mailbox;
 pub mod preview;
+pub mod search;
 
 use crate::accounts::AccountError;
 use crate::accounts::access::{Access, CustomerScope};

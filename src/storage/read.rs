@@ -643,4 +643,53 @@ mod tests {
             "Subject: x\n\n>From here\n>>From there\nFrog\nFrom"
         );
     }
+
+/// Reads several small items of one recovery point with a single repository open, for work that
+/// looks inside many items (the search index): `paths` as in the catalog; items larger than
+/// `max_size` or missing from the snapshot are left out rather than failing the batch. The caller
+/// has resolved `point` under a customer or system scope.
+pub async fn read_small_items(
+    storage: &BackupStorage,
+    point: &RecoveryPoint,
+    root: &str,
+    paths: Vec<String>,
+    max_size: u64,
+) -> StorageResult<Vec<(String, Vec<u8>)>> {
+    let Some(first) = paths.first() else {
+        return Ok(Vec::new());
+    };
+    let root = PathBuf::from(root);
+    let lock = storage.lock(point.customer, LockKind::Shared).await?;
+    let repo = indexed_for(storage, point, &root.join(first)).await;
+    let snapshot = point.snapshot_id.clone();
+    let read = match repo {
+        Ok(repo) => {
+            run_blocking(move || {
+                let snaps = repo.get_snapshots(&[snapshot.clone()])?;
+                let snap = snaps
+                    .first()
+                    .ok_or_else(|| StorageError::not_found(format!("snapshot {snapshot}")))?;
+                let mut out = Vec::new();
+                for path in paths {
+                    let Ok(node) = repo.node_from_path(snap.tree, &root.join(&path)) else {
+                        continue;
+                    };
+                    if !node.is_file() || node.meta.size > max_size {
+                        continue;
+                    }
+                    let mut bytes = Vec::with_capacity(node.meta.size as usize);
+                    read_node(&repo, &node, &mut |chunk| {
+                        bytes.extend_from_slice(&chunk);
+                        Ok(())
+                    })?;
+                    out.push((path, bytes));
+                }
+                Ok(out)
+            })
+            .await
+        }
+        Err(err) => Err(err),
+    };
+    lock.release().await;
+    read
 }

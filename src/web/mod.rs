@@ -17,6 +17,7 @@ pub mod partner;
 pub mod people;
 pub mod plans;
 pub mod restore;
+pub mod search;
 pub mod sorting;
 pub mod storage;
 pub mod sub_partners;
@@ -161,6 +162,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/c/{customer}/storage/check",
             web::post().to(storage::check_now),
+        )
+        .route(
+            "/c/{customer}/storage/search",
+            web::get().to(search::search_page),
         )
         .route("/c/{customer}/plans/new", web::get().to(plans::new_plan))
         .route("/c/{customer}/plans", web::post().to(plans::create))

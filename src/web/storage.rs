@@ -132,6 +132,7 @@ struct StoragePage {
     location: Option<String>,
     /// Space the customer's backups take in the repository, after deduplication and compression.
     used: String,
+    search_url: String,
     archives: Vec<ArchiveRow>,
     check: CheckStatus,
     sort: TableSort,
@@ -177,6 +178,7 @@ pub async fn storage_page(
         chrome: Chrome::new(signed_in, Some(scope), "storage"),
         check_action: format!("/c/{}/storage/check", scope.id()),
         activities_url: format!("/c/{}/activities", scope.id()),
+        search_url: format!("/c/{}/storage/search", scope.id()),
         location: signed_in
             .access
             .is_partner()

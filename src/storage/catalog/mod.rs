@@ -7,6 +7,7 @@
 //! The repository is the truth for bytes; this module never reads or writes the repository.
 
 pub(crate) mod entity;
+pub mod feed;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -18,6 +18,7 @@ mod people;
 mod plans;
 mod restore;
 pub(crate) mod routes;
+mod search;
 mod sessions;
 mod setup;
 pub mod storage;
