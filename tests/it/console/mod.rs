@@ -21,3 +21,4 @@ mod sessions;
 mod setup;
 pub mod storage;
 mod tables;
+mod worker_process;
