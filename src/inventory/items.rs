@@ -85,7 +85,8 @@ pub async fn list_items(
     let known_total = stored_counts(org.org()).get(kind.as_str()).map(|c| c.total);
     let mut select = protected_item::Entity::find()
         .filter(protected_item::Column::OrgId.eq(org.id().0))
-        .filter(protected_item::Column::Kind.eq(kind.as_str()));
+        .filter(protected_item::Column::Kind.eq(kind.as_str()))
+        .filter(protected_item::Column::State.ne(ItemState::Gone.as_str()));
     let needle: String = query
         .search
         .trim()
@@ -157,13 +158,14 @@ pub async fn item_types(
         .distinct()
         .filter(protected_item::Column::OrgId.eq(org.id().0))
         .filter(protected_item::Column::Kind.eq(kind.as_str()))
+        .filter(protected_item::Column::State.ne(ItemState::Gone.as_str()))
         .order_by_asc(protected_item::Column::Detail)
         .into_tuple()
         .all(db)
         .await?)
 }
 
-/// Items per kind, and how many of them are inactive.
+/// Items per kind, and how many of them are inactive (gone items are not counted).
 #[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct KindCount {
     pub total: u64,
@@ -208,6 +210,7 @@ pub async fn count_items(
         .column(protected_item::Column::State)
         .column_as(protected_item::Column::Id.count(), "n")
         .filter(protected_item::Column::OrgId.eq(org_id))
+        .filter(protected_item::Column::State.ne(ItemState::Gone.as_str()))
         .group_by(protected_item::Column::Kind)
         .group_by(protected_item::Column::State)
         .into_tuple()

@@ -1,7 +1,9 @@
 //! Microsoft 365 organizations of a customer and their protected items: adding an organization
 //! after admin consent, discovery sync, and each item's life cycle — *active*, *inactive*
 //! (deleted in Microsoft 365 but still returned from deleted items: shown grayed out, never backed
-//! up) and *gone* (no longer returned: removed from here, while its backups stay in storage).
+//! up) and *gone* (no longer returned: hidden from the organization's pages and never backed up,
+//! but its row stays, so the plans that chose it and the archives of its backups keep naming it;
+//! it becomes active again if Microsoft 365 returns it).
 //! Every function takes a `CustomerScope` or an organization found through one.
 
 pub mod consent;
@@ -44,11 +46,13 @@ impl ItemKind {
     }
 }
 
-/// Where an item is in its life cycle. *Gone* items have no row.
+/// Where an item is in its life cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ItemState {
     Active,
     Inactive,
+    /// No longer returned by Microsoft 365 at all; kept as a row, never listed or backed up.
+    Gone,
 }
 
 impl ItemState {
@@ -56,11 +60,12 @@ impl ItemState {
         match self {
             ItemState::Active => "active",
             ItemState::Inactive => "inactive",
+            ItemState::Gone => "gone",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [ItemState::Active, ItemState::Inactive]
+        [ItemState::Active, ItemState::Inactive, ItemState::Gone]
             .into_iter()
             .find(|state| state.as_str() == text)
     }

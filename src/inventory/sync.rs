@@ -4,7 +4,8 @@
 //! also returns deleted sites. Soft-deleted users and groups are read from deleted items: an
 //! item deleted in Microsoft 365 but still returned there becomes *inactive* (with Microsoft's
 //! deletion date), also when it was already deleted before the organization was added; one no
-//! longer returned anywhere is *gone* and its row is removed (its backups, kept by storage, are
+//! longer returned anywhere is *gone*: its row stays, marked gone, so plans and archives keep their
+//! reference (its backups, kept by storage, are
 //! not touched here).
 //!
 //! The lists are saved (and counted) first; the per-user workload checks — has the user a
@@ -481,11 +482,15 @@ async fn reconcile(
         removed.extend(existing.keys().filter(|id| !seen.contains(*id)).cloned());
     }
     // Items already inactive are looked at again: restored ones come back as upserts, purged
-    // ones have left deleted items.
+    // ones have left deleted items. Gone items Microsoft 365 lists as deleted again become
+    // inactive.
     removed.extend(
         existing
             .values()
-            .filter(|r| r.state == ItemState::Inactive.as_str())
+            .filter(|r| {
+                r.state == ItemState::Inactive.as_str()
+                    || (r.state == ItemState::Gone.as_str() && deleted.contains_key(&r.graph_id))
+            })
             .map(|r| r.graph_id.clone()),
     );
 
@@ -532,12 +537,19 @@ async fn reconcile(
                     summary.inactive += 1;
                 }
             }
-            None => gone.push(row.id),
+            None if row.state != ItemState::Gone.as_str() => gone.push(row.id),
+            None => {}
         }
     }
     summary.gone += gone.len() as u64;
+    // Kept, marked gone: plans that chose the item and archives of its backups still name it.
     for chunk in gone.chunks(400) {
-        protected_item::Entity::delete_many()
+        protected_item::Entity::update_many()
+            .col_expr(
+                protected_item::Column::State,
+                Expr::value(ItemState::Gone.as_str()),
+            )
+            .col_expr(protected_item::Column::ChangedAt, Expr::value(now))
             .filter(protected_item::Column::Id.is_in(chunk.to_vec()))
             .exec(db)
             .await?;
@@ -568,7 +580,7 @@ async fn update_row(
         .hints
         .map(DirectoryHints::to_text)
         .or_else(|| row.directory_hints.clone());
-    let reactivated = row.state == ItemState::Inactive.as_str();
+    let reactivated = row.state != ItemState::Active.as_str();
     let changed =
         display_name != row.display_name || address != row.address || detail != row.detail;
     // New licences (or a restored user) may have brought a mailbox or a OneDrive: check again

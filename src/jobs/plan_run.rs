@@ -1,12 +1,15 @@
 //! A plan's run and what follows it. A run backs up each of the plan's items' workloads with
-//! the workload's runner and records each one's outcome as it ends, so a run resumed after a
-//! crash, or retried after a failure that may pass, skips what is finished. After the run the
+//! the workload's runner, several Microsoft 365 resources at once but one backup per resource
+//! at a time, and records each one's outcome as it ends, so a run resumed after a crash, or
+//! retried after a failure that may pass, skips what is finished. After the run the
 //! plan's retention is queued; prune reclaims the space of removed points on a tick.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use futures::{StreamExt, TryStreamExt};
 use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 
 use super::entities::{job, job_item};
@@ -82,6 +85,41 @@ pub async fn run_now(
         NewJob::plan_run(plan.customer, plan.org, plan.id, RunTrigger::RunNow),
     )
     .await
+}
+
+/// Microsoft 365 resources one plan run backs up side by side. Each resource (a mailbox, a
+/// drive, a site, a team) has its own request limits at Microsoft, which one backup already
+/// fills (four concurrent requests per mailbox), so its workloads go one after the other; work
+/// on different resources overlaps.
+pub const ITEMS_AT_ONCE: usize = 4;
+
+/// The Microsoft 365 resource a target's backup draws on: a user's mailbox and archive share
+/// the mailbox's request limits, a group's mailbox is its own, drives, sites and teams theirs.
+pub fn resource_of(target: &PlanTarget) -> String {
+    let family = match target.workload {
+        Workload::Mailbox | Workload::ArchiveMailbox | Workload::GroupMailbox => "mailbox",
+        Workload::OneDrive => "drive",
+        Workload::Site => "site",
+        Workload::Team => "team",
+    };
+    format!("{family}:{}", target.item.graph_id)
+}
+
+/// The indices of `to_do` in `targets` grouped by resource, each group in the order given,
+/// groups in the order of their first target.
+fn by_resource(targets: &[PlanTarget], to_do: &[usize]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut group_of: std::collections::HashMap<String, usize> = Default::default();
+    for &index in to_do {
+        let at = *group_of
+            .entry(resource_of(&targets[index]))
+            .or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+        groups[at].push(index);
+    }
+    groups
 }
 
 /// The one place a plan run calls a workload's runner.
@@ -222,64 +260,100 @@ async fn run_plan_inner(
     let lease = Lease::of(job);
     let started = Instant::now();
     let total = targets.len();
-    let mut retry_may_help = false;
-    for (index, target) in targets.iter().enumerate() {
-        if finished.contains(&(target.item.id, target.workload.as_str().to_string())) {
-            continue;
-        }
-        let label = format!(
-            "{} ({}), {} of {total}",
-            target.item.display_name,
-            workload_label(target.workload),
-            index + 1
-        );
-        if !queue::set_progress(db, lease, &format!("Backing up {label}")).await? {
-            // Another worker owns the job now: leave the rest to it.
-            return Ok(JobOutcome::failed("The job's lease was lost."));
-        }
-        let backup_target = BackupTarget {
-            customer: plan.customer,
-            org: plan.org,
-            tenant,
-            item: ItemId(target.item.id),
-            graph_id: target.item.graph_id.clone(),
-            workload: target.workload,
-            display_name: target.item.display_name.clone(),
-        };
-        let sink = JobProgress {
-            db: db.clone(),
-            lease,
-            label,
-            last: Mutex::new(None),
-        };
-        let (outcome, detail) = match back_up_target(&services, &backup_target, &sink).await {
-            Ok(report) => {
-                let point = &report.outcome.recovery_point;
-                let failed = report.outcome.failed.len();
-                let mut detail = format!(
-                    "Recovery point {}: {} items, {} read, {} unchanged",
-                    point.seq, point.item_count, report.outcome.fetched, report.outcome.reused
-                );
-                if failed > 0 {
-                    detail.push_str(&format!(", {} could not be read", counted(failed, "item")));
+    let retry_may_help = AtomicBool::new(false);
+    let lease_lost = AtomicBool::new(false);
+    let to_do: Vec<usize> = (0..targets.len())
+        .filter(|&i| {
+            let t = &targets[i];
+            !finished.contains(&(t.item.id, t.workload.as_str().to_string()))
+        })
+        .collect();
+    // One Microsoft 365 resource at a time (its own request limits are the ceiling), up to
+    // `ITEMS_AT_ONCE` resources side by side.
+    let (plan, services, targets_ref, retry_flag) = (&plan, &services, &targets, &retry_may_help);
+    let back_up_one = move |index: usize| {
+        let target = &targets_ref[index];
+        async move {
+            let label = format!(
+                "{} ({}), {} of {total}",
+                target.item.display_name,
+                workload_label(target.workload),
+                index + 1
+            );
+            if !queue::set_progress(db, lease, &format!("Backing up {label}")).await? {
+                return Ok(false);
+            }
+            let backup_target = BackupTarget {
+                customer: plan.customer,
+                org: plan.org,
+                tenant,
+                item: ItemId(target.item.id),
+                graph_id: target.item.graph_id.clone(),
+                workload: target.workload,
+                display_name: target.item.display_name.clone(),
+            };
+            let sink = JobProgress {
+                db: db.clone(),
+                lease,
+                label,
+                last: Mutex::new(None),
+            };
+            let (outcome, detail) = match back_up_target(services, &backup_target, &sink).await {
+                Ok(report) => {
+                    let point = &report.outcome.recovery_point;
+                    let failed = report.outcome.failed.len();
+                    let mut detail = format!(
+                        "Recovery point {}: {} items, {} read, {} unchanged",
+                        point.seq, point.item_count, report.outcome.fetched, report.outcome.reused
+                    );
+                    if failed > 0 {
+                        detail
+                            .push_str(&format!(", {} could not be read", counted(failed, "item")));
+                    }
+                    (ItemOutcome::BackedUp, detail)
                 }
-                (ItemOutcome::BackedUp, detail)
-            }
-            Err(BackupError::Unsupported(_)) => (
-                ItemOutcome::NotSupported,
-                format!(
-                    "Backing up {} is not supported yet",
-                    workload_label(target.workload)
+                Err(BackupError::Unsupported(_)) => (
+                    ItemOutcome::NotSupported,
+                    format!(
+                        "Backing up {} is not supported yet",
+                        workload_label(target.workload)
+                    ),
                 ),
-            ),
-            Err(BackupError::Unavailable(reason)) => (ItemOutcome::Unavailable, reason),
-            Err(err) => {
-                retry_may_help |= err.is_retryable();
-                (ItemOutcome::Failed, err.to_string())
+                Err(BackupError::Unavailable(reason)) => (ItemOutcome::Unavailable, reason),
+                Err(err) => {
+                    if err.is_retryable() {
+                        retry_flag.store(true, Ordering::Relaxed);
+                    }
+                    (ItemOutcome::Failed, err.to_string())
+                }
+            };
+            record_item(db, ctx.clock.as_ref(), job.id, target, outcome, detail).await?;
+            Ok::<bool, sea_orm::DbErr>(true)
+        }
+    };
+    futures::stream::iter(by_resource(&targets, &to_do))
+        .map(|group: Vec<usize>| {
+            let (back_up_one, lease_lost) = (&back_up_one, &lease_lost);
+            async move {
+                for index in group {
+                    if lease_lost.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if !back_up_one(index).await? {
+                        // Another worker owns the job now: leave the rest to it.
+                        lease_lost.store(true, Ordering::Relaxed);
+                    }
+                }
+                Ok::<(), sea_orm::DbErr>(())
             }
-        };
-        record_item(db, ctx.clock.as_ref(), job.id, target, outcome, detail).await?;
+        })
+        .buffer_unordered(ITEMS_AT_ONCE)
+        .try_collect::<Vec<()>>()
+        .await?;
+    if lease_lost.load(Ordering::Relaxed) {
+        return Ok(JobOutcome::failed("The job's lease was lost."));
     }
+    let retry_may_help = retry_may_help.load(Ordering::Relaxed);
     let rows = queue::job_items(db, job.id).await?;
     let count = |o: ItemOutcome| rows.iter().filter(|r| r.status == o.as_str()).count();
     let (done, unsupported, unavailable, failed) = (
@@ -490,4 +564,51 @@ pub async fn enqueue_due_plans(
     }
     txn.commit().await?;
     Ok(queued)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::entities::protected_item;
+
+    fn target(graph_id: &str, workload: Workload) -> PlanTarget {
+        let at = chrono::Utc::now();
+        PlanTarget {
+            item: protected_item::Model {
+                id: uuid::Uuid::new_v4(),
+                org_id: uuid::Uuid::nil(),
+                kind: "user".into(),
+                graph_id: graph_id.into(),
+                display_name: graph_id.into(),
+                address: String::new(),
+                detail: String::new(),
+                state: "active".into(),
+                has_mailbox: Some(true),
+                has_drive: Some(true),
+                first_seen_at: at,
+                changed_at: at,
+                inactive_since: None,
+                checked_at: None,
+                check_error: None,
+                directory_hints: None,
+            },
+            workload,
+        }
+    }
+
+    #[test]
+    fn a_users_mailbox_and_archive_share_one_resource_and_run_in_order() {
+        let targets = [
+            target("ann", Workload::Mailbox),
+            target("ann", Workload::ArchiveMailbox),
+            target("ann", Workload::OneDrive),
+            target("bob", Workload::Mailbox),
+            target("bob", Workload::ArchiveMailbox),
+        ];
+        let shape = by_resource(&targets, &[0, 1, 2, 3, 4]);
+        // Ann's mailbox then archive, one after the other; her drive and Bob's mailbox beside.
+        assert_eq!(shape, vec![vec![0, 1], vec![2], vec![3, 4]]);
+        assert_eq!(resource_of(&targets[1]), "mailbox:ann");
+        assert_eq!(resource_of(&targets[2]), "drive:ann");
+    }
 }

@@ -8,20 +8,22 @@
 //!   `attempts`, which is also the claim's fencing token: renewing, reporting progress and
 //!   finishing all require the row to still carry the attempt the worker claimed, so a worker
 //!   whose lease lapsed (and whose job another worker took) can no longer change it.
-//! - PostgreSQL hands out candidates with `FOR UPDATE SKIP LOCKED`, so concurrent workers
+//! - A worker claims as many jobs as it has free slots in one go. PostgreSQL does it in one
+//!   statement whose candidates are locked with `FOR UPDATE SKIP LOCKED`, so concurrent workers
 //!   never queue up behind one row; on SQLite the conditional UPDATE alone decides.
 //! - Jobs name the resource they occupy (an organization's directory, a plan's items, a
-//!   customer's repository); two jobs of one resource never run at once, jobs of different
-//!   resources do. Among claimable jobs, the customer with the fewest running jobs goes first.
+//!   customer's repository); two jobs of one resource never run at once (the database's
+//!   running-resource index enforces it), jobs of different resources do. Among claimable jobs,
+//!   the customer with the fewest running jobs goes first.
 //! - A failure that may pass (throttling, an unreachable storage) is queued again with backoff
 //!   and a not-before time, up to the job's attempt limit; a lease that lapsed that often fails
 //!   the job instead of running it forever.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 
@@ -434,8 +436,10 @@ fn lapsed(now: DateTime<Utc>) -> Condition {
         .add(Expr::col(job::Column::Attempts).lt(Expr::col(job::Column::MaxAttempts)))
 }
 
-/// No other job of the same resource runs under a live lease.
-fn resource_free(now: DateTime<Utc>) -> Condition {
+/// No other job of the same resource is running. A running job whose lease lapsed still holds
+/// its resource: it is the first to be claimed again (or, out of attempts, failed by a tick), so
+/// the database's `jobs_running_resource` index never sees two running jobs of one resource.
+fn resource_free() -> Condition {
     let other = Alias::new("other_job");
     let resource_busy = Query::select()
         .expr(Expr::val(1))
@@ -448,8 +452,7 @@ fn resource_free(now: DateTime<Utc>) -> Condition {
             Expr::col((other.clone(), job::Column::Id))
                 .ne(Expr::col((job::Entity, job::Column::Id))),
         )
-        .and_where(Expr::col((other.clone(), job::Column::Status)).eq(JobStatus::Running.as_str()))
-        .and_where(Expr::col((other, job::Column::LeaseUntil)).gte(now))
+        .and_where(Expr::col((other, job::Column::Status)).eq(JobStatus::Running.as_str()))
         .to_owned();
     Condition::all().add(Expr::exists(resource_busy).not())
 }
@@ -458,11 +461,11 @@ fn resource_free(now: DateTime<Utc>) -> Condition {
 fn claimable(now: DateTime<Utc>) -> Condition {
     Condition::all()
         .add(Condition::any().add(ready(now)).add(lapsed(now)))
-        .add(resource_free(now))
+        .add(resource_free())
 }
 
-/// How many candidates a claim looks at to pick the least busy customer.
-const CLAIM_WINDOW: u64 = 16;
+/// How many candidates a claim looks at to pick the least busy customers.
+const CLAIM_WINDOW: usize = 16;
 
 /// Claims a job: among the oldest claimable ones, that of the customer with the fewest running
 /// jobs. Returns it with `attempts` raised (its fencing token).
@@ -471,23 +474,131 @@ pub async fn claim_next(
     clock: &dyn Clock,
     lease: Duration,
 ) -> Result<Option<job::Model>, sea_orm::DbErr> {
-    if db.get_database_backend() == DbBackend::Postgres {
-        // The candidates stay locked until the claim commits; other workers skip them.
-        let txn = db.begin().await?;
-        let claimed = claim_among(&txn, clock.now(), lease, true).await?;
-        txn.commit().await?;
-        Ok(claimed)
-    } else {
-        // SQLite has one writer at a time; the conditional UPDATE alone decides who wins.
-        claim_among(db, clock.now(), lease, false).await
-    }
+    Ok(claim_batch(db, clock, lease, 1).await?.pop())
 }
 
+/// Claims up to `max` jobs at once (a worker with that many free slots), each of a different
+/// resource, the least busy customers first. Each comes back with `attempts` raised (its fencing
+/// token).
+pub async fn claim_batch(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    lease: Duration,
+    max: usize,
+) -> Result<Vec<job::Model>, sea_orm::DbErr> {
+    if max == 0 {
+        return Ok(Vec::new());
+    }
+    let now = clock.now();
+    if db.get_database_backend() == DbBackend::Postgres {
+        // A claim that lost a race for a resource to another worker (the running-resource
+        // index refused it) finds that resource busy on the next try.
+        let mut tries = 0;
+        loop {
+            match claim_batch_postgres(db, now, lease, max).await {
+                Err(err)
+                    if tries < 3
+                        && matches!(
+                            err.sql_err(),
+                            Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                        ) =>
+                {
+                    tries += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+    // SQLite has one writer at a time; the conditional UPDATE alone decides who wins.
+    let mut claimed = Vec::new();
+    while claimed.len() < max {
+        match claim_among(db, now, lease).await? {
+            Some(job) => claimed.push(job),
+            None => break,
+        }
+    }
+    Ok(claimed)
+}
+
+/// PostgreSQL claims a batch in one statement, so a claim costs one round trip and no
+/// transaction stays open between statements:
+/// - `lapsed` and `ready` lock their candidates with `FOR UPDATE SKIP LOCKED`, walking the
+///   status index in order (dead workers' jobs first, then the oldest queued), so concurrent
+///   workers take different rows instead of queuing behind one;
+/// - `one_per_resource` keeps the oldest candidate of each resource;
+/// - `ranked` gives each candidate its customer's turn: the customer's running jobs (from the
+///   running-only index) plus its place among the customer's candidates, so one big customer's
+///   backlog takes turns with the others';
+/// - the update takes the `max` best turns and returns the claimed rows.
+async fn claim_batch_postgres(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+    lease: Duration,
+    max: usize,
+) -> Result<Vec<job::Model>, sea_orm::DbErr> {
+    use sea_orm::Statement;
+    let (running, queued) = (JobStatus::Running.as_str(), JobStatus::Queued.as_str());
+    let sql = format!(
+        "WITH lapsed AS (
+            SELECT j.id, j.customer_id, j.resource_key, j.lease_until AS since
+            FROM jobs j
+            WHERE j.status = '{running}' AND j.lease_until < $1 AND j.attempts < j.max_attempts
+            ORDER BY j.lease_until
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED
+        ), ready AS (
+            SELECT j.id, j.customer_id, j.resource_key, j.queued_at AS since
+            FROM jobs j
+            WHERE j.status = '{queued}' AND (j.not_before IS NULL OR j.not_before <= $1)
+              AND NOT EXISTS (
+                  SELECT 1 FROM jobs o
+                  WHERE o.resource_key = j.resource_key AND o.status = '{running}')
+            ORDER BY j.queued_at
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED
+        ), candidates AS (
+            SELECT id, customer_id, resource_key, since, 0 AS tier FROM lapsed
+            UNION ALL
+            SELECT id, customer_id, resource_key, since, 1 AS tier FROM ready
+        ), one_per_resource AS (
+            SELECT DISTINCT ON (COALESCE(resource_key, id::text)) id, customer_id, since, tier
+            FROM candidates
+            ORDER BY COALESCE(resource_key, id::text), tier, since
+        ), ranked AS (
+            SELECT c.id, c.tier, c.since,
+                row_number() OVER (PARTITION BY c.customer_id ORDER BY c.tier, c.since)
+                + (SELECT count(*) FROM jobs r
+                   WHERE r.customer_id = c.customer_id AND r.status = '{running}') AS turn
+            FROM one_per_resource c
+        ), chosen AS (
+            SELECT id FROM ranked ORDER BY turn, tier, since LIMIT $4
+        )
+        UPDATE jobs
+        SET status = '{running}', started_at = $1, lease_until = $2, attempts = jobs.attempts + 1
+        FROM chosen
+        WHERE jobs.id = chosen.id
+        RETURNING jobs.*"
+    );
+    let window = i64::try_from(Ord::max(CLAIM_WINDOW, 2 * max)).unwrap_or(i64::MAX);
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
+    let mut claimed = job::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [now.into(), (now + lease).into(), window.into(), max.into()],
+        ))
+        .all(db)
+        .await?;
+    claimed.sort_by_key(|job| job.queued_at);
+    Ok(claimed)
+}
+
+/// One claim on SQLite: the candidates, the least busy customer's first, then a conditional
+/// update of the first that is still claimable.
 async fn claim_among(
     conn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     lease: Duration,
-    skip_locked: bool,
 ) -> Result<Option<job::Model>, sea_orm::DbErr> {
     // Jobs of dead workers first (they were claimed before anything still queued), then queued
     // jobs, oldest first: the status and queue-time index serves each without reading the
@@ -497,14 +608,12 @@ async fn claim_among(
         (lapsed(now), job::Column::LeaseUntil),
         (ready(now), job::Column::QueuedAt),
     ] {
-        let mut select = job::Entity::find()
-            .filter(condition.add(resource_free(now)))
+        candidates = job::Entity::find()
+            .filter(condition.add(resource_free()))
             .order_by_asc(order)
-            .limit(CLAIM_WINDOW);
-        if skip_locked {
-            select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
-        candidates = select.all(conn).await?;
+            .limit(CLAIM_WINDOW as u64)
+            .all(conn)
+            .await?;
         if !candidates.is_empty() {
             break;
         }
@@ -519,7 +628,6 @@ async fn claim_among(
         .column_as(job::Column::Id.count(), "running")
         .filter(job::Column::CustomerId.is_in(customers))
         .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
-        .filter(job::Column::LeaseUntil.gte(now))
         .group_by(job::Column::CustomerId)
         .into_tuple()
         .all(conn)
@@ -633,20 +741,23 @@ pub async fn finish(
     outcome: JobOutcome,
 ) -> Result<bool, sea_orm::DbErr> {
     let now = clock.now();
-    let Some(current) = job::Entity::find().filter(fenced(lease)).one(db).await? else {
-        return Ok(false);
-    };
     let update = job::Entity::update_many()
         .col_expr(
             job::Column::LeaseUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .filter(fenced(lease));
-    let update = match outcome {
-        JobOutcome::Failed { error, retryable }
-            if retryable && current.attempts < current.max_attempts =>
-        {
-            update
+    // Only a retry needs the row (its attempt limit); the usual ending is one statement.
+    if let JobOutcome::Failed {
+        error,
+        retryable: true,
+    } = &outcome
+    {
+        let Some(current) = job::Entity::find().filter(fenced(lease)).one(db).await? else {
+            return Ok(false);
+        };
+        if current.attempts < current.max_attempts {
+            let retry = update
                 .col_expr(job::Column::Status, Expr::value(JobStatus::Queued.as_str()))
                 .col_expr(
                     job::Column::NotBefore,
@@ -658,22 +769,21 @@ pub async fn finish(
                         "{error} (attempt {} of {}; trying again)",
                         current.attempts, current.max_attempts
                     ))),
-                )
+                );
+            return Ok(retry.exec(db).await?.rows_affected == 1);
         }
-        outcome => {
-            let (status, summary, error) = match outcome {
-                JobOutcome::Succeeded(summary) => (JobStatus::Succeeded, Some(summary), None),
-                JobOutcome::Failed { error, .. } => (JobStatus::Failed, None, Some(error)),
-            };
-            update
-                .col_expr(job::Column::Status, Expr::value(status.as_str()))
-                .col_expr(job::Column::FinishedAt, Expr::value(Some(now)))
-                .col_expr(job::Column::Summary, Expr::value(summary))
-                .col_expr(job::Column::Error, Expr::value(error))
-                .col_expr(job::Column::UniqueKey, Expr::value(Option::<String>::None))
-        }
+    }
+    let (status, summary, error) = match outcome {
+        JobOutcome::Succeeded(summary) => (JobStatus::Succeeded, Some(summary), None),
+        JobOutcome::Failed { error, .. } => (JobStatus::Failed, None, Some(error)),
     };
-    Ok(update.exec(db).await?.rows_affected == 1)
+    let done = update
+        .col_expr(job::Column::Status, Expr::value(status.as_str()))
+        .col_expr(job::Column::FinishedAt, Expr::value(Some(now)))
+        .col_expr(job::Column::Summary, Expr::value(summary))
+        .col_expr(job::Column::Error, Expr::value(error))
+        .col_expr(job::Column::UniqueKey, Expr::value(Option::<String>::None));
+    Ok(done.exec(db).await?.rows_affected == 1)
 }
 
 /// Fails running jobs whose lease lapsed after their last allowed attempt (their worker keeps

@@ -11,6 +11,8 @@ use std::time::Duration as StdDuration;
 use chrono::Duration;
 use futures::FutureExt;
 use sea_orm::{DatabaseConnection, EntityTrait};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
 
 use super::backup_check;
 use super::entities::job;
@@ -78,6 +80,15 @@ pub async fn run_claimed(
     claimed: &job::Model,
     work: impl std::future::Future<Output = JobOutcome>,
 ) -> Result<(), sea_orm::DbErr> {
+    record_claimed(&ctx.db, &ctx.clock, claimed, work).await
+}
+
+async fn record_claimed(
+    db: &DatabaseConnection,
+    clock: &SharedClock,
+    claimed: &job::Model,
+    work: impl std::future::Future<Output = JobOutcome>,
+) -> Result<(), sea_orm::DbErr> {
     let lease = Lease::of(claimed);
     let work = std::panic::AssertUnwindSafe(work).catch_unwind();
     let outcome = tokio::select! {
@@ -95,7 +106,7 @@ pub async fn run_claimed(
                 ))
             }
         },
-        () = heartbeat(ctx.db.clone(), ctx.clock.clone(), lease) => {
+        () = heartbeat(db.clone(), clock.clone(), lease) => {
             tracing::warn!(job = %claimed.id, "lease lost; the job was stopped and left to its new owner");
             return Ok(());
         }
@@ -103,7 +114,7 @@ pub async fn run_claimed(
     if let JobOutcome::Failed { error, .. } = &outcome {
         tracing::warn!(job = %claimed.id, kind = %claimed.kind, "job failed: {error}");
     }
-    if !queue::finish(&ctx.db, ctx.clock.as_ref(), lease, outcome).await? {
+    if !queue::finish(db, clock.as_ref(), lease, outcome).await? {
         tracing::warn!(job = %claimed.id, "lease lost before the job finished; its outcome was discarded");
     }
     Ok(())
@@ -195,24 +206,79 @@ async fn run_sync(ctx: &WorkerContext, job: &job::Model) -> Result<String, Strin
     }
 }
 
-/// One of the process's worker loops: runs jobs as they come, polling once a second when idle.
-async fn worker_loop(ctx: Arc<WorkerContext>) {
-    loop {
-        match run_one(&ctx).await {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(err) => tracing::warn!("worker could not reach the database: {err}"),
-        }
-        tokio::time::sleep(StdDuration::from_secs(1)).await;
-    }
+/// Whether `dispatch` runs for ever or returns once the queue is empty and its jobs are done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    Stopped,
+    Idle,
 }
 
-/// The process's workers: `concurrency` loops, each running one job at a time.
-pub async fn run_worker(ctx: Arc<WorkerContext>) {
-    let loops: Vec<_> = (0..ctx.concurrency.max(1))
-        .map(|_| tokio::spawn(worker_loop(ctx.clone())))
-        .collect();
-    for handle in loops {
-        let _ = handle.await;
+/// Runs jobs `slots` at a time: whenever slots are free, claims that many jobs in one claim
+/// (`queue::claim_batch`) and runs each with `run` under its heartbeat. When the queue has
+/// less than asked, it waits for a running job to end (which may free a resource) or a second.
+pub async fn dispatch<Run, Work>(
+    db: DatabaseConnection,
+    clock: SharedClock,
+    slots: usize,
+    until: Until,
+    run: Run,
+) where
+    Run: Fn(job::Model) -> Work,
+    Work: std::future::Future<Output = JobOutcome> + Send + 'static,
+{
+    let free = Arc::new(Semaphore::new(slots.max(1)));
+    let ended = Arc::new(Notify::new());
+    let mut running = JoinSet::new();
+    loop {
+        let Ok(first) = free.clone().acquire_owned().await else {
+            break;
+        };
+        let mut permits = vec![first];
+        while let Ok(permit) = free.clone().try_acquire_owned() {
+            permits.push(permit);
+        }
+        let asked = permits.len();
+        let lease = Duration::seconds(LEASE_SECONDS);
+        let claimed = match queue::claim_batch(&db, clock.as_ref(), lease, asked).await {
+            Ok(claimed) => claimed,
+            Err(err) => {
+                tracing::warn!("worker could not reach the database: {err}");
+                Vec::new()
+            }
+        };
+        let got = claimed.len();
+        for (job, permit) in claimed.into_iter().zip(permits.drain(..)) {
+            let work = run(job.clone());
+            let (db, clock, ended) = (db.clone(), clock.clone(), ended.clone());
+            running.spawn(async move {
+                if let Err(err) = record_claimed(&db, &clock, &job, work).await {
+                    tracing::warn!(job = %job.id, "could not record the job's outcome: {err}");
+                }
+                drop(permit);
+                ended.notify_one();
+            });
+        }
+        drop(permits);
+        while running.try_join_next().is_some() {}
+        if got < asked {
+            if until == Until::Idle && got == 0 && running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                () = ended.notified() => {}
+                () = tokio::time::sleep(StdDuration::from_secs(1)) => {}
+            }
+        }
     }
+    while running.join_next().await.is_some() {}
+}
+
+/// The process's workers: `concurrency` jobs at a time, for as long as the process runs.
+pub async fn run_worker(ctx: Arc<WorkerContext>) {
+    let (db, clock, slots) = (ctx.db.clone(), ctx.clock.clone(), ctx.concurrency);
+    dispatch(db, clock, slots, Until::Stopped, move |job| {
+        let ctx = ctx.clone();
+        async move { run_job(&ctx, &job).await }
+    })
+    .await;
 }

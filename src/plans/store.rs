@@ -669,9 +669,9 @@ pub struct PlanTarget {
 }
 
 /// What a run of `plan` backs up: its chosen items and every item of its "All" kinds, each
-/// with the plan's workloads that apply to it. Inactive items are skipped (unless
-/// `include_inactive`); items gone from Microsoft 365 have no row and drop out, while their
-/// archives stay.
+/// with the plan's workloads that apply to it. Inactive items, and items gone from Microsoft 365,
+/// are skipped unless `include_inactive` (retention, which still applies to their archives);
+/// a gone item keeps its row, so a plan that chose it still names it.
 pub async fn plan_targets(
     db: &impl ConnectionTrait,
     plan: &Plan,
@@ -813,6 +813,7 @@ pub async fn choosable_items(
     use sea_orm::QuerySelect;
     let mut items = protected_item::Entity::find()
         .filter(protected_item::Column::OrgId.eq(org.id().as_uuid()))
+        .filter(protected_item::Column::State.ne(ItemState::Gone.as_str()))
         .order_by_asc(protected_item::Column::Kind)
         .order_by_asc(protected_item::Column::DisplayName)
         .limit(CHOOSABLE_ITEMS)

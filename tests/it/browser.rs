@@ -689,6 +689,37 @@ async fn every_page_fits_from_phone_to_wide_screen_and_paging_survives_back() {
     casey.post(&format!("{org_page}/refresh"), &[]).await;
     assert_eq!(run_jobs(&app).await, 1);
     let org_id = org_page.rsplit('/').next().unwrap().to_string();
+    // A protection plan, so the plan pages have one to show.
+    casey.get(&format!("/c/{customer}/plans/new")).await;
+    let created = casey
+        .post(
+            &format!("/c/{customer}/plans"),
+            &[
+                ("name", "Everyone's mail and files"),
+                ("org", org_id.as_str()),
+                ("retention_kind", "days"),
+                ("retention_value", "30"),
+                ("workload", "mailbox"),
+                ("workload", "drive"),
+                ("all", "user"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        created.status,
+        reqwest::StatusCode::SEE_OTHER,
+        "{}",
+        created.body
+    );
+    let plan_page = created.location().replace("?notice=created", "");
+    let someone = skyvault::inventory::entities::protected_item::Entity::find()
+        .filter(skyvault::inventory::entities::protected_item::Column::Kind.eq("user"))
+        .filter(skyvault::inventory::entities::protected_item::Column::State.eq("active"))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let protect_form = format!("/c/{customer}/plans/new?org={org_id}&item={}", someone.id);
 
     // A sub-partner, renamed so the partner's audit log has its own events beside the customer's.
     let (_, sub) = crate::console::partners::sub_partner(&app, &partner).await;
@@ -723,6 +754,11 @@ async fn every_page_fits_from_phone_to_wide_screen_and_paging_survives_back() {
         ),
         ("organization-sites", format!("{org_page}?tab=sites")),
         ("plans", format!("/c/{customer}/plans")),
+        ("plan", plan_page.clone()),
+        ("plan-new", format!("/c/{customer}/plans/new")),
+        ("plan-new-from-protect", protect_form.clone()),
+        ("plan-delete", format!("{plan_page}/delete")),
+        ("organization-protect", format!("{org_page}?tab=users")),
         ("storage", format!("/c/{customer}/storage")),
         ("activities", format!("/c/{customer}/activities")),
         ("alerts", format!("/c/{customer}/alerts")),
@@ -995,4 +1031,75 @@ async fn backup_pages_fit_and_a_hostile_preview_stays_inert_in_chromium() {
     assert!(inside.contains("Quarterly numbers"));
     assert!(!inside.contains("<script") && !inside.contains("evil.example"));
     drop(driver);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_created_in_the_browser_runs_now_and_the_run_finishes() {
+    use crate::console::organizations::added_and_synced;
+
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    let (app, _casey, org_page, _) = added_and_synced().await;
+    let customer = org_page
+        .trim_start_matches("/c/")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    // The process's workers, as `skyvault serve` runs them: the run happens in the background.
+    let worker = tokio::spawn(skyvault::jobs::worker::run_worker(std::sync::Arc::new(
+        skyvault::app::worker_context(&app.state),
+    )));
+    let profile = tempfile::tempdir().unwrap();
+    let client = browser(&driver, profile.path()).await;
+    client.set_window_size(1280, 900).await.unwrap();
+    sign_in(&client, &app, "casey@contoso.example").await;
+    client
+        .goto(&format!("{}/c/{customer}/plans", app.base))
+        .await
+        .unwrap();
+    click(&client, "//a[normalize-space()='New plan']").await;
+    assert_eq!(heading(&client).await, "New protection plan");
+    let form = client.form(Locator::Css("form.form-grid")).await.unwrap();
+    form.set_by_name("name", "Mail of everyone").await.unwrap();
+    click(&client, "//input[@name='workload'][@value='mailbox']").await;
+    click(&client, "//input[@name='all'][@value='user']").await;
+    screenshot(&client, "plan-run-1-form").await;
+    click(
+        &client,
+        "//form[contains(@class,'form-grid')]//button[@type='submit']",
+    )
+    .await;
+    wait_for_text(&client, "Run now").await;
+    assert_eq!(heading(&client).await, "Mail of everyone");
+    wait_for_text(&client, "chosen by Skyvault").await;
+    screenshot(&client, "plan-run-2-created").await;
+    click(&client, "//button[normalize-space()='Run now']").await;
+    // Queued, then run by the worker; the page shows the finished run once reloaded.
+    let mut finished = false;
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        client.refresh().await.unwrap();
+        let source = client.source().await.unwrap();
+        if source.contains(">Run now<") && !source.contains("<dt>Last run</dt><dd>Never") {
+            finished = true;
+            break;
+        }
+    }
+    screenshot(&client, "plan-run-3-finished").await;
+    assert!(finished, "the run never finished in the browser's view");
+    let runs = skyvault::jobs::entities::job::Entity::find()
+        .filter(skyvault::jobs::entities::job::Column::Kind.eq("plan_run"))
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1, "one run");
+    assert_eq!(runs[0].status, "succeeded", "{:?}", runs[0].error);
+    // Its outcome is one click away, in Activities.
+    click(&client, "//a[normalize-space()='Backups in Activities']").await;
+    wait_for_text(&client, "Backup").await;
+    screenshot(&client, "plan-run-4-activities").await;
+    worker.abort();
+    client.close().await.unwrap();
 }

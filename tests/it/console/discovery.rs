@@ -206,7 +206,9 @@ async fn objects_deleted_before_the_organization_was_added_show_inactive_then_le
         Some(deleted_at)
     );
 
-    // Purged in Microsoft 365: gone from the page.
+    // Purged in Microsoft 365: gone from the page, but the row stays, marked gone, under the
+    // same id (plans and archives keep their reference).
+    let dana_id = row(app, "user", "Dana Departed").await.unwrap().id;
     for (kind, object) in [("users", &user), ("groups", &group), ("sites", &site)] {
         let id = object["id"].as_str().unwrap();
         control(
@@ -225,12 +227,30 @@ async fn objects_deleted_before_the_organization_was_added_show_inactive_then_le
         ("team", "Old Project"),
         ("site", "Old Intranet"),
     ] {
-        assert!(
-            row(app, kind, name).await.is_none(),
-            "{kind} {name} is gone"
-        );
+        let item = row(app, kind, name)
+            .await
+            .unwrap_or_else(|| panic!("{kind} {name} keeps its row"));
+        assert_eq!(item.state, "gone", "{kind} {name}");
     }
+    assert_eq!(row(app, "user", "Dana Departed").await.unwrap().id, dana_id);
     assert!(!org_page(&added, "users").await.contains("Dana Departed"));
+    assert!(!org_page(&added, "sites").await.contains("Old Intranet"));
+    // A later sync leaves gone items as they are, and does not count them again.
+    let later = sync(&added).await;
+    assert_eq!(later.status, "succeeded", "{:?}", later.error);
+    assert!(
+        later
+            .summary
+            .as_deref()
+            .unwrap_or_default()
+            .contains(", 0 gone"),
+        "{:?}",
+        later.summary
+    );
+    assert_eq!(
+        row(app, "user", "Dana Departed").await.unwrap().state,
+        "gone"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

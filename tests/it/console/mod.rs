@@ -23,3 +23,4 @@ mod sessions;
 mod setup;
 pub mod storage;
 mod tables;
+mod worker_process;
