@@ -35,6 +35,7 @@ pub const ACTIONS: &[(&str, &str)] = &[
     ("partner_renamed", "Sub-partner renamed"),
     ("partner_disabled", "Sub-partner disabled"),
     ("partner_enabled", "Sub-partner enabled"),
+    ("plan_run_now", "Backup started with Run now"),
 ];
 
 /// The words for an action code (the code itself for one this version does not know).

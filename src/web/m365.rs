@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::explain::FailureView;
 use super::flash;
-use super::{AppState, Chrome, SignedIn, WebError, forms, ok, see_other, storage};
+use super::{AppState, Chrome, SignedIn, WebError, forms, ok, see_other};
 use crate::accounts::access::CustomerScope;
 use crate::ids::OrgId;
 use crate::inventory::consent::ConsentOutcome;
@@ -19,7 +19,7 @@ use crate::inventory::items::{self, ItemPage, ItemQuery, ItemSort, KindCount};
 use crate::inventory::organizations;
 use crate::inventory::{InventoryError, ItemKind, ItemState, OrgScope, consent};
 use crate::jobs::entities::job;
-use crate::jobs::queue::{self, JobKind, JobStatus};
+use crate::jobs::queue::{self, JobStatus};
 use crate::m365::ConsentTenant;
 
 /// The session entry naming the consent request this browser started.
@@ -916,162 +916,4 @@ pub async fn remove(
         "/c/{}/devices?notice=removed",
         org.customer().id()
     )))
-}
-
-pub struct ActivityRow {
-    /// The activity's own page.
-    pub url: String,
-    pub what: &'static str,
-    pub subject: String,
-    pub status: String,
-    pub queued: String,
-    pub finished: String,
-    /// The outcome's first line, and its further lines (a failed backup check names each
-    /// damaged pack and the archives it affects).
-    pub detail: String,
-    pub more: Vec<String>,
-    /// A failed sync, explained.
-    pub failure: Option<FailureView>,
-}
-
-#[derive(Template)]
-#[template(path = "activities.html")]
-struct ActivitiesPage {
-    chrome: Chrome,
-    rows: Vec<ActivityRow>,
-    any_pending: bool,
-    base: String,
-    kind: &'static str,
-    status: &'static str,
-    page: u64,
-    pages: u64,
-    total: u64,
-}
-
-impl ActivitiesPage {
-    fn href(&self, page: u64) -> String {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        for (key, value) in [("kind", self.kind), ("status", self.status)] {
-            if !value.is_empty() {
-                query.append_pair(key, value);
-            }
-        }
-        if page > 0 {
-            query.append_pair("page", &page.to_string());
-        }
-        let query = query.finish();
-        if query.is_empty() {
-            self.base.clone()
-        } else {
-            format!("{}?{query}", self.base)
-        }
-    }
-}
-
-/// Activities' filters and page, in the URL (a plain GET form and links).
-#[derive(Deserialize, Default)]
-pub struct ActivitiesQuery {
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    status: String,
-    #[serde(default)]
-    page: u64,
-}
-
-const ACTIVITIES_PAGE_SIZE: u64 = 50;
-
-pub async fn activities(
-    state: &AppState,
-    signed_in: &SignedIn,
-    scope: &CustomerScope,
-    query: &ActivitiesQuery,
-) -> Result<HttpResponse, WebError> {
-    let filter = queue::JobFilter {
-        kind: JobKind::parse(&query.kind),
-        status: JobStatus::parse(&query.status),
-    };
-    let (mut jobs, total) = queue::jobs_page(
-        &state.db,
-        scope.id(),
-        &filter,
-        query.page,
-        ACTIVITIES_PAGE_SIZE,
-    )
-    .await?;
-    let pages = total.div_ceil(ACTIVITIES_PAGE_SIZE).max(1);
-    let page = query.page.min(pages - 1);
-    if page != query.page {
-        // A page past the end (an old link, a hand-typed number) shows the last page.
-        jobs = queue::jobs_page(&state.db, scope.id(), &filter, page, ACTIVITIES_PAGE_SIZE)
-            .await?
-            .0;
-    }
-    let orgs: std::collections::HashMap<uuid::Uuid, String> =
-        organizations::organizations(&state.db, scope)
-            .await?
-            .into_iter()
-            .map(|o| (o.id, o.display_name))
-            .collect();
-    let plans: std::collections::HashMap<uuid::Uuid, String> =
-        crate::plans::list_plans(&state.db, scope)
-            .await?
-            .into_iter()
-            .map(|p| (p.id.0, p.name))
-            .collect();
-    let any_pending = jobs.iter().any(|j| JobStatus::is_pending(&j.status));
-    let rows = jobs
-        .into_iter()
-        .map(|j| {
-            let failure = match &j.error {
-                Some(error) if j.kind == JobKind::DirectorySync.as_str() => {
-                    Some(FailureView::of_sync_text(error))
-                }
-                _ => None,
-            };
-            let text = if failure.is_some() {
-                None
-            } else {
-                j.error.or(j.summary).or(j.progress)
-            };
-            let (detail, more) = storage::outcome_lines(text);
-            ActivityRow {
-                url: format!("/c/{}/activities/{}", scope.id(), j.id),
-                what: queue::JobKind::label(&j.kind),
-                subject: if storage::is_check(&j.kind) || j.kind == JobKind::Prune.as_str() {
-                    storage::CHECK_SUBJECT.into()
-                } else if let Some(plan) = j.plan_id {
-                    plans
-                        .get(&plan)
-                        .map(|name| format!("Plan “{name}”"))
-                        .unwrap_or_else(|| "Deleted plan".into())
-                } else {
-                    j.org_id
-                        .and_then(|id| orgs.get(&id).cloned())
-                        .unwrap_or_else(|| "Removed organization".into())
-                },
-                queued: when(Some(j.queued_at)),
-                finished: if JobStatus::is_pending(&j.status) {
-                    String::new()
-                } else {
-                    when(j.finished_at)
-                },
-                detail,
-                more,
-                failure,
-                status: j.status,
-            }
-        })
-        .collect();
-    ok(&ActivitiesPage {
-        chrome: Chrome::new(signed_in, Some(scope), "activities"),
-        rows,
-        any_pending,
-        base: format!("/c/{}/activities", scope.id()),
-        kind: filter.kind.map(JobKind::as_str).unwrap_or(""),
-        status: filter.status.map(JobStatus::as_str).unwrap_or(""),
-        page,
-        pages,
-        total,
-    })
 }

@@ -4,6 +4,7 @@
 
 mod access;
 mod accounts;
+mod activities;
 mod audit;
 mod demo;
 mod discovery;

@@ -99,6 +99,9 @@ pub const ROUTES: &[Route] = &[
         &["item", "plan"],
     ),
     route("GET", "/c/{customer}/activities/{job}", &[]),
+    route("GET", "/c/{customer}/activities/{job}/events", &[]),
+    route("GET", "/c/{customer}/alerts/badge", &[]),
+    route("POST", "/c/{customer}/alerts/{alert}/acknowledge", &[]),
     route(
         "GET",
         "/m365/consent/callback",
@@ -127,7 +130,7 @@ pub const ROUTES: &[Route] = &[
         "GET",
         "/c/{customer}/{section}",
         &[
-            "notice", "kind", "status", "page", "sort", "dir", "actor", "action",
+            "notice", "kind", "status", "page", "sort", "dir", "actor", "action", "item",
         ],
     ),
 ];
@@ -173,6 +176,7 @@ impl Route {
             // walks these routes with another customer's real ones.
             .replace("{plan}", "00000000-0000-4000-8000-000000000001")
             .replace("{job}", "00000000-0000-4000-8000-000000000002")
+            .replace("{alert}", "00000000-0000-4000-8000-000000000003")
             .replace("{path:.*}", "app.css");
         if filled.contains("{section}") {
             skyvault::web::console::SECTIONS
