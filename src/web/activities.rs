@@ -543,7 +543,9 @@ pub async fn progress_events(
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-cache"))
-        // Proxies that buffer would hold the events back until the job ends.
+        // Proxies that buffer would hold the events back until the job ends; so would the
+        // compression middleware, which leaves a response that names its encoding alone.
         .insert_header(("X-Accel-Buffering", "no"))
+        .insert_header(actix_web::http::header::ContentEncoding::Identity)
         .streaming(events))
 }

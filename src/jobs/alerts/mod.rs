@@ -283,6 +283,7 @@ async fn plan_findings(
                     .is_in([JobStatus::Succeeded.as_str(), JobStatus::Failed.as_str()]),
             )
             .order_by_desc(job::Column::FinishedAt)
+            .order_by_desc(job::Column::QueuedAt)
             .one(db)
             .await?;
         if let Some(last) = last.filter(|j| j.status == JobStatus::Failed.as_str()) {

@@ -243,6 +243,7 @@ async fn a_failed_backup_raises_one_alert_that_admins_acknowledge_and_a_good_run
     assert_eq!(first.opened, 1, "{first:?}");
     assert_eq!(evaluate(&app).await.opened, 0, "a repeat opens nothing");
     // A second failed run updates the same alert.
+    app.clock.advance(chrono::Duration::minutes(10));
     run_now(&admin, &customer, &plan).await;
     run_jobs(&app).await;
     let again = evaluate(&app).await;
@@ -308,6 +309,7 @@ async fn a_failed_backup_raises_one_alert_that_admins_acknowledge_and_a_good_run
 
     // The fault goes, a good run follows: the alert resolves by itself.
     user_fault(&app, tenant.tenant_id, &item, None).await;
+    app.clock.advance(chrono::Duration::minutes(10));
     run_now(&admin, &customer, &plan).await;
     run_jobs(&app).await;
     let resolved = evaluate(&app).await;
