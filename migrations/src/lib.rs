@@ -13,6 +13,7 @@ mod m20261129_100000_console_users_admin;
 mod m20261129_140000_audit_log_and_partner_status;
 mod m20261129_150000_backup_source_state;
 mod m20261129_200000_plans_jobs;
+mod m20261130_050000_alerts;
 mod m20261130_060000_job_claims;
 
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_140000_audit_log_and_partner_status::Migration),
             Box::new(m20261129_150000_backup_source_state::Migration),
             Box::new(m20261129_200000_plans_jobs::Migration),
+            Box::new(m20261130_050000_alerts::Migration),
             Box::new(m20261130_060000_job_claims::Migration),
         ]
     }

@@ -42,6 +42,7 @@ pub const ACTIONS: &[(&str, &str)] = &[
         "repository_password_revealed",
         "Repository password revealed",
     ),
+    ("plan_run_now", "Backup started with Run now"),
 ];
 
 /// The words for an action code (the code itself for one this version does not know).

@@ -19,6 +19,7 @@ use crate::backup::{self, BackupError, BackupReport, BackupServices, BackupTarge
 use crate::clock::Clock;
 use crate::ids::{CustomerId, ItemId, OrgId, PlanId};
 use crate::inventory::entities::organization;
+use crate::inventory::failure::SyncFailure;
 use crate::jobs::backup_check::workload_label;
 use crate::m365::TenantId;
 use crate::plans::{self, Plan, PlanTarget};
@@ -132,15 +133,41 @@ async fn back_up_target(
 }
 
 /// Stores a runner's progress as the job's progress line, at most once a second.
+/// Every report also goes to the job's live watchers (`progress::hub`), unthrottled.
 struct JobProgress {
     db: DatabaseConnection,
     lease: Lease,
     label: String,
     last: Mutex<Option<Instant>>,
+    target_index: u64,
+    target_total: u64,
+}
+
+impl JobProgress {
+    fn live(&self, progress: &backup::Progress) -> super::progress::LiveProgress {
+        super::progress::LiveProgress {
+            label: self.label.clone(),
+            target_index: self.target_index,
+            target_total: self.target_total,
+            items_done: progress.items_done,
+            items_total: progress.items_total,
+            bytes: progress.bytes_fetched,
+            current: progress.current.clone(),
+            throttled_until: progress.throttled_until,
+        }
+    }
+}
+
+impl JobProgress {
+    /// A target begins: its watchers see it before its runner reports anything.
+    fn report_start(&self) {
+        super::progress::hub().publish(self.lease.job, self.live(&backup::Progress::default()));
+    }
 }
 
 impl ProgressSink for JobProgress {
     fn report(&self, progress: &backup::Progress) {
+        super::progress::hub().publish(self.lease.job, self.live(progress));
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         if last.is_some_and(|at| at.elapsed().as_secs() < 1) {
             return;
@@ -297,7 +324,10 @@ async fn run_plan_inner(
                 lease,
                 label,
                 last: Mutex::new(None),
+                target_index: index as u64,
+                target_total: total as u64,
             };
+            sink.report_start();
             let (outcome, detail) = match back_up_target(services, &backup_target, &sink).await {
                 Ok(report) => {
                     let point = &report.outcome.recovery_point;
@@ -320,6 +350,15 @@ async fn run_plan_inner(
                     ),
                 ),
                 Err(BackupError::Unavailable(reason)) => (ItemOutcome::Unavailable, reason),
+                Err(BackupError::Graph(err)) => {
+                    if err.is_retryable() {
+                        retry_flag.store(true, Ordering::Relaxed);
+                    }
+                    // Recorded with its cause and Microsoft's code and request id, so the job's
+                    // page can say in plain words what happened and keep the facts for support.
+                    let failure = SyncFailure::of(&crate::inventory::InventoryError::Graph(err));
+                    (ItemOutcome::Failed, failure.encode())
+                }
                 Err(err) => {
                     if err.is_retryable() {
                         retry_flag.store(true, Ordering::Relaxed);

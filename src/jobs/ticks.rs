@@ -183,6 +183,7 @@ pub async fn start_ticks(
                 enqueue_due_checks(&db, &clock).await;
                 enqueue_due_prunes(&db, &clock).await;
                 tidy_accounts(&db, &clock).await;
+                crate::jobs::alerts::evaluate_and_log(&db, clock.as_ref()).await;
             })
         })?)
         .await?;

@@ -622,28 +622,6 @@ impl MboxQuoting {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::MboxQuoting;
-
-    #[test]
-    fn mboxrd_quotes_from_lines_across_chunks() {
-        let mut quote = MboxQuoting::default();
-        let mut out = Vec::new();
-        for chunk in [
-            &b"Subject: x\n\nFr"[..],
-            b"om here\n>From there\nFrog\n",
-            b"From",
-        ] {
-            out.extend(quote.feed(chunk));
-        }
-        out.extend(quote.finish());
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "Subject: x\n\n>From here\n>>From there\nFrog\nFrom"
-        );
-    }
-
 /// Reads several small items of one recovery point with a single repository open, for work that
 /// looks inside many items (the search index): `paths` as in the catalog; items larger than
 /// `max_size` or missing from the snapshot are left out rather than failing the batch. The caller
@@ -692,4 +670,27 @@ pub async fn read_small_items(
     };
     lock.release().await;
     read
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MboxQuoting;
+
+    #[test]
+    fn mboxrd_quotes_from_lines_across_chunks() {
+        let mut quote = MboxQuoting::default();
+        let mut out = Vec::new();
+        for chunk in [
+            &b"Subject: x\n\nFr"[..],
+            b"om here\n>From there\nFrog\n",
+            b"From",
+        ] {
+            out.extend(quote.feed(chunk));
+        }
+        out.extend(quote.finish());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "Subject: x\n\n>From here\n>>From there\nFrog\nFrom"
+        );
+    }
 }

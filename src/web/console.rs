@@ -8,7 +8,8 @@ use super::flash;
 use super::forms::{self, FormState};
 use super::partner::{UserForm, UsersTable};
 use super::{
-    AppState, Chrome, SignedIn, WebError, audit, m365, ok, people, plans, see_other, storage,
+    AppState, Chrome, SignedIn, WebError, activities, alerts, audit, m365, ok, people, plans,
+    see_other, storage,
 };
 use crate::accounts::access::CustomerScope;
 use crate::accounts::users;
@@ -72,12 +73,12 @@ pub async fn section(
             return m365::devices(&state, &signed_in, &scope, &notice, request.query_string())
                 .await;
         }
+        "alerts" => {
+            let notice = flash::take_notice(&signed_in.session);
+            return alerts::alerts_page(&state, &signed_in, &scope, &notice).await;
+        }
         "activities" => {
-            let query = web::Query::<m365::ActivitiesQuery>::from_query(request.query_string())
-                .map_err(|_| {
-                    WebError::BadRequest("A filter or page number is malformed.".into())
-                })?;
-            return m365::activities(&state, &signed_in, &scope, &query).await;
+            return activities::activities(&state, &signed_in, &scope, &request).await;
         }
         "audit" => return audit::customer_audit(&state, &signed_in, &scope, &request).await,
         "plans" => {

@@ -1,6 +1,8 @@
 //! The browser console: routes, handlers, forms and htmx fragments. Handlers are thin: parse the
 //! request, turn ids into scopes through `accounts::Access`, call one domain function, render.
 
+pub mod activities;
+pub mod alerts;
 pub mod assets;
 pub mod audit;
 pub mod auth;
@@ -200,7 +202,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route(
             "/c/{customer}/activities/{job}",
-            web::get().to(plans::job_page),
+            web::get().to(activities::job_page),
+        )
+        .route(
+            "/c/{customer}/activities/{job}/events",
+            web::get().to(activities::progress_events),
+        )
+        .route("/c/{customer}/alerts/badge", web::get().to(alerts::badge))
+        .route(
+            "/c/{customer}/alerts/{alert}/acknowledge",
+            web::post().to(alerts::acknowledge),
         )
         .route(
             "/c/{customer}/backups/repository-password",

@@ -10,11 +10,12 @@ use uuid::Uuid;
 use super::m365::when;
 use super::{AppState, Chrome, SignedIn, WebError, flash, forms, ok, render, see_other};
 use crate::accounts::access::CustomerScope;
+use crate::accounts::audit;
 use crate::ids::{OrgId, PlanId};
 use crate::inventory::{ItemKind, organizations};
 use crate::jobs::backup_check::workload_label;
 use crate::jobs::plan_run;
-use crate::jobs::queue::{self, JobKind, JobStatus};
+use crate::jobs::queue;
 use crate::plans::{self, FieldError, Plan, PlanDraft, PlanError, all_label};
 use crate::storage::catalog::Workload;
 
@@ -524,7 +525,22 @@ pub async fn run_now(
     let scope = signed_in.customer(&state, &customer).await?;
     let plan = plans::find_plan(&state.db, &scope, plan_id(&id)?).await?;
     scope.require_change()?;
-    let (_, queued) = plan_run::run_now(&state.db, state.clock.as_ref(), &plan).await?;
+    let (job, queued) = plan_run::run_now(&state.db, state.clock.as_ref(), &plan).await?;
+    if queued {
+        // Activities names who started the run from this record.
+        audit::record(
+            &state.db,
+            state.clock.as_ref(),
+            audit::Actor::from(&signed_in.access),
+            audit::Event {
+                owner: audit::Owner::Customer(scope.id()),
+                action: crate::jobs::activities::RUN_NOW_ACTION,
+                subject: &plan.name,
+                detail: job.id.to_string(),
+            },
+        )
+        .await?;
+    }
     Ok(see_other(&format!(
         "{}/{}?notice={}",
         plans_url(&scope),
@@ -627,126 +643,4 @@ pub async fn protect(
             }
         }
     }
-}
-
-/// Whether a job kind belongs to backups (for Activities' subject column).
-pub fn is_plan_job(kind: &str) -> bool {
-    matches!(
-        JobKind::parse(kind),
-        Some(JobKind::PlanRun | JobKind::Retention)
-    )
-}
-
-pub struct ItemOutcomeRow {
-    pub name: String,
-    pub workload: &'static str,
-    pub outcome: &'static str,
-    pub status: &'static str,
-    pub detail: String,
-    pub finished: String,
-}
-
-#[derive(Template)]
-#[template(path = "job.html")]
-struct JobPage {
-    chrome: Chrome,
-    what: &'static str,
-    subject: String,
-    status: String,
-    queued: String,
-    started: String,
-    finished: String,
-    attempts: i32,
-    max_attempts: i32,
-    progress: String,
-    summary: String,
-    error: String,
-    items: Vec<ItemOutcomeRow>,
-    back: String,
-    plan_url: Option<String>,
-}
-
-/// A restore's row: it names the restored path (`restore::job`).
-fn restored_row(row: crate::jobs::entities::job_item::Model) -> ItemOutcomeRow {
-    use crate::restore::job::ItemResult;
-    let result = ItemResult::parse(&row.status);
-    ItemOutcomeRow {
-        name: row.workload,
-        workload: "Item",
-        outcome: result.map_or("Unknown", ItemResult::label),
-        status: result.map_or("", ItemResult::as_str),
-        detail: row.detail,
-        finished: when(Some(row.finished_at)),
-    }
-}
-
-/// One activity with, for a backup, how each item's workload ended.
-pub async fn job_page(
-    state: web::Data<AppState>,
-    signed_in: SignedIn,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, WebError> {
-    let (customer, id) = path.into_inner();
-    let scope = signed_in.customer(&state, &customer).await?;
-    let id = id.parse().map_err(|_| WebError::NotFound)?;
-    let job = queue::find_job(&state.db, &scope, id)
-        .await?
-        .ok_or(WebError::NotFound)?;
-    let plan = match job.plan_id {
-        Some(id) => plans::find_plan(&state.db, &scope, PlanId(id)).await.ok(),
-        None => None,
-    };
-    let rows = queue::job_items(&state.db, job.id).await?;
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.item_id).collect();
-    let names = plans::item_names(&state.db, &scope, &ids).await?;
-    let restore = job.kind == JobKind::Restore.as_str();
-    let items = rows
-        .into_iter()
-        .map(|row| {
-            if restore {
-                return restored_row(row);
-            }
-            let outcome = plan_run::ItemOutcome::parse(&row.status);
-            ItemOutcomeRow {
-                name: names
-                    .get(&row.item_id)
-                    .cloned()
-                    .unwrap_or_else(|| "An item no longer in Microsoft 365".into()),
-                workload: row
-                    .workload
-                    .parse::<Workload>()
-                    .map(workload_label)
-                    .unwrap_or("Workload"),
-                outcome: outcome.map_or("Unknown", plan_run::ItemOutcome::label),
-                status: outcome.map_or("", plan_run::ItemOutcome::as_str),
-                detail: row.detail,
-                finished: when(Some(row.finished_at)),
-            }
-        })
-        .collect();
-    ok(&JobPage {
-        chrome: Chrome::new(&signed_in, Some(&scope), "activities"),
-        what: JobKind::label(&job.kind),
-        subject: plan
-            .as_ref()
-            .map_or_else(String::new, |p| format!("Plan “{}”", p.name)),
-        plan_url: plan
-            .as_ref()
-            .map(|p| format!("{}/{}", plans_url(&scope), p.id)),
-        queued: when(Some(job.queued_at)),
-        started: when(job.started_at),
-        finished: if JobStatus::is_pending(&job.status) {
-            String::new()
-        } else {
-            when(job.finished_at)
-        },
-        attempts: job.attempts,
-        max_attempts: job.max_attempts,
-        progress: job.progress.unwrap_or_default(),
-        summary: job.summary.unwrap_or_default(),
-        error: job.error.unwrap_or_default(),
-        status: job.status,
-        items,
-        back: format!("/c/{}/activities", scope.id()),
-    })
 }

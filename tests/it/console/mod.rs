@@ -4,6 +4,7 @@
 
 pub(crate) mod access;
 mod accounts;
+mod activities;
 mod audit;
 mod demo;
 mod discovery;

@@ -99,6 +99,9 @@ pub const ROUTES: &[Route] = &[
         &["item", "plan"],
     ),
     route("GET", "/c/{customer}/activities/{job}", &[]),
+    route("GET", "/c/{customer}/activities/{job}/events", &[]),
+    route("GET", "/c/{customer}/alerts/badge", &[]),
+    route("POST", "/c/{customer}/alerts/{alert}/acknowledge", &[]),
     route(
         "GET",
         "/c/{customer}/backups/{archive}/points/{point}/restore",
@@ -170,7 +173,7 @@ pub const ROUTES: &[Route] = &[
         "GET",
         "/c/{customer}/{section}",
         &[
-            "notice", "kind", "status", "page", "sort", "dir", "actor", "action",
+            "notice", "kind", "status", "page", "sort", "dir", "actor", "action", "item",
         ],
     ),
 ];
@@ -220,6 +223,7 @@ impl Route {
             // backup and restore routes with another customer's real ones.
             .replace("{archive}", "00000000-0000-4000-8000-000000000003")
             .replace("{point}", "00000000-0000-4000-8000-000000000004")
+            .replace("{alert}", "00000000-0000-4000-8000-000000000005")
             .replace("{path:.*}", "app.css");
         if filled.contains("{section}") {
             skyvault::web::console::SECTIONS

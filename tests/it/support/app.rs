@@ -381,6 +381,15 @@ impl Visitor {
         self.read(response).await
     }
 
+    /// A GET whose body is read as it arrives (server-sent events).
+    pub async fn stream(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET")
+    }
+
     /// A GET that follows the redirect a page answers when it moves a one-time `?notice=` into
     /// the session (to its own address without it), as a browser does.
     pub async fn open(&self, path: &str) -> Page {
