@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::job::{ItemResult, RestoreSink};
 use crate::m365::upload::{ChunkAnswer, ConflictBehavior, UPLOAD_UNIT};
 use crate::m365::{ErrorKind, GraphError, TenantClient};
+use crate::storage::scope::TenantScope;
 use crate::storage::catalog::{CatalogEntry, ItemKind, RecoveryPointId};
 use crate::storage::{BackupStorage, read};
 
@@ -58,6 +59,19 @@ pub struct DriveSummary {
     pub bytes: u64,
 }
 
+/// A file's path inside its drive: drive backups keep a drive's files under `files/` (a
+/// OneDrive's `files/…`, a site library's `libraries/<library>/files/…`, a team's `files/…`),
+/// beside the drive's manifest, so that prefix is not recreated in the target drive.
+pub fn drive_relative(path: &str) -> &str {
+    if let Some(rest) = path.strip_prefix("files/") {
+        return rest;
+    }
+    match path.find("/files/") {
+        Some(at) => &path[at + "/files/".len()..],
+        None => path,
+    }
+}
+
 /// The files among `entries`.
 pub fn plan_files(entries: &[CatalogEntry]) -> Vec<CatalogEntry> {
     entries
@@ -72,6 +86,7 @@ pub fn plan_files(entries: &[CatalogEntry]) -> Vec<CatalogEntry> {
 pub async fn restore_files(
     client: &TenantClient,
     storage: &BackupStorage,
+    scope: &dyn TenantScope,
     point: RecoveryPointId,
     files: Vec<CatalogEntry>,
     target: &DriveTarget,
@@ -84,7 +99,7 @@ pub async fn restore_files(
     for (index, file) in files.iter().enumerate() {
         let (result, detail) = match &stopped {
             Some(reason) => (ItemResult::Failed, format!("Not restored: {reason}")),
-            None => match restore_file(client, storage, point, file, target, &mut folders).await {
+            None => match restore_file(client, storage, scope, point, file, target, &mut folders).await {
                 Ok((result, bytes)) => {
                     summary.bytes += bytes;
                     (result, String::new())
@@ -146,12 +161,14 @@ impl From<GraphError> for RestoreFileError {
 async fn restore_file(
     client: &TenantClient,
     storage: &BackupStorage,
+    scope: &dyn TenantScope,
     point: RecoveryPointId,
     file: &CatalogEntry,
     target: &DriveTarget,
     folders: &mut HashMap<String, String>,
 ) -> Result<(ItemResult, u64), RestoreFileError> {
-    let (dir, name) = file.path.rsplit_once('/').unwrap_or(("", &file.path));
+    let relative = drive_relative(&file.path);
+    let (dir, name) = relative.rsplit_once('/').unwrap_or(("", relative));
     let mut components: Vec<&str> = Vec::new();
     if let Some(under) = &target.under {
         components.push(under);
@@ -190,7 +207,7 @@ async fn restore_file(
             file.last_modified,
         )
         .await?;
-    let mut stream = read::read_item(storage, point, &file.path)
+    let mut stream = read::read_item(storage, scope, point, &file.path)
         .await
         .map_err(|e| RestoreFileError::Read(e.to_string()))?;
     let mut buffer = BytesMut::with_capacity(CHUNK);
@@ -279,4 +296,19 @@ async fn ensure_folder(
         parent = id;
     }
     Ok(parent)
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::drive_relative;
+
+    #[test]
+    fn the_backup_layout_is_not_recreated_in_the_target_drive() {
+        assert_eq!(drive_relative("files/Documents/a.docx"), "Documents/a.docx");
+        assert_eq!(
+            drive_relative("libraries/Shared Documents/files/x/y.txt"),
+            "x/y.txt"
+        );
+        assert_eq!(drive_relative("Documents/a.docx"), "Documents/a.docx");
+    }
 }

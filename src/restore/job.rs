@@ -22,6 +22,7 @@ use crate::jobs::entities::{job, job_item};
 use crate::jobs::queue::{self, JobOutcome, JobPayload, Lease, NewJob};
 use crate::jobs::worker::WorkerContext;
 use crate::m365::{TenantClient, TenantId};
+use crate::storage::scope::{SystemScope, TenantScope};
 use crate::storage::catalog::{
     self, Archive, ArchiveId, CatalogEntry, RecoveryPoint, RecoveryPointId, Workload,
 };
@@ -110,14 +111,14 @@ pub async fn scoped_point(
     archive: ArchiveId,
     point: RecoveryPointId,
 ) -> Result<(Archive, RecoveryPoint), RestoreError> {
-    let found = catalog::find_archive(db, archive).await;
+    let found = catalog::find_archive(db, scope, archive).await;
     let Ok(archive) = found else {
         return Err(RestoreError::NotFound);
     };
     if archive.customer != scope.id() {
         return Err(RestoreError::NotFound);
     }
-    let Ok(point) = catalog::find_recovery_point(db, point).await else {
+    let Ok(point) = catalog::find_recovery_point(db, scope, point).await else {
         return Err(RestoreError::NotFound);
     };
     if point.archive != archive.id || point.customer != scope.id() {
@@ -196,7 +197,7 @@ pub async fn start_restore(
             "Choose at least one item to restore.".into(),
         ));
     }
-    let entries = selected_entries(db, &point, &request.paths).await?;
+    let entries = selected_entries(db, scope, &point, &request.paths).await?;
     if entries.is_empty() {
         return Err(RestoreError::NotFound);
     }
@@ -219,10 +220,11 @@ pub async fn start_restore(
 /// item, its other copies), or everything under a folder.
 pub async fn selected_entries(
     db: &DatabaseConnection,
+    scope: &dyn TenantScope,
     point: &RecoveryPoint,
     paths: &[String],
 ) -> Result<Vec<CatalogEntry>, RestoreError> {
-    let all = catalog::list_items(db, point.id).await?;
+    let all = catalog::list_items(db, scope, point.id).await?;
     let wanted: Vec<String> = paths
         .iter()
         .map(|p| p.trim_matches('/').to_string())
@@ -338,10 +340,12 @@ async fn run_inner(
 ) -> Result<JobOutcome, RestoreError> {
     let db = &ctx.db;
     let customer = CustomerId(job.customer_id);
-    let archive = catalog::find_archive(db, request.archive)
+    // The job's own customer: the payload was checked against the signed-in user when queued.
+    let scope = SystemScope::worker(customer, "restore");
+    let archive = catalog::find_archive(db, &scope, request.archive)
         .await
         .map_err(|_| RestoreError::NotFound)?;
-    let point = catalog::find_recovery_point(db, request.point)
+    let point = catalog::find_recovery_point(db, &scope, request.point)
         .await
         .map_err(|_| RestoreError::NotFound)?;
     // The payload was checked when queued; checked again so a row edited in the database
@@ -362,7 +366,7 @@ async fn run_inner(
         .filter(|row| ItemResult::parse(&row.status).is_some_and(|r| r != ItemResult::Failed))
         .map(|row| row.workload)
         .collect();
-    let entries: Vec<CatalogEntry> = selected_entries(db, &point, &request.paths)
+    let entries: Vec<CatalogEntry> = selected_entries(db, &scope, &point, &request.paths)
         .await?
         .into_iter()
         .collect();
@@ -387,6 +391,7 @@ async fn run_inner(
             let summary = mailbox::restore_items(
                 &client,
                 &ctx.storage,
+                &scope,
                 point.id,
                 items,
                 &mailbox_target,
@@ -436,8 +441,16 @@ async fn run_inner(
                 collision: request.collision,
             };
             let summary =
-                drive::restore_files(&client, &ctx.storage, point.id, files, &drive_target, &sink)
-                    .await;
+                drive::restore_files(
+                    &client,
+                    &ctx.storage,
+                    &scope,
+                    point.id,
+                    files,
+                    &drive_target,
+                    &sink,
+                )
+                .await;
             let mut parts = vec![format!(
                 "{} ({}) restored into {}",
                 counted(summary.restored, "file"),

@@ -21,6 +21,7 @@ use tokio::sync::Mutex;
 use super::job::{ItemResult, RestoreSink};
 use crate::m365::mail_create::{MAX_SIMPLE_ATTACHMENT, NewAttachment};
 use crate::m365::{ErrorKind, GraphError, ImportSession, MailboxRef, TenantClient};
+use crate::storage::scope::TenantScope;
 use crate::storage::catalog::{CatalogEntry, ItemKind, RecoveryPointId};
 use crate::storage::{BackupStorage, read};
 
@@ -155,6 +156,7 @@ fn stop_reason(error: &GraphError) -> Option<String> {
 struct Shared<'a> {
     client: &'a TenantClient,
     storage: &'a BackupStorage,
+    scope: &'a dyn TenantScope,
     point: RecoveryPointId,
     target: &'a MailboxTarget,
     sink: &'a dyn RestoreSink,
@@ -170,6 +172,7 @@ struct Shared<'a> {
 pub async fn restore_items(
     client: &TenantClient,
     storage: &BackupStorage,
+    scope: &dyn TenantScope,
     point: RecoveryPointId,
     items: Vec<PlannedItem>,
     target: &MailboxTarget,
@@ -196,6 +199,7 @@ pub async fn restore_items(
     let shared = Shared {
         client,
         storage,
+        scope,
         point,
         target,
         sink,
@@ -271,7 +275,7 @@ fn failed(shared: &Shared<'_>, what: &str, error: &GraphError) -> (ItemResult, S
 }
 
 async fn import(shared: &Shared<'_>, export: &CatalogEntry, folder: &str) -> (ItemResult, String) {
-    let data = match read::read_item_to_vec(shared.storage, shared.point, &export.path).await {
+    let data = match read::read_item_to_vec(shared.storage, shared.scope, shared.point, &export.path).await {
         Ok(data) => data,
         Err(e) => {
             return (
@@ -365,7 +369,7 @@ async fn create_from_mime(
     mime: &CatalogEntry,
     folder: &str,
 ) -> (ItemResult, String) {
-    let raw = match read::read_item_to_vec(shared.storage, shared.point, &mime.path).await {
+    let raw = match read::read_item_to_vec(shared.storage, shared.scope, shared.point, &mime.path).await {
         Ok(raw) => raw,
         Err(e) => {
             return (

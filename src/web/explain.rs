@@ -94,17 +94,23 @@ impl FailureView {
             JobKind::Prune => "The space of removed recovery points could not be reclaimed.",
             JobKind::Verify => "The check of the backup storage could not finish.",
             JobKind::DirectorySync => "The directory sync stopped.",
+            JobKind::Restore => "Some items could not be restored into Microsoft 365.",
         };
         let retry = if retrying {
             "Skyvault tries again by itself shortly; nothing already backed up is lost."
         } else if kind == JobKind::PlanRun {
             "Skyvault tries again at the plan's next daily run; recovery points already made are kept."
+        } else if kind == JobKind::Restore {
+            "Skyvault does not restore again by itself; the backups are unchanged."
         } else {
             "Skyvault tries again at its next scheduled time; nothing already backed up is lost."
         };
         let action = match kind {
             JobKind::PlanRun => {
                 "Open the backup to see each failed item and why; Run now on the plan tries at once."
+            }
+            JobKind::Restore => {
+                "Each item below says why it was not restored; start the restore again for those items once the cause is fixed."
             }
             _ => {
                 "Check on Backup storage that the storage can be reached; if it keeps failing, send the details below to support."

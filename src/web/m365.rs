@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::explain::FailureView;
 use super::flash;
 use super::sorting::{self, Column, TableSort};
-use super::{AppState, Chrome, SignedIn, WebError, forms, ok, see_other, storage};
+use super::{AppState, Chrome, SignedIn, WebError, forms, ok, see_other};
 use crate::accounts::access::CustomerScope;
 use crate::ids::OrgId;
 use crate::inventory::consent::ConsentOutcome;

@@ -38,6 +38,7 @@ use crate::m365::delta::{DeltaChange, DeltaStart};
 use crate::m365::types::DriveItem;
 use crate::m365::{ByteStream, ErrorKind, GraphError, TenantClient, verify_quick_xor};
 use crate::storage::catalog::ItemKind;
+use crate::storage::scope::TenantScope;
 use crate::storage::{ItemContent, ItemMetadata, RecoveryPointId, SourceEvent, SourceItem, read};
 
 use super::paths::{item_paths, join};
@@ -85,6 +86,7 @@ pub(crate) struct DriveCollected {
 /// keeps its previous items.
 pub(crate) async fn collect_drive(
     services: &BackupServices,
+    scope: &dyn TenantScope,
     tenant: &TenantClient,
     source: &DriveSource,
     previous: Option<&DriveState>,
@@ -99,7 +101,7 @@ pub(crate) async fn collect_drive(
     if let (Some(state), Some(point)) = (previous, parent)
         && state.delta_link.is_some()
     {
-        match read::read_item_to_vec(&services.storage, point, &state.manifest).await {
+        match read::read_item_to_vec(&services.storage, scope, point, &state.manifest).await {
             Ok(bytes) => tree = parse_manifest(&bytes),
             Err(err) => {
                 tracing::warn!(drive = %source.drive_id, %err, "the drive's manifest could not be read; enumerating the drive")

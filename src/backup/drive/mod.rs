@@ -89,6 +89,7 @@ async fn back_up_onedrive(
     };
     let collected = match collect_drive(
         services,
+        &crate::storage::scope::SystemScope::worker(target.customer, "drive backup"),
         &tenant,
         &source,
         previous.drives.get(&drive.id),

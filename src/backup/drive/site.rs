@@ -130,7 +130,9 @@ async fn back_up_site(
                         label: format!("Library \u{201c}{name}\u{201d}"),
                     };
                     let prior = previous.drives.get(&drive.id);
-                    match collect_drive(services, &tenant, &source, prior, parent_id, &requests)
+                    match collect_drive(
+        services,
+        &crate::storage::scope::SystemScope::worker(target.customer, "drive backup"), &tenant, &source, prior, parent_id, &requests)
                         .await
                     {
                         Ok(DriveCollected {

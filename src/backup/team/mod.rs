@@ -61,13 +61,16 @@ async fn collect_team_files(
         Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(err.into()),
     };
+    // The drive's own layout puts its files under `files/` (= `FILES_PREFIX`) and its manifest
+    // at the top, beside `channels/`.
     let source = DriveSource {
         drive_id: drive.id.clone(),
-        prefix: FILES_PREFIX.to_string(),
+        prefix: String::new(),
         label: "the team's files".into(),
     };
     let collected = match collect_drive(
         services,
+        &crate::storage::scope::SystemScope::worker(target.customer, "drive backup"),
         tenant,
         &source,
         previous.drives.get(&drive.id),

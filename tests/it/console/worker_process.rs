@@ -233,7 +233,13 @@ async fn a_worker_process_killed_mid_run_leaves_the_run_to_the_next_which_skips_
     );
     // Every mailbox has exactly one recovery point: none backed up twice, and the one the
     // first worker was in the middle of was made once, whole, by the second.
-    let summaries = catalog::list_archive_summaries(db, customer.parse::<CustomerId>().unwrap())
+    let summaries = catalog::list_archive_summaries(
+        db,
+        &skyvault::storage::scope::SystemScope::worker(
+            customer.parse::<CustomerId>().unwrap(),
+            "test",
+        ),
+    )
         .await
         .unwrap();
     let backed_up = after

@@ -173,7 +173,7 @@ async fn a_message_restored_to_another_mailbox_equals_the_original_and_is_not_a_
     let sink = Collected::default();
     let summary = mailbox::restore_items(
         &graph,
-        &x.f.storage,
+        &x.f.storage, &x.f.scope(),
         point,
         mailbox::plan_items(&selected),
         &target,
@@ -260,7 +260,7 @@ async fn without_the_import_permission_messages_are_created_non_draft_and_say_wh
     let sink = Collected::default();
     let summary = mailbox::restore_items(
         &narrow,
-        &x.f.storage,
+        &x.f.storage, &x.f.scope(),
         point,
         mailbox::plan_items(&selected),
         &target,
@@ -318,7 +318,7 @@ async fn a_restore_rides_out_microsofts_throttling() {
     let sink = Collected::default();
     let summary = mailbox::restore_items(
         &x.h.graph(),
-        &x.f.storage,
+        &x.f.storage, &x.f.scope(),
         point,
         mailbox::plan_items(&selected),
         &target,
@@ -357,7 +357,7 @@ async fn a_mailbox_that_keeps_refusing_stops_the_restore_and_reports_every_item(
     let sink = Collected::default();
     let summary = mailbox::restore_items(
         &x.h.graph(),
-        &x.f.storage,
+        &x.f.storage, &x.f.scope(),
         point,
         mailbox::plan_items(&selected),
         &target,
@@ -402,7 +402,7 @@ async fn a_deleted_users_whole_mailbox_is_restored_into_another_user() {
     };
     let sink = Collected::default();
     let summary =
-        mailbox::restore_items(&x.h.graph(), &x.f.storage, point, planned, &target, &sink).await;
+        mailbox::restore_items(&x.h.graph(), &x.f.storage, &x.f.scope(), point, planned, &target, &sink).await;
     assert_eq!(summary.failed, 0, "{:?}", sink.results());
     assert_eq!(summary.restored as usize, exports);
     let root = format!("Restored from {user}");
@@ -508,7 +508,7 @@ async fn a_onedrive_folder_of_small_files_and_one_large_file_is_restored_byte_ex
     let sink = Collected::default();
     let summary = drive::restore_files(
         &x.h.graph(),
-        &x.f.storage,
+        &x.f.storage, &x.f.scope(),
         point,
         drive::plan_files(&entries),
         &target,
@@ -570,6 +570,7 @@ async fn a_folder_restore_honours_each_collision_policy() {
         let entries = entries.clone();
         let drive_id = drive_id.clone();
         let storage = x.f.storage.clone();
+        let scope = x.f.scope();
         async move {
             let sink = Collected::default();
             let target = DriveTarget {
@@ -580,6 +581,7 @@ async fn a_folder_restore_honours_each_collision_policy() {
             let summary = drive::restore_files(
                 &graph,
                 &storage,
+                &scope,
                 point,
                 drive::plan_files(&entries),
                 &target,
