@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::job::{ItemResult, RestoreSink};
 use crate::m365::upload::{ChunkAnswer, ConflictBehavior, UPLOAD_UNIT};
 use crate::m365::{ErrorKind, GraphError, TenantClient};
-use crate::storage::scope::TenantScope;
 use crate::storage::catalog::{CatalogEntry, ItemKind, RecoveryPointId};
+use crate::storage::scope::TenantScope;
 use crate::storage::{BackupStorage, read};
 
 /// Bytes per chunk: 32 × 320 KiB = 10 MiB, well under the 60 MiB a request may carry. At most
@@ -99,7 +99,9 @@ pub async fn restore_files(
     for (index, file) in files.iter().enumerate() {
         let (result, detail) = match &stopped {
             Some(reason) => (ItemResult::Failed, format!("Not restored: {reason}")),
-            None => match restore_file(client, storage, scope, point, file, target, &mut folders).await {
+            None => match restore_file(client, storage, scope, point, file, target, &mut folders)
+                .await
+            {
                 Ok((result, bytes)) => {
                     summary.bytes += bytes;
                     (result, String::new())

@@ -22,10 +22,10 @@ use crate::jobs::entities::{job, job_item};
 use crate::jobs::queue::{self, JobOutcome, JobPayload, Lease, NewJob};
 use crate::jobs::worker::WorkerContext;
 use crate::m365::{TenantClient, TenantId};
-use crate::storage::scope::{SystemScope, TenantScope};
 use crate::storage::catalog::{
     self, Archive, ArchiveId, CatalogEntry, RecoveryPoint, RecoveryPointId, Workload,
 };
+use crate::storage::scope::{SystemScope, TenantScope};
 
 /// What an administrator asked to restore, and where to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -440,17 +440,16 @@ async fn run_inner(
                 },
                 collision: request.collision,
             };
-            let summary =
-                drive::restore_files(
-                    &client,
-                    &ctx.storage,
-                    &scope,
-                    point.id,
-                    files,
-                    &drive_target,
-                    &sink,
-                )
-                .await;
+            let summary = drive::restore_files(
+                &client,
+                &ctx.storage,
+                &scope,
+                point.id,
+                files,
+                &drive_target,
+                &sink,
+            )
+            .await;
             let mut parts = vec![format!(
                 "{} ({}) restored into {}",
                 counted(summary.restored, "file"),

@@ -21,8 +21,8 @@ use tokio::sync::Mutex;
 use super::job::{ItemResult, RestoreSink};
 use crate::m365::mail_create::{MAX_SIMPLE_ATTACHMENT, NewAttachment};
 use crate::m365::{ErrorKind, GraphError, ImportSession, MailboxRef, TenantClient};
-use crate::storage::scope::TenantScope;
 use crate::storage::catalog::{CatalogEntry, ItemKind, RecoveryPointId};
+use crate::storage::scope::TenantScope;
 use crate::storage::{BackupStorage, read};
 
 /// Items imported at once; the governor keeps a mailbox at Outlook's four concurrent requests,
@@ -275,7 +275,14 @@ fn failed(shared: &Shared<'_>, what: &str, error: &GraphError) -> (ItemResult, S
 }
 
 async fn import(shared: &Shared<'_>, export: &CatalogEntry, folder: &str) -> (ItemResult, String) {
-    let data = match read::read_item_to_vec(shared.storage, shared.scope, shared.point, &export.path).await {
+    let data = match read::read_item_to_vec(
+        shared.storage,
+        shared.scope,
+        shared.point,
+        &export.path,
+    )
+    .await
+    {
         Ok(data) => data,
         Err(e) => {
             return (
@@ -369,7 +376,9 @@ async fn create_from_mime(
     mime: &CatalogEntry,
     folder: &str,
 ) -> (ItemResult, String) {
-    let raw = match read::read_item_to_vec(shared.storage, shared.scope, shared.point, &mime.path).await {
+    let raw = match read::read_item_to_vec(shared.storage, shared.scope, shared.point, &mime.path)
+        .await
+    {
         Ok(raw) => raw,
         Err(e) => {
             return (

@@ -131,9 +131,18 @@ async fn back_up_site(
                     };
                     let prior = previous.drives.get(&drive.id);
                     match collect_drive(
-        services,
-        &crate::storage::scope::SystemScope::worker(target.customer, "drive backup"), &tenant, &source, prior, parent_id, &requests)
-                        .await
+                        services,
+                        &crate::storage::scope::SystemScope::worker(
+                            target.customer,
+                            "drive backup",
+                        ),
+                        &tenant,
+                        &source,
+                        prior,
+                        parent_id,
+                        &requests,
+                    )
+                    .await
                     {
                         Ok(DriveCollected {
                             events: drive_events,

@@ -170,18 +170,24 @@ async fn back_up_team(
         previous.files.as_ref().map(|v| v.to_string()).as_deref(),
     );
     let parent_id = parent_point_id;
-    let (files_state, files_backed_up) =
-        match collect_team_files(services, &tenant, target, &previous_files, parent_id, &requests)
-            .await?
-        {
-            Some(files) => {
-                report.items_seen += files.files;
-                events.extend(files.events);
-                notes.extend(files.notes);
-                (Some(files.state), true)
-            }
-            None => (previous.files, false),
-        };
+    let (files_state, files_backed_up) = match collect_team_files(
+        services,
+        &tenant,
+        target,
+        &previous_files,
+        parent_id,
+        &requests,
+    )
+    .await?
+    {
+        Some(files) => {
+            report.items_seen += files.files;
+            events.extend(files.events);
+            notes.extend(files.notes);
+            (Some(files.state), true)
+        }
+        None => (previous.files, false),
+    };
 
     if let Some(refusal) = &refusal {
         notes.push(format!(

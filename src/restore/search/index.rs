@@ -308,7 +308,9 @@ async fn read_contents(
             }
             // Unreadable content (a damaged pack) leaves the rows findable by their fields;
             // the backup check reports the damage.
-            Err(err) => tracing::warn!(customer = %scope.tenant(), %archive, "search index: content unread: {err}"),
+            Err(err) => {
+                tracing::warn!(customer = %scope.tenant(), %archive, "search index: content unread: {err}")
+            }
         }
     }
     Ok(contents)

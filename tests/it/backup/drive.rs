@@ -687,9 +687,10 @@ async fn a_2gb_file_is_streamed_in_bounded_memory() {
     assert!(grown < 500 << 20, "peak RSS grew by {} MiB", grown >> 20);
     // The stored bytes hash to what Microsoft lists (read back streamed).
     let mut hasher = skyvault::m365::QuickXorHasher::new();
-    let mut stream = skyvault::storage::read::read_item(&x.f.storage, &x.f.scope(), point.id, &big.path)
-        .await
-        .unwrap();
+    let mut stream =
+        skyvault::storage::read::read_item(&x.f.storage, &x.f.scope(), point.id, &big.path)
+            .await
+            .unwrap();
     while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
         hasher.update(&chunk.unwrap());
     }

@@ -372,9 +372,28 @@ async fn a_refused_protected_api_keeps_what_was_read_and_says_so() {
         "{:?}",
         report.notes
     );
+    // The team's files are backed up beside it; of the conversations only the four channels'
+    // descriptions could be read.
     let items = x.items(report.outcome.recovery_point.id).await;
-    assert_eq!(items.len(), 4, "the four channels' descriptions: {items:?}");
-    assert!(items.iter().all(|e| e.path.ends_with("/channel.json")));
+    let channels: Vec<_> = items
+        .iter()
+        .filter(|e| e.path.starts_with("channels/"))
+        .collect();
+    assert_eq!(
+        channels.len(),
+        4,
+        "the four channels' descriptions: {channels:?}"
+    );
+    assert!(channels.iter().all(|e| e.path.ends_with("/channel.json")));
+    assert!(items.iter().any(|e| e.path.starts_with("files/")));
+    assert!(
+        report
+            .notes
+            .join(" ")
+            .contains("The team's files and site are backed up"),
+        "{:?}",
+        report.notes
+    );
 }
 
 #[tokio::test]

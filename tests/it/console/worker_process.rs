@@ -240,8 +240,8 @@ async fn a_worker_process_killed_mid_run_leaves_the_run_to_the_next_which_skips_
             "test",
         ),
     )
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     let backed_up = after
         .iter()
         .filter(|r| r.status == ItemOutcome::BackedUp.as_str())

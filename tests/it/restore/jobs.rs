@@ -173,7 +173,8 @@ async fn a_message_restored_to_another_mailbox_equals_the_original_and_is_not_a_
     let sink = Collected::default();
     let summary = mailbox::restore_items(
         &graph,
-        &x.f.storage, &x.f.scope(),
+        &x.f.storage,
+        &x.f.scope(),
         point,
         mailbox::plan_items(&selected),
         &target,
@@ -260,7 +261,8 @@ async fn without_the_import_permission_messages_are_created_non_draft_and_say_wh
     let sink = Collected::default();
     let summary = mailbox::restore_items(
         &narrow,
-        &x.f.storage, &x.f.scope(),
+        &x.f.storage,
+        &x.f.scope(),
         point,
         mailbox::plan_items(&selected),
         &target,
@@ -318,7 +320,8 @@ async fn a_restore_rides_out_microsofts_throttling() {
     let sink = Collected::default();
     let summary = mailbox::restore_items(
         &x.h.graph(),
-        &x.f.storage, &x.f.scope(),
+        &x.f.storage,
+        &x.f.scope(),
         point,
         mailbox::plan_items(&selected),
         &target,
@@ -357,7 +360,8 @@ async fn a_mailbox_that_keeps_refusing_stops_the_restore_and_reports_every_item(
     let sink = Collected::default();
     let summary = mailbox::restore_items(
         &x.h.graph(),
-        &x.f.storage, &x.f.scope(),
+        &x.f.storage,
+        &x.f.scope(),
         point,
         mailbox::plan_items(&selected),
         &target,
@@ -401,8 +405,16 @@ async fn a_deleted_users_whole_mailbox_is_restored_into_another_user() {
         folders: FolderMode::NewFolder(format!("Restored from {user}")),
     };
     let sink = Collected::default();
-    let summary =
-        mailbox::restore_items(&x.h.graph(), &x.f.storage, &x.f.scope(), point, planned, &target, &sink).await;
+    let summary = mailbox::restore_items(
+        &x.h.graph(),
+        &x.f.storage,
+        &x.f.scope(),
+        point,
+        planned,
+        &target,
+        &sink,
+    )
+    .await;
     assert_eq!(summary.failed, 0, "{:?}", sink.results());
     assert_eq!(summary.restored as usize, exports);
     let root = format!("Restored from {user}");
@@ -508,7 +520,8 @@ async fn a_onedrive_folder_of_small_files_and_one_large_file_is_restored_byte_ex
     let sink = Collected::default();
     let summary = drive::restore_files(
         &x.h.graph(),
-        &x.f.storage, &x.f.scope(),
+        &x.f.storage,
+        &x.f.scope(),
         point,
         drive::plan_files(&entries),
         &target,
