@@ -271,6 +271,7 @@ async fn run() {
     for (drive, report) in drive_ids.iter().zip(&full.reports) {
         let entries = skyvault::storage::catalog::list_items(
             services.storage.db(),
+            &bench_scope(&report.outcome.recovery_point),
             report.outcome.recovery_point.id,
         )
         .await
@@ -392,18 +393,24 @@ async fn back_up_all(
     let mut bytes = 0;
     for (i, report) in reports.iter().enumerate() {
         let db = services.storage.db();
-        let now = skyvault::storage::catalog::list_items(db, report.outcome.recovery_point.id)
-            .await
-            .unwrap();
+        let now = skyvault::storage::catalog::list_items(
+            db,
+            &bench_scope(&report.outcome.recovery_point),
+            report.outcome.recovery_point.id,
+        )
+        .await
+        .unwrap();
         let before: HashSet<(Option<String>, Option<String>)> = match previous {
-            Some(previous) => {
-                skyvault::storage::catalog::list_items(db, previous[i].outcome.recovery_point.id)
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .map(|e| (e.graph_id, e.change_key))
-                    .collect()
-            }
+            Some(previous) => skyvault::storage::catalog::list_items(
+                db,
+                &bench_scope(&previous[i].outcome.recovery_point),
+                previous[i].outcome.recovery_point.id,
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.graph_id, e.change_key))
+            .collect(),
             None => HashSet::new(),
         };
         for entry in now.iter().filter(|e| e.kind == ItemKind::File) {
@@ -421,4 +428,9 @@ async fn back_up_all(
         bytes,
         reports,
     }
+}
+
+/// The benchmark reads back its own customer's points.
+fn bench_scope(point: &skyvault::storage::RecoveryPoint) -> skyvault::storage::scope::SystemScope {
+    skyvault::storage::scope::SystemScope::worker(point.customer, "drive benchmark")
 }

@@ -190,10 +190,12 @@ async fn run() {
         storage: storage.clone(),
         clock,
     };
+    let customer = CustomerId::new();
+    let scope = skyvault::storage::scope::SystemScope::worker(customer, "restore benchmark");
     let report = back_up(
         &services,
         &BackupTarget {
-            customer: CustomerId::new(),
+            customer,
             org: OrgId::new(),
             tenant,
             item: ItemId::new(),
@@ -206,7 +208,9 @@ async fn run() {
     .await
     .unwrap();
     let point = report.outcome.recovery_point.id;
-    let entries = catalog::list_items(storage.db(), point).await.unwrap();
+    let entries = catalog::list_items(storage.db(), &scope, point)
+        .await
+        .unwrap();
     let items = mailbox::plan_items(&entries);
     let total = items.len();
     let settings = client.exchange_mailboxes(&target_user).await.unwrap();
@@ -229,7 +233,8 @@ async fn run() {
     );
     let sink = Count::default();
     let started = Instant::now();
-    let summary = mailbox::restore_items(&client, &storage, point, items, &target, &sink).await;
+    let summary =
+        mailbox::restore_items(&client, &storage, &scope, point, items, &target, &sink).await;
     let elapsed = started.elapsed().as_secs_f64();
     let counters = control.control("GET", "counters", None).await;
     let requests = counters["total"].as_u64().unwrap_or(0) as f64;

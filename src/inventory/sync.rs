@@ -527,16 +527,15 @@ async fn reconcile(
             continue;
         };
         match deleted.get(&graph_id) {
-            Some(deletion) => {
-                if row.state != ItemState::Inactive.as_str() {
-                    let mut model: protected_item::ActiveModel = row.clone().into();
-                    model.state = Set(ItemState::Inactive.as_str().into());
-                    model.inactive_since = Set(Some(deletion.at.unwrap_or(now)));
-                    model.changed_at = Set(now);
-                    model.update(db).await?;
-                    summary.inactive += 1;
-                }
+            Some(deletion) if row.state != ItemState::Inactive.as_str() => {
+                let mut model: protected_item::ActiveModel = row.clone().into();
+                model.state = Set(ItemState::Inactive.as_str().into());
+                model.inactive_since = Set(Some(deletion.at.unwrap_or(now)));
+                model.changed_at = Set(now);
+                model.update(db).await?;
+                summary.inactive += 1;
             }
+            Some(_) => {}
             None if row.state != ItemState::Gone.as_str() => gone.push(row.id),
             None => {}
         }

@@ -402,12 +402,11 @@ async fn run_plan_inner(
         count(ItemOutcome::Failed),
     );
     // Search follows the new backups; the index is rebuildable, so a failure is only logged.
-    if done > 0 {
-        if let Err(err) =
+    if done > 0
+        && let Err(err) =
             crate::restore::search::update_index(&ctx.storage, &ctx.search, plan.customer).await
-        {
-            tracing::warn!(customer = %plan.customer, "search index not updated: {err}");
-        }
+    {
+        tracing::warn!(customer = %plan.customer, "search index not updated: {err}");
     }
     plans::record_run(
         db,

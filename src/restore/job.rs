@@ -483,7 +483,7 @@ async fn resolve_mailbox(
     let mailboxes = client
         .exchange_mailboxes(user_id)
         .await
-        .map_err(|e| format!("The target mailbox could not be reached: {}", e.to_string()))?;
+        .map_err(|e| format!("The target mailbox could not be reached: {e}"))?;
     let mailbox = mailboxes
         .primary_ref(user_id)
         .ok_or_else(|| "The target user has no mailbox Microsoft 365 can reach.".to_string())?;
@@ -498,9 +498,8 @@ async fn resolve_drive(
     client: &TenantClient,
     target: &protected_item::Model,
 ) -> Result<String, String> {
-    let unreachable = |e: crate::m365::GraphError| {
-        format!("The target drive could not be reached: {}", e.to_string())
-    };
+    let unreachable =
+        |e: crate::m365::GraphError| format!("The target drive could not be reached: {e}");
     let drive = match target.kind.as_str() {
         "user" => client
             .user_drive(&target.graph_id)

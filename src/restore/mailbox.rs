@@ -271,7 +271,7 @@ fn failed(shared: &Shared<'_>, what: &str, error: &GraphError) -> (ItemResult, S
         stopped.get_or_insert(reason.clone());
         return (ItemResult::Failed, format!("Not restored: {reason}"));
     }
-    (ItemResult::Failed, format!("{what}: {}", error.to_string()))
+    (ItemResult::Failed, format!("{what}: {error}"))
 }
 
 async fn import(shared: &Shared<'_>, export: &CatalogEntry, folder: &str) -> (ItemResult, String) {
@@ -410,8 +410,7 @@ async fn create_from_mime(
         {
             lost.push(format!(
                 "attachment “{}” could not be added ({})",
-                attachment.name,
-                e.to_string()
+                attachment.name, e
             ));
         }
     }

@@ -264,6 +264,9 @@ fn message_preview(entry: CatalogEntry, bytes: &[u8]) -> Preview {
 
 /// Calendar items, contacts, posts and Teams threads are kept as Graph JSON: their fields read
 /// as a form, their HTML body goes through the sandboxed frame.
+/// A labelled field of a readable item, when it has a value.
+type MaybeField = (&'static str, Option<String>);
+
 fn json_preview(entry: CatalogEntry, bytes: &[u8]) -> Preview {
     let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
         return details_only(entry, false);
@@ -298,11 +301,9 @@ fn json_preview(entry: CatalogEntry, bytes: &[u8]) -> Preview {
             None => at,
         })
     };
-    let (what, title, candidates): (
-        &'static str,
-        Option<String>,
-        Vec<(&'static str, Option<String>)>,
-    ) = match entry.kind {
+    let (what, title, candidates): (&'static str, Option<String>, Vec<MaybeField>) = match entry
+        .kind
+    {
         ItemKind::Event => (
             "Calendar item",
             text("/subject"),

@@ -643,7 +643,7 @@ pub async fn read_small_items(
     let read = match repo {
         Ok(repo) => {
             run_blocking(move || {
-                let snaps = repo.get_snapshots(&[snapshot.clone()])?;
+                let snaps = repo.get_snapshots(std::slice::from_ref(&snapshot))?;
                 let snap = snaps
                     .first()
                     .ok_or_else(|| StorageError::not_found(format!("snapshot {snapshot}")))?;

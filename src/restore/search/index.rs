@@ -268,9 +268,8 @@ async fn read_contents(
         {
             continue;
         }
-        if !points.contains_key(&entry.archive) {
-            let list = feed::points_of(storage.db(), scope, entry.archive).await?;
-            points.insert(entry.archive, list);
+        if let std::collections::hash_map::Entry::Vacant(slot) = points.entry(entry.archive) {
+            slot.insert(feed::points_of(storage.db(), scope, entry.archive).await?);
         }
         let holder = points[&entry.archive].iter().find(|point| {
             point.seq >= entry.valid_from_seq && entry.valid_to_seq.is_none_or(|to| point.seq < to)

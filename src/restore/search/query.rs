@@ -115,9 +115,8 @@ pub async fn search(
         let Some(archive) = archives.get(&entry.archive) else {
             continue;
         };
-        if !points.contains_key(&entry.archive) {
-            let list = feed::points_of(storage.db(), scope, entry.archive).await?;
-            points.insert(entry.archive, list);
+        if let std::collections::hash_map::Entry::Vacant(slot) = points.entry(entry.archive) {
+            slot.insert(feed::points_of(storage.db(), scope, entry.archive).await?);
         }
         let all = &points[&entry.archive];
         let holding: Vec<&RecoveryPoint> = all

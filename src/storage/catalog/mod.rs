@@ -730,7 +730,7 @@ pub async fn folder_page(
     } else {
         Order::Asc
     };
-    let column = |c: catalog_entry::Column| -> SimpleExpr { Expr::col(c).into() };
+    let column = |c: catalog_entry::Column| -> SimpleExpr { Expr::col(c) };
     let key: SimpleExpr = match query.order {
         ItemOrder::Date => Func::coalesce([
             column(catalog_entry::Column::SentAt),

@@ -240,7 +240,7 @@ async fn without_the_import_permission_messages_are_created_non_draft_and_say_wh
     x.h.sim.grant_consent(x.h.sim.tenant().tenant_id, narrow_id);
     let mut settings = crate::m365::settings_for(&x.h.sim);
     settings.client_id = narrow_id.to_owned();
-    settings.client_secret = "narrow-secret".to_owned().into();
+    settings.client_secret = "narrow-secret".to_owned();
     let narrow = GraphClient::new(settings, skyvault::clock::system())
         .unwrap()
         .tenant(x.h.tenant);
