@@ -83,7 +83,8 @@ pub async fn section(
         "audit" => return audit::customer_audit(&state, &signed_in, &scope, &request).await,
         "plans" => {
             let notice = flash::take_notice(&signed_in.session);
-            return plans::plans_page(&state, &signed_in, &scope, &notice).await;
+            return plans::plans_page(&state, &signed_in, &scope, &notice, request.query_string())
+                .await;
         }
         "storage" => {
             let notice = flash::take_notice(&signed_in.session);

@@ -8,6 +8,7 @@ use askama::Template;
 use uuid::Uuid;
 
 use super::m365::when;
+use super::sorting::{self, Column, TableSort};
 use super::{AppState, Chrome, SignedIn, WebError, flash, forms, ok, render, see_other};
 use crate::accounts::access::CustomerScope;
 use crate::accounts::audit;
@@ -83,13 +84,35 @@ pub struct PlanRow {
     pub last_run: String,
     pub enabled: bool,
     pub pending: bool,
+    /// What the table sorts by (the strings above are for reading).
+    start_minute: i32,
+    last_run_at: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+impl PlanRow {
+    /// Running first, then enabled, then disabled.
+    fn status_rank(&self) -> u8 {
+        match (self.pending, self.enabled) {
+            (true, _) => 0,
+            (false, true) => 1,
+            (false, false) => 2,
+        }
+    }
+}
+
+const PLAN_COLUMNS: &[Column] = &[
+    sorting::column("name"),
+    sorting::column("schedule"),
+    sorting::column_desc("last"),
+    sorting::column("status"),
+];
 
 #[derive(Template)]
 #[template(path = "plans.html")]
 struct PlansPage {
     chrome: Chrome,
     rows: Vec<PlanRow>,
+    sort: TableSort,
     new_url: String,
     has_orgs: bool,
     can_change: bool,
@@ -102,6 +125,7 @@ pub async fn plans_page(
     signed_in: &SignedIn,
     scope: &CustomerScope,
     notice: &str,
+    query: &str,
 ) -> Result<HttpResponse, WebError> {
     let orgs = organizations::organizations(&state.db, scope).await?;
     let mut rows = Vec::new();
@@ -123,12 +147,22 @@ pub async fn plans_page(
             last_run: when(plan.last_run_at),
             enabled: plan.enabled,
             pending,
+            start_minute: plan.start_minute,
+            last_run_at: plan.last_run_at,
             name: plan.name,
         });
     }
+    let sort = TableSort::from_query(plans_url(scope), PLAN_COLUMNS, query);
+    sort.apply(&mut rows, |column, a, b| match column {
+        "schedule" => a.start_minute.cmp(&b.start_minute),
+        "last" => a.last_run_at.cmp(&b.last_run_at),
+        "status" => a.status_rank().cmp(&b.status_rank()),
+        _ => sorting::text(&a.name, &b.name),
+    });
     ok(&PlansPage {
         chrome: Chrome::new(signed_in, Some(scope), "plans"),
         rows,
+        sort,
         new_url: format!("{}/new", plans_url(scope)),
         has_orgs: !orgs.is_empty(),
         can_change: scope.can_change(),

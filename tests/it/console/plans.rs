@@ -721,3 +721,55 @@ async fn a_run_resumed_after_its_worker_died_skips_the_items_it_finished() {
     );
     assert!(rows.iter().any(|r| r.workload == "drive"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protection_plans_sort_from_their_headers() {
+    let (_app, casey, contoso, org, _, _, _) = two_customers().await;
+    for (name, workload) in [("Bravo mail", "mailbox"), ("Alpha files", "drive")] {
+        created(
+            &casey,
+            &contoso,
+            &plan_form(name, &org, &[workload], &["user"], &[], ("points", "7")),
+        )
+        .await;
+    }
+    let order = |body: &str| {
+        let (a, b) = (
+            body.find("Alpha files").unwrap(),
+            body.find("Bravo mail").unwrap(),
+        );
+        if a < b {
+            ["Alpha", "Bravo"]
+        } else {
+            ["Bravo", "Alpha"]
+        }
+    };
+    let list = casey
+        .get(&format!("/c/{contoso}/plans"))
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(order(&list.body), ["Alpha", "Bravo"], "A to Z by default");
+    assert!(list.body.contains(&format!(
+        "aria-sort=\"ascending\"><a class=\"th-sort\" href=\"/c/{contoso}/plans?dir=desc\">Plan"
+    )));
+    let reversed = casey
+        .get(&format!("/c/{contoso}/plans?dir=desc"))
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(order(&reversed.body), ["Bravo", "Alpha"]);
+    for column in ["schedule", "last", "status"] {
+        assert!(
+            list.body
+                .contains(&format!("href=\"/c/{contoso}/plans?sort={column}")),
+            "{column} header"
+        );
+        casey
+            .get(&format!("/c/{contoso}/plans?sort={column}&dir=desc"))
+            .await
+            .expect_status(StatusCode::OK);
+    }
+    casey
+        .get(&format!("/c/{contoso}/plans?sort=%00&dir=%FF"))
+        .await
+        .expect_status(StatusCode::OK);
+}
