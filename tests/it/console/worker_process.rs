@@ -33,7 +33,15 @@ struct WorkerSetup {
 
 /// Starts `skyvault serve --role worker` and returns once it says it started.
 async fn start_worker(setup: &WorkerSetup) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_skyvault"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_skyvault"));
+    // The test's own SKYVAULT_* variables (SKYVAULT_REQUIRE_TOOLS, the test database's URL) are
+    // not the worker's settings, and Skyvault refuses variables it does not know.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SKYVAULT_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
         .args(["serve", "--role", "worker"])
         .env("SKYVAULT_DATABASE_URL", &setup.database_url)
         .env("SKYVAULT_DATA_DIR", &setup.data_dir)
@@ -231,8 +239,10 @@ async fn a_worker_process_killed_mid_run_leaves_the_run_to_the_next_which_skips_
         after.len() > finished_before.len(),
         "the second worker backed up the rest"
     );
-    // Every mailbox has exactly one recovery point: none backed up twice, and the one the
-    // first worker was in the middle of was made once, whole, by the second.
+    // A mailbox recorded as finished before the kill has exactly one recovery point: it was not
+    // backed up again. One that was in flight (up to four run side by side) may have had its
+    // point written just before the kill, before its outcome was recorded: the second worker
+    // then makes another whole point, never a broken one. Points are whole either way.
     let summaries = catalog::list_archive_summaries(
         db,
         &skyvault::storage::scope::SystemScope::worker(
@@ -247,11 +257,19 @@ async fn a_worker_process_killed_mid_run_leaves_the_run_to_the_next_which_skips_
         .filter(|r| r.status == ItemOutcome::BackedUp.as_str())
         .count();
     assert_eq!(summaries.len(), backed_up, "{after:?}");
+    let finished_items: std::collections::HashSet<uuid::Uuid> =
+        finished_before.iter().map(|row| row.item_id).collect();
     for summary in &summaries {
-        assert_eq!(
-            summary.recovery_points, 1,
+        let most = if finished_items.contains(&summary.archive.item.0) {
+            1
+        } else {
+            2
+        };
+        assert!(
+            (1..=most).contains(&summary.recovery_points),
             "{} backed up {} times",
-            summary.archive.display_name, summary.recovery_points
+            summary.archive.display_name,
+            summary.recovery_points
         );
     }
 }
