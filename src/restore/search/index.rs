@@ -177,11 +177,12 @@ pub async fn update_index(
     let mut report = IndexReport::default();
     let mut after = SearchIndexes::watermark(&index)?;
     let mut points: HashMap<ArchiveId, Vec<RecoveryPoint>> = HashMap::new();
-    let archives: HashMap<ArchiveId, String> = feed::archives_of(storage.db(), &scope)
-        .await?
-        .into_iter()
-        .map(|archive| (archive.id, archive.workload.root()))
-        .collect();
+    let archives: HashMap<ArchiveId, String> =
+        crate::storage::catalog::list_archives(storage.db(), &scope)
+            .await?
+            .into_iter()
+            .map(|archive| (archive.id, archive.workload.root()))
+            .collect();
     loop {
         let batch = feed::entries_after(storage.db(), &scope, after, BATCH).await?;
         let Some(last) = batch.last() else {

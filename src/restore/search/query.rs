@@ -104,11 +104,12 @@ pub async fn search(
     let mut entries = feed::entries_by_ids(storage.db(), scope, &rows).await?;
     let rank: HashMap<i64, usize> = rows.iter().enumerate().map(|(i, r)| (*r, i)).collect();
     entries.sort_by_key(|entry| rank.get(&entry.row_id).copied().unwrap_or(usize::MAX));
-    let archives: HashMap<ArchiveId, Archive> = feed::archives_of(storage.db(), scope)
-        .await?
-        .into_iter()
-        .map(|archive| (archive.id, archive))
-        .collect();
+    let archives: HashMap<ArchiveId, Archive> =
+        crate::storage::catalog::list_archives(storage.db(), scope)
+            .await?
+            .into_iter()
+            .map(|archive| (archive.id, archive))
+            .collect();
     let mut points: HashMap<ArchiveId, Vec<RecoveryPoint>> = HashMap::new();
     let mut hits = Vec::new();
     for entry in entries {

@@ -6,7 +6,7 @@
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::entity::{archive, catalog_entry, recovery_point};
-use super::{Archive, ArchiveId, CatalogEntry, RecoveryPoint, entry_from_row, point_from_row};
+use super::{ArchiveId, CatalogEntry, RecoveryPoint, entry_from_row, point_from_row};
 use crate::ids::CustomerId;
 use crate::storage::error::StorageResult;
 use crate::storage::scope::TenantScope;
@@ -94,14 +94,6 @@ pub async fn entries_by_ids(
         .all(db)
         .await?;
     Ok(rows.iter().map(FeedEntry::of).collect())
-}
-
-/// The customer's archives, for naming search results.
-pub async fn archives_of(
-    db: &DatabaseConnection,
-    scope: &dyn TenantScope,
-) -> StorageResult<Vec<Archive>> {
-    super::list_archives(db, scope).await
 }
 
 /// The customer's recovery points of one archive, oldest first.
