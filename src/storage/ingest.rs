@@ -620,7 +620,10 @@ async fn collect_events<S: Stream<Item = SourceEvent>>(events: S) -> StorageResu
 }
 
 /// How an item is matched to its previous version: by Graph id and the kind of copy (the `.eml`
-/// and the export stream of one message share a Graph id), or by path without a Graph id.
+/// and the export stream of one message share a Graph id), or by path without a Graph id. A
+/// file has one copy per Graph id, so its extension is not part of the key: a file renamed from
+/// `report.doc` to `report.docx` is still the same file, reused when its content key is
+/// unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum ReuseKey {
     Graph { id: String, extension: String },
@@ -628,11 +631,15 @@ enum ReuseKey {
 }
 
 impl ReuseKey {
-    fn of(path: &str, graph_id: Option<&str>) -> Self {
+    fn of(path: &str, graph_id: Option<&str>, kind: Option<&str>) -> Self {
         match graph_id {
             Some(id) => Self::Graph {
                 id: id.to_string(),
-                extension: extension(path).to_string(),
+                extension: if kind == Some(ItemKind::File.as_str()) {
+                    String::new()
+                } else {
+                    extension(path).to_string()
+                },
             },
             None => Self::Path(path.to_string()),
         }
@@ -663,13 +670,20 @@ fn plan_items(collected: CollectedItems, parent_rows: Vec<catalog_entry::Model>)
     } = collected;
     let mut previous: HashMap<ReuseKey, catalog_entry::Model> = parent_rows
         .into_iter()
-        .map(|row| (ReuseKey::of(&row.path, row.graph_id.as_deref()), row))
+        .map(|row| {
+            let key = ReuseKey::of(&row.path, row.graph_id.as_deref(), Some(&row.kind));
+            (key, row)
+        })
         .collect();
     let taken: HashSet<String> = accepted.iter().map(|item| item.path.clone()).collect();
     let mut planned: Vec<PlannedItem> = accepted
         .into_iter()
         .map(|item| {
-            let key = ReuseKey::of(&item.path, item.metadata.graph_id.as_deref());
+            let key = ReuseKey::of(
+                &item.path,
+                item.metadata.graph_id.as_deref(),
+                item.metadata.kind.map(ItemKind::as_str),
+            );
             let previous = previous.remove(&key);
             let reuse = previous
                 .as_ref()

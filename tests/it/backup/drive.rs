@@ -153,8 +153,8 @@ async fn a_onedrive_is_backed_up_exactly_and_then_only_its_changes_travel() {
     assert_eq!(quiet.outcome.fetched, 0);
     assert_eq!(quiet.outcome.recovery_point.item_count, point1.item_count);
 
-    // Rename a file, move one, delete one, edit one, add one, and rename a folder that holds
-    // a subfolder (its descendants are not reported by delta).
+    // Rename a file (changing its extension too), move one, delete one, edit one, add one, and
+    // rename a folder that holds a subfolder (its descendants are not reported by delta).
     let before = by_id(&items1);
     let outside: Vec<&CatalogEntry> = files(&items1)
         .into_iter()
@@ -177,7 +177,7 @@ async fn a_onedrive_is_backed_up_exactly_and_then_only_its_changes_travel() {
         &x,
         "PATCH",
         &format!("drives/{drive}/items/{}", gid(&renamed)),
-        json!({"name": format!("renamed by Ann.{}", renamed.name.rsplit('.').next().unwrap())}),
+        json!({"name": format!("renamed by Ann.{}.bak", renamed.name.rsplit('.').next().unwrap())}),
     )
     .await;
     let reports = x.h.graph().drive_item(&drive, &gid(&nested)).await.unwrap();
@@ -243,7 +243,7 @@ async fn a_onedrive_is_backed_up_exactly_and_then_only_its_changes_travel() {
     assert_eq!(
         after[&gid(&renamed)].path,
         format!(
-            "{renamed_dir}/renamed by Ann.{}",
+            "{renamed_dir}/renamed by Ann.{}.bak",
             renamed.name.rsplit('.').next().unwrap()
         )
     );

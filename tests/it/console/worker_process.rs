@@ -89,6 +89,19 @@ async fn outcomes(db: &sea_orm::DatabaseConnection, id: uuid::Uuid) -> Vec<job_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_process_killed_mid_run_leaves_the_run_to_the_next_which_skips_finished_items() {
+    killed_mid_run_then_resumed("mailbox", "mail").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_process_killed_mid_onedrive_run_loses_nothing_and_the_next_finishes() {
+    killed_mid_run_then_resumed("drive", "drive").await;
+}
+
+/// A plan protecting every user's `workload` is run by a worker process killed with SIGKILL once
+/// it finished at least one item; a second process finishes the run without redoing what the
+/// first finished, and every recovery point is whole. `faults` is the simulator's workload made
+/// slow so the run is still going at the kill.
+async fn killed_mid_run_then_resumed(workload: &str, faults: &str) {
     let (app, admin, org_page, _) = added_and_synced().await;
     let db = &app.state.db;
     let mut parts = org_page.trim_start_matches("/c/").split('/');
@@ -99,11 +112,11 @@ async fn a_worker_process_killed_mid_run_leaves_the_run_to_the_next_which_skips_
         .post(
             &format!("/c/{customer}/plans"),
             &[
-                ("name", "Everyone's mail"),
+                ("name", "Everyone"),
                 ("org", org.as_str()),
                 ("retention_kind", "points"),
                 ("retention_value", "7"),
-                ("workload", "mailbox"),
+                ("workload", workload),
                 ("all", "user"),
             ],
         )
@@ -130,11 +143,11 @@ async fn a_worker_process_killed_mid_run_leaves_the_run_to_the_next_which_skips_
         .exec(db)
         .await
         .unwrap();
-    // Every mail request takes a while, so the run is still going when the worker is killed.
+    // Every request takes a while, so the run is still going when the worker is killed.
     control(
         &app,
         Method::PUT,
-        "faults/mail",
+        &format!("faults/{faults}"),
         Some(json!({"latency_ms": 40})),
     )
     .await;
@@ -162,14 +175,14 @@ async fn a_worker_process_killed_mid_run_leaves_the_run_to_the_next_which_skips_
         let current = reload(db, run.id).await;
         assert!(
             JobStatus::is_pending(&current.status),
-            "the run ended before the worker could be killed: make the mailboxes slower ({rows:?})"
+            "the run ended before the worker could be killed: make the requests slower ({rows:?})"
         );
         if !rows.is_empty() {
             break rows;
         }
         assert!(
             Instant::now() < deadline,
-            "the first worker never finished a mailbox"
+            "the first worker never finished an item"
         );
         tokio::time::sleep(StdDuration::from_millis(20)).await;
     };
@@ -239,10 +252,11 @@ async fn a_worker_process_killed_mid_run_leaves_the_run_to_the_next_which_skips_
         after.len() > finished_before.len(),
         "the second worker backed up the rest"
     );
-    // A mailbox recorded as finished before the kill has exactly one recovery point: it was not
+    // An item recorded as finished before the kill has exactly one recovery point: it was not
     // backed up again. One that was in flight (up to four run side by side) may have had its
     // point written just before the kill, before its outcome was recorded: the second worker
-    // then makes another whole point, never a broken one. Points are whole either way.
+    // then makes another whole point, never a broken one. Points are whole either way: every
+    // one is listed as complete and `restic check --read-data` below finds nothing wrong.
     let summaries = catalog::list_archive_summaries(
         db,
         &skyvault::storage::scope::SystemScope::worker(
@@ -271,7 +285,23 @@ async fn a_worker_process_killed_mid_run_leaves_the_run_to_the_next_which_skips_
             summary.archive.display_name,
             summary.recovery_points
         );
+        let newest = summary.newest.as_ref().expect("a newest point");
+        assert_eq!(
+            newest.status,
+            catalog::RecoveryPointStatus::Complete,
+            "{}",
+            summary.archive.display_name
+        );
     }
+    // The killed process left at most unreferenced packs: the repository reads back whole.
+    let check = skyvault::storage::verify::verify(
+        &app.state.storage,
+        customer.parse::<CustomerId>().unwrap(),
+        skyvault::storage::verify::VerifyScope::AllData,
+    )
+    .await
+    .unwrap();
+    assert!(check.ok, "{check:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
