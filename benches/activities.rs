@@ -111,6 +111,8 @@ async fn run() {
         bind: address.to_string(),
         data_dir: dir.path().display().to_string(),
         database_url,
+        m365_client_id: "bench-client".into(),
+        m365_client_secret: "bench-secret".into(),
         ..Settings::default()
     };
     settings.log = "warn".into();

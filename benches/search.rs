@@ -69,7 +69,7 @@ fn message(n: u64) -> Message {
     Message {
         subject: format!("{} {} {}", word(1), word(2), n % 1000),
         sender: format!("sender{}@contoso.example", r % 500),
-        recipient: format!("user{}@contoso.example", (r >> 16) % 2000),
+        recipient: format!("user{}@contoso.example", (r >> 16) % 200),
         day: 1 + (r >> 8) as u32 % 28,
         body: format!(
             "Hello, about the {} and the {}: see the {} {rare}. Regards, sender {}.",
