@@ -1236,8 +1236,7 @@ impl PreviousVersions {
         let (repo, tree) = opened
             .as_ref()
             .map_err(|err| io::Error::other(err.clone()))?;
-        let node = repo
-            .node_from_path(*tree, path)
+        let node = super::trees::node_at(repo, *tree, path)
             .map_err(|err| io::Error::other(err.to_string()))?;
         if node.meta.size != expected {
             return Err(io::Error::other(

@@ -17,6 +17,7 @@ pub mod repository;
 pub mod retention;
 pub mod scope;
 mod sealed;
+mod trees;
 pub mod verify;
 
 use std::sync::Arc;

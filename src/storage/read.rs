@@ -5,16 +5,13 @@
 //! in another process never removes a pack under a reader. This module never writes to the
 //! repository (beyond its lock file) or the catalog.
 
-use std::collections::HashMap;
-use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
-use rustic_core::repofile::Node;
-use rustic_core::{IndexedFullStatus, Repository, TreeId};
+use rustic_core::{IndexedFullStatus, Repository};
 use tokio::sync::mpsc;
 
 use super::BackupStorage;
@@ -23,6 +20,7 @@ use super::error::{StorageError, StorageResult};
 use super::lock::LockKind;
 use super::repository::run_blocking;
 use super::scope::TenantScope;
+use super::trees;
 
 /// Bytes read from the repository per step.
 const READ_CHUNK: usize = 1 << 20;
@@ -201,7 +199,7 @@ fn list_files(
     let snap = snaps
         .first()
         .ok_or_else(|| StorageError::not_found(format!("snapshot {snapshot}")))?;
-    let top = repo.node_from_path(snap.tree, start)?;
+    let top = trees::node_at(repo, snap.tree, start)?;
     let mut files = Vec::new();
     let mut pending = vec![(PathBuf::new(), top)];
     while let Some((path, node)) = pending.pop() {
@@ -333,7 +331,7 @@ async fn indexed_for(
         let Some(snap) = snaps.first() else {
             return Ok(false);
         };
-        Ok(match check.node_from_path(snap.tree, &probe) {
+        Ok(match trees::node_at(&check, snap.tree, &probe) {
             Ok(node) => check.open_file(&node).is_ok(),
             Err(_) => false,
         })
@@ -356,7 +354,7 @@ fn stream_file(
     let snap = snaps
         .first()
         .ok_or_else(|| StorageError::not_found(format!("snapshot {snapshot}")))?;
-    let node = repo.node_from_path(snap.tree, path)?;
+    let node = trees::node_at(repo, snap.tree, path)?;
     read_node(repo, &node, emit)
 }
 
@@ -536,11 +534,10 @@ fn write_selection(
     let snap = snaps
         .first()
         .ok_or_else(|| StorageError::not_found(format!("snapshot {snapshot}")))?;
-    let mut finder = NodeFinder::new(repo, snap.tree);
     match layout {
         ZipLayout::Files => {
             for path in paths {
-                let node = finder.find(&root.join(path))?;
+                let node = trees::node_at(repo, snap.tree, &root.join(path))?;
                 zip.start_file(path.as_str(), options).map_err(zip_error)?;
                 read_node(repo, &node, &mut |chunk| zip.write_all(&chunk))?;
             }
@@ -548,7 +545,7 @@ fn write_selection(
         ZipLayout::Mbox(name) => {
             zip.start_file(name.as_str(), options).map_err(zip_error)?;
             for path in paths.iter().filter(|p| p.ends_with(".eml")) {
-                let node = finder.find(&root.join(path))?;
+                let node = trees::node_at(repo, snap.tree, &root.join(path))?;
                 zip.write_all(b"From MAILER-DAEMON Thu Jan  1 00:00:00 1970\n")?;
                 let mut quote = MboxQuoting::default();
                 read_node(repo, &node, &mut |chunk| {
@@ -626,60 +623,6 @@ impl MboxQuoting {
     }
 }
 
-/// Finds many nodes of one snapshot, reading each folder's tree once. Walking from the root for
-/// every path parses the whole folder's tree again for each item in it: quadratic for a folder of
-/// 100,000 messages, which is one tree.
-struct NodeFinder<'a> {
-    repo: &'a Repository<IndexedFullStatus>,
-    root: TreeId,
-    /// The last few folders' children by name; callers go folder by folder.
-    folders: HashMap<PathBuf, HashMap<OsString, Node>>,
-}
-
-impl<'a> NodeFinder<'a> {
-    /// Folders kept at once: enough for paths that alternate between a few folders, small
-    /// enough that memory stays bounded whatever the selection.
-    const KEEP: usize = 4;
-
-    fn new(repo: &'a Repository<IndexedFullStatus>, root: TreeId) -> Self {
-        Self {
-            repo,
-            root,
-            folders: HashMap::new(),
-        }
-    }
-
-    fn find(&mut self, path: &Path) -> StorageResult<Node> {
-        let missing = || StorageError::not_found(format!("{} in the snapshot", path.display()));
-        let (parent, name) = match (path.parent(), path.file_name()) {
-            (Some(parent), Some(name)) => (parent, name),
-            _ => return Err(missing()),
-        };
-        if !self.folders.contains_key(parent) {
-            let tree = if parent.as_os_str().is_empty() {
-                self.root
-            } else {
-                self.repo
-                    .node_from_path(self.root, parent)?
-                    .subtree
-                    .ok_or_else(missing)?
-            };
-            let children = self
-                .repo
-                .get_tree(&tree)?
-                .nodes
-                .into_iter()
-                .map(|node| (node.name().into_owned(), node))
-                .collect();
-            if self.folders.len() >= Self::KEEP {
-                self.folders.clear();
-            }
-            self.folders.insert(parent.to_path_buf(), children);
-        }
-        self.folders[parent].get(name).cloned().ok_or_else(missing)
-    }
-}
-
 /// Reads several small items of one recovery point with a single repository open, for work that
 /// looks inside many items (the search index): `paths` as in the catalog; items larger than
 /// `max_size` or missing from the snapshot are left out rather than failing the batch. The caller
@@ -706,9 +649,8 @@ pub async fn read_small_items(
                     .first()
                     .ok_or_else(|| StorageError::not_found(format!("snapshot {snapshot}")))?;
                 let mut out = Vec::new();
-                let mut finder = NodeFinder::new(&repo, snap.tree);
                 for path in paths {
-                    let Ok(node) = finder.find(&root.join(&path)) else {
+                    let Ok(node) = trees::node_at(&repo, snap.tree, &root.join(&path)) else {
                         continue;
                     };
                     if !node.is_file() || node.meta.size > max_size {
