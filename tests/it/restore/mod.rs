@@ -6,3 +6,4 @@
 pub(crate) mod console;
 mod eml;
 mod jobs;
+mod large_attachments;
