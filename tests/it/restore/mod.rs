@@ -7,3 +7,5 @@ pub(crate) mod console;
 mod eml;
 mod jobs;
 mod large_attachments;
+mod places;
+mod teams_console;
