@@ -202,7 +202,11 @@ pub async fn start_restore(
     if entries.is_empty() {
         return Err(RestoreError::NotFound);
     }
-    if archive.workload == Workload::Team
+    let drive_workload = matches!(
+        archive.workload,
+        Workload::OneDrive | Workload::Site | Workload::Team
+    );
+    if drive_workload
         && !entries
             .iter()
             .any(|e| place::restorable(archive.workload, e))
@@ -210,9 +214,12 @@ pub async fn start_restore(
         return Err(RestoreError::Invalid(
             if place::channel_threads(&entries) > 0 {
                 format!("{CHANNEL_MESSAGES_NOT_RESTORABLE} Download them instead (.zip).")
-            } else {
-                "Nothing selected is a file of the team; choose files or folders under “files”."
+            } else if archive.workload == Workload::Site {
+                "Only files of document libraries go back into SharePoint; list items and item \
+                 manifests can be downloaded (.zip)."
                     .into()
+            } else {
+                "Nothing selected is a file; choose files or folders.".into()
             },
         ));
     }

@@ -1,7 +1,8 @@
 //! A message restored into another mailbox equals the original and is not a draft; without the
 //! import permission messages are still created as received mail and say what was lost; Microsoft's
-//! throttling is ridden out; a deleted user's mailbox goes into another user; drive folders honour
-//! each collision policy; small files and a 64 MB file come back byte for byte.
+//! and SharePoint's throttling is ridden out; a deleted user's mailbox goes into another user; drive
+//! folders honour each collision policy; small files, a 64 MB file and (on demand) a 1 GiB file
+//! come back byte for byte.
 
 use std::sync::Mutex;
 
@@ -770,4 +771,68 @@ async fn a_onedrive_folder_with_a_1_gb_file_is_restored_byte_exact() {
         );
     }
     assert_eq!(big.size, Some(GIB as i64));
+}
+
+#[tokio::test]
+async fn a_drive_restore_rides_out_sharepoints_throttling_byte_exact() {
+    let x = backup_fixture().await;
+    let mut files: Vec<TestItem> = (0..10)
+        .map(|i| {
+            TestItem::new(
+                &format!("Shared/report-{i}.txt"),
+                random_bytes(200 + i, 2000 + i as usize * 997),
+                ItemKind::File,
+            )
+        })
+        .collect();
+    // Two chunks: a retried range must not be sent twice nor skipped.
+    files.push(TestItem::new(
+        "Shared/scan.pdf",
+        random_bytes(299, 12 * 1024 * 1024 + 77),
+        ItemKind::File,
+    ));
+    let (point, entries) = drive_backup(&x, &files).await;
+    let drive_id = user_drive(&x, 3).await;
+    x.h.control("DELETE", "counters", None).await;
+    x.h.control(
+        "PUT",
+        "faults/drive",
+        Some(json!({"rate_429": 30.0, "rate_503": 5.0, "retry_after_seconds": 0.05})),
+    )
+    .await;
+    let sink = Collected::default();
+    let summary = drive::restore_files(
+        &x.h.graph(),
+        &x.f.storage,
+        &x.f.scope(),
+        point,
+        drive::plan_files(&entries),
+        &DriveTarget {
+            drive_id: drive_id.clone(),
+            under: Some("Throttled".into()),
+            collision: Collision::Skip,
+        },
+        &sink,
+    )
+    .await;
+    x.h.control("DELETE", "faults", None).await;
+    let counters = x.counters().await;
+    assert_eq!(
+        (summary.restored, summary.failed),
+        (files.len() as u64, 0),
+        "{:?}",
+        sink.results()
+    );
+    assert!(
+        counters["by_status"]["429"].as_u64().unwrap_or(0) > 0,
+        "the restore was throttled: {counters}"
+    );
+    let graph = x.h.graph();
+    for file in &files {
+        let path: Vec<&str> = std::iter::once("Throttled")
+            .chain(file.path.split('/'))
+            .collect();
+        let (bytes, _) = content_at(&graph, &drive_id, &path).await.unwrap();
+        assert!(bytes == *file.bytes, "{} differs", file.path);
+    }
 }
