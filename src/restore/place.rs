@@ -105,7 +105,7 @@ pub fn backed_up_channels(entries: &[CatalogEntry]) -> Vec<BackedUpChannel> {
         .collect()
 }
 
-fn unreachable(what: &str) -> impl Fn(GraphError) -> String + '_ {
+fn cannot_reach(what: &str) -> impl Fn(GraphError) -> String + '_ {
     move |e| format!("{what} could not be reached: {e}")
 }
 
@@ -145,16 +145,16 @@ async fn target_drive(client: &TenantClient, target: &Destination<'_>) -> Result
         "user" => client
             .user_drive(target.graph_id)
             .await
-            .map_err(unreachable("The target drive"))?,
+            .map_err(cannot_reach("The target drive"))?,
         "group" | "team" => client
             .group_drive(target.graph_id)
             .await
-            .map_err(unreachable("The target drive"))?,
+            .map_err(cannot_reach("The target drive"))?,
         _ => {
             let drives = client
                 .site_drive_list(target.graph_id)
                 .await
-                .map_err(unreachable("The target site"))?;
+                .map_err(cannot_reach("The target site"))?;
             // The site's default library is "Documents" (Shared Documents in its URL).
             let default = drives
                 .iter()
@@ -177,7 +177,7 @@ async fn place_in_site(
         "group" | "team" => client
             .group_site(target.graph_id)
             .await
-            .map_err(unreachable("The target group's site"))?
+            .map_err(cannot_reach("The target group's site"))?
             .map(|s| s.id)
             .ok_or_else(|| format!("{} has no SharePoint site.", target.name))?,
         _ => target.graph_id.to_string(),
@@ -185,7 +185,7 @@ async fn place_in_site(
     let tree = client
         .site_tree(&site_id)
         .await
-        .map_err(unreachable("The target site"))?;
+        .map_err(cannot_reach("The target site"))?;
     let root = tree
         .iter()
         .find(|s| s.id == site_id)
@@ -207,7 +207,7 @@ async fn place_in_site(
                             client
                                 .site_drive_list(&site.id)
                                 .await
-                                .map_err(unreachable("The target site's libraries"))?
+                                .map_err(cannot_reach("The target site's libraries"))?
                                 .into_iter()
                                 .map(|d| {
                                     (name_component(&d.name.clone().unwrap_or_default()), d.id)
@@ -338,7 +338,7 @@ async fn channel_folder(
     let folder = client
         .channel_files_folder(target.graph_id, &matching.id)
         .await
-        .map_err(unreachable("The channel's files folder"))?;
+        .map_err(cannot_reach("The channel's files folder"))?;
     Ok(match folder {
         Some(item) => match item.parent_reference.and_then(|p| p.drive_id) {
             Some(drive_id) => Ok((drive_id, item.id)),
