@@ -4,6 +4,8 @@
 //! memory stays bounded whatever the file's size; the original modified time travels as the
 //! session's `fileSystemInfo`. When the name is taken the collision policy decides: skip, keep
 //! both (Microsoft renames the new one) or overwrite. It never deletes anything in the drive.
+//! Which drive and folder each file goes to (a site's libraries, a team's channel folders) is
+//! worked out beforehand (`restore::place`); a file that has no place fails with the reason.
 
 use std::collections::HashMap;
 
@@ -51,6 +53,21 @@ pub struct DriveTarget {
     pub collision: Collision,
 }
 
+/// Where one file goes: a folder of a drive (`root` for the top) and the file's path below it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub drive_id: String,
+    pub folder: String,
+    pub relative: String,
+}
+
+/// A file to restore and where it goes, or why it has nowhere to go.
+#[derive(Debug, Clone)]
+pub struct PlacedFile {
+    pub entry: CatalogEntry,
+    pub place: Result<Placement, String>,
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DriveSummary {
     pub restored: u64,
@@ -81,8 +98,8 @@ pub fn plan_files(entries: &[CatalogEntry]) -> Vec<CatalogEntry> {
         .collect()
 }
 
-/// Restores `files` of recovery point `point` into the target drive, one at a time (the
-/// upload limits, not the number of files, bound a drive restore), recording each with `sink`.
+/// Restores `files` of recovery point `point` into one drive at their paths below its root:
+/// see [`restore_placed`].
 pub async fn restore_files(
     client: &TenantClient,
     storage: &BackupStorage,
@@ -92,15 +109,65 @@ pub async fn restore_files(
     target: &DriveTarget,
     sink: &dyn RestoreSink,
 ) -> DriveSummary {
+    let placed = files
+        .into_iter()
+        .map(|entry| PlacedFile {
+            place: Ok(Placement {
+                drive_id: target.drive_id.clone(),
+                folder: "root".into(),
+                relative: drive_relative(&entry.path).to_string(),
+            }),
+            entry,
+        })
+        .collect();
+    restore_placed(
+        client,
+        storage,
+        scope,
+        point,
+        placed,
+        target.under.as_deref(),
+        target.collision,
+        sink,
+    )
+    .await
+}
+
+/// Restores placed files of recovery point `point`, one at a time (the upload limits, not the
+/// number of files, bound a drive restore), each under `under` (a new folder made in its
+/// placement's folder) when given, recording each with `sink`.
+#[allow(clippy::too_many_arguments)]
+pub async fn restore_placed(
+    client: &TenantClient,
+    storage: &BackupStorage,
+    scope: &dyn TenantScope,
+    point: RecoveryPointId,
+    files: Vec<PlacedFile>,
+    under: Option<&str>,
+    collision: Collision,
+    sink: &dyn RestoreSink,
+) -> DriveSummary {
     let mut summary = DriveSummary::default();
     let mut folders: HashMap<String, String> = HashMap::new();
     let total = files.len() as u64;
     let mut stopped: Option<String> = None;
-    for (index, file) in files.iter().enumerate() {
-        let (result, detail) = match &stopped {
-            Some(reason) => (ItemResult::Failed, format!("Not restored: {reason}")),
-            None => match restore_file(client, storage, scope, point, file, target, &mut folders)
-                .await
+    for (index, placed) in files.iter().enumerate() {
+        let file = &placed.entry;
+        let (result, detail) = match (&stopped, &placed.place) {
+            (_, Err(reason)) => (ItemResult::Failed, reason.clone()),
+            (Some(reason), _) => (ItemResult::Failed, format!("Not restored: {reason}")),
+            (None, Ok(place)) => match restore_file(
+                client,
+                storage,
+                scope,
+                point,
+                file,
+                place,
+                under,
+                collision,
+                &mut folders,
+            )
+            .await
             {
                 Ok((result, bytes)) => {
                     summary.bytes += bytes;
@@ -160,30 +227,30 @@ impl From<GraphError> for RestoreFileError {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn restore_file(
     client: &TenantClient,
     storage: &BackupStorage,
     scope: &dyn TenantScope,
     point: RecoveryPointId,
     file: &CatalogEntry,
-    target: &DriveTarget,
+    place: &Placement,
+    under: Option<&str>,
+    collision: Collision,
     folders: &mut HashMap<String, String>,
 ) -> Result<(ItemResult, u64), RestoreFileError> {
-    let relative = drive_relative(&file.path);
+    let relative = place.relative.as_str();
     let (dir, name) = relative.rsplit_once('/').unwrap_or(("", relative));
     let mut components: Vec<&str> = Vec::new();
-    if let Some(under) = &target.under {
+    if let Some(under) = under {
         components.push(under);
     }
     components.extend(dir.split('/').filter(|c| !c.is_empty()));
-    let parent = ensure_folder(client, &target.drive_id, &components, folders).await?;
-    let conflict = match target.collision {
+    let drive_id = place.drive_id.as_str();
+    let parent = ensure_folder(client, drive_id, &place.folder, &components, folders).await?;
+    let conflict = match collision {
         Collision::Skip => {
-            if client
-                .drive_child(&target.drive_id, &parent, name)
-                .await?
-                .is_some()
-            {
+            if client.drive_child(drive_id, &parent, name).await?.is_some() {
                 return Ok((ItemResult::Skipped, 0));
             }
             // Someone may add it meanwhile: still never overwrite.
@@ -195,19 +262,12 @@ async fn restore_file(
     let size = file.size;
     if size == 0 {
         client
-            .put_empty_file(&target.drive_id, &parent, name, conflict)
+            .put_empty_file(drive_id, &parent, name, conflict)
             .await?;
         return Ok((ItemResult::Restored, 0));
     }
     let session = client
-        .create_upload_session(
-            &target.drive_id,
-            &parent,
-            name,
-            conflict,
-            size,
-            file.last_modified,
-        )
+        .create_upload_session(drive_id, &parent, name, conflict, size, file.last_modified)
         .await?;
     let mut stream = read::read_item(storage, scope, point, &file.path)
         .await
@@ -255,15 +315,17 @@ async fn restore_file(
     Ok((ItemResult::Restored, size))
 }
 
-/// The id of the folder at `components` under the drive's root, made where missing.
+/// The id of the folder at `components` under folder `base` of the drive, made where missing.
 async fn ensure_folder(
     client: &TenantClient,
     drive_id: &str,
+    base: &str,
     components: &[&str],
     known: &mut HashMap<String, String>,
 ) -> Result<String, GraphError> {
-    let mut parent = "root".to_string();
-    let mut key = String::new();
+    let mut parent = base.to_string();
+    // Drives and base folders differ between files of one restore (a site's libraries).
+    let mut key = format!("{drive_id}|{base}|");
     for name in components {
         key.push('/');
         key.push_str(&name.to_lowercase());

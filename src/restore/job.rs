@@ -12,8 +12,9 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, Qu
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::drive::{self, Collision, DriveTarget};
+use super::drive::{self, Collision};
 use super::mailbox::{self, FolderMode, MailboxTarget};
+use super::place;
 use crate::accounts::access::CustomerScope;
 use crate::clock::Clock;
 use crate::ids::{CustomerId, ItemId, OrgId};
@@ -201,6 +202,27 @@ pub async fn start_restore(
     if entries.is_empty() {
         return Err(RestoreError::NotFound);
     }
+    let drive_workload = matches!(
+        archive.workload,
+        Workload::OneDrive | Workload::Site | Workload::Team
+    );
+    if drive_workload
+        && !entries
+            .iter()
+            .any(|e| place::restorable(archive.workload, e))
+    {
+        return Err(RestoreError::Invalid(
+            if place::channel_threads(&entries) > 0 {
+                format!("{CHANNEL_MESSAGES_NOT_RESTORABLE} Download them instead (.zip).")
+            } else if archive.workload == Workload::Site {
+                "Only files of document libraries go back into SharePoint; list items and item \
+                 manifests can be downloaded (.zip)."
+                    .into()
+            } else {
+                "Nothing selected is a file; choose files or folders.".into()
+            },
+        ));
+    }
     let new = NewJob {
         customer: scope.id(),
         org: Some(OrgId(org.id)),
@@ -215,6 +237,10 @@ pub async fn start_restore(
     };
     Ok(queue::enqueue(db, clock, new).await?.0)
 }
+
+/// Why a team's channel conversations are downloaded, not restored (said on the form, the
+/// refusal and the job's summary).
+pub const CHANNEL_MESSAGES_NOT_RESTORABLE: &str = "Channel conversations cannot be put back into Teams: Microsoft offers no import of channel messages for backups (its import API only fills new channels during a migration). Each thread is kept as a readable page (HTML) and as Microsoft's JSON.";
 
 /// The catalog entries of `point` the selected paths name: an item itself (and, for a mailbox
 /// item, its other copies), or everything under a folder.
@@ -426,27 +452,38 @@ async fn run_inner(
         Workload::OneDrive | Workload::Site | Workload::Team => {
             let files: Vec<_> = drive::plan_files(&entries)
                 .into_iter()
+                .filter(|f| place::restorable(archive.workload, f))
                 .filter(|f| !finished.contains(&f.path))
                 .collect();
-            let drive_id = match resolve_drive(&client, &target).await {
-                Ok(id) => id,
+            let channels = if archive.workload == Workload::Team {
+                place::backed_up_channels(&catalog::list_items(db, &scope, point.id).await?)
+            } else {
+                Vec::new()
+            };
+            let placed = match place::place_files(
+                &client,
+                archive.workload,
+                &(&target).into(),
+                files,
+                &channels,
+            )
+            .await
+            {
+                Ok(placed) => placed,
                 Err(reason) => return Ok(JobOutcome::failed(reason)),
             };
-            let drive_target = DriveTarget {
-                drive_id,
-                under: match &request.folders {
-                    FolderMode::Original => None,
-                    FolderMode::NewFolder(name) => Some(name.clone()),
-                },
-                collision: request.collision,
+            let under = match &request.folders {
+                FolderMode::Original => None,
+                FolderMode::NewFolder(name) => Some(name.as_str()),
             };
-            let summary = drive::restore_files(
+            let summary = drive::restore_placed(
                 &client,
                 &ctx.storage,
                 &scope,
                 point.id,
-                files,
-                &drive_target,
+                placed,
+                under,
+                request.collision,
                 &sink,
             )
             .await;
@@ -461,6 +498,13 @@ async fn run_inner(
             }
             if summary.failed > 0 {
                 parts.push(format!("{} failed", counted(summary.failed, "file")));
+            }
+            let threads = place::channel_threads(&entries);
+            if threads > 0 {
+                parts.push(format!(
+                    "{} not put back (Microsoft offers no import of channel messages for backups; download them from the recovery point as readable HTML and JSON)",
+                    counted(threads as u64, "channel thread"),
+                ));
             }
             let sentence = format!("{}.", parts.join("; "));
             Ok(if summary.failed > 0 {
@@ -492,33 +536,6 @@ async fn resolve_mailbox(
         mailbox,
         folders: folders.clone(),
     })
-}
-
-async fn resolve_drive(
-    client: &TenantClient,
-    target: &protected_item::Model,
-) -> Result<String, String> {
-    let unreachable =
-        |e: crate::m365::GraphError| format!("The target drive could not be reached: {e}");
-    let drive = match target.kind.as_str() {
-        "user" => client
-            .user_drive(&target.graph_id)
-            .await
-            .map_err(unreachable)?,
-        "group" | "team" => client
-            .group_drive(&target.graph_id)
-            .await
-            .map_err(unreachable)?,
-        _ => client
-            .site_drive_list(&target.graph_id)
-            .await
-            .map_err(unreachable)?
-            .into_iter()
-            .next(),
-    };
-    drive
-        .map(|d| d.id)
-        .ok_or_else(|| format!("{} has no drive to restore into.", target.display_name))
 }
 
 /// A mailbox or drive a restore may go to.

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::job::{ItemResult, RestoreSink};
-use crate::m365::mail_create::{MAX_SIMPLE_ATTACHMENT, NewAttachment};
+use crate::m365::mail_create::{MAX_ATTACHMENT, MAX_SIMPLE_ATTACHMENT, NewAttachment};
 use crate::m365::{ErrorKind, GraphError, ImportSession, MailboxRef, TenantClient};
 use crate::storage::catalog::{CatalogEntry, ItemKind, RecoveryPointId};
 use crate::storage::scope::TenantScope;
@@ -403,11 +403,19 @@ async fn create_from_mime(
         Err(e) => return failed(shared, "Microsoft refused to create the message", &e),
     };
     for attachment in attachments {
-        if let Err(e) = shared
-            .client
-            .add_file_attachment(user, &id, &attachment)
-            .await
-        {
+        // From 3 MB an attachment goes through an upload session (up to 150 MB).
+        let added = if attachment.bytes.len() >= MAX_SIMPLE_ATTACHMENT {
+            shared
+                .client
+                .add_large_file_attachment(user, &id, &attachment)
+                .await
+        } else {
+            shared
+                .client
+                .add_file_attachment(user, &id, &attachment)
+                .await
+        };
+        if let Err(e) = added {
             lost.push(format!(
                 "attachment “{}” could not be added ({})",
                 attachment.name, e
@@ -487,9 +495,9 @@ pub fn message_json(raw: &[u8]) -> Option<(serde_json::Value, Vec<NewAttachment>
             .map(str::to_string)
             .unwrap_or_else(|| "attachment".into());
         let bytes = part.contents().to_vec();
-        if bytes.len() >= MAX_SIMPLE_ATTACHMENT {
+        if bytes.len() > MAX_ATTACHMENT {
             lost.push(format!(
-                "attachment “{name}” ({}) is too large for this path",
+                "attachment “{name}” ({}) is larger than the 150 MB Outlook takes",
                 bytesize::ByteSize::b(bytes.len() as u64)
             ));
             continue;

@@ -9,6 +9,7 @@ pub mod download;
 pub mod drive;
 pub mod job;
 pub mod mailbox;
+pub mod place;
 pub mod preview;
 pub mod search;
 

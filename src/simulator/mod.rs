@@ -9,6 +9,7 @@
 //! (`/_sim/...`), `demo_page` (`/_demo/...`, the same changes from a web page), `server` (HTTP
 //! plumbing).
 
+mod attach;
 mod control;
 mod control_mailbox;
 mod demo_page;

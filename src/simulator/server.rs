@@ -10,7 +10,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 use super::state::Simulator;
-use super::{control, demo_page, graph, identity, import};
+use super::{attach, control, demo_page, graph, identity, import};
 
 /// Largest request body accepted (an upload-session chunk must be under 60 MiB).
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -74,6 +74,11 @@ async fn dispatch(req: HttpRequest, body: web::Bytes, sim: web::Data<Simulator>)
         Some("_dl") => graph::drive::download(sim, &req, &segments[1..]).await,
         Some("_up") => graph::drive::upload_chunk(sim, &req, &segments[1..], &body).await,
         Some("beta") => graph::handle_beta(sim, &req, &segments[1..], body).await,
+        Some(import::PATH_PREFIX)
+            if segments.get(2).map(String::as_str) == Some(attach::API_VERSION) =>
+        {
+            attach::handle(sim, &req, &segments[1..], &body).await
+        }
         Some(import::PATH_PREFIX) => import::handle(sim, &req, &segments[1..], &body).await,
         Some(_) => identity::handle(sim, &req, &segments, &body).unwrap_or_else(|| {
             HttpResponse::NotFound().content_type("text/html; charset=utf-8").body("<!DOCTYPE html><title>404</title><p>The resource you are looking for has been removed, had its name changed, or is temporarily unavailable.</p>")

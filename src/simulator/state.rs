@@ -48,6 +48,8 @@ pub struct Simulator {
     pub uploads: Mutex<HashMap<String, super::graph::drive::UploadSession>>,
     /// Open mailbox import sessions by the token in their `importUrl`.
     pub import_sessions: super::import::ImportSessions,
+    /// Open attachment upload sessions by session id.
+    pub attachment_sessions: super::attach::AttachmentSessions,
     /// Teams messages added or changed through the control API, and the protected-API switch.
     pub teams: super::graph::teams::TeamsState,
 }
@@ -87,6 +89,7 @@ impl Simulator {
             metrics: super::metrics::Metrics::default(),
             uploads: Mutex::new(HashMap::new()),
             import_sessions: Mutex::new(HashMap::new()),
+            attachment_sessions: Mutex::new(HashMap::new()),
             teams: super::graph::teams::TeamsState::default(),
         }
     }

@@ -39,6 +39,11 @@ struct RestoreForm {
     archive_name: String,
     workload: &'static str,
     is_drive: bool,
+    /// What the form says about where files go and what cannot be restored, by workload.
+    placement_note: &'static str,
+    /// A team's conversations are downloaded, not restored: the link that does it.
+    conversations_zip: Option<String>,
+    channel_note: &'static str,
     taken_at: String,
     paths: Vec<String>,
     targets: Vec<TargetChoice>,
@@ -53,6 +58,21 @@ fn ids(archive: &str, point: &str) -> Result<(ArchiveId, RecoveryPointId), WebEr
     let archive = archive.parse().map_err(|_| WebError::NotFound)?;
     let point = point.parse().map_err(|_| WebError::NotFound)?;
     Ok((ArchiveId(archive), RecoveryPointId(point)))
+}
+
+fn placement_note(workload: Workload) -> &'static str {
+    match workload {
+        Workload::Site => {
+            "Each file goes back into the document library it came from: in another site, into the library of the same name (and the subsite at the same path). Libraries are never created: files of a library the chosen site lacks fail and say so."
+        }
+        Workload::Team => {
+            "Files of a channel go into that channel's folder in the chosen team: the same channel in the original team, the channel of the same name in another team (channels are never created: files of a channel the team lacks fail and say so). Other files go to the same place in the team's library."
+        }
+        Workload::OneDrive => {
+            "Files go into the chosen user's OneDrive, at their original paths or under the new folder."
+        }
+        _ => "",
+    }
 }
 
 fn is_drive(workload: Workload) -> bool {
@@ -133,10 +153,14 @@ async fn form_page(
     Ok(RestoreForm {
         chrome: Chrome::new(signed_in, Some(&loaded.scope), "storage"),
         action: format!("{base}/restore"),
-        back: base,
+        back: base.clone(),
         archive_name: loaded.archive.display_name.clone(),
         workload: workload_label(loaded.archive.workload),
         is_drive: is_drive(loaded.archive.workload),
+        placement_note: placement_note(loaded.archive.workload),
+        conversations_zip: (loaded.archive.workload == Workload::Team)
+            .then(|| format!("{base}/zip?path=channels")),
+        channel_note: job::CHANNEL_MESSAGES_NOT_RESTORABLE,
         taken_at: loaded
             .point
             .taken_at

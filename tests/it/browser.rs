@@ -1115,3 +1115,235 @@ async fn a_plan_created_in_the_browser_runs_now_and_the_run_finishes() {
     worker.abort();
     client.close().await.unwrap();
 }
+
+/// Waits, reloading, until the job's page says it finished, with `text`.
+async fn wait_for_job(client: &Client, text: &str) -> String {
+    for _ in 0..300 {
+        let source = client.source().await.unwrap_or_default();
+        if source.contains(text) && !source.contains(">Not yet</span>") {
+            return source;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        client.refresh().await.unwrap();
+    }
+    panic!(
+        "{text:?} never appeared on {:?}",
+        client.current_url().await
+    );
+}
+
+/// Restores one message and one file end to end: ticked in the recovery point's page, sent
+/// through the restore form to another user, run by the worker, and found in Microsoft 365
+/// (the simulator) as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_and_a_file_are_restored_end_to_end_in_chromium() {
+    use futures::TryStreamExt;
+    use skyvault::inventory::entities::{organization, protected_item};
+    use skyvault::m365::TenantId;
+    use skyvault::m365::delta::{DeltaChange, DeltaStart, collect_round};
+    use skyvault::storage::{BackupRequest, ItemKind, ingest};
+
+    use crate::console::organizations::added_and_synced;
+    use crate::storage::fixture::{TestItem, mime_message};
+
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    let (app, _casey, _org_page, tenant) = added_and_synced().await;
+    let org = organization::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let customer = org.customer_id.to_string();
+    let graph = app
+        .state
+        .graph
+        .tenant(org.tenant_id.parse::<TenantId>().unwrap());
+    // Two users with a mailbox and a OneDrive: the first backed up, the second receiving.
+    let mut users = Vec::new();
+    for user in protected_item::Entity::find()
+        .filter(protected_item::Column::OrgId.eq(org.id))
+        .filter(protected_item::Column::Kind.eq("user"))
+        .filter(protected_item::Column::State.eq("active"))
+        .all(&app.state.db)
+        .await
+        .unwrap()
+    {
+        if graph
+            .user_drive(&user.graph_id)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+            && graph.mail_folders(&user.graph_id).await.is_ok()
+        {
+            users.push(user);
+        }
+    }
+    assert!(users.len() >= 2, "two users with mail and a OneDrive");
+    let (source, receiver) = (&users[0], &users[1]);
+    let back_up = |workload: Workload, name: &str, items: Vec<TestItem>| {
+        let request = BackupRequest {
+            customer: customer.parse().unwrap(),
+            org: skyvault::ids::OrgId(org.id),
+            item: ItemId(source.id),
+            workload,
+            display_name: name.to_string(),
+        };
+        let storage = app.state.storage.clone();
+        async move {
+            let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let sources: Vec<_> = items.iter().map(|i| i.source(&counter)).collect();
+            ingest::back_up_archive(&storage, &request, futures::stream::iter(sources))
+                .await
+                .unwrap()
+        }
+    };
+    let subject = "Signed contract for the browser restore";
+    let mail = back_up(
+        Workload::Mailbox,
+        &source.display_name,
+        vec![TestItem::new(
+            "Inbox/contract.eml",
+            mime_message(
+                41,
+                subject,
+                "legal@contoso.example",
+                "alice@contoso.example",
+                Some(b"%PDF-1.7 contract"),
+            ),
+            ItemKind::Message,
+        )],
+    )
+    .await;
+    let brief = b"The brief, as it was on Tuesday.\n".to_vec();
+    let files = back_up(
+        Workload::OneDrive,
+        &format!("{}'s OneDrive", source.display_name),
+        vec![TestItem::new(
+            "files/Docs/brief.txt",
+            brief.clone(),
+            ItemKind::File,
+        )],
+    )
+    .await;
+    let worker = tokio::spawn(skyvault::jobs::worker::run_worker(std::sync::Arc::new(
+        skyvault::app::worker_context(&app.state),
+    )));
+    let profile = tempfile::tempdir().unwrap();
+    let client = browser(&driver, profile.path()).await;
+    client.set_window_size(1280, 900).await.unwrap();
+    sign_in(&client, &app, "casey@contoso.example").await;
+
+    let restore = |outcome: skyvault::storage::BackupOutcome, folder: &str, path: &str| {
+        let url = format!(
+            "{}/c/{customer}/backups/{}/points/{}?folder={folder}",
+            app.base, outcome.archive.id, outcome.recovery_point.id
+        );
+        let (client, path, receiver) = (client.clone(), path.to_string(), receiver.id);
+        async move {
+            client.goto(&url).await.unwrap();
+            check(&client, &format!("//input[@name='path'][@value='{path}']")).await;
+            click(&client, "//button[normalize-space()='Restore…']").await;
+            wait_for_text(&client, "Start restore").await;
+            click(
+                &client,
+                &format!("//select[@name='target']/option[@value='{receiver}']"),
+            )
+            .await;
+            check(&client, "//input[@name='folders'][@value='original']").await;
+            click(&client, "//button[normalize-space()='Start restore']").await;
+        }
+    };
+
+    restore(mail, "Inbox", "Inbox/contract.eml").await;
+    let page = wait_for_job(&client, "restored into").await;
+    screenshot(&client, "restore-message-done").await;
+    assert!(
+        page.contains(&format!("1 item restored into {}", receiver.display_name)),
+        "{page}"
+    );
+    let round =
+        collect_round(graph.message_delta(&receiver.graph_id, "inbox", DeltaStart::Initial, 500))
+            .await
+            .unwrap();
+    let restored: Vec<_> = round
+        .changes
+        .into_iter()
+        .filter_map(|c| match c {
+            DeltaChange::Upsert(m) => Some(m),
+            DeltaChange::Removed { .. } => None,
+        })
+        .filter(|m| m.subject.as_deref() == Some(subject))
+        .collect();
+    assert_eq!(restored.len(), 1, "the message is in the receiver's inbox");
+    assert_eq!(restored[0].is_draft, Some(false));
+
+    restore(files, "files/Docs", "files/Docs/brief.txt").await;
+    let page = wait_for_job(&client, "restored into").await;
+    screenshot(&client, "restore-file-done").await;
+    assert!(page.contains("1 file"), "{page}");
+    let drive = graph
+        .user_drive(&receiver.graph_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let docs = graph
+        .drive_child(&drive, "root", "Docs")
+        .await
+        .unwrap()
+        .unwrap();
+    let file = graph
+        .drive_child(&drive, &docs.id, "brief.txt")
+        .await
+        .unwrap()
+        .expect("brief.txt in the receiver's OneDrive");
+    let bytes: Vec<u8> = graph
+        .download(&drive, &file.id)
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .concat();
+    assert_eq!(bytes, brief);
+
+    // A team's restore form says why its conversations are downloaded, at both widths.
+    let team = back_up(
+        Workload::Team,
+        "Marketing",
+        vec![
+            TestItem::new(
+                "channels/General (1a2b)/2026-11-01 (3c4d)/thread.json",
+                br#"{"message":{"id":"1"},"replies":[]}"#.to_vec(),
+                ItemKind::Post,
+            ),
+            TestItem::new(
+                "files/General/agenda.txt",
+                b"agenda".to_vec(),
+                ItemKind::File,
+            ),
+        ],
+    )
+    .await;
+    let form = format!(
+        "{}/c/{customer}/backups/{}/points/{}/restore?path=channels&path=files",
+        app.base, team.archive.id, team.recovery_point.id
+    );
+    for width in [1280, 390] {
+        client.set_window_size(width, 900).await.unwrap();
+        client.goto(&form).await.unwrap();
+        wait_for_text(&client, "Download the conversations").await;
+        let over = overflow(&client).await;
+        screenshot(&client, &format!("restore-team-form-{width}")).await;
+        assert!(
+            over <= 0,
+            "the team's restore form is {over} px wider than {width} px"
+        );
+    }
+    let _ = tenant;
+    worker.abort();
+    client.close().await.unwrap();
+}

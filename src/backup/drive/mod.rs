@@ -24,6 +24,8 @@ use crate::storage::{FailedItem, SourceState, ingest};
 pub(crate) use self::collect::{DriveCollected, DriveSource, collect_drive};
 pub use self::site::SiteRunner;
 pub(crate) use self::state::DrivesState;
+/// The archive layout's names, which a restore reads back to find where a file came from.
+pub(crate) use self::{paths::name_component, site::site_prefix};
 
 use super::{
     BackupError, BackupReport, BackupServices, BackupTarget, Progress, ProgressSink,

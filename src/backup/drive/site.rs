@@ -213,7 +213,7 @@ fn keep_drives_under(previous: &DrivesState, next: &mut DrivesState, prefix: &st
 /// Where a site's libraries and lists go: the archive root for the site itself,
 /// `subsites/<path below the site>` for a subsite (its URL path relative to the root site's,
 /// kept as one component so a subsite never mixes with another's folders).
-fn site_prefix(root: &Site, site: &Site) -> String {
+pub(crate) fn site_prefix(root: &Site, site: &Site) -> String {
     if site.id == root.id {
         return String::new();
     }

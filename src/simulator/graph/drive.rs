@@ -1395,6 +1395,9 @@ fn mime_for(name: &str) -> String {
     .to_owned()
 }
 
+/// The most an upload session reserves up front for the bytes it is told to expect.
+const RESERVE_LIMIT: usize = 2 * 1024 * 1024 * 1024;
+
 /// An upload session in progress (§4.4).
 #[derive(Debug, Clone)]
 pub struct UploadSession {
@@ -1666,13 +1669,20 @@ pub async fn upload_chunk(
             ),
         );
     }
+    // Taken out of the table while this request is handled and put back after, so the bytes
+    // received so far are never copied (a gigabyte upload would copy them at every range).
     let session = {
         let mut uploads = lock(&sim.uploads);
         let now = sim.now();
         uploads.retain(|_, s| s.expires > now);
-        uploads.get(&id).cloned()
+        uploads.remove(&id)
     };
-    let Some(mut session) = session else {
+    let mut held = HeldSession {
+        sim,
+        id: id.clone(),
+        session,
+    };
+    let Some(session) = held.session.as_mut() else {
         return plain_error(
             sim,
             GraphError::new(
@@ -1687,12 +1697,12 @@ pub async fn upload_chunk(
     };
     let method = req.method().as_str();
     if method == "DELETE" {
-        lock(&sim.uploads).remove(&id);
+        held.session = None;
         return HttpResponse::NoContent().finish();
     }
     let status = |s: &UploadSession| json!({"expirationDateTime": s.expires.to_rfc3339_opts(SecondsFormat::Millis, true), "nextExpectedRanges": [format!("{}-", s.data.len())]});
     if method == "GET" {
-        return plain_json(200, status(&session));
+        return plain_json(200, status(session));
     }
     if let Err(error) = admit_spo(sim, &tenant, &session.app_id, 2.0, "PUT /_up/{session}").await {
         return plain_error(sim, error);
@@ -1711,7 +1721,9 @@ pub async fn upload_chunk(
                 ),
             );
         }
-        return commit(sim, &tenant, &id, &session);
+        let response = commit(sim, &tenant, &id, session);
+        held.session = None;
+        return response;
     }
     if method != "PUT" {
         return plain_error(
@@ -1792,13 +1804,34 @@ pub async fn upload_chunk(
         );
     }
     session.total = Some(total as u64);
+    if session.data.is_empty() {
+        // Room for the whole file at once (within reason): growing by doubling would hold
+        // half as much again while a large upload arrives.
+        session.data.reserve_exact(total.min(RESERVE_LIMIT));
+    }
     session.data.extend_from_slice(body);
     if !last || session.defer_commit {
-        let answer = status(&session);
-        lock(&sim.uploads).insert(id, session);
-        return plain_json(202, answer);
+        return plain_json(202, status(session));
     }
-    commit(sim, &tenant, &id, &session)
+    let response = commit(sim, &tenant, &id, session);
+    held.session = None;
+    response
+}
+
+/// An upload session taken out of the table for one request; back in when the request ends,
+/// unless it was committed or deleted (`session` set to `None`).
+struct HeldSession<'a> {
+    sim: &'a Simulator,
+    id: String,
+    session: Option<UploadSession>,
+}
+
+impl Drop for HeldSession<'_> {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            lock(&self.sim.uploads).insert(self.id.clone(), session);
+        }
+    }
 }
 
 fn parse_content_range(header: &str) -> Option<(usize, usize, usize)> {
@@ -1817,7 +1850,7 @@ fn commit(
     sim: &Simulator,
     tenant: &Arc<Tenant>,
     id: &str,
-    session: &UploadSession,
+    session: &mut UploadSession,
 ) -> HttpResponse {
     let claims = super::super::identity::Claims {
         tenant: tenant.index,
@@ -1844,7 +1877,7 @@ fn commit(
         &mut state,
         session.parent,
         &session.name,
-        Arc::new(session.data.clone()),
+        Arc::new(std::mem::take(&mut session.data)),
         &session.conflict,
         session.replace,
     );

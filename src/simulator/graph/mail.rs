@@ -255,6 +255,27 @@ pub fn move_message(
     })
 }
 
+/// Adds a file attachment to a live message (the last range of an attachment upload session);
+/// answers the new attachment's id, or `None` when the message is gone.
+pub fn attach_file(
+    tenant: &Tenant,
+    state: &mut TenantState,
+    user: u32,
+    key: u32,
+    spec: AttachmentSpec,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let view = message_view(tenant, state, user, key)?;
+    let mut meta = view.meta.as_ref().clone();
+    meta.attachments.push(spec);
+    let index = meta.attachments.len() - 1;
+    store_message(tenant, state, user, key, now, |e| {
+        e.meta = Some(Arc::new(meta));
+        e.mime = None;
+    })?;
+    Some(tenant.mail_id(mail_kind::ATTACHMENT, user, key, index as u32))
+}
+
 /// Adds a message to a folder of a mailbox; returns its key.
 pub fn add_message(
     state: &mut TenantState,
@@ -879,6 +900,10 @@ impl Mailbox<'_, '_> {
             ["move" | "microsoft.graph.move"] if m == "POST" => self.move_to(id),
             ["attachments"] if m == "GET" => self.attachments(id),
             ["attachments"] if m == "POST" => self.add_attachment(id),
+            [
+                "attachments",
+                "createUploadSession" | "microsoft.graph.createUploadSession",
+            ] if m == "POST" => self.create_attachment_session(id),
             ["attachments", a] if m == "GET" => self.attachment(id, a, false),
             ["attachments", a, "$value"] if m == "GET" => self.attachment(id, a, true),
             [first, ..] => Err(GraphError::segment_not_found(first)),
@@ -1087,6 +1112,17 @@ impl Mailbox<'_, '_> {
             GraphError::bad_request("RequestBodyRead", "The request body is not valid JSON.")
         })?;
         let spec = attachment_from_json(&body)?;
+        // outlook-large-attachments: one POST carries a file under 3 MB; larger ones need an
+        // upload session.
+        if let AttachmentBytes::Stored(bytes) = &spec.bytes
+            && bytes.len() as u64 >= crate::simulator::attach::MIN_SIZE
+        {
+            return Err(GraphError::new(
+                413,
+                "ErrorRequestEntityTooLarge",
+                "The attachment is too large for one request; attach files of 3 MB and more through an upload session.",
+            ));
+        }
         let mut state = write(&self.tenant().state);
         let view = self.resolve(&state, id)?;
         let mut meta = view.meta.as_ref().clone();
@@ -1102,6 +1138,91 @@ impl Mailbox<'_, '_> {
             201,
             self.attachment_json(&view, index, &spec, false),
         ))
+    }
+
+    /// `POST …/messages/{id}/attachments/createUploadSession` with `{"AttachmentItem": {…}}`
+    /// (attachment-createuploadsession): a file attachment of 3 MB to 150 MB, uploaded through
+    /// the session's URL (`simulator::attach`).
+    fn create_attachment_session(&self, id: &str) -> GraphResult {
+        use crate::simulator::attach::{self, NewSession};
+        let body: Value = serde_json::from_slice(self.ctx.body).map_err(|_| {
+            GraphError::bad_request("RequestBodyRead", "The request body is not valid JSON.")
+        })?;
+        // Parameter names are case-insensitive in Graph; the docs write `AttachmentItem`.
+        let item = body
+            .as_object()
+            .and_then(|o| {
+                o.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("attachmentItem"))
+            })
+            .map(|(_, v)| v)
+            .filter(|v| v.is_object())
+            .ok_or_else(|| {
+                GraphError::bad_request(
+                    "ErrorInvalidParameter",
+                    "The AttachmentItem parameter is missing.",
+                )
+            })?;
+        match item["attachmentType"].as_str() {
+            Some(t) if t.eq_ignore_ascii_case("file") => {}
+            Some(_) => {
+                return Err(GraphError::bad_request(
+                    "ErrorInvalidRequest",
+                    "Only file attachments are supported by the simulator's upload sessions.",
+                ));
+            }
+            None => {
+                return Err(GraphError::bad_request(
+                    "ErrorInvalidParameter",
+                    "attachmentType is required.",
+                ));
+            }
+        }
+        let name = item["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                GraphError::bad_request("ErrorInvalidParameter", "The attachment name is missing.")
+            })?;
+        let size = item["size"].as_u64().ok_or_else(|| {
+            GraphError::bad_request("ErrorInvalidParameter", "The attachment size is missing.")
+        })?;
+        if size < attach::MIN_SIZE {
+            return Err(GraphError::bad_request(
+                "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize",
+                "Attachment size must be greater than the minimum size.",
+            ));
+        }
+        if size > attach::MAX_SIZE {
+            return Err(GraphError::bad_request(
+                "ErrorMessageSizeExceeded",
+                "The message exceeds the maximum supported size.",
+            ));
+        }
+        let key = {
+            let state = read(&self.tenant().state);
+            self.resolve(&state, id)?.key
+        };
+        let session = attach::open(
+            self.ctx.sim,
+            self.tenant(),
+            NewSession {
+                tenant: self.tenant().index,
+                user: self.user,
+                message: key,
+                message_id: id.to_owned(),
+                name: name.to_owned(),
+                content_type: item["contentType"]
+                    .as_str()
+                    .unwrap_or("application/octet-stream")
+                    .to_owned(),
+                is_inline: item["isInline"].as_bool().unwrap_or(false),
+                content_id: item["contentId"].as_str().map(str::to_owned),
+                size,
+                app_id: self.ctx.claims.app_id.clone(),
+            },
+        );
+        Ok(Reply::Json(201, session))
     }
 
     fn create_message(&self, folder_key: u16) -> GraphResult {

@@ -6,3 +6,6 @@
 pub(crate) mod console;
 mod eml;
 mod jobs;
+mod large_attachments;
+mod places;
+mod teams_console;
