@@ -62,6 +62,8 @@ pub enum Trigger {
     Schedule,
     /// Run now, by the person named (when the audit log still holds it).
     RunNow(Option<String>),
+    /// A person's request that is not a plan's run: a restore.
+    RequestedBy(Option<String>),
     /// Skyvault itself: a sync after adding an organization, retention after a run, prune and
     /// checks on their ticks.
     Skyvault,
@@ -73,6 +75,8 @@ impl Trigger {
             Trigger::Schedule => "Schedule".into(),
             Trigger::RunNow(Some(by)) => format!("Run now by {by}"),
             Trigger::RunNow(None) => "Run now".into(),
+            Trigger::RequestedBy(Some(by)) => by.clone(),
+            Trigger::RequestedBy(None) => "An administrator".into(),
             Trigger::Skyvault => "Skyvault".into(),
         }
     }
@@ -205,6 +209,7 @@ fn trigger_of(job: &job::Model, starters: &HashMap<String, String>) -> Trigger {
             trigger: RunTrigger::RunNow,
             ..
         }) => Trigger::RunNow(starters.get(&job.id.to_string()).cloned()),
+        Some(JobPayload::Restore { request }) => Trigger::RequestedBy(request.requested_by),
         _ => Trigger::Skyvault,
     }
 }

@@ -40,6 +40,9 @@ pub struct RestoreRequest {
     pub target: ItemId,
     pub folders: FolderMode,
     pub collision: Collision,
+    /// The console user who asked, for Activities' "Started by" (absent in older payloads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
 }
 
 /// How one item of a restore ended.

@@ -462,16 +462,43 @@ impl LiveFragment {
 
     /// One server-sent event: each line of the fragment on its own `data:` line.
     fn event(&self, name: &str) -> web::Bytes {
-        let html = self.render().unwrap_or_default();
-        let mut text = format!("event: {name}\n");
-        for line in html.lines() {
-            text.push_str("data: ");
-            text.push_str(line);
-            text.push('\n');
+        web::Bytes::from(sse_event(name, &self.render().unwrap_or_default()))
+    }
+
+    /// The events that end a stream: the job's status badge (the job page swaps it in place of
+    /// "Running"), then its outcome, which closes the stream.
+    fn ended(job: &crate::jobs::entities::job::Model) -> web::Bytes {
+        let badge = StatusBadge {
+            status: job.status.clone(),
         }
-        text.push('\n');
+        .render()
+        .unwrap_or_default();
+        let mut text = sse_event("status", &badge);
+        text.push_str(&sse_event(
+            "done",
+            &Self::of_row(job).render().unwrap_or_default(),
+        ));
         web::Bytes::from(text)
     }
+}
+
+/// A job's status as the badge the job page shows.
+#[derive(Template)]
+#[template(path = "status_badge.html")]
+struct StatusBadge {
+    status: String,
+}
+
+/// One server-sent event named `name`: each line of `html` on its own `data:` line.
+fn sse_event(name: &str, html: &str) -> String {
+    let mut text = format!("event: {name}\n");
+    for line in html.lines() {
+        text.push_str("data: ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push('\n');
+    text
 }
 
 /// How long a stream waits for the in-process hub before reading the job's row (which also
@@ -513,7 +540,7 @@ impl EventStream {
         };
         if !JobStatus::is_pending(&row.status) {
             self.done = true;
-            return Some(LiveFragment::of_row(&row).event("done"));
+            return Some(LiveFragment::ended(&row));
         }
         if row.progress != self.last_line {
             self.last_line = row.progress.clone();
@@ -540,7 +567,7 @@ pub async fn progress_events(
     let mut first = Some(if JobStatus::is_pending(&row.status) {
         LiveFragment::of_row(&row).event("progress")
     } else {
-        LiveFragment::of_row(&row).event("done")
+        LiveFragment::ended(&row)
     });
     let stream = EventStream {
         db: state.db.clone(),

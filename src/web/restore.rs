@@ -250,6 +250,7 @@ pub async fn start_restore(
         target,
         folders,
         collision,
+        requested_by: Some(signed_in.access.email.clone()),
     };
     let queued = job::start_restore(
         &state.db,

@@ -105,13 +105,17 @@ async fn run_now_streams_progress_to_100_percent_and_activities_say_who_started_
         done.contains("100 %") && done.contains("Succeeded."),
         "{body}"
     );
+    // Before it, the status badge that replaces "Running" on the job page and in the list.
+    let status = body.split("event: status").nth(1).unwrap();
+    assert!(status.contains("badge-ok\">Succeeded"), "{body}");
 
     // A finished job's stream says so at once and ends.
     let again = admin
         .get(&format!("/c/{customer}/activities/{run}/events"))
         .await
         .expect_status(StatusCode::OK);
-    assert!(again.body.starts_with("event: done\n"), "{}", again.body);
+    assert!(again.body.starts_with("event: status\n"), "{}", again.body);
+    assert!(again.body.contains("event: done\n"), "{}", again.body);
 
     // Activities: who started it, sortable headers, the item filter.
     let list = admin
