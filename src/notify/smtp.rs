@@ -62,7 +62,7 @@ impl Security {
         match self {
             Security::StartTls => "STARTTLS (port 587)",
             Security::Tls => "TLS (port 465)",
-            Security::None => "None: a mail server on this machine only",
+            Security::None => "None (this machine only)",
         }
     }
 }

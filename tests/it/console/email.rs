@@ -49,12 +49,14 @@ impl SmtpSink {
             .stderr(Stdio::null())
             .spawn()
             .expect("python3");
+        // Owned at once, so a failed start still stops the process.
+        let sink = SmtpSink { child, dir };
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
             {
-                return Some(SmtpSink { child, dir });
+                return Some(sink);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -492,6 +494,24 @@ async fn the_settings_form_checks_each_field_seals_the_password_and_sends_a_test
     assert!(audit.body.contains("Mail server settings changed"));
     assert!(audit.body.contains("Test e-mail sent"));
     assert!(!audit.body.contains(secret));
+
+    // Rotating the master key re-seals the password with the rest of the secrets.
+    let key = app.state.settings.master_key_file();
+    skyvault::key_custody::rotate_master_key(&app.state.db, &app.clock, &key)
+        .await
+        .unwrap();
+    let new_key = skyvault::crypto::MasterKey::load(&key).unwrap().unwrap();
+    let config = skyvault::notify::smtp::load(&app.state.db, &new_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(config.password.as_deref(), Some(secret));
+    assert!(
+        skyvault::notify::smtp::load(&app.state.db, &app.state.master_key)
+            .await
+            .is_err(),
+        "the old key no longer opens it"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
