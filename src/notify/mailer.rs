@@ -150,6 +150,8 @@ fn recipients_of(row: &alert::Model) -> Option<CustomerId> {
     (row.customer_id != INSTALLATION).then_some(CustomerId(row.customer_id))
 }
 
+/// Moves a `pending` alert on; an alert another worker already moved (and perhaps already
+/// mailed) keeps its state.
 async fn set_mail_state(
     db: &DatabaseConnection,
     id: Uuid,
@@ -158,6 +160,7 @@ async fn set_mail_state(
     alert::Entity::update_many()
         .col_expr(alert::Column::MailState, Expr::value(state.as_str()))
         .filter(alert::Column::Id.eq(id))
+        .filter(alert::Column::MailState.eq(MailState::Pending.as_str()))
         .exec(db)
         .await?;
     Ok(())
@@ -442,16 +445,16 @@ async fn owner_days(
     Ok((name, days))
 }
 
-/// Step 3: hands due messages to the mail server; returns (sent, failed tries).
+/// Step 3: hands due messages to the mail server, one claim at a time (so a slow server never
+/// outlasts a claim's lease); returns (sent, failed tries).
 async fn deliver_due(mailer: &Mailer, now: DateTime<Utc>) -> Result<(u64, u64), MailerError> {
     let db = &mailer.db;
-    let claimed = outbox::claim_due(db, now, BATCH).await?;
-    if claimed.is_empty() {
-        return Ok((0, 0));
-    }
     let config = smtp::load(db, &mailer.master_key).await;
     let (mut sent, mut failed) = (0, 0);
-    for row in claimed {
+    for _ in 0..BATCH {
+        let Some(row) = outbox::claim_due(db, now, 1).await?.into_iter().next() else {
+            break;
+        };
         let outcome = match &config {
             Ok(Some(config)) if config.enabled => {
                 smtp::deliver(
@@ -465,7 +468,7 @@ async fn deliver_due(mailer: &Mailer, now: DateTime<Utc>) -> Result<(u64, u64), 
             Ok(_) => {
                 // Switched off between the check and the claim: leave it for later.
                 outbox::release(db, &row).await?;
-                continue;
+                break;
             }
             Err(err) => Err(smtp::DeliveryError {
                 message: format!("The mail server settings cannot be read: {err}."),
