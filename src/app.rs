@@ -55,6 +55,9 @@ pub async fn prepare(settings: Settings, clock: SharedClock) -> Result<AppState,
         path: data_dir.display().to_string(),
         source,
     })?;
+    settings
+        .client_secret_expires()
+        .map_err(|err| StartError::M365Settings(err.to_string()))?;
     let db = db::connect_and_migrate(&settings.database_url()).await?;
     let master_key =
         key_custody::open_master_key(&db, clock.as_ref(), &settings.master_key_file()).await?;

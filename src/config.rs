@@ -151,6 +151,8 @@ settings! {
     m365_client_id: String = "",
     /// Client secret of the Microsoft Entra app.
     m365_client_secret: String = "",
+    /// Expiry date (`YYYY-MM-DD`) of that client secret, as the Entra admin center shows it; Skyvault raises an alert 30 days before. Empty: not known.
+    m365_client_secret_expires: String = "",
     /// Microsoft identity platform address (authority).
     m365_authority_url: String = "https://login.microsoftonline.com",
     /// Microsoft Graph address.
@@ -249,6 +251,21 @@ impl Settings {
 
     pub fn secure_cookies(&self) -> bool {
         self.public_url().starts_with("https://")
+    }
+
+    /// The client secret's expiry date, when set; a value that is not a date is refused.
+    pub fn client_secret_expires(&self) -> Result<Option<chrono::NaiveDate>, ConfigError> {
+        let text = self.m365_client_secret_expires.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| ConfigError::Invalid {
+                name: "m365_client_secret_expires".into(),
+                value: text.into(),
+                expected: "a date like 2027-03-31",
+            })
     }
 
     /// No Microsoft app configured: the console runs against the built-in simulator.

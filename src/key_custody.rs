@@ -182,7 +182,9 @@ pub async fn open_master_key(
             key
         }
         (None, None) => {
-            if storage::sealed_secret_count(db).await? > 0 {
+            if storage::sealed_secret_count(db).await? > 0
+                || crate::notify::smtp::has_sealed_password(db).await?
+            {
                 return Err(KeyCustodyError::Missing {
                     path: path.to_owned(),
                     expected: None,
@@ -376,6 +378,15 @@ async fn reseal_everything(
     if moved.rows_affected != 1 {
         return Err(KeyCustodyError::ConcurrentRotation);
     }
-    let resealed = storage::reseal_secrets(&transaction, old, new).await?;
+    let mut resealed = storage::reseal_secrets(&transaction, old, new).await?;
+    resealed += crate::notify::smtp::reseal_password(&transaction, old, new)
+        .await
+        .map_err(|err| match err {
+            crate::notify::smtp::SmtpError::Database(err) => KeyCustodyError::Database(err),
+            crate::notify::smtp::SmtpError::Crypto(err) => KeyCustodyError::KeyFile(err),
+            crate::notify::smtp::SmtpError::Account(err) => {
+                KeyCustodyError::Database(sea_orm::DbErr::Custom(err.to_string()))
+            }
+        })?;
     Ok((resealed, transaction))
 }

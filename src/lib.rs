@@ -15,6 +15,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod key_custody;
 pub mod m365;
+pub mod notify;
 pub mod plans;
 pub mod private_files;
 pub mod restore;

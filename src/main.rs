@@ -169,6 +169,11 @@ async fn serve(settings: Settings, role: ServeRole) -> anyhow::Result<()> {
         tokio::spawn(jobs::worker::run_worker(std::sync::Arc::new(
             app::worker_context(&state),
         )));
+        // Alert e-mail is sent from the worker side; the outbox's claims keep several workers
+        // from sending one message twice.
+        tokio::spawn(skyvault::notify::mailer::run_notifier(
+            skyvault::notify::mailer::Mailer::of(&state),
+        ));
     }
     if role == ServeRole::Worker {
         tracing::info!("worker started");

@@ -43,6 +43,9 @@ pub const ACTIONS: &[(&str, &str)] = &[
         "Repository password revealed",
     ),
     ("plan_run_now", "Backup started with Run now"),
+    ("smtp_settings_changed", "Mail server settings changed"),
+    ("smtp_test_sent", "Test e-mail sent"),
+    ("mail_recipients_changed", "Alert e-mail recipients changed"),
 ];
 
 /// The words for an action code (the code itself for one this version does not know).

@@ -61,9 +61,18 @@ impl AlertRow {
             acknowledge_url: format!("/c/{}/alerts/{}/acknowledge", scope.id(), row.id),
             mail: match (row.mail_state.as_str(), row.mail_error) {
                 ("sent", _) => "E-mailed".into(),
-                ("pending", Some(error)) => format!(
-                    "E-mail not sent yet (attempt {}): {error}. Skyvault keeps trying.",
-                    row.mail_attempts
+                ("queued", Some(error)) => format!(
+                    "E-mail not sent yet (attempt {}): {error} Skyvault tries again{}.",
+                    row.mail_attempts,
+                    row.mail_next_at
+                        .map(|at| format!(" at {}", when(Some(at))))
+                        .unwrap_or_default()
+                ),
+                ("queued", None) => "E-mail waiting to be sent".into(),
+                ("failed", error) => format!(
+                    "E-mail could not be sent after {} attempts: {} The alert stays here.",
+                    row.mail_attempts,
+                    error.unwrap_or_default()
                 ),
                 _ => String::new(),
             },

@@ -2,7 +2,7 @@
 //! tries again, one saying what the person can do, and the technical facts (Microsoft's code,
 //! request id) behind a "Details" disclosure for support.
 
-use crate::inventory::failure::{FailureCause, SyncFailure};
+use crate::inventory::failure::{SyncFailure, backup_item_words as backup_words};
 use crate::jobs::queue::JobKind;
 
 pub struct FailureView {
@@ -25,48 +25,6 @@ impl FailureView {
     /// A failed job's recorded error, as a view when the job is a directory sync.
     pub fn of_sync_text(text: &str) -> Self {
         Self::of_sync(SyncFailure::decode(text))
-    }
-}
-
-/// The words for one item's failed backup, by what made it fail. Graph failures are recorded
-/// as a [`SyncFailure`] (cause code and facts); any other text reads as an unexplained failure.
-fn backup_words(cause: FailureCause) -> (&'static str, &'static str, &'static str) {
-    match cause {
-        FailureCause::Throttled => (
-            "Microsoft 365 throttled Skyvault while it read this item, and the retries ran out.",
-            "Skyvault tries the item again by itself; what was backed up before is kept.",
-            "Nothing is needed. If it happens every night, other apps may be using much of the organization's Microsoft Graph quota.",
-        ),
-        FailureCause::Unavailable => (
-            "Microsoft 365 could not be reached or was temporarily unavailable while this item was read.",
-            "Skyvault tries the item again by itself; what was backed up before is kept.",
-            "Nothing is needed. If it keeps failing, check Microsoft 365 service health.",
-        ),
-        FailureCause::NotAuthorized => (
-            "The app's consent was revoked in Microsoft 365, or its credentials were refused.",
-            "Skyvault tries again at the next run, but it fails the same way until consent is given again.",
-            "Add the organization again: on Devices choose Add › Microsoft 365 Business and sign in as a global administrator.",
-        ),
-        FailureCause::Forbidden => (
-            "Microsoft 365 refused to let Skyvault read this item: the app lacks a permission in this organization.",
-            "Skyvault tries again at the next run, but it fails the same way until the permission is granted.",
-            "Give consent again from Devices as a global administrator, so the app gets every permission it asks for.",
-        ),
-        FailureCause::ResyncNeeded => (
-            "Microsoft 365 asked Skyvault to read this item in full again.",
-            "The next run reads it in full by itself; earlier recovery points are kept.",
-            "Nothing is needed; Run now on the plan starts it now.",
-        ),
-        FailureCause::Database => (
-            "Skyvault could not record this item's backup, because its database failed.",
-            "Skyvault tries again by itself; earlier recovery points are kept.",
-            "Ask whoever runs this Skyvault to check its log and database.",
-        ),
-        FailureCause::Other => (
-            "This item could not be backed up.",
-            "Skyvault tries again at the next run; earlier recovery points are kept.",
-            "If it fails again, send the details below to support.",
-        ),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod backups;
 pub mod console;
 pub mod csrf;
+pub mod email;
 pub mod error;
 pub mod explain;
 pub mod flash;
@@ -133,6 +134,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(sub_partners::enable_sub_partner),
         )
         .route("/audit", web::get().to(audit::partner_audit_page))
+        .route("/email", web::get().to(email::email_page))
+        .route(
+            "/email/recipients",
+            web::post().to(email::save_partner_recipients),
+        )
+        .route("/email/server", web::post().to(email::save_server))
+        .route("/email/server/test", web::post().to(email::send_test))
+        .route(
+            "/c/{customer}/settings/email",
+            web::get().to(email::customer_page),
+        )
+        .route(
+            "/c/{customer}/settings/email",
+            web::post().to(email::save_customer_recipients),
+        )
         .route(
             "/c/{customer}/settings/users",
             web::post().to(console::add_user),

@@ -774,6 +774,8 @@ async fn every_page_fits_from_phone_to_wide_screen_and_paging_survives_back() {
         ("activities", format!("/c/{customer}/activities")),
         ("alerts", format!("/c/{customer}/alerts")),
         ("settings", format!("/c/{customer}/settings")),
+        ("customer-email", format!("/c/{customer}/settings/email")),
+        ("email", "/email".to_string()),
         (
             "account-in-customer",
             format!("/account/password?customer={customer}"),

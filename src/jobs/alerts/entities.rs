@@ -32,6 +32,8 @@ pub mod alert {
         pub mail_attempts: i32,
         pub mail_next_at: Option<ChronoDateTimeUtc>,
         pub mail_error: Option<String>,
+        /// The "resolved" e-mails of this alert are queued (`notify::mailer`).
+        pub resolution_mailed: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,6 +7,10 @@
 //! revoked in Microsoft 365. Each present cause opens one alert per subject, or updates the open
 //! one (a new failed run counts as a repeat); an open alert whose cause is gone resolves.
 //! Acknowledging is for people who may change the customer; reading takes a `CustomerScope`.
+//!
+//! Installation alerts (the Microsoft app's client secret about to expire) belong to no customer:
+//! they are kept under the nil customer id, evaluated by `evaluate_installation` apart from the
+//! customers' alerts, and shown to the operator (and mailed to the top-level partner's recipients).
 
 pub mod entities;
 
@@ -46,16 +50,18 @@ pub enum AlertCause {
     CheckDamage,
     StorageUnreachable,
     ConsentRevoked,
+    AppSecretExpiring,
 }
 
 impl AlertCause {
-    pub const ALL: [AlertCause; 6] = [
+    pub const ALL: [AlertCause; 7] = [
         AlertCause::BackupFailed,
         AlertCause::BackupPartial,
         AlertCause::NotBackedUp,
         AlertCause::CheckDamage,
         AlertCause::StorageUnreachable,
         AlertCause::ConsentRevoked,
+        AlertCause::AppSecretExpiring,
     ];
 
     pub fn code(self) -> &'static str {
@@ -66,6 +72,7 @@ impl AlertCause {
             AlertCause::CheckDamage => "check_damage",
             AlertCause::StorageUnreachable => "storage_unreachable",
             AlertCause::ConsentRevoked => "consent_revoked",
+            AlertCause::AppSecretExpiring => "app_secret_expiring",
         }
     }
 
@@ -81,6 +88,7 @@ impl AlertCause {
             AlertCause::CheckDamage => "Backup check found damage",
             AlertCause::StorageUnreachable => "Backup storage unreachable",
             AlertCause::ConsentRevoked => "Consent revoked in Microsoft 365",
+            AlertCause::AppSecretExpiring => "Microsoft app secret about to expire",
         }
     }
 
@@ -102,16 +110,22 @@ impl AlertCause {
             AlertCause::ConsentRevoked => {
                 "Add the organization again: on Devices choose Add › Microsoft 365 Business and sign in as a global administrator."
             }
+            AlertCause::AppSecretExpiring => {
+                "In the Microsoft Entra admin center, add a new client secret to Skyvault's app (App registrations › Certificates & secrets), set it as m365_client_secret and its expiry date as m365_client_secret_expires, and restart Skyvault."
+            }
         }
     }
 }
 
-/// Whether an alert was mailed: `Pending` until the mailer sends it (or gives up for now and
-/// retries later), `Sent` once delivered, `Off` when e-mail was off when it opened.
+/// Whether an alert was mailed: `Pending` until the mailer queues its e-mails, `Queued` while
+/// they wait in the outbox (retried with backoff), `Sent` once every one was delivered, `Failed`
+/// when one was given up, `Off` when e-mail was off (or nobody chosen) when it opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MailState {
     Pending,
+    Queued,
     Sent,
+    Failed,
     Off,
 }
 
@@ -119,10 +133,20 @@ impl MailState {
     pub fn as_str(self) -> &'static str {
         match self {
             MailState::Pending => "pending",
+            MailState::Queued => "queued",
             MailState::Sent => "sent",
+            MailState::Failed => "failed",
             MailState::Off => "off",
         }
     }
+}
+
+/// The customer id installation alerts are kept under.
+pub const INSTALLATION: Uuid = Uuid::nil();
+
+/// How long before the Microsoft app's client secret expires the operator is told.
+pub fn secret_warning() -> Duration {
+    Duration::days(30)
 }
 
 /// A cause present now.
@@ -165,13 +189,57 @@ pub async fn evaluate(
     let mut findings = plan_findings(db, now).await?;
     findings.extend(check_findings(db).await?);
     findings.extend(consent_findings(db).await?);
-    apply(db, now, findings).await
+    apply(db, now, findings, Domain::Customers).await
+}
+
+/// Brings the installation's alerts in line: the Microsoft app's client secret expiring within
+/// `secret_warning` (or expired) when its expiry date is known.
+pub async fn evaluate_installation(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    secret_expires: Option<chrono::NaiveDate>,
+) -> Result<Evaluation, sea_orm::DbErr> {
+    let now = clock.now();
+    let findings = secret_expires
+        .filter(|day| day.and_time(chrono::NaiveTime::MIN).and_utc() - now <= secret_warning())
+        .map(|day| {
+            let expires = day.and_time(chrono::NaiveTime::MIN).and_utc();
+            let days = (day - now.date_naive()).num_days();
+            Finding {
+                customer: CustomerId(INSTALLATION),
+                cause: AlertCause::AppSecretExpiring,
+                // A new expiry date is a new secret: its warning is a new alert.
+                subject_key: format!("app-secret:{day}"),
+                subject: "Skyvault's Microsoft app".into(),
+                message: if expires <= now {
+                    format!("The client secret expired on {day}: Microsoft refuses Skyvault's sign-ins, so backups and syncs fail.")
+                } else {
+                    format!("The client secret expires on {day}, in {days} day(s). After that Microsoft refuses Skyvault's sign-ins and every backup and sync fails.")
+                },
+                link: Some("/email".into()),
+            }
+        });
+    apply(
+        db,
+        now,
+        findings.into_iter().collect(),
+        Domain::Installation,
+    )
+    .await
+}
+
+/// Which alerts an evaluation answers for: those it does not see are resolved only within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Domain {
+    Customers,
+    Installation,
 }
 
 async fn apply(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
     findings: Vec<Finding>,
+    domain: Domain,
 ) -> Result<Evaluation, sea_orm::DbErr> {
     let mut result = Evaluation::default();
     let mut present = HashSet::new();
@@ -221,6 +289,7 @@ async fn apply(
                     mail_attempts: Set(0),
                     mail_next_at: Set(None),
                     mail_error: Set(None),
+                    resolution_mailed: Set(false),
                 })
                 // Another node opened it meanwhile: theirs stands.
                 .on_conflict(OnConflict::new().do_nothing().to_owned())
@@ -238,6 +307,10 @@ async fn apply(
         .column(alert::Column::Id)
         .column(alert::Column::OpenKey)
         .filter(alert::Column::OpenKey.is_not_null())
+        .filter(match domain {
+            Domain::Customers => alert::Column::CustomerId.ne(INSTALLATION),
+            Domain::Installation => alert::Column::CustomerId.eq(INSTALLATION),
+        })
         .into_tuple()
         .all(db)
         .await?;

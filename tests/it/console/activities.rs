@@ -13,7 +13,11 @@ use super::organizations::{added_and_synced, control, customer_admin, run_jobs};
 use crate::support::app::{PARTNER_EMAIL, PASSWORD, TestApp, Visitor};
 
 /// Protects one user's mailbox in a new plan; returns (customer, plan id, item id).
-async fn mailbox_plan(app: &TestApp, admin: &Visitor, org_page: &str) -> (String, String, String) {
+pub(super) async fn mailbox_plan(
+    app: &TestApp,
+    admin: &Visitor,
+    org_page: &str,
+) -> (String, String, String) {
     let mut parts = org_page.trim_start_matches("/c/").split('/');
     let customer = parts.next().unwrap().to_string();
     let org = parts.nth(1).unwrap().to_string();
@@ -49,7 +53,7 @@ async fn mailbox_plan(app: &TestApp, admin: &Visitor, org_page: &str) -> (String
     (customer, plan, item)
 }
 
-async fn plan_run_id(app: &TestApp) -> uuid::Uuid {
+pub(super) async fn plan_run_id(app: &TestApp) -> uuid::Uuid {
     job::Entity::find()
         .filter(job::Column::Kind.eq(JobKind::PlanRun.as_str()))
         .one(&app.state.db)
@@ -182,7 +186,7 @@ async fn evaluate(app: &TestApp) -> skyvault::jobs::alerts::Evaluation {
         .unwrap()
 }
 
-async fn user_fault(
+pub(super) async fn user_fault(
     app: &TestApp,
     tenant: uuid::Uuid,
     item: &str,
@@ -208,7 +212,7 @@ async fn user_fault(
     .await;
 }
 
-async fn run_now(admin: &Visitor, customer: &str, plan: &str) {
+pub(super) async fn run_now(admin: &Visitor, customer: &str, plan: &str) {
     admin.get(&format!("/c/{customer}/plans/{plan}")).await;
     admin
         .post(&format!("/c/{customer}/plans/{plan}/run"), &[])

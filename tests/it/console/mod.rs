@@ -8,6 +8,7 @@ mod activities;
 mod audit;
 mod demo;
 mod discovery;
+mod email;
 mod hostile;
 mod infrastructure;
 mod input;

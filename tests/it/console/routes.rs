@@ -13,6 +13,12 @@ pub struct Route {
 }
 
 const USER_FIELDS: &[&str] = &["email", "display_name", "password", "role"];
+const RECIPIENT_FIELDS: &[&str] = &[
+    "alert_user",
+    "summary_user",
+    "alert_addresses",
+    "summary_addresses",
+];
 const PLAN_FIELDS: &[&str] = &[
     "name",
     "org",
@@ -67,6 +73,25 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/partners/{partner}/disable", &[]),
     route("POST", "/partners/{partner}/enable", &[]),
     route("GET", "/audit", &["actor", "action", "sort", "dir", "page"]),
+    route("GET", "/email", &["notice"]),
+    route("POST", "/email/recipients", RECIPIENT_FIELDS),
+    route(
+        "POST",
+        "/email/server",
+        &[
+            "enabled",
+            "host",
+            "port",
+            "security",
+            "username",
+            "password",
+            "clear_password",
+            "sender",
+        ],
+    ),
+    route("POST", "/email/server/test", &["to"]),
+    route("GET", "/c/{customer}/settings/email", &["notice"]),
+    route("POST", "/c/{customer}/settings/email", RECIPIENT_FIELDS),
     route(
         "POST",
         "/partners",
