@@ -17,6 +17,7 @@ pub mod key_custody;
 pub mod m365;
 pub mod plans;
 pub mod private_files;
+pub mod reports;
 pub mod restore;
 pub mod simulator;
 pub mod storage;

@@ -15,6 +15,7 @@ pub mod flash;
 pub mod forms;
 pub mod m365;
 pub mod middleware;
+pub mod overview;
 pub mod partner;
 pub mod people;
 pub mod plans;
@@ -133,6 +134,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(sub_partners::enable_sub_partner),
         )
         .route("/audit", web::get().to(audit::partner_audit_page))
+        .route("/alerts", web::get().to(overview::partner_alerts_page))
+        .route("/usage", web::get().to(overview::usage_page))
+        .route("/usage/csv", web::get().to(overview::usage_csv))
+        .route(
+            "/c/{customer}/usage/csv",
+            web::get().to(overview::customer_usage_csv),
+        )
         .route(
             "/c/{customer}/settings/users",
             web::post().to(console::add_user),

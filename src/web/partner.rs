@@ -17,7 +17,8 @@ use crate::accounts::entities::{console_user, customer, partner};
 use crate::accounts::users;
 use crate::accounts::{AccountError, Role, tenancy};
 use crate::ids::PartnerId;
-use crate::inventory::organizations::{self, CustomerSyncHealth};
+use crate::inventory::organizations::CustomerSyncHealth;
+use crate::reports::fleet::{self, CustomerHealth, HealthState};
 
 pub struct CustomerRow {
     pub id: String,
@@ -28,6 +29,10 @@ pub struct CustomerRow {
     /// Console users (people who sign in to Skyvault), not Microsoft 365 users.
     pub console_users: usize,
     pub sync: CustomerSyncHealth,
+    /// Seats, storage, last night's runs, open alerts (`reports::fleet`).
+    pub health: CustomerHealth,
+    pub state: HealthState,
+    pub storage: String,
 }
 
 /// Customers shown on one page of the list.
@@ -42,6 +47,9 @@ pub struct CustomersQuery {
     /// `active`, `disabled` or `sync_failed`; anything else lists all.
     #[serde(default)]
     status: String,
+    /// A worst state (`HealthState::code`); anything else lists all.
+    #[serde(default)]
+    state: String,
     #[serde(default)]
     sort: String,
     #[serde(default)]
@@ -56,6 +64,14 @@ pub struct CustomersQuery {
 
 const CUSTOMER_COLUMNS: &[Column] = &[
     sorting::column("name"),
+    // Worst first.
+    sorting::column("state"),
+    sorting::column_desc("orgs"),
+    sorting::column_desc("seats"),
+    sorting::column_desc("storage"),
+    // Worst first.
+    sorting::column("result"),
+    sorting::column_desc("alerts"),
     sorting::column("partner"),
     sorting::column_desc("users"),
     sorting::column("status"),
@@ -70,6 +86,11 @@ struct CustomersPage {
     form: FormState,
     search: String,
     status: &'static str,
+    state: &'static str,
+    /// (code, label) of each worst state, for the filter.
+    states: Vec<(&'static str, &'static str)>,
+    /// Customers in each worst state (before filtering), in `states` order.
+    state_counts: Vec<(&'static str, &'static str, usize)>,
     sort: TableSort,
     /// The sub-partner worked inside, if any.
     context: Option<PartnerRef>,
@@ -135,7 +156,8 @@ async fn customers_view(
         .collect();
     let customer_ids: Vec<_> = customers.iter().map(|c| c.id).collect();
     let user_counts = users::console_user_counts(&state.db, &customer_ids).await?;
-    let health = organizations::sync_health(&state.db, &customer_ids).await?;
+    // Every figure of every customer in a few aggregate queries (`reports::fleet`).
+    let health = fleet::customer_health(&state.db, &customer_ids, state.clock.now()).await?;
     let all = customers.len();
     let needle = query.q.trim().to_lowercase();
     let status = match query.status.as_str() {
@@ -144,21 +166,37 @@ async fn customers_view(
         "sync_failed" => "sync_failed",
         _ => "",
     };
-    let mut rows: Vec<(CustomerRow, chrono::DateTime<chrono::Utc>)> = customers
+    let wanted_state = HealthState::parse(&query.state);
+    let rows: Vec<(CustomerRow, chrono::DateTime<chrono::Utc>)> = customers
         .into_iter()
         .map(|c| {
+            let figures = health.get(&c.id).copied().unwrap_or_default();
             let row = CustomerRow {
                 id: c.id.to_string(),
                 owner: owners.get(&c.partner_id).cloned().unwrap_or_default(),
                 console_users: user_counts.get(&c.id).copied().unwrap_or(0),
-                sync: health.get(&c.id).copied().unwrap_or_default(),
+                sync: figures.sync,
+                health: figures,
+                state: figures.state(),
+                storage: bytesize::ByteSize::b(figures.stored_bytes).to_string(),
                 created: c.created_at.format("%Y-%m-%d").to_string(),
                 disabled: c.disabled,
                 name: c.name,
             };
             (row, c.created_at)
         })
+        .collect();
+    let state_counts = HealthState::ALL
+        .into_iter()
+        .map(|s| {
+            let n = rows.iter().filter(|(row, _)| row.state == s).count();
+            (s.code(), s.label(), n)
+        })
+        .collect();
+    let mut rows: Vec<(CustomerRow, chrono::DateTime<chrono::Utc>)> = rows
+        .into_iter()
         .filter(|(row, _)| needle.is_empty() || row.name.to_lowercase().contains(&needle))
+        .filter(|(row, _)| wanted_state.is_none_or(|s| row.state == s))
         .filter(|(row, _)| match status {
             "active" => !row.disabled,
             "disabled" => row.disabled,
@@ -173,8 +211,15 @@ async fn customers_view(
     let sort = TableSort::new("/customers", CUSTOMER_COLUMNS, &query.sort, &query.dir)
         .keep("partner", &partner_param)
         .keep("q", query.q.trim())
-        .keep("status", status);
+        .keep("status", status)
+        .keep("state", wanted_state.map_or("", HealthState::code));
     sort.apply(&mut rows, |column, (a, at), (b, bt)| match column {
+        "state" => a.state.cmp(&b.state),
+        "orgs" => a.sync.organizations.cmp(&b.sync.organizations),
+        "seats" => a.health.seats.cmp(&b.health.seats),
+        "storage" => a.health.stored_bytes.cmp(&b.health.stored_bytes),
+        "result" => a.health.last_night.rank().cmp(&b.health.last_night.rank()),
+        "alerts" => a.health.open_alerts.cmp(&b.health.open_alerts),
         "partner" => sorting::text(&a.owner, &b.owner),
         "users" => a.console_users.cmp(&b.console_users),
         "status" => a.disabled.cmp(&b.disabled),
@@ -202,6 +247,12 @@ async fn customers_view(
         form,
         search: query.q.trim().to_string(),
         status,
+        state: wanted_state.map_or("", HealthState::code),
+        states: HealthState::ALL
+            .into_iter()
+            .map(|s| (s.code(), s.label()))
+            .collect(),
+        state_counts,
         sort,
         context,
         all,

@@ -53,7 +53,7 @@ pub const ROUTES: &[Route] = &[
     route(
         "GET",
         "/customers",
-        &["q", "status", "page", "sort", "dir", "partner"],
+        &["q", "status", "state", "page", "sort", "dir", "partner"],
     ),
     route("POST", "/customers", &["name", "partner"]),
     route("GET", "/customers/{customer}", &["sort", "dir"]),
@@ -67,6 +67,10 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/partners/{partner}/disable", &[]),
     route("POST", "/partners/{partner}/enable", &[]),
     route("GET", "/audit", &["actor", "action", "sort", "dir", "page"]),
+    route("GET", "/alerts", &[]),
+    route("GET", "/usage", &["month"]),
+    route("GET", "/usage/csv", &["month"]),
+    route("GET", "/c/{customer}/usage/csv", &[]),
     route(
         "POST",
         "/partners",
