@@ -8,7 +8,8 @@
 //!   job.
 //! - `jobs_customer_kind_finished`: a customer's runs finished since a time (last night's
 //!   result, usage by month) for many customers at once.
-//! - `storage_recovery_point_customer_taken`: storage used at a time (growth, usage by month).
+//! - `storage_recovery_point_customer_taken`: storage used at a time (growth, usage by month),
+//!   summed from the index alone (it carries `bytes_added`).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -85,6 +86,7 @@ impl MigrationTrait for Migration {
                     .table(Alias::new("storage_recovery_point"))
                     .col(Alias::new("customer_id"))
                     .col(Alias::new("taken_at"))
+                    .col(Alias::new("bytes_added"))
                     .to_owned(),
             )
             .await

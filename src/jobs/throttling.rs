@@ -197,11 +197,12 @@ async fn record(
             OnConflict::columns([job_throttle::Column::JobId, job_throttle::Column::Resource])
                 .value(
                     job_throttle::Column::Events,
-                    Expr::col(job_throttle::Column::Events).add(1),
+                    // Qualified: PostgreSQL would not know the row's from EXCLUDED's.
+                    Expr::col((job_throttle::Entity, job_throttle::Column::Events)).add(1),
                 )
                 .value(
                     job_throttle::Column::ThrottledMs,
-                    Expr::col(job_throttle::Column::ThrottledMs).add(added),
+                    Expr::col((job_throttle::Entity, job_throttle::Column::ThrottledMs)).add(added),
                 )
                 .update_columns([
                     job_throttle::Column::LastAt,

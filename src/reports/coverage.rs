@@ -48,6 +48,9 @@ impl Group {
     }
 }
 
+/// (organization, kind, has mailbox, has drive, active items) as the database counts them.
+type GroupCount = (Uuid, String, Option<bool>, Option<bool>, i64);
+
 #[derive(Debug, Clone)]
 struct EnabledPlan {
     customer: Uuid,
@@ -147,23 +150,22 @@ impl CoverageFacts {
         }
         let orgs: Vec<Uuid> = facts.customer_of_org.keys().copied().collect();
         for chunk in orgs.chunks(CHUNK) {
-            let rows: Vec<(Uuid, String, Option<bool>, Option<bool>, i64)> =
-                protected_item::Entity::find()
-                    .select_only()
-                    .column(protected_item::Column::OrgId)
-                    .column(protected_item::Column::Kind)
-                    .column(protected_item::Column::HasMailbox)
-                    .column(protected_item::Column::HasDrive)
-                    .column_as(protected_item::Column::Id.count(), "n")
-                    .filter(protected_item::Column::OrgId.is_in(chunk.iter().copied()))
-                    .filter(protected_item::Column::State.eq(ItemState::Active.as_str()))
-                    .group_by(protected_item::Column::OrgId)
-                    .group_by(protected_item::Column::Kind)
-                    .group_by(protected_item::Column::HasMailbox)
-                    .group_by(protected_item::Column::HasDrive)
-                    .into_tuple()
-                    .all(db)
-                    .await?;
+            let rows: Vec<GroupCount> = protected_item::Entity::find()
+                .select_only()
+                .column(protected_item::Column::OrgId)
+                .column(protected_item::Column::Kind)
+                .column(protected_item::Column::HasMailbox)
+                .column(protected_item::Column::HasDrive)
+                .column_as(protected_item::Column::Id.count(), "n")
+                .filter(protected_item::Column::OrgId.is_in(chunk.iter().copied()))
+                .filter(protected_item::Column::State.eq(ItemState::Active.as_str()))
+                .group_by(protected_item::Column::OrgId)
+                .group_by(protected_item::Column::Kind)
+                .group_by(protected_item::Column::HasMailbox)
+                .group_by(protected_item::Column::HasDrive)
+                .into_tuple()
+                .all(db)
+                .await?;
             for (org, kind, has_mailbox, has_drive, n) in rows {
                 let Some(kind) = ItemKind::parse(&kind) else {
                     continue;

@@ -32,7 +32,14 @@ pub struct CustomerRow {
     /// Seats, storage, last night's runs, open alerts (`reports::fleet`).
     pub health: CustomerHealth,
     pub state: HealthState,
-    pub storage: String,
+    /// Bytes stored; read for the rows shown (or all, to sort by it).
+    pub stored_bytes: u64,
+}
+
+impl CustomerRow {
+    pub fn storage(&self) -> String {
+        bytesize::ByteSize::b(self.stored_bytes).to_string()
+    }
 }
 
 /// Customers shown on one page of the list.
@@ -87,8 +94,6 @@ struct CustomersPage {
     search: String,
     status: &'static str,
     state: &'static str,
-    /// (code, label) of each worst state, for the filter.
-    states: Vec<(&'static str, &'static str)>,
     /// Customers in each worst state (before filtering), in `states` order.
     state_counts: Vec<(&'static str, &'static str, usize)>,
     sort: TableSort,
@@ -178,7 +183,7 @@ async fn customers_view(
                 sync: figures.sync,
                 health: figures,
                 state: figures.state(),
-                storage: bytesize::ByteSize::b(figures.stored_bytes).to_string(),
+                stored_bytes: 0,
                 created: c.created_at.format("%Y-%m-%d").to_string(),
                 disabled: c.disabled,
                 name: c.name,
@@ -193,7 +198,7 @@ async fn customers_view(
             (s.code(), s.label(), n)
         })
         .collect();
-    let mut rows: Vec<(CustomerRow, chrono::DateTime<chrono::Utc>)> = rows
+    let rows: Vec<(CustomerRow, chrono::DateTime<chrono::Utc>)> = rows
         .into_iter()
         .filter(|(row, _)| needle.is_empty() || row.name.to_lowercase().contains(&needle))
         .filter(|(row, _)| wanted_state.is_none_or(|s| row.state == s))
@@ -213,11 +218,16 @@ async fn customers_view(
         .keep("q", query.q.trim())
         .keep("status", status)
         .keep("state", wanted_state.map_or("", HealthState::code));
+    // Storage sums every recovery point: read for all only to sort by it, else for the page.
+    let mut rows = rows;
+    if sort.column == "storage" {
+        add_storage(state, &mut rows).await?;
+    }
     sort.apply(&mut rows, |column, (a, at), (b, bt)| match column {
         "state" => a.state.cmp(&b.state),
         "orgs" => a.sync.organizations.cmp(&b.sync.organizations),
         "seats" => a.health.seats.cmp(&b.health.seats),
-        "storage" => a.health.stored_bytes.cmp(&b.health.stored_bytes),
+        "storage" => a.stored_bytes.cmp(&b.stored_bytes),
         "result" => a.health.last_night.rank().cmp(&b.health.last_night.rank()),
         "alerts" => a.health.open_alerts.cmp(&b.health.open_alerts),
         "partner" => sorting::text(&a.owner, &b.owner),
@@ -229,12 +239,15 @@ async fn customers_view(
     let matching = rows.len();
     let pages = (matching as u64).div_ceil(CUSTOMERS_PAGE_SIZE).max(1);
     let page = query.page.min(pages - 1);
-    let customers = rows
+    let mut shown: Vec<(CustomerRow, chrono::DateTime<chrono::Utc>)> = rows
         .into_iter()
-        .map(|(row, _)| row)
         .skip((page * CUSTOMERS_PAGE_SIZE) as usize)
         .take(CUSTOMERS_PAGE_SIZE as usize)
         .collect();
+    if sort.column != "storage" {
+        add_storage(state, &mut shown).await?;
+    }
+    let customers = shown.into_iter().map(|(row, _)| row).collect();
     let context = context.map(|p| PartnerRef {
         id: p.id.to_string(),
         name: p.name,
@@ -248,10 +261,6 @@ async fn customers_view(
         search: query.q.trim().to_string(),
         status,
         state: wanted_state.map_or("", HealthState::code),
-        states: HealthState::ALL
-            .into_iter()
-            .map(|s| (s.code(), s.label()))
-            .collect(),
         state_counts,
         sort,
         context,
@@ -261,6 +270,21 @@ async fn customers_view(
         pages,
         notice: None,
     })
+}
+
+/// Fills in the storage used of `rows`.
+async fn add_storage<T>(state: &AppState, rows: &mut [(CustomerRow, T)]) -> Result<(), WebError> {
+    let ids: Vec<uuid::Uuid> = rows
+        .iter()
+        .filter_map(|(row, _)| row.id.parse().ok())
+        .collect();
+    let bytes = fleet::stored_bytes(&state.db, &ids).await?;
+    for (row, _) in rows.iter_mut() {
+        if let Ok(id) = row.id.parse::<uuid::Uuid>() {
+            row.stored_bytes = bytes.get(&id).copied().unwrap_or(0);
+        }
+    }
+    Ok(())
 }
 
 pub async fn customers_page(

@@ -265,7 +265,7 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
     screenshot(&client, "06-overview-empty").await;
 
     for (label, title) in [
-        ("Devices", "Devices"),
+        ("Overview", "Overview"),
         ("Microsoft 365", "Microsoft 365"),
         ("Protection plans", "Protection plans"),
         ("Backup storage", "Backup storage"),
@@ -273,7 +273,7 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
         ("Alerts", "Alerts"),
         ("Audit log", "Audit log"),
         ("Settings", "Settings"),
-        ("Overview", "Overview"),
+        ("Devices", "Devices"),
     ] {
         client
             .find(Locator::XPath(&format!(
