@@ -18,6 +18,7 @@ pub mod m365;
 pub mod notify;
 pub mod plans;
 pub mod private_files;
+pub mod reports;
 pub mod restore;
 pub mod simulator;
 pub mod storage;

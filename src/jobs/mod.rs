@@ -9,5 +9,6 @@ pub mod entities;
 pub mod plan_run;
 pub mod progress;
 pub mod queue;
+pub mod throttling;
 pub mod ticks;
 pub mod worker;

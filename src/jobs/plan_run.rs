@@ -14,6 +14,7 @@ use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 
 use super::entities::{job, job_item};
 use super::queue::{self, JobOutcome, Lease, NewJob, RunTrigger};
+use super::throttling::{ThrottleRecorder, ThrottleWatch};
 use super::worker::WorkerContext;
 use crate::backup::{self, BackupError, BackupReport, BackupServices, BackupTarget, ProgressSink};
 use crate::clock::Clock;
@@ -279,6 +280,33 @@ async fn run_plan_inner(
         .filter(|row| ItemOutcome::parse(&row.status).is_some_and(ItemOutcome::is_final))
         .map(|row| (row.item_id, row.workload))
         .collect();
+    // Microsoft's throttling of what this run reads is kept with the job as it happens.
+    let throttling = ThrottleRecorder::start(
+        db.clone(),
+        &ctx.graph,
+        ThrottleWatch {
+            job: job.id,
+            customer: plan.customer,
+            org: plan.org,
+            tenant,
+            mailboxes: targets
+                .iter()
+                .filter(|t| {
+                    matches!(
+                        t.workload,
+                        Workload::Mailbox | Workload::ArchiveMailbox | Workload::GroupMailbox
+                    )
+                })
+                .map(|t| (t.item.graph_id.clone(), t.item.display_name.clone()))
+                .collect(),
+            files: targets.iter().any(|t| {
+                matches!(
+                    t.workload,
+                    Workload::OneDrive | Workload::Site | Workload::Team
+                )
+            }),
+        },
+    );
     let services = BackupServices {
         graph: ctx.graph.clone(),
         storage: ctx.storage.clone(),
@@ -389,6 +417,7 @@ async fn run_plan_inner(
         .buffer_unordered(ITEMS_AT_ONCE)
         .try_collect::<Vec<()>>()
         .await?;
+    throttling.finish().await;
     if lease_lost.load(Ordering::Relaxed) {
         return Ok(JobOutcome::failed("The job's lease was lost."));
     }

@@ -288,6 +288,8 @@ struct JobPage {
     items: Vec<ItemOutcomeRow>,
     back: String,
     plan_url: Option<String>,
+    /// Microsoft's throttling of a backup run (none for other kinds).
+    throttling: Option<super::overview::ThrottlingCard>,
 }
 
 /// A restore's row: it names the restored path (`restore::job`).
@@ -363,7 +365,13 @@ pub async fn job_page(
         })
         .collect();
     let pending = JobStatus::is_pending(&job.status);
+    let throttling = if job.kind == JobKind::PlanRun.as_str() {
+        Some(super::overview::job_throttling_card(&state, &scope, job.id).await?)
+    } else {
+        None
+    };
     ok(&JobPage {
+        throttling,
         chrome: Chrome::new(&signed_in, Some(&scope), "activities"),
         what: JobKind::label(&job.kind),
         subject: plan

@@ -23,7 +23,7 @@ pub async fn home(signed_in: Result<SignedIn, WebError>) -> HttpResponse {
 fn start_page(access: &Access) -> String {
     match access.home {
         Home::Partner(_) => "/customers".into(),
-        Home::Customer(id) => format!("/c/{id}/devices"),
+        Home::Customer(id) => format!("/c/{id}/overview"),
     }
 }
 

@@ -1,4 +1,4 @@
-//! The customer's console: Devices, Microsoft 365, Protection plans, Backup storage, Activities,
+//! The customer's console: Overview, Devices, Microsoft 365, Protection plans, Backup storage, Activities,
 //! Alerts and Settings. Every page starts by scoping the customer id from the URL.
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -8,14 +8,15 @@ use super::flash;
 use super::forms::{self, FormState};
 use super::partner::{UserForm, UsersTable};
 use super::{
-    AppState, Chrome, SignedIn, WebError, activities, alerts, audit, m365, ok, people, plans,
-    see_other, storage,
+    AppState, Chrome, SignedIn, WebError, activities, alerts, audit, m365, ok, overview, people,
+    plans, see_other, storage,
 };
 use crate::accounts::access::CustomerScope;
 use crate::accounts::users;
 
 /// The console's sections in navigation order: (path segment, label).
 pub const SECTIONS: &[(&str, &str)] = &[
+    ("overview", "Overview"),
     ("devices", "Devices"),
     ("m365", "Microsoft 365"),
     ("plans", "Protection plans"),
@@ -73,6 +74,7 @@ pub async fn section(
             return m365::devices(&state, &signed_in, &scope, &notice, request.query_string())
                 .await;
         }
+        "overview" => return overview::overview_page(&state, &signed_in, &scope).await,
         "alerts" => {
             let notice = flash::take_notice(&signed_in.session);
             return alerts::alerts_page(&state, &signed_in, &scope, &notice).await;

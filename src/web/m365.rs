@@ -525,6 +525,7 @@ struct OrganizationPage {
     tenant_id: String,
     items: ItemsFragment,
     status: SyncStatus,
+    throttling: super::overview::ThrottlingCard,
     notice: Option<(&'static str, &'static str)>,
 }
 
@@ -771,7 +772,9 @@ pub async fn organization_page(
         return ok(&items);
     }
     let status = sync_status(&state, &org).await?;
+    let throttling = super::overview::org_throttling_card(&state, org.customer(), org.id()).await?;
     ok(&OrganizationPage {
+        throttling,
         chrome: Chrome::new(&signed_in, Some(org.customer()), "m365"),
         customer_id: org.customer().id().to_string(),
         tenant_id: org.org().tenant_id.clone(),

@@ -16,6 +16,7 @@ pub mod flash;
 pub mod forms;
 pub mod m365;
 pub mod middleware;
+pub mod overview;
 pub mod partner;
 pub mod people;
 pub mod plans;
@@ -148,6 +149,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/c/{customer}/settings/email",
             web::post().to(email::save_customer_recipients),
+        .route("/alerts", web::get().to(overview::partner_alerts_page))
+        .route("/usage", web::get().to(overview::usage_page))
+        .route("/usage/csv", web::get().to(overview::usage_csv))
+        .route(
+            "/c/{customer}/usage/csv",
+            web::get().to(overview::customer_usage_csv),
         )
         .route(
             "/c/{customer}/settings/users",

@@ -17,7 +17,8 @@ use crate::accounts::entities::{console_user, customer, partner};
 use crate::accounts::users;
 use crate::accounts::{AccountError, Role, tenancy};
 use crate::ids::PartnerId;
-use crate::inventory::organizations::{self, CustomerSyncHealth};
+use crate::inventory::organizations::CustomerSyncHealth;
+use crate::reports::fleet::{self, CustomerHealth, HealthState};
 
 pub struct CustomerRow {
     pub id: String,
@@ -28,6 +29,17 @@ pub struct CustomerRow {
     /// Console users (people who sign in to Skyvault), not Microsoft 365 users.
     pub console_users: usize,
     pub sync: CustomerSyncHealth,
+    /// Seats, storage, last night's runs, open alerts (`reports::fleet`).
+    pub health: CustomerHealth,
+    pub state: HealthState,
+    /// Bytes stored; read for the rows shown (or all, to sort by it).
+    pub stored_bytes: u64,
+}
+
+impl CustomerRow {
+    pub fn storage(&self) -> String {
+        bytesize::ByteSize::b(self.stored_bytes).to_string()
+    }
 }
 
 /// Customers shown on one page of the list.
@@ -42,6 +54,9 @@ pub struct CustomersQuery {
     /// `active`, `disabled` or `sync_failed`; anything else lists all.
     #[serde(default)]
     status: String,
+    /// A worst state (`HealthState::code`); anything else lists all.
+    #[serde(default)]
+    state: String,
     #[serde(default)]
     sort: String,
     #[serde(default)]
@@ -56,6 +71,14 @@ pub struct CustomersQuery {
 
 const CUSTOMER_COLUMNS: &[Column] = &[
     sorting::column("name"),
+    // Worst first.
+    sorting::column("state"),
+    sorting::column_desc("orgs"),
+    sorting::column_desc("seats"),
+    sorting::column_desc("storage"),
+    // Worst first.
+    sorting::column("result"),
+    sorting::column_desc("alerts"),
     sorting::column("partner"),
     sorting::column_desc("users"),
     sorting::column("status"),
@@ -70,6 +93,9 @@ struct CustomersPage {
     form: FormState,
     search: String,
     status: &'static str,
+    state: &'static str,
+    /// Customers in each worst state (before filtering), in `states` order.
+    state_counts: Vec<(&'static str, &'static str, usize)>,
     sort: TableSort,
     /// The sub-partner worked inside, if any.
     context: Option<PartnerRef>,
@@ -135,7 +161,8 @@ async fn customers_view(
         .collect();
     let customer_ids: Vec<_> = customers.iter().map(|c| c.id).collect();
     let user_counts = users::console_user_counts(&state.db, &customer_ids).await?;
-    let health = organizations::sync_health(&state.db, &customer_ids).await?;
+    // Every figure of every customer in a few aggregate queries (`reports::fleet`).
+    let health = fleet::customer_health(&state.db, &customer_ids, state.clock.now()).await?;
     let all = customers.len();
     let needle = query.q.trim().to_lowercase();
     let status = match query.status.as_str() {
@@ -144,21 +171,37 @@ async fn customers_view(
         "sync_failed" => "sync_failed",
         _ => "",
     };
-    let mut rows: Vec<(CustomerRow, chrono::DateTime<chrono::Utc>)> = customers
+    let wanted_state = HealthState::parse(&query.state);
+    let rows: Vec<(CustomerRow, chrono::DateTime<chrono::Utc>)> = customers
         .into_iter()
         .map(|c| {
+            let figures = health.get(&c.id).copied().unwrap_or_default();
             let row = CustomerRow {
                 id: c.id.to_string(),
                 owner: owners.get(&c.partner_id).cloned().unwrap_or_default(),
                 console_users: user_counts.get(&c.id).copied().unwrap_or(0),
-                sync: health.get(&c.id).copied().unwrap_or_default(),
+                sync: figures.sync,
+                health: figures,
+                state: figures.state(),
+                stored_bytes: 0,
                 created: c.created_at.format("%Y-%m-%d").to_string(),
                 disabled: c.disabled,
                 name: c.name,
             };
             (row, c.created_at)
         })
+        .collect();
+    let state_counts = HealthState::ALL
+        .into_iter()
+        .map(|s| {
+            let n = rows.iter().filter(|(row, _)| row.state == s).count();
+            (s.code(), s.label(), n)
+        })
+        .collect();
+    let rows: Vec<(CustomerRow, chrono::DateTime<chrono::Utc>)> = rows
+        .into_iter()
         .filter(|(row, _)| needle.is_empty() || row.name.to_lowercase().contains(&needle))
+        .filter(|(row, _)| wanted_state.is_none_or(|s| row.state == s))
         .filter(|(row, _)| match status {
             "active" => !row.disabled,
             "disabled" => row.disabled,
@@ -173,8 +216,20 @@ async fn customers_view(
     let sort = TableSort::new("/customers", CUSTOMER_COLUMNS, &query.sort, &query.dir)
         .keep("partner", &partner_param)
         .keep("q", query.q.trim())
-        .keep("status", status);
+        .keep("status", status)
+        .keep("state", wanted_state.map_or("", HealthState::code));
+    // Storage sums every recovery point: read for all only to sort by it, else for the page.
+    let mut rows = rows;
+    if sort.column == "storage" {
+        add_storage(state, &mut rows).await?;
+    }
     sort.apply(&mut rows, |column, (a, at), (b, bt)| match column {
+        "state" => a.state.cmp(&b.state),
+        "orgs" => a.sync.organizations.cmp(&b.sync.organizations),
+        "seats" => a.health.seats.cmp(&b.health.seats),
+        "storage" => a.stored_bytes.cmp(&b.stored_bytes),
+        "result" => a.health.last_night.rank().cmp(&b.health.last_night.rank()),
+        "alerts" => a.health.open_alerts.cmp(&b.health.open_alerts),
         "partner" => sorting::text(&a.owner, &b.owner),
         "users" => a.console_users.cmp(&b.console_users),
         "status" => a.disabled.cmp(&b.disabled),
@@ -184,12 +239,15 @@ async fn customers_view(
     let matching = rows.len();
     let pages = (matching as u64).div_ceil(CUSTOMERS_PAGE_SIZE).max(1);
     let page = query.page.min(pages - 1);
-    let customers = rows
+    let mut shown: Vec<(CustomerRow, chrono::DateTime<chrono::Utc>)> = rows
         .into_iter()
-        .map(|(row, _)| row)
         .skip((page * CUSTOMERS_PAGE_SIZE) as usize)
         .take(CUSTOMERS_PAGE_SIZE as usize)
         .collect();
+    if sort.column != "storage" {
+        add_storage(state, &mut shown).await?;
+    }
+    let customers = shown.into_iter().map(|(row, _)| row).collect();
     let context = context.map(|p| PartnerRef {
         id: p.id.to_string(),
         name: p.name,
@@ -202,6 +260,8 @@ async fn customers_view(
         form,
         search: query.q.trim().to_string(),
         status,
+        state: wanted_state.map_or("", HealthState::code),
+        state_counts,
         sort,
         context,
         all,
@@ -210,6 +270,21 @@ async fn customers_view(
         pages,
         notice: None,
     })
+}
+
+/// Fills in the storage used of `rows`.
+async fn add_storage<T>(state: &AppState, rows: &mut [(CustomerRow, T)]) -> Result<(), WebError> {
+    let ids: Vec<uuid::Uuid> = rows
+        .iter()
+        .filter_map(|(row, _)| row.id.parse().ok())
+        .collect();
+    let bytes = fleet::stored_bytes(&state.db, &ids).await?;
+    for (row, _) in rows.iter_mut() {
+        if let Ok(id) = row.id.parse::<uuid::Uuid>() {
+            row.stored_bytes = bytes.get(&id).copied().unwrap_or(0);
+        }
+    }
+    Ok(())
 }
 
 pub async fn customers_page(

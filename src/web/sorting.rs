@@ -121,6 +121,14 @@ impl TableSort {
         }
     }
 
+    /// This table in this order at its first page, with the kept parameter `name` set to
+    /// `value` (left out when empty): a filter link that keeps the search and the sort.
+    pub fn href_keeping(&self, name: &'static str, value: &str) -> String {
+        let mut other = self.clone();
+        other.keep.retain(|(kept, _)| *kept != name);
+        other.keep(name, value).page_href(0)
+    }
+
     /// The link of a header: its column in its natural direction, or the other way round when
     /// it is the column sorted already.
     pub fn href(&self, code: &str) -> String {

@@ -240,14 +240,14 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
         .click()
         .await
         .unwrap();
-    wait_for_text(&client, "No Microsoft 365 organization yet").await;
+    wait_for_text(&client, "Nothing is protected yet").await;
     assert!(
         client
             .current_url()
             .await
             .unwrap()
             .path()
-            .ends_with("/devices")
+            .ends_with("/overview")
     );
     let top = client
         .find(Locator::Css(".topbar"))
@@ -262,9 +262,10 @@ async fn first_visit_setup_customer_and_navigation_in_chromium() {
             && top.contains("Managing"),
         "{top}"
     );
-    screenshot(&client, "06-devices-empty").await;
+    screenshot(&client, "06-overview-empty").await;
 
     for (label, title) in [
+        ("Overview", "Overview"),
         ("Microsoft 365", "Microsoft 365"),
         ("Protection plans", "Protection plans"),
         ("Backup storage", "Backup storage"),
@@ -758,6 +759,9 @@ async fn every_page_fits_from_phone_to_wide_screen_and_paging_survives_back() {
         ("sub-partners", "/partners".to_string()),
         ("account", "/account/password".to_string()),
         ("devices", format!("/c/{customer}/devices")),
+        ("overview", format!("/c/{customer}/overview")),
+        ("partner-alerts", "/alerts".to_string()),
+        ("usage", "/usage".to_string()),
         ("organization", org_page.clone()),
         (
             "organization-inactive",

@@ -8,6 +8,7 @@
 
 pub(crate) mod entity;
 pub mod feed;
+pub mod usage;
 
 use std::collections::BTreeMap;
 use std::fmt;

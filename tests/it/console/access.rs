@@ -117,7 +117,7 @@ async fn partner_creates_a_customer_adds_its_admin_and_manages_it() {
     customer
         .sign_in("casey@contoso.example", PASSWORD)
         .await
-        .expect_redirect(&format!("/c/{id}/devices"));
+        .expect_redirect(&format!("/c/{id}/overview"));
     let own = customer
         .get(&format!("/c/{id}/devices"))
         .await
@@ -194,7 +194,7 @@ async fn disabling_a_customer_signs_its_users_out_and_keeps_them_out() {
     customer
         .sign_in("casey@contoso.example", PASSWORD)
         .await
-        .expect_redirect(&format!("/c/{id}/devices"));
+        .expect_redirect(&format!("/c/{id}/overview"));
 
     partner.get(&format!("/customers/{id}")).await;
     partner
@@ -217,7 +217,7 @@ async fn disabling_a_customer_signs_its_users_out_and_keeps_them_out() {
     app.visitor()
         .sign_in("casey@contoso.example", PASSWORD)
         .await
-        .expect_redirect(&format!("/c/{id}/devices"));
+        .expect_redirect(&format!("/c/{id}/overview"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,7 +315,7 @@ async fn no_role_reaches_another_tenant_through_any_route() {
     casey
         .sign_in("casey@contoso.example", PASSWORD)
         .await
-        .expect_redirect(&format!("/c/{contoso}/devices"));
+        .expect_redirect(&format!("/c/{contoso}/overview"));
     let robin = app.read_only_user(&casey, &contoso).await;
 
     let fabrikam_t = Foreign {

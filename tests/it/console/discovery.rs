@@ -109,7 +109,7 @@ async fn org_page(added: &Added, tab: &str) -> String {
     admin
         .sign_in("casey@contoso.example", PASSWORD)
         .await
-        .expect_redirect(&format!("/c/{}/devices", added.org.customer_id));
+        .expect_redirect(&format!("/c/{}/overview", added.org.customer_id));
     admin
         .get(&format!(
             "/c/{}/m365/{}?tab={tab}",

@@ -48,7 +48,7 @@ async fn customer_admin(
     admin
         .sign_in(email, PASSWORD)
         .await
-        .expect_redirect(&format!("/c/{id}/devices"));
+        .expect_redirect(&format!("/c/{id}/overview"));
     admin.get(&format!("/c/{id}/settings")).await;
     (id, admin)
 }

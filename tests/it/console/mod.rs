@@ -15,6 +15,7 @@ mod input;
 mod jobs;
 mod master_key;
 pub mod organizations;
+mod overview;
 pub mod partners;
 mod people;
 mod plans;

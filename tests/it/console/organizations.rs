@@ -136,7 +136,7 @@ pub(crate) async fn customer_admin(
     visitor
         .sign_in(email, PASSWORD)
         .await
-        .expect_redirect(&format!("/c/{id}/devices"));
+        .expect_redirect(&format!("/c/{id}/overview"));
     (id, visitor)
 }
 

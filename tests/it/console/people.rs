@@ -32,7 +32,7 @@ async fn signed_in(app: &TestApp, email: &str, password: &str, customer: &str) -
     visitor
         .sign_in(email, password)
         .await
-        .expect_redirect(&format!("/c/{customer}/devices"));
+        .expect_redirect(&format!("/c/{customer}/overview"));
     visitor
 }
 

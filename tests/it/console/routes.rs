@@ -59,7 +59,7 @@ pub const ROUTES: &[Route] = &[
     route(
         "GET",
         "/customers",
-        &["q", "status", "page", "sort", "dir", "partner"],
+        &["q", "status", "state", "page", "sort", "dir", "partner"],
     ),
     route("POST", "/customers", &["name", "partner"]),
     route("GET", "/customers/{customer}", &["sort", "dir"]),
@@ -92,6 +92,10 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/email/server/test", &["to"]),
     route("GET", "/c/{customer}/settings/email", &["notice"]),
     route("POST", "/c/{customer}/settings/email", RECIPIENT_FIELDS),
+    route("GET", "/alerts", &[]),
+    route("GET", "/usage", &["month"]),
+    route("GET", "/usage/csv", &["month"]),
+    route("GET", "/c/{customer}/usage/csv", &[]),
     route(
         "POST",
         "/partners",

@@ -117,7 +117,7 @@ async fn a_request_in_flight_during_a_password_change_does_not_bring_its_session
     let customer = app
         .customer_with_admin(&partner, "Contoso Ltd", ADMIN)
         .await;
-    let devices = format!("/c/{customer}/devices");
+    let devices = format!("/c/{customer}/overview");
     let owner = app.visitor();
     owner
         .sign_in(ADMIN, PASSWORD)
@@ -190,7 +190,7 @@ async fn a_request_in_flight_when_its_session_expires_does_not_extend_it() {
     let customer = app
         .customer_with_admin(&partner, "Contoso Ltd", ADMIN)
         .await;
-    let devices = format!("/c/{customer}/devices");
+    let devices = format!("/c/{customer}/overview");
     let visitor = app.visitor();
     visitor
         .sign_in(ADMIN, PASSWORD)

@@ -221,7 +221,7 @@ async fn a_check_of_a_customer_without_backups_creates_no_repository() {
     admin
         .sign_in("fay@fabrikam.example", PASSWORD)
         .await
-        .expect_redirect(&format!("/c/{id}/devices"));
+        .expect_redirect(&format!("/c/{id}/overview"));
     let page = admin
         .get(&format!("/c/{id}/storage"))
         .await
@@ -266,7 +266,7 @@ async fn another_customers_admin_cannot_see_or_check_this_customers_backups() {
     intruder
         .sign_in("fay@fabrikam.example", PASSWORD)
         .await
-        .expect_redirect(&format!("/c/{fabrikam}/devices"));
+        .expect_redirect(&format!("/c/{fabrikam}/overview"));
 
     let page = intruder.get(&format!("/c/{contoso}/storage")).await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);

@@ -250,7 +250,7 @@ impl TestApp {
         robin
             .sign_in("robin@contoso.example", PASSWORD)
             .await
-            .expect_redirect(&format!("/c/{customer}/devices"));
+            .expect_redirect(&format!("/c/{customer}/overview"));
         robin
     }
 
