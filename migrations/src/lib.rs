@@ -15,6 +15,7 @@ mod m20261129_150000_backup_source_state;
 mod m20261129_200000_plans_jobs;
 mod m20261130_050000_alerts;
 mod m20261130_060000_job_claims;
+mod m20261130_120000_encrypted_plans;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_200000_plans_jobs::Migration),
             Box::new(m20261130_050000_alerts::Migration),
             Box::new(m20261130_060000_job_claims::Migration),
+            Box::new(m20261130_120000_encrypted_plans::Migration),
         ]
     }
 }

@@ -43,6 +43,11 @@ pub const ACTIONS: &[(&str, &str)] = &[
         "Repository password revealed",
     ),
     ("plan_run_now", "Backup started with Run now"),
+    ("encrypted_backups_unlocked", "Encrypted plan's backups unlocked"),
+    (
+        "encrypted_backups_unlock_refused",
+        "Wrong password for an encrypted plan's backups",
+    ),
 ];
 
 /// The words for an action code (the code itself for one this version does not know).

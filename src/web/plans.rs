@@ -191,6 +191,8 @@ pub struct PlanHeader {
     pub delete_url: String,
     pub activities_url: String,
     pub pending: bool,
+    /// The plan has a customer encryption password (its own repository).
+    pub encrypted: bool,
 }
 
 #[derive(Template)]
@@ -208,6 +210,7 @@ struct PlanFormPage {
     header: Option<PlanHeader>,
     can_change: bool,
     notice: Option<(&'static str, &'static str)>,
+    min_password: usize,
 }
 
 impl PlanFormPage {
@@ -321,6 +324,7 @@ async fn form_page(
                 pending: queue::pending(&state.db, &format!("plan:{}", plan.id))
                     .await?
                     .is_some(),
+                encrypted: plan.encrypted_repository.is_some(),
             })
         }
         None => None,
@@ -344,6 +348,7 @@ async fn form_page(
         header,
         can_change: scope.can_change(),
         notice: None,
+        min_password: plans::MIN_ENCRYPTION_PASSWORD_CHARS,
     })
 }
 
@@ -362,6 +367,9 @@ fn draft_of(fields: &[(String, String)]) -> PlanDraft {
             "retention_kind" => draft.retention_kind = value.clone(),
             "retention_value" => draft.retention_value = value.clone(),
             "version" => draft.version = value.clone(),
+            "encrypt" => draft.encrypt = value.clone(),
+            "encryption_password" => draft.encryption_password = value.clone(),
+            "encryption_password_again" => draft.encryption_password_again = value.clone(),
             _ => {}
         }
     }
@@ -389,6 +397,9 @@ fn new_draft() -> PlanDraft {
         retention_kind: "points".into(),
         retention_value: "30".into(),
         version: String::new(),
+        encrypt: String::new(),
+        encryption_password: String::new(),
+        encryption_password_again: String::new(),
     }
 }
 
@@ -457,7 +468,13 @@ pub async fn create(
     let scope = signed_in.customer(&state, &customer).await?;
     scope.require_change()?;
     let draft = draft_of(&fields);
-    match plans::create_plan(&state.db, state.clock.as_ref(), &scope, &draft).await {
+    match plans::create_plan(
+        &state.db,
+        &state.storage,
+        state.clock.as_ref(),
+        &scope,
+        &draft,
+    ).await {
         Ok(plan) => Ok(see_other(&format!(
             "{}/{}?notice=created",
             plans_url(&scope),

@@ -8,6 +8,7 @@ mod activities;
 mod audit;
 mod demo;
 mod discovery;
+mod encrypted_plans;
 mod hostile;
 mod infrastructure;
 mod input;
