@@ -43,7 +43,10 @@ pub const ACTIONS: &[(&str, &str)] = &[
         "Repository password revealed",
     ),
     ("plan_run_now", "Backup started with Run now"),
-    ("encrypted_backups_unlocked", "Encrypted plan's backups unlocked"),
+    (
+        "encrypted_backups_unlocked",
+        "Encrypted plan's backups unlocked",
+    ),
     (
         "encrypted_backups_unlock_refused",
         "Wrong password for an encrypted plan's backups",

@@ -33,7 +33,9 @@ pub async fn target_for_item(
     let encrypted_repository =
         crate::plans::encrypted_repository_for(db, OrgId(org.id), item, workload)
             .await
-            .map_err(|err| BackupError::Unavailable(format!("the plans could not be read: {err}")))?;
+            .map_err(|err| {
+                BackupError::Unavailable(format!("the plans could not be read: {err}"))
+            })?;
     Ok(BackupTarget {
         customer: CustomerId(org.customer_id),
         org: OrgId(org.id),

@@ -13,15 +13,15 @@ use chrono::{DateTime, Utc};
 
 pub use store::{
     CHOOSABLE_ITEMS, Coverage, PlanTarget, choosable_items, coverage, create_plan, delete_plan,
-    encrypted_repository_for, find_plan, item_names, list_plans, plan_for_run, plan_targets, protect_items, record_run,
-    set_enabled, update_plan,
+    encrypted_repository_for, find_plan, item_names, list_plans, plan_for_run, plan_targets,
+    protect_items, record_run, set_enabled, update_plan,
 };
 
 use crate::ids::{CustomerId, ItemId, OrgId, PlanId};
 use crate::inventory::ItemKind;
 use crate::jobs::backup_check::workload_label;
-use crate::storage::{EncryptedRepositoryId, RetentionRule};
 use crate::storage::catalog::Workload;
+use crate::storage::{EncryptedRepositoryId, RetentionRule};
 
 /// The most recovery points, and days, a plan may keep.
 pub const MAX_RETENTION_POINTS: u32 = 9_999;
@@ -309,4 +309,32 @@ impl Plan {
 
 fn split(list: &str) -> impl Iterator<Item = &str> {
     list.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encryption_password_problem;
+
+    #[test]
+    fn encryption_passwords_are_long_varied_and_entered_twice() {
+        let good = "correct horse battery staple";
+        assert_eq!(encryption_password_problem(good, good), None);
+        for (password, again, says) in [
+            ("", "", "Enter the encryption password"),
+            ("short", "short", "at least 12"),
+            ("aaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaaa", "harder to guess"),
+            (good, "correct horse battery stable", "not the same"),
+            (
+                "tab\there and more",
+                "tab\there and more",
+                "control characters",
+            ),
+        ] {
+            let problem = encryption_password_problem(password, again).expect(password);
+            assert_eq!(problem.field, "encryption");
+            assert!(problem.message.contains(says), "{}", problem.message);
+        }
+        let long = "x1".repeat(200);
+        assert!(encryption_password_problem(&long, &long).is_some());
+    }
 }

@@ -287,7 +287,8 @@ pub async fn prune(
     let mut total = PruneReport::default();
     for repository in storage.repositories(customer).await? {
         let report = prune_repository(storage, repository, settings).await?;
-        total.orphan_snapshots_forgotten
+        total
+            .orphan_snapshots_forgotten
             .extend(report.orphan_snapshots_forgotten);
         total.packs_before += report.packs_before;
         total.packs_after += report.packs_after;

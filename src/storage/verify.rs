@@ -76,7 +76,9 @@ pub async fn verify(
         total.snapshots_checked += report.snapshots_checked;
         total.ok &= report.ok;
         total.errors.extend(report.errors.into_iter().map(label));
-        total.warnings.extend(report.warnings.into_iter().map(label));
+        total
+            .warnings
+            .extend(report.warnings.into_iter().map(label));
         total.damaged_packs.extend(report.damaged_packs);
     }
     Ok(total)

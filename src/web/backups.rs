@@ -292,7 +292,9 @@ pub async fn point_page(
         RecoveryPointId(parse_id(&point)?),
     );
     let found = crate::storage::catalog::find_archive(&state.db, &scope, archive).await?;
-    if let Some(locked) = unlock::gate(&state, &signed_in, &scope, &found, &unlock::here(&req)).await? {
+    if let Some(locked) =
+        unlock::gate(&state, &signed_in, &scope, &found, &unlock::here(&req)).await?
+    {
         return Ok(locked);
     }
     let query = req.query_string();
@@ -431,10 +433,11 @@ pub async fn preview_page(
     path: web::Path<(String, String, String)>,
     query: web::Query<PathQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let (scope, archive, point, name) = match content_scope(&state, &signed_in, path.into_inner()).await? {
-        Ok(found) => found,
-        Err(locked) => return Ok(locked),
-    };
+    let (scope, archive, point, name) =
+        match content_scope(&state, &signed_in, path.into_inner()).await? {
+            Ok(found) => found,
+            Err(locked) => return Ok(locked),
+        };
     let preview = preview::preview(&state.storage, &scope, point, &query.path).await?;
     restore::audit_content(
         &state.db,
@@ -533,7 +536,8 @@ pub async fn download_item(
     path: web::Path<(String, String, String)>,
     query: web::Query<PathQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let (scope, _, point, name) = match content_scope(&state, &signed_in, path.into_inner()).await? {
+    let (scope, _, point, name) = match content_scope(&state, &signed_in, path.into_inner()).await?
+    {
         Ok(found) => found,
         Err(locked) => return Ok(locked),
     };
@@ -549,7 +553,8 @@ pub async fn download_zip(
     path: web::Path<(String, String, String)>,
     req: HttpRequest,
 ) -> Result<HttpResponse, WebError> {
-    let (scope, _, point, name) = match content_scope(&state, &signed_in, path.into_inner()).await? {
+    let (scope, _, point, name) = match content_scope(&state, &signed_in, path.into_inner()).await?
+    {
         Ok(found) => found,
         Err(locked) => return Ok(locked),
     };
@@ -579,7 +584,8 @@ pub async fn download_mbox(
     path: web::Path<(String, String, String)>,
     query: web::Query<FolderQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let (scope, _, point, name) = match content_scope(&state, &signed_in, path.into_inner()).await? {
+    let (scope, _, point, name) = match content_scope(&state, &signed_in, path.into_inner()).await?
+    {
         Ok(found) => found,
         Err(locked) => return Ok(locked),
     };

@@ -18,6 +18,7 @@ use crate::jobs::backup_check::workload_label;
 use crate::jobs::plan_run;
 use crate::jobs::queue;
 use crate::plans::{self, FieldError, Plan, PlanDraft, PlanError, all_label};
+use crate::storage::RepositoryRef;
 use crate::storage::catalog::Workload;
 
 impl From<PlanError> for WebError {
@@ -193,6 +194,9 @@ pub struct PlanHeader {
     pub pending: bool,
     /// The plan has a customer encryption password (its own repository).
     pub encrypted: bool,
+    /// Where that repository lives, for `restic -r`: partners only, as on Backup storage (it
+    /// names the server's folders).
+    pub encrypted_location: Option<String>,
 }
 
 #[derive(Template)]
@@ -325,6 +329,15 @@ async fn form_page(
                     .await?
                     .is_some(),
                 encrypted: plan.encrypted_repository.is_some(),
+                encrypted_location: plan
+                    .encrypted_repository
+                    .filter(|_| signed_in.access.is_partner())
+                    .map(|id| {
+                        state.storage.location_of(RepositoryRef::Encrypted {
+                            customer: scope.id(),
+                            id,
+                        })
+                    }),
             })
         }
         None => None,
@@ -474,7 +487,9 @@ pub async fn create(
         state.clock.as_ref(),
         &scope,
         &draft,
-    ).await {
+    )
+    .await
+    {
         Ok(plan) => Ok(see_other(&format!(
             "{}/{}?notice=created",
             plans_url(&scope),

@@ -81,15 +81,18 @@ fn archive_base(scope: &CustomerScope, archive: ArchiveId) -> String {
 /// Only an address inside this archive's pages is followed after unlocking (never another site
 /// or another customer's page).
 fn safe_next(scope: &CustomerScope, archive: ArchiveId, next: &str) -> String {
-    let base = archive_base(scope, archive);
+    inside_or_base(&archive_base(scope, archive), next)
+}
+
+fn inside_or_base(base: &str, next: &str) -> String {
     let inside = next
-        .strip_prefix(&base)
+        .strip_prefix(base)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'));
     if inside && !next.contains("//") && !next.contains('\\') && !next.chars().any(char::is_control)
     {
         next.to_string()
     } else {
-        base
+        base.to_string()
     }
 }
 
@@ -118,7 +121,11 @@ async fn page(
     })
 }
 
-fn respond(status: StatusCode, code: &'static str, page: &UnlockPage) -> Result<HttpResponse, WebError> {
+fn respond(
+    status: StatusCode,
+    code: &'static str,
+    page: &UnlockPage,
+) -> Result<HttpResponse, WebError> {
     let mut response = super::render(status, page)?;
     response.headers_mut().insert(
         HeaderName::from_static("x-skyvault-error"),
@@ -192,8 +199,16 @@ pub async fn unlock(
                     "Too many wrong passwords. Try again in {minutes} minute{}.",
                     if minutes == 1 { "" } else { "s" }
                 );
-                let page = page(&state, &signed_in, &scope, &archive, id, &next, Some(message))
-                    .await?;
+                let page = page(
+                    &state,
+                    &signed_in,
+                    &scope,
+                    &archive,
+                    id,
+                    &next,
+                    Some(message),
+                )
+                .await?;
                 respond(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", &page)
             }
             other => Err(other.into()),
@@ -215,7 +230,11 @@ pub async fn unlock(
         audit::Actor::from(&signed_in.access),
         audit::Event {
             owner: audit::Owner::Customer(scope.id()),
-            action: if right { UNLOCKED_ACTION } else { REFUSED_ACTION },
+            action: if right {
+                UNLOCKED_ACTION
+            } else {
+                REFUSED_ACTION
+            },
             subject: &archive.display_name,
             detail: format!("backups of the encrypted plan “{plan}”"),
         },
@@ -237,4 +256,33 @@ pub async fn unlock(
     )
     .await?;
     respond(StatusCode::UNPROCESSABLE_ENTITY, "wrong_password", &page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inside_or_base;
+
+    #[test]
+    fn only_pages_of_the_archive_are_followed_after_unlocking() {
+        let base = "/c/1/backups/2";
+        for inside in [
+            base,
+            "/c/1/backups/2?day=2026-11-24",
+            "/c/1/backups/2/points/3?folder=Inbox",
+        ] {
+            assert_eq!(inside_or_base(base, inside), inside);
+        }
+        for outside in [
+            "",
+            "https://evil.example/",
+            "//evil.example/c/1/backups/2",
+            "/c/1/backups/23",
+            "/c/1/backups/2//evil.example",
+            "/c/1/backups/2/\\evil",
+            "/c/9/backups/2",
+            "/c/1/backups/2/\r\nSet-Cookie: x",
+        ] {
+            assert_eq!(inside_or_base(base, outside), base, "{outside:?}");
+        }
+    }
 }

@@ -48,10 +48,7 @@ async fn of_customer(
         .select_only()
         .column(archive::Column::Id)
         .filter(archive::Column::CustomerId.eq(customer.0))
-        .filter(
-            archive::Column::RepositoryId
-                .eq(super::RepositoryRef::Customer(customer).column()),
-        )
+        .filter(archive::Column::RepositoryId.eq(super::RepositoryRef::Customer(customer).column()))
         .into_tuple()
         .all(db)
         .await?;

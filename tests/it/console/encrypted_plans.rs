@@ -115,7 +115,10 @@ async fn an_encrypted_plans_backups_are_its_own_repository_and_open_only_with_it
     .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.body.contains("The two passwords are not the same"));
-    assert!(!refused.body.contains(PASSWORD), "a password is never sent back");
+    assert!(
+        !refused.body.contains(PASSWORD),
+        "a password is never sent back"
+    );
     let refused = create(
         &casey,
         &contoso,
@@ -257,12 +260,22 @@ async fn an_encrypted_plans_backups_are_its_own_repository_and_open_only_with_it
     // A wrong password is refused and audited; the right one opens it and goes back.
     let unlock = format!("{archive_url}/unlock");
     let wrong = casey
-        .post(&unlock, &[("password", "not the password"), ("next", &point_url)])
+        .post(
+            &unlock,
+            &[("password", "not the password"), ("next", &point_url)],
+        )
         .await;
     assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(wrong.body.contains("That is not this plan"), "{}", wrong.body);
+    assert!(
+        wrong.body.contains("That is not this plan"),
+        "{}",
+        wrong.body
+    );
     assert_eq!(audited(&app, "encrypted_backups_unlock_refused").await, 1);
-    casey.get(&point_url).await.expect_status(StatusCode::FORBIDDEN);
+    casey
+        .get(&point_url)
+        .await
+        .expect_status(StatusCode::FORBIDDEN);
     // `next` never leads outside the archive's pages.
     casey
         .post(
@@ -277,7 +290,11 @@ async fn an_encrypted_plans_backups_are_its_own_repository_and_open_only_with_it
         .expect_redirect(&point_url);
     assert_eq!(audited(&app, "encrypted_backups_unlocked").await, 2);
     let folder: String = url::form_urlencoded::byte_serialize(
-        message.path.rsplit_once('/').map_or("", |(f, _)| f).as_bytes(),
+        message
+            .path
+            .rsplit_once('/')
+            .map_or("", |(f, _)| f)
+            .as_bytes(),
     )
     .collect();
     let opened = casey
@@ -328,7 +345,11 @@ async fn an_encrypted_plans_backups_are_its_own_repository_and_open_only_with_it
         .await
         .expect_status(StatusCode::OK);
     assert!(search.body.contains("Nothing found"), "{}", search.body);
-    assert!(search.body.contains("1 backup belongs to plans with their own encryption password"));
+    assert!(
+        search
+            .body
+            .contains("1 backup belongs to plans with their own encryption password")
+    );
 
     // The check and prune go over the encrypted repository too.
     let checked = skyvault::jobs::backup_check::check_backups(
@@ -364,7 +385,10 @@ async fn an_encrypted_plans_backups_are_its_own_repository_and_open_only_with_it
 
     // The unlock lasts 15 minutes.
     app.clock.advance(Duration::minutes(16));
-    casey.get(&point_url).await.expect_status(StatusCode::FORBIDDEN);
+    casey
+        .get(&point_url)
+        .await
+        .expect_status(StatusCode::FORBIDDEN);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,15 +403,21 @@ async fn wrong_passwords_are_throttled_like_sign_ins() {
         .unwrap()
         .id
         .to_string();
-    create(&casey, &contoso, &plan_fields(&org, &user, PASSWORD, PASSWORD))
-        .await
-        .expect_status(StatusCode::SEE_OTHER);
+    create(
+        &casey,
+        &contoso,
+        &plan_fields(&org, &user, PASSWORD, PASSWORD),
+    )
+    .await
+    .expect_status(StatusCode::SEE_OTHER);
     let plan_row = plan::Entity::find()
         .one(&app.state.db)
         .await
         .unwrap()
         .unwrap();
-    casey.get(&format!("/c/{contoso}/plans/{}", plan_row.id)).await;
+    casey
+        .get(&format!("/c/{contoso}/plans/{}", plan_row.id))
+        .await;
     casey
         .post(&format!("/c/{contoso}/plans/{}/run", plan_row.id), &[])
         .await;
@@ -401,7 +431,10 @@ async fn wrong_passwords_are_throttled_like_sign_ins() {
     casey.get(&archive_url).await;
     for _ in 0..5 {
         let page = casey
-            .post(&format!("{archive_url}/unlock"), &[("password", "guess guess guess")])
+            .post(
+                &format!("{archive_url}/unlock"),
+                &[("password", "guess guess guess")],
+            )
             .await;
         assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     }
@@ -416,4 +449,63 @@ async fn wrong_passwords_are_throttled_like_sign_ins() {
         .post(&format!("{archive_url}/unlock"), &[("password", PASSWORD)])
         .await
         .expect_redirect(&archive_url);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_master_key_reseals_an_encrypted_plans_password_too() {
+    let (app, partner) = TestApp::with_partner_admin().await;
+    let customer: skyvault::ids::CustomerId = app
+        .customer_with_admin(&partner, "Contoso", "admin@contoso.example")
+        .await
+        .parse()
+        .unwrap();
+    app.state.storage.repository(customer).await.unwrap();
+    let id = app
+        .state
+        .storage
+        .register_encrypted_repository(
+            &app.state.db,
+            &skyvault::storage::NewEncryptedRepository {
+                customer,
+                plan: uuid::Uuid::new_v4(),
+                plan_name: "Sealed",
+                password: PASSWORD,
+            },
+        )
+        .await
+        .unwrap();
+    let encrypted = skyvault::storage::RepositoryRef::Encrypted { customer, id };
+    app.state.storage.open_repository(encrypted).await.unwrap();
+    let key = app.launch.master_key_file();
+    let rotation = skyvault::key_custody::rotate_master_key(&app.state.db, &app.clock, &key)
+        .await
+        .unwrap();
+    assert_eq!(
+        rotation.resealed, 2,
+        "the customer's and the plan's password"
+    );
+    let app = app.restart().await;
+    let scope = SystemScope::worker(customer, "test");
+    let storage = &app.state.storage;
+    assert!(
+        storage
+            .encrypted_password_matches(&scope, id, PASSWORD)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !storage
+            .encrypted_password_matches(&scope, id, "something else entirely")
+            .await
+            .unwrap()
+    );
+    storage.open_repository(encrypted).await.unwrap();
+    // Another customer's scope does not reach it.
+    let other = SystemScope::worker(skyvault::ids::CustomerId(uuid::Uuid::new_v4()), "test");
+    assert!(
+        storage
+            .encrypted_password_matches(&other, id, PASSWORD)
+            .await
+            .is_err()
+    );
 }
