@@ -85,6 +85,8 @@ pub struct PlanRow {
     pub last_run: String,
     pub enabled: bool,
     pub pending: bool,
+    /// The plan has a customer encryption password.
+    pub encrypted: bool,
     /// What the table sorts by (the strings above are for reading).
     start_minute: i32,
     last_run_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -148,6 +150,7 @@ pub async fn plans_page(
             last_run: when(plan.last_run_at),
             enabled: plan.enabled,
             pending,
+            encrypted: plan.encrypted_repository.is_some(),
             start_minute: plan.start_minute,
             last_run_at: plan.last_run_at,
             name: plan.name,

@@ -348,7 +348,7 @@ async fn an_encrypted_plans_backups_are_its_own_repository_and_open_only_with_it
     assert!(
         search
             .body
-            .contains("1 backup belongs to plans with their own encryption password")
+            .contains("1 backup belongs to a plan with its own encryption password")
     );
 
     // The check and prune go over the encrypted repository too.
