@@ -84,6 +84,7 @@ async fn run() {
         item: ItemId::new(),
         workload: Workload::Mailbox,
         display_name: "Bench mailbox".into(),
+        encrypted_repository: None,
     };
     let started = Instant::now();
     let sources = futures::stream::iter((0..items).flat_map(|n| {

@@ -218,6 +218,7 @@ async fn run() {
             graph_id: user.id.clone(),
             workload: Workload::OneDrive,
             display_name: user.display_name.clone().unwrap_or_default(),
+            encrypted_repository: None,
         });
     }
     let single = targets.pop().unwrap();

@@ -156,6 +156,7 @@ async fn insert_due_plans(db: &DatabaseConnection, now: chrono::DateTime<Utc>, c
                 last_run_at: Set(None),
                 version: Set(1),
                 created_at: Set(now - Duration::days(1)),
+                encrypted_repository_id: Set(None),
             }
         })
         .collect();

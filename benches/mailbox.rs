@@ -191,6 +191,7 @@ async fn run() {
             graph_id: user.id.clone(),
             workload: Workload::Mailbox,
             display_name: user.display_name.clone().unwrap_or_default(),
+            encrypted_repository: None,
         })
         .collect();
     println!(
@@ -265,6 +266,7 @@ async fn edit_items(
             item: target.item,
             workload: target.workload,
             display_name: target.display_name.clone(),
+            encrypted_repository: None,
         };
         let parent = skyvault::storage::ingest::parent_point(&services.storage, &request)
             .await

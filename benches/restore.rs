@@ -202,6 +202,7 @@ async fn run() {
             graph_id: source.clone(),
             workload: Workload::Mailbox,
             display_name: "source".into(),
+            encrypted_repository: None,
         },
         &(),
     )

@@ -330,6 +330,7 @@ impl SkyvaultBench {
                         item: *item,
                         workload,
                         display_name: format!("user{user:03}"),
+                        encrypted_repository: None,
                     },
                     folder,
                 ));

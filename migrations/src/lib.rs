@@ -17,6 +17,7 @@ mod m20261130_050000_alerts;
 mod m20261130_060000_job_claims;
 mod m20261130_070000_overview;
 mod m20261130_120000_alert_email;
+mod m20261130_120000_encrypted_plans;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_060000_job_claims::Migration),
             Box::new(m20261130_070000_overview::Migration),
             Box::new(m20261130_120000_alert_email::Migration),
+            Box::new(m20261130_120000_encrypted_plans::Migration),
         ]
     }
 }

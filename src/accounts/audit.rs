@@ -46,6 +46,14 @@ pub const ACTIONS: &[(&str, &str)] = &[
     ("smtp_settings_changed", "Mail server settings changed"),
     ("smtp_test_sent", "Test e-mail sent"),
     ("mail_recipients_changed", "Alert e-mail recipients changed"),
+    (
+        "encrypted_backups_unlocked",
+        "Encrypted plan's backups unlocked",
+    ),
+    (
+        "encrypted_backups_unlock_refused",
+        "Wrong password for an encrypted plan's backups",
+    ),
 ];
 
 /// The words for an action code (the code itself for one this version does not know).

@@ -44,6 +44,8 @@ pub struct BackupTarget {
     pub workload: Workload,
     /// Shown in the console and kept with the archive after the item is gone.
     pub display_name: String,
+    /// The encrypted plan's repository this item's backups go into; `None`: the customer's own.
+    pub encrypted_repository: Option<crate::storage::EncryptedRepositoryId>,
 }
 
 /// Where a running backup is; sent often, so a sink must be cheap.
@@ -131,6 +133,7 @@ pub(crate) fn storage_request(target: &BackupTarget) -> BackupRequest {
         item: target.item,
         workload: target.workload,
         display_name: target.display_name.clone(),
+        encrypted_repository: target.encrypted_repository,
     }
 }
 

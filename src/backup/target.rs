@@ -1,5 +1,5 @@
 //! Turns a protected item of the inventory into a backup target, for workers and the command
-//! line. System scope: the caller decided this item is to be backed up.
+//! line; an item of an encrypted plan is backed up into that plan's repository. System scope: the caller decided this item is to be backed up.
 
 use sea_orm::{DatabaseConnection, EntityTrait};
 
@@ -30,6 +30,12 @@ pub async fn target_for_item(
         .tenant_id
         .parse()
         .map_err(|_| BackupError::Unavailable("the organization's tenant id is invalid".into()))?;
+    let encrypted_repository =
+        crate::plans::encrypted_repository_for(db, OrgId(org.id), item, workload)
+            .await
+            .map_err(|err| {
+                BackupError::Unavailable(format!("the plans could not be read: {err}"))
+            })?;
     Ok(BackupTarget {
         customer: CustomerId(org.customer_id),
         org: OrgId(org.id),
@@ -38,5 +44,6 @@ pub async fn target_for_item(
         graph_id: row.graph_id,
         workload,
         display_name: row.display_name,
+        encrypted_repository,
     })
 }

@@ -346,6 +346,7 @@ async fn run_plan_inner(
                 graph_id: target.item.graph_id.clone(),
                 workload: target.workload,
                 display_name: target.item.display_name.clone(),
+                encrypted_repository: plan.encrypted_repository,
             };
             let sink = JobProgress {
                 db: db.clone(),
@@ -501,10 +502,13 @@ pub async fn apply_plan_retention(ctx: &WorkerContext, plan_id: PlanId) -> JobOu
         Err(err) => return storage_failure(err),
     };
     let (mut checked, mut removed, mut kept) = (0, 0, 0);
-    for archive in archives
-        .into_iter()
-        .filter(|a| a.org == plan.org && wanted.contains(&(a.item.0, a.workload)))
-    {
+    // A plan's retention applies to the archives in its repository: an item that moved between
+    // an encrypted and a plain plan left its older archive in the other repository, as it was.
+    for archive in archives.into_iter().filter(|a| {
+        a.org == plan.org
+            && a.encrypted_repository == plan.encrypted_repository
+            && wanted.contains(&(a.item.0, a.workload))
+    }) {
         match retention::apply_retention(&ctx.storage, &scope, archive.id, plan.retention).await {
             Ok(report) => {
                 checked += 1;
@@ -534,7 +538,8 @@ fn retention_words(plan: &Plan) -> String {
     plan.retention_sentence().to_lowercase()
 }
 
-/// Reclaims the space of removed recovery points in the customer's repository.
+/// Reclaims the space of removed recovery points in the customer's repositories (its own and
+/// its encrypted plans').
 pub async fn prune_customer(ctx: &WorkerContext, customer: CustomerId) -> JobOutcome {
     let scope = SystemScope::worker(customer, "prune");
     match catalog::list_archives(&ctx.db, &scope).await {

@@ -31,6 +31,9 @@ pub mod plan {
         /// Raised by every save: a save made from an older version is refused.
         pub version: i32,
         pub created_at: ChronoDateTimeUtc,
+        /// The plan's own repository when it has a customer encryption password; set once at
+        /// creation, never changed.
+        pub encrypted_repository_id: Option<Uuid>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

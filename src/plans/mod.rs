@@ -13,15 +13,15 @@ use chrono::{DateTime, Utc};
 
 pub use store::{
     CHOOSABLE_ITEMS, Coverage, PlanTarget, choosable_items, coverage, create_plan, delete_plan,
-    find_plan, item_names, list_plans, plan_for_run, plan_targets, protect_items, record_run,
-    set_enabled, update_plan,
+    encrypted_repository_for, find_plan, item_names, list_plans, plan_for_run, plan_targets,
+    protect_items, record_run, set_enabled, update_plan,
 };
 
 use crate::ids::{CustomerId, ItemId, OrgId, PlanId};
 use crate::inventory::ItemKind;
 use crate::jobs::backup_check::workload_label;
-use crate::storage::RetentionRule;
 use crate::storage::catalog::Workload;
+use crate::storage::{EncryptedRepositoryId, RetentionRule};
 
 /// The most recovery points, and days, a plan may keep.
 pub const MAX_RETENTION_POINTS: u32 = 9_999;
@@ -30,6 +30,10 @@ pub const MAX_RETENTION_DAYS: u32 = 3_650;
 pub const DEFAULT_SECONDS_PER_ITEM: i32 = 60;
 /// The longest plan name.
 pub const MAX_NAME_CHARS: usize = 100;
+/// The shortest and longest customer encryption password. It is also the restic password of
+/// the plan's repository, so it guards the backups on their own: 12 characters at least.
+pub const MIN_ENCRYPTION_PASSWORD_CHARS: usize = 12;
+pub const MAX_ENCRYPTION_PASSWORD_CHARS: usize = 256;
 
 /// The workloads an item of `kind` can have.
 pub fn workloads_of(kind: ItemKind) -> &'static [Workload] {
@@ -56,8 +60,8 @@ pub fn all_label(kind: ItemKind) -> &'static str {
 }
 
 /// A plan form as submitted: every field as text, validated by `create_plan`/`update_plan`
-/// with a message per field.
-#[derive(Debug, Clone, Default)]
+/// with a message per field. Its `Debug` never shows the encryption password.
+#[derive(Clone, Default)]
 pub struct PlanDraft {
     pub name: String,
     pub org: String,
@@ -69,6 +73,66 @@ pub struct PlanDraft {
     pub retention_value: String,
     /// The version the form was opened at (edits only).
     pub version: String,
+    /// "on" when a new plan is to be encrypted with the customer's password.
+    pub encrypt: String,
+    /// The password, twice (new plans only; never filled back into a form).
+    pub encryption_password: String,
+    pub encryption_password_again: String,
+}
+
+impl std::fmt::Debug for PlanDraft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanDraft")
+            .field("name", &self.name)
+            .field("org", &self.org)
+            .field("workloads", &self.workloads)
+            .field("all_kinds", &self.all_kinds)
+            .field("items", &self.items)
+            .field("retention", &(&self.retention_kind, &self.retention_value))
+            .field("version", &self.version)
+            .field("encrypt", &self.encrypt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a customer encryption password is refused, if it is.
+pub fn encryption_password_problem(password: &str, again: &str) -> Option<FieldError> {
+    let message = |text: String| {
+        Some(FieldError {
+            field: "encryption",
+            message: text,
+        })
+    };
+    let length = password.chars().count();
+    if length == 0 {
+        return message("Enter the encryption password, or untick encryption.".into());
+    }
+    if length < MIN_ENCRYPTION_PASSWORD_CHARS {
+        return message(format!(
+            "Use at least {MIN_ENCRYPTION_PASSWORD_CHARS} characters for the encryption password."
+        ));
+    }
+    if length > MAX_ENCRYPTION_PASSWORD_CHARS {
+        return message(format!(
+            "Keep the encryption password to {MAX_ENCRYPTION_PASSWORD_CHARS} characters."
+        ));
+    }
+    if password.chars().any(char::is_control) {
+        return message("The encryption password cannot contain control characters.".into());
+    }
+    let mut distinct: Vec<char> = password.chars().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 5 {
+        return message(
+            "This password repeats a few characters; choose one that is harder to guess, such as four unrelated words."
+                .into(),
+        );
+    }
+    if password != again {
+        return message("The two passwords are not the same. Enter it twice, exactly.".into());
+    }
+    None
 }
 
 /// A message shown beside one field of the plan form.
@@ -136,6 +200,9 @@ pub struct Plan {
     pub next_run_at: DateTime<Utc>,
     pub last_run_at: Option<DateTime<Utc>>,
     pub version: i32,
+    /// Set when the plan has a customer encryption password: its backups live in this
+    /// repository, whose restic password is the customer's.
+    pub encrypted_repository: Option<EncryptedRepositoryId>,
 }
 
 impl Plan {
@@ -163,6 +230,7 @@ impl Plan {
             next_run_at: row.next_run_at,
             last_run_at: row.last_run_at,
             version: row.version,
+            encrypted_repository: row.encrypted_repository_id.map(EncryptedRepositoryId),
         }
     }
 
@@ -228,10 +296,45 @@ impl Plan {
             retention_kind: kind.into(),
             retention_value: value.to_string(),
             version: self.version.to_string(),
+            encrypt: if self.encrypted_repository.is_some() {
+                "on".into()
+            } else {
+                String::new()
+            },
+            encryption_password: String::new(),
+            encryption_password_again: String::new(),
         }
     }
 }
 
 fn split(list: &str) -> impl Iterator<Item = &str> {
     list.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encryption_password_problem;
+
+    #[test]
+    fn encryption_passwords_are_long_varied_and_entered_twice() {
+        let good = "correct horse battery staple";
+        assert_eq!(encryption_password_problem(good, good), None);
+        for (password, again, says) in [
+            ("", "", "Enter the encryption password"),
+            ("short", "short", "at least 12"),
+            ("aaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaaa", "harder to guess"),
+            (good, "correct horse battery stable", "not the same"),
+            (
+                "tab\there and more",
+                "tab\there and more",
+                "control characters",
+            ),
+        ] {
+            let problem = encryption_password_problem(password, again).expect(password);
+            assert_eq!(problem.field, "encryption");
+            assert!(problem.message.contains(says), "{}", problem.message);
+        }
+        let long = "x1".repeat(200);
+        assert!(encryption_password_problem(&long, &long).is_some());
+    }
 }

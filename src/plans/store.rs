@@ -24,7 +24,7 @@ use crate::inventory::entities::protected_item;
 use crate::inventory::{ItemKind, ItemState, OrgScope, organizations};
 use crate::jobs::backup_check::workload_label;
 use crate::storage::catalog::{self, Workload};
-use crate::storage::{BackupStorage, RetentionRule, retention};
+use crate::storage::{BackupStorage, NewEncryptedRepository, RetentionRule, retention};
 
 /// Conflicts listed beside the items field; the rest are counted.
 const CONFLICTS_SHOWN: usize = 5;
@@ -113,6 +113,8 @@ struct Valid {
     all_kinds: Vec<ItemKind>,
     items: Vec<protected_item::Model>,
     retention: RetentionRule,
+    /// A new plan's customer encryption password (an existing plan's never changes).
+    encryption_password: Option<String>,
 }
 
 fn message(field: &'static str, text: impl Into<String>) -> FieldError {
@@ -274,6 +276,19 @@ async fn validate(
             None
         }
     };
+    // Encryption is chosen once, when the plan is created; an edit never changes or removes it,
+    // whatever the form sends.
+    let encryption_password = if editing.is_none() && draft.encrypt == "on" {
+        if let Some(problem) = super::encryption_password_problem(
+            &draft.encryption_password,
+            &draft.encryption_password_again,
+        ) {
+            errors.push(problem);
+        }
+        Some(draft.encryption_password.clone())
+    } else {
+        None
+    };
     if errors.is_empty() {
         let kinds: HashSet<ItemKind> = all_kinds
             .iter()
@@ -299,6 +314,7 @@ async fn validate(
                 all_kinds,
                 items,
                 retention,
+                encryption_password,
             };
             let conflicts = conflicts(db, &valid, editing).await?;
             if conflicts.is_empty() {
@@ -499,9 +515,11 @@ fn retention_columns(rule: RetentionRule) -> (&'static str, i32) {
     }
 }
 
-/// Creates a plan, enabled, with the daily start time Skyvault assigns.
+/// Creates a plan, enabled, with the daily start time Skyvault assigns. A plan with a customer
+/// encryption password gets its own repository, registered in the same transaction.
 pub async fn create_plan(
     db: &DatabaseConnection,
+    storage: &BackupStorage,
     clock: &dyn Clock,
     scope: &CustomerScope,
     draft: &PlanDraft,
@@ -514,6 +532,22 @@ pub async fn create_plan(
     let load = estimated_load(&txn, &valid, DEFAULT_SECONDS_PER_ITEM).await?;
     let start_minute = schedule::assign_start_minute(&txn).await?;
     let (retention_kind, retention_value) = retention_columns(valid.retention);
+    let encrypted_repository = match &valid.encryption_password {
+        Some(password) => Some(
+            storage
+                .register_encrypted_repository(
+                    &txn,
+                    &NewEncryptedRepository {
+                        customer: scope.id(),
+                        plan: id.0,
+                        plan_name: &valid.name,
+                        password,
+                    },
+                )
+                .await?,
+        ),
+        None => None,
+    };
     plan::Entity::insert(plan::ActiveModel {
         id: Set(id.0),
         customer_id: Set(scope.id().as_uuid()),
@@ -531,6 +565,7 @@ pub async fn create_plan(
         last_run_at: Set(None),
         version: Set(1),
         created_at: Set(now),
+        encrypted_repository_id: Set(encrypted_repository.map(|id| id.0)),
     })
     .exec_without_returning(&txn)
     .await?;
@@ -643,7 +678,12 @@ pub async fn delete_plan(
         let wanted: HashSet<(Uuid, Workload)> =
             targets.iter().map(|t| (t.item.id, t.workload)).collect();
         for archive in catalog::list_archives(db, scope).await? {
-            if archive.org == plan.org && wanted.contains(&(archive.item.0, archive.workload)) {
+            // The plan's backups are those in its repository (an encrypted plan's own, or the
+            // customer's for a plain plan).
+            if archive.org == plan.org
+                && archive.encrypted_repository == plan.encrypted_repository
+                && wanted.contains(&(archive.item.0, archive.workload))
+            {
                 retention::delete_archive(storage, scope, archive.id).await?;
                 deleted += 1;
             }
@@ -659,6 +699,32 @@ pub async fn delete_plan(
         .exec(db)
         .await?;
     Ok(deleted)
+}
+
+/// The encrypted repository of the plan that protects `item`'s `workload`, if that plan has a
+/// customer encryption password: a backup made outside a plan run (`skyvault admin back-up`)
+/// must land where the plan's own backups do. System scope, for the command line.
+pub async fn encrypted_repository_for(
+    db: &impl ConnectionTrait,
+    org: OrgId,
+    item: ItemId,
+    workload: Workload,
+) -> Result<Option<crate::storage::EncryptedRepositoryId>, sea_orm::DbErr> {
+    let rows = plan::Entity::find()
+        .filter(plan::Column::OrgId.eq(org.as_uuid()))
+        .filter(plan::Column::EncryptedRepositoryId.is_not_null())
+        .all(db)
+        .await?;
+    for plan in with_items(db, rows).await? {
+        let covers = plan_targets(db, &plan, true)
+            .await?
+            .iter()
+            .any(|t| t.item.id == item.0 && t.workload == workload);
+        if covers {
+            return Ok(plan.encrypted_repository);
+        }
+    }
+    Ok(None)
 }
 
 /// One workload of one item that a plan run backs up.

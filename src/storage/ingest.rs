@@ -23,8 +23,8 @@
 //!
 //! The snapshot is saved before the catalog records the point, so the catalog never lists a point
 //! the repository does not hold; a crash in between leaves an unlisted snapshot that retention's
-//! orphan sweep forgets. This module never writes outside the customer's repository and the
-//! storage tables.
+//! orphan sweep forgets. This module never writes outside the archive's repository (the
+//! customer's, or its encrypted plan's) and the storage tables.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
@@ -83,6 +83,15 @@ pub struct BackupRequest {
     pub workload: Workload,
     /// Shown in the console; kept after the item is gone from Microsoft 365.
     pub display_name: String,
+    /// The encrypted plan's repository the backup goes into; `None`: the customer's own.
+    pub encrypted_repository: Option<catalog::EncryptedRepositoryId>,
+}
+
+impl BackupRequest {
+    /// The repository the archive of this backup lives in.
+    pub fn repository(&self) -> catalog::RepositoryRef {
+        catalog::RepositoryRef::of(self.customer, self.encrypted_repository)
+    }
 }
 
 /// One item offered for backup.
@@ -265,7 +274,7 @@ where
 {
     let db = storage.db();
     let archive = ensure_archive(storage, request).await?;
-    let repo = storage.repository(request.customer).await?;
+    let repo = storage.open_repository(archive.repository()).await?;
 
     let collected = collect_events(events).await?;
     let mut parent = catalog::latest_recovery_point(db, archive.id).await?;
@@ -525,7 +534,8 @@ fn snapshot_tags(archive: &Archive) -> String {
     )
 }
 
-/// The archive row of (customer, item, workload), if a backup made one.
+/// The archive row of (customer, item, workload, repository), if a backup made one. An item whose
+/// plan changed between encrypted and plain has one archive in each repository.
 async fn find_archive_row(
     storage: &BackupStorage,
     request: &BackupRequest,
@@ -534,6 +544,7 @@ async fn find_archive_row(
         .filter(archive::Column::CustomerId.eq(request.customer.as_uuid()))
         .filter(archive::Column::ItemId.eq(request.item.as_uuid()))
         .filter(archive::Column::Workload.eq(request.workload.as_str()))
+        .filter(archive::Column::RepositoryId.eq(request.repository().column()))
         .one(storage.db())
         .await?)
 }
@@ -561,6 +572,7 @@ async fn ensure_archive(
         display_name: Set(request.display_name.clone()),
         created_at: Set(storage.clock().now()),
         last_seq: Set(0),
+        repository_id: Set(Some(request.repository().column())),
     };
     match row.insert(db).await {
         Ok(row) => catalog::archive_from_row(row),
@@ -1421,6 +1433,7 @@ async fn record_recovery_point(
         bytes_added: Set(to_i64(backup.bytes_added)),
         bytes_total: Set(to_i64(stored.iter().map(|s| s.size).sum())),
         source_state: Set(backup.source_state),
+        repository_id: Set(Some(archive.repository().column())),
     }
     .insert(&txn)
     .await?;

@@ -1,6 +1,7 @@
 //! Where repositories live: a local folder (`file:///srv/skyvault/storage`, the default
 //! `./data/storage`) or an S3-compatible bucket (`s3://bucket/prefix` plus endpoint, region and
-//! keys). Each customer gets its own repository below the location, named by the customer id.
+//! keys). Each customer gets its own repository below the location, named by the customer id;
+//! an encrypted plan's repository sits beside it, named `<customer id>-encrypted-<repository id>`.
 //! This module only turns settings into `rustic_backend` options; it never touches the network,
 //! and never prints a secret key (its `Debug` redacts it).
 
@@ -12,6 +13,7 @@ use rustic_backend::BackendOptions;
 
 use crate::ids::CustomerId;
 
+use super::catalog::RepositoryRef;
 use super::error::{StorageError, StorageResult};
 
 /// The default location when `SKYVAULT_STORAGE` is not set.
@@ -118,20 +120,25 @@ impl StorageLocation {
     /// A human-readable description of one customer's repository, stored in the catalog and shown
     /// to operators (for `restic -r …`). Holds no secret.
     pub fn describe_repository(&self, customer: CustomerId) -> String {
+        self.describe(RepositoryRef::Customer(customer))
+    }
+
+    /// The same for any repository of a customer (an encrypted plan's included).
+    pub fn describe(&self, repository: RepositoryRef) -> String {
         match self {
-            Self::Folder(path) => path.join(customer.to_string()).display().to_string(),
-            Self::S3(s3) => format!("s3:{}/{}", s3.bucket, s3_root(&s3.prefix, customer)),
+            Self::Folder(path) => path.join(repository.to_string()).display().to_string(),
+            Self::S3(s3) => format!("s3:{}/{}", s3.bucket, s3_root(&s3.prefix, repository)),
         }
     }
 
-    /// The rustic_backend options for one customer's repository.
-    pub fn backend_options(&self, customer: CustomerId) -> BackendOptions {
+    /// The rustic_backend options for one repository.
+    pub fn backend_options(&self, repository: RepositoryRef) -> BackendOptions {
         match self {
             Self::Folder(path) => BackendOptions::default()
-                .repository(path.join(customer.to_string()).display().to_string()),
+                .repository(path.join(repository.to_string()).display().to_string()),
             Self::S3(_) => BackendOptions::default()
                 .repository("opendal:s3")
-                .options(self.opendal_options(customer).1),
+                .options(self.opendal_options(repository).1),
         }
     }
 
@@ -139,11 +146,11 @@ impl StorageLocation {
     /// backend writes to, for the files rustic_core does not know (restic's lock files).
     pub(crate) fn opendal_options(
         &self,
-        customer: CustomerId,
+        repository: RepositoryRef,
     ) -> (&'static str, BTreeMap<String, String>) {
         match self {
             Self::Folder(path) => {
-                let root = path.join(customer.to_string()).display().to_string();
+                let root = path.join(repository.to_string()).display().to_string();
                 ("fs", BTreeMap::from([("root".to_string(), root)]))
             }
             Self::S3(s3) => {
@@ -151,7 +158,7 @@ impl StorageLocation {
                 options.insert("bucket".to_string(), s3.bucket.clone());
                 options.insert(
                     "root".to_string(),
-                    format!("/{}", s3_root(&s3.prefix, customer)),
+                    format!("/{}", s3_root(&s3.prefix, repository)),
                 );
                 // S3-compatible servers (MinIO, Garage, Ceph) often want a region even when it
                 // means nothing; "us-east-1" is what they accept.
@@ -174,11 +181,11 @@ impl StorageLocation {
     }
 }
 
-fn s3_root(prefix: &str, customer: CustomerId) -> String {
+fn s3_root(prefix: &str, repository: RepositoryRef) -> String {
     if prefix.is_empty() {
-        customer.to_string()
+        repository.to_string()
     } else {
-        format!("{prefix}/{customer}")
+        format!("{prefix}/{repository}")
     }
 }
 

@@ -29,8 +29,8 @@ use crate::crypto::MasterKey;
 use crate::ids::CustomerId;
 
 pub use catalog::{
-    Archive, ArchiveId, BrowseEntry, CatalogEntry, ItemKind, RecoveryPoint, RecoveryPointId,
-    RecoveryPointStatus, SearchQuery, Workload,
+    Archive, ArchiveId, BrowseEntry, CatalogEntry, EncryptedRepositoryId, ItemKind, RecoveryPoint,
+    RecoveryPointId, RecoveryPointStatus, RepositoryRef, SearchQuery, Workload,
 };
 pub use error::{StorageError, StorageResult};
 pub use ingest::{
@@ -38,7 +38,7 @@ pub use ingest::{
     SourceItem, SourceState,
 };
 pub use location::{S3Location, StorageLocation};
-pub use repository::CustomerRepository;
+pub use repository::{CustomerRepository, NewEncryptedRepository};
 pub use retention::{ArchiveDeletion, PruneReport, PruneSettings, RetentionReport, RetentionRule};
 pub use scope::{SystemScope, TenantScope};
 pub use verify::{DamagedPack, VerifyReport, VerifyScope};
@@ -142,6 +142,16 @@ impl BackupStorage {
 
     /// The customer's repository, created on first use, opened once per process.
     pub async fn repository(&self, customer: CustomerId) -> StorageResult<Arc<CustomerRepository>> {
+        self.open_repository(RepositoryRef::Customer(customer))
+            .await
+    }
+
+    /// Any repository of a customer (an encrypted plan's included), created on first use,
+    /// opened once per process.
+    pub async fn open_repository(
+        &self,
+        repository: RepositoryRef,
+    ) -> StorageResult<Arc<CustomerRepository>> {
         self.inner
             .repositories
             .open_or_create(
@@ -149,21 +159,81 @@ impl BackupStorage {
                 &self.inner.location,
                 &self.inner.master_key,
                 self.inner.clock.now(),
-                customer,
+                repository,
             )
             .await
     }
 
-    /// Takes restic's lock of `kind` on the customer's repository, waiting as long as set.
+    /// Takes restic's lock of `kind` on a repository, waiting as long as set.
     pub(crate) async fn lock(
         &self,
-        customer: CustomerId,
+        repository: RepositoryRef,
         kind: lock::LockKind,
     ) -> StorageResult<lock::HeldLock> {
-        self.repository(customer)
+        self.open_repository(repository)
             .await?
             .lock(kind, self.inner.lock_wait)
             .await
+    }
+
+    /// The customer's repositories that exist, for the work that goes over all of them
+    /// (retention's prune, the backup check): its own once made, and each encrypted plan's once
+    /// its first backup created it. Never creates one.
+    pub async fn repositories(&self, customer: CustomerId) -> StorageResult<Vec<RepositoryRef>> {
+        use sea_orm::EntityTrait;
+        let mut found = Vec::new();
+        if catalog::entity::repository::Entity::find_by_id(customer.as_uuid())
+            .one(&self.inner.db)
+            .await?
+            .is_some()
+        {
+            found.push(RepositoryRef::Customer(customer));
+        }
+        for row in repository::encrypted_repositories(&self.inner.db, customer).await? {
+            let encrypted = RepositoryRef::Encrypted {
+                customer,
+                id: EncryptedRepositoryId(row.id),
+            };
+            if repository::exists(&self.inner.location, encrypted).await? {
+                found.push(encrypted);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Registers an encrypted plan's repository on `db` (the caller's transaction, the plan's),
+    /// with the customer's password sealed by the master key.
+    pub async fn register_encrypted_repository<C: sea_orm::ConnectionTrait>(
+        &self,
+        db: &C,
+        new: &NewEncryptedRepository<'_>,
+    ) -> StorageResult<EncryptedRepositoryId> {
+        repository::register_encrypted(
+            db,
+            &self.inner.location,
+            &self.inner.master_key,
+            self.inner.clock.now(),
+            new,
+        )
+        .await
+    }
+
+    /// Whether `candidate` is the password of the scope's customer's encrypted repository `id`
+    /// (constant-time). Another customer's repository is not found.
+    pub async fn encrypted_password_matches(
+        &self,
+        scope: &dyn TenantScope,
+        id: EncryptedRepositoryId,
+        candidate: &str,
+    ) -> StorageResult<bool> {
+        repository::encrypted_password_matches(
+            &self.inner.db,
+            &self.inner.master_key,
+            scope.tenant(),
+            id,
+            candidate,
+        )
+        .await
     }
 
     /// The customer's repository password, for an admin who wants to use `restic` directly
@@ -172,8 +242,28 @@ impl BackupStorage {
         repository::reveal_password(&self.inner.db, &self.inner.master_key, customer).await
     }
 
+    /// The name of the plan an encrypted repository was made for (kept after the plan is
+    /// deleted). Another customer's repository is not found.
+    pub async fn encrypted_repository_plan_name(
+        &self,
+        scope: &dyn TenantScope,
+        id: EncryptedRepositoryId,
+    ) -> StorageResult<String> {
+        repository::encrypted_repositories(&self.inner.db, scope.tenant())
+            .await?
+            .into_iter()
+            .find(|row| row.id == id.0)
+            .map(|row| row.plan_name)
+            .ok_or_else(|| StorageError::not_found(format!("encrypted repository {id}")))
+    }
+
     /// Where the customer's repository lives, for `restic -r`.
     pub fn repository_location(&self, customer: CustomerId) -> String {
         self.inner.location.describe_repository(customer)
+    }
+
+    /// Where any repository of a customer lives, for `restic -r`.
+    pub fn location_of(&self, repository: RepositoryRef) -> String {
+        self.inner.location.describe(repository)
     }
 }

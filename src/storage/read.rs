@@ -43,7 +43,7 @@ pub async fn read_item(
     catalog::find_item(storage.db(), scope, point.id, path).await?;
     let full_path = PathBuf::from(archive.workload.root()).join(path);
     // Held until the last byte is read: a prune elsewhere must not remove packs mid-stream.
-    let lock = storage.lock(point.customer, LockKind::Shared).await?;
+    let lock = storage.lock(point.repository, LockKind::Shared).await?;
     let repo = indexed_for(storage, &point, &full_path).await?;
     let (sender, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let snapshot = point.snapshot_id.clone();
@@ -109,7 +109,7 @@ pub async fn read_folder_as_zip(
         )));
     }
     let root = PathBuf::from(archive.workload.root());
-    let lock = storage.lock(point.customer, LockKind::Shared).await?;
+    let lock = storage.lock(point.repository, LockKind::Shared).await?;
     let repo = indexed_for(storage, &point, &root.join(first_item.unwrap_or_default())).await?;
     let start = if folder.is_empty() {
         root.clone()
@@ -161,7 +161,7 @@ pub async fn restore_to_folder(
     } else {
         root.join(&folder)
     };
-    let customer_repo = storage.repository(point.customer).await?;
+    let customer_repo = storage.open_repository(point.repository).await?;
     let snapshot = point.snapshot_id.clone();
     let target = target.to_path_buf();
     let restore = |repo: Arc<Repository<IndexedFullStatus>>| {
@@ -319,7 +319,7 @@ async fn indexed_for(
     point: &RecoveryPoint,
     probe: &Path,
 ) -> StorageResult<Arc<Repository<IndexedFullStatus>>> {
-    let customer_repo = storage.repository(point.customer).await?;
+    let customer_repo = storage.open_repository(point.repository).await?;
     let cached = customer_repo.indexed(false).await?;
     let snapshot = point.snapshot_id.clone();
     let probe = probe.to_path_buf();
@@ -462,7 +462,7 @@ pub async fn read_items_as_zip(
         catalog::find_item(storage.db(), scope, point.id, path).await?;
     }
     let root = PathBuf::from(archive.workload.root());
-    let lock = storage.lock(point.customer, LockKind::Shared).await?;
+    let lock = storage.lock(point.repository, LockKind::Shared).await?;
     let probe = root.join(paths.first().cloned().unwrap_or_default());
     let repo = indexed_for(storage, &point, &probe).await?;
     let (sender, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
@@ -638,7 +638,7 @@ pub async fn read_small_items(
         return Ok(Vec::new());
     };
     let root = PathBuf::from(root);
-    let lock = storage.lock(point.customer, LockKind::Shared).await?;
+    let lock = storage.lock(point.repository, LockKind::Shared).await?;
     let repo = indexed_for(storage, point, &root.join(first)).await;
     let snapshot = point.snapshot_id.clone();
     let read = match repo {

@@ -1,6 +1,8 @@
 //! One restic repository per customer: created on first use with a random password that is kept
 //! only sealed by the master key, opened once per process (opening runs the password's scrypt key
-//! derivation, which is slow on purpose) and cached. rustic_core is synchronous, so every call into
+//! derivation, which is slow on purpose) and cached. An encrypted protection plan has its own
+//! repository beside it, whose restic password is the one the customer chose for the plan
+//! (registered when the plan is created, sealed the same way, never shown again). rustic_core is synchronous, so every call into
 //! it goes through `run_blocking`, never on an async worker thread.
 //! This module never logs or returns a repository password.
 
@@ -26,15 +28,18 @@ use tokio::sync::{Mutex, RwLock};
 use crate::crypto::MasterKey;
 use crate::ids::CustomerId;
 
+use super::catalog::entity::encrypted_repository as encrypted_row;
 use super::catalog::entity::repository as repository_row;
+use super::catalog::{EncryptedRepositoryId, RepositoryRef};
 use super::error::{StorageError, StorageResult};
 use super::location::StorageLocation;
 use super::lock::{HeldLock, LockKind, Locker};
 use super::sealed::{RepositoryCipher, SealedFiles};
 
-/// An opened repository of one customer.
+/// An opened repository of one customer (its own, or one of its encrypted plans').
 pub struct CustomerRepository {
     pub customer: CustomerId,
+    pub repository: RepositoryRef,
     /// The backends and the decrypted master key: reopening with the key skips the password's
     /// key derivation, so each operation opens and indexes afresh (other processes may have added
     /// packs since) at the cost of reading the config file.
@@ -55,7 +60,7 @@ pub struct CustomerRepository {
 impl std::fmt::Debug for CustomerRepository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CustomerRepository")
-            .field("customer", &self.customer)
+            .field("repository", &self.repository)
             .finish()
     }
 }
@@ -137,26 +142,31 @@ fn repository_config() -> ConfigOptions {
 /// The per-process cache of opened repositories.
 #[derive(Default)]
 pub(crate) struct RepositoryCache {
-    opened: Mutex<HashMap<CustomerId, Arc<CustomerRepository>>>,
+    opened: Mutex<HashMap<RepositoryRef, Arc<CustomerRepository>>>,
 }
 
 impl RepositoryCache {
-    /// Opens the customer's repository, creating it (and its sealed password) on first use.
+    /// Opens a repository, creating it on first use (the customer's with a new sealed password;
+    /// an encrypted plan's with the password registered when the plan was created).
     pub(crate) async fn open_or_create(
         &self,
         db: &DatabaseConnection,
         location: &StorageLocation,
         master_key: &MasterKey,
         now: chrono::DateTime<chrono::Utc>,
-        customer: CustomerId,
+        repository: RepositoryRef,
     ) -> StorageResult<Arc<CustomerRepository>> {
         // Held across the open so two tasks never run the slow key derivation twice.
         let mut opened = self.opened.lock().await;
-        if let Some(repo) = opened.get(&customer) {
+        if let Some(repo) = opened.get(&repository) {
             return Ok(repo.clone());
         }
-        let password = repository_password(db, location, master_key, now, customer).await?;
-        let backends = location.backend_options(customer).to_backends()?;
+        let customer = repository.customer();
+        let password = match repository.encrypted() {
+            None => repository_password(db, location, master_key, now, customer).await?,
+            Some(id) => encrypted_password(db, master_key, customer, id).await?,
+        };
+        let backends = location.backend_options(repository).to_backends()?;
         let opener_backends = backends.clone();
         let key = run_blocking(move || {
             let options = repository_options();
@@ -176,9 +186,10 @@ impl RepositoryCache {
         })
         .await?;
         let cipher = RepositoryCipher::new(&key);
-        let (service, options) = location.opendal_options(customer);
+        let (service, options) = location.opendal_options(repository);
         let repo = Arc::new(CustomerRepository {
             customer,
+            repository,
             locker: Locker::new(service, options, cipher.clone())?,
             files: SealedFiles::new(opener_backends.repository(), cipher),
             opener: RepositoryOpener {
@@ -189,9 +200,118 @@ impl RepositoryCache {
             generation: AtomicU64::new(0),
             indexed: Mutex::new(None),
         });
-        opened.insert(customer, repo.clone());
+        opened.insert(repository, repo.clone());
         Ok(repo)
     }
+}
+
+fn encrypted_seal_context(id: EncryptedRepositoryId) -> String {
+    format!("encrypted-repository:{id}:password")
+}
+
+/// The customer's password of an encrypted plan's repository, unsealed; another customer's
+/// repository id is not found.
+async fn encrypted_password<C: ConnectionTrait>(
+    db: &C,
+    master_key: &MasterKey,
+    customer: CustomerId,
+    id: EncryptedRepositoryId,
+) -> StorageResult<String> {
+    let row = encrypted_row::Entity::find_by_id(id.0)
+        .filter(encrypted_row::Column::CustomerId.eq(customer.as_uuid()))
+        .one(db)
+        .await?
+        .ok_or_else(|| StorageError::not_found(format!("encrypted repository {id}")))?;
+    master_key
+        .open_string(&row.sealed_password, &encrypted_seal_context(id))
+        .map_err(|_| StorageError::Unseal {
+            customer: customer.to_string(),
+        })
+}
+
+/// What an encrypted plan's repository is registered with.
+pub struct NewEncryptedRepository<'a> {
+    pub customer: CustomerId,
+    pub plan: uuid::Uuid,
+    pub plan_name: &'a str,
+    /// The customer's password: the restic password of the repository.
+    pub password: &'a str,
+}
+
+/// Registers an encrypted plan's repository on `db` (the plan's own transaction): its row with
+/// the customer's password sealed by the master key. The restic repository itself is created by
+/// the first backup into it.
+pub(crate) async fn register_encrypted<C: ConnectionTrait>(
+    db: &C,
+    location: &StorageLocation,
+    master_key: &MasterKey,
+    now: chrono::DateTime<chrono::Utc>,
+    new: &NewEncryptedRepository<'_>,
+) -> StorageResult<EncryptedRepositoryId> {
+    let id = EncryptedRepositoryId(uuid::Uuid::new_v4());
+    let repository = RepositoryRef::Encrypted {
+        customer: new.customer,
+        id,
+    };
+    encrypted_row::Entity::insert(encrypted_row::ActiveModel {
+        id: Set(id.0),
+        customer_id: Set(new.customer.as_uuid()),
+        plan_id: Set(new.plan),
+        plan_name: Set(new.plan_name.to_string()),
+        location: Set(location.describe(repository)),
+        sealed_password: Set(master_key.seal(new.password.as_bytes(), &encrypted_seal_context(id))),
+        created_at: Set(now),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(id)
+}
+
+/// Whether `candidate` is the password of the customer's encrypted repository `id`, compared in
+/// constant time (as digests, so the length of the password does not show either).
+pub(crate) async fn encrypted_password_matches<C: ConnectionTrait>(
+    db: &C,
+    master_key: &MasterKey,
+    customer: CustomerId,
+    id: EncryptedRepositoryId,
+    candidate: &str,
+) -> StorageResult<bool> {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let password = encrypted_password(db, master_key, customer, id).await?;
+    let (known, given) = (
+        Sha256::digest(password.as_bytes()),
+        Sha256::digest(candidate.as_bytes()),
+    );
+    Ok(bool::from(known.ct_eq(&given)))
+}
+
+/// The customer's encrypted repositories: (id, the plan name it was made for, location).
+pub(crate) async fn encrypted_repositories<C: ConnectionTrait>(
+    db: &C,
+    customer: CustomerId,
+) -> StorageResult<Vec<encrypted_row::Model>> {
+    use sea_orm::QueryOrder;
+    Ok(encrypted_row::Entity::find()
+        .filter(encrypted_row::Column::CustomerId.eq(customer.as_uuid()))
+        .order_by_asc(encrypted_row::Column::CreatedAt)
+        .all(db)
+        .await?)
+}
+
+/// Whether a repository has been created in the storage (a restic config file is there);
+/// checked without its password.
+pub(crate) async fn exists(
+    location: &StorageLocation,
+    repository: RepositoryRef,
+) -> StorageResult<bool> {
+    let backends = location.backend_options(repository).to_backends()?;
+    run_blocking(move || {
+        Ok(Repository::new(&repository_options(), &backends)?
+            .config_id()?
+            .is_some())
+    })
+    .await
 }
 
 /// Reads the customer's sealed password, or makes, seals and stores a new one. The row is written
@@ -275,7 +395,8 @@ where
 
 /// How many repository passwords the catalog holds sealed with the master key.
 pub(crate) async fn count_sealed_passwords<C: ConnectionTrait>(db: &C) -> StorageResult<u64> {
-    Ok(repository_row::Entity::find().count(db).await?)
+    Ok(repository_row::Entity::find().count(db).await?
+        + encrypted_row::Entity::find().count(db).await?)
 }
 
 /// The first customer whose sealed repository password `key` cannot open, if any.
@@ -284,11 +405,20 @@ pub(crate) async fn first_password_not_opened_by<C: ConnectionTrait>(
     key: &MasterKey,
 ) -> StorageResult<Option<CustomerId>> {
     let rows = repository_row::Entity::find().all(db).await?;
-    Ok(rows.into_iter().find_map(|row| {
+    if let Some(customer) = rows.into_iter().find_map(|row| {
         let customer = CustomerId(row.customer_id);
         key.open(&row.sealed_password, &seal_context(customer))
             .is_err()
             .then_some(customer)
+    }) {
+        return Ok(Some(customer));
+    }
+    let encrypted = encrypted_row::Entity::find().all(db).await?;
+    Ok(encrypted.into_iter().find_map(|row| {
+        let context = encrypted_seal_context(EncryptedRepositoryId(row.id));
+        key.open(&row.sealed_password, &context)
+            .is_err()
+            .then_some(CustomerId(row.customer_id))
     }))
 }
 
@@ -316,6 +446,25 @@ pub(crate) async fn reseal_passwords<C: ConnectionTrait>(
                 Expr::value(new.seal(&password, &context)),
             )
             .filter(repository_row::Column::CustomerId.eq(row.customer_id))
+            .exec(db)
+            .await?;
+        resealed += 1;
+    }
+    // An encrypted plan's password is re-sealed too: a rotation must never leave one behind
+    // under a key nobody keeps.
+    for row in encrypted_row::Entity::find().all(db).await? {
+        let context = encrypted_seal_context(EncryptedRepositoryId(row.id));
+        let password =
+            old.open(&row.sealed_password, &context)
+                .map_err(|_| StorageError::Unseal {
+                    customer: row.customer_id.to_string(),
+                })?;
+        encrypted_row::Entity::update_many()
+            .col_expr(
+                encrypted_row::Column::SealedPassword,
+                Expr::value(new.seal(&password, &context)),
+            )
+            .filter(encrypted_row::Column::Id.eq(row.id))
             .exec(db)
             .await?;
         resealed += 1;

@@ -23,7 +23,7 @@ use crate::ids::CustomerId;
 
 use super::BackupStorage;
 use super::catalog::entity::{archive, recovery_point};
-use super::catalog::{self, Archive, ArchiveId, RecoveryPoint, RecoveryPointId};
+use super::catalog::{self, Archive, ArchiveId, RecoveryPoint, RecoveryPointId, RepositoryRef};
 use super::error::{StorageError, StorageResult};
 use super::lock::LockKind;
 use super::repository::run_blocking;
@@ -173,7 +173,7 @@ pub async fn delete_recovery_points(
     txn.commit().await?;
     forget_snapshots(
         storage,
-        archive.customer,
+        archive.repository(),
         points.iter().map(|p| p.snapshot_id.clone()).collect(),
     )
     .await?;
@@ -206,7 +206,7 @@ pub async fn delete_archive(
     txn.commit().await?;
     forget_snapshots(
         storage,
-        archive.customer,
+        archive.repository(),
         points.iter().map(|p| p.snapshot_id.clone()).collect(),
     )
     .await?;
@@ -244,13 +244,13 @@ async fn delete_unreferenced_entries(
 
 async fn forget_snapshots(
     storage: &BackupStorage,
-    customer: CustomerId,
+    repository: RepositoryRef,
     snapshot_ids: Vec<String>,
 ) -> StorageResult<()> {
     if snapshot_ids.is_empty() {
         return Ok(());
     }
-    let repo = storage.repository(customer).await?;
+    let repo = storage.open_repository(repository).await?;
     // Shared, unlike restic's `forget`: removing snapshot files removes no data, so backups may
     // go on beside it; only prune, which removes packs, needs the repository alone.
     let lock = repo.lock(LockKind::Shared, storage.lock_wait()).await?;
@@ -277,13 +277,38 @@ async fn forget_snapshots(
 }
 
 /// Reclaims the space of deleted recovery points: forgets orphan snapshots, then runs rustic's
-/// prune (restic forget + prune semantics) on the customer's repository.
+/// prune (restic forget + prune semantics) on every repository of the customer (its own and its
+/// encrypted plans'), adding up what each reclaimed.
 pub async fn prune(
     storage: &BackupStorage,
     customer: CustomerId,
     settings: PruneSettings,
 ) -> StorageResult<PruneReport> {
-    let repo = storage.repository(customer).await?;
+    let mut total = PruneReport::default();
+    for repository in storage.repositories(customer).await? {
+        let report = prune_repository(storage, repository, settings).await?;
+        total
+            .orphan_snapshots_forgotten
+            .extend(report.orphan_snapshots_forgotten);
+        total.packs_before += report.packs_before;
+        total.packs_after += report.packs_after;
+        total.unused_packs += report.unused_packs;
+        total.repacked_packs += report.repacked_packs;
+        total.pack_bytes_before += report.pack_bytes_before;
+        total.pack_bytes_after += report.pack_bytes_after;
+        total.bytes_reclaimed += report.bytes_reclaimed;
+    }
+    Ok(total)
+}
+
+/// Prune of one repository.
+async fn prune_repository(
+    storage: &BackupStorage,
+    repository: RepositoryRef,
+    settings: PruneSettings,
+) -> StorageResult<PruneReport> {
+    let customer = repository.customer();
+    let repo = storage.open_repository(repository).await?;
     // Exclusive: no backup, restore or check of this customer runs while packs are removed, in
     // this process (the guard) or any other (restic's lock).
     let _exclusive = repo.write_guard.write().await;
@@ -355,6 +380,7 @@ mod tests {
             id: RecoveryPointId(Uuid::new_v4()),
             archive: ArchiveId(Uuid::nil()),
             customer: CustomerId(Uuid::nil()),
+            repository: RepositoryRef::Customer(CustomerId(Uuid::nil())),
             seq,
             snapshot_id: String::new(),
             taken_at,

@@ -1,4 +1,4 @@
-//! Verify: rustic's check of a customer's repository (structure: index, packs listed, trees and
+//! Verify: rustic's check of a customer's repositories (structure: index, packs listed, trees and
 //! blobs referenced; optionally the data itself, all of it or a sample), with damaged packs traced
 //! to the archives and recovery points whose items use them. The job queue records the returned
 //! report in Activities. This module reads the repository and the catalog, never writes either.
@@ -13,7 +13,7 @@ use crate::ids::CustomerId;
 
 use super::BackupStorage;
 use super::catalog::entity::recovery_point;
-use super::catalog::{ArchiveId, RecoveryPointId};
+use super::catalog::{ArchiveId, RecoveryPointId, RepositoryRef};
 use super::error::StorageResult;
 use super::lock::LockKind;
 use super::repository::run_blocking;
@@ -48,17 +48,55 @@ pub struct VerifyReport {
     pub damaged_packs: Vec<DamagedPack>,
 }
 
-/// Checks a customer's repository.
+/// Checks every repository of a customer: its own and each encrypted plan's (the worker holds
+/// their sealed passwords), as one report. A customer with no repository yet gets an empty one.
 pub async fn verify(
     storage: &BackupStorage,
     customer: CustomerId,
     scope: VerifyScope,
 ) -> StorageResult<VerifyReport> {
-    let repo = storage.repository(customer).await?;
+    let mut total = VerifyReport {
+        customer,
+        scope,
+        snapshots_checked: 0,
+        ok: true,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        damaged_packs: Vec::new(),
+    };
+    for repository in storage.repositories(customer).await? {
+        let report = verify_repository(storage, repository, scope).await?;
+        // Findings in an encrypted plan's repository say where they were found.
+        let label = |text: String| match repository {
+            RepositoryRef::Customer(_) => text,
+            RepositoryRef::Encrypted { id, .. } => {
+                format!("encrypted plan repository {id}: {text}")
+            }
+        };
+        total.snapshots_checked += report.snapshots_checked;
+        total.ok &= report.ok;
+        total.errors.extend(report.errors.into_iter().map(label));
+        total
+            .warnings
+            .extend(report.warnings.into_iter().map(label));
+        total.damaged_packs.extend(report.damaged_packs);
+    }
+    Ok(total)
+}
+
+/// Checks one repository of a customer.
+async fn verify_repository(
+    storage: &BackupStorage,
+    repository: RepositoryRef,
+    scope: VerifyScope,
+) -> StorageResult<VerifyReport> {
+    let customer = repository.customer();
+    let repo = storage.open_repository(repository).await?;
     let points: Vec<(String, RecoveryPointId, ArchiveId)> = {
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
         recovery_point::Entity::find()
             .filter(recovery_point::Column::CustomerId.eq(customer.as_uuid()))
+            .filter(recovery_point::Column::RepositoryId.eq(repository.column()))
             .all(storage.db())
             .await?
             .into_iter()

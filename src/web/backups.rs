@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use super::sorting::{self, Column, TableSort};
-use super::{AppState, Chrome, SignedIn, WebError, ok, see_other};
+use super::{AppState, Chrome, SignedIn, WebError, ok, see_other, unlock};
 use crate::accounts::access::CustomerScope;
 use crate::ids::CustomerId;
 use crate::jobs::backup_check::workload_label;
@@ -126,6 +126,7 @@ pub struct ArchiveQuery {
 pub async fn archive_page(
     state: web::Data<AppState>,
     signed_in: SignedIn,
+    request: HttpRequest,
     path: web::Path<(String, String)>,
     query: web::Query<ArchiveQuery>,
 ) -> Result<HttpResponse, WebError> {
@@ -133,6 +134,10 @@ pub async fn archive_page(
     let scope = scoped(&state, &signed_in, &customer).await?;
     let archive = ArchiveId(parse_id(&archive)?);
     let history = browse::archive_history(&state.db, &scope, archive).await?;
+    let here = unlock::here(&request);
+    if let Some(locked) = unlock::gate(&state, &signed_in, &scope, &history.archive, &here).await? {
+        return Ok(locked);
+    }
     let mut notice = None;
     let day = query.day.trim();
     if !day.is_empty() {
@@ -286,6 +291,12 @@ pub async fn point_page(
         ArchiveId(parse_id(&archive)?),
         RecoveryPointId(parse_id(&point)?),
     );
+    let found = crate::storage::catalog::find_archive(&state.db, &scope, archive).await?;
+    if let Some(locked) =
+        unlock::gate(&state, &signed_in, &scope, &found, &unlock::here(&req)).await?
+    {
+        return Ok(locked);
+    }
     let query = req.query_string();
     let folder = query_value(query, "folder");
     let base = point_url(scope.id(), archive, point);
@@ -384,12 +395,17 @@ pub struct PathQuery {
     path: String,
 }
 
-/// Checks the point belongs to the archive of the URL and the user may read content.
+/// What a content route reads: the scope, the archive and point of its URL, the archive's name.
+type Content = (CustomerScope, ArchiveId, RecoveryPointId, String);
+
+/// Checks the point belongs to the archive of the URL and the user may read content; an
+/// encrypted plan's archive not unlocked in this session answers with the password form (`Err`),
+/// which leads back to the point's page.
 async fn content_scope(
     state: &AppState,
     signed_in: &SignedIn,
     ids: (String, String, String),
-) -> Result<(CustomerScope, ArchiveId, RecoveryPointId, String), WebError> {
+) -> Result<Result<Content, HttpResponse>, WebError> {
     let (customer, archive, point) = ids;
     let scope = scoped(state, signed_in, &customer).await?;
     let (archive, point) = (
@@ -402,7 +418,11 @@ async fn content_scope(
     }
     let archive_model = crate::storage::catalog::find_archive(&state.db, &scope, archive).await?;
     restore::require_content_access(&scope)?;
-    Ok((scope, archive, point, archive_model.display_name))
+    let next = point_url(scope.id(), archive, point);
+    if let Some(locked) = unlock::gate(state, signed_in, &scope, &archive_model, &next).await? {
+        return Ok(Err(locked));
+    }
+    Ok(Ok((scope, archive, point, archive_model.display_name)))
 }
 
 /// A message's headers, body and attachments; a calendar item, contact or thread; a file's
@@ -414,7 +434,10 @@ pub async fn preview_page(
     query: web::Query<PathQuery>,
 ) -> Result<HttpResponse, WebError> {
     let (scope, archive, point, name) =
-        content_scope(&state, &signed_in, path.into_inner()).await?;
+        match content_scope(&state, &signed_in, path.into_inner()).await? {
+            Ok(found) => found,
+            Err(locked) => return Ok(locked),
+        };
     let preview = preview::preview(&state.storage, &scope, point, &query.path).await?;
     restore::audit_content(
         &state.db,
@@ -456,7 +479,10 @@ pub async fn body(
     path: web::Path<(String, String, String)>,
     query: web::Query<PathQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let (scope, _, point, _) = content_scope(&state, &signed_in, path.into_inner()).await?;
+    let (scope, _, point, _) = match content_scope(&state, &signed_in, path.into_inner()).await? {
+        Ok(found) => found,
+        Err(locked) => return Ok(locked),
+    };
     let html = preview::sanitized_body(&state.storage, &scope, point, &query.path).await?;
     let page = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><base target=\"_blank\">\
@@ -510,7 +536,11 @@ pub async fn download_item(
     path: web::Path<(String, String, String)>,
     query: web::Query<PathQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let (scope, _, point, name) = content_scope(&state, &signed_in, path.into_inner()).await?;
+    let (scope, _, point, name) = match content_scope(&state, &signed_in, path.into_inner()).await?
+    {
+        Ok(found) => found,
+        Err(locked) => return Ok(locked),
+    };
     let download = download::item(&state.storage, &scope, point, &query.path).await?;
     audit_download(&state, &signed_in, &scope, &name, &download, point).await?;
     Ok(attachment(download))
@@ -523,7 +553,11 @@ pub async fn download_zip(
     path: web::Path<(String, String, String)>,
     req: HttpRequest,
 ) -> Result<HttpResponse, WebError> {
-    let (scope, _, point, name) = content_scope(&state, &signed_in, path.into_inner()).await?;
+    let (scope, _, point, name) = match content_scope(&state, &signed_in, path.into_inner()).await?
+    {
+        Ok(found) => found,
+        Err(locked) => return Ok(locked),
+    };
     let paths = query_values(req.query_string(), "path");
     if paths.is_empty() {
         return Err(WebError::BadRequest(
@@ -550,7 +584,11 @@ pub async fn download_mbox(
     path: web::Path<(String, String, String)>,
     query: web::Query<FolderQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let (scope, _, point, name) = content_scope(&state, &signed_in, path.into_inner()).await?;
+    let (scope, _, point, name) = match content_scope(&state, &signed_in, path.into_inner()).await?
+    {
+        Ok(found) => found,
+        Err(locked) => return Ok(locked),
+    };
     let download = download::folder_mbox(&state.storage, &scope, point, &query.folder)
         .await
         .map_err(invalid_as_bad_request)?;

@@ -25,6 +25,7 @@ pub mod search;
 pub mod sorting;
 pub mod storage;
 pub mod sub_partners;
+pub mod unlock;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -247,6 +248,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/c/{customer}/backups/{archive}",
             web::get().to(backups::archive_page),
+        )
+        .route(
+            "/c/{customer}/backups/{archive}/unlock",
+            web::post().to(unlock::unlock),
         )
         .route(
             "/c/{customer}/backups/{archive}/points/{point}",

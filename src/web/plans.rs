@@ -18,6 +18,7 @@ use crate::jobs::backup_check::workload_label;
 use crate::jobs::plan_run;
 use crate::jobs::queue;
 use crate::plans::{self, FieldError, Plan, PlanDraft, PlanError, all_label};
+use crate::storage::RepositoryRef;
 use crate::storage::catalog::Workload;
 
 impl From<PlanError> for WebError {
@@ -84,6 +85,8 @@ pub struct PlanRow {
     pub last_run: String,
     pub enabled: bool,
     pub pending: bool,
+    /// The plan has a customer encryption password.
+    pub encrypted: bool,
     /// What the table sorts by (the strings above are for reading).
     start_minute: i32,
     last_run_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -147,6 +150,7 @@ pub async fn plans_page(
             last_run: when(plan.last_run_at),
             enabled: plan.enabled,
             pending,
+            encrypted: plan.encrypted_repository.is_some(),
             start_minute: plan.start_minute,
             last_run_at: plan.last_run_at,
             name: plan.name,
@@ -191,6 +195,11 @@ pub struct PlanHeader {
     pub delete_url: String,
     pub activities_url: String,
     pub pending: bool,
+    /// The plan has a customer encryption password (its own repository).
+    pub encrypted: bool,
+    /// Where that repository lives, for `restic -r`: partners only, as on Backup storage (it
+    /// names the server's folders).
+    pub encrypted_location: Option<String>,
 }
 
 #[derive(Template)]
@@ -208,6 +217,7 @@ struct PlanFormPage {
     header: Option<PlanHeader>,
     can_change: bool,
     notice: Option<(&'static str, &'static str)>,
+    min_password: usize,
 }
 
 impl PlanFormPage {
@@ -321,6 +331,16 @@ async fn form_page(
                 pending: queue::pending(&state.db, &format!("plan:{}", plan.id))
                     .await?
                     .is_some(),
+                encrypted: plan.encrypted_repository.is_some(),
+                encrypted_location: plan
+                    .encrypted_repository
+                    .filter(|_| signed_in.access.is_partner())
+                    .map(|id| {
+                        state.storage.location_of(RepositoryRef::Encrypted {
+                            customer: scope.id(),
+                            id,
+                        })
+                    }),
             })
         }
         None => None,
@@ -344,6 +364,7 @@ async fn form_page(
         header,
         can_change: scope.can_change(),
         notice: None,
+        min_password: plans::MIN_ENCRYPTION_PASSWORD_CHARS,
     })
 }
 
@@ -362,6 +383,9 @@ fn draft_of(fields: &[(String, String)]) -> PlanDraft {
             "retention_kind" => draft.retention_kind = value.clone(),
             "retention_value" => draft.retention_value = value.clone(),
             "version" => draft.version = value.clone(),
+            "encrypt" => draft.encrypt = value.clone(),
+            "encryption_password" => draft.encryption_password = value.clone(),
+            "encryption_password_again" => draft.encryption_password_again = value.clone(),
             _ => {}
         }
     }
@@ -389,6 +413,9 @@ fn new_draft() -> PlanDraft {
         retention_kind: "points".into(),
         retention_value: "30".into(),
         version: String::new(),
+        encrypt: String::new(),
+        encryption_password: String::new(),
+        encryption_password_again: String::new(),
     }
 }
 
@@ -457,7 +484,15 @@ pub async fn create(
     let scope = signed_in.customer(&state, &customer).await?;
     scope.require_change()?;
     let draft = draft_of(&fields);
-    match plans::create_plan(&state.db, state.clock.as_ref(), &scope, &draft).await {
+    match plans::create_plan(
+        &state.db,
+        &state.storage,
+        state.clock.as_ref(),
+        &scope,
+        &draft,
+    )
+    .await
+    {
         Ok(plan) => Ok(see_other(&format!(
             "{}/{}?notice=created",
             plans_url(&scope),

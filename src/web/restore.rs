@@ -3,7 +3,7 @@
 //! customer's organizations), into which folders and, for files, what to do with names already
 //! taken; `POST` of the same URL queues the restore job, writes it to the audit log and sends
 //! the browser to the job's page in Activities. Only administrators may restore; read-only users
-//! get 403, another customer's ids 404.
+//! get 403, another customer's ids 404; an encrypted plan's backups ask for its password first.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -193,6 +193,12 @@ pub async fn restore_form(
     request: HttpRequest,
 ) -> Result<HttpResponse, WebError> {
     let loaded = load(&state, &signed_in, path.into_inner()).await?;
+    let here = super::unlock::here(&request);
+    if let Some(locked) =
+        super::unlock::gate(&state, &signed_in, &loaded.scope, &loaded.archive, &here).await?
+    {
+        return Ok(locked);
+    }
     let fields: Vec<(String, String)> =
         serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
     let paths = paths_of(&fields);
@@ -210,6 +216,18 @@ pub async fn start_restore(
     fields: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, WebError> {
     let loaded = load(&state, &signed_in, path.into_inner()).await?;
+    // An encrypted plan's backups are restored only by someone who entered its password.
+    let back = format!(
+        "/c/{}/backups/{}/points/{}",
+        loaded.scope.id(),
+        loaded.archive.id,
+        loaded.point.id
+    );
+    if let Some(locked) =
+        super::unlock::gate(&state, &signed_in, &loaded.scope, &loaded.archive, &back).await?
+    {
+        return Ok(locked);
+    }
     let fields = fields.into_inner();
     let paths = paths_of(&fields);
     let target = field(&fields, "target")

@@ -76,6 +76,8 @@ struct SearchPage {
     shown: usize,
     behind: u64,
     error: Option<String>,
+    /// Archives of encrypted plans, which are never indexed nor searched.
+    encrypted: usize,
 }
 
 /// Turns the form into a request; what a person typed wrong is said in the page.
@@ -132,7 +134,11 @@ pub async fn search_page(
     let params = web::Query::<SearchParams>::from_query(request.query_string())
         .map(web::Query::into_inner)
         .map_err(|_| WebError::BadRequest("The search form is malformed.".into()))?;
-    let archives = crate::storage::catalog::list_archives(&state.db, &scope).await?;
+    let (encrypted, archives): (Vec<_>, Vec<_>) =
+        crate::storage::catalog::list_archives(&state.db, &scope)
+            .await?
+            .into_iter()
+            .partition(|a| a.encrypted_repository.is_some());
     let mut page = SearchPage {
         chrome: Chrome::new(&signed_in, Some(&scope), "storage"),
         action: format!("/c/{}/storage/search", scope.id()),
@@ -153,6 +159,7 @@ pub async fn search_page(
         shown: 0,
         behind: 0,
         error: None,
+        encrypted: encrypted.len(),
         params,
     };
     match request_of(&page.params) {

@@ -49,6 +49,8 @@ pub struct ArchiveRow {
     pub partial: bool,
     pub size: String,
     pub stored: String,
+    /// In an encrypted plan's repository: opening it asks for the plan's password.
+    pub encrypted: bool,
 }
 
 impl ArchiveRow {
@@ -64,6 +66,7 @@ impl ArchiveRow {
                 .map(|p| ByteSize::b(p.bytes_total).to_string())
                 .unwrap_or_default(),
             stored: ByteSize::b(summary.bytes_added).to_string(),
+            encrypted: summary.archive.encrypted_repository.is_some(),
             name: summary.archive.display_name,
         }
     }
@@ -138,6 +141,12 @@ struct StoragePage {
     sort: TableSort,
     can_change: bool,
     notice: Option<(&'static str, &'static str)>,
+}
+
+impl StoragePage {
+    fn has_encrypted(&self) -> bool {
+        self.archives.iter().any(|a| a.encrypted)
+    }
 }
 
 const ARCHIVE_COLUMNS: &[Column] = &[

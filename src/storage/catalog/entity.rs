@@ -20,6 +20,29 @@ pub mod repository {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod encrypted_repository {
+    use sea_orm::entity::prelude::*;
+
+    /// An encrypted plan's repository; outlives the plan (`plan_id` then names a deleted plan).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "storage_encrypted_repository")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub customer_id: Uuid,
+        pub plan_id: Uuid,
+        pub plan_name: String,
+        pub location: String,
+        pub sealed_password: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod archive {
     use sea_orm::entity::prelude::*;
 
@@ -35,6 +58,9 @@ pub mod archive {
         pub display_name: String,
         pub created_at: DateTimeUtc,
         pub last_seq: i64,
+        /// The repository holding the archive for its whole life: the customer's id for the
+        /// customer's own repository, an encrypted plan's repository id otherwise.
+        pub repository_id: Option<Uuid>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -64,6 +90,8 @@ pub mod recovery_point {
         pub bytes_total: i64,
         /// What the runner needs to continue incrementally from this point (opaque to storage).
         pub source_state: Option<String>,
+        /// The archive's repository (see `archive::Model::repository_id`).
+        pub repository_id: Option<Uuid>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,6 +2,9 @@
 //! increasing id and never changes its content once written (a changed item gets a new row), so
 //! an index can follow the catalog by remembering the last row id it took. Rows are read per
 //! customer only, through the customer's archives, under a tenant scope.
+//!
+//! Archives of an encrypted plan never feed an index: their content is for whoever enters the
+//! plan's password, and an index on the node's disk would keep their words readable without it.
 
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -35,8 +38,8 @@ impl FeedEntry {
     }
 }
 
-/// Entry rows of the customer's archives only (archive ids looked up first: a customer has
-/// archives in the thousands at most, its entries in the millions).
+/// Entry rows of the customer's archives in its own repository only (archive ids looked up
+/// first: a customer has archives in the thousands at most, its entries in the millions).
 async fn of_customer(
     db: &DatabaseConnection,
     customer: CustomerId,
@@ -45,6 +48,7 @@ async fn of_customer(
         .select_only()
         .column(archive::Column::Id)
         .filter(archive::Column::CustomerId.eq(customer.0))
+        .filter(archive::Column::RepositoryId.eq(super::RepositoryRef::Customer(customer).column()))
         .into_tuple()
         .all(db)
         .await?;

@@ -52,6 +52,79 @@ storage_id!(
     /// One restic snapshot of an archive.
     RecoveryPointId
 );
+storage_id!(
+    /// The repository of one encrypted protection plan, whose restic password is the customer's.
+    EncryptedRepositoryId
+);
+
+impl std::str::FromStr for EncryptedRepositoryId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Self)
+    }
+}
+
+/// Which of a customer's restic repositories: its own (random password, sealed by the master
+/// key), or an encrypted plan's (the customer's password, also kept sealed so runs go on
+/// unattended). An archive lives in one repository for its whole life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum RepositoryRef {
+    Customer(CustomerId),
+    Encrypted {
+        customer: CustomerId,
+        id: EncryptedRepositoryId,
+    },
+}
+
+impl RepositoryRef {
+    pub fn of(customer: CustomerId, encrypted: Option<EncryptedRepositoryId>) -> Self {
+        match encrypted {
+            Some(id) => Self::Encrypted { customer, id },
+            None => Self::Customer(customer),
+        }
+    }
+
+    pub fn customer(self) -> CustomerId {
+        match self {
+            Self::Customer(customer) | Self::Encrypted { customer, .. } => customer,
+        }
+    }
+
+    pub fn encrypted(self) -> Option<EncryptedRepositoryId> {
+        match self {
+            Self::Customer(_) => None,
+            Self::Encrypted { id, .. } => Some(id),
+        }
+    }
+
+    /// The value of the `repository_id` columns: the customer's id names its own repository.
+    pub(crate) fn column(self) -> Uuid {
+        match self {
+            Self::Customer(customer) => customer.as_uuid(),
+            Self::Encrypted { id, .. } => id.0,
+        }
+    }
+
+    /// Reads a `repository_id` column back (rows older than the column are the customer's).
+    pub(crate) fn from_column(customer: CustomerId, column: Option<Uuid>) -> Self {
+        match column {
+            Some(id) if id != customer.as_uuid() => Self::Encrypted {
+                customer,
+                id: EncryptedRepositoryId(id),
+            },
+            _ => Self::Customer(customer),
+        }
+    }
+}
+
+impl fmt::Display for RepositoryRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Customer(customer) => write!(f, "{customer}"),
+            Self::Encrypted { customer, id } => write!(f, "{customer}-encrypted-{id}"),
+        }
+    }
+}
 
 /// What an archive holds; also the top folder of its snapshots (`/mailbox/...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -110,6 +183,16 @@ pub struct Archive {
     pub workload: Workload,
     pub display_name: String,
     pub created_at: DateTime<Utc>,
+    /// Set when the archive lives in an encrypted plan's repository: reading it needs the
+    /// plan's password in the console, and it is never put into the search index.
+    pub encrypted_repository: Option<EncryptedRepositoryId>,
+}
+
+impl Archive {
+    /// The repository that holds this archive.
+    pub fn repository(&self) -> RepositoryRef {
+        RepositoryRef::of(self.customer, self.encrypted_repository)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +217,8 @@ pub struct RecoveryPoint {
     pub id: RecoveryPointId,
     pub archive: ArchiveId,
     pub customer: CustomerId,
+    /// The repository holding its snapshot (its archive's).
+    pub repository: RepositoryRef,
     /// Position in its archive: 1 for the first backup, increasing, never reused.
     pub seq: i64,
     /// The restic snapshot id (what `restic snapshots` lists).
@@ -241,7 +326,9 @@ pub struct SearchQuery {
 // ---- conversions ----------------------------------------------------------------------------
 
 pub(crate) fn archive_from_row(row: archive::Model) -> StorageResult<Archive> {
+    let repository = RepositoryRef::from_column(CustomerId(row.customer_id), row.repository_id);
     Ok(Archive {
+        encrypted_repository: repository.encrypted(),
         id: ArchiveId(row.id),
         customer: CustomerId(row.customer_id),
         org: OrgId(row.org_id),
@@ -258,6 +345,7 @@ pub(crate) fn point_from_row(row: recovery_point::Model) -> RecoveryPoint {
         id: RecoveryPointId(row.id),
         archive: ArchiveId(row.archive_id),
         customer: CustomerId(row.customer_id),
+        repository: RepositoryRef::from_column(CustomerId(row.customer_id), row.repository_id),
         seq: row.seq,
         snapshot_id: row.snapshot_id,
         taken_at: row.taken_at,

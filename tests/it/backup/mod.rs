@@ -60,6 +60,7 @@ impl BackupFixture {
             graph_id: graph_id.to_string(),
             workload,
             display_name: format!("{workload:?} of {graph_id}"),
+            encrypted_repository: None,
         }
     }
 

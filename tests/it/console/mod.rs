@@ -9,6 +9,7 @@ mod audit;
 mod demo;
 mod discovery;
 mod email;
+mod encrypted_plans;
 mod hostile;
 mod infrastructure;
 mod input;

@@ -38,6 +38,7 @@ async fn drive_archive(
         item: ItemId(item),
         workload: Workload::OneDrive,
         display_name: "Alice's OneDrive".into(),
+        encrypted_repository: None,
     };
     let files = [
         TestItem::new("Docs/a.txt", b"a".to_vec(), ItemKind::File),

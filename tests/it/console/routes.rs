@@ -28,6 +28,9 @@ const PLAN_FIELDS: &[&str] = &[
     "retention_kind",
     "retention_value",
     "version",
+    "encrypt",
+    "encryption_password",
+    "encryption_password_again",
 ];
 
 pub const ROUTES: &[Route] = &[
@@ -184,6 +187,11 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/c/{customer}/backups/repository-password", &[]),
     route("POST", "/c/{customer}/backups/repository-password", &[]),
     route("GET", "/c/{customer}/backups/{archive}", &["day"]),
+    route(
+        "POST",
+        "/c/{customer}/backups/{archive}/unlock",
+        &["password", "next"],
+    ),
     route(
         "GET",
         "/c/{customer}/backups/{archive}/points/{point}",

@@ -43,6 +43,7 @@ pub async fn back_up(
         item,
         workload,
         display_name: name.to_string(),
+        encrypted_repository: None,
     };
     let items: Vec<SourceItem> = seeds
         .iter()

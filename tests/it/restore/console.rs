@@ -88,6 +88,7 @@ pub(crate) async fn back_up_mailbox(app: &TestApp, customer: &str, org: &str) ->
         item: ItemId::new(),
         workload: Workload::Mailbox,
         display_name: "Alice Example".into(),
+        encrypted_repository: None,
     };
     let fetches = Arc::new(AtomicUsize::new(0));
     let sources: Vec<_> = items.iter().map(|i| i.source(&fetches)).collect();
@@ -439,7 +440,7 @@ async fn another_customers_real_ids_answer_404_on_every_backup_route() {
         // The restore form's two routes have their own walk (`console::restore`).
         .filter(|r| r.path.starts_with("/c/{customer}/backups/") && !r.path.ends_with("/restore"))
         .collect();
-    assert_eq!(backup_routes.len(), 9);
+    assert_eq!(backup_routes.len(), 10);
     let path = encoded("Inbox/report.eml");
     let query = format!("?path={path}&folder=Inbox");
     // (visitor, their own customer, the other customer's backup)
@@ -524,6 +525,7 @@ async fn a_large_zip_download_streams_in_many_chunks() {
         item: ItemId::new(),
         workload: Workload::OneDrive,
         display_name: "Alice's OneDrive".into(),
+        encrypted_repository: None,
     };
     let fetches = Arc::new(AtomicUsize::new(0));
     let sources: Vec<_> = items.iter().map(|i| i.source(&fetches)).collect();

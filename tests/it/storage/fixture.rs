@@ -73,6 +73,7 @@ impl Fixture {
             item,
             workload,
             display_name: name.to_string(),
+            encrypted_repository: None,
         }
     }
 

@@ -96,6 +96,7 @@ async fn backups_round_trip_through_an_s3_bucket() {
         item: ItemId::new(),
         workload: Workload::Mailbox,
         display_name: "Alice".into(),
+        encrypted_repository: None,
     };
     let items = small_corpus();
     let sources = |items: &[super::fixture::TestItem]| {
