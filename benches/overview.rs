@@ -282,6 +282,7 @@ async fn run() {
             next_run_at: Set(now + chrono::Duration::minutes((n % 1440) as i64)),
             last_run_at: Set(Some(now - chrono::Duration::hours(10))),
             version: Set(1),
+            encrypted_repository_id: Set(None),
             created_at: Set(now - chrono::Duration::days(days as i64 + 1)),
         });
         for day in 0..days {
@@ -354,6 +355,7 @@ async fn run() {
                 mail_attempts: Set(0),
                 mail_next_at: Set(None),
                 mail_error: Set(None),
+                resolution_mailed: Set(false),
             });
         }
         for item in user_ids.iter().take(20) {

@@ -157,6 +157,7 @@ async fn run() {
             item: ItemId::new(),
             workload: Workload::Mailbox,
             display_name: format!("Mailbox {mailbox}"),
+            encrypted_repository: None,
         };
         let first = mailbox * messages;
         let sources = futures::stream::iter((first..first + messages).map(|n| {

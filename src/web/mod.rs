@@ -150,6 +150,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/c/{customer}/settings/email",
             web::post().to(email::save_customer_recipients),
+        )
         .route("/alerts", web::get().to(overview::partner_alerts_page))
         .route("/usage", web::get().to(overview::usage_page))
         .route("/usage/csv", web::get().to(overview::usage_csv))

@@ -1196,6 +1196,7 @@ async fn a_message_and_a_file_are_restored_end_to_end_in_chromium() {
             item: ItemId(source.id),
             workload,
             display_name: name.to_string(),
+            encrypted_repository: None,
         };
         let storage = app.state.storage.clone();
         async move {

@@ -87,6 +87,7 @@ async fn a_teams_point_is_browsed_as_channels_and_its_conversations_are_offered_
         item: ItemId(team),
         workload: Workload::Team,
         display_name: "Marketing".into(),
+        encrypted_repository: None,
     };
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let sources: Vec<_> = items.iter().map(|i| i.source(&counter)).collect();
