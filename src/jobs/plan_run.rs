@@ -600,39 +600,43 @@ pub async fn enqueue_due_plans(
         .into_tuple()
         .all(db)
         .await?;
-    let mut by_minute: std::collections::BTreeMap<i32, Vec<uuid::Uuid>> = Default::default();
-    for (id, minute) in due {
-        by_minute.entry(minute).or_default().push(id);
-    }
     // One transaction for the whole tick: one commit however many plans are due. A node
     // ticking at the same moment waits on the rows this one moved, then finds them no longer due.
+    // Each chunk is one UPDATE whose CASE gives every plan its next start from its own minute of
+    // the day, and one INSERT of the runs: a few dozen statements for 10,000 plans rather than
+    // one per distinct start minute.
     let txn = db.begin().await?;
     let mut queued = 0;
-    for (minute, ids) in by_minute {
-        for chunk in ids.chunks(500) {
-            let moved = plan::Entity::update_many()
-                .col_expr(
-                    plan::Column::NextRunAt,
-                    Expr::value(schedule::next_run_after(minute, now)),
-                )
-                .filter(plan::Column::Id.is_in(chunk.iter().copied()))
-                .filter(plan::Column::Enabled.eq(true))
-                .filter(plan::Column::NextRunAt.lte(now))
-                .exec_with_returning(&txn)
-                .await?;
-            let runs: Vec<NewJob> = moved
-                .iter()
-                .map(|p| {
-                    NewJob::plan_run(
-                        CustomerId(p.customer_id),
-                        OrgId(p.org_id),
-                        PlanId(p.id),
-                        RunTrigger::Schedule,
-                    )
-                })
-                .collect();
-            queued += queue::enqueue_many(&txn, clock, &runs).await?;
+    for chunk in due.chunks(500) {
+        let minutes: std::collections::BTreeSet<i32> =
+            chunk.iter().map(|(_, minute)| *minute).collect();
+        let mut next = sea_orm::sea_query::CaseStatement::new();
+        for minute in minutes {
+            next = next.case(
+                plan::Column::StartMinute.eq(minute),
+                Expr::value(schedule::next_run_after(minute, now)),
+            );
         }
+        let next = next.finally(Expr::col(plan::Column::NextRunAt));
+        let moved = plan::Entity::update_many()
+            .col_expr(plan::Column::NextRunAt, next.into())
+            .filter(plan::Column::Id.is_in(chunk.iter().map(|(id, _)| *id)))
+            .filter(plan::Column::Enabled.eq(true))
+            .filter(plan::Column::NextRunAt.lte(now))
+            .exec_with_returning(&txn)
+            .await?;
+        let runs: Vec<NewJob> = moved
+            .iter()
+            .map(|p| {
+                NewJob::plan_run(
+                    CustomerId(p.customer_id),
+                    OrgId(p.org_id),
+                    PlanId(p.id),
+                    RunTrigger::Schedule,
+                )
+            })
+            .collect();
+        queued += queue::enqueue_many(&txn, clock, &runs).await?;
     }
     txn.commit().await?;
     Ok(queued)
