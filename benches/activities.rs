@@ -17,6 +17,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -100,13 +102,8 @@ async fn run() {
     let dir = tempfile::tempdir().unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
-    let database_url = std::env::var("SKYVAULT_BENCH_DATABASE_URL").unwrap_or_else(|_| {
-        format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("bench.sqlite").display()
-        )
-    });
-    let postgres = database_url.starts_with("postgres");
+    let bench_database = support::BenchDatabase::create(dir.path()).await;
+    let database_url = bench_database.url.clone();
     let mut settings = Settings {
         bind: address.to_string(),
         data_dir: dir.path().display().to_string(),
@@ -174,7 +171,7 @@ async fn run() {
         "{} jobs written in {:.1} s; database: {}",
         jobs + 1,
         started.elapsed().as_secs_f64(),
-        if postgres { "PostgreSQL" } else { "SQLite" }
+        bench_database.label()
     );
 
     let server = skyvault::app::web_server(state.clone(), listener).unwrap();

@@ -12,6 +12,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,12 +66,8 @@ async fn run() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
-    let url = std::env::var("SKYVAULT_BENCH_DATABASE_URL").unwrap_or_else(|_| {
-        format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("bench.sqlite").display()
-        )
-    });
+    let bench_database = support::BenchDatabase::create(dir.path()).await;
+    let url = bench_database.url.clone();
     let db = skyvault::db::connect_and_migrate(&url).await.unwrap();
     let storage = BackupStorage::new(
         db.clone(),
@@ -116,11 +114,7 @@ async fn run() {
         "mailbox of {items} items ({} catalog rows) backed up in {:.1} s; database: {}",
         outcome.recovery_point.item_count,
         started.elapsed().as_secs_f64(),
-        if url.starts_with("postgres") {
-            "PostgreSQL"
-        } else {
-            "SQLite"
-        }
+        bench_database.label()
     );
     let scope = Arc::new(SystemScope::worker(customer, "benchmark"));
     for (label, folder, order) in [

@@ -13,6 +13,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
@@ -120,12 +122,8 @@ async fn run() {
     // The console, on a fresh database, with the simulator as Microsoft.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
-    let database_url = std::env::var("SKYVAULT_BENCH_DATABASE_URL").unwrap_or_else(|_| {
-        format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("bench.sqlite").display()
-        )
-    });
+    let bench_database = support::BenchDatabase::create(dir.path()).await;
+    let database_url = bench_database.url.clone();
     let mut settings = Settings {
         bind: address.to_string(),
         data_dir: dir.path().display().to_string(),

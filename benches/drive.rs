@@ -21,6 +21,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -171,12 +173,8 @@ async fn run() {
         .control("POST", "tenants/default/consents/bench-client", None)
         .await;
 
-    let database_url = std::env::var("SKYVAULT_BENCH_DATABASE_URL").unwrap_or_else(|_| {
-        format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("bench.sqlite").display()
-        )
-    });
+    let bench_database = support::BenchDatabase::create(dir.path()).await;
+    let database_url = bench_database.url.clone();
     let db = skyvault::db::connect_and_migrate(&database_url)
         .await
         .unwrap();

@@ -21,15 +21,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{Duration, TimeZone, Utc};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
 use skyvault::clock::{Clock, ManualClock, SharedClock};
 use skyvault::ids::CustomerId;
 use skyvault::jobs::entities::job;
@@ -42,41 +41,6 @@ fn size(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct BenchDb {
-    url: String,
-    drop: Option<(String, String)>,
-    _dir: tempfile::TempDir,
-}
-
-async fn fresh_database() -> BenchDb {
-    let dir = tempfile::tempdir().unwrap();
-    match std::env::var("SKYVAULT_BENCH_DATABASE_URL") {
-        Ok(server) if !server.is_empty() => {
-            let admin = Database::connect(&server).await.unwrap();
-            let name = format!("skyvault_bench_{}", uuid::Uuid::new_v4().simple());
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .unwrap();
-            let mut url = url::Url::parse(&server).unwrap();
-            url.set_path(&name);
-            BenchDb {
-                url: url.to_string(),
-                drop: Some((server, name)),
-                _dir: dir,
-            }
-        }
-        _ => BenchDb {
-            url: format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("bench.sqlite").display()
-            ),
-            drop: None,
-            _dir: dir,
-        },
-    }
 }
 
 async fn enqueue_short_jobs(db: &DatabaseConnection, clock: &ManualClock, count: usize) {
@@ -175,7 +139,8 @@ async fn main() {
     let plans = size("SKYVAULT_BENCH_PLANS", 10_000);
     let loops = size("SKYVAULT_BENCH_LOOPS", 4);
     let job_ms = size("SKYVAULT_BENCH_JOB_MS", 20) as u64;
-    let bench = fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bench = support::BenchDatabase::create(dir.path()).await;
     let db = skyvault::db::connect_and_migrate(&bench.url).await.unwrap();
     let backend = format!("{:?}", db.get_database_backend());
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap());
@@ -227,10 +192,4 @@ async fn main() {
         tick.as_secs_f64()
     );
     drop(db);
-    if let Some((server, name)) = bench.drop {
-        let admin = Database::connect(&server).await.unwrap();
-        let _ = admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await;
-    }
 }

@@ -17,11 +17,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use sea_orm::sea_query::{Alias, Query};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, Database, DatabaseConnection, EntityTrait};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait};
 use skyvault::accounts::access::Home;
 use skyvault::accounts::users::{NewUser, create_user};
 use skyvault::accounts::{Access, Role, tenancy};
@@ -38,34 +40,6 @@ fn size(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct BenchDb {
-    url: String,
-    drop: Option<(String, String)>,
-}
-
-async fn fresh_database(dir: &std::path::Path) -> BenchDb {
-    match std::env::var("SKYVAULT_BENCH_DATABASE_URL") {
-        Ok(server) if !server.is_empty() => {
-            let admin = Database::connect(&server).await.unwrap();
-            let name = format!("skyvault_bench_{}", Uuid::new_v4().simple());
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .unwrap();
-            let mut url = url::Url::parse(&server).unwrap();
-            url.set_path(&name);
-            BenchDb {
-                url: url.to_string(),
-                drop: Some((server, name)),
-            }
-        }
-        _ => BenchDb {
-            url: format!("sqlite://{}?mode=rwc", dir.join("bench.sqlite").display()),
-            drop: None,
-        },
-    }
 }
 
 /// Inserts rows in batches small enough for either database's parameter limit.
@@ -168,7 +142,7 @@ async fn run() {
     let users = size("SKYVAULT_BENCH_USERS", 50);
     let days = size("SKYVAULT_BENCH_DAYS", 30).max(1);
     let dir = tempfile::tempdir().unwrap();
-    let bench_db = fresh_database(dir.path()).await;
+    let bench_db = support::BenchDatabase::create(dir.path()).await;
     let now = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap();
     let clock: SharedClock = std::sync::Arc::new(ManualClock::new(now));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -528,13 +502,6 @@ async fn run() {
         report(label, &mut times);
     }
     handle.stop(false).await;
-    if let Some((server, name)) = bench_db.drop {
-        drop(state);
-        let admin = Database::connect(&server).await.unwrap();
-        let _ = admin
-            .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .await;
-    }
 }
 
 fn report(label: &str, times: &mut [Duration]) {

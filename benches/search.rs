@@ -14,6 +14,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -104,12 +106,8 @@ async fn run() {
     let mailboxes = size("SKYVAULT_BENCH_MAILBOXES", 10);
     let messages = size("SKYVAULT_BENCH_MESSAGES", 100_000);
     let dir = tempfile::tempdir().unwrap();
-    let url = std::env::var("SKYVAULT_BENCH_DATABASE_URL").unwrap_or_else(|_| {
-        format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("bench.sqlite").display()
-        )
-    });
+    let bench_database = support::BenchDatabase::create(dir.path()).await;
+    let url = bench_database.url.clone();
     let db = skyvault::db::connect_and_migrate(&url).await.unwrap();
     let clock = skyvault::clock::system();
     let storage = BackupStorage::new(
@@ -183,11 +181,7 @@ async fn run() {
     println!(
         "{total} messages in {mailboxes} mailboxes backed up in {:.1} s; database: {}",
         started.elapsed().as_secs_f64(),
-        if url.starts_with("postgres") {
-            "PostgreSQL"
-        } else {
-            "SQLite"
-        }
+        bench_database.label()
     );
 
     let indexes = SearchIndexes::new(dir.path());
