@@ -63,7 +63,7 @@ fn message(n: u64) -> Message {
     let r = mix(n);
     let word = |i: u64| COMMON[(mix(r ^ i) % COMMON.len() as u64) as usize];
     // One message in 200,000 carries a rare word: about five per million.
-    let rare = if mix(r ^ 99) % 200_000 == 0 {
+    let rare = if mix(r ^ 99).is_multiple_of(200_000) {
         RARE[(r % RARE.len() as u64) as usize]
     } else {
         ""
