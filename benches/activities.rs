@@ -26,9 +26,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures::StreamExt;
 use sea_orm::{ActiveValue::Set, EntityTrait};
-use skyvault::accounts::access::Home;
-use skyvault::accounts::users::{NewUser, create_user};
-use skyvault::accounts::{Access, Role, tenancy};
+use skyvault::accounts::tenancy;
 use skyvault::config::Settings;
 use skyvault::jobs::entities::job;
 use skyvault::jobs::progress::{self, LiveProgress};
@@ -38,20 +36,6 @@ fn size(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// The process's resident memory now (VmRSS), in MiB.
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn main() {
@@ -116,23 +100,7 @@ async fn run() {
     let state = skyvault::app::prepare(settings, clock.clone())
         .await
         .unwrap();
-    let partner = tenancy::create_partner(&state.db, clock.as_ref(), "Bench Partner", None)
-        .await
-        .unwrap();
-    let admin = create_user(
-        &state.db,
-        clock.as_ref(),
-        NewUser {
-            email: "bench@example.com",
-            display_name: "Bench",
-            password: "benchmark password",
-            role: Role::PartnerAdmin,
-            home: Home::Partner(partner.id.into()),
-        },
-    )
-    .await
-    .unwrap();
-    let access = Access::from_user(&state.db, admin).await.unwrap().unwrap();
+    let (partner, access) = support::partner_admin(&state.db, clock.as_ref()).await;
     let customer = tenancy::create_customer(
         &state.db,
         clock.as_ref(),
@@ -196,7 +164,7 @@ async fn run() {
 
     // Live progress: `streams` clients on the running job's events.
     let events = format!("{base}/{running}/events");
-    let before = rss_mib();
+    let before = support::memory_mib("VmRSS");
     let received = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     let opened = Instant::now();
@@ -238,7 +206,7 @@ async fn run() {
         }
     });
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let with = rss_mib();
+    let with = support::memory_mib("VmRSS");
     let (median, p90) = time_page(&http, &base, 30).await;
     println!(
         "{streams} progress streams opened in {:.1} s; {} of them received the live progress \
@@ -269,28 +237,7 @@ fn client(jar: Arc<reqwest::cookie::Jar>) -> reqwest::Client {
 /// A client signed in as the partner administrator; its session cookie lands in `jar`.
 async fn signed_in(address: &str, jar: Arc<reqwest::cookie::Jar>) -> reqwest::Client {
     let http = client(jar);
-    let page = http
-        .get(format!("http://{address}/signin"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = page.find(marker).unwrap() + marker.len();
-    let token = &page[start..start + page[start..].find('"').unwrap()];
-    let response = http
-        .post(format!("http://{address}/signin"))
-        .form(&[
-            ("email", "bench@example.com"),
-            ("password", "benchmark password"),
-            ("csrf_token", token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_redirection(), "signed in");
+    support::sign_in(&http, address).await;
     http
 }
 

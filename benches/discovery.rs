@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use serde_json::Value;
-use skyvault::accounts::access::Home;
-use skyvault::accounts::users::{NewUser, create_user};
-use skyvault::accounts::{Access, Role, tenancy};
+use skyvault::accounts::tenancy;
 use skyvault::config::Settings;
 use skyvault::inventory::entities::organization;
 use skyvault::inventory::sync::{check_workloads, list_directory, sync_directory};
@@ -44,20 +42,6 @@ async fn counters(base: &str, token: &str) -> Value {
         .json()
         .await
         .unwrap()
-}
-
-/// The process's peak resident memory (VmHWM), in MiB.
-fn peak_memory_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn endpoint_delta(before: &Value, after: &Value) -> Vec<(String, u64)> {
@@ -152,23 +136,7 @@ async fn run() {
     let state = skyvault::app::prepare(settings, clock.clone())
         .await
         .unwrap();
-    let partner = tenancy::create_partner(&state.db, clock.as_ref(), "Bench Partner", None)
-        .await
-        .unwrap();
-    let admin = create_user(
-        &state.db,
-        clock.as_ref(),
-        NewUser {
-            email: "bench@example.com",
-            display_name: "Bench",
-            password: "benchmark password",
-            role: Role::PartnerAdmin,
-            home: Home::Partner(partner.id.into()),
-        },
-    )
-    .await
-    .unwrap();
-    let access = Access::from_user(&state.db, admin).await.unwrap().unwrap();
+    let (partner, access) = support::partner_admin(&state.db, clock.as_ref()).await;
     let customer = tenancy::create_customer(
         &state.db,
         clock.as_ref(),
@@ -277,7 +245,10 @@ async fn run() {
     for (endpoint, n) in endpoint_delta(&after_first, &after_again) {
         println!("    {n:>6}  {endpoint}");
     }
-    println!("peak memory (whole process): {:.0} MiB", peak_memory_mib());
+    println!(
+        "peak memory (whole process): {:.0} MiB",
+        support::memory_mib("VmHWM")
+    );
 
     skyvault::inventory::items::refresh_counts(&state.db, org.id)
         .await
@@ -333,26 +304,7 @@ async fn run() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let page = http
-        .get(format!("http://{address}/signin"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = page.find(marker).unwrap() + marker.len();
-    let token = &page[start..start + page[start..].find('"').unwrap()];
-    http.post(format!("http://{address}/signin"))
-        .form(&[
-            ("email", "bench@example.com"),
-            ("password", "benchmark password"),
-            ("csrf_token", token),
-        ])
-        .send()
-        .await
-        .unwrap();
+    support::sign_in(&http, &address.to_string()).await;
     let url = format!(
         "http://{address}/c/{}/m365/{}?tab=users",
         customer.id, org.id

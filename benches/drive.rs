@@ -50,19 +50,6 @@ fn size(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn peak_memory_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 struct Sim {
     base: String,
     token: String,
@@ -303,7 +290,7 @@ async fn run() {
     );
     println!(
         "peak RSS so far (Skyvault and simulator): {:.0} MiB",
-        peak_memory_mib()
+        support::memory_mib("VmHWM")
     );
 
     // One OneDrive of `single_mb` MB: 50 MB files.
@@ -318,7 +305,7 @@ async fn run() {
             )
             .await;
     }
-    let before = peak_memory_mib();
+    let before = support::memory_mib("VmHWM");
     let started = Instant::now();
     let report = back_up(&services, &single, &()).await.unwrap();
     assert!(
@@ -330,7 +317,7 @@ async fn run() {
         "single OneDrive of {:.1} GB ({count} files): {:.1} s; peak RSS {:.0} MiB (before it {:.0} MiB)",
         (count * file) as f64 / 1e9,
         started.elapsed().as_secs_f64(),
-        peak_memory_mib(),
+        support::memory_mib("VmHWM"),
         before
     );
 }

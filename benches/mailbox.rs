@@ -44,19 +44,6 @@ fn size(name: &str, default: u32) -> u32 {
         .unwrap_or(default)
 }
 
-fn peak_memory_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 struct Sim {
     base: String,
     token: String,
@@ -246,7 +233,7 @@ async fn run() {
     );
     println!(
         "peak RSS (Skyvault and simulator): {:.0} MiB",
-        peak_memory_mib()
+        support::memory_mib("VmHWM")
     );
 }
 

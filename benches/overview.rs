@@ -24,9 +24,7 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use sea_orm::sea_query::{Alias, Query};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait};
-use skyvault::accounts::access::Home;
-use skyvault::accounts::users::{NewUser, create_user};
-use skyvault::accounts::{Access, Role, tenancy};
+use skyvault::accounts::tenancy;
 use skyvault::clock::{ManualClock, SharedClock};
 use skyvault::config::Settings;
 use skyvault::inventory::entities::{organization, protected_item};
@@ -166,23 +164,7 @@ async fn run() {
 
     // The partner, its administrator, its customers (through the console's own function).
     let seeding = Instant::now();
-    let partner = tenancy::create_partner(&db, clock.as_ref(), "Bench Partner", None)
-        .await
-        .unwrap();
-    let admin = create_user(
-        &db,
-        clock.as_ref(),
-        NewUser {
-            email: "bench@example.com",
-            display_name: "Bench",
-            password: "benchmark password",
-            role: Role::PartnerAdmin,
-            home: Home::Partner(partner.id.into()),
-        },
-    )
-    .await
-    .unwrap();
-    let access = Access::from_user(&db, admin).await.unwrap().unwrap();
+    let (partner, access) = support::partner_admin(&db, clock.as_ref()).await;
     let mut customer_ids = Vec::new();
     for n in 0..customers {
         let customer = tenancy::create_customer(
@@ -448,28 +430,7 @@ async fn run() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let page = http
-        .get(format!("http://{address}/signin"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = page.find(marker).unwrap() + marker.len();
-    let token = &page[start..start + page[start..].find('"').unwrap()];
-    let signed_in = http
-        .post(format!("http://{address}/signin"))
-        .form(&[
-            ("email", "bench@example.com"),
-            ("password", "benchmark password"),
-            ("csrf_token", token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), 303);
+    support::sign_in(&http, &address.to_string()).await;
     let failing = customer_ids[3];
     for (label, path) in [
         ("Customers, first page", "/customers".to_string()),
