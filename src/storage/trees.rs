@@ -4,20 +4,19 @@
 //! messages of a folder of 100,000 one by one (a restore, the search index, a zip) would parse
 //! that folder's tree 100,000 times.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::path::{Component, Path};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use quick_cache::Weighter;
-use quick_cache::sync::Cache;
 use rustic_core::repofile::Node;
 use rustic_core::{IndexedFullStatus, Repository, TreeId};
 
 use super::error::{StorageError, StorageResult};
 
-/// Nodes kept in all (a node is a few hundred bytes: tens of MB at most).
-const KEPT_NODES: u64 = 200_000;
+/// Nodes kept in all (a node is a few hundred bytes: tens of MB at most). The folder read last
+/// is always kept, however large, so reading a folder's items one by one parses it once.
+const KEPT_NODES: usize = 200_000;
 
 /// One folder's children, findable by name.
 struct Folder {
@@ -25,26 +24,28 @@ struct Folder {
     by_name: HashMap<OsString, usize>,
 }
 
-#[derive(Clone)]
-struct ByNodes;
-
-impl Weighter<(String, TreeId), Arc<Folder>> for ByNodes {
-    fn weight(&self, _: &(String, TreeId), folder: &Arc<Folder>) -> u64 {
-        folder.nodes.len() as u64 + 1
-    }
-}
-
 /// Keyed by the repository's id as well as the tree's: one customer's reads only ever see trees
 /// parsed from that customer's repository.
-fn folders() -> &'static Cache<(String, TreeId), Arc<Folder>, ByNodes> {
-    static FOLDERS: OnceLock<Cache<(String, TreeId), Arc<Folder>, ByNodes>> = OnceLock::new();
-    FOLDERS.get_or_init(|| Cache::with_weighter(1_000, KEPT_NODES, ByNodes))
+type Key = (String, TreeId);
+
+/// The folders read most recently, newest last. A plain bounded list rather than a sharded
+/// cache: a sharded cache splits its capacity, and a folder of 70,000 messages would fit no
+/// shard and be parsed again for every item.
+fn folders() -> &'static Mutex<VecDeque<(Key, Arc<Folder>)>> {
+    static FOLDERS: OnceLock<Mutex<VecDeque<(Key, Arc<Folder>)>>> = OnceLock::new();
+    FOLDERS.get_or_init(Default::default)
 }
 
 fn folder(repo: &Repository<IndexedFullStatus>, tree: TreeId) -> StorageResult<Arc<Folder>> {
     let key = (repo.config().id.to_string(), tree);
-    if let Some(folder) = folders().get(&key) {
-        return Ok(folder);
+    {
+        let mut kept = folders().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = kept.iter().position(|(k, _)| *k == key) {
+            let entry = kept.remove(at).expect("found above");
+            let folder = entry.1.clone();
+            kept.push_back(entry);
+            return Ok(folder);
+        }
     }
     let nodes = repo.get_tree(&tree)?.nodes;
     let by_name = nodes
@@ -53,7 +54,14 @@ fn folder(repo: &Repository<IndexedFullStatus>, tree: TreeId) -> StorageResult<A
         .map(|(i, node)| (node.name().into_owned(), i))
         .collect();
     let folder = Arc::new(Folder { nodes, by_name });
-    folders().insert(key, folder.clone());
+    let mut kept = folders().lock().unwrap_or_else(|p| p.into_inner());
+    kept.push_back((key, folder.clone()));
+    let mut total: usize = kept.iter().map(|(_, f)| f.nodes.len() + 1).sum();
+    while total > KEPT_NODES && kept.len() > 1 {
+        if let Some((_, oldest)) = kept.pop_front() {
+            total -= oldest.nodes.len() + 1;
+        }
+    }
     Ok(folder)
 }
 
