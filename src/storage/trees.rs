@@ -28,11 +28,14 @@ struct Folder {
 /// parsed from that customer's repository.
 type Key = (String, TreeId);
 
+/// The kept folders, most recently read last.
+type Kept = Mutex<VecDeque<(Key, Arc<Folder>)>>;
+
 /// The folders read most recently, newest last. A plain bounded list rather than a sharded
 /// cache: a sharded cache splits its capacity, and a folder of 70,000 messages would fit no
 /// shard and be parsed again for every item.
-fn folders() -> &'static Mutex<VecDeque<(Key, Arc<Folder>)>> {
-    static FOLDERS: OnceLock<Mutex<VecDeque<(Key, Arc<Folder>)>>> = OnceLock::new();
+fn folders() -> &'static Kept {
+    static FOLDERS: OnceLock<Kept> = OnceLock::new();
     FOLDERS.get_or_init(Default::default)
 }
 
@@ -40,8 +43,11 @@ fn folder(repo: &Repository<IndexedFullStatus>, tree: TreeId) -> StorageResult<A
     let key = (repo.config().id.to_string(), tree);
     {
         let mut kept = folders().lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(at) = kept.iter().position(|(k, _)| *k == key) {
-            let entry = kept.remove(at).expect("found above");
+        if let Some(entry) = kept
+            .iter()
+            .position(|(k, _)| *k == key)
+            .and_then(|at| kept.remove(at))
+        {
             let folder = entry.1.clone();
             kept.push_back(entry);
             return Ok(folder);
