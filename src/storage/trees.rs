@@ -61,6 +61,8 @@ fn folder(repo: &Repository<IndexedFullStatus>, tree: TreeId) -> StorageResult<A
         .collect();
     let folder = Arc::new(Folder { nodes, by_name });
     let mut kept = folders().lock().unwrap_or_else(|p| p.into_inner());
+    // Another reader may have parsed the same folder meanwhile: keep one copy.
+    kept.retain(|(k, _)| *k != key);
     kept.push_back((key, folder.clone()));
     let mut total: usize = kept.iter().map(|(_, f)| f.nodes.len() + 1).sum();
     while total > KEPT_NODES && kept.len() > 1 {
