@@ -18,6 +18,7 @@ mod m20261130_060000_job_claims;
 mod m20261130_070000_overview;
 mod m20261130_120000_alert_email;
 mod m20261130_120000_encrypted_plans;
+mod m20261201_090000_point_folders;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_070000_overview::Migration),
             Box::new(m20261130_120000_alert_email::Migration),
             Box::new(m20261130_120000_encrypted_plans::Migration),
+            Box::new(m20261201_090000_point_folders::Migration),
         ]
     }
 }

@@ -117,6 +117,17 @@ impl GraphRequest {
         }
     }
 
+    /// The bytes it sends (Outlook counts PATCH, POST and PUT bodies against a mailbox's
+    /// upload limit, §5.2).
+    pub(crate) fn upload_bytes(&self) -> u64 {
+        match self.method {
+            Method::PATCH | Method::POST | Method::PUT => {
+                self.body.as_ref().map_or(0, |b| b.len() as u64)
+            }
+            _ => 0,
+        }
+    }
+
     pub(crate) fn cost(mut self, cost: u32) -> Self {
         self.cost = cost;
         self
@@ -295,7 +306,10 @@ impl Executor {
         let mut waited = Duration::ZERO;
         let mut token_refreshed = false;
         loop {
-            let permit = self.governor.acquire(&request.resource, request.cost).await;
+            let permit = self
+                .governor
+                .acquire_upload(&request.resource, request.cost, request.upload_bytes())
+                .await;
             let token = if bearer {
                 Some(self.tokens.token(tenant).await?)
             } else {

@@ -182,6 +182,10 @@ pub struct GovernorLimits {
     pub mailbox_requests_per_window: u32,
     #[serde(with = "seconds")]
     pub mailbox_window: Duration,
+    /// Outlook: 150 MB uploaded (PATCH, POST, PUT bodies) per 5 minutes per app and mailbox.
+    pub mailbox_upload_bytes_per_window: u64,
+    #[serde(with = "seconds")]
+    pub mailbox_upload_window: Duration,
     /// OneDrive/SharePoint resource units per minute per app per tenant. The default is the
     /// smallest tier of the 2024 table (1,200 RU/min, tenants under 1,000 licences); raise it for
     /// larger tenants.
@@ -194,6 +198,8 @@ impl Default for GovernorLimits {
             mailbox_concurrency: 4,
             mailbox_requests_per_window: 10_000,
             mailbox_window: Duration::from_secs(600),
+            mailbox_upload_bytes_per_window: 150 * 1024 * 1024,
+            mailbox_upload_window: Duration::from_secs(300),
             files_resource_units_per_minute: 1_200,
         }
     }

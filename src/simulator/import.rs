@@ -110,6 +110,13 @@ pub async fn handle(
             "The token does not belong to this mailbox.",
         );
     }
+    // Counted like every Graph request, so a benchmark sees what an import restore costs.
+    sim.metrics.count(
+        &session.app_id,
+        &tenant.id.to_string(),
+        Some(&session_mailbox),
+        "importItem",
+    );
     let (fault, latency) = sim.faults.pick(Workload::Mail);
     if let Fault::Status(status, retry) = fault {
         let mut response = error(
@@ -151,6 +158,7 @@ pub async fn handle(
     ) {
         Ok(admission) => admission,
         Err(refusal) => {
+            sim.metrics.status(refusal.status);
             let mut response = error(refusal.status, refusal.code, &refusal.message);
             if let Some(retry) = refusal.retry_after
                 && let Ok(value) =

@@ -1493,7 +1493,13 @@ async fn record_recovery_point(
         .await?;
     }
     txn.commit().await?;
-    Ok(catalog::point_from_row(point))
+    let point = catalog::point_from_row(point);
+    // The folder summary makes the point's first open quick. It is a cache of the catalog: a
+    // failure here loses nothing, the first open makes it instead.
+    if let Err(err) = catalog::folders::record(storage.db(), &point).await {
+        tracing::warn!(point = %point.id, error = %err, "folder summary not recorded");
+    }
+    Ok(point)
 }
 
 fn new_entry_row(archive_id: ArchiveId, seq: i64, item: &StoredItem) -> catalog_entry::ActiveModel {

@@ -165,6 +165,7 @@ pub async fn delete_recovery_points(
         return Err(StorageError::not_found("recovery point of this archive"));
     }
     let txn = storage.db().begin().await?;
+    delete_folder_summaries(&txn, &points).await?;
     recovery_point::Entity::delete_many()
         .filter(recovery_point::Column::Id.is_in(points.iter().map(|p| p.id.0)))
         .exec(&txn)
@@ -180,6 +181,22 @@ pub async fn delete_recovery_points(
     Ok(points)
 }
 
+/// The folder summaries of `points` (their rows would also go by cascade where foreign keys
+/// are enforced).
+async fn delete_folder_summaries(
+    txn: &impl sea_orm::ConnectionTrait,
+    points: &[RecoveryPoint],
+) -> StorageResult<()> {
+    use super::catalog::entity::point_folder;
+    for chunk in points.chunks(500) {
+        point_folder::Entity::delete_many()
+            .filter(point_folder::Column::PointId.is_in(chunk.iter().map(|p| p.id.0)))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Deletes an archive with all its recovery points (e.g. an item gone from Microsoft 365 whose
 /// backups an admin no longer wants).
 pub async fn delete_archive(
@@ -192,6 +209,7 @@ pub async fn delete_archive(
     // Catalog entries, points and failed items go with the archive row (foreign keys cascade);
     // deleted explicitly as well, for databases where cascades are off.
     let txn = storage.db().begin().await?;
+    delete_folder_summaries(&txn, &points).await?;
     recovery_point::Entity::delete_many()
         .filter(recovery_point::Column::ArchiveId.eq(archive_id.0))
         .exec(&txn)

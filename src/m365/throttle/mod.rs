@@ -73,23 +73,20 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn new(capacity: u32, window: Duration, now: DateTime<Utc>) -> Self {
-        let capacity = f64::from(capacity.max(1));
-        let per_second = capacity / window.as_secs_f64().max(0.001);
-        Self {
-            capacity,
-            per_second,
-            available: capacity,
-            updated: now,
-        }
-    }
-
     /// At most `limit` units in *any* `window`, however the service aligns its windows: a small
     /// burst (a twentieth of the limit, at least one permission call's 5 units) and a refill of
     /// the rest over the window. A bucket of the full limit refilling at the full rate would let
     /// a burst plus a window's refill — twice the limit — into one of Microsoft's minutes.
     fn paced(limit: u32, window: Duration, now: DateTime<Utc>) -> Self {
-        let limit = f64::from(limit.max(1));
+        Self::paced_units(f64::from(limit.max(1)), window, now)
+    }
+
+    /// [`Bucket::paced`] for a byte limit.
+    fn paced_bytes(limit: u64, window: Duration, now: DateTime<Utc>) -> Self {
+        Self::paced_units(limit.max(1) as f64, window, now)
+    }
+
+    fn paced_units(limit: f64, window: Duration, now: DateTime<Utc>) -> Self {
         let capacity = (limit / 20.0).max(5.0).min(limit);
         let per_second = ((limit - capacity).max(1.0)) / window.as_secs_f64().max(0.001);
         Self {
@@ -112,11 +109,22 @@ impl Bucket {
     }
 
     /// Takes `cost` units, or says when enough will be there.
-    fn take(&mut self, cost: u32, now: DateTime<Utc>) -> Admission {
-        self.refill(now);
-        let cost = f64::from(cost).min(self.capacity);
-        if self.available >= cost {
+    fn take(&mut self, cost: f64, now: DateTime<Utc>) -> Admission {
+        let admission = self.check(cost, now);
+        if admission == Admission::Go {
+            // A cost above the capacity leaves the bucket in debt, which later requests wait
+            // out: the window still sees every unit.
             self.available -= cost;
+        }
+        admission
+    }
+
+    /// Whether `cost` units are there now, without taking them. A cost above the capacity needs
+    /// a full bucket (one request bigger than the burst still goes, alone).
+    fn check(&mut self, cost: f64, now: DateTime<Utc>) -> Admission {
+        self.refill(now);
+        let cost = cost.min(self.capacity);
+        if self.available >= cost {
             Admission::Go
         } else {
             let wait = (cost - self.available) / self.per_second;
@@ -134,6 +142,8 @@ impl Bucket {
 struct ResourceState {
     paused_until: Option<DateTime<Utc>>,
     bucket: Option<Bucket>,
+    /// Bytes sent in request bodies (Outlook's upload limit per mailbox).
+    upload: Option<Bucket>,
     concurrency: Option<Arc<Semaphore>>,
     concurrency_limit: usize,
 }
@@ -206,11 +216,19 @@ impl Governor {
 
     fn new_state(&self, resource: &Resource, now: DateTime<Utc>) -> ResourceState {
         match resource {
+            // Paced, not a full window's burst: a burst of the whole limit followed by a window
+            // of refill would put twice the limit into one of Microsoft's windows, and a large
+            // restore or backup would then run into 429s instead of going at the allowed rate.
             Resource::Mailbox { .. } => ResourceState {
                 paused_until: None,
-                bucket: Some(Bucket::new(
+                bucket: Some(Bucket::paced(
                     self.limits.mailbox_requests_per_window,
                     self.limits.mailbox_window,
+                    now,
+                )),
+                upload: Some(Bucket::paced_bytes(
+                    self.limits.mailbox_upload_bytes_per_window,
+                    self.limits.mailbox_upload_window,
                     now,
                 )),
                 concurrency: Some(Arc::new(Semaphore::new(self.limits.mailbox_concurrency))),
@@ -223,6 +241,7 @@ impl Governor {
                     Duration::from_secs(60),
                     now,
                 )),
+                upload: None,
                 concurrency: None,
                 concurrency_limit: 0,
             },
@@ -232,6 +251,7 @@ impl Governor {
                 ResourceState {
                     paused_until: None,
                     bucket: None,
+                    upload: None,
                     concurrency: None,
                     concurrency_limit: 0,
                 }
@@ -285,6 +305,13 @@ impl Governor {
 
     /// The decision for one request of `cost` units, now. Pure bookkeeping: no waiting.
     pub fn admit(&self, resource: &Resource, cost: u32) -> Admission {
+        self.admit_upload(resource, cost, 0)
+    }
+
+    /// [`Governor::admit`] for a request that also sends `upload_bytes` in its body: a mailbox
+    /// takes them from its upload budget (150 MB per 5 minutes, §5.2). Units are taken only when
+    /// every budget has them, so a request that waits has spent nothing.
+    pub fn admit_upload(&self, resource: &Resource, cost: u32, upload_bytes: u64) -> Admission {
         self.with_state(resource, |state, now| {
             if let Some(until) = state.paused_until {
                 if until > now {
@@ -292,10 +319,31 @@ impl Governor {
                 }
                 state.paused_until = None;
             }
-            match &mut state.bucket {
-                Some(bucket) => bucket.take(cost, now),
-                None => Admission::Go,
+            let cost = f64::from(cost);
+            let bytes = upload_bytes as f64;
+            let upload = state.upload.as_mut().filter(|_| upload_bytes > 0);
+            let requests_wait = state.bucket.as_mut().map(|b| b.check(cost, now));
+            let upload_wait = upload.map(|b| b.check(bytes, now));
+            let latest = [requests_wait, upload_wait]
+                .into_iter()
+                .flatten()
+                .filter_map(|a| match a {
+                    Admission::WaitUntil(until) => Some(until),
+                    Admission::Go => None,
+                })
+                .max();
+            if let Some(until) = latest {
+                return Admission::WaitUntil(until);
             }
+            if let Some(bucket) = state.bucket.as_mut() {
+                bucket.take(cost, now);
+            }
+            if upload_bytes > 0
+                && let Some(bucket) = state.upload.as_mut()
+            {
+                bucket.take(bytes, now);
+            }
+            Admission::Go
         })
     }
 
@@ -322,6 +370,11 @@ impl Governor {
 
     /// Waits for a concurrency slot, then until the resource is neither paused nor out of budget.
     pub async fn acquire(&self, resource: &Resource, cost: u32) -> Permit {
+        self.acquire_upload(resource, cost, 0).await
+    }
+
+    /// [`Governor::acquire`] for a request that sends `upload_bytes` in its body.
+    pub async fn acquire_upload(&self, resource: &Resource, cost: u32, upload_bytes: u64) -> Permit {
         let semaphore = self.with_state(resource, |state, _| state.concurrency.clone());
         // The semaphore is never closed, so acquiring only fails if it were; go without a slot then.
         let slot = match semaphore {
@@ -333,7 +386,7 @@ impl Governor {
         // having slept the full wait once is then taken as enough.
         let mut waited_for: Option<DateTime<Utc>> = None;
         loop {
-            match self.admit(resource, cost) {
+            match self.admit_upload(resource, cost, upload_bytes) {
                 Admission::Go => break,
                 Admission::WaitUntil(until) if waited_for.is_some_and(|w| w >= until) => break,
                 Admission::WaitUntil(until) => {
@@ -636,6 +689,73 @@ mod tests {
             .map(|e| e.retry_after.unwrap().as_secs())
             .collect();
         assert_eq!(secs, vec![2, 3, 4]);
+    }
+
+    /// Requests admitted in every `window` starting at each admission, the most of them.
+    fn most_in_any_window(admitted: &[DateTime<Utc>], window: chrono::Duration) -> usize {
+        admitted
+            .iter()
+            .map(|start| {
+                admitted
+                    .iter()
+                    .filter(|t| **t >= *start && **t < *start + window)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn a_mailbox_never_gets_more_than_its_limit_in_any_window() {
+        let limits = GovernorLimits {
+            mailbox_requests_per_window: 1_000,
+            mailbox_window: Duration::from_secs(60),
+            ..GovernorLimits::default()
+        };
+        let (g, clock) = governor(limits);
+        let r = Resource::Mailbox {
+            tenant: tenant(),
+            user: "u".into(),
+        };
+        let mut admitted = Vec::new();
+        for _ in 0..3_000 {
+            let _p = g.acquire(&r, 1).await;
+            admitted.push(clock.now());
+        }
+        let most = most_in_any_window(&admitted, chrono::Duration::seconds(60));
+        assert!(most <= 1_000, "{most} requests in one minute");
+        // …and it still goes close to the limit: 3,000 requests in about three minutes.
+        let took = admitted[2_999] - admitted[0];
+        assert!(took <= chrono::Duration::seconds(190), "{took}");
+    }
+
+    #[tokio::test]
+    async fn a_mailbox_upload_budget_paces_request_bodies() {
+        let limits = GovernorLimits {
+            mailbox_upload_bytes_per_window: 10_000_000,
+            mailbox_upload_window: Duration::from_secs(300),
+            ..GovernorLimits::default()
+        };
+        let (g, clock) = governor(limits);
+        let r = Resource::Mailbox {
+            tenant: tenant(),
+            user: "u".into(),
+        };
+        let mut admitted = Vec::new();
+        for _ in 0..100 {
+            let _p = g.acquire_upload(&r, 1, 1_000_000).await;
+            admitted.push(clock.now());
+        }
+        assert!(
+            most_in_any_window(&admitted, chrono::Duration::seconds(300)) <= 10,
+            "at most 10 MB in any five minutes"
+        );
+        // Reads send nothing and are not held up by uploads.
+        let before = clock.now();
+        let _read = g.acquire(&r, 1).await;
+        assert_eq!(clock.now(), before);
+        // A body bigger than the whole burst still goes once the budget is full again.
+        let _big = g.acquire_upload(&r, 1, 50_000_000).await;
     }
 
     #[tokio::test]

@@ -153,3 +153,24 @@ pub mod failed_item {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod point_folder {
+    use sea_orm::entity::prelude::*;
+
+    /// One folder of a recovery point with its counts (see `catalog::folders`).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "storage_point_folder")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub point_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub path: String,
+        pub entries: i64,
+        pub listed: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

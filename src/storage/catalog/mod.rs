@@ -8,6 +8,7 @@
 
 pub(crate) mod entity;
 pub mod feed;
+pub mod folders;
 pub mod usage;
 
 use std::collections::BTreeMap;
@@ -803,7 +804,6 @@ pub async fn folder_page(
     point: RecoveryPointId,
     query: &FolderPageQuery,
 ) -> StorageResult<FolderPage> {
-    use sea_orm::PaginatorTrait;
     use sea_orm::sea_query::{Order, SimpleExpr};
     let point = find_recovery_point(db, scope, point).await?;
     let folder = query.folder.trim_matches('/');
@@ -813,7 +813,13 @@ pub async fn folder_page(
     if query.collapse_exports {
         select = select.filter(export_with_readable_copy().not());
     }
-    let total = select.clone().count(db).await?;
+    // The count comes from the point's folder summary: counting a large folder's rows again
+    // on every page would cost as much as sorting them.
+    let total = folders::of_point(db, &point)
+        .await?
+        .into_iter()
+        .find(|f| f.path == folder)
+        .map_or(0, |f| if query.collapse_exports { f.listed } else { f.entries });
     let order = if query.descending {
         Order::Desc
     } else {
@@ -850,35 +856,20 @@ pub async fn folder_page(
     })
 }
 
-/// Every folder of a recovery point (`Inbox`, `Inbox/Projects`, …), sorted, ancestors included.
-/// The database reduces each path to its folder (`rtrim(path, <path without slashes>)` strips
-/// the name after the last `/`, on SQLite and PostgreSQL alike), so only distinct folders travel.
+/// Every folder of a recovery point (`Inbox`, `Inbox/Projects`, …), sorted, ancestors included,
+/// from the point's folder summary.
 pub async fn list_folders(
     db: &DatabaseConnection,
     scope: &dyn TenantScope,
     point: RecoveryPointId,
 ) -> StorageResult<Vec<String>> {
     let point = find_recovery_point(db, scope, point).await?;
-    let folder_of = Expr::cust("rtrim(path, replace(path, '/', ''))");
-    let folders: Vec<String> = catalog_entry::Entity::find()
-        .select_only()
-        .column_as(folder_of, "folder")
-        .filter(live_at(point.archive, point.seq))
-        .distinct()
-        .into_tuple()
-        .all(db)
-        .await?;
-    let mut all = std::collections::BTreeSet::new();
-    for folder in folders {
-        let mut folder = folder.trim_end_matches('/');
-        while !folder.is_empty() {
-            if !all.insert(folder.to_string()) {
-                break;
-            }
-            folder = folder.rsplit_once('/').map_or("", |(parent, _)| parent);
-        }
-    }
-    Ok(all.into_iter().collect())
+    Ok(folders::of_point(db, &point)
+        .await?
+        .into_iter()
+        .map(|folder| folder.path)
+        .filter(|path| !path.is_empty())
+        .collect())
 }
 
 /// The items of a recovery point at or below each of `paths` (an item's path, or a folder's),
