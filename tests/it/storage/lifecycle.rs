@@ -361,3 +361,118 @@ async fn prune_forgets_snapshots_the_catalog_never_recorded_once_old_enough() {
     .unwrap();
     assert!(bytes == *items[0].bytes);
 }
+
+/// What a folder page says a folder holds, for every folder of a point.
+async fn folder_counts(
+    f: &super::fixture::Fixture,
+    point: catalog::RecoveryPointId,
+) -> Vec<(String, u64)> {
+    let mut counts = Vec::new();
+    let mut folders = catalog::list_folders(f.storage.db(), &f.scope(), point)
+        .await
+        .unwrap();
+    folders.insert(0, String::new());
+    for folder in folders {
+        let page = catalog::folder_page(
+            f.storage.db(),
+            &f.scope(),
+            point,
+            &catalog::FolderPageQuery {
+                folder: folder.clone(),
+                order: catalog::ItemOrder::Name,
+                descending: false,
+                offset: 0,
+                limit: 100,
+                collapse_exports: false,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(page.items.len() as u64, page.total, "{folder}");
+        counts.push((folder, page.total));
+    }
+    counts
+}
+
+async fn summary_rows(f: &super::fixture::Fixture, point: catalog::RecoveryPointId) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = f.storage.db();
+    let sql = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => "SELECT count(*) AS n FROM storage_point_folder WHERE point_id = $1",
+        _ => "SELECT count(*) AS n FROM storage_point_folder WHERE point_id = ?",
+    };
+    db.query_one_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        sql,
+        [point.0.into()],
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get::<i64>("", "n")
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_point_keeps_its_own_folders_and_counts_through_later_backups_and_retention() {
+    let f = fixture().await;
+    let first_items = small_corpus();
+    let request = f.request(ItemId::new(), Workload::Mailbox, "Alice");
+    let first = f.back_up(&request, &first_items).await.recovery_point;
+    // The next day the Documents folder is gone and a nested folder appears.
+    let mut second_items: Vec<TestItem> = first_items
+        .iter()
+        .filter(|item| !item.path.starts_with("Documents/"))
+        .cloned()
+        .collect();
+    f.clock.advance(Duration::days(1));
+    second_items.push(TestItem::new(
+        "Inbox/Projects/Apollo/AAMkAD9999.eml",
+        random_bytes(99, 3_000),
+        ItemKind::Message,
+    ));
+    let second = f.back_up(&request, &second_items).await.recovery_point;
+
+    let expected_first = vec![
+        (String::new(), 0),
+        ("Documents".to_string(), 3),
+        ("Inbox".to_string(), 8),
+        ("Sent Items".to_string(), 4),
+    ];
+    assert_eq!(folder_counts(&f, first.id).await, expected_first);
+    assert_eq!(
+        folder_counts(&f, second.id).await,
+        vec![
+            (String::new(), 0),
+            ("Inbox".to_string(), 8),
+            ("Inbox/Projects".to_string(), 0),
+            ("Inbox/Projects/Apollo".to_string(), 1),
+            ("Sent Items".to_string(), 4),
+        ]
+    );
+
+    // A point recorded before summaries existed gets the same one on its first open.
+    use sea_orm::ConnectionTrait;
+    let db = f.storage.db();
+    let delete = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => "DELETE FROM storage_point_folder WHERE point_id = $1",
+        _ => "DELETE FROM storage_point_folder WHERE point_id = ?",
+    };
+    db.execute_raw(sea_orm::Statement::from_sql_and_values(
+        db.get_database_backend(),
+        delete,
+        [first.id.0.into()],
+    ))
+    .await
+    .unwrap();
+    assert_eq!(summary_rows(&f, first.id).await, 0);
+    assert_eq!(folder_counts(&f, first.id).await, expected_first);
+    assert_eq!(summary_rows(&f, first.id).await, 4);
+
+    // Deleting a point deletes its summary; the other point's stays.
+    retention::delete_recovery_points(&f.storage, &f.scope(), first.archive, &[first.id])
+        .await
+        .unwrap();
+    assert_eq!(summary_rows(&f, first.id).await, 0);
+    assert_eq!(summary_rows(&f, second.id).await, 5);
+}
