@@ -8,11 +8,14 @@
 //!
 //! Items go into their original folders (created by path when missing) or under a new
 //! "Restored <date>" folder. Nothing in the target mailbox is ever changed or deleted: a restore
-//! only adds. A mailbox that is over quota, gone, or throttling past every retry stops the
-//! restore of the remaining items, each of which is reported with the reason.
+//! only adds. A mailbox that is over quota or gone stops the restore of the remaining items,
+//! each of which is reported with the reason. Throttling only slows it: the governor paces
+//! requests under the mailbox's limits, and an item throttled past its request's retries is
+//! tried again, until Microsoft has let nothing through for longer than a request may wait.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -144,13 +147,18 @@ fn stop_reason(error: &GraphError) -> Option<String> {
     {
         return Some("The target mailbox no longer exists.".into());
     }
-    if error.kind() == ErrorKind::Throttled {
-        return Some(
-            "Microsoft kept throttling the target mailbox past every retry; try the restore again later."
-                .into(),
-        );
-    }
     None
+}
+
+/// Why a restore stops when Microsoft has let no item through for too long.
+const THROTTLED_TOO_LONG: &str = "Microsoft throttled the target mailbox without letting any item \
+through for longer than the restore waits; try the restore again later.";
+
+/// What one try of an item came to.
+enum Attempt {
+    Done(ItemResult, String),
+    /// Microsoft throttled it past one request's retries; nothing was created.
+    Throttled,
 }
 
 struct Shared<'a> {
@@ -165,6 +173,29 @@ struct Shared<'a> {
     stopped: std::sync::Mutex<Option<String>>,
     done: AtomicU64,
     total: u64,
+    /// When an item last got through (or the restore started).
+    last_progress: std::sync::Mutex<Instant>,
+    /// How long throttled items keep being tried with no item getting through: twice as long as
+    /// one request may wait (an hour with the default 30 minutes), so an hour of throttling
+    /// still ends in a finished restore.
+    patience: Duration,
+}
+
+impl Shared<'_> {
+    fn keeps_patience(&self) -> bool {
+        let stopped = self
+            .stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        !stopped
+            && self
+                .last_progress
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .elapsed()
+                < self.patience
+    }
 }
 
 /// Restores `items` of recovery point `point` into the target mailbox, recording each item's
@@ -179,15 +210,27 @@ pub async fn restore_items(
     sink: &dyn RestoreSink,
 ) -> MailboxSummary {
     let mut summary = MailboxSummary::default();
-    let session = match client.create_import_session(&target.mailbox).await {
+    let started = Instant::now();
+    let patience = client.executor().policy.max_total_wait.saturating_mul(2);
+    let opened = loop {
+        match client.create_import_session(&target.mailbox).await {
+            Err(e) if e.kind() == ErrorKind::Throttled && started.elapsed() < patience => {}
+            opened => break opened,
+        }
+    };
+    let session = match opened {
         Ok(session) => Some(session),
         Err(e) if e.kind() == ErrorKind::Forbidden => {
             summary.without_import_permission = true;
             None
         }
         Err(e) => {
-            let reason = stop_reason(&e)
-                .unwrap_or_else(|| format!("Microsoft refused to open an import session: {e}"));
+            let reason = if e.kind() == ErrorKind::Throttled {
+                THROTTLED_TOO_LONG.to_string()
+            } else {
+                stop_reason(&e)
+                    .unwrap_or_else(|| format!("Microsoft refused to open an import session: {e}"))
+            };
             for item in &items {
                 sink.record(item.path(), ItemResult::Failed, &reason).await;
             }
@@ -208,6 +251,8 @@ pub async fn restore_items(
         stopped: std::sync::Mutex::new(None),
         done: AtomicU64::new(0),
         total: items.len() as u64,
+        last_progress: std::sync::Mutex::new(started),
+        patience,
     };
     let shared = &shared;
     let results: Vec<ItemResult> = futures::stream::iter(items)
@@ -245,7 +290,37 @@ pub async fn restore_items(
     summary
 }
 
+/// One item, tried again while Microsoft only throttles and the restore still gets items
+/// through now and then; a throttled attempt created nothing, so trying again cannot double it.
 async fn restore_one(shared: &Shared<'_>, item: &PlannedItem) -> (ItemResult, String) {
+    loop {
+        match attempt(shared, item).await {
+            Attempt::Done(result, detail) => {
+                if matches!(result, ItemResult::Restored | ItemResult::RestoredWithLoss) {
+                    *shared
+                        .last_progress
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                }
+                return (result, detail);
+            }
+            Attempt::Throttled if shared.keeps_patience() => {
+                tracing::debug!(
+                    path = item.path(),
+                    "throttled past a request's retries; trying the item again"
+                );
+            }
+            Attempt::Throttled => {
+                let reason = THROTTLED_TOO_LONG.to_string();
+                let mut stopped = shared.stopped.lock().unwrap_or_else(|p| p.into_inner());
+                stopped.get_or_insert(reason.clone());
+                return (ItemResult::Failed, format!("Not restored: {reason}"));
+            }
+        }
+    }
+}
+
+async fn attempt(shared: &Shared<'_>, item: &PlannedItem) -> Attempt {
     let folder = match target_folder(shared, item.folder()).await {
         Ok(id) => id,
         Err(e) => return failed(shared, "Its folder could not be found or made", &e),
@@ -256,7 +331,7 @@ async fn restore_one(shared: &Shared<'_>, item: &PlannedItem) -> (ItemResult, St
     }
     match &item.mime {
         Some(mime) => create_from_mime(shared, mime, &folder).await,
-        None => (
+        None => Attempt::Done(
             ItemResult::Failed,
             "Calendar items, contacts and other non-mail items need the mailbox import permission \
              (MailboxItem.ImportExport.All), which the organization has not granted"
@@ -265,16 +340,19 @@ async fn restore_one(shared: &Shared<'_>, item: &PlannedItem) -> (ItemResult, St
     }
 }
 
-fn failed(shared: &Shared<'_>, what: &str, error: &GraphError) -> (ItemResult, String) {
+fn failed(shared: &Shared<'_>, what: &str, error: &GraphError) -> Attempt {
+    if error.kind() == ErrorKind::Throttled {
+        return Attempt::Throttled;
+    }
     if let Some(reason) = stop_reason(error) {
         let mut stopped = shared.stopped.lock().unwrap_or_else(|p| p.into_inner());
         stopped.get_or_insert(reason.clone());
-        return (ItemResult::Failed, format!("Not restored: {reason}"));
+        return Attempt::Done(ItemResult::Failed, format!("Not restored: {reason}"));
     }
-    (ItemResult::Failed, format!("{what}: {error}"))
+    Attempt::Done(ItemResult::Failed, format!("{what}: {error}"))
 }
 
-async fn import(shared: &Shared<'_>, export: &CatalogEntry, folder: &str) -> (ItemResult, String) {
+async fn import(shared: &Shared<'_>, export: &CatalogEntry, folder: &str) -> Attempt {
     let data = match read::read_item_to_vec(
         shared.storage,
         shared.scope,
@@ -285,7 +363,7 @@ async fn import(shared: &Shared<'_>, export: &CatalogEntry, folder: &str) -> (It
     {
         Ok(data) => data,
         Err(e) => {
-            return (
+            return Attempt::Done(
                 ItemResult::Failed,
                 format!("Could not read the backup: {e}"),
             );
@@ -300,7 +378,7 @@ async fn import(shared: &Shared<'_>, export: &CatalogEntry, folder: &str) -> (It
             .import_mailbox_item(&session, folder, &data)
             .await
         {
-            Ok(_) => return (ItemResult::Restored, String::new()),
+            Ok(_) => return Attempt::Done(ItemResult::Restored, String::new()),
             // An expired session answers 401/403: open a new one once.
             Err(e)
                 if attempt == 0
@@ -318,7 +396,7 @@ async fn import(shared: &Shared<'_>, export: &CatalogEntry, folder: &str) -> (It
             Err(e) => return failed(shared, "Microsoft refused the import", &e),
         }
     }
-    (
+    Attempt::Done(
         ItemResult::Failed,
         "The import session kept being refused".into(),
     )
@@ -371,24 +449,20 @@ async fn target_folder(shared: &Shared<'_>, path: &str) -> Result<String, GraphE
 }
 
 /// The JSON create of a message from its MIME copy, `PR_MESSAGE_FLAGS` set at creation.
-async fn create_from_mime(
-    shared: &Shared<'_>,
-    mime: &CatalogEntry,
-    folder: &str,
-) -> (ItemResult, String) {
+async fn create_from_mime(shared: &Shared<'_>, mime: &CatalogEntry, folder: &str) -> Attempt {
     let raw = match read::read_item_to_vec(shared.storage, shared.scope, shared.point, &mime.path)
         .await
     {
         Ok(raw) => raw,
         Err(e) => {
-            return (
+            return Attempt::Done(
                 ItemResult::Failed,
                 format!("Could not read the backup: {e}"),
             );
         }
     };
     let Some((message, attachments, mut lost)) = message_json(&raw) else {
-        return (
+        return Attempt::Done(
             ItemResult::Failed,
             "The backed-up MIME copy could not be read as a message".into(),
         );
@@ -428,7 +502,7 @@ async fn create_from_mime(
         detail.push_str(&lost.join("; "));
     }
     detail.push('.');
-    (ItemResult::RestoredWithLoss, detail)
+    Attempt::Done(ItemResult::RestoredWithLoss, detail)
 }
 
 /// A Graph message resource for a JSON create from RFC 822 bytes, its attachments, and what

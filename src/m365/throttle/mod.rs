@@ -374,7 +374,12 @@ impl Governor {
     }
 
     /// [`Governor::acquire`] for a request that sends `upload_bytes` in its body.
-    pub async fn acquire_upload(&self, resource: &Resource, cost: u32, upload_bytes: u64) -> Permit {
+    pub async fn acquire_upload(
+        &self,
+        resource: &Resource,
+        cost: u32,
+        upload_bytes: u64,
+    ) -> Permit {
         let semaphore = self.with_state(resource, |state, _| state.concurrency.clone());
         // The semaphore is never closed, so acquiring only fails if it were; go without a slot then.
         let slot = match semaphore {

@@ -819,7 +819,21 @@ pub async fn folder_page(
         .await?
         .into_iter()
         .find(|f| f.path == folder)
-        .map_or(0, |f| if query.collapse_exports { f.listed } else { f.entries });
+        .map_or(0, |f| {
+            if query.collapse_exports {
+                f.listed
+            } else {
+                f.entries
+            }
+        });
+    // An empty folder (the top of a mailbox, a folder holding only folders) needs no query, and
+    // the query for the top would walk every entry of the archive to find none.
+    if total == 0 || query.offset >= total {
+        return Ok(FolderPage {
+            items: Vec::new(),
+            total,
+        });
+    }
     let order = if query.descending {
         Order::Desc
     } else {

@@ -340,6 +340,16 @@ async fn a_restore_rides_out_microsofts_throttling() {
     );
 }
 
+/// A client whose requests give up on throttling after `max_total_wait`, which is also how long
+/// a restore keeps trying items while nothing gets through.
+fn client_waiting_at_most(x: &BackupFixture, max_total_wait: std::time::Duration) -> TenantClient {
+    let mut settings = crate::m365::settings_for(&x.h.sim);
+    settings.retry.max_total_wait = max_total_wait;
+    GraphClient::new(settings, skyvault::clock::system())
+        .unwrap()
+        .tenant(x.h.tenant)
+}
+
 #[tokio::test]
 async fn a_mailbox_that_keeps_refusing_stops_the_restore_and_reports_every_item() {
     let x = backup_fixture().await;
@@ -351,16 +361,16 @@ async fn a_mailbox_that_keeps_refusing_stops_the_restore_and_reports_every_item(
         mailbox: primary(&x, &other).await,
         folders: FolderMode::Original,
     };
-    // Found the folder first, then the mailbox throttles past every retry.
+    // The mailbox throttles everything, for longer than the restore waits.
     x.h.control(
         "PUT",
         &format!("tenants/default/users/{other}/faults"),
-        Some(json!({"mail": 429, "retryAfterSeconds": 0.01})),
+        Some(json!({"mail": 429, "retryAfterSeconds": 0.05})),
     )
     .await;
     let sink = Collected::default();
     let summary = mailbox::restore_items(
-        &x.h.graph(),
+        &client_waiting_at_most(&x, std::time::Duration::from_secs(1)),
         &x.f.storage,
         &x.f.scope(),
         point,
@@ -378,7 +388,66 @@ async fn a_mailbox_that_keeps_refusing_stops_the_restore_and_reports_every_item(
     assert_eq!(summary.restored, 0);
     assert_eq!(summary.failed, 6, "{:?}", sink.results());
     assert_eq!(sink.results().len(), 6, "every item is reported");
-    assert!(summary.stopped.is_some());
+    let stopped = summary.stopped.expect("the restore says why it stopped");
+    assert!(stopped.contains("throttled"), "{stopped}");
+}
+
+#[tokio::test]
+async fn throttling_longer_than_a_request_waits_only_slows_the_restore() {
+    let x = backup_fixture().await;
+    let (_, point, items) = backed_up_mailbox(&x, 0).await;
+    let (other, _) = x.user(1).await;
+    let selected = inbox_messages(&items, 6);
+    let target = MailboxTarget {
+        user_id: other.clone(),
+        mailbox: primary(&x, &other).await,
+        folders: FolderMode::NewFolder("After the storm".into()),
+    };
+    let client = client_waiting_at_most(&x, std::time::Duration::from_secs(2));
+    let faults = format!("tenants/default/users/{other}/faults");
+    x.h.control(
+        "PUT",
+        &faults,
+        Some(json!({"mail": 429, "retryAfterSeconds": 0.05})),
+    )
+    .await;
+    // A request gives up after 2 s of throttling and the restore tries its item again for up
+    // to 4 s; Microsoft lets go after 2.5 s.
+    let lift = tokio::spawn({
+        let url = format!("{}/_sim/{faults}", x.h.sim.base_url());
+        let token = x.h.sim.admin_token().to_string();
+        async move {
+            tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+            let answer = reqwest::Client::new()
+                .delete(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert!(answer.status().is_success());
+        }
+    });
+    let sink = Collected::default();
+    let summary = mailbox::restore_items(
+        &client,
+        &x.f.storage,
+        &x.f.scope(),
+        point,
+        mailbox::plan_items(&selected),
+        &target,
+        &sink,
+    )
+    .await;
+    lift.await.unwrap();
+    assert_eq!(summary.failed, 0, "{:?}", sink.results());
+    assert_eq!(summary.restored, 6);
+    assert_eq!(summary.stopped, None);
+    let folder = folder_at(&x.h.graph(), &target.mailbox, &["After the storm", "Inbox"]).await;
+    assert_eq!(
+        item_ids(&x.h.graph(), &target.mailbox, &folder).await.len(),
+        6,
+        "each item once"
+    );
 }
 
 #[tokio::test]

@@ -398,7 +398,9 @@ async fn summary_rows(f: &super::fixture::Fixture, point: catalog::RecoveryPoint
     use sea_orm::{ConnectionTrait, Statement};
     let db = f.storage.db();
     let sql = match db.get_database_backend() {
-        sea_orm::DbBackend::Postgres => "SELECT count(*) AS n FROM storage_point_folder WHERE point_id = $1",
+        sea_orm::DbBackend::Postgres => {
+            "SELECT count(*) AS n FROM storage_point_folder WHERE point_id = $1"
+        }
         _ => "SELECT count(*) AS n FROM storage_point_folder WHERE point_id = ?",
     };
     db.query_one_raw(Statement::from_sql_and_values(
