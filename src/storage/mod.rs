@@ -19,6 +19,7 @@ pub mod scope;
 mod sealed;
 mod trees;
 pub mod verify;
+mod zip_stream;
 
 use std::sync::Arc;
 

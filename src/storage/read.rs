@@ -1,9 +1,10 @@
 //! Reading backups back: one item's bytes as a stream, a folder or a whole archive as a zip
 //! stream. Data is read from the repository in bounded chunks on a blocking thread and handed to
 //! the async side through a small channel, so neither a 10 GB file nor a 100 000-item mailbox is
-//! ever held in memory. A shared repository lock is held until the last byte is read, so a prune
-//! in another process never removes a pack under a reader. This module never writes to the
-//! repository (beyond its lock file) or the catalog.
+//! ever held in memory or on disk: a zip is written as its items are read, so its first bytes
+//! leave before its last item is read. A shared repository lock is held until the last byte is
+//! read, so a prune in another process never removes a pack under a reader. This module never
+//! writes to the repository (beyond its lock file) or the catalog.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -21,11 +22,14 @@ use super::lock::LockKind;
 use super::repository::run_blocking;
 use super::scope::TenantScope;
 use super::trees;
+use super::zip_stream::ZipStream;
 
 /// Bytes read from the repository per step.
 const READ_CHUNK: usize = 1 << 20;
 /// Chunks in flight between the blocking reader and the consumer.
 const CHUNKS_IN_FLIGHT: usize = 4;
+/// Zip bytes gathered into one chunk, so deflate's small writes do not each cross the channel.
+const ZIP_CHUNK: usize = 256 << 10;
 
 /// A stream of bytes read back from a repository.
 pub type ByteStream = std::pin::Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -121,7 +125,7 @@ pub async fn read_folder_as_zip(
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let error_sender = sender.clone();
-        let result = write_zip(&repo, &snapshot, &start, &folder, ChannelWriter { sender });
+        let result = write_folder_zip(&repo, &snapshot, &start, &folder, zip_writer(sender));
         if let Err(err) = result {
             let _ = error_sender.blocking_send(Err(io::Error::other(err.to_string())));
         }
@@ -358,57 +362,37 @@ fn stream_file(
     read_node(repo, &node, emit)
 }
 
-fn write_zip(
+/// Writes a zip of every file below `start`, named `prefix/<path below start>`.
+fn write_folder_zip(
     repo: &Repository<IndexedFullStatus>,
     snapshot: &str,
     start: &Path,
     prefix: &str,
-    out: ChannelWriter,
+    mut zip: ZipStream<impl Write>,
 ) -> StorageResult<()> {
-    use std::io::{Read, Seek};
-    let spool_path = std::env::temp_dir().join(format!("skyvault-zip-{}", uuid::Uuid::new_v4()));
-    let mut spool = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&spool_path)?;
-    // Unlinked at once: the open handle keeps it, and nothing is left behind after a crash.
-    let _ = std::fs::remove_file(&spool_path);
-    write_zip_into(repo, snapshot, start, prefix, &mut spool)?;
-    spool.seek(io::SeekFrom::Start(0))?;
-    let mut out = out;
-    let mut buf = vec![0u8; READ_CHUNK];
-    loop {
-        let n = spool.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        out.write_all(&buf[..n])?;
-    }
-}
-
-fn write_zip_into(
-    repo: &Repository<IndexedFullStatus>,
-    snapshot: &str,
-    start: &Path,
-    prefix: &str,
-    file: &mut std::fs::File,
-) -> StorageResult<()> {
-    let zip_error =
-        |err: zip::result::ZipError| StorageError::Io(io::Error::other(err.to_string()));
-    let mut zip = zip::ZipWriter::new(io::BufWriter::with_capacity(256 << 10, file));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .large_file(true);
     for (path, node) in list_files(repo, snapshot, start)? {
         let name = Path::new(prefix).join(path);
-        zip.start_file(name.to_string_lossy(), options)
-            .map_err(zip_error)?;
-        read_node(repo, &node, &mut |chunk| zip.write_all(&chunk))?;
+        zip.add_entry(&name.to_string_lossy(), modified(&node), |entry| {
+            read_node(repo, &node, &mut |chunk| entry.write_all(&chunk))
+        })?;
     }
-    let mut out = zip.finish().map_err(zip_error)?;
-    out.flush()?;
+    zip.finish()?;
     Ok(())
+}
+
+/// A zip written into the channel in chunks of up to `ZIP_CHUNK` (each entry is flushed whole).
+fn zip_writer(sender: mpsc::Sender<io::Result<Bytes>>) -> ZipStream<impl Write> {
+    ZipStream::new(io::BufWriter::with_capacity(
+        ZIP_CHUNK,
+        ChannelWriter { sender },
+    ))
+}
+
+/// When an item was last modified, as its node says.
+fn modified(node: &rustic_core::repofile::Node) -> Option<chrono::DateTime<chrono::Utc>> {
+    node.meta
+        .mtime
+        .and_then(|time| chrono::DateTime::from_timestamp(time.as_second(), 0))
 }
 
 /// A `Write` that hands bytes to the async side in chunks, blocking while the consumer is behind.
@@ -446,8 +430,8 @@ pub enum ZipLayout {
 }
 
 /// Streams a zip of the given catalogued items of a recovery point (from
-/// `catalog::expand_selection`). The zip is written to an unlinked spool file on a blocking
-/// thread and streamed from there, so memory stays bounded whatever the size.
+/// `catalog::expand_selection`), written on a blocking thread as the items are read, so memory
+/// stays bounded whatever the size.
 pub async fn read_items_as_zip(
     storage: &BackupStorage,
     scope: &dyn TenantScope,
@@ -470,9 +454,7 @@ pub async fn read_items_as_zip(
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let error_sender = sender.clone();
-        let result = spool_zip(ChannelWriter { sender }, |zip, options| {
-            write_selection(&repo, &snapshot, &root, &paths, &layout, zip, options)
-        });
+        let result = write_selection(&repo, &snapshot, &root, &paths, &layout, zip_writer(sender));
         if let Err(err) = result {
             let _ = error_sender.blocking_send(Err(io::Error::other(err.to_string())));
         }
@@ -482,53 +464,13 @@ pub async fn read_items_as_zip(
     Ok(receiver_stream(receiver))
 }
 
-type SpoolZip<'a> = zip::ZipWriter<io::BufWriter<&'a mut std::fs::File>>;
-
-fn zip_error(err: zip::result::ZipError) -> StorageError {
-    StorageError::Io(io::Error::other(err.to_string()))
-}
-
-/// Writes a zip with `fill` into an unlinked temporary file, then copies it to `out` in chunks.
-fn spool_zip(
-    mut out: ChannelWriter,
-    fill: impl FnOnce(&mut SpoolZip<'_>, zip::write::SimpleFileOptions) -> StorageResult<()>,
-) -> StorageResult<()> {
-    use std::io::{Read, Seek};
-    let spool_path = std::env::temp_dir().join(format!("skyvault-zip-{}", uuid::Uuid::new_v4()));
-    let mut spool = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&spool_path)?;
-    let _ = std::fs::remove_file(&spool_path);
-    {
-        let mut zip = zip::ZipWriter::new(io::BufWriter::with_capacity(256 << 10, &mut spool));
-        let options = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated)
-            .large_file(true);
-        fill(&mut zip, options)?;
-        let mut inner = zip.finish().map_err(zip_error)?;
-        inner.flush()?;
-    }
-    spool.seek(io::SeekFrom::Start(0))?;
-    let mut buf = vec![0u8; READ_CHUNK];
-    loop {
-        let n = spool.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        out.write_all(&buf[..n])?;
-    }
-}
-
 fn write_selection(
     repo: &Repository<IndexedFullStatus>,
     snapshot: &str,
     root: &Path,
     paths: &[String],
     layout: &ZipLayout,
-    zip: &mut SpoolZip<'_>,
-    options: zip::write::SimpleFileOptions,
+    mut zip: ZipStream<impl Write>,
 ) -> StorageResult<()> {
     let snaps = repo.get_snapshots(&[snapshot])?;
     let snap = snaps
@@ -538,29 +480,33 @@ fn write_selection(
         ZipLayout::Files => {
             for path in paths {
                 let node = trees::node_at(repo, snap.tree, &root.join(path))?;
-                zip.start_file(path.as_str(), options).map_err(zip_error)?;
-                read_node(repo, &node, &mut |chunk| zip.write_all(&chunk))?;
+                zip.add_entry(path, modified(&node), |entry| {
+                    read_node(repo, &node, &mut |chunk| entry.write_all(&chunk))
+                })?;
             }
         }
         ZipLayout::Mbox(name) => {
-            zip.start_file(name.as_str(), options).map_err(zip_error)?;
-            for path in paths.iter().filter(|p| p.ends_with(".eml")) {
-                let node = trees::node_at(repo, snap.tree, &root.join(path))?;
-                zip.write_all(b"From MAILER-DAEMON Thu Jan  1 00:00:00 1970\n")?;
-                let mut quote = MboxQuoting::default();
-                read_node(repo, &node, &mut |chunk| {
-                    let quoted = quote.feed(&chunk);
-                    zip.write_all(&quoted)
-                })?;
-                let mut tail = quote.finish();
-                if !quote.ended_with_newline() {
+            zip.add_entry(name, None, |mbox| {
+                for path in paths.iter().filter(|p| p.ends_with(".eml")) {
+                    let node = trees::node_at(repo, snap.tree, &root.join(path))?;
+                    mbox.write_all(b"From MAILER-DAEMON Thu Jan  1 00:00:00 1970\n")?;
+                    let mut quote = MboxQuoting::default();
+                    read_node(repo, &node, &mut |chunk| {
+                        let quoted = quote.feed(&chunk);
+                        mbox.write_all(&quoted)
+                    })?;
+                    let mut tail = quote.finish();
+                    if !quote.ended_with_newline() {
+                        tail.push(b'\n');
+                    }
                     tail.push(b'\n');
+                    mbox.write_all(&tail)?;
                 }
-                tail.push(b'\n');
-                zip.write_all(&tail)?;
-            }
+                Ok::<_, StorageError>(())
+            })?;
         }
     }
+    zip.finish()?;
     Ok(())
 }
 

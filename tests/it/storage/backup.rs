@@ -11,7 +11,9 @@ use skyvault::storage::{
     Workload, catalog, ingest, read,
 };
 
-use super::fixture::{TestItem, count_files, fixture, mime_message, random_bytes, small_corpus};
+use super::fixture::{
+    Fixture, TestItem, count_files, fixture, mime_message, random_bytes, small_corpus,
+};
 
 #[tokio::test]
 async fn round_trip_is_byte_exact_and_the_catalog_browses_and_searches() {
@@ -468,6 +470,18 @@ async fn a_folder_and_a_whole_archive_download_as_zip() {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
         assert!(bytes == *item.bytes, "{} differs in the zip", item.path);
+        // The item's time in Microsoft 365, to the two seconds a zip can say.
+        let time = entry.last_modified().unwrap();
+        assert_eq!(
+            (
+                time.year(),
+                time.month(),
+                time.day(),
+                time.hour(),
+                time.minute()
+            ),
+            (2026, 10, 29, 2, 0)
+        );
     }
 
     let whole = collect(
@@ -483,6 +497,87 @@ async fn a_folder_and_a_whole_archive_download_as_zip() {
             .await
             .is_err()
     );
+}
+
+/// Many incompressible items in one folder: far more than the zip chunks in flight between the
+/// writer and the consumer can hold.
+fn many_clips() -> Vec<TestItem> {
+    (0..24u64)
+        .map(|i| {
+            TestItem::new(
+                &format!("Videos/clip {i:02}.mp4"),
+                random_bytes(500 + i, 128 << 10),
+                ItemKind::File,
+            )
+        })
+        .collect()
+}
+
+/// Takes the first chunk of a zip download and then removes every pack of the repository. A zip
+/// that streams has read only the first few items (its writer waits on the bounded channel), so
+/// reading the rest fails and the stream ends in an error. A zip made whole before its first byte
+/// left (spooled) would end cleanly: that is what this tells apart, with no timing involved.
+async fn assert_streams_before_the_last_item_is_read(f: &Fixture, mut stream: read::ByteStream) {
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(
+        first.starts_with(b"PK\x03\x04"),
+        "a zip starts with a local file header"
+    );
+    std::fs::remove_dir_all(f.repository_path().join("data")).unwrap();
+    let mut received = first.len();
+    let mut ended_in_error = false;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => received += chunk.len(),
+            Err(_) => {
+                ended_in_error = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        ended_in_error,
+        "the whole zip ({received} bytes) was made before its first chunk left"
+    );
+}
+
+#[tokio::test]
+async fn a_folder_zip_leaves_before_its_last_item_is_read() {
+    let f = fixture().await;
+    let items = many_clips();
+    let outcome = f
+        .back_up(
+            &f.request(ItemId::new(), Workload::OneDrive, "Alice"),
+            &items,
+        )
+        .await;
+    let stream =
+        read::read_folder_as_zip(&f.storage, &f.scope(), outcome.recovery_point.id, "Videos")
+            .await
+            .unwrap();
+    assert_streams_before_the_last_item_is_read(&f, stream).await;
+}
+
+#[tokio::test]
+async fn a_selection_zip_leaves_before_its_last_item_is_read() {
+    let f = fixture().await;
+    let items = many_clips();
+    let outcome = f
+        .back_up(
+            &f.request(ItemId::new(), Workload::OneDrive, "Alice"),
+            &items,
+        )
+        .await;
+    let stream = read::read_items_as_zip(
+        &f.storage,
+        &f.scope(),
+        outcome.recovery_point.id,
+        items.iter().map(|item| item.path.clone()).collect(),
+        read::ZipLayout::Files,
+    )
+    .await
+    .unwrap();
+    assert_streams_before_the_last_item_is_read(&f, stream).await;
 }
 
 #[tokio::test]
