@@ -8,6 +8,7 @@
 //! worked out beforehand (`restore::place`); a file that has no place fails with the reason.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -151,25 +152,38 @@ pub async fn restore_placed(
     let mut folders: HashMap<String, String> = HashMap::new();
     let total = files.len() as u64;
     let mut stopped: Option<String> = None;
+    // Throttling only slows a restore: a file throttled past its requests' retries is tried
+    // again (nothing of it was committed) until no file has got through for twice as long as a
+    // request may wait.
+    let patience = client.executor().policy.max_total_wait.saturating_mul(2);
+    let mut last_progress = Instant::now();
     for (index, placed) in files.iter().enumerate() {
         let file = &placed.entry;
         let (result, detail) = match (&stopped, &placed.place) {
             (_, Err(reason)) => (ItemResult::Failed, reason.clone()),
             (Some(reason), _) => (ItemResult::Failed, format!("Not restored: {reason}")),
-            (None, Ok(place)) => match restore_file(
-                client,
-                storage,
-                scope,
-                point,
-                file,
-                place,
-                under,
-                collision,
-                &mut folders,
-            )
-            .await
-            {
+            (None, Ok(place)) => match loop {
+                let attempt = restore_file(
+                    client,
+                    storage,
+                    scope,
+                    point,
+                    file,
+                    place,
+                    under,
+                    collision,
+                    &mut folders,
+                )
+                .await;
+                match attempt {
+                    Err(RestoreFileError::Graph(e))
+                        if e.kind() == ErrorKind::Throttled
+                            && last_progress.elapsed() < patience => {}
+                    attempt => break attempt,
+                }
+            } {
                 Ok((result, bytes)) => {
+                    last_progress = Instant::now();
                     summary.bytes += bytes;
                     (result, String::new())
                 }
@@ -209,7 +223,8 @@ fn stop_reason(error: &GraphError) -> Option<String> {
     }
     if error.kind() == ErrorKind::Throttled {
         return Some(
-            "Microsoft kept throttling the drive past every retry; try the restore again later."
+            "Microsoft throttled the drive without letting any file through for longer than the \
+             restore waits; try the restore again later."
                 .into(),
         );
     }

@@ -905,3 +905,72 @@ async fn a_drive_restore_rides_out_sharepoints_throttling_byte_exact() {
         assert!(bytes == *file.bytes, "{} differs", file.path);
     }
 }
+
+#[tokio::test]
+async fn a_drive_throttled_longer_than_a_request_waits_still_gets_every_file_once() {
+    let x = backup_fixture().await;
+    let files: Vec<TestItem> = (0..4)
+        .map(|i| {
+            TestItem::new(
+                &format!("Notes/note-{i}.txt"),
+                random_bytes(400 + i, 3_000),
+                ItemKind::File,
+            )
+        })
+        .collect();
+    let (point, entries) = drive_backup(&x, &files).await;
+    let drive_id = user_drive(&x, 2).await;
+    // Every SharePoint request is throttled for 2.5 s; a request gives up after 2 s and the
+    // restore tries its file again for up to 4 s.
+    x.h.control(
+        "PUT",
+        "faults/drive",
+        Some(json!({"rate_429": 100.0, "retry_after_seconds": 0.05})),
+    )
+    .await;
+    let lift = tokio::spawn({
+        let url = format!("{}/_sim/faults", x.h.sim.base_url());
+        let token = x.h.sim.admin_token().to_string();
+        async move {
+            tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+            let answer = reqwest::Client::new()
+                .delete(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert!(answer.status().is_success());
+        }
+    });
+    let sink = Collected::default();
+    let summary = drive::restore_files(
+        &client_waiting_at_most(&x, std::time::Duration::from_secs(2)),
+        &x.f.storage,
+        &x.f.scope(),
+        point,
+        drive::plan_files(&entries),
+        &DriveTarget {
+            drive_id: drive_id.clone(),
+            under: Some("After the storm".into()),
+            // A file made twice would be skipped the second time and not counted restored.
+            collision: Collision::Skip,
+        },
+        &sink,
+    )
+    .await;
+    lift.await.unwrap();
+    assert_eq!(
+        (summary.restored, summary.failed),
+        (files.len() as u64, 0),
+        "{:?}",
+        sink.results()
+    );
+    let graph = x.h.graph();
+    for file in &files {
+        let path: Vec<&str> = std::iter::once("After the storm")
+            .chain(file.path.split('/'))
+            .collect();
+        let (bytes, _) = content_at(&graph, &drive_id, &path).await.unwrap();
+        assert!(bytes == *file.bytes, "{} differs", file.path);
+    }
+}
