@@ -1,4 +1,8 @@
-//! What the benchmarks share: a database of their own.
+//! What the benchmarks share: a database of their own, the simulator's control API.
+
+// Not every benchmark calls the simulator.
+#[allow(dead_code)]
+pub mod sim;
 
 use std::path::Path;
 

@@ -1,0 +1,38 @@
+//! The simulator's control API as the benchmarks call it.
+
+use serde_json::Value;
+
+/// A running simulator's control API (`/_sim/…`), called with its admin token.
+pub struct Sim {
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+impl Sim {
+    pub fn of(sim: &skyvault::simulator::RunningSimulator) -> Self {
+        Self {
+            base: sim.base_url().trim_end_matches('/').to_string(),
+            token: sim.admin_token().to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Calls `/_sim/{path}` and returns its JSON; panics on a non-2xx answer.
+    pub async fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(
+                method.parse().unwrap(),
+                format!("{}/_sim/{path}", self.base),
+            )
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        assert!(status.is_success(), "{path}: {status}");
+        response.json().await.unwrap_or(Value::Null)
+    }
+}
