@@ -350,6 +350,22 @@ fn client_waiting_at_most(x: &BackupFixture, max_total_wait: std::time::Duration
         .tenant(x.h.tenant)
 }
 
+/// Deletes the simulator's faults at `path` after `millis`, while a restore runs.
+fn lift_faults_after(x: &BackupFixture, path: &str, millis: u64) -> tokio::task::JoinHandle<()> {
+    let url = format!("{}/_sim/{path}", x.h.sim.base_url());
+    let token = x.h.sim.admin_token().to_string();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+        let answer = reqwest::Client::new()
+            .delete(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success());
+    })
+}
+
 #[tokio::test]
 async fn a_mailbox_that_keeps_refusing_stops_the_restore_and_reports_every_item() {
     let x = backup_fixture().await;
@@ -413,20 +429,7 @@ async fn throttling_longer_than_a_request_waits_only_slows_the_restore() {
     .await;
     // A request gives up after 2 s of throttling and the restore tries its item again for up
     // to 4 s; Microsoft lets go after 2.5 s.
-    let lift = tokio::spawn({
-        let url = format!("{}/_sim/{faults}", x.h.sim.base_url());
-        let token = x.h.sim.admin_token().to_string();
-        async move {
-            tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
-            let answer = reqwest::Client::new()
-                .delete(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap();
-            assert!(answer.status().is_success());
-        }
-    });
+    let lift = lift_faults_after(&x, &faults, 2_500);
     let sink = Collected::default();
     let summary = mailbox::restore_items(
         &client,
@@ -928,20 +931,7 @@ async fn a_drive_throttled_longer_than_a_request_waits_still_gets_every_file_onc
         Some(json!({"rate_429": 100.0, "retry_after_seconds": 0.05})),
     )
     .await;
-    let lift = tokio::spawn({
-        let url = format!("{}/_sim/faults", x.h.sim.base_url());
-        let token = x.h.sim.admin_token().to_string();
-        async move {
-            tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
-            let answer = reqwest::Client::new()
-                .delete(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap();
-            assert!(answer.status().is_success());
-        }
-    });
+    let lift = lift_faults_after(&x, "faults", 2_500);
     let sink = Collected::default();
     let summary = drive::restore_files(
         &client_waiting_at_most(&x, std::time::Duration::from_secs(2)),
