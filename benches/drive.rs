@@ -27,13 +27,14 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use skyvault::backup::{BackupReport, BackupServices, BackupTarget, back_up};
 use skyvault::crypto::MasterKey;
 use skyvault::ids::{CustomerId, ItemId, OrgId};
 use skyvault::m365::{GraphClient, M365Settings, TenantId};
 use skyvault::simulator::{SimulatorOptions, TenantSpec};
 use skyvault::storage::{BackupStorage, ItemKind, StorageLocation, Workload};
+use support::sim::Sim;
 use url::Url;
 
 const LATENCY_MS: u64 = 20;
@@ -48,43 +49,6 @@ fn size(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Sim {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Sim {
-    async fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .http
-            .request(
-                method.parse().unwrap(),
-                format!("{}/_sim/{path}", self.base),
-            )
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        assert!(status.is_success(), "{path}: {status}");
-        response.json().await.unwrap_or(Value::Null)
-    }
-
-    async fn put_bytes(&self, path: &str, bytes: Vec<u8>) {
-        let response = self
-            .http
-            .put(format!("{}/_sim/tenants/default/graph/{path}", self.base))
-            .bearer_auth(&self.token)
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{path}");
-    }
 }
 
 /// A small deterministic generator for file sizes.
@@ -146,11 +110,7 @@ async fn run() {
     .await
     .unwrap();
     let base = sim.base_url().trim_end_matches('/').to_string();
-    let control = Sim {
-        base: base.clone(),
-        token: sim.admin_token().to_string(),
-        http: reqwest::Client::new(),
-    };
+    let control = Sim::of(&sim);
     sim.register_app(
         "bench-client",
         "bench-secret",
