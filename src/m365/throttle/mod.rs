@@ -8,6 +8,7 @@
 
 mod backoff;
 mod events;
+mod window;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -23,6 +24,7 @@ use crate::m365::types::TenantId;
 
 pub use backoff::{Sleeper, TokioSleeper, backoff_delay, parse_retry_after};
 pub use events::{ThrottleEvent, ThrottleLog};
+use window::SlidingWindow;
 
 /// What a request counts against. Microsoft throttles each of these separately (§5.2–§5.4).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
@@ -78,15 +80,7 @@ impl Bucket {
     /// the rest over the window. A bucket of the full limit refilling at the full rate would let
     /// a burst plus a window's refill — twice the limit — into one of Microsoft's minutes.
     fn paced(limit: u32, window: Duration, now: DateTime<Utc>) -> Self {
-        Self::paced_units(f64::from(limit.max(1)), window, now)
-    }
-
-    /// [`Bucket::paced`] for a byte limit.
-    fn paced_bytes(limit: u64, window: Duration, now: DateTime<Utc>) -> Self {
-        Self::paced_units(limit.max(1) as f64, window, now)
-    }
-
-    fn paced_units(limit: f64, window: Duration, now: DateTime<Utc>) -> Self {
+        let limit = f64::from(limit.max(1));
         let capacity = (limit / 20.0).max(5.0).min(limit);
         let per_second = ((limit - capacity).max(1.0)) / window.as_secs_f64().max(0.001);
         Self {
@@ -141,9 +135,12 @@ impl Bucket {
 #[derive(Debug)]
 struct ResourceState {
     paused_until: Option<DateTime<Utc>>,
+    /// Resource units, paced (SharePoint/OneDrive).
     bucket: Option<Bucket>,
-    /// Bytes sent in request bodies (Outlook's upload limit per mailbox).
-    upload: Option<Bucket>,
+    /// Requests in a sliding window (Outlook, per mailbox).
+    requests: Option<SlidingWindow>,
+    /// Bytes sent in request bodies in a sliding window (Outlook's upload limit per mailbox).
+    upload: Option<SlidingWindow>,
     concurrency: Option<Arc<Semaphore>>,
     concurrency_limit: usize,
 }
@@ -216,20 +213,20 @@ impl Governor {
 
     fn new_state(&self, resource: &Resource, now: DateTime<Utc>) -> ResourceState {
         match resource {
-            // Paced, not a full window's burst: a burst of the whole limit followed by a window
-            // of refill would put twice the limit into one of Microsoft's windows, and a large
-            // restore or backup would then run into 429s instead of going at the allowed rate.
+            // Sliding windows, as Outlook counts: the whole limit may go at once (a mailbox's
+            // backup is never slowed below what Microsoft allows), but never more than the
+            // limit in any window, so a long restore or backup runs at the allowed rate
+            // instead of into 429s.
             Resource::Mailbox { .. } => ResourceState {
                 paused_until: None,
-                bucket: Some(Bucket::paced(
-                    self.limits.mailbox_requests_per_window,
+                bucket: None,
+                requests: Some(SlidingWindow::new(
+                    f64::from(self.limits.mailbox_requests_per_window),
                     self.limits.mailbox_window,
-                    now,
                 )),
-                upload: Some(Bucket::paced_bytes(
-                    self.limits.mailbox_upload_bytes_per_window,
+                upload: Some(SlidingWindow::new(
+                    self.limits.mailbox_upload_bytes_per_window as f64,
                     self.limits.mailbox_upload_window,
-                    now,
                 )),
                 concurrency: Some(Arc::new(Semaphore::new(self.limits.mailbox_concurrency))),
                 concurrency_limit: self.limits.mailbox_concurrency,
@@ -241,6 +238,7 @@ impl Governor {
                     Duration::from_secs(60),
                     now,
                 )),
+                requests: None,
                 upload: None,
                 concurrency: None,
                 concurrency_limit: 0,
@@ -251,6 +249,7 @@ impl Governor {
                 ResourceState {
                     paused_until: None,
                     bucket: None,
+                    requests: None,
                     upload: None,
                     concurrency: None,
                     concurrency_limit: 0,
@@ -321,10 +320,11 @@ impl Governor {
             }
             let cost = f64::from(cost);
             let bytes = upload_bytes as f64;
+            let units_wait = state.bucket.as_mut().map(|b| b.check(cost, now));
+            let requests_wait = state.requests.as_mut().map(|w| w.check(cost, now));
             let upload = state.upload.as_mut().filter(|_| upload_bytes > 0);
-            let requests_wait = state.bucket.as_mut().map(|b| b.check(cost, now));
-            let upload_wait = upload.map(|b| b.check(bytes, now));
-            let latest = [requests_wait, upload_wait]
+            let upload_wait = upload.map(|w| w.check(bytes, now));
+            let latest = [units_wait, requests_wait, upload_wait]
                 .into_iter()
                 .flatten()
                 .filter_map(|a| match a {
@@ -338,10 +338,13 @@ impl Governor {
             if let Some(bucket) = state.bucket.as_mut() {
                 bucket.take(cost, now);
             }
+            if let Some(window) = state.requests.as_mut() {
+                window.take(cost, now);
+            }
             if upload_bytes > 0
-                && let Some(bucket) = state.upload.as_mut()
+                && let Some(window) = state.upload.as_mut()
             {
-                bucket.take(bytes, now);
+                window.take(bytes, now);
             }
             Admission::Go
         })
@@ -465,7 +468,9 @@ fn is_idle(state: &mut ResourceState, now: DateTime<Utc>) -> bool {
         .concurrency
         .as_ref()
         .is_some_and(|s| s.available_permits() < state.concurrency_limit);
-    let spent = state.bucket.as_mut().is_some_and(|b| !b.is_full(now));
+    let spent = state.bucket.as_mut().is_some_and(|b| !b.is_full(now))
+        || state.requests.as_mut().is_some_and(|w| !w.is_empty(now))
+        || state.upload.as_mut().is_some_and(|w| !w.is_empty(now));
     !paused && !busy && !spent
 }
 
