@@ -421,6 +421,8 @@ async fn every_point_keeps_its_own_folders_and_counts_through_later_backups_and_
     let first_items = small_corpus();
     let request = f.request(ItemId::new(), Workload::Mailbox, "Alice");
     let first = f.back_up(&request, &first_items).await.recovery_point;
+    // Recorded with the point, before anyone opens it.
+    assert_eq!(summary_rows(&f, first.id).await, 4);
     // The next day the Documents folder is gone and a nested folder appears.
     let mut second_items: Vec<TestItem> = first_items
         .iter()
