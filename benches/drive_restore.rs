@@ -30,10 +30,10 @@ use skyvault::crypto::MasterKey;
 use skyvault::ids::{CustomerId, ItemId, OrgId};
 use skyvault::m365::{GraphClient, M365Settings, TenantId};
 use skyvault::restore::drive::{self, Collision, DriveTarget};
-use skyvault::restore::job::{ItemResult, RestoreSink};
 use skyvault::simulator::{SimulatorOptions, TenantSpec};
 use skyvault::storage::{BackupStorage, StorageLocation, Workload, catalog};
 use support::sim::Sim;
+use support::sink::Count;
 use url::Url;
 
 const LATENCY_MS: u64 = 20;
@@ -49,28 +49,6 @@ fn size(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Counts what the engine reports.
-#[derive(Default)]
-struct Count {
-    failed: std::sync::atomic::AtomicU64,
-}
-
-#[async_trait::async_trait]
-impl RestoreSink for Count {
-    async fn record(&self, path: &str, result: ItemResult, detail: &str) {
-        if !matches!(result, ItemResult::Restored | ItemResult::RestoredWithLoss)
-            && self
-                .failed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                < 3
-        {
-            eprintln!("not restored: {path}: {detail}");
-        }
-    }
-
-    fn progress(&self, _done: u64, _total: u64) {}
 }
 
 fn main() {

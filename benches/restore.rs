@@ -20,18 +20,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Instant;
 
 use futures::TryStreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use skyvault::backup::{BackupServices, BackupTarget, back_up};
 use skyvault::crypto::MasterKey;
 use skyvault::ids::{CustomerId, ItemId, OrgId};
 use skyvault::m365::{GovernorLimits, GraphClient, M365Settings, MailboxApi, MailboxRef, TenantId};
-use skyvault::restore::job::{ItemResult, RestoreSink};
 use skyvault::restore::mailbox::{self, FolderMode, MailboxTarget};
 use skyvault::simulator::{SimulatorOptions, TenantSpec, ThrottleLimits};
 use skyvault::storage::{BackupStorage, StorageLocation, Workload, catalog};
+use support::sim::Sim;
+use support::sink::Count;
 use url::Url;
 
 const LATENCY_MS: u64 = 20;
@@ -48,60 +51,6 @@ fn size(name: &str, default: u32) -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Sim {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Sim {
-    async fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .http
-            .request(
-                method.parse().unwrap(),
-                format!("{}/_sim/{path}", self.base),
-            )
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap_or(Value::Null)
-    }
-}
-
-/// Counts what the engine reports.
-#[derive(Default)]
-struct Count {
-    restored: std::sync::atomic::AtomicU64,
-    failed: std::sync::atomic::AtomicU64,
-}
-
-#[async_trait::async_trait]
-impl RestoreSink for Count {
-    async fn record(&self, path: &str, result: ItemResult, detail: &str) {
-        use std::sync::atomic::Ordering::Relaxed;
-        match result {
-            ItemResult::Restored | ItemResult::RestoredWithLoss => {
-                self.restored.fetch_add(1, Relaxed);
-            }
-            _ => {
-                if self.failed.fetch_add(1, Relaxed) < 3 {
-                    eprintln!("failed: {path}: {detail}");
-                }
-            }
-        }
-    }
-
-    fn progress(&self, _done: u64, _total: u64) {}
 }
 
 fn main() {
@@ -145,11 +94,7 @@ async fn run() {
     .await
     .unwrap();
     let base = sim.base_url().trim_end_matches('/').to_string();
-    let control = Sim {
-        base: base.clone(),
-        token: sim.admin_token().to_string(),
-        http: reqwest::Client::new(),
-    };
+    let control = Sim::of(&sim);
     sim.register_app(
         "bench-client",
         "bench-secret",
@@ -165,11 +110,8 @@ async fn run() {
             Some(json!({"latency_ms": LATENCY_MS, "latency_jitter_ms": JITTER_MS})),
         )
         .await;
-    let database_url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("bench.sqlite").display()
-    );
-    let db = skyvault::db::connect_and_migrate(&database_url)
+    let bench_database = support::BenchDatabase::create(dir.path()).await;
+    let db = skyvault::db::connect_and_migrate(&bench_database.url)
         .await
         .unwrap();
     let storage = BackupStorage::new(

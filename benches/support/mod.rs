@@ -1,8 +1,10 @@
 //! What the benchmarks share: a database of their own, the simulator's control API.
 
-// Not every benchmark calls the simulator.
+// Not every benchmark calls the simulator or restores.
 #[allow(dead_code)]
 pub mod sim;
+#[allow(dead_code)]
+pub mod sink;
 
 use std::path::Path;
 
