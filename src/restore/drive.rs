@@ -134,9 +134,22 @@ pub async fn restore_files(
     .await
 }
 
-/// Restores placed files of recovery point `point`, one at a time (the upload limits, not the
-/// number of files, bound a drive restore), each under `under` (a new folder made in its
-/// placement's folder) when given, recording each with `sink`.
+/// Files restored at once. Each file pays several round trips (lookup, upload session, one per
+/// chunk) before and between its bytes; with a few files going, one's waits are hidden behind
+/// another's transfer. The governor's resource-unit budget, not this, bounds the rate.
+const FILES_AT_ONCE: usize = 3;
+
+/// What a restore of several files shares while they go at once.
+struct Progress {
+    /// Why the restore stopped, once it has.
+    stopped: Option<String>,
+    /// When a file last got through (or the restore started).
+    last_progress: Instant,
+}
+
+/// Restores placed files of recovery point `point`, a few at a time, each under `under` (a new
+/// folder made in its placement's folder) when given, recording each with `sink` in the order
+/// given.
 #[allow(clippy::too_many_arguments)]
 pub async fn restore_placed(
     client: &TenantClient,
@@ -149,70 +162,84 @@ pub async fn restore_placed(
     sink: &dyn RestoreSink,
 ) -> DriveSummary {
     let mut summary = DriveSummary::default();
-    let mut folders: HashMap<String, String> = HashMap::new();
+    // One folder lookup at a time: two files of a new folder must not both create it.
+    let folders: tokio::sync::Mutex<HashMap<String, String>> =
+        tokio::sync::Mutex::new(HashMap::new());
     let total = files.len() as u64;
-    let mut stopped: Option<String> = None;
     // Throttling only slows a restore: a file throttled past its requests' retries is tried
     // again (nothing of it was committed) until no file has got through for twice as long as a
     // request may wait.
     let patience = client.executor().policy.max_total_wait.saturating_mul(2);
-    let mut last_progress = Instant::now();
-    for (index, placed) in files.iter().enumerate() {
-        let file = &placed.entry;
-        let (result, detail) = match (&stopped, &placed.place) {
-            (_, Err(reason)) => (ItemResult::Failed, reason.clone()),
-            (Some(reason), _) => (ItemResult::Failed, format!("Not restored: {reason}")),
-            (None, Ok(place)) => match loop {
-                let attempt = restore_file(
-                    client,
-                    storage,
-                    scope,
-                    point,
-                    file,
-                    place,
-                    under,
-                    collision,
-                    &mut folders,
-                )
-                .await;
-                match attempt {
-                    Err(RestoreFileError::Graph(e))
-                        if e.kind() == ErrorKind::Throttled
-                            && last_progress.elapsed() < patience => {}
-                    attempt => break attempt,
-                }
-            } {
-                Ok((result, bytes)) => {
-                    last_progress = Instant::now();
-                    summary.bytes += bytes;
-                    (result, String::new())
-                }
-                Err(RestoreFileError::Graph(e)) => {
-                    if let Some(reason) = stop_reason(&e) {
-                        stopped = Some(reason.clone());
-                        (ItemResult::Failed, format!("Not restored: {reason}"))
-                    } else {
-                        (ItemResult::Failed, e.to_string())
+    let progress = std::sync::Mutex::new(Progress {
+        stopped: None,
+        last_progress: Instant::now(),
+    });
+    let progress = &progress;
+    let folders = &folders;
+    let lock = || progress.lock().unwrap_or_else(|p| p.into_inner());
+    let files = &files;
+    // By index: a closure taking `&PlacedFile` would make the future's type depend on that
+    // borrow's lifetime, which the worker's `Send` bound cannot name.
+    let mut results = futures::stream::iter(0..files.len())
+        .map(|index| async move {
+            let placed = &files[index];
+            let file = &placed.entry;
+            let stopped = lock().stopped.clone();
+            let (result, bytes, detail) = match (&stopped, &placed.place) {
+                (_, Err(reason)) => (ItemResult::Failed, 0, reason.clone()),
+                (Some(reason), _) => (ItemResult::Failed, 0, format!("Not restored: {reason}")),
+                (None, Ok(place)) => match loop {
+                    let attempt = restore_file(
+                        client, storage, scope, point, file, place, under, collision, folders,
+                    )
+                    .await;
+                    match attempt {
+                        Err(RestoreFileError::Graph(e))
+                            if e.kind() == ErrorKind::Throttled && {
+                                let progress = lock();
+                                progress.stopped.is_none()
+                                    && progress.last_progress.elapsed() < patience
+                            } => {}
+                        attempt => break attempt,
                     }
-                }
-                Err(RestoreFileError::Read(message)) => (
-                    ItemResult::Failed,
-                    format!("Could not read the backup: {message}"),
-                ),
-            },
-        };
-        let detail = if result == ItemResult::Skipped {
-            "A file with that name is already there; skipped as asked".to_string()
-        } else {
-            detail
-        };
+                } {
+                    Ok((result, bytes)) => {
+                        lock().last_progress = Instant::now();
+                        (result, bytes, String::new())
+                    }
+                    Err(RestoreFileError::Graph(e)) => match stop_reason(&e) {
+                        Some(reason) => {
+                            lock().stopped.get_or_insert(reason.clone());
+                            (ItemResult::Failed, 0, format!("Not restored: {reason}"))
+                        }
+                        None => (ItemResult::Failed, 0, e.to_string()),
+                    },
+                    Err(RestoreFileError::Read(message)) => (
+                        ItemResult::Failed,
+                        0,
+                        format!("Could not read the backup: {message}"),
+                    ),
+                },
+            };
+            let detail = if result == ItemResult::Skipped {
+                "A file with that name is already there; skipped as asked".to_string()
+            } else {
+                detail
+            };
+            (file, result, bytes, detail)
+        })
+        .buffered(FILES_AT_ONCE);
+    let mut done = 0;
+    while let Some((file, result, bytes, detail)) = results.next().await {
+        summary.bytes += bytes;
         match result {
             ItemResult::Restored | ItemResult::RestoredWithLoss => summary.restored += 1,
             ItemResult::Skipped => summary.skipped += 1,
             ItemResult::Failed => summary.failed += 1,
         }
         sink.record(&file.path, result, &detail).await;
-        sink.progress(index as u64 + 1, total);
+        done += 1;
+        sink.progress(done, total);
     }
     summary
 }
@@ -252,7 +279,7 @@ async fn restore_file(
     place: &Placement,
     under: Option<&str>,
     collision: Collision,
-    folders: &mut HashMap<String, String>,
+    folders: &tokio::sync::Mutex<HashMap<String, String>>,
 ) -> Result<(ItemResult, u64), RestoreFileError> {
     let relative = place.relative.as_str();
     let (dir, name) = relative.rsplit_once('/').unwrap_or(("", relative));
@@ -262,7 +289,10 @@ async fn restore_file(
     }
     components.extend(dir.split('/').filter(|c| !c.is_empty()));
     let drive_id = place.drive_id.as_str();
-    let parent = ensure_folder(client, drive_id, &place.folder, &components, folders).await?;
+    let parent = {
+        let mut known = folders.lock().await;
+        ensure_folder(client, drive_id, &place.folder, &components, &mut known).await?
+    };
     let conflict = match collision {
         Collision::Skip => {
             if client.drive_child(drive_id, &parent, name).await?.is_some() {
