@@ -8,9 +8,7 @@
 use std::collections::BTreeMap;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 
 use super::entity::{catalog_entry, point_folder};
 use super::{RecoveryPoint, export_with_readable_copy, live_at};
@@ -39,18 +37,21 @@ pub(crate) async fn of_point(
 ) -> StorageResult<Vec<PointFolder>> {
     let stored = point_folder::Entity::find()
         .filter(point_folder::Column::PointId.eq(point.id.0))
-        .order_by_asc(point_folder::Column::Path)
         .all(db)
         .await?;
     if !stored.is_empty() {
-        return Ok(stored
+        let mut folders: Vec<PointFolder> = stored
             .into_iter()
             .map(|row| PointFolder {
                 path: row.path,
                 entries: u64::try_from(row.entries).unwrap_or(0),
                 listed: u64::try_from(row.listed).unwrap_or(0),
             })
-            .collect());
+            .collect();
+        // Sorted here, byte by byte, as `summarise` sorts: a database's locale collation may
+        // ignore `/` and put a folder's children away from it.
+        folders.sort_by(|a, b| a.path.cmp(&b.path));
+        return Ok(folders);
     }
     let folders = summarise(db, point).await?;
     store(db, point, &folders).await?;
