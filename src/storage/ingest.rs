@@ -1379,6 +1379,25 @@ struct RecordedBackup<'a> {
 }
 
 /// Records the new recovery point and its items in one transaction.
+/// Makes catalog rows become visible in the order of their ids: the search index follows the
+/// catalog by the last row id it has looked at, so a row committed after a higher id was already
+/// visible would never be indexed. On PostgreSQL ids come from a sequence at insert time and two
+/// recording transactions could commit out of order, so recording takes a transaction-scoped
+/// advisory lock first (before any row lock, so it cannot deadlock with them); SQLite already
+/// lets one writer at a time.
+async fn commit_in_id_order(txn: &sea_orm::DatabaseTransaction) -> StorageResult<()> {
+    use sea_orm::ConnectionTrait;
+    /// The lock's key: "skycat" in ASCII, unique to catalog recording.
+    const CATALOG_RECORDING: i64 = 0x736b_7963_6174;
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        txn.execute_unprepared(&format!(
+            "SELECT pg_advisory_xact_lock({CATALOG_RECORDING})"
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 async fn record_recovery_point(
     storage: &BackupStorage,
     archive: &Archive,
@@ -1395,6 +1414,7 @@ async fn record_recovery_point(
         .filter(|item| !failed_paths.contains(item.path.as_str()))
         .collect();
     let txn = storage.db().begin().await?;
+    commit_in_id_order(&txn).await?;
     // Writing first takes the write lock at once: on SQLite a transaction that reads and then
     // writes fails when another backup committed in between, and on PostgreSQL the row lock
     // serialises two backups of the same archive so they never share a sequence number.

@@ -112,7 +112,7 @@ impl SearchIndexes {
         Ok(Index::create_in_dir(&dir, schema)?)
     }
 
-    /// The last catalog row the customer's index holds (0 for none).
+    /// The last catalog row id the customer's index has looked at (0 for none).
     pub(super) fn watermark(index: &Index) -> Result<i64, SearchError> {
         Ok(index
             .load_metas()?
@@ -184,11 +184,13 @@ pub async fn update_index(
             .map(|archive| (archive.id, archive.workload.root()))
             .collect();
     loop {
-        let batch = feed::entries_after(storage.db(), &scope, after, BATCH).await?;
-        let Some(last) = batch.last() else {
+        let feed::FeedBatch {
+            entries: batch,
+            scanned_to,
+        } = feed::entries_after(storage.db(), &scope, after, BATCH).await?;
+        let Some(last) = scanned_to else {
             break;
         };
-        let last = last.row_id;
         let contents = read_contents(storage, &scope, &batch, &mut points, &archives).await?;
         report.contents_read += contents.len() as u64;
         for entry in batch.iter().filter(|entry| indexed(entry)) {

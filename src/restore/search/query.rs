@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::ops::Bound;
 
 use chrono::NaiveDate;
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::TopDocs;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption, TantivyDocument, Value};
+use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Index, Term};
 
 use super::SearchError;
@@ -97,8 +97,7 @@ pub async fn search(
         .await
         .map_err(|err| SearchError::Query(err.to_string()))??
     };
-    let newest_row = feed::last_entry_id(storage.db(), scope).await?;
-    let behind = u64::try_from(newest_row - watermark).unwrap_or(0);
+    let behind = feed::pending_after(storage.db(), scope, watermark).await?;
     // The catalog is asked under the customer's scope: a row of another customer (impossible in
     // this customer's index, but the index is a file on disk) is never shown.
     let mut entries = feed::entries_by_ids(storage.db(), scope, &rows).await?;
@@ -225,14 +224,27 @@ fn find_rows(index: &Index, request: &SearchRequest) -> Result<(Vec<i64>, usize)
     };
     let reader = index.reader()?;
     let searcher = reader.searcher();
-    let (top, total) = searcher.search(
-        &query,
-        &(TopDocs::with_limit(MAX_HITS).order_by_score(), Count),
-    )?;
+    // Two passes rather than one collector pair: alone, the top-docs collector skips blocks of
+    // postings that cannot reach the best 200 (a common word matches a quarter of a million
+    // messages), and counting alone needs no scores (a single word is counted from its postings
+    // header without reading them).
+    let top = searcher.search(&query, &TopDocs::with_limit(MAX_HITS).order_by_score())?;
+    let total = query.count(&searcher)?;
+    // The row id is read from its fast field (a column per segment) rather than from the stored
+    // document, which would decompress a block of the document store for every hit.
+    let mut columns = HashMap::new();
     let mut rows = Vec::with_capacity(top.len());
     for (_, address) in top {
-        let doc: TantivyDocument = searcher.doc(address)?;
-        if let Some(row) = doc.get_first(fields.row).and_then(|value| value.as_i64()) {
+        let column = match columns.entry(address.segment_ord) {
+            std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(
+                searcher
+                    .segment_reader(address.segment_ord)
+                    .fast_fields()
+                    .i64("row")?,
+            ),
+        };
+        if let Some(row) = column.first(address.doc_id) {
             rows.push(row);
         }
     }

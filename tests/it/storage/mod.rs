@@ -7,6 +7,7 @@
 
 mod backup;
 mod contract;
+mod feed;
 pub(crate) mod fixture;
 pub(crate) mod interop;
 mod lifecycle;
