@@ -9,7 +9,9 @@
 //!   backed-up channels is that channel's folder, and its files go into the target team's
 //!   channel of the same id (the original team) or the same name (another team), wherever
 //!   Microsoft keeps that channel's files (`filesFolder`). A channel the target lacks is not
-//!   created either. The channel conversations under `channels/…` are never placed: Microsoft
+//!   created either. A private or shared channel's own library (`channel-sites/<channel>/files/…`)
+//!   goes into the library of the target's matching channel at the same paths. The channel
+//!   conversations under `channels/…` are never placed: Microsoft
 //!   offers no import of channel messages for backups; they are downloaded instead.
 //!
 //! It reads the target in Microsoft 365 and writes nothing.
@@ -20,6 +22,7 @@ use futures::TryStreamExt;
 
 use super::drive::{Placement, drive_relative};
 use crate::backup::drive::{name_component, site_prefix};
+use crate::backup::team::channel_folder_of;
 use crate::inventory::entities::protected_item;
 use crate::m365::{ErrorKind, GraphError, TenantClient};
 use crate::storage::catalog::{CatalogEntry, ItemKind, Workload};
@@ -53,7 +56,9 @@ pub fn restorable(workload: Workload, entry: &CatalogEntry) -> bool {
         return false;
     }
     match workload {
-        Workload::Team => entry.path.starts_with("files/"),
+        Workload::Team => {
+            entry.path.starts_with("files/") || channel_site_path(&entry.path).is_some()
+        }
         Workload::Site => split_site_path(&entry.path).is_some(),
         _ => true,
     }
@@ -65,6 +70,15 @@ pub fn channel_threads(entries: &[CatalogEntry]) -> usize {
         .iter()
         .filter(|e| e.kind == ItemKind::Post && e.path.starts_with(CHANNELS))
         .count()
+}
+
+/// Where a team's private and shared channels' own libraries are in its archive.
+const CHANNEL_SITES: &str = "channel-sites/";
+
+/// `channel-sites/<channel folder>/files/<rest>` → (channel folder, rest).
+fn channel_site_path(path: &str) -> Option<(&str, &str)> {
+    let (site, after) = path.strip_prefix(CHANNEL_SITES)?.split_once('/')?;
+    Some((site, after.strip_prefix("files/")?))
 }
 
 /// `[subsites/<x>/]libraries/<library>/files/<rest>` → (`""` or `subsites/<x>`, library, rest).
@@ -255,6 +269,43 @@ async fn place_in_team(
     let mut folders: HashMap<String, Result<(String, String), String>> = HashMap::new();
     let mut placed = Vec::with_capacity(files.len());
     for entry in files {
+        if let Some((site, relative)) = channel_site_path(&entry.path) {
+            // A private or shared channel's own library: the same path in the library of the
+            // target's matching channel, wherever Microsoft keeps it.
+            let channel = channels
+                .iter()
+                .find(|c| channel_folder_of(&c.name, &c.id) == site);
+            let key = format!("{CHANNEL_SITES}{site}");
+            let place = match channel {
+                None => Err("The channel these files belonged to is not in this backup.".into()),
+                Some(channel) => {
+                    if !folders.contains_key(&key) {
+                        if target_channels.is_none() {
+                            target_channels = Some(list_channels(client, target).await?);
+                        }
+                        let found = channel_folder(
+                            client,
+                            target,
+                            target_channels.as_deref().unwrap_or_default(),
+                            channel,
+                        )
+                        .await?;
+                        folders.insert(key.clone(), found);
+                    }
+                    match folders.get(&key) {
+                        Some(Ok((drive_id, _))) => Ok(Placement {
+                            drive_id: drive_id.clone(),
+                            folder: "root".into(),
+                            relative: relative.to_string(),
+                        }),
+                        Some(Err(reason)) => Err(reason.clone()),
+                        None => Err("The channel's library could not be found.".into()),
+                    }
+                }
+            };
+            placed.push(super::drive::PlacedFile { entry, place });
+            continue;
+        }
         let relative = drive_relative(&entry.path).to_string();
         let (top, rest) = relative.split_once('/').unwrap_or(("", relative.as_str()));
         let channel = channels.iter().find(|c| name_component(&c.name) == top);

@@ -325,6 +325,9 @@ pub struct TenantState {
     /// Subsite → the site it lives under (`/sites/{id}/sites`). Subsites are not site
     /// collections, so discovery does not list them.
     pub site_parents: HashMap<u32, u32>,
+    /// (team's group, channel) → the site of a private or shared channel, made the first time
+    /// its files are asked for.
+    pub channel_sites: HashMap<(u32, u8), u32>,
 }
 
 /// (drive, item key, content revision).

@@ -21,7 +21,7 @@ use crate::m365::{ErrorKind, Resource};
 use crate::storage::catalog::Workload;
 use crate::storage::{FailedItem, SourceState, ingest};
 
-pub(crate) use self::collect::{DriveCollected, DriveSource, collect_drive};
+pub(crate) use self::collect::{DriveCollected, DriveSource, collect_drive, plain_drive_error};
 pub use self::site::SiteRunner;
 pub(crate) use self::state::DrivesState;
 /// The archive layout's names, which a restore reads back to find where a file came from.

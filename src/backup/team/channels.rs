@@ -704,12 +704,19 @@ impl ParentThreads {
 }
 
 /// `{name} ({hash of the id})`: names repeat and change, ids do not.
-fn channel_folder(channel: &Channel) -> String {
-    let name = channel
-        .display_name
-        .as_deref()
-        .unwrap_or("(unnamed channel)");
-    format!("{} ({})", folder_component(name), short_hash(&channel.id))
+pub(crate) fn channel_folder(channel: &Channel) -> String {
+    channel_folder_of(
+        channel
+            .display_name
+            .as_deref()
+            .unwrap_or("(unnamed channel)"),
+        &channel.id,
+    )
+}
+
+/// The folder of the channel named `name` with id `id` (see [`channel_folder`]).
+pub(crate) fn channel_folder_of(name: &str, id: &str) -> String {
+    format!("{} ({})", folder_component(name), short_hash(id))
 }
 
 /// `{post time} ({hash of the post id})`, so a channel's folder lists its threads in order.

@@ -5,19 +5,24 @@
 //! ```text
 //! channels/…   every channel's threads as JSON and readable HTML, with inline images
 //! files/…      the team site's document library, where channel files live (`collect_drive`)
+//! channel-sites/…  the libraries of private and shared channels, which have sites of their
+//!              own (`channel_sites`)
 //! ```
 //!
 //! Each part is a collector returning source events under its own prefix and its own state;
 //! this runner joins them into one point and one source state. It never reads a part's state
 //! for another part.
 
+mod channel_sites;
 mod channels;
 mod render;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-pub(crate) use channels::{ChannelsCollection, ChannelsSource, ChannelsState, collect_channels};
+pub(crate) use channels::{
+    ChannelsCollection, ChannelsSource, ChannelsState, channel_folder_of, collect_channels,
+};
 
 use crate::backup::{
     BackupError, BackupReport, BackupServices, BackupTarget, Progress, ProgressSink,
@@ -42,7 +47,8 @@ struct TeamFiles {
     notes: Vec<String>,
 }
 
-/// Backs up the team's group drive under `FILES_PREFIX`; `None` when the team has no drive
+/// Backs up the team's group drive under `FILES_PREFIX`, and the libraries of its private and
+/// shared channels beside it; `None` when the team has no drive
 /// (Microsoft provisions it on first use), which leaves the conversations alone in the point.
 async fn collect_team_files(
     services: &BackupServices,
@@ -84,13 +90,21 @@ async fn collect_team_files(
         Err(err) => return Err(err.into()),
     };
     let DriveCollected {
-        events,
+        mut events,
         state,
-        files,
-        notes,
+        mut files,
+        mut notes,
     } = collected;
+    let channel_sites = channel_sites::collect_channel_sites(
+        services, tenant, target, &drive.id, previous, parent, requests,
+    )
+    .await?;
+    events.extend(channel_sites.events);
+    files += channel_sites.files;
+    notes.extend(channel_sites.notes);
     let mut next = DrivesState::restore(None);
     next.drives.insert(drive.id.clone(), state);
+    next.drives.extend(channel_sites.states.drives);
     Ok(Some(TeamFiles {
         events,
         state: serde_json::from_str(&next.to_text()).unwrap_or_default(),

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::odata;
 use super::{Ctx, GraphError, GraphResult, Reply};
 use crate::simulator::generate::{self, Stream};
-use crate::simulator::state::{Found, TenantState, lock, read};
+use crate::simulator::state::{Found, Life, Site, TenantState, lock, read, write};
 
 /// Generated channels of every team: (name, membershipType).
 const CHANNELS: &[(&str, &str)] = &[
@@ -203,24 +203,54 @@ fn hosted_or_message(
     }
 }
 
-/// Where a channel's files are. A standard channel's are a folder of the team's site library;
-/// private and shared channels have sites of their own, which the simulator does not model.
+/// Where a channel's files are. A standard channel's are a folder of the team's site library.
+/// A private or shared channel has a site of its own, with its files in a folder named after the
+/// channel in that site's library (channels Microsoft has since moved answer the library's root
+/// instead; Skyvault reads the whole library either way). The simulator makes that site the
+/// first time the channel's files are asked for, as Microsoft provisions it on first use.
 fn files_folder(ctx: &Ctx<'_>, at: ChannelRef) -> GraphResult {
     let (name, membership) = CHANNELS[at.channel as usize];
-    let drive = {
+    let drive = if membership == "standard" {
         let state = read(&ctx.tenant.state);
         state.groups[at.team as usize]
             .site
             .and_then(|site| state.sites[site as usize].drives.first().copied())
+    } else {
+        let mut state = write(&ctx.tenant.state);
+        channel_site_drive(&mut state, at, name)
     };
     match drive {
-        Some(drive) if membership == "standard" => super::drive::channel_folder(ctx, drive, name),
-        _ => Err(GraphError::new(
+        Some(drive) => super::drive::channel_folder(ctx, drive, name),
+        None => Err(GraphError::new(
             404,
             "itemNotFound",
             "The channel's files location could not be found.",
         )),
     }
+}
+
+/// The library of a private or shared channel's own site, made on first use.
+fn channel_site_drive(state: &mut TenantState, at: ChannelRef, name: &str) -> Option<u32> {
+    if let Some(&site) = state.channel_sites.get(&(at.team, at.channel)) {
+        return state.sites[site as usize].drives.first().copied();
+    }
+    let team = &state.groups[at.team as usize];
+    let site = Site {
+        collection_id: uuid::Uuid::new_v4(),
+        web_id: uuid::Uuid::new_v4(),
+        url_name: format!("{}-{name}", team.mail_nickname),
+        display_name: format!("{} - {name}", team.display_name),
+        description: format!("Files of the {name} channel of {}", team.display_name),
+        is_root: false,
+        group: None,
+        created: generate::content_epoch(),
+        drives: Vec::new(),
+        life: Life::Active,
+        version: 0,
+    };
+    let index = state.add_site(site, &["Documents"], 0);
+    state.channel_sites.insert((at.team, at.channel), index);
+    state.sites[index as usize].drives.first().copied()
 }
 
 /// The protected-API approval and the message permission of an application token.

@@ -361,3 +361,90 @@ async fn team_channel_files_go_to_the_channels_folder_and_conversations_are_not_
         "no channel folder was made up"
     );
 }
+
+#[tokio::test]
+async fn a_private_channels_own_library_is_in_the_team_backup_and_goes_back_to_its_channel() {
+    let x = backup_fixture_with(fixture_spec()).await;
+    let graph = x.h.graph();
+    let groups: Vec<_> = graph.groups().try_collect().await.unwrap();
+    let teams: Vec<_> = groups.iter().filter(|g| g.is_team()).collect();
+    let (team, other) = (teams[0], teams[1]);
+    // Where a channel's files are: (drive, folder).
+    let files_of = |team: String, channel: &'static str| {
+        let graph = graph.clone();
+        async move {
+            let channels: Vec<_> = graph.team_channels(&team).try_collect().await.unwrap();
+            let channel = channels
+                .into_iter()
+                .find(|c| c.display_name.as_deref() == Some(channel))
+                .unwrap();
+            let folder = graph
+                .channel_files_folder(&team, &channel.id)
+                .await
+                .unwrap()
+                .unwrap();
+            (
+                folder.parent_reference.unwrap().drive_id.unwrap(),
+                folder.id,
+            )
+        }
+    };
+    let (leadership_drive, leadership_folder) = files_of(team.id.clone(), "Leadership").await;
+    let (team_drive, _) = files_of(team.id.clone(), "General").await;
+    assert_ne!(
+        leadership_drive, team_drive,
+        "a private channel's files are in a site of its own"
+    );
+    let plan = random_bytes(33, 50_000);
+    put_file(
+        &graph,
+        &leadership_drive,
+        &leadership_folder,
+        "plan.txt",
+        &plan,
+    )
+    .await;
+
+    let (_, first) = back_up(&x, &team.id, Workload::Team).await;
+    let in_backup = |entries: &[CatalogEntry]| {
+        entries
+            .iter()
+            .find(|e| {
+                e.path.starts_with("channel-sites/Leadership (")
+                    && e.path.ends_with("/files/Leadership/plan.txt")
+            })
+            .cloned()
+    };
+    assert!(
+        in_backup(&first).is_some(),
+        "{:?}",
+        first.iter().map(|e| &e.path).collect::<Vec<_>>()
+    );
+    // The next backup follows the channel library's own delta and still holds the file.
+    let (point, entries) = back_up(&x, &team.id, Workload::Team).await;
+    let file = in_backup(&entries).expect("the file in the second backup");
+    assert!(place::restorable(Workload::Team, &file));
+
+    // Into another team: the library of its channel of the same name, at the same path.
+    let sink = restore(
+        &x,
+        Workload::Team,
+        Destination {
+            kind: "team",
+            graph_id: &other.id,
+            name: "Other team",
+        },
+        point,
+        &entries,
+        vec![file.clone()],
+        None,
+    )
+    .await;
+    assert_eq!(sink.count(ItemResult::Restored), 1, "{:?}", sink.results());
+    let (other_drive, _) = files_of(other.id.clone(), "Leadership").await;
+    assert_ne!(other_drive, leadership_drive);
+    let (bytes, _) = content_at(&graph, &other_drive, &["Leadership", "plan.txt"])
+        .await
+        .unwrap();
+    assert!(bytes == plan, "the file came back byte for byte");
+}

@@ -114,14 +114,24 @@ async fn channels_posts_replies_and_hosted_content() {
         .await;
     assert_eq!(folder["name"], "General");
     assert!(folder["folder"].is_object());
+    // A private channel keeps its files in a site of its own: another drive, made on first use
+    // and the same one after.
     let private = channels[2]["id"].as_str().unwrap();
-    assert_eq!(
-        sim.get(&format!("teams/{team}/channels/{private}/filesFolder"))
-            .await
-            .status(),
-        404,
+    let own = sim
+        .json(&format!("teams/{team}/channels/{private}/filesFolder"))
+        .await;
+    assert_eq!(own["name"], "Leadership");
+    let drive_of = |item: &serde_json::Value| item["parentReference"]["driveId"].clone();
+    assert!(drive_of(&own).is_string());
+    assert_ne!(
+        drive_of(&own),
+        drive_of(&folder),
         "private channels keep their files in a site of their own"
     );
+    let again = sim
+        .json(&format!("teams/{team}/channels/{private}/filesFolder"))
+        .await;
+    assert_eq!(again["id"], own["id"]);
 
     let missing = sim
         .get(&format!(
