@@ -263,87 +263,86 @@ async fn place_in_team(
     channels: &[BackedUpChannel],
 ) -> Result<Vec<super::drive::PlacedFile>, String> {
     let library = target_drive(client, target).await?;
-    // The target's channels, read only when a file is in a channel's folder.
-    let mut target_channels: Option<Vec<crate::m365::Channel>> = None;
-    // The target folder of each backed-up channel's folder name.
-    let mut folders: HashMap<String, Result<(String, String), String>> = HashMap::new();
+    let mut folders = ChannelFolders {
+        client,
+        target,
+        listed: None,
+        found: HashMap::new(),
+    };
     let mut placed = Vec::with_capacity(files.len());
     for entry in files {
-        if let Some((site, relative)) = channel_site_path(&entry.path) {
+        let place = if let Some((site, relative)) = channel_site_path(&entry.path) {
             // A private or shared channel's own library: the same path in the library of the
             // target's matching channel, wherever Microsoft keeps it.
-            let channel = channels
+            match channels
                 .iter()
-                .find(|c| channel_folder_of(&c.name, &c.id) == site);
-            let key = format!("{CHANNEL_SITES}{site}");
-            let place = match channel {
+                .find(|c| channel_folder_of(&c.name, &c.id) == site)
+            {
                 None => Err("The channel these files belonged to is not in this backup.".into()),
-                Some(channel) => {
-                    if !folders.contains_key(&key) {
-                        if target_channels.is_none() {
-                            target_channels = Some(list_channels(client, target).await?);
-                        }
-                        let found = channel_folder(
-                            client,
-                            target,
-                            target_channels.as_deref().unwrap_or_default(),
-                            channel,
-                        )
-                        .await?;
-                        folders.insert(key.clone(), found);
-                    }
-                    match folders.get(&key) {
-                        Some(Ok((drive_id, _))) => Ok(Placement {
-                            drive_id: drive_id.clone(),
-                            folder: "root".into(),
-                            relative: relative.to_string(),
-                        }),
-                        Some(Err(reason)) => Err(reason.clone()),
-                        None => Err("The channel's library could not be found.".into()),
-                    }
-                }
-            };
-            placed.push(super::drive::PlacedFile { entry, place });
-            continue;
-        }
-        let relative = drive_relative(&entry.path).to_string();
-        let (top, rest) = relative.split_once('/').unwrap_or(("", relative.as_str()));
-        let channel = channels.iter().find(|c| name_component(&c.name) == top);
-        let place = match channel {
-            // Not in a channel's folder: the same path in the team's library.
-            None => Ok(Placement {
-                drive_id: library.clone(),
-                folder: "root".into(),
-                relative: relative.clone(),
-            }),
-            Some(channel) => {
-                if !folders.contains_key(top) {
-                    if target_channels.is_none() {
-                        target_channels = Some(list_channels(client, target).await?);
-                    }
-                    let found = channel_folder(
-                        client,
-                        target,
-                        target_channels.as_deref().unwrap_or_default(),
-                        channel,
-                    )
-                    .await?;
-                    folders.insert(top.to_string(), found);
-                }
-                match folders.get(top) {
-                    Some(Ok((drive_id, folder))) => Ok(Placement {
-                        drive_id: drive_id.clone(),
-                        folder: folder.clone(),
+                Some(channel) => folders.of(channel).await?.map(|(drive_id, _)| Placement {
+                    drive_id,
+                    folder: "root".into(),
+                    relative: relative.to_string(),
+                }),
+            }
+        } else {
+            let relative = drive_relative(&entry.path);
+            let (top, rest) = relative.split_once('/').unwrap_or(("", relative));
+            match channels.iter().find(|c| name_component(&c.name) == top) {
+                // Not in a channel's folder: the same path in the team's library.
+                None => Ok(Placement {
+                    drive_id: library.clone(),
+                    folder: "root".into(),
+                    relative: relative.to_string(),
+                }),
+                Some(channel) => folders
+                    .of(channel)
+                    .await?
+                    .map(|(drive_id, folder)| Placement {
+                        drive_id,
+                        folder,
                         relative: rest.to_string(),
                     }),
-                    Some(Err(reason)) => Err(reason.clone()),
-                    None => Err("The channel's folder could not be found.".into()),
-                }
             }
         };
         placed.push(super::drive::PlacedFile { entry, place });
     }
     Ok(placed)
+}
+
+/// Where the target keeps the files of each backed-up channel, asked once per channel.
+struct ChannelFolders<'a> {
+    client: &'a TenantClient,
+    target: &'a Destination<'a>,
+    /// The target's channels, read only when a file is in a channel's folder or library.
+    listed: Option<Vec<crate::m365::Channel>>,
+    /// By backed-up channel id: the target's (drive, folder), or why there is none.
+    found: HashMap<String, Result<(String, String), String>>,
+}
+
+impl ChannelFolders<'_> {
+    /// The target's (drive, folder) for `channel`, or why there is none; Err outside: the
+    /// target is unreachable.
+    async fn of(
+        &mut self,
+        channel: &BackedUpChannel,
+    ) -> Result<Result<(String, String), String>, String> {
+        if let Some(found) = self.found.get(&channel.id) {
+            return Ok(found.clone());
+        }
+        if self.listed.is_none() {
+            self.listed = Some(list_channels(self.client, self.target).await?);
+        }
+        let found = channel_folder(
+            self.client,
+            self.target,
+            self.listed.as_deref().unwrap_or_default(),
+            channel,
+        )
+        .await?;
+        self.found.insert(channel.id.clone(), found.clone());
+        Ok(found)
+    }
 }
 
 /// The target team's channels; none when the target is not a team (a group or a site).
