@@ -36,6 +36,24 @@ async fn put_file(graph: &TenantClient, drive: &str, parent: &str, name: &str, b
     assert!(matches!(answer, ChunkAnswer::Done(_)));
 }
 
+/// Where the team's channel named `channel` keeps its files: (drive, folder).
+async fn channel_files(graph: &TenantClient, team: &str, channel: &str) -> (String, String) {
+    let channels: Vec<_> = graph.team_channels(team).try_collect().await.unwrap();
+    let channel = channels
+        .into_iter()
+        .find(|c| c.display_name.as_deref() == Some(channel))
+        .unwrap();
+    let folder = graph
+        .channel_files_folder(team, &channel.id)
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        folder.parent_reference.unwrap().drive_id.unwrap(),
+        folder.id,
+    )
+}
+
 fn fixture_spec() -> Setup {
     Setup {
         spec: TenantSpec {
@@ -247,26 +265,7 @@ async fn team_channel_files_go_to_the_channels_folder_and_conversations_are_not_
         .iter()
         .find(|g| g.is_microsoft365() && !g.is_team())
         .expect("a group without a team");
-    let general = |team: String| {
-        let graph = graph.clone();
-        async move {
-            let channels: Vec<_> = graph.team_channels(&team).try_collect().await.unwrap();
-            let general = channels
-                .into_iter()
-                .find(|c| c.display_name.as_deref() == Some("General"))
-                .unwrap();
-            let folder = graph
-                .channel_files_folder(&team, &general.id)
-                .await
-                .unwrap()
-                .unwrap();
-            (
-                folder.parent_reference.unwrap().drive_id.unwrap(),
-                folder.id,
-            )
-        }
-    };
-    let (team_drive, general_folder) = general(team.id.clone()).await;
+    let (team_drive, general_folder) = channel_files(&graph, &team.id, "General").await;
     let agenda = random_bytes(21, 40_000);
     put_file(&graph, &team_drive, &general_folder, "agenda.txt", &agenda).await;
     let loose = b"not in any channel".to_vec();
@@ -312,7 +311,7 @@ async fn team_channel_files_go_to_the_channels_folder_and_conversations_are_not_
     )
     .await;
     assert_eq!(sink.count(ItemResult::Restored), 2, "{:?}", sink.results());
-    let (other_drive, other_general) = general(other.id.clone()).await;
+    let (other_drive, other_general) = channel_files(&graph, &other.id, "General").await;
     let in_general = graph
         .drive_child(&other_drive, &other_general, "agenda.txt")
         .await
@@ -369,28 +368,8 @@ async fn a_private_channels_own_library_is_in_the_team_backup_and_goes_back_to_i
     let groups: Vec<_> = graph.groups().try_collect().await.unwrap();
     let teams: Vec<_> = groups.iter().filter(|g| g.is_team()).collect();
     let (team, other) = (teams[0], teams[1]);
-    // Where a channel's files are: (drive, folder).
-    let files_of = |team: String, channel: &'static str| {
-        let graph = graph.clone();
-        async move {
-            let channels: Vec<_> = graph.team_channels(&team).try_collect().await.unwrap();
-            let channel = channels
-                .into_iter()
-                .find(|c| c.display_name.as_deref() == Some(channel))
-                .unwrap();
-            let folder = graph
-                .channel_files_folder(&team, &channel.id)
-                .await
-                .unwrap()
-                .unwrap();
-            (
-                folder.parent_reference.unwrap().drive_id.unwrap(),
-                folder.id,
-            )
-        }
-    };
-    let (leadership_drive, leadership_folder) = files_of(team.id.clone(), "Leadership").await;
-    let (team_drive, _) = files_of(team.id.clone(), "General").await;
+    let (leadership_drive, leadership_folder) = channel_files(&graph, &team.id, "Leadership").await;
+    let (team_drive, _) = channel_files(&graph, &team.id, "General").await;
     assert_ne!(
         leadership_drive, team_drive,
         "a private channel's files are in a site of its own"
@@ -441,7 +420,7 @@ async fn a_private_channels_own_library_is_in_the_team_backup_and_goes_back_to_i
     )
     .await;
     assert_eq!(sink.count(ItemResult::Restored), 1, "{:?}", sink.results());
-    let (other_drive, _) = files_of(other.id.clone(), "Leadership").await;
+    let (other_drive, _) = channel_files(&graph, &other.id, "Leadership").await;
     assert_ne!(other_drive, leadership_drive);
     let (bytes, _) = content_at(&graph, &other_drive, &["Leadership", "plan.txt"])
         .await
