@@ -1378,7 +1378,6 @@ struct RecordedBackup<'a> {
     source_state: Option<String>,
 }
 
-/// Records the new recovery point and its items in one transaction.
 /// Makes catalog rows become visible in the order of their ids: the search index follows the
 /// catalog by the last row id it has looked at, so a row committed after a higher id was already
 /// visible would never be indexed. On PostgreSQL ids come from a sequence at insert time and two
@@ -1398,6 +1397,7 @@ async fn commit_in_id_order(txn: &sea_orm::DatabaseTransaction) -> StorageResult
     Ok(())
 }
 
+/// Records the new recovery point and its items in one transaction.
 async fn record_recovery_point(
     storage: &BackupStorage,
     archive: &Archive,

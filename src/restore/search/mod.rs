@@ -5,10 +5,10 @@
 //! indexed once (its content never changes: a changed item gets a new row), and the last row id
 //! looked at (the customer's or another's, stepped over) is the index's commit payload,
 //! committed with the documents, so a crash mid-update resumes where the last commit ended and
-//! never indexes a row twice. Which recovery points a
-//! hit is in comes from the catalog at query time, so retention needs no index update: rows it
-//! removes simply stop being found. The index lives on the node's local disk (under
-//! `data_dir/search/<customer>`); a node without it rebuilds it from the repository.
+//! never indexes a row twice. Which recovery points a hit is in comes from the catalog at query
+//! time, so retention needs no index update: rows it removes simply stop being found. The index
+//! lives on the node's local disk (under `data_dir/search/<customer>`); a node without it
+//! rebuilds it from the repository.
 
 mod index;
 mod query;
