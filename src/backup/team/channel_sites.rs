@@ -11,12 +11,10 @@
 //! team library's. A shared channel hosted by another organization is that organization's to
 //! back up; a channel whose site Microsoft has not made yet has no files.
 
-use futures::TryStreamExt;
-
-use super::channels::channel_folder;
+use super::channels::{channel_folder, hosted_elsewhere};
 use crate::backup::drive::{DriveCollected, DriveSource, DrivesState, collect_drive};
 use crate::backup::{BackupError, BackupServices, BackupTarget, RequestCounter};
-use crate::m365::{ChannelKind, ErrorKind, TenantClient};
+use crate::m365::{Channel, ChannelKind, ErrorKind, TenantClient};
 use crate::storage::{RecoveryPointId, SourceEvent};
 
 /// Where the channels' own libraries go in a team's archive.
@@ -33,44 +31,35 @@ pub(super) struct ChannelSites {
 }
 
 /// Collects the library of every private and shared channel of the team whose files are not in
-/// `team_drive` (the team's own library, backed up already).
+/// `team_drive` (the team's own library, backed up already). `channels` is the team's channel
+/// list as the conversations collector read it, `None` when it could not be listed.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn collect_channel_sites(
     services: &BackupServices,
     tenant: &TenantClient,
     target: &BackupTarget,
+    channels: Option<&[Channel]>,
     team_drive: &str,
     previous: &DrivesState,
     parent: Option<RecoveryPointId>,
     requests: &RequestCounter,
 ) -> Result<ChannelSites, BackupError> {
     let mut collected = ChannelSites::default();
-    requests.add(1);
-    let channels: Vec<crate::m365::Channel> = match tenant
-        .team_channels(&target.graph_id)
-        .try_collect()
-        .await
-    {
-        Ok(channels) => channels,
-        Err(err) => {
-            let reason = crate::backup::drive::plain_drive_error(&err);
-            collected.notes.push(format!(
-                    "The private and shared channels could not be listed ({reason}); their files were kept from the previous backup."
-                ));
-            collected.events.push(SourceEvent::Unlisted {
-                prefix: CHANNEL_SITES_PREFIX.into(),
-                reason,
-            });
-            return Ok(collected);
-        }
+    let Some(channels) = channels else {
+        let reason = "the team's channels could not be listed".to_string();
+        collected.notes.push(
+            "The private and shared channels could not be listed; their files were kept from the previous backup.".into(),
+        );
+        collected.events.push(SourceEvent::Unlisted {
+            prefix: CHANNEL_SITES_PREFIX.into(),
+            reason,
+        });
+        return Ok(collected);
     };
-    let own_tenant = tenant.tenant_id().to_string();
     let scope = crate::storage::scope::SystemScope::worker(target.customer, "drive backup");
-    for channel in &channels {
+    for channel in channels {
         if !matches!(channel.kind(), ChannelKind::Private | ChannelKind::Shared)
-            || channel
-                .tenant_id
-                .as_deref()
-                .is_some_and(|host| !host.eq_ignore_ascii_case(&own_tenant))
+            || hosted_elsewhere(channel, tenant)
         {
             continue;
         }

@@ -110,6 +110,8 @@ pub(crate) struct ChannelsCollection {
     pub notes: Vec<String>,
     /// Set when Microsoft refused the protected API: no channel's messages were read after it.
     pub refusal: Option<ProtectedApiRefusal>,
+    /// The team's channels as listed; `None` when they could not be listed.
+    pub channels: Option<Vec<Channel>>,
 }
 
 /// Collects the team's channel conversations as source events under `prefix`. Fails only
@@ -156,6 +158,7 @@ pub(crate) async fn collect_channels(
                 state: previous,
                 notes: Vec::new(),
                 refusal: None,
+                channels: None,
             });
         }
     };
@@ -217,11 +220,12 @@ pub(crate) async fn collect_channels(
         state,
         notes,
         refusal: run.refusal,
+        channels: Some(channels),
     })
 }
 
 /// Whether the channel is owned by another organization (a shared channel from outside).
-fn hosted_elsewhere(channel: &Channel, tenant: &TenantClient) -> bool {
+pub(crate) fn hosted_elsewhere(channel: &Channel, tenant: &TenantClient) -> bool {
     channel
         .tenant_id
         .as_deref()

@@ -54,6 +54,7 @@ async fn collect_team_files(
     services: &BackupServices,
     tenant: &crate::m365::TenantClient,
     target: &BackupTarget,
+    channels: Option<&[crate::m365::Channel]>,
     previous: &crate::backup::drive::DrivesState,
     parent: Option<crate::storage::RecoveryPointId>,
     requests: &RequestCounter,
@@ -96,7 +97,7 @@ async fn collect_team_files(
         mut notes,
     } = collected;
     let channel_sites = channel_sites::collect_channel_sites(
-        services, tenant, target, &drive.id, previous, parent, requests,
+        services, tenant, target, channels, &drive.id, previous, parent, requests,
     )
     .await?;
     events.extend(channel_sites.events);
@@ -175,6 +176,7 @@ async fn back_up_team(
         state: channels_state,
         mut notes,
         refusal,
+        channels,
     } = collected;
 
     // The team site's files (the group's document library, where channel files live) join the
@@ -188,6 +190,7 @@ async fn back_up_team(
         services,
         &tenant,
         target,
+        channels.as_deref(),
         &previous_files,
         parent_id,
         &requests,
